@@ -1,0 +1,24 @@
+#!/bin/sh
+# Make sure the Debian tools Sekisho needs are present.
+#   runtime: libmagic (python-magic), used by the daemon and CLI
+#   test:    + qpdf and poppler-utils (independent checkers in the tests)
+# Installs what is missing when running as root; otherwise fails naming the package.
+set -eu
+need=""
+have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
+have_lib libmagic.so.1 || need="$need libmagic1"
+if [ "${1:-runtime}" = test ]; then
+  command -v qpdf >/dev/null 2>&1 || need="$need qpdf"
+  command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"
+fi
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian packages:$need" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $need >/dev/null
+  exit 0
+fi
+echo "missing Debian packages:$need — install them with: sudo apt-get install$need" >&2
+exit 1

@@ -1,0 +1,3 @@
+"""Sekisho (関所): a sanitization gateway between network zones."""
+
+__version__ = "0.1.0"

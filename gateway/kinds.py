@@ -1,0 +1,115 @@
+"""Every finding kind Sekisho reports, in one place.
+
+Kind ids are part of report schema v1: external tools match on them, so an id is
+never renamed or reused. Add new ids; retire old ones by leaving them here.
+
+``active`` marks active content: if the verify step finds a kind with
+``active=True`` still present (not kept by policy) in an output, the item is
+blocked instead of delivered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+class Action(StrEnum):
+    REMOVED = "removed"          # taken out of the output
+    NEUTRALIZED = "neutralized"  # left in place but made inert (e.g. a field turned to text)
+    DISARMED = "disarmed"        # an embedded item was disarmed recursively and kept
+    KEPT = "kept"                # present, allowed by policy (e.g. hyperlinks)
+    REPORTED = "reported"        # noted only, nothing changed (e.g. a type mismatch)
+    REPAIRED = "repaired"        # structural damage repaired while rebuilding
+    BLOCKED = "blocked"          # the whole item was not delivered
+    FAILED = "failed"            # processing failed; the item was not delivered
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    kind: str
+    severity: Severity
+    active: bool
+    en: str
+    ja: str
+
+
+_H, _M, _L, _I = Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO
+
+_KINDS: tuple[KindInfo, ...] = (
+    # --- sniffing and policy -------------------------------------------------
+    KindInfo("sniff.type_mismatch", _M, False, "declared type differs from the real type",
+             "拡張子・宣言された形式と実際の形式が不一致"),
+    KindInfo("block.policy", _M, False, "type blocked by policy", "ポリシーによりブロック"),
+    KindInfo("block.quarantine", _M, False,
+             "held in quarantine by policy", "ポリシーにより隔離"),
+    KindInfo("block.unknown_type", _M, False, "unknown or unsupported type", "不明な形式"),
+    KindInfo("block.empty", _L, False, "empty file", "空のファイル"),
+    KindInfo("block.malformed", _M, False, "damaged beyond repair", "破損しており修復不能"),
+    KindInfo("block.limit", _M, False, "size or nesting limit exceeded", "サイズ・階層の上限超過"),
+    KindInfo("block.encrypted", _M, False,
+             "encrypted with a password", "パスワードで暗号化"),
+    KindInfo("block.unsupported", _M, False,
+             "no disarm stage for this type", "無害化に未対応の形式"),
+    KindInfo("block.residual", _H, False,
+             "active content left after disarm", "無害化後も危険な要素が残存"),
+    KindInfo("block.verify_failed", _M, False,
+             "rebuilt file failed verification", "再構成したファイルの検証に失敗"),
+    KindInfo("fail.error", _M, False, "internal error", "内部エラー"),
+    KindInfo("fail.timeout", _M, False, "processing timed out", "処理時間の上限超過"),
+    KindInfo("fail.crash", _M, False, "worker process died", "処理プロセスが異常終了"),
+    KindInfo("fail.memory", _M, False, "memory limit exceeded", "メモリ上限超過"),
+    # --- PDF -------------------------------------------------------------------
+    KindInfo("pdf.javascript", _H, True, "JavaScript", "JavaScript"),
+    KindInfo("pdf.open_action", _H, True, "action run on open", "文書を開いた時の自動動作"),
+    KindInfo("pdf.additional_actions", _H, True,
+             "automatic actions (/AA)", "イベント時の自動動作 (/AA)"),
+    KindInfo("pdf.launch", _H, True, "program launch action", "プログラム起動"),
+    KindInfo("pdf.submit_form", _H, True, "form submission to a server", "フォームの外部送信"),
+    KindInfo("pdf.import_data", _H, True, "form data import", "フォームデータの読み込み"),
+    KindInfo("pdf.remote_goto", _M, True, "link into another file (GoToR)",
+             "他ファイルへのリンク (GoToR)"),
+    KindInfo("pdf.embedded_goto", _M, True,
+             "link into an embedded file (GoToE)", "埋め込みファイルへのリンク (GoToE)"),
+    KindInfo("pdf.sound", _M, True, "sound action", "サウンド再生"),
+    KindInfo("pdf.movie", _M, True, "movie action", "動画再生"),
+    KindInfo("pdf.rich_media", _H, True, "rich media (Flash, 3D, video)",
+             "リッチメディア (Flash・3D・動画)"),
+    KindInfo("pdf.rendition", _M, True, "rendition (media) action", "メディア再生 (Rendition)"),
+    KindInfo("pdf.hide", _L, True, "hide/show action", "表示・非表示の切替"),
+    KindInfo("pdf.set_ocg_state", _L, True, "layer switching action", "レイヤー切替"),
+    KindInfo("pdf.goto_3d_view", _M, True, "3D view action", "3D 表示切替"),
+    KindInfo("pdf.transition", _L, True, "transition action", "画面切替効果"),
+    KindInfo("pdf.unknown_action", _H, True, "action of unknown type", "不明な種類の動作"),
+    KindInfo("pdf.uri", _L, True, "web link (URI)", "Web リンク (URI)"),
+    KindInfo("pdf.embedded_file", _H, True, "embedded file", "埋め込みファイル"),
+    KindInfo("pdf.file_attachment", _H, True, "file attachment annotation", "添付ファイル注釈"),
+    KindInfo("pdf.xfa", _H, True, "XFA form (scriptable)", "XFA フォーム (スクリプト可能)"),
+    KindInfo("pdf.encrypted", _I, False,
+             "encryption removed (no open password)", "暗号化を解除 (開くパスワードなし)"),
+    KindInfo("pdf.repaired", _I, False, "structural damage repaired", "構造の破損を修復"),
+    KindInfo("pdf.orphans", _I, False,
+             "unreferenced objects dropped (old revisions, hidden data)",
+             "参照されないオブジェクトを削除 (旧版・隠しデータ)"),
+)
+
+KINDS: dict[str, KindInfo] = {k.kind: k for k in _KINDS}
+
+
+def info(kind: str) -> KindInfo:
+    """The registry entry for ``kind``; unknown ids are a programming error."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise KeyError(f"finding kind {kind!r} is not listed in gateway/kinds.py") from None
+
+
+def is_active(kind: str) -> bool:
+    return info(kind).active

@@ -1,0 +1,90 @@
+"""The Stage protocol and the context a stage works in (DESIGN.md §3).
+
+A stage knows one format family. ``scan`` records what active content an input
+holds; ``disarm`` writes a rebuilt copy and records every change. Stages never
+copy their input through unchanged, never do I/O besides ``src``/``dst``, and
+call back into the pipeline (``ctx.recurse``) for embedded items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import BinaryIO, ClassVar, Protocol
+
+from gateway.kinds import Action
+from gateway.models import Finding, Verdict
+from gateway.policy import FormatPolicy, Policy
+
+
+class Mode(StrEnum):
+    SCAN = "scan"        # what would be removed; nothing written
+    DISARM = "disarm"    # rebuild and write the output
+    VERIFY = "verify"    # scan of our own output: anything active left blocks it
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """What ``ctx.recurse`` returns for one embedded item."""
+
+    verdict: Verdict
+    data: bytes | None        # the clean copy (DISARM mode, delivered verdicts only)
+    name: str                 # the name to store it under (may change: .docm -> .docx)
+    type: str                 # sniffed type id of the input
+    reason: str | None = None  # why it was blocked or failed
+    residual: tuple[Finding, ...] = ()  # SCAN/VERIFY: active findings inside it
+
+    @property
+    def delivered(self) -> bool:
+        return self.verdict.delivered and (self.data is not None)
+
+
+RecurseFn = Callable[[bytes, str], Embedded]
+
+
+@dataclass(slots=True)
+class StageContext:
+    policy: Policy
+    format: FormatPolicy
+    mode: Mode
+    location: str                 # location of the item inside the job ("a.pdf/b.docx")
+    type_id: str                  # sniffed type of the input
+    recurse_fn: RecurseFn
+    account_fn: Callable[[int], None]
+    findings: list[Finding] = field(default_factory=list)
+    #: set by a stage whose output changes type (docm -> docx): (type id, extension)
+    output_type: tuple[str, str] | None = None
+
+    def record(self, kind: str, location: str, *, action: str | Action = Action.REMOVED,
+               detail: str = "") -> Finding:
+        finding = Finding(kind=kind, action=str(action), location=location, detail=detail)
+        self.findings.append(finding)
+        return finding
+
+    def keeps(self, what: str) -> bool:
+        """Whether the policy keeps ``what`` (e.g. "hyperlinks") for this format."""
+        return what in self.format.keep
+
+    def option(self, name: str, default: str) -> str:
+        return self.format.option(name, default)
+
+    def recurse(self, data: bytes, name: str) -> Embedded:
+        """Run an embedded item through the whole pipeline (limits enforced there)."""
+        return self.recurse_fn(data, name)
+
+    def account(self, nbytes: int) -> None:
+        """Count bytes a stage expanded (decompressed) against the job's ratio limit."""
+        self.account_fn(nbytes)
+
+
+class Stage(Protocol):
+    name: ClassVar[str]                  # "pdf": the id used in policies and reports
+    formats: ClassVar[frozenset[str]]    # sniffed type ids it accepts
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        """Record what active content src holds (ctx.record), change nothing."""
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        """Write a rebuilt copy of src to dst; ctx.record() every change.
+        Raise Malformed / LimitExceeded; never copy src through unchanged."""

@@ -1,0 +1,288 @@
+"""Decide the real type of an input from its content, never from its name.
+
+One ordered table of structural checks runs first (cheap and exact); libmagic
+(python-magic) names what the table does not know. The declared name is only
+compared afterwards: a mismatch is reported and policy decides.
+
+Type ids are ``family.kind`` ("ooxml.docx", "executable.pe"); the family is what
+policies configure.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import BinaryIO
+
+import defusedxml.ElementTree as DET
+
+HEAD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Sniffed:
+    type_id: str
+    description: str
+    declared_family: str | None = None   # family the name's extension claims
+
+    @property
+    def family(self) -> str:
+        return self.type_id.split(".", 1)[0]
+
+    @property
+    def mismatch(self) -> bool:
+        return self.declared_family is not None and self.declared_family != self.family
+
+
+Check = Callable[[bytes, BinaryIO], str | None]
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _pdf(head: bytes, src: BinaryIO) -> str | None:
+    # Readers accept %PDF- anywhere in the first 1024 bytes.
+    return "pdf" if b"%PDF-" in head[:1024] else None
+
+
+_OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+
+
+def _ole(head: bytes, src: BinaryIO) -> str | None:
+    if not head.startswith(_OLE_MAGIC):
+        return None
+    # Refined by stream names. Full OLE support arrives with the Office stages;
+    # until then a good guess here keeps routing and mismatch findings right.
+    names = head[:HEAD].decode("utf-16-le", "ignore")
+    if "EncryptedPackage" in names:
+        return "ooxml.encrypted"
+    if "WordDocument" in names:
+        return "ole.doc"
+    if "Workbook" in names or "Book" in names:
+        return "ole.xls"
+    if "PowerPoint Document" in names:
+        return "ole.ppt"
+    if "\x05SummaryInformation" in names and "MsiDigitalSignature" in names:
+        return "executable.msi"
+    return "ole.other"
+
+
+_OOXML_MAIN: dict[str, str] = {
+    "wordprocessingml.document.main": "ooxml.docx",
+    "wordprocessingml.template.main": "ooxml.dotx",
+    "ms-word.document.macroEnabled.main": "ooxml.docm",
+    "ms-word.template.macroEnabledTemplate.main": "ooxml.dotm",
+    "spreadsheetml.sheet.main": "ooxml.xlsx",
+    "spreadsheetml.template.main": "ooxml.xltx",
+    "ms-excel.sheet.macroEnabled.main": "ooxml.xlsm",
+    "ms-excel.template.macroEnabled.main": "ooxml.xltm",
+    "ms-excel.addin.macroEnabled.main": "ooxml.xlam",
+    "ms-excel.sheet.binary.macroEnabled.main": "ooxml.xlsb",
+    "presentationml.presentation.main": "ooxml.pptx",
+    "presentationml.template.main": "ooxml.potx",
+    "presentationml.slideshow.main": "ooxml.ppsx",
+    "ms-powerpoint.presentation.macroEnabled.main": "ooxml.pptm",
+    "ms-powerpoint.template.macroEnabled.main": "ooxml.potm",
+    "ms-powerpoint.slideshow.macroEnabled.main": "ooxml.ppsm",
+    "ms-powerpoint.addin.macroEnabled.main": "ooxml.ppam",
+}
+
+
+def _zip(head: bytes, src: BinaryIO) -> str | None:
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return None
+    try:
+        src.seek(0)
+        with zipfile.ZipFile(src) as zf:
+            names = set(zf.namelist())
+            if "[Content_Types].xml" in names:
+                info = zf.getinfo("[Content_Types].xml")
+                if info.file_size > 4 * 1024 * 1024:
+                    return "ooxml.unknown"
+                return _ooxml_kind(zf.read(info))
+            if "mimetype" in names:
+                mimetype = zf.read("mimetype")[:100].decode("ascii", "replace").strip()
+                if mimetype.startswith("application/vnd.oasis.opendocument."):
+                    return "odf." + mimetype.rsplit(".", 1)[-1]
+            return "archive.zip"
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError):
+        return "archive.zip"  # damaged zip: the archive stage decides (block)
+
+
+def _ooxml_kind(xml: bytes) -> str:
+    try:
+        root = DET.fromstring(xml)
+    except Exception:
+        return "ooxml.unknown"
+    for el in root:
+        if el.tag.endswith("Override") and el.get("PartName", "").count("/") <= 2:
+            ctype = el.get("ContentType", "")
+            for key, type_id in _OOXML_MAIN.items():
+                if ctype.endswith(key + "+xml") or ctype.endswith(key):
+                    return type_id
+    return "ooxml.unknown"
+
+
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"{\\rt", "rtf"),
+    (0, b"MZ", "executable.pe"),
+    (0, b"\x7fELF", "executable.elf"),
+    (0, b"\xfe\xed\xfa\xce", "executable.macho"),
+    (0, b"\xfe\xed\xfa\xcf", "executable.macho"),
+    (0, b"\xce\xfa\xed\xfe", "executable.macho"),
+    (0, b"\xcf\xfa\xed\xfe", "executable.macho"),
+    (0, b"\xca\xfe\xba\xbe", "executable.macho"),
+    (0, bytes.fromhex("4C0000000114020000000000C000000000000046"), "executable.lnk"),
+    (0, bytes.fromhex("E4525C7B8CD8A74DAEB15378D02996D3"), "executable.onenote"),
+    (0, b"ITSF", "executable.chm"),
+    (0, b"conectix", "executable.vhd"),
+    (0, b"vhdxfile", "executable.vhd"),
+    (0x8001, b"CD001", "executable.iso"),
+    (0x9001, b"CD001", "executable.iso"),
+    (0, b"7z\xbc\xaf\x27\x1c", "archive.7z"),
+    (0, b"Rar!\x1a\x07", "archive.rar"),
+    (0, b"\x1f\x8b", "archive.gzip"),
+    (0, b"BZh", "archive.bzip2"),
+    (0, b"\xfd7zXZ\x00", "archive.xz"),
+    (0, b"MSCF", "archive.cab"),
+    (257, b"ustar", "archive.tar"),
+    (0, b"\x89PNG\r\n\x1a\n", "image.png"),
+    (0, b"\xff\xd8\xff", "image.jpeg"),
+    (0, b"GIF87a", "image.gif"),
+    (0, b"GIF89a", "image.gif"),
+    (0, b"BM", "image.bmp"),
+    (0, b"II*\x00", "image.tiff"),
+    (0, b"MM\x00*", "image.tiff"),
+)
+
+
+def _signature(head: bytes, src: BinaryIO) -> str | None:
+    for offset, magic, type_id in _SIGNATURES:
+        if offset + len(magic) > len(head):
+            src.seek(offset)
+            window = src.read(len(magic))
+        else:
+            window = head[offset : offset + len(magic)]
+        if window == magic:
+            if type_id == "image.bmp" and len(head) < 26:
+                continue
+            return type_id
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image.webp"
+    return None
+
+
+
+
+def _textual(head: bytes, src: BinaryIO) -> str | None:
+    sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if sample.startswith(b"id;p"):
+        return "executable.slk"
+    if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
+        return "executable.iqy"
+    if b"<svg" in sample[:2048] and (sample.startswith(b"<?xml") or sample.startswith(b"<svg")
+                                     or sample.startswith(b"<!doctype svg")):
+        return "svg"
+    if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")):
+        return "html"
+    if b"<?mso-application progid=\"word.document\"?>" in sample[:512]:
+        return "ooxml.wordml"
+    if b"<pkg:package" in sample[:2048]:
+        return "ooxml.flatopc"
+    return None
+
+
+#: extra checks registered by plugins (tests, site-specific types); run first
+EXTRA_CHECKS: list[Check] = []
+
+TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _textual)
+
+
+def _libmagic(head: bytes) -> str:
+    import magic  # noqa: PLC0415 - libmagic loads its database on first use only
+
+    mime = magic.from_buffer(head, mime=True)
+    if mime.startswith("text/"):
+        if mime == "text/html":
+            return "html"
+        if mime in ("text/x-shellscript", "text/x-python", "text/x-perl", "text/x-php",
+                    "text/x-msdos-batch"):
+            return "executable.script"
+        return "text.csv" if mime == "text/csv" else "text.plain"
+    if mime in ("message/rfc822", "message/news"):
+        return "mail.eml"
+    if mime in ("application/x-dosexec", "application/x-executable",
+                "application/x-sharedlib", "application/x-mach-binary"):
+        return "executable.binary"
+    if mime.startswith("image/"):
+        return "image." + mime.split("/", 1)[1]
+    return "unknown." + mime.replace("/", "-")
+
+
+def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
+    """Real type of ``src`` (seekable); position is left at 0."""
+    src.seek(0)
+    head = src.read(HEAD)
+    try:
+        type_id = _sniff_head(head, src)
+    finally:
+        src.seek(0)
+    description = type_id
+    return Sniffed(type_id=type_id, description=description,
+                   declared_family=declared_family(declared_name))
+
+
+def _sniff_head(head: bytes, src: BinaryIO) -> str:
+    if not head:
+        return "unknown.empty"
+    for check in (*EXTRA_CHECKS, *TABLE):
+        type_id = check(head, src)
+        if type_id:
+            return type_id
+    return _libmagic(head)
+
+
+def sniff_bytes(data: bytes, declared_name: str | None = None) -> Sniffed:
+    return sniff(io.BytesIO(data), declared_name)
+
+
+# ------------------------------------------------------------------- declared types
+
+EXTENSIONS: dict[str, str] = {}
+for _fam, _exts in {
+    "pdf": "pdf",
+    "ooxml": "docx docm dotx dotm xlsx xlsm xltx xltm xlam xlsb pptx pptm potx potm ppsx ppsm ppam",
+    "ole": "doc dot xls xlt ppt pot pps",
+    "rtf": "rtf",
+    "odf": "odt ods odp",
+    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh",
+    "image": "png jpg jpeg jpe gif bmp tif tiff webp",
+    "html": "html htm xhtml",
+    "svg": "svg",
+    "text": "txt csv tsv log",
+    "mail": "eml msg",
+    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg iso img vhd vhdx xll iqy slk "
+                  "chm hta js jse vbs vbe wsf wsh ps1 bat cmd jar",
+}.items():
+    for _ext in _exts.split():
+        EXTENSIONS[_ext] = _fam
+
+#: canonical extension per type id, used to name outputs whose real type differs
+CANONICAL_EXT: dict[str, str] = {
+    "pdf": "pdf", "rtf": "rtf", "html": "html", "svg": "svg",
+    "text.plain": "txt", "text.csv": "csv", "archive.zip": "zip", "mail.eml": "eml",
+    "image.png": "png", "image.jpeg": "jpg", "image.gif": "gif", "image.bmp": "bmp",
+    "image.tiff": "tif", "image.webp": "webp",
+    "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt",
+}
+for _id in _OOXML_MAIN.values():
+    CANONICAL_EXT[_id] = _id.split(".", 1)[1]
+
+
+def declared_family(name: str | None) -> str | None:
+    if not name:
+        return None
+    suffix = PurePath(name).suffix.lower().lstrip(".")
+    return EXTENSIONS.get(suffix)

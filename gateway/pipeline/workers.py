@@ -1,0 +1,189 @@
+"""Worker pool: disarm runs in child processes (DESIGN.md §3 Workers).
+
+Each job runs in a pebble process pool with:
+- ``max_tasks_per_child``: a child is replaced after N jobs, so a leaking
+  parser can't grow forever;
+- resource limits set in the child per job: address space (RLIMIT_AS) and CPU
+  seconds (RLIMIT_CPU, soft limit = CPU used so far + the job's allowance);
+- a wall-clock timeout per job: pebble kills the stuck child and starts a new one.
+
+A child that dies (segfault, abort, SIGXCPU, OOM kill) is retried at most
+``retries`` times, then the job fails closed. A timeout is not retried: the
+same input would hang again, and the sender is better served by a quick
+"failed" than by twice the wait. Every outcome is a Report; no exception leaves
+``submit``'s future.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+from collections.abc import Sequence
+from concurrent.futures import Future, TimeoutError
+from dataclasses import dataclass
+from pathlib import Path
+
+import pebble
+import structlog
+
+from gateway.models import Report, Verdict
+from gateway.pipeline import registry
+from gateway.pipeline.run import failed_report, process_file, scan_file
+from gateway.policy import Policy
+
+log = structlog.get_logger("sekisho.workers")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    job_id: str
+    src: Path
+    out: Path | None            # None: scan only
+    name: str
+    source: str = "cli"
+
+
+# ------------------------------------------------------------------------ child side
+
+
+def _child_init(plugins: Sequence[str], log_json: bool, log_level: str) -> None:
+    from gateway.log import configure  # noqa: PLC0415 - configured once per child
+
+    configure(json=log_json, level=log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    registry.load_plugins(plugins)
+
+
+def _set_limits(policy: Policy) -> None:
+    _, as_hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = policy.limits.max_memory
+    if as_hard != resource.RLIM_INFINITY:
+        want = min(want, as_hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, as_hard))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = used.ru_utime + used.ru_stime
+    _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(spent + policy.limits.max_cpu) + 1
+    if cpu_hard != resource.RLIM_INFINITY:
+        soft = min(soft, cpu_hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
+
+
+def _run_job(spec: JobSpec, policy: Policy) -> Report:
+    _set_limits(policy)
+    if spec.out is None:
+        return scan_file(spec.src, name=spec.name, policy=policy, job_id=spec.job_id,
+                         source=spec.source)
+    return process_file(spec.src, spec.out, name=spec.name, policy=policy,
+                        job_id=spec.job_id, source=spec.source)
+
+
+# ----------------------------------------------------------------------- parent side
+
+
+class WorkerPool:
+    """A process pool whose futures always resolve to a Report."""
+
+    def __init__(self, workers: int = 0, *, max_tasks_per_child: int = 200, retries: int = 1,
+                 plugins: Sequence[str] = (), log_json: bool = False,
+                 log_level: str = "INFO", start_method: str = "forkserver") -> None:
+        self.workers = workers or max(1, os.cpu_count() or 1)
+        self.retries = retries
+        ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            ctx.set_forkserver_preload(["gateway.pipeline.run", *registry.BUILTIN_MODULES])
+        self._pool = pebble.ProcessPool(
+            max_workers=self.workers, max_tasks=max_tasks_per_child,
+            initializer=_child_init, initargs=(tuple(plugins), log_json, log_level), context=ctx)
+
+    def submit(self, spec: JobSpec, policy: Policy) -> Future[Report]:
+        result: Future[Report] = Future()
+        self._schedule(spec, policy, result, attempt=0)
+        return result
+
+    def run(self, spec: JobSpec, policy: Policy) -> Report:
+        return self.submit(spec, policy).result()
+
+    def close(self, *, wait: bool = True) -> None:
+        if wait:
+            self._pool.close()  # type: ignore[no-untyped-call]
+        else:
+            self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(wait=exc[0] is None)
+
+    # -- internals
+
+    def _schedule(self, spec: JobSpec, policy: Policy, result: Future[Report],
+                  attempt: int) -> None:
+        try:
+            fut = self._pool.schedule(_run_job, args=(spec, policy),
+                                      timeout=policy.limits.timeout)
+        except RuntimeError as exc:  # pool closed
+            self._finish(result, spec, policy, "fail.error", f"worker pool unavailable: {exc}")
+            return
+        fut.add_done_callback(lambda f: self._done(f, spec, policy, result, attempt))
+
+    def _done(self, fut: Future[Report], spec: JobSpec, policy: Policy,
+              result: Future[Report], attempt: int) -> None:
+        try:
+            report = fut.result()
+        except TimeoutError:
+            log.warning("job.timeout", job_id=spec.job_id, timeout=policy.limits.timeout)
+            self._finish(result, spec, policy, "fail.timeout",
+                         f"processing took longer than {policy.limits.timeout:g} s")
+        except pebble.ProcessExpired as exc:
+            why = _describe_exit(exc.exitcode)
+            log.warning("job.worker_died", job_id=spec.job_id, exitcode=exc.exitcode,
+                        attempt=attempt)
+            if attempt < self.retries:
+                self._schedule(spec, policy, result, attempt + 1)
+                return
+            kind = "fail.memory" if why == "out of memory" else "fail.crash"
+            self._finish(result, spec, policy, kind,
+                         f"worker process {why} ({attempt + 1} attempts)")
+        except MemoryError:
+            self._finish(result, spec, policy, "fail.memory", "memory limit exceeded")
+        except BaseException as exc:
+            log.error("job.error", job_id=spec.job_id, error=type(exc).__name__)
+            self._finish(result, spec, policy, "fail.error",
+                         f"internal error ({type(exc).__name__})")
+        else:
+            result.set_result(report)
+
+    @staticmethod
+    def _finish(result: Future[Report], spec: JobSpec, policy: Policy, kind: str,
+                reason: str) -> None:
+        if spec.out is not None:
+            spec.out.unlink(missing_ok=True)  # never leave a partial output behind
+        try:
+            report = failed_report(spec.src, name=spec.name, policy=policy, job_id=spec.job_id,
+                                   source=spec.source, kind=kind, reason=reason,
+                                   verdict=Verdict.FAILED)
+        except OSError as exc:
+            result.set_exception(exc)
+            return
+        result.set_result(report)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "vanished"
+    if code < 0:
+        sig = -code
+        if sig == signal.SIGXCPU:
+            return "exceeded its CPU time limit"
+        if sig == signal.SIGKILL:
+            return "out of memory"  # the kernel's OOM killer, or an operator
+        try:
+            return f"was killed by {signal.Signals(sig).name}"
+        except ValueError:
+            return f"was killed by signal {sig}"
+    return f"exited with code {code}"

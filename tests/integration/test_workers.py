@@ -1,0 +1,95 @@
+"""The worker pool against stages that really hang, spin, allocate, abort and segfault."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.models import Verdict
+from gateway.pipeline.workers import JobSpec, WorkerPool
+from gateway.policy import FormatPolicy, Limits, Policy
+from tests.helpers import evil_stages as evil
+
+PLUGIN = "tests.helpers.evil_stages"
+FAST = Policy(name="fast", limits=Limits(timeout=3, max_cpu=2, max_memory=512 * 1024**2),
+              formats={"testonly": FormatPolicy("disarm")})
+
+pytestmark = pytest.mark.xdist_group("workers")
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    with WorkerPool(2, max_tasks_per_child=5, retries=1, plugins=[PLUGIN]) as p:
+        yield p
+
+
+def job(tmp_path: Path, behaviour: str, n: int = 0) -> JobSpec:
+    src = tmp_path / f"{behaviour}{n}.bin"
+    src.write_bytes(evil.make(behaviour))
+    return JobSpec(f"job-{behaviour}-{n}", src, tmp_path / f"{behaviour}{n}.out", src.name)
+
+
+def ok_after(pool: WorkerPool, tmp_path: Path) -> None:
+    report = pool.run(job(tmp_path, "active", 99), FAST)
+    assert report.verdict is Verdict.DISARMED
+
+
+def test_ok_job(pool: WorkerPool, tmp_path: Path) -> None:
+    spec = job(tmp_path, "ok")
+    report = pool.run(spec, FAST)
+    assert report.verdict is Verdict.CLEAN
+    assert spec.out is not None and spec.out.read_bytes() == evil.make("ok")
+
+
+def test_hang_times_out_and_pool_recovers(pool: WorkerPool, tmp_path: Path) -> None:
+    spec = job(tmp_path, "hang")
+    started = time.monotonic()
+    report = pool.run(spec, FAST)
+    assert time.monotonic() - started < 15
+    assert report.verdict is Verdict.FAILED
+    assert [(f.kind, f.action) for f in report.findings] == [("fail.timeout", "failed")]
+    assert report.reason == "processing took longer than 3 s"
+    assert report.output is None and spec.out is not None and not spec.out.exists()
+    ok_after(pool, tmp_path)
+
+
+def test_cpu_spin_hits_cpu_limit(pool: WorkerPool, tmp_path: Path) -> None:
+    pol = Policy(name="cpu", limits=Limits(timeout=30, max_cpu=1),
+                 formats={"testonly": FormatPolicy("disarm")})
+    started = time.monotonic()
+    report = pool.run(job(tmp_path, "spin"), pol)
+    assert time.monotonic() - started < 20  # two attempts of ~1-2 s CPU, not the 30 s timeout
+    assert report.verdict is Verdict.FAILED
+    assert [f.kind for f in report.findings] == ["fail.crash"]
+    assert report.reason == "worker process exceeded its CPU time limit (2 attempts)"
+    ok_after(pool, tmp_path)
+
+
+def test_memory_hog_fails_with_memory_reason(pool: WorkerPool, tmp_path: Path) -> None:
+    report = pool.run(job(tmp_path, "alloc"), FAST)
+    assert report.verdict is Verdict.FAILED
+    assert [f.kind for f in report.findings] == ["fail.memory"]
+    ok_after(pool, tmp_path)
+
+
+@pytest.mark.parametrize(("behaviour", "signame"), [("abort", "SIGABRT"), ("segv", "SIGSEGV")])
+def test_dying_worker_is_retried_then_fails(pool: WorkerPool, tmp_path: Path, behaviour: str,
+                                            signame: str) -> None:
+    report = pool.run(job(tmp_path, behaviour), FAST)
+    assert report.verdict is Verdict.FAILED
+    assert [f.kind for f in report.findings] == ["fail.crash"]
+    assert report.reason == f"worker process was killed by {signame} (2 attempts)"
+    assert report.input.size == len(evil.make(behaviour))
+    ok_after(pool, tmp_path)
+
+
+def test_many_jobs_with_crashes_mixed_in(pool: WorkerPool, tmp_path: Path) -> None:
+    kinds = ["ok", "abort", "active", "raise", "ok", "segv", "ok"] * 3
+    futures = [pool.submit(job(tmp_path, b, i), FAST) for i, b in enumerate(kinds)]
+    verdicts = [f.result(timeout=120).verdict for f in futures]
+    expected = {"ok": Verdict.CLEAN, "active": Verdict.DISARMED, "abort": Verdict.FAILED,
+                "segv": Verdict.FAILED, "raise": Verdict.FAILED}
+    assert verdicts == [expected[b] for b in kinds]
