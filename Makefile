@@ -29,7 +29,7 @@ tools:
 	@sh .ci/ensure-tools.sh test
 
 lint: install
-	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff check gateway tests $(wildcard bench)
 
 typecheck: install
 	$(BIN)/mypy
