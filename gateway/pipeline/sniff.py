@@ -11,6 +11,7 @@ policies configure.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,7 +198,51 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
 #: extra checks registered by plugins (tests, site-specific types); run first
 EXTRA_CHECKS: list[Check] = []
 
-TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _textual)
+
+
+_MIME_TYPES: dict[str, str] = {
+    "application/x-tar": "archive.tar",
+    "application/zip": "archive.zip",
+    "application/gzip": "archive.gzip",
+    "application/x-7z-compressed": "archive.7z",
+    "application/x-rar": "archive.rar",
+    "application/vnd.rar": "archive.rar",
+    "application/vnd.ms-tnef": "mail.tnef",
+    "application/x-ms-wim": "executable.wim",
+    "application/vnd.ms-cab-compressed": "archive.cab",
+    "application/x-iso9660-image": "executable.iso",
+}
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:[ \t]?[^\r\n]*\r?$")
+_MAIL_HEADERS = (b"from", b"to", b"subject", b"date", b"received", b"message-id",
+                 b"mime-version", b"return-path", b"content-type", b"delivered-to", b"reply-to",
+                 b"x-mailer", b"sender", b"cc")
+
+
+def _mail(head: bytes, src: BinaryIO) -> str | None:
+    """RFC 5322 header block at the top (or an mbox "From " line)."""
+    text = head[:16384]
+    if text.startswith(b"From ") and b"\n" in text:
+        first, _, rest = text.partition(b"\n")
+        if re.search(rb"\d{4}\s*$", first.rstrip(b"\r")) or _looks_like_headers(rest):
+            return "mail.mbox"
+    return "mail.eml" if _looks_like_headers(text) else None
+
+
+def _looks_like_headers(text: bytes) -> bool:
+    known = 0
+    lines = 0
+    for line in text.split(b"\n")[:200]:
+        if not line.strip(b"\r"):
+            break  # end of the header block
+        if line[:1] in (b" ", b"\t"):
+            continue  # folded continuation
+        if not _HEADER_LINE.match(line):
+            return False
+        lines += 1
+        if line.split(b":", 1)[0].strip().lower() in _MAIL_HEADERS:
+            known += 1
+    return lines >= 2 and known >= 2
 
 
 def _libmagic(head: bytes) -> str:
@@ -213,12 +258,18 @@ def _libmagic(head: bytes) -> str:
         return "text.csv" if mime == "text/csv" else "text.plain"
     if mime in ("message/rfc822", "message/news"):
         return "mail.eml"
+    if mime in _MIME_TYPES:
+        return _MIME_TYPES[mime]
     if mime in ("application/x-dosexec", "application/x-executable",
                 "application/x-sharedlib", "application/x-mach-binary"):
         return "executable.binary"
     if mime.startswith("image/"):
         return "image." + mime.split("/", 1)[1]
     return "unknown." + mime.replace("/", "-")
+
+
+#: the ordered table: first match wins
+TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _textual, _mail)
 
 
 def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:

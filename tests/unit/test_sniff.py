@@ -1,0 +1,94 @@
+"""The sniff table: real type from content, never from the name."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from gateway.pipeline.sniff import sniff_bytes
+
+
+def ooxml(main_ctype: str, extra: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("[Content_Types].xml", (
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/word/document.xml" ContentType="{main_ctype}"/></Types>'))
+        zf.writestr("word/document.xml", "<w:document/>")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def plain_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.txt", "hello")
+    return buf.getvalue()
+
+
+W = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+WM = "application/vnd.ms-word.document.macroEnabled.main+xml"
+
+CASES: list[tuple[str, bytes, str]] = [
+    ("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "pdf"),
+    ("pdf after junk", b"\x00" * 100 + b"%PDF-1.4\n", "pdf"),
+    ("docx", ooxml(W), "ooxml.docx"),
+    ("docm", ooxml(WM), "ooxml.docm"),
+    ("zip", plain_zip(), "archive.zip"),
+    ("rtf", b"{\\rtf1\\ansi hello}", "rtf"),
+    ("rtf word-style header", b"{\\rtxyz hello}", "rtf"),
+    ("pe", b"MZ\x90\x00\x03" + b"\x00" * 59, "executable.pe"),
+    ("elf", b"\x7fELF\x02\x01\x01" + b"\x00" * 9, "executable.elf"),
+    ("macho", b"\xcf\xfa\xed\xfe" + b"\x00" * 28, "executable.macho"),
+    ("lnk", bytes.fromhex("4C0000000114020000000000C000000000000046") + b"\x00" * 56,
+     "executable.lnk"),
+    ("onenote", bytes.fromhex("E4525C7B8CD8A74DAEB15378D02996D3") + b"\x00" * 16,
+     "executable.onenote"),
+    ("iso", b"\x00" * 0x8001 + b"CD001" + b"\x00" * 100, "executable.iso"),
+    ("chm", b"ITSF\x03\x00\x00\x00" + b"\x00" * 32, "executable.chm"),
+    ("vhd", b"conectix" + b"\x00" * 100, "executable.vhd"),
+    ("slk", b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\nE\r\n", "executable.slk"),
+    ("iqy", b"WEB\r\n1\r\nhttp://example.invalid/x\r\n", "executable.iqy"),
+    ("png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image.png"),
+    ("jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image.jpeg"),
+    ("gif", b"GIF89a" + b"\x00" * 20, "image.gif"),
+    ("webp", b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 20, "image.webp"),
+    ("7z", b"7z\xbc\xaf\x27\x1c" + b"\x00" * 20, "archive.7z"),
+    ("rar", b"Rar!\x1a\x07\x01\x00" + b"\x00" * 20, "archive.rar"),
+    ("gzip", b"\x1f\x8b\x08\x00" + b"\x00" * 20, "archive.gzip"),
+    ("html", b"<!DOCTYPE html><html><body>x</body></html>", "html"),
+    ("svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "svg"),
+    ("mail", b"From: a@example.jp\r\nTo: b@example.jp\r\nSubject: hi\r\n\r\nbody\r\n",
+     "mail.eml"),
+    ("mbox", b"From a@example.jp Thu Nov 26 10:00:00 2026\nFrom: a@example.jp\nTo: b@x\n\nhi\n",
+     "mail.mbox"),
+    ("text", "議事録です。\n".encode(), "text.plain"),
+    ("empty", b"", "unknown.empty"),
+]
+
+
+@pytest.mark.parametrize(("label", "data", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_table(label: str, data: bytes, expected: str) -> None:
+    assert sniff_bytes(data).type_id == expected
+
+
+def test_ooxml_kind_comes_from_content_types_not_name() -> None:
+    got = sniff_bytes(ooxml(WM), "report.docx")
+    assert got.type_id == "ooxml.docm"
+    assert not got.mismatch  # same family: the stage converts docm -> docx and reports it
+
+
+@pytest.mark.parametrize(("name", "data", "mismatch"), [
+    ("invoice.pdf", b"MZ\x90\x00" + b"\x00" * 60, True),
+    ("letter.doc", b"{\\rtf1 hi}", True),
+    ("photo.jpg", b"%PDF-1.4\n", True),
+    ("photo.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 20, False),
+    ("noext", b"%PDF-1.4\n", False),
+    ("weird.xyz", b"%PDF-1.4\n", False),
+])
+def test_declared_type_mismatch(name: str, data: bytes, mismatch: bool) -> None:
+    assert sniff_bytes(data, name).mismatch is mismatch
