@@ -88,6 +88,9 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("pdf.goto_3d_view", _M, True, "3D view action", "3D 表示切替"),
     KindInfo("pdf.transition", _L, True, "transition action", "画面切替効果"),
     KindInfo("pdf.unknown_action", _H, True, "action of unknown type", "不明な種類の動作"),
+    KindInfo("pdf.other_action", _L, True,
+             "other action not on the allow-list (ResetForm, menu items…)",
+             "許可リスト外のその他の動作 (フォームリセット・メニュー操作など)"),
     KindInfo("pdf.uri", _L, True, "web link (URI)", "Web リンク (URI)"),
     KindInfo("pdf.embedded_file", _H, True, "embedded file", "埋め込みファイル"),
     KindInfo("pdf.file_attachment", _H, True, "file attachment annotation", "添付ファイル注釈"),
@@ -156,6 +159,13 @@ _KINDS: tuple[KindInfo, ...] = (
              "INCLUDEPICTURE/INCLUDETEXT field", "INCLUDEPICTURE/INCLUDETEXT フィールド"),
     KindInfo("rtf.datastore", _M, True, "data store (\\datastore)", "データストア (\\datastore)"),
     KindInfo("rtf.hyperlink", _L, True, "hyperlink field", "ハイパーリンク"),
+    # --- images ------------------------------------------------------------------------
+    KindInfo("image.metadata", _L, False,
+             "metadata (EXIF, XMP, comments)", "メタデータ (EXIF・XMP・コメント)"),
+    KindInfo("image.trailing_data", _M, True,
+             "data appended after the image (polyglot)", "画像末尾に付加されたデータ"),
+    KindInfo("image.repaired", _I, False,
+             "truncated image, decodable part kept", "途中で切れた画像 (表示できる部分を保持)"),
 )
 
 KINDS: dict[str, KindInfo] = {k.kind: k for k in _KINDS}

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from gateway.pipeline.api import Stage
 
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = ("gateway.stages.image",)
 
 _by_type: dict[str, Stage] = {}
 _loaded = False

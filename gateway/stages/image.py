@@ -1,0 +1,194 @@
+"""Images: decode and re-encode the pixels (DESIGN.md §8 Images).
+
+Re-encoding drops everything that is not pixels: EXIF/XMP/IPTC metadata,
+comments, text chunks, trailing data after the end marker and appended
+polyglot payloads. The output keeps the format, size, mode, animation frames
+and timing, and the ICC colour profile (colour data only; without it CMYK and
+wide-gamut images change colour). EXIF orientation is applied to the pixels
+before EXIF is dropped, so photos do not turn sideways.
+
+Decompression bombs (more pixels than Image.MAX_IMAGE_PIXELS allows, at any
+frame) are a LimitExceeded; images Pillow cannot decode are Malformed. A
+truncated image that still decodes in part is delivered with what decodes
+(recorded as image.repaired), like viewers show it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from typing import Any, BinaryIO, ClassVar
+
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from gateway.errors import LimitExceeded, Malformed
+from gateway.kinds import Action
+from gateway.pipeline import registry
+from gateway.pipeline.api import StageContext
+
+#: pixels per frame; above this decoding is refused (Pillow's default is ~89 M)
+MAX_PIXELS = 120_000_000
+
+_FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image.bmp": "BMP",
+            "image.tiff": "TIFF", "image.webp": "WEBP"}
+
+
+class ImageStage:
+    name: ClassVar[str] = "image"
+    formats: ClassVar[frozenset[str]] = frozenset(_FORMATS)
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        data = src.read()
+        with _open(data) as im:
+            _report(im, data, ctx)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        data = src.read()
+        with _open(data) as im:
+            _report(im, data, ctx)
+            fmt = im.format or _FORMATS[ctx.type_id]
+            lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
+            truncated = _reencode(im, fmt, dst, ctx, lossless=lossless)
+        if truncated:
+            ctx.record("image.repaired", "", action=Action.REPAIRED,
+                       detail="truncated image; the part that decodes was kept")
+
+
+def _open(data: bytes) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            im.size  # noqa: B018 - forces header parsing inside the warning filter
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise Malformed(f"image cannot be decoded ({type(exc).__name__})") from None
+    w, h = im.size
+    if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
+        im.close()
+        raise LimitExceeded(f"image of {w}x{h} pixels exceeds the decoding limit")
+    return im
+
+
+def _report(im: Image.Image, data: bytes, ctx: StageContext) -> None:
+    known = ("icc_profile", "dpi", "gamma", "transparency", "duration", "loop", "background",
+             "version", "progressive", "progression", "jfif", "jfif_version", "jfif_unit",
+             "jfif_density", "aspect", "interlace", "compression", "srgb", "chromaticity",
+             "disposal", "lossless", "bbox", "default_image", "blend", "adobe_transform",
+             "resolution", "exif_note")
+    # everything that is not how to draw the pixels is metadata (PNG text chunks land in
+    # info under their own keywords, JPEG APPn segments under exif/xmp/photoshop/adobe…)
+    found = sorted(k for k in im.info if isinstance(k, str) and k not in known)
+    if found:
+        ctx.record("image.metadata", "", detail="metadata: " + ", ".join(found))
+    tail = _trailing_bytes(im.format or "", data)
+    if tail:
+        ctx.record("image.trailing_data", "", detail=f"{tail} bytes after the end of the image")
+
+
+def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
+              lossless: bool) -> bool:
+    """Write the pixels of every frame to dst; True when the input was truncated."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        frames = _frames(im, ctx)
+        truncated = False
+    except OSError:
+        ImageFile.LOAD_TRUNCATED_IMAGES = True  # decode what is there, like viewers
+        try:
+            im.seek(0)
+            frames = _frames(im, ctx)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+        truncated = True
+    except (ValueError, SyntaxError, struct.error) as exc:
+        raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+    options = _save_options(im, fmt, frames, lossless=lossless)
+    first, rest = frames[0], frames[1:]
+    try:
+        first.save(dst, format=fmt, save_all=bool(rest), append_images=rest, **options)
+    except (OSError, ValueError) as exc:
+        raise Malformed(f"image cannot be re-encoded ({type(exc).__name__})") from None
+    return truncated
+
+
+def _frames(im: Image.Image, ctx: StageContext) -> list[Image.Image]:
+    frames: list[Image.Image] = []
+    count = getattr(im, "n_frames", 1)
+    if count > 10_000:
+        raise LimitExceeded(f"image has {count} frames")
+    for index in range(count):
+        im.seek(index)
+        frame = im.copy()
+        frame.load()
+        ctx.account(frame.width * frame.height * len(frame.getbands()))
+        frame.info = {k: v for k, v in im.info.items() if k in ("duration", "loop", "disposal",
+                                                                  "transparency", "background")}
+        frames.append(frame)
+    if count == 1 and im.format in ("JPEG", "TIFF", "WEBP", "PNG"):
+        method = _ORIENTATION.get(im.getexif().get(0x0112, 1))
+        if method is not None:  # rotate the pixels before EXIF (and its orientation) goes
+            frames[0] = frames[0].transpose(method)
+    return frames
+
+
+_T = Image.Transpose
+_ORIENTATION = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM,
+                5: _T.TRANSPOSE, 6: _T.ROTATE_270, 7: _T.TRANSVERSE, 8: _T.ROTATE_90}
+
+
+def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
+                  lossless: bool) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    icc = im.info.get("icc_profile")
+    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+        opts["icc_profile"] = icc
+    if fmt == "JPEG":
+        tables = getattr(im, "quantization", None)
+        if im.format == "JPEG" and tables and frames[0].mode == im.mode:
+            # the source's own quantization tables and subsampling: no visible loss
+            from PIL import JpegImagePlugin  # noqa: PLC0415
+
+            opts.update(qtables=tables, subsampling=JpegImagePlugin.get_sampling(im))
+        else:
+            opts["quality"] = 92
+        if frames[0].mode not in ("L", "RGB", "CMYK"):
+            frames[0] = frames[0].convert("RGB")
+    elif fmt == "GIF":
+        for key in ("duration", "loop", "disposal", "transparency", "background"):
+            if key in im.info:
+                opts[key] = im.info[key]
+        if len(frames) > 1:
+            opts["duration"] = [f.info.get("duration", im.info.get("duration", 100))
+                                for f in frames]
+    elif fmt == "WEBP":
+        opts.update(lossless=lossless, quality=90)
+        if len(frames) > 1:
+            opts["duration"] = [f.info.get("duration", 100) for f in frames]
+            opts["loop"] = im.info.get("loop", 0)
+    elif fmt == "TIFF":
+        opts["compression"] = "tiff_adobe_deflate"
+    elif fmt == "PNG" and len(frames) > 1:
+        opts["duration"] = [f.info.get("duration", 100) for f in frames]
+        opts["loop"] = im.info.get("loop", 0)
+    return opts
+
+
+def _trailing_bytes(fmt: str, data: bytes) -> int:
+    if fmt == "PNG":
+        end = data.find(b"IEND")
+        return max(0, len(data) - (end + 8)) if end >= 0 else 0
+    if fmt == "GIF":
+        return 0  # GIF has no reliable end marker scan without decoding; re-encoding drops it
+    if fmt == "JPEG":
+        end = data.rfind(b"\xff\xd9")
+        return max(0, len(data) - (end + 2)) if end >= 0 else 0
+    return 0
+
+
+registry.register(ImageStage())

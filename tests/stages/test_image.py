@@ -1,0 +1,174 @@
+"""Images are re-encoded: metadata, trailing data and polyglot payloads go; pixels stay."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, PngImagePlugin
+
+import gateway.stages.image  # noqa: F401 - registers the stage
+from gateway.models import Verdict
+from gateway.pipeline.run import process_file
+from gateway.policy import load
+from tests.conftest import check_report_schema, corpus_dir
+
+POLICY = load("default")
+
+
+def picture(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> Image.Image:
+    im = Image.new(mode, size)
+    for x in range(size[0]):
+        for y in range(size[1]):
+            im.putpixel((x, y), (x * 4 % 256, y * 5 % 256, (x + y) % 256)[: len(mode)]
+                        if mode != "L" else (x + y) % 256)
+    return im
+
+
+def encode(im: Image.Image, fmt: str, **opts: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **opts)
+    return buf.getvalue()
+
+
+def run(tmp_path: Path, data: bytes, name: str):
+    src, out = tmp_path / name, tmp_path / ("out-" + name)
+    src.write_bytes(data)
+    report = process_file(src, out, policy=POLICY)
+    check_report_schema(report)
+    return report, out
+
+
+def findings(report) -> set[tuple[str, str]]:
+    return {(f.kind, f.location) for f in report.items[0].findings}
+
+
+def same_pixels(a: bytes, b: bytes, tolerance: int = 0) -> bool:
+    with Image.open(io.BytesIO(a)) as ia, Image.open(io.BytesIO(b)) as ib:
+        diff = ImageChops.difference(ia.convert("RGB"), ib.convert("RGB")).getextrema()
+        return ia.size == ib.size and max(hi for _, hi in diff) <= tolerance
+
+
+def test_jpeg_exif_comment_and_appended_payload(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "<script>alert(1)</script>"  # ImageDescription
+    base = encode(picture(), "JPEG", quality=90, exif=exif.tobytes(), comment=b"<?php system();?>")
+    data = base + b"PK\x03\x04 appended zip polyglot payload"
+    report, out = run(tmp_path, data, "photo.jpg")
+    assert report.verdict is Verdict.DISARMED
+    assert findings(report) == {("image.metadata", ""), ("image.trailing_data", "")}
+    result = out.read_bytes()
+    assert b"Exif" not in result and b"<?php" not in result and b"PK\x03\x04" not in result
+    assert result.endswith(b"\xff\xd9")
+    assert same_pixels(base, result, tolerance=8)  # same quantization tables: near-identical
+
+
+def test_png_text_chunks_and_trailing_data(tmp_path: Path) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "<svg onload=alert(1)>")
+    base = encode(picture("RGBA"), "PNG", pnginfo=info)
+    report, out = run(tmp_path, base + b"<?php echo 1; ?>", "a.png")
+    assert report.verdict is Verdict.DISARMED
+    assert findings(report) == {("image.metadata", ""), ("image.trailing_data", "")}
+    result = out.read_bytes()
+    assert b"tEXt" not in result and b"<?php" not in result
+    assert result.endswith(b"IEND\xaeB`\x82")
+    assert same_pixels(base, result)
+
+
+def test_clean_png_is_rebuilt_and_clean(tmp_path: Path) -> None:
+    base = encode(picture(), "PNG")
+    report, out = run(tmp_path, base, "clean.png")
+    assert report.verdict is Verdict.CLEAN
+    assert findings(report) == set()
+    assert same_pixels(base, out.read_bytes())
+
+
+def test_animated_gif_keeps_frames_and_timing(tmp_path: Path) -> None:
+    frames = [picture().convert("P"), picture().rotate(90).convert("P"), picture("L").convert("P")]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=[100, 200,
+                                                                                       300],
+                  loop=0, comment=b"hidden")
+    report, out = run(tmp_path, data, "anim.gif")
+    assert report.verdict is Verdict.DISARMED
+    with Image.open(out) as im:
+        assert im.n_frames == 3
+        durations = []
+        for i in range(3):
+            im.seek(i)
+            durations.append(im.info["duration"])
+        assert durations == [100, 200, 300]
+    assert b"hidden" not in out.read_bytes()
+
+
+def test_exif_orientation_is_applied_before_exif_goes(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    data = encode(picture(size=(64, 32)), "JPEG", exif=exif.tobytes())
+    report, out = run(tmp_path, data, "rotated.jpg")
+    assert report.verdict is Verdict.DISARMED
+    with Image.open(out) as im:
+        assert im.size == (32, 64)
+        assert im.getexif().get(0x0112) is None
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("BMP", "a.bmp"), ("TIFF", "a.tif"),
+                                           ("WEBP", "a.webp")])
+def test_other_formats_round_trip(tmp_path: Path, fmt: str, name: str) -> None:
+    data = encode(picture(), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    report, out = run(tmp_path, data, name)
+    assert report.verdict is Verdict.CLEAN
+    assert report.output is not None and report.output.type == report.input.type
+    assert same_pixels(data, out.read_bytes())
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_decompression_bomb_is_blocked(tmp_path: Path) -> None:
+    ihdr = struct.pack(">IIBBBBB", 200_000, 200_000, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + _png_chunk(b"IEND", b""))
+    report, out = run(tmp_path, data, "bomb.png")
+    assert report.verdict is Verdict.BLOCKED
+    assert findings(report) == {("block.limit", "")}
+    assert not out.exists()
+
+
+def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
+    data = encode(picture(size=(200, 200)), "PNG")
+    report, out = run(tmp_path, data[: len(data) // 2], "cut.png")
+    assert report.verdict is Verdict.CLEAN
+    assert findings(report) == {("image.repaired", "")}
+    with Image.open(out) as im:
+        assert im.size == (200, 200)
+
+
+def test_undecodable_image_is_blocked(tmp_path: Path) -> None:
+    report, out = run(tmp_path, b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "junk.png")
+    assert report.verdict is Verdict.BLOCKED
+    assert findings(report) == {("block.malformed", "")}
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_corpus_images(tmp_path: Path) -> None:
+    files = sorted(p for p in (corpus_dir() / "h_image").rglob("*") if p.is_file())
+    assert len(files) >= 20
+    expected_blocked = {"broken.png"}  # 80 bytes, not decodable by any reader
+    blocked = set()
+    for path in files:
+        out = tmp_path / path.name
+        report = process_file(path, out, policy=POLICY)
+        if report.verdict.delivered:
+            with Image.open(out) as im:
+                im.load()
+            data = out.read_bytes()
+            assert b"<?php" not in data and b"<script" not in data.lower(), path.name
+        else:
+            blocked.add(path.name)
+    assert blocked == expected_blocked
