@@ -11,7 +11,11 @@ from collections.abc import Iterable
 
 from gateway.pipeline.api import Stage
 
-BUILTIN_MODULES: tuple[str, ...] = ("gateway.stages.image",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "gateway.stages.image",
+    "gateway.stages.html",
+    "gateway.stages.svg",
+)
 
 _by_type: dict[str, Stage] = {}
 _loaded = False

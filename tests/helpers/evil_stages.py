@@ -47,6 +47,8 @@ def policy(**over: FormatPolicy) -> Policy:
 def _check(head: bytes, src: BinaryIO) -> str | None:
     if head.startswith(PREFIX):
         behaviour = head[len(PREFIX):].split(b"\n", 1)[0].decode("ascii", "replace")
+        if behaviour == "nostage":  # routed to a type no stage accepts
+            return "testonly.nostage"
         return f"testonly.{behaviour}" if behaviour in BEHAVIOURS else None
     return None
 

@@ -111,8 +111,7 @@ def test_pass_policy_delivers_text(tmp_path: Path) -> None:
 
 
 def test_type_without_stage_is_blocked(tmp_path: Path) -> None:
-    pol = evil.policy(image=FormatPolicy(action="disarm"))
-    report, _ = run(tmp_path, b"GIF89a" + b"\x00" * 100, name="a.gif", policy=pol)
+    report, _ = run(tmp_path, evil.PREFIX + b"nostage\nx")
     assert report.verdict is Verdict.BLOCKED
     assert keys(report.items[0]) == {("block.unsupported", "")}
 

