@@ -144,6 +144,12 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("ole.include_field", _H, True,
              "INCLUDEPICTURE/INCLUDETEXT field", "INCLUDEPICTURE/INCLUDETEXT フィールド"),
     KindInfo("ole.activex", _H, True, "ActiveX control", "ActiveX コントロール"),
+    KindInfo("ole.external_link", _M, True,
+             "link to another file (LINK field, external workbook)",
+             "他のファイルへのリンク (LINK フィールド・外部ブック)"),
+    KindInfo("ole.auto_action", _H, True,
+             "action that runs a macro or program (auto-run name, click action)",
+             "マクロ・プログラムを実行する動作 (自動実行名・クリック時の動作)"),
     KindInfo("ole.converted", _I, False,
              "converted to Office Open XML", "Office Open XML 形式に変換"),
     # --- RTF -----------------------------------------------------------------------------
@@ -196,6 +202,18 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("svg.processing_instruction", _M, True,
              "xml-stylesheet processing instruction", "xml-stylesheet 処理命令"),
     KindInfo("svg.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
+    # --- archives ----------------------------------------------------------------------
+    KindInfo("archive.member_blocked", _H, True,
+             "member removed (could not be made safe)", "安全にできない格納ファイルを削除"),
+    KindInfo("archive.member_active", _H, True,
+             "member disarmed", "格納ファイルを無害化"),
+    KindInfo("archive.link", _M, True,
+             "link or special file removed", "リンク・特殊ファイルを削除"),
+    KindInfo("archive.duplicate", _M, False,
+             "duplicate member name removed", "重複した名前の格納ファイルを削除"),
+    KindInfo("archive.path_cleaned", _M, False,
+             "unsafe member name cleaned (.., absolute path, control characters)",
+             "危険なファイル名を修正 (..・絶対パス・制御文字)"),
 )
 
 KINDS: dict[str, KindInfo] = {k.kind: k for k in _KINDS}

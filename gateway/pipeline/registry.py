@@ -15,6 +15,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gateway.stages.image",
     "gateway.stages.html",
     "gateway.stages.svg",
+    "gateway.stages.archive",
 )
 
 _by_type: dict[str, Stage] = {}

@@ -13,7 +13,7 @@ import io
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import BinaryIO
 
@@ -25,7 +25,7 @@ from gateway.kinds import Action
 from gateway.models import FileInfo, Finding, ItemReport, Report, Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Embedded, Mode, Stage, StageContext
-from gateway.pipeline.limits import Budget
+from gateway.pipeline.limits import Budget, JobLimitExceeded
 from gateway.pipeline.sniff import CANONICAL_EXT, Sniffed, sniff
 from gateway.policy import Policy
 
@@ -122,6 +122,11 @@ def _run_root(src: Path, out: Path | None, *, name: str, policy: Policy, job_id:
             else:
                 with open(out, "w+b") as fdst:
                     outcome = _item(job, fsrc, fdst, name, name, mode, depth=0)
+        if job.budget.exhausted and outcome.verdict.delivered:  # a stage swallowed it
+            root = job.items[0]
+            _stop_item(root, _Stop(Verdict.BLOCKED, "block.limit", job.budget.exhausted))
+            outcome = _Outcome(Verdict.BLOCKED, outcome.type_id, outcome.type_id, name,
+                               root.error)
     output = None
     if out is not None:
         if outcome.verdict.delivered:
@@ -157,6 +162,11 @@ def _item(job: _Job, src: BinaryIO, dst: BinaryIO | None, name: str, location: s
         outcome = _route(job, item, sniffed, src, dst, name, location, mode, depth)
     except _Stop as stop:
         _stop_item(item, stop)
+    except JobLimitExceeded as exc:
+        if depth > 0:
+            _stop_item(item, _Stop(Verdict.BLOCKED, "block.limit", str(exc)))
+            raise  # the whole job stops; the root item reports it
+        _stop_item(item, _Stop(Verdict.BLOCKED, "block.limit", str(exc)))
     except ItemError as exc:
         _stop_item(item, _Stop(Verdict.BLOCKED, _BLOCK_KIND.get(exc.reason, "block.malformed"),
                                str(exc) or exc.reason))
@@ -250,10 +260,18 @@ def _context(job: _Job, stage: Stage, type_id: str, location: str, mode: Mode, d
 
 def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
              depth: int) -> Embedded:
-    job.budget.enter(depth, len(data))  # LimitExceeded propagates: the parent is blocked
+    base = PurePath(name).name or "unnamed"
+    too_much = job.budget.enter(depth, len(data))  # JobLimitExceeded stops the whole job
+    if too_much:
+        item = ItemReport(stage="pipeline", location=location, verdict=Verdict.BLOCKED)
+        _stop_item(item, _Stop(Verdict.BLOCKED, "block.limit", too_much))
+        job.items.append(item)
+        return Embedded(verdict=Verdict.BLOCKED, data=None, name=base, type="unknown",
+                        reason=too_much)
     src = io.BytesIO(data)
     dst = io.BytesIO() if mode is Mode.DISARM else None
-    outcome = _item(job, src, dst, PurePath(name).name or "unnamed", location, mode, depth)
+    outcome = _item(job, src, dst, base, location, mode, depth)
+    job.budget.check()  # a stage must not swallow a job-wide limit
     out = dst.getvalue() if (dst is not None and outcome.verdict.delivered) else None
     return Embedded(verdict=outcome.verdict, data=out, name=outcome.out_name,
                     type=outcome.type_id, reason=outcome.reason, residual=outcome.residual)
@@ -264,7 +282,9 @@ def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str
     """Re-sniff and re-scan our own output; leftovers or an unparsable output block it."""
     dst.flush()
     dst.seek(0)
-    check = _Job(policy=job.policy, budget=Budget(job.policy.limits, job.budget.input_size))
+    # notes that replace too-deep members sit one level below the deepest allowed item
+    limits = replace(job.policy.limits, max_depth=job.policy.limits.max_depth + 1)
+    check = _Job(policy=job.policy, budget=Budget(limits, job.budget.input_size))
     got = sniff(dst)
     verifier = registry.stage_for(got.type_id)
     if got.family != out_type.split(".", 1)[0] or verifier is None:

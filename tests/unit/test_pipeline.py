@@ -147,7 +147,7 @@ def test_depth_limit(tmp_path: Path) -> None:
     assert report.verdict is Verdict.DISARMED  # the too-deep member is dropped, not the file
     blocked = [i for i in report.items if i.verdict is Verdict.BLOCKED]
     assert [(i.location, i.error) for i in blocked] == [
-        ("in.bin/m0.bin/m0.bin", "nesting deeper than 2 levels")]
+        ("in.bin/m0.bin/m0.bin/m0.bin", "nesting deeper than 2 levels")]
     assert out.exists()
 
 

@@ -1,0 +1,324 @@
+"""Archives: every member goes back through the pipeline; the output is a new zip.
+
+zip, tar (plain, .gz, .bz2, .xz), single-file gzip/bzip2/xz and 7z are read;
+the output is always a zip (Windows opens it without extra software). A member
+that is blocked (an executable, a password-protected document…) is replaced by
+a short note file in Japanese and English, so the recipient sees what was
+taken out. Member names are cleaned: absolute paths, ``..`` components and
+control characters are removed, Japanese zips written without the UTF-8 flag
+are decoded as CP932, symlinks/hardlinks/devices are dropped, and duplicate
+names keep only the first member. Encrypted archives are refused
+(EncryptedContent: held for quarantine by policy).
+
+Locations are member paths inside the archive, e.g. ``docs/見積書.docm``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import itertools
+import lzma
+import stat
+import tarfile
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO, ClassVar, Protocol
+
+from gateway.errors import EncryptedContent, LimitExceeded, Malformed
+from gateway.kinds import Action
+from gateway.models import Verdict
+from gateway.pipeline import registry
+from gateway.pipeline.api import Mode, StageContext
+
+_TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
+          "archive.7z")
+NOTE_SUFFIX = ".removed.txt"
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str            # cleaned path inside the archive
+    data: bytes | None   # None: dropped (link, device)
+    date_time: tuple[int, int, int, int, int, int] = (1980, 1, 1, 0, 0, 0)
+    problem: str = ""    # finding kind for a dropped or renamed member
+    detail: str = ""
+
+
+class ArchiveStage:
+    name: ClassVar[str] = "archive"
+    formats: ClassVar[frozenset[str]] = frozenset(_TYPES)
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        for member in _members(src, ctx):
+            self._member(member, None, ctx)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
+            for member in _members(src, ctx):
+                self._member(member, out, ctx)
+        if ctx.type_id != "archive.zip":
+            ctx.output_type = ("archive.zip", "zip")
+
+    def _member(self, member: Member, out: zipfile.ZipFile | None, ctx: StageContext) -> None:
+        if member.problem:
+            ctx.record(member.problem, member.name,
+                       action=Action.REMOVED if member.data is None else Action.NEUTRALIZED,
+                       detail=member.detail)
+        if member.data is None:
+            return
+        if member.name.endswith("/"):
+            if out is not None:
+                out.writestr(zipfile.ZipInfo(member.name, member.date_time), b"")
+            return
+        got = ctx.recurse(member.data, member.name)
+        parent = str(PurePosixPath(member.name).parent)
+        prefix = "" if parent == "." else parent + "/"
+        if ctx.mode is not Mode.DISARM:
+            if not got.verdict.delivered:
+                ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
+            elif got.residual:
+                ctx.record("archive.member_active", member.name, action=Action.DISARMED)
+            return
+        assert out is not None
+        if got.delivered and got.data is not None:
+            if got.verdict is Verdict.DISARMED:
+                ctx.record("archive.member_active", member.name, action=Action.DISARMED)
+            out.writestr(_info(prefix + got.name, member.date_time), got.data)
+        else:
+            ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
+            out.writestr(_info(member.name + NOTE_SUFFIX, member.date_time),
+                         _note(member.name, got.reason or "").encode("utf-8"))
+
+
+def _info(name: str, date_time: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _note(name: str, reason: str) -> str:
+    return (f"Sekisho（関所）: 「{name}」は安全にできないため取り除きました。\r\n"
+            f"理由: {reason}\r\n原本が必要な場合は管理者にお問い合わせください。\r\n\r\n"
+            f"Sekisho removed \"{name}\" because it could not be made safe.\r\n"
+            f"Reason: {reason}\r\nAsk your administrator if you need the original.\r\n")
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
+    limit = ctx.policy.limits.max_size
+    seen: set[str] = set()
+    readers = {"archive.zip": _zip_members, "archive.tar": _tar_members,
+               "archive.7z": _7z_members}
+    reader = readers.get(ctx.type_id)
+    raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit)
+    for item in raw:
+        name, problem = _clean_name(item.name)
+        if name.lower() in seen:
+            yield Member(name, None, item.date_time, "archive.duplicate",
+                         "a member with the same name came earlier")
+            continue
+        seen.add(name.lower())
+        if problem and not item.problem:
+            yield Member(name, item.data, item.date_time, "archive.path_cleaned", problem)
+        else:
+            yield Member(name, item.data, item.date_time, item.problem, item.detail)
+
+
+def _clean_name(raw: str) -> tuple[str, str]:
+    name = raw.replace("\\", "/")
+    is_dir = name.endswith("/")
+    parts = [p for p in name.split("/") if p not in ("", ".", "..")]
+    parts = ["".join(ch for ch in p if ch.isprintable() and ch not in "\u202e\u202d\u200e\u200f")
+             .strip() or "_" for p in parts]
+    cleaned = "/".join(parts) or "unnamed"
+    cleaned += "/" if is_dir else ""
+    if cleaned.rstrip("/") != name.rstrip("/"):
+        return cleaned, f"name changed from {raw[:80]!r}"
+    return cleaned, ""
+
+
+def _read_capped(f: _Readable, limit: int, what: str) -> bytes:
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise LimitExceeded(f"{what} expands beyond {limit} bytes")
+    return data
+
+
+def _zip_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+    try:
+        zf = zipfile.ZipFile(src)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise Malformed(f"zip archive is damaged ({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        _check_overlap(infos)
+        for info in infos:
+            if info.flag_bits & 0x1:
+                raise EncryptedContent("zip archive is password-protected")
+            name = info.filename
+            if not info.flag_bits & 0x800:
+                name = _japanese_name(name)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                yield Member(name, None, info.date_time, "archive.link", "symbolic link")
+                continue
+            if info.is_dir():
+                yield Member(name if name.endswith("/") else name + "/", b"", info.date_time)
+                continue
+            if info.file_size > limit:
+                raise LimitExceeded(f"member {name[:60]!r} is larger than {limit} bytes")
+            try:
+                with zf.open(info) as f:
+                    data = _read_capped(f, limit, "zip member")
+            except RuntimeError as exc:  # encrypted without the flag we checked
+                raise EncryptedContent(f"zip member is encrypted ({exc})") from None
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError,
+                    NotImplementedError, lzma.LZMAError) as exc:
+                raise Malformed(f"zip member {name[:60]!r} cannot be read ({exc})") from None
+            yield Member(name, data, info.date_time)
+
+
+def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:
+    """Overlapping entries (a classic zip bomb and parser-confusion trick) are refused."""
+    spans = sorted((i.header_offset, i.header_offset + 30 + len(i.orig_filename.encode(
+        "utf-8", "replace")) + i.compress_size) for i in infos if not i.is_dir())
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        if start < end:
+            raise Malformed("zip entries overlap (zip bomb or ambiguous archive)")
+
+
+def _japanese_name(name: str) -> str:
+    """Names without the UTF-8 flag were decoded as CP437; Japanese Windows wrote CP932."""
+    try:
+        raw = name.encode("cp437")
+    except UnicodeEncodeError:
+        return name
+    if raw.isascii():
+        return name
+    for enc in ("utf-8", "cp932"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return name
+
+
+def _tar_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+    try:
+        tf = tarfile.open(fileobj=src, mode="r:*")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as exc:
+        raise Malformed(f"tar archive is damaged ({exc})") from None
+    with tf:
+        try:
+            for info in tf:
+                when = _tar_time(info.mtime)
+                if info.isdir():
+                    yield Member(info.name.rstrip("/") + "/", b"", when)
+                elif not info.isfile():
+                    yield Member(info.name, None, when, "archive.link",
+                                 "link or special file" if not info.issym() else "symbolic link")
+                else:
+                    if info.size > limit:
+                        raise LimitExceeded(f"member {info.name[:60]!r} is larger than {limit}")
+                    f = tf.extractfile(info)
+                    data = _read_capped(f, limit, "tar member") if f else b""
+                    yield Member(info.name, data, when)
+        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            raise Malformed(f"tar archive is damaged ({exc})") from None
+
+
+def _tar_time(mtime: float) -> tuple[int, int, int, int, int, int]:
+    t = time.gmtime(max(315532800, min(int(mtime), 4354819199)))  # zip: 1980..2107
+    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+def _single(src: BinaryIO, type_id: str, limit: int) -> Iterator[Member]:
+    try:
+        with _decompressor(type_id, src) as f:
+            data = _read_capped(f, limit, "compressed file")
+        name = "content"
+        if type_id == "archive.gzip":
+            src.seek(0)
+            name = _gzip_name(src.read(1024)) or name
+    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        raise Malformed(f"compressed file is damaged ({exc})") from None
+    inner = io.BytesIO(data)
+    if tarfile.is_tarfile(inner):  # .tar.gz and friends: the members, not the tar
+        inner.seek(0)
+        yield from _tar_members(inner, limit)
+        return
+    yield Member(name, data)
+
+
+def _decompressor(type_id: str, src: BinaryIO) -> BinaryIO:
+    if type_id == "archive.gzip":
+        return gzip.GzipFile(fileobj=src)  # type: ignore[return-value]
+    if type_id == "archive.bzip2":
+        return bz2.BZ2File(src)  # type: ignore[return-value]
+    return lzma.LZMAFile(src)  # type: ignore[return-value]
+
+
+def _gzip_name(head: bytes) -> str | None:
+    if len(head) < 10 or not head[3] & 0x08:
+        return None
+    pos = 10
+    if head[3] & 0x04:  # FEXTRA
+        pos += 2 + int.from_bytes(head[10:12], "little")
+    end = head.find(b"\x00", pos)
+    if end < 0:
+        return None
+    return head[pos:end].decode("latin-1") or None
+
+
+def _7z_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+    import py7zr  # noqa: PLC0415 - only needed for 7z input
+    import py7zr.exceptions  # noqa: PLC0415
+    import py7zr.io  # noqa: PLC0415
+
+    try:
+        archive = py7zr.SevenZipFile(src, mode="r")
+    except py7zr.exceptions.PasswordRequired:
+        raise EncryptedContent("7z archive is password-protected") from None
+    except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+        raise Malformed(f"7z archive is damaged ({type(exc).__name__})") from None
+    with archive:
+        if archive.needs_password():
+            raise EncryptedContent("7z archive is password-protected")
+        infos = archive.list()
+        total = sum(i.uncompressed or 0 for i in infos)
+        if total > limit:
+            raise LimitExceeded(f"7z archive expands to {total} bytes")
+        factory = py7zr.io.BytesIOFactory(limit + 1)
+        try:
+            archive.extractall(factory=factory)  # noqa: S202 - into memory, never to disk
+        except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError,
+                py7zr.exceptions.UnsupportedCompressionMethodError) as exc:
+            raise Malformed(f"7z archive cannot be read ({type(exc).__name__})") from None
+        for info in infos:
+            if info.is_directory:
+                yield Member(info.filename.rstrip("/") + "/", b"")
+            elif info.is_symlink:
+                yield Member(info.filename, None, problem="archive.link", detail="symbolic link")
+            else:
+                product = factory.products.get(info.filename)
+                if product is None:
+                    yield Member(info.filename, b"")
+                    continue
+                product.seek(0)
+                yield Member(info.filename, _read_capped(product, limit, "7z member"))
+
+
+registry.register(ArchiveStage())
