@@ -21,7 +21,8 @@ install: $(STAMP)
 ## (the daemon front ends — SMTP, drop folder, HTTP — replace this target when they land)
 run: install
 	@mkdir -p $(VAR)/outbox
-	$(BIN)/sekisho disarm samples/pdf/*.pdf --out-dir $(VAR)/outbox; \
+	$(BIN)/sekisho disarm $$(find samples -type f ! -name '*.py' ! -name catalog.yaml | sort) \
+	  --out-dir $(VAR)/outbox; \
 	  rc=$$?; echo "reports and outputs: $(VAR)/outbox (exit $$rc: 0 all ok, 3 some blocked)"; \
 	  [ $$rc -le 3 ]
 
@@ -29,7 +30,7 @@ tools:
 	@sh .ci/ensure-tools.sh test
 
 lint: install
-	$(BIN)/ruff check gateway tests $(wildcard bench)
+	$(BIN)/ruff check gateway tests samples $(wildcard bench)
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,0 +1,81 @@
+"""Regenerate the small inert samples in this folder (deterministic).
+
+    .venv/bin/python samples/make_samples.py
+
+Every sample is built from harmless bases: scripts only call alert(), the
+"executables" are a 64-byte DOS stub that does nothing, URLs point at
+example.invalid. catalog.yaml lists what Sekisho must find in each.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+STUB_EXE = b"MZ" + b"\x00" * 58 + b"\x40\x00\x00\x00"  # DOS header only: inert
+WHEN = (2026, 11, 26, 9, 0, 0)
+
+
+def write(rel: str, data: bytes) -> None:
+    path = HERE / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def html() -> None:
+    write("html/notice-with-script.html", """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>住民税のお知らせ</title>
+<script>alert("sekisho sample")</script></head>
+<body onload="alert(1)">
+<h1>住民税の申告について / Resident tax</h1>
+<p>申告期限は3月15日です。<a href="https://www.example.invalid/tax">詳しくはこちら</a></p>
+<img src="https://tracker.example.invalid/pixel.gif" width="1" height="1">
+</body></html>
+""".encode())
+
+
+def svg() -> None:
+    write("svg/logo-with-script.svg", b"""<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40" onload="alert(1)">
+  <script>alert("sekisho sample")</script>
+  <rect width="120" height="40" fill="#1f6f4a"/>
+  <text x="10" y="26" fill="white">Sekisho</text>
+</svg>
+""")
+
+
+def archive() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in (("資料/議事録.txt", "第3回 企画会議 議事録\n".encode()),
+                           ("資料/請求書.pdf.exe", STUB_EXE),
+                           ("page.html", b"<html><body><p>hi</p><script>alert(1)</script>"
+                                         b"</body></html>")):
+            zf.writestr(zipfile.ZipInfo(name, WHEN), data)
+    write("archive/bundle-with-exe.zip", buf.getvalue())
+
+
+def image() -> None:
+    im = Image.new("RGB", (32, 24), (200, 120, 40))
+    exif = Image.Exif()
+    exif[0x010E] = "<script>alert(1)</script>"
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85, exif=exif.tobytes(), comment=b"sample comment")
+    write("image/photo-exif-trailing.jpg", buf.getvalue() + b"<?php echo 'appended'; ?>")
+
+
+def executable() -> None:
+    write("executable/invoice.pdf.exe", STUB_EXE)
+
+
+def text() -> None:
+    write("text/memo.txt", "会議は10時から第2会議室です。\nMeeting at 10:00, room 2.\n".encode())
+
+
+if __name__ == "__main__":
+    for build in (html, svg, archive, image, executable, text):
+        build()
