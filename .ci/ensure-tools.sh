@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make sure the Debian tools Sekisho needs are present.
 #   runtime: libmagic (python-magic), used by the daemon and CLI
-#   test:    + qpdf and poppler-utils (independent checkers in the tests)
+#   test:    + qpdf, poppler-utils, LibreOffice (independent checkers and openers in the tests)
 # Installs what is missing when running as root; otherwise fails naming the package.
 set -eu
 need=""
@@ -10,6 +10,9 @@ have_lib libmagic.so.1 || need="$need libmagic1"
 if [ "${1:-runtime}" = test ]; then
   command -v qpdf >/dev/null 2>&1 || need="$need qpdf"
   command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"
+  command -v soffice >/dev/null 2>&1 || \
+    need="$need libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"
+  command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

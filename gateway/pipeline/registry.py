@@ -16,6 +16,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gateway.stages.html",
     "gateway.stages.svg",
     "gateway.stages.archive",
+    "gateway.stages.rtf",
 )
 
 _by_type: dict[str, Stage] = {}

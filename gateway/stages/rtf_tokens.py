@@ -1,0 +1,178 @@
+"""An RTF tokenizer over bytes that reads the way Microsoft Word reads.
+
+Word, not the specification, is the reader that attackers target, so the rules
+follow what oletools' rtfobj learned about Word's parser:
+
+* ``{`` and ``}`` open and close groups; nesting is the caller's business (the
+  tokenizer is a flat, iterative scanner, so deep nesting costs no stack).
+* A control word is ``\\`` + ASCII letters + an optional signed decimal
+  parameter + an optional single space (the delimiter, part of the token).
+  Word reads at most 254 bytes for ``\\`` + name + parameter: a longer
+  parameter is cut there and the rest is plain text; a name longer than 250
+  letters is cut at 250 letters (rtfobj gives up on those; Word's exact
+  behaviour is unknown — the cut can't turn text into a control word).
+* ``\\'`` always swallows the next two bytes, whatever they are (Word does). If
+  one of them is ``\\``, ``{`` or ``}`` readers disagree on the structure, so the
+  input is refused (:class:`Malformed`) rather than guessed.
+* ``\\binN`` is followed by N raw bytes that are never tokenized. A missing or
+  negative N means 0 (as in Word). A length that runs past the end of the
+  input, or a parameter so long that Word would cut it (LibreOffice doesn't),
+  is refused: readers disagree there, and no real writer produces it. So is
+  ``\\BIN`` in any other case (control words are case-sensitive, but a reader
+  that disagrees would skip different bytes).
+* Everything else up to the next ``\\``, ``{`` or ``}`` is one text token.
+
+The scanner is one compiled regular expression applied at each position, so
+long runs of text (hex object data) cost one match, not one loop per byte.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from gateway.errors import Malformed
+
+TEXT, OPEN, CLOSE, WORD, SYMBOL, BIN = range(6)
+
+MAX_NAME = 250        # letters Word reads in a control word name (rtfobj)
+MAX_WORD = 254        # bytes of "\" + name + parameter Word reads (rtfobj)
+
+_TOKEN = re.compile(
+    rb"([^\\{}]+)"                              # 1 text
+    rb"|([{}])"                                   # 2 brace
+    rb"|\\(?:([A-Za-z]+)(-?[0-9]+)?( )?"        # 3 name, 4 parameter, 5 delimiter
+    rb"|'(.{0,2})"                                # 6 hex escape
+    rb"|(.)?)",                                   # 7 control symbol
+    re.S)
+_HEX = re.compile(rb"[0-9A-Fa-f]{2}")
+_GLUE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+@dataclass(slots=True)
+class Token:
+    type: int
+    start: int
+    end: int
+    name: bytes = b""          # WORD: the control word; SYMBOL: the character after "\"
+    param: int | None = None   # WORD: numeric parameter; SYMBOL "\'": the byte value
+    bare: bool = False         # WORD: ended without a delimiter space (see glue hazards)
+
+
+def tokens(data: bytes) -> Iterator[Token]:
+    """Yield the tokens of ``data`` in order; together they cover every byte."""
+    pos, size = 0, len(data)
+    match = _TOKEN.match
+    while pos < size:
+        m = match(data, pos)
+        assert m is not None  # every byte starts some alternative
+        end = m.end()
+        text, brace, name, param, space, pair, sym = m.groups()
+        if text is not None:
+            yield Token(TEXT, pos, end)
+        elif brace is not None:
+            yield Token(OPEN if brace == b"{" else CLOSE, pos, end)
+        elif name is not None:
+            if len(name) > MAX_NAME or 1 + len(name) + len(param or b"") > MAX_WORD:
+                tok = _long_word(pos, name, param or b"")
+            else:
+                tok = Token(WORD, pos, end, name, int(param) if param else None, space is None)
+            if len(name) == 3 and name != b"bin" and name.lower() == b"bin":
+                raise Malformed(f"\\{name.decode()} at byte {pos}: readers disagree on its case")
+            yield tok
+            end = tok.end
+            if name == b"bin" and tok.param is not None and tok.param > 0:
+                if end + tok.param > size:
+                    raise Malformed(f"\\bin at byte {pos} claims {tok.param} bytes past the end")
+                yield Token(BIN, end, end + tok.param)
+                end += tok.param
+        elif pair is not None:
+            if any(c in b"\\{}" for c in pair):
+                raise Malformed(f"ambiguous hex escape at byte {pos}")
+            yield Token(SYMBOL, pos, end, b"'", int(pair, 16) if _HEX.fullmatch(pair) else None)
+        else:
+            yield Token(SYMBOL, pos, end, sym or b"")
+        pos = end
+
+
+def _long_word(pos: int, name: bytes, param: bytes) -> Token:
+    """A control word longer than Word reads: cut where Word cuts, the rest is text."""
+    if len(name) > MAX_NAME:
+        return Token(WORD, pos, pos + 1 + MAX_NAME, name[:MAX_NAME], None, True)
+    if name == b"bin":  # Word cuts the length, other readers don't: they'd desync
+        raise Malformed(f"\\bin at byte {pos} has a parameter longer than Word reads")
+    param = param[:MAX_WORD - 1 - len(name)]
+    if param in (b"", b"-"):
+        return Token(WORD, pos, pos + 1 + len(name), name, None, True)
+    return Token(WORD, pos, pos + 1 + len(name) + len(param), name, int(param), True)
+
+
+# ----------------------------------------------------------------------- text decoding
+
+
+def symbol_text(tok: Token) -> str:
+    """The text a control symbol stands for (for reading field instructions)."""
+    if tok.name == b"'":
+        return chr(tok.param) if tok.param is not None else ""
+    return {b"\\": "\\", b"{": "{", b"}": "}", b"~": " ", b"_": "-",
+            b"\t": " "}.get(tok.name, "")
+
+
+def unicode_char(param: int | None) -> str:
+    """The character of ``\\uN`` (N is a signed 16-bit value in RTF)."""
+    if param is None:
+        return ""
+    value = param + 65536 if param < 0 else param
+    return chr(value) if 0 <= value < 0x110000 else ""
+
+
+_WORD_TEXT = {b"tab": " ", b"par": " ", b"line": " ", b"emspace": " ", b"enspace": " ",
+              b"qmspace": " ", b"lquote": "'", b"rquote": "'", b"ldblquote": '"',
+              b"rdblquote": '"'}
+
+
+def word_text(name: bytes) -> str:
+    """The text a control word stands for, if any (``\\tab``, ``\\ldblquote``…)."""
+    return _WORD_TEXT.get(name, "")
+
+
+# ---------------------------------------------------------------------------- splicing
+
+
+def merge(cuts: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Byte ranges to cut, sorted, with overlapping and touching ranges merged."""
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(c for c in cuts if c[1] > c[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(stop, merged[-1][1]))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def count_uncut(positions: list[int], cuts: list[tuple[int, int]]) -> int:
+    """How many of ``positions`` lie outside the merged ``cuts``."""
+    starts = [c[0] for c in cuts]
+    count = 0
+    for pos in positions:
+        i = bisect.bisect_right(starts, pos) - 1
+        count += not (i >= 0 and cuts[i][0] <= pos < cuts[i][1])
+    return count
+
+
+def splice(data: bytes, cuts: list[tuple[int, int]], bare_before: set[int]) -> bytes:
+    """``data`` minus the merged ``cuts``. Where a cut starts right after a control
+    word without its delimiter (``bare_before``) and a letter, digit or "-" follows
+    it, a space is put in so the word can't absorb what follows (``\\b`` + ``old``
+    must not become ``\\bold``; ``\\bin`` + ``5`` must not become ``\\bin5``)."""
+    pieces: list[bytes] = []
+    pos = 0
+    for start, stop in cuts:
+        pieces.append(data[pos:start])
+        if start in bare_before and stop < len(data) and data[stop] in _GLUE:
+            pieces.append(b" ")
+        pos = stop
+    pieces.append(data[pos:])
+    return b"".join(pieces)

@@ -1,0 +1,342 @@
+"""RTF stage: hostile fixtures, obfuscations, independent checkers and the real corpus.
+
+Each fixture (tests/helpers/rtfgen.py) puts hostile RTF into a harmless base
+document and states the exact disarmed output: the base document, with only the
+result/fldrslt content left where the hostile group was. The disarmed output is
+then checked by tools that are not ours: oletools' rtfobj (no object left),
+oletools' msodde (no DDE left) and LibreOffice (it opens, and the text is the
+same as the input's, including the kept result texts).
+
+LibreOffice (``soffice``, Debian package ``libreoffice-writer-nogui``) is
+required: without it these tests fail, they don't skip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oletools import msodde
+from oletools.rtfobj import RtfObjParser
+
+import gateway.stages.rtf  # noqa: F401 - registers the stage
+from gateway import kinds
+from gateway.errors import ItemError
+from gateway.models import Report, Verdict
+from gateway.pipeline.run import process_file, scan_file
+from gateway.policy import FormatPolicy, Policy, load
+from gateway.stages.rtf import Analysis
+from tests.conftest import check_report_schema, corpus_dir
+from tests.helpers import rtfgen
+
+DEFAULT = load("default")
+
+
+def rtf_policy(name: str, keep: frozenset[str]) -> Policy:
+    fmt = FormatPolicy(action="disarm", keep=keep)
+    return dataclasses.replace(DEFAULT, name=name, formats={**DEFAULT.formats, "rtf": fmt})
+
+
+NOKEEP = rtf_policy("nokeep", frozenset())
+KEEP = rtf_policy("keep", frozenset({"hyperlinks"}))
+HOSTILE = rtfgen.hostile()
+
+
+def disarm(tmp_path: Path, data: bytes, policy: Policy = NOKEEP,
+           name: str = "in.rtf") -> tuple[Report, Path]:
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / ("out-" + name)
+    report = process_file(src, out, policy=policy)
+    check_report_schema(report)
+    return report, out
+
+
+def triples(report: Report) -> list[tuple[str, str, str]]:
+    return [(f.kind, f.location, f.action) for f in report.items[0].findings]
+
+
+def rtfobj_objects(data: bytes) -> int:
+    parser = RtfObjParser(data)
+    parser.parse()
+    return len(parser.objects)
+
+
+def msodde_links(path: Path) -> str:
+    return str(msodde.process_file(str(path), msodde.FIELD_FILTER_DDE)).strip()
+
+
+# ------------------------------------------------------------------ hostile fixtures
+
+
+@pytest.mark.parametrize("fx", HOSTILE, ids=lambda f: f.name)
+def test_hostile_fixture_is_disarmed_exactly(tmp_path: Path, fx: rtfgen.Fixture) -> None:
+    report, out = disarm(tmp_path, fx.data)
+    assert report.items[0].stage == "rtf"
+    assert triples(report) == fx.findings
+    assert report.verdict is (Verdict.DISARMED if fx.changed else Verdict.CLEAN)
+    data = out.read_bytes()
+    assert data == fx.expected           # byte for byte outside the removed groups
+    assert data.startswith(b"{\\rt")
+    assert all(re.search(r" at byte \d+$", f.detail) for f in report.items[0].findings)
+    # scan reports exactly what disarm removes (verify relies on it)
+    scanned = scan_file(tmp_path / "in.rtf", policy=NOKEEP)
+    assert triples(scanned) == fx.findings
+    # independent checkers see nothing left
+    assert rtfobj_objects(data) == 0
+    assert msodde_links(out) == ""
+
+
+def test_base_document_is_clean_and_unchanged(tmp_path: Path) -> None:
+    report, out = disarm(tmp_path, rtfgen.BASE)
+    assert report.verdict is Verdict.CLEAN
+    assert triples(report) == []
+    assert out.read_bytes() == rtfgen.BASE
+
+
+def test_hyperlink_kept_by_policy(tmp_path: Path) -> None:
+    fx = next(f for f in HOSTILE if f.name == "hyperlink")
+    report, out = disarm(tmp_path, fx.data, KEEP)
+    assert triples(report) == [("rtf.hyperlink", "field[0]", "kept")]
+    assert report.verdict is Verdict.CLEAN
+    assert out.read_bytes() == fx.data
+
+
+def test_mixed_document_keeps_only_the_hyperlink(tmp_path: Path) -> None:
+    fx = next(f for f in HOSTILE if f.name == "mixed")
+    report, out = disarm(tmp_path, fx.data, KEEP)
+    assert triples(report) == [("rtf.package", "object[0]", "removed"),
+                               ("rtf.dde", "field[1]", "neutralized"),
+                               ("rtf.object", "objdata[0]", "removed"),
+                               ("rtf.hyperlink", "field[2]", "kept")]
+    link = rtfgen.fld(b'HYPERLINK "http://example.invalid/"', b"link")
+    assert out.read_bytes() == rtfgen.document(
+        rtfgen.fld(b"PAGE", b"1") + rtfgen.kept(rtfgen.PREVIEW) + rtfgen.kept(rtfgen.DDE_RESULT)
+        + link)
+
+
+@pytest.mark.parametrize(("name", "data", "kind"), rtfgen.refused(), ids=lambda v: str(v)[:20])
+def test_refused_inputs_are_blocked(tmp_path: Path, name: str, data: bytes, kind: str) -> None:
+    report, out = disarm(tmp_path, data)
+    assert report.verdict is Verdict.BLOCKED
+    assert [(f.kind, f.location) for f in report.items[0].findings] == [(kind, "")]
+    assert not out.exists()
+
+
+def test_verify_blocks_an_output_with_leftovers(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Analysis, "output", lambda self: self.data)
+    fx = next(f for f in HOSTILE if f.name == "package")
+    report, out = disarm(tmp_path, fx.data)
+    assert report.verdict is Verdict.BLOCKED
+    assert ("block.residual", "") in [(f.kind, f.location) for f in report.items[0].findings]
+    assert not out.exists()
+
+
+def test_many_findings_are_summed_up_then_refused(tmp_path: Path) -> None:
+    report, out = disarm(tmp_path, rtfgen.document(b"{" + rb"\objupdate" * 600 + b"}"))
+    got = triples(report)
+    assert len(got) == 501
+    assert got[499] == ("rtf.object", "objflag[499]", "removed")
+    assert got[500] == ("rtf.object", "objflag[500+]", "removed")
+    assert report.items[0].findings[500].detail.startswith("100 more like objflag[0]")
+    assert out.read_bytes() == rtfgen.document(b"{}")
+    report, out = disarm(tmp_path, rtfgen.document(b"{" + rb"\objupdate" * 100_001 + b"}"))
+    assert report.verdict is Verdict.BLOCKED
+    assert [(f.kind, f.location) for f in report.items[0].findings] == [("block.limit", "")]
+
+
+def test_new_rtf_kinds_are_listed() -> None:
+    for kind in ("rtf.obfuscated_field", "rtf.template", "rtf.mail_merge", "rtf.overlay",
+                 "rtf.repaired"):
+        assert kinds.info(kind).kind == kind
+
+
+def test_large_document_is_linear(tmp_path: Path) -> None:
+    paras = b"".join(rb"{\pard\f1\b0 paragraph %d \u26085?\'82\'a0}\par" % i
+                     for i in range(100_000))
+    blob = rtfgen.obj(rb"\objemb", rtfgen.PACKAGE + b"\x00" * 4_000_000, rtfgen.PREVIEW)
+    data = rtfgen.document(paras + blob)
+    started = time.perf_counter()
+    report, out = disarm(tmp_path, data)
+    elapsed = time.perf_counter() - started
+    assert triples(report) == [("rtf.package", "object[0]", "removed")]
+    assert out.read_bytes() == rtfgen.document(paras + rtfgen.kept(rtfgen.PREVIEW))
+    assert elapsed < 30, f"{len(data)} bytes took {elapsed:.1f}s"
+
+
+# -------------------------------------------------------------- property: idempotent
+
+_FRAGMENTS = [b"{", b"}", b"{", b"}", b"\\object", b"\\objdata ", b"{\\result ", b"\\field",
+              b"{\\*\\fldinst ", b"{\\fldrslt ", b"DDE ", b"HYPERLINK ", b"INCLUDETEXT ", b"ab",
+              b"\\bin2 xy", b"\\'41", b"\\u68?", b"\\*", b"\\b", b" ", b"\r\n", b"\\objupdate",
+              b"\\objautlink1", b"{\\*\\datastore ", b"\\par", b"5", b"-", b"0105", b"\\uc0",
+              b"{\\*\\template x}", b"\\", b"\\\\", b"\\{", b"\\'4", b"\\fldinst ", b"\\result ",
+              b"{\\*\\objclass Package}", b"\\objemb", b"\\fldrslt ", b"\\bin0", b"}junk"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.sampled_from(_FRAGMENTS), max_size=40), close=st.booleans(),
+       keep=st.booleans())
+def test_disarm_is_idempotent_and_verifies(parts: list[bytes], close: bool, keep: bool) -> None:
+    data = b"{\\rtf1 " + b"".join(parts) + (b"}" if close else b"")
+    try:
+        first = Analysis(data, keep)
+    except ItemError:
+        return
+    out = first.output()
+    assert out.startswith(b"{\\rtf1")
+    second = Analysis(out, keep)
+    left = [(h.kind, h.location) for h in second.findings()
+            if kinds.is_active(h.kind) and h.action not in ("kept", "reported")]
+    assert left == []
+    assert second.output() == out
+
+
+# --------------------------------------------------------------------- LibreOffice
+
+
+def soffice() -> str:
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    if exe is None:
+        pytest.fail("LibreOffice is required by the RTF tests: install the Debian package "
+                    "libreoffice-writer-nogui (soffice not found on PATH)")
+    return exe
+
+
+def lo_texts(files: list[Path], outdir: Path, profile: Path) -> dict[str, str | None]:
+    """LibreOffice's plain text of each file (None when it can't open it), one run."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    subprocess.run([soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless",
+                    "--convert-to", "txt:Text", "--outdir", str(outdir), *map(str, files)],
+                   capture_output=True, timeout=600, check=False)
+    texts: dict[str, str | None] = {}
+    for f in files:
+        txt = outdir / (f.stem + ".txt")
+        texts[f.stem] = txt.read_text("utf-8-sig") if txt.exists() else None
+    return texts
+
+
+#: LibreOffice reads these inputs differently from Word; the outputs are still checked
+#: for every expected text, only the comparison with the input's text is skipped.
+LO_READS_INPUT_DIFFERENTLY = {
+    "dde_computed": "LibreOffice shows a nested field's result inside the instruction",
+    "hyperlink_computed": "LibreOffice shows a nested field's result inside the instruction",
+    "orphan_fldinst": "LibreOffice renders an orphan field instruction as empty paragraphs",
+}
+#: LibreOffice treats a file starting "{\rt" (not "{\rtf") as plain text; Word reads it.
+LO_NOT_RTF = {"header '{\\\\rt'"}
+
+
+@pytest.fixture(scope="module")
+def lo_fixture_texts(tmp_path_factory: pytest.TempPathFactory
+                     ) -> dict[str, tuple[str | None, str | None]]:
+    base = tmp_path_factory.mktemp("rtf-lo")
+    ins, outs = [], []
+    for i, fx in enumerate(HOSTILE):
+        src, out = base / "in" / f"f{i}.rtf", base / "out" / f"f{i}.rtf"
+        src.parent.mkdir(exist_ok=True)
+        out.parent.mkdir(exist_ok=True)
+        src.write_bytes(fx.data)
+        report = process_file(src, out, policy=NOKEEP)
+        assert report.verdict.delivered, fx.name
+        ins.append(src)
+        outs.append(out)
+    tin = lo_texts(ins, base / "tin", base / "profile")
+    tout = lo_texts(outs, base / "tout", base / "profile")
+    return {fx.name: (tin[f"f{i}"], tout[f"f{i}"]) for i, fx in enumerate(HOSTILE)}
+
+
+@pytest.mark.parametrize("fx", HOSTILE, ids=lambda f: f.name)
+def test_libreoffice_opens_output_with_the_same_text(
+        fx: rtfgen.Fixture, lo_fixture_texts: dict[str, tuple[str | None, str | None]]) -> None:
+    before, after = lo_fixture_texts[fx.name]
+    assert after is not None, "LibreOffice could not open the disarmed output"
+    if fx.name in LO_NOT_RTF:
+        return
+    for text in fx.texts:
+        assert text in after
+    if before is not None and fx.name not in LO_READS_INPUT_DIFFERENTLY:
+        assert after == before
+
+
+# -------------------------------------------------------------------------- corpus
+
+#: expected findings per corpus file (default policy: hyperlinks not kept)
+CORPUS = {
+    "corkami-pocs/rich.rtf": {},
+    "oletools/issue_251.rtf": {("rtf.equation", "object[0]"): 1, ("rtf.object", "object[1]"): 1,
+                               ("rtf.object", "object[2]"): 1},
+    "tika/testBinControlWord.rtf": {("rtf.object", "object[0]"): 1,
+                                    ("rtf.repaired", "document"): 1},
+    "tika/testRTF.rtf": {},
+    "tika/testRTFCorruptListOverride.rtf": {},
+    "tika/testRTFEmbeddedFiles.rtf": {("rtf.package", "object"): 5, ("rtf.object", "object"): 9,
+                                      ("rtf.datastore", "datastore[0]"): 1},
+    "tika/testRTFInvalidUnicode.rtf": {},
+    "tika/testRTFVarious.rtf": {("rtf.hyperlink", "field[0]"): 1,
+                                ("rtf.datastore", "datastore[0]"): 1},
+}
+#: corpus files that may be blocked, with the reason (none: every file is delivered)
+CORPUS_BLOCKED: dict[str, str] = {}
+#: LibreOffice cannot open these inputs: reason, and whether it opens the disarmed output
+LO_CANNOT_OPEN = {"tika/testBinControlWord.rtf": ("\\bin picture data it rejects", False),
+                  "oletools/issue_251.rtf": ("malformed object it rejects", True)}
+
+
+@pytest.mark.slow
+def test_corpus_files_are_all_listed() -> None:
+    found = {p.relative_to(corpus_dir() / "d_rtf").as_posix()
+             for p in (corpus_dir() / "d_rtf").rglob("*") if p.is_file()}
+    assert found == set(CORPUS)
+
+
+@pytest.mark.slow
+def test_corpus(tmp_path: Path) -> None:
+    root = corpus_dir() / "d_rtf"
+    ins, outs, names = [], [], []
+    for i, (rel, expected) in enumerate(sorted(CORPUS.items())):
+        src = root / rel
+        out = tmp_path / "out" / f"c{i}.rtf"
+        out.parent.mkdir(exist_ok=True)
+        started = time.perf_counter()
+        report = process_file(src, out, policy=NOKEEP)
+        assert time.perf_counter() - started < 30, rel
+        check_report_schema(report)
+        if rel in CORPUS_BLOCKED:
+            assert report.verdict is Verdict.BLOCKED, rel
+            continue
+        assert report.verdict.delivered, (rel, report.items[0].error)
+        got: dict[tuple[str, str], int] = {}
+        for f in report.items[0].findings:
+            loc = f.location
+            if rel.endswith("EmbeddedFiles.rtf") and loc.startswith("object["):
+                loc = "object"
+            got[(f.kind, loc)] = got.get((f.kind, loc), 0) + 1
+        assert got == expected, rel
+        data = out.read_bytes()
+        assert rtfobj_objects(data) == 0, rel
+        assert msodde_links(out) == "", rel
+        local = tmp_path / "in" / f"c{i}.rtf"
+        local.parent.mkdir(exist_ok=True)
+        local.write_bytes(src.read_bytes())
+        ins.append(local)
+        outs.append(out)
+        names.append(rel)
+    tin = lo_texts(ins, tmp_path / "tin", tmp_path / "profile")
+    tout = lo_texts(outs, tmp_path / "tout", tmp_path / "profile")
+    for src, out, rel in zip(ins, outs, names, strict=True):
+        before, after = tin[src.stem], tout[out.stem]
+        if rel in LO_CANNOT_OPEN:
+            assert before is None, f"{rel}: LibreOffice opens it now; update LO_CANNOT_OPEN"
+            assert (after is not None) is LO_CANNOT_OPEN[rel][1], rel
+            continue
+        assert before is not None, rel
+        assert after == before, rel
