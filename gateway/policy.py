@@ -27,7 +27,7 @@ FORMAT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "ooxml": {"keep": ("hyperlinks",), "embedded": ("disarm", "remove"),
               "encrypted": ("block", "quarantine")},
     "ole": {"keep": ("hyperlinks",), "embedded": ("disarm", "remove"),
-            "encrypted": ("block", "quarantine")},
+            "encrypted": ("block", "quarantine"), "legacy": ("keep", "convert")},
     "rtf": {"keep": ("hyperlinks",)},
     "html": {"keep": ("hyperlinks",)},
     "svg": {"keep": ("hyperlinks",)},

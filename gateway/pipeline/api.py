@@ -34,6 +34,9 @@ class Embedded:
     type: str                 # sniffed type id of the input
     reason: str | None = None  # why it was blocked or failed
     residual: tuple[Finding, ...] = ()  # SCAN/VERIFY: active findings inside it
+    #: every finding of this item and of the items inside it, in report order (a mail's
+    #: notice lists what was removed from each attachment)
+    findings: tuple[Finding, ...] = ()
 
     @property
     def delivered(self) -> bool:
@@ -55,6 +58,8 @@ class StageContext:
     findings: list[Finding] = field(default_factory=list)
     #: set by a stage whose output changes type (docm -> docx): (type id, extension)
     output_type: tuple[str, str] | None = None
+    #: the job's id, for texts that tell a recipient how to ask for the original
+    job_id: str = ""
 
     def record(self, kind: str, location: str, *, action: str | Action = Action.REMOVED,
                detail: str = "") -> Finding:

@@ -17,6 +17,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "gateway.stages.svg",
     "gateway.stages.archive",
     "gateway.stages.rtf",
+    "gateway.stages.mail",
 )
 
 _by_type: dict[str, Stage] = {}

@@ -49,6 +49,7 @@ class _Job:
     policy: Policy
     budget: Budget
     items: list[ItemReport] = field(default_factory=list)
+    job_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ def _run_root(src: Path, out: Path | None, *, name: str, policy: Policy, job_id:
     name = PurePath(name).name or "unnamed"
     size = src.stat().st_size
     digest, _ = _digest(src)
-    job = _Job(policy=policy, budget=Budget(policy.limits, input_size=size))
+    job = _Job(policy=policy, budget=Budget(policy.limits, input_size=size), job_id=job_id)
     bound = log.bind(job_id=job_id, name=name, size=size)
     outcome: _Outcome
     if size > policy.limits.max_size:
@@ -255,7 +256,7 @@ def _context(job: _Job, stage: Stage, type_id: str, location: str, mode: Mode, d
                         if stage.name in job.policy.formats
                         else job.policy.format(type_id.split(".", 1)[0]),
                         mode=mode, location=location, type_id=type_id, recurse_fn=recurse,
-                        account_fn=job.budget.account, findings=findings)
+                        account_fn=job.budget.account, findings=findings, job_id=job.job_id)
 
 
 def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
@@ -267,14 +268,17 @@ def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
         _stop_item(item, _Stop(Verdict.BLOCKED, "block.limit", too_much))
         job.items.append(item)
         return Embedded(verdict=Verdict.BLOCKED, data=None, name=base, type="unknown",
-                        reason=too_much)
+                        reason=too_much, findings=tuple(item.findings))
     src = io.BytesIO(data)
     dst = io.BytesIO() if mode is Mode.DISARM else None
+    first = len(job.items)
     outcome = _item(job, src, dst, base, location, mode, depth)
     job.budget.check()  # a stage must not swallow a job-wide limit
     out = dst.getvalue() if (dst is not None and outcome.verdict.delivered) else None
+    found = tuple(f for it in job.items[first:] for f in it.findings)
     return Embedded(verdict=outcome.verdict, data=out, name=outcome.out_name,
-                    type=outcome.type_id, reason=outcome.reason, residual=outcome.residual)
+                    type=outcome.type_id, reason=outcome.reason, residual=outcome.residual,
+                    findings=found)
 
 
 def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str,
@@ -284,7 +288,8 @@ def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str
     dst.seek(0)
     # notes that replace too-deep members sit one level below the deepest allowed item
     limits = replace(job.policy.limits, max_depth=job.policy.limits.max_depth + 1)
-    check = _Job(policy=job.policy, budget=Budget(limits, job.budget.input_size))
+    check = _Job(policy=job.policy, budget=Budget(limits, job.budget.input_size),
+                 job_id=job.job_id)
     got = sniff(dst)
     verifier = registry.stage_for(got.type_id)
     if got.family != out_type.split(".", 1)[0] or verifier is None:

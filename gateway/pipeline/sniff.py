@@ -51,22 +51,51 @@ def _pdf(head: bytes, src: BinaryIO) -> str | None:
 _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 
 
+#: root CLSIDs of Windows Installer files: package (.msi), transform (.mst), patch (.msp)
+_MSI_CLSIDS = frozenset({"000C1084-0000-0000-C000-000000000046",
+                         "000C1082-0000-0000-C000-000000000046",
+                         "000C1086-0000-0000-C000-000000000046"})
+
+
 def _ole(head: bytes, src: BinaryIO) -> str | None:
+    """OLE compound files by their root entries (read with olefile).
+
+    ``ole.other`` (Visio, Outlook .msg, Ichitaro, Hangul, ...) has no disarm stage:
+    under the default ``ole: disarm`` it is blocked as ``block.unsupported``, which
+    names the type, rather than as an unknown file.
+    """
     if not head.startswith(_OLE_MAGIC):
         return None
-    # Refined by stream names. Full OLE support arrives with the Office stages;
-    # until then a good guess here keeps routing and mismatch findings right.
-    names = head[:HEAD].decode("utf-16-le", "ignore")
-    if "EncryptedPackage" in names:
+    import olefile  # noqa: PLC0415 - only compound files pay for it
+
+    try:
+        src.seek(0)
+        ole = olefile.OleFileIO(src)
+        names = {str(e.name).upper() for e in ole.root.kids}
+        clsid = str(ole.root.clsid).upper()
+    except Exception:
+        # Damaged directory: guess from the names in the head so the stage that
+        # owns the type reports a precise reason (it refuses damaged files).
+        text = head.decode("utf-16-le", "ignore")
+        for needle, type_id in (("EncryptedPackage", "ooxml.encrypted"),
+                                ("WordDocument", "ole.doc"), ("Workbook", "ole.xls"),
+                                ("PowerPoint Document", "ole.ppt")):
+            if needle in text:
+                return type_id
+        return "ole.other"
+    if {"ENCRYPTEDPACKAGE", "ENCRYPTIONINFO"} <= names:
         return "ooxml.encrypted"
-    if "WordDocument" in names:
-        return "ole.doc"
-    if "Workbook" in names or "Book" in names:
-        return "ole.xls"
-    if "PowerPoint Document" in names:
-        return "ole.ppt"
-    if "\x05SummaryInformation" in names and "MsiDigitalSignature" in names:
+    if "__PROPERTIES_VERSION1.0" in names or any(n.startswith("__SUBSTG1.0_") for n in names):
+        return "mail.msg"  # Outlook message
+    if (clsid in _MSI_CLSIDS or "\x05MSIDIGITALSIGNATUREEX" in names
+            or any(n.startswith("\u4840") for n in names)):
         return "executable.msi"
+    if "WORDDOCUMENT" in names:
+        return "ole.doc"
+    if "WORKBOOK" in names or "BOOK" in names:
+        return "ole.xls"
+    if "POWERPOINT DOCUMENT" in names:
+        return "ole.ppt"
     return "ole.other"
 
 
@@ -102,7 +131,7 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
                 info = zf.getinfo("[Content_Types].xml")
                 if info.file_size > 4 * 1024 * 1024:
                     return "ooxml.unknown"
-                return _ooxml_kind(zf.read(info))
+                return _ooxml_kind(zf.read(info), _ooxml_main(zf, names))
             if "mimetype" in names:
                 mimetype = zf.read("mimetype")[:100].decode("ascii", "replace").strip()
                 if mimetype.startswith("application/vnd.oasis.opendocument."):
@@ -112,17 +141,52 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
         return "archive.zip"  # damaged zip: the archive stage decides (block)
 
 
-def _ooxml_kind(xml: bytes) -> str:
+def _ooxml_main(zf: zipfile.ZipFile, names: set[str]) -> str | None:
+    """The main part's name, from the package relationship of type officeDocument."""
+    if "_rels/.rels" not in names or zf.getinfo("_rels/.rels").file_size > 1024 * 1024:
+        return None
+    try:
+        root = DET.fromstring(zf.read("_rels/.rels"))
+    except Exception:
+        return None
+    for el in root:
+        if el.get("Type", "").endswith("/officeDocument") and \
+                el.get("TargetMode", "").lower() != "external":
+            return el.get("Target", "").lstrip("/").lower() or None
+    return None
+
+
+def _ooxml_type(ctype: str) -> str | None:
+    ctype = ctype.lower()
+    for key, type_id in _OOXML_MAIN.items():
+        if ctype.endswith((key.lower() + "+xml", key.lower())):
+            return type_id
+    return None
+
+
+def _ooxml_kind(xml: bytes, main: str | None = None) -> str:
+    """The OOXML kind from the main part's content type (an Override, else the Default
+    for its extension: an xlsb's workbook.bin is typed by ``Default Extension="bin"``)."""
     try:
         root = DET.fromstring(xml)
     except Exception:
         return "ooxml.unknown"
+    defaults: dict[str, str] = {}
+    for el in root:
+        if el.tag.endswith("Default"):
+            defaults[el.get("Extension", "").lower()] = el.get("ContentType", "")
+        elif main and el.tag.endswith("Override") and \
+                el.get("PartName", "").lstrip("/").lower() == main:
+            return _ooxml_type(el.get("ContentType", "")) or "ooxml.unknown"
+    if main and "." in main:
+        found = _ooxml_type(defaults.get(main.rsplit(".", 1)[1], ""))
+        if found:
+            return found
     for el in root:
         if el.tag.endswith("Override") and el.get("PartName", "").count("/") <= 2:
-            ctype = el.get("ContentType", "")
-            for key, type_id in _OOXML_MAIN.items():
-                if ctype.endswith(key + "+xml") or ctype.endswith(key):
-                    return type_id
+            found = _ooxml_type(el.get("ContentType", ""))
+            if found:
+                return found
     return "ooxml.unknown"
 
 
@@ -188,10 +252,12 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
         return "svg"
     if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")):
         return "html"
-    if b"<?mso-application progid=\"word.document\"?>" in sample[:512]:
-        return "ooxml.wordml"
+    # Flat OPC first: Word writes the same mso-application PI for both XML formats
     if b"<pkg:package" in sample[:2048]:
         return "ooxml.flatopc"
+    if b"<?mso-application progid=\"word.document\"?>" in sample[:512] or \
+            b"<w:worddocument" in sample[:4096]:
+        return "ooxml.wordml"
     return None
 
 

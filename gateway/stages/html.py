@@ -77,6 +77,15 @@ class HtmlStage:
         dst.write(rebuild(text, keep_links=ctx.keeps("hyperlinks")).encode("utf-8"))
 
 
+def scan_text(text: str, ctx: StageContext) -> None:
+    """Record (ctx.record) what clean_fragment()/rebuild() would remove from ``text``.
+
+    For stages that sanitize HTML they hold as text (a mail's HTML body); hyperlinks
+    are reported as kept or removed by ``ctx.keeps("hyperlinks")``.
+    """
+    _Scanner(ctx).run(text)
+
+
 def decode(data: bytes) -> str:
     """The document's text: BOM, then <meta charset>, then UTF-8, CP932, EUC-JP."""
     for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),

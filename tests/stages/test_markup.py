@@ -166,13 +166,13 @@ def test_corpus_html_svg(tmp_path: Path) -> None:
         # not well-formed XML: no SVG viewer renders them either
         "SVG_XSS2.svg": "SVG is not well-formed XML",
         "SVG_XSS3.svg": "SVG is not well-formed XML",
-        # a MIME web archive: routed to the mail family, whose stage is not built yet
-        "testMHTMLFirefox.mhtml": "no disarm stage for mail.eml yet",
     }
     blocked = {}
     for path in files:
         out = tmp_path / path.name
         report = process_file(path, out, policy=DEFAULT)
+        if report.verdict.delivered and path.suffix == ".mhtml":
+            continue  # a MIME web archive: the mail stage's tests check those
         if report.verdict.delivered:
             assert report.output is not None
             check = svg_problems if report.output.type == "svg" else html_problems

@@ -1,0 +1,179 @@
+"""Mail headers: decode whatever arrives, write back only canonical, plain-ASCII headers.
+
+Decoding: RFC 2047 encoded words (adjacent words of one charset are joined
+before decoding, since Japanese mailers split characters across words), raw
+8-bit bytes (parsed with surrogateescape; decoded as UTF-8, CP932 or EUC-JP)
+and raw ISO-2022-JP escapes, all through mail_charset.
+
+Encoding: unstructured values become UTF-8 encoded words (B encoding) whenever
+they are not plain printable ASCII, or when the text itself looks like an
+encoded word (so nothing is decoded twice downstream). Addresses are parsed and
+re-formatted; a display name is always re-encoded.
+
+The header allow-list is decided here (see ``TOP_HEADERS``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from email.header import Header
+from email.utils import formataddr, getaddresses
+
+from gateway.stages.mail_charset import decode_bytes
+
+#: top-level headers copied to the rebuilt message, in this order. Everything else
+#: (DKIM-Signature, ARC-*, Authentication-Results: invalid or forgeable after the
+#: rebuild; List-Unsubscribe and friends: links; X-*: unknown) is dropped. Received
+#: stays: the relay chain is what an administrator needs to trace a mail, and
+#: downstream MTAs count it for loop detection.
+TOP_HEADERS: tuple[str, ...] = (
+    "Received", "Date", "From", "Sender", "Reply-To", "To", "Cc", "Subject", "Message-ID",
+    "In-Reply-To", "References", "List-Id", "Auto-Submitted", "Precedence", "Importance",
+    "Priority", "X-Priority", "Thread-Topic", "Thread-Index")
+#: RFC 5322 3.6: at most one of each; duplicates are ambiguous (first kept)
+SINGLE: frozenset[str] = frozenset({
+    "date", "from", "sender", "reply-to", "to", "cc", "bcc", "subject", "message-id",
+    "in-reply-to", "references", "mime-version", "content-type", "content-transfer-encoding",
+    "content-disposition", "content-id"})
+ADDRESS: frozenset[str] = frozenset({"from", "sender", "reply-to", "to", "cc"})
+#: identifiers: kept only when they are plain <...> ids
+IDS: frozenset[str] = frozenset({"message-id", "in-reply-to", "references"})
+#: read-receipt requests: tracking, removed with a finding
+RECEIPTS: frozenset[str] = frozenset({
+    "disposition-notification-to", "return-receipt-to", "x-confirm-reading-to",
+    "read-receipt-to"})
+MAX_RECEIVED = 50
+MAX_VALUE = 4000   # characters of one decoded header value we keep
+MAX_NAME = 200     # characters of one display name
+
+_EW = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
+_EW_GAP = re.compile(r"(\?=)[ \t\r\n]+(?==\?)")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_CTRL = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u2028\u2029\ud800-\udfff]")
+_ADDR = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}$")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-~]*\])>")
+
+
+def unfold(value: str) -> str:
+    return _FOLD.sub("", value)
+
+
+def decode_value(raw: str) -> tuple[str, bool]:
+    """A header value as text: encoded words and raw 8-bit decoded; (text, clean)."""
+    text = unfold(str(raw))
+    clean = True
+    pieces: list[str] = []
+    pos = 0
+    text = _EW_GAP.sub(r"\1", text)  # whitespace between encoded words is not content
+    pending: list[tuple[str, bytes]] = []
+
+    def flush() -> None:
+        nonlocal clean
+        if not pending:
+            return
+        groups: list[tuple[str, bytes]] = []
+        for charset, data in pending:
+            if groups and groups[-1][0] == charset:
+                groups[-1] = (charset, groups[-1][1] + data)
+            else:
+                groups.append((charset, data))
+        for charset, data in groups:
+            decoded, ok = decode_bytes(data, charset)
+            clean = clean and ok
+            pieces.append(decoded)
+        pending.clear()
+
+    for m in _EW.finditer(text):
+        if m.start() > pos:
+            flush()
+            plain, ok = _raw(text[pos:m.start()])
+            clean = clean and ok
+            pieces.append(plain)
+        data = _ew_bytes(m.group(2), m.group(3))
+        if data is None:
+            flush()
+            pieces.append(m.group(0))
+            clean = False
+        else:
+            pending.append((m.group(1).lower().split("*", 1)[0], data))
+        pos = m.end()
+    flush()
+    if pos < len(text):
+        plain, ok = _raw(text[pos:])
+        clean = clean and ok
+        pieces.append(plain)
+    return "".join(pieces), clean
+
+
+def raw_text(text: str) -> str:
+    """Raw 8-bit bytes (surrogates) in a header decoded; encoded words left alone."""
+    return _raw(text)[0]
+
+
+def _raw(text: str) -> tuple[str, bool]:
+    """Unencoded header text; surrogates stand for raw 8-bit bytes (surrogateescape)."""
+    if text.isascii() and "\x1b" not in text:
+        return text, True
+    if any("\udc80" <= ch <= "\udcff" for ch in text) or "\x1b" in text:
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace").decode("utf-8"), False
+        return decode_bytes(data, None)
+    return text, True  # already text (a header we synthesized)
+
+
+def _ew_bytes(kind: str, payload: str) -> bytes | None:
+    try:
+        if kind in "bB":
+            payload = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+            payload += "=" * (-len(payload) % 4)
+            return base64.b64decode(payload)
+        data = payload.replace("_", " ").encode("ascii", "replace")
+        return binascii.a2b_qp(data, header=False)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def clean_text(text: str, limit: int = MAX_VALUE) -> str:
+    """One line of displayable text: no control or line-break characters, bounded."""
+    text = _CTRL.sub(" ", text.replace("\ufffd", "?"))
+    text = re.sub(r"[ \t]+", " ", text).strip()
+    return text[:limit]
+
+
+def encode_text(text: str, name: str) -> str | Header:
+    """An unstructured header value ready for compat32: ASCII as is, else encoded words."""
+    text = clean_text(text)
+    if text.isascii() and "=?" not in text and "%PDF-" not in text:
+        return text
+    return Header(text, "utf-8", header_name=name)
+
+
+def encode_addresses(decoded: str) -> tuple[str, int]:
+    """Addresses re-formatted; (header value or "", number of entries dropped)."""
+    out: list[str] = []
+    dropped = 0
+    for raw_name, raw_addr in getaddresses([decoded.replace("\n", " ")]):
+        addr = raw_addr.strip()
+        if not _ADDR.match(addr) or ".." in addr:
+            if raw_name.strip() or addr:
+                dropped += 1
+            continue
+        name = clean_text(raw_name, MAX_NAME)
+        if not name:
+            out.append(addr)
+        elif name.isascii() and "=?" not in name:
+            out.append(formataddr((name, addr)))
+        else:  # one encoded word; a literal "=?" in the name is encoded too
+            words = Header(name, "utf-8").encode(maxlinelen=0)
+            out.append(f"{words} <{addr}>")
+    return ", ".join(out), dropped
+
+
+def encode_ids(decoded: str) -> str:
+    """Message identifiers: only well-formed <...> tokens survive."""
+    return " ".join([i for i in _ID.findall(decoded) if len(i) <= 250][:100])

@@ -1,0 +1,227 @@
+"""MAPI properties shared by TNEF (winmail.dat) and Outlook .msg, and compressed RTF.
+
+Only what a message needs is read: subject, sender, recipients, date, message
+id, bodies (plain, HTML, compressed RTF) and attachments (name, data, MIME
+tag, content id, embedded messages). Strings in 8-bit properties are decoded
+with the message's code page (932 → CP932, 5022x → ISO-2022-JP as CP932 does).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
+
+from gateway.errors import LimitExceeded, Malformed
+from gateway.stages.mail_charset import decode_bytes
+
+# property ids
+SUBJECT, MESSAGE_ID, BODY, HTML, RTF = 0x0037, 0x1035, 0x1000, 0x1013, 0x1009
+SENDER_NAME, SENDER_EMAIL, SENDER_SMTP = 0x0C1A, 0x0C1F, 0x5D01
+REPR_NAME, REPR_EMAIL, REPR_SMTP = 0x0042, 0x0065, 0x5D02
+SUBMIT_TIME, DELIVERY_TIME, HEADERS = 0x0039, 0x0E06, 0x007D
+INTERNET_CPID, MESSAGE_CPID = 0x3FDE, 0x3FFD
+DISPLAY_NAME, EMAIL_ADDRESS, SMTP_ADDRESS, RECIPIENT_TYPE = 0x3001, 0x3003, 0x39FE, 0x0C15
+ATTACH_DATA, ATTACH_FILENAME, ATTACH_LONG_FILENAME = 0x3701, 0x3704, 0x3707
+ATTACH_METHOD, ATTACH_MIME_TAG, ATTACH_CONTENT_ID = 0x3705, 0x370E, 0x3712
+DISPLAY_TO, DISPLAY_CC = 0x0E04, 0x0E03
+
+MAX_RTF = 32 * 1024 * 1024
+_CODEPAGES = {932: "cp932", 50220: "iso-2022-jp", 50221: "iso-2022-jp", 50222: "iso-2022-jp",
+              51932: "euc-jp", 20932: "euc-jp", 65001: "utf-8", 20127: "ascii",
+              28591: "latin-1", 1200: "utf-16-le"}
+
+
+def codepage_name(cp: int | None) -> str:
+    if cp is None:
+        return "cp1252"
+    return _CODEPAGES.get(cp, f"cp{cp}")
+
+
+def text_value(value: bytes | str | None, codepage: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.split("\x00", 1)[0]
+    return decode_bytes(value.split(b"\x00", 1)[0], codepage)[0]
+
+
+def unicode_value(data: bytes) -> str:
+    return data.decode("utf-16-le", "replace").split("\x00", 1)[0]
+
+
+def filetime(data: bytes) -> datetime | None:
+    if len(data) < 8:
+        return None
+    ticks = struct.unpack_from("<Q", data)[0]
+    try:
+        return datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)
+    except OverflowError:
+        return None
+
+
+@dataclass(slots=True)
+class Attachment:
+    name: str = ""
+    data: bytes | None = None
+    mime: str = ""
+    cid: str = ""
+    embedded: Message | None = None
+
+
+@dataclass(slots=True)
+class Mapped:
+    """A message read from MAPI properties, ready to become MIME."""
+
+    subject: str = ""
+    sender: tuple[str, str] = ("", "")
+    to: list[tuple[str, str]] = field(default_factory=list)
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    date: datetime | None = None
+    message_id: str = ""
+    transport_headers: str = ""
+    body: str = ""
+    html: bytes | str = b""
+    html_charset: str = ""
+    rtf: bytes = b""
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def to_message(m: Mapped) -> Message:
+    """A compat32 message (headers as text) that the mail walker treats like any other."""
+    top = MIMEMultipart("mixed")
+    del top["MIME-Version"]
+    names = ("from", "to", "cc", "date", "message-id", "received", "reply-to", "in-reply-to",
+             "references", "sender")
+    if m.transport_headers:
+        from email.parser import Parser  # noqa: PLC0415
+        from email.policy import compat32  # noqa: PLC0415
+
+        parsed = Parser(policy=compat32).parsestr(m.transport_headers + "\n\n",
+                                                  headersonly=True)
+        for key, value in parsed.raw_items():
+            if key.strip().lower() in names:
+                top[key] = value
+    if "from" not in top and _addr(m.sender):
+        top["From"] = _addr(m.sender)
+    for key, people in (("To", m.to), ("Cc", m.cc)):
+        listed = ", ".join(a for a in map(_addr, people) if a)
+        if key.lower() not in top and listed:
+            top[key] = listed
+    if "date" not in top and m.date is not None:
+        top["Date"] = format_datetime(m.date)
+    if "message-id" not in top and m.message_id:
+        top["Message-ID"] = m.message_id
+    top["Subject"] = m.subject
+    bodies: list[Message] = []
+    if m.body:
+        bodies.append(MIMEText(m.body, "plain", "utf-8"))
+    if m.html:
+        html = m.html if isinstance(m.html, str) else decode_bytes(m.html, m.html_charset)[0]
+        bodies.append(MIMEText(html, "html", "utf-8"))
+    if len(bodies) == 2:
+        alt = MIMEMultipart("alternative")
+        for b in bodies:
+            alt.attach(b)
+        top.attach(alt)
+    elif bodies:
+        top.attach(bodies[0])
+    elif m.rtf:
+        top.attach(_file(m.rtf, "message-body.rtf", "application/rtf", ""))
+    for att in m.attachments:
+        if att.embedded is not None:
+            part = MIMEBase("message", "rfc822")
+            part.set_payload([att.embedded])
+            part["Content-Disposition"] = _disposition(att.name or "message.eml")
+            top.attach(part)
+        elif att.data is not None:
+            top.attach(_file(att.data, att.name or "attachment.bin", att.mime, att.cid))
+    for part in top.walk():
+        if part is not top:
+            del part["MIME-Version"]
+    return top
+
+
+def _addr(pair: tuple[str, str]) -> str:
+    name, email = pair
+    if "@" not in email:
+        return ""  # an Exchange DN is no address: the rebuilt header omits it
+    return formataddr((name, email)) if name.isascii() else (
+        f"{Header(name, 'utf-8').encode(maxlinelen=0)} <{email}>")
+
+
+def _disposition(name: str) -> str:
+    escaped = name.replace("\\", "").replace('"', "'").replace("\r", "").replace("\n", "")
+    return f'attachment; filename="{escaped}"'
+
+
+def _file(data: bytes, name: str, mime: str, cid: str) -> Message:
+    main, _, sub = (mime.lower() if "/" in mime else "application/octet-stream").partition("/")
+    part = MIMEBase(main.strip() or "application", sub.strip() or "octet-stream")
+    part.set_payload(data)
+    from email import encoders  # noqa: PLC0415
+
+    encoders.encode_base64(part)
+    part["Content-Disposition"] = _disposition(name)
+    if cid:
+        part["Content-ID"] = f"<{cid.strip('<>')}>"
+    return part
+
+
+# ---------------------------------------------------------------------------- compressed RTF
+
+_RTF_PREBUF = (b"{\\rtf1\\ansi\\mac\\deff0\\deftab720{\\fonttbl;}{\\f0\\fnil \\froman \\fswiss "
+               b"\\fmodern \\fscript \\fdecor MS Sans SerifSymbolArialTimes New RomanCourier"
+               b"{\\colortbl\\red0\\green0\\blue0\r\n\\par \\pard\\plain\\f0\\fs20\\b\\i\\u\\tab"
+               b"\\tx")
+
+
+def decompress_rtf(data: bytes) -> bytes:
+    """MS-OXRTFCP: LZFu-compressed (or MELA-stored) RTF."""
+    if len(data) < 16:
+        raise Malformed("compressed RTF is truncated")
+    comp_size, raw_size, kind = struct.unpack_from("<III", data)
+    if raw_size > MAX_RTF:
+        raise LimitExceeded(f"RTF body expands beyond {MAX_RTF} bytes")
+    body = data[16:4 + comp_size] if comp_size >= 12 else data[16:]
+    if kind == 0x414C454D:  # "MELA": stored
+        return body[:raw_size]
+    if kind != 0x75465A4C:  # "LZFu"
+        raise Malformed("unknown compressed RTF format")
+    window = bytearray(4096)
+    window[: len(_RTF_PREBUF)] = _RTF_PREBUF
+    wpos = len(_RTF_PREBUF)
+    out = bytearray()
+    pos = 0
+    while pos < len(body) and len(out) < raw_size:
+        control = body[pos]
+        pos += 1
+        for bit in range(8):
+            if pos >= len(body) or len(out) >= raw_size:
+                break
+            if not control & (1 << bit):
+                byte = body[pos]
+                pos += 1
+                out.append(byte)
+                window[wpos] = byte
+                wpos = (wpos + 1) % 4096
+                continue
+            if pos + 1 >= len(body):
+                return bytes(out)
+            ref = (body[pos] << 8) | body[pos + 1]
+            pos += 2
+            offset, length = ref >> 4, (ref & 0xF) + 2
+            if offset == wpos:
+                return bytes(out)
+            for i in range(length):
+                byte = window[(offset + i) % 4096]
+                out.append(byte)
+                window[wpos] = byte
+                wpos = (wpos + 1) % 4096
+    return bytes(out[:raw_size])

@@ -1,0 +1,89 @@
+"""mbox: every message goes through the pipeline on its own; the clean ones are re-joined.
+
+Messages are split at ``From `` lines that start the file or follow an empty
+line (mboxo/mboxrd; ``>From `` quoting is undone). Each message is one item of
+the job (``box.mbox/message-0001.eml``): it gets its own findings, notice and
+X-Sekisho header. A blocked message is replaced by a short note message, so
+the recipient sees where something was taken out. The output is an mboxrd file
+with LF line ends.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import BinaryIO
+
+from gateway.errors import LimitExceeded, Malformed
+from gateway.kinds import Action
+from gateway.models import Verdict
+from gateway.pipeline.api import Mode, StageContext
+from gateway.stages.mail_parts import text_part
+
+_FROM_LINE = re.compile(rb"^From [!-~]{1,200}( [ -~]{1,80})?\s*$")
+_DEFAULT_FROM = b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970"
+
+
+def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+    """(From line, message bytes) for every message in the mailbox."""
+    lines = data.splitlines(keepends=True)
+    out: list[tuple[bytes, list[bytes]]] = []
+    previous_blank = True
+    for line in lines:
+        bare = line.rstrip(b"\r\n")
+        if bare.startswith(b"From ") and previous_blank:
+            if len(out) >= limit:
+                raise LimitExceeded(f"mailbox holds more than {limit} messages")
+            out.append((bare, []))
+        elif out:
+            out[-1][1].append(line[1:] if re.match(rb"^>+From ", bare) else line)
+        previous_blank = not bare.strip()
+    if not out:
+        raise Malformed("mailbox holds no message")
+    return [(first, b"".join(body)) for first, body in out]
+
+
+def run_mbox(data: bytes, dst: BinaryIO | None, ctx: StageContext) -> None:
+    messages = split(data, ctx.policy.limits.max_members)
+    for index, (from_line, message) in enumerate(messages, 1):
+        name = f"message-{index:04d}.eml"
+        got = ctx.recurse(message, name)
+        if ctx.mode is not Mode.DISARM:
+            if not got.verdict.delivered:
+                ctx.record("mail.message_blocked", name, detail=got.reason or "")
+            elif got.residual:
+                ctx.record("mail.attachment_disarmed", name, action=Action.DISARMED)
+            continue
+        assert dst is not None
+        if got.delivered and got.data is not None:
+            if got.verdict is Verdict.DISARMED:
+                ctx.record("mail.attachment_disarmed", name, action=Action.DISARMED)
+            body = got.data
+        else:
+            ctx.record("mail.message_blocked", name, detail=got.reason or "")
+            body = _note(index, got.reason or "", ctx.job_id)
+        first = from_line if re.search(rb"\d{4}\s*$", from_line) and _FROM_LINE.match(
+            from_line) else _DEFAULT_FROM
+        dst.write(first + b"\n" + _escape(body) + b"\n")
+
+
+def _escape(message: bytes) -> bytes:
+    text = message.replace(b"\r\n", b"\n")
+    text = re.sub(rb"(?m)^(>*From )", rb">\1", text)
+    return text if text.endswith(b"\n") else text + b"\n"
+
+
+def _note(index: int, reason: str, job_id: str) -> bytes:
+    body = (f"Sekisho（関所）: メールボックスの {index} 通目のメールは安全にできないため"
+            f"取り除きました。\r\n理由: {reason}\r\n原本が必要な場合は、受付番号 {job_id} を"
+            f"添えて管理者へお問い合わせください。\r\n\r\n"
+            f"Sekisho removed message {index} of this mailbox: it could not be made safe.\r\n"
+            f"Reason: {reason}\r\nTo obtain the original, contact your administrator quoting "
+            f"reference {job_id}.\r\n")
+    part = text_part(body, "plain")
+    part["Subject"] = f"[Sekisho] message {index} removed"
+    part["Date"] = format_datetime(datetime.now(UTC))
+    part["MIME-Version"] = "1.0"
+    part["X-Sekisho"] = f"verdict=blocked; job={job_id}"
+    return part.as_bytes()

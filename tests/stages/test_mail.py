@@ -1,0 +1,451 @@
+"""Mail stage: hostile MIME rebuilt, recipients told, Japanese kept without mojibake."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import zipfile
+from dataclasses import replace
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gateway.stages.archive
+import gateway.stages.html
+import gateway.stages.image
+import gateway.stages.mail  # noqa: F401 - registers the stages
+from gateway.models import Report, Verdict
+from gateway.pipeline import sniff
+from gateway.pipeline.run import process_file, scan_file
+from gateway.policy import load
+from tests.conftest import check_report_schema, corpus_dir
+from tests.helpers import mailgen as g
+
+POLICY = load("default")
+JOB = "20261126-100000-abcdef012345"
+
+
+def run(tmp_path: Path, data: bytes, name: str = "in.eml", policy: Any = POLICY,
+        ) -> tuple[Report, bytes | None]:
+    src, out = tmp_path / name, tmp_path / ("out-" + name)
+    src.write_bytes(data)
+    report = process_file(src, out, policy=policy, job_id=JOB)
+    check_report_schema(report)
+    return report, (out.read_bytes() if out.exists() else None)
+
+
+def keys(report: Report, index: int = 0) -> set[tuple[str, str]]:
+    return {(f.kind, f.location) for f in report.items[index].findings}
+
+
+def parsed(out: bytes | None, policy: Any = email.policy.default) -> EmailMessage:
+    assert out is not None
+    if not out.startswith(b"From "):  # mbox output uses LF line ends
+        assert b"\n" not in out.replace(b"\r\n", b""), "bare LF in the output"
+        assert out.isascii(), "8-bit byte in the output"
+    assert max(map(len, out.splitlines())) <= 998, "line longer than RFC 5322 allows"
+    msg = email.message_from_bytes(out, policy=policy)
+    for part in msg.walk():
+        assert not part.defects, (part.get_content_type(), part.defects)
+    return msg  # type: ignore[return-value]
+
+
+def bodies(msg: EmailMessage, ctype: str) -> list[str]:
+    return [p.get_content() for p in msg.walk() if p.get_content_type() == ctype
+            and p.get_content_disposition() != "attachment"
+            and p.get("Content-Description") != "Sekisho notice"]
+
+
+def notice(msg: EmailMessage) -> str:
+    for part in msg.walk():
+        if part.get("Content-Description") == "Sekisho notice":
+            return str(part.get_content())
+    raise AssertionError("no notice part")
+
+
+def attachments(msg: EmailMessage) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for part in msg.walk():
+        if part.get_content_disposition() == "attachment":
+            payload = part.get_payload(decode=True)
+            if part.get_content_type() == "message/rfc822":
+                payload = part.get_payload(0).as_bytes()
+            out[str(part.get_filename())] = payload
+    return out
+
+
+def with_mail(**kw: str) -> Any:
+    return replace(POLICY, mail=replace(POLICY.mail, **kw))
+
+
+# ---------------------------------------------------------------------------- HTML body
+
+
+def test_html_body_is_sanitized_and_links_neutralized(tmp_path: Path) -> None:
+    data = g.message(g.multipart("alternative", g.text("プレーン https://example.com/a です"),
+                                 g.text(g.HOSTILE_HTML, subtype="html")))
+    report, out = run(tmp_path, data)
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("mail.link_neutralized", "1/url[0]"),
+        ("html.script", "2/script[0]"), ("html.event_handler", "2/body[0]@onload"),
+        ("html.form", "2/form[0]"), ("html.form", "2/input[0]"),
+        ("html.remote_resource", "2/img[0]@src"),
+        ("html.javascript_url", "2/a[0]@href"), ("mail.link_neutralized", "2/a[1]@href")}
+    msg = parsed(out)
+    [html] = bodies(msg, "text/html")
+    for bad in ("<script", "onload", "<form", "<input", "tracker.example", "javascript:",
+                "href="):
+        assert bad not in html
+    assert "お見積りをお送りします。" in html
+    assert "詳細はこちら</a> [hxxps://example[.]com/path?q=1]" in html
+    plain = [b for b in bodies(msg, "text/plain") if "プレーン" in b]
+    assert plain == ["プレーン hxxps://example[.]com/a です"]
+
+
+@pytest.mark.parametrize("links", ["keep", "remove"])
+def test_links_keep_or_remove(tmp_path: Path, links: str) -> None:
+    data = g.message(g.text(g.HOSTILE_HTML, subtype="html"))
+    report, out = run(tmp_path, data, policy=with_mail(links=links))
+    link = [f for f in report.items[0].findings if f.location == "body/a[1]@href"]
+    assert [(f.kind, f.action) for f in link] == [
+        ("html.hyperlink", "kept" if links == "keep" else "removed")]
+    [html] = bodies(parsed(out), "text/html")
+    assert ('href="https://example.com/path?q=1"' in html) is (links == "keep")
+    assert "javascript:" not in html and "hxxp" not in html
+
+
+def test_html_body_converted_to_text_by_policy(tmp_path: Path) -> None:
+    data = g.message(g.text(g.HOSTILE_HTML, subtype="html"))
+    report, out = run(tmp_path, data, policy=with_mail(html_body="text"))
+    assert ("mail.html_converted", "body") in keys(report)
+    msg = parsed(out)
+    assert bodies(msg, "text/html") == []
+    [plain] = [b for b in bodies(msg, "text/plain") if "お見積り" in b]
+    assert "詳細はこちら [hxxps://example[.]com/path?q=1]" in plain
+    assert "steal" not in plain and "<" not in plain
+
+
+def test_html_alternative_dropped_when_plain_exists_and_policy_is_text(tmp_path: Path) -> None:
+    data = g.message(g.multipart("alternative", g.text("plain body"),
+                                 g.text(g.HOSTILE_HTML, subtype="html")))
+    report, out = run(tmp_path, data, policy=with_mail(html_body="text"))
+    assert ("mail.html_converted", "body") in keys(report)
+    msg = parsed(out)
+    assert bodies(msg, "text/html") == [] and "plain body" in bodies(msg, "text/plain")
+
+
+# ---------------------------------------------------------------------------- attachments
+
+
+def hostile_attachments() -> bytes:
+    zipped = g.zip_of({"tool.exe": g.EXE, "readme.txt": b"read me"})
+    html = b"<html><body><p>invoice</p><script>alert(1)</script></body></html>"
+    return g.message(g.multipart(
+        "mixed", g.text("添付をご確認ください。"),
+        g.attachment("setup.exe", g.EXE),
+        g.attachment("bundle.zip", zipped, "application/zip"),
+        g.attachment("", html, "text/html", param=b'filename="' + g.encoded_word(
+            "見積書.html").encode() + b'"'),
+        g.attachment("", g.png_with_metadata(), "image/png",
+                     param=b"filename*=utf-8''%E5%86%99%E7%9C%9F.png"),
+        g.attachment("report\u202etxt.exe".encode(), b"just text\n", "text/plain")),
+        subject="見積書の件")
+
+
+def test_attachments_go_through_the_pipeline(tmp_path: Path) -> None:
+    report, out = run(tmp_path, hostile_attachments())
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("mail.attachment_blocked", "setup.exe"),
+        ("mail.attachment_disarmed", "bundle.zip"),
+        ("mail.attachment_disarmed", "見積書.html"),
+        ("mail.attachment_disarmed", "写真.png"),
+        ("mail.name_cleaned", "reporttxt.exe")}
+    by_location = {i.location: i.verdict for i in report.items}
+    assert by_location == {
+        "in.eml": Verdict.DISARMED, "in.eml/setup.exe": Verdict.BLOCKED,
+        "in.eml/bundle.zip": Verdict.DISARMED, "in.eml/bundle.zip/tool.exe": Verdict.BLOCKED,
+        "in.eml/bundle.zip/readme.txt": Verdict.CLEAN,
+        "in.eml/見積書.html": Verdict.DISARMED, "in.eml/写真.png": Verdict.DISARMED,
+        "in.eml/reporttxt.exe": Verdict.CLEAN}
+    for policy in (email.policy.compat32, email.policy.default):
+        parsed(out, policy)
+    msg = parsed(out)
+    files = attachments(msg)
+    assert sorted(files) == ["bundle.zip", "reporttxt.txt", "写真.png", "見積書.html"]
+    with zipfile.ZipFile(io.BytesIO(files["bundle.zip"])) as zf:
+        assert sorted(zf.namelist()) == ["readme.txt", "tool.exe.removed.txt"]
+    assert b"<script" not in files["見積書.html"] and b"invoice" in files["見積書.html"]
+    assert b"secret" not in files["写真.png"]
+    types = {p.get_filename(): p.get_content_type() for p in msg.walk() if p.get_filename()}
+    assert types["reporttxt.txt"] == "text/plain" and types["写真.png"] == "image/png"
+    # the recipient is told, in Japanese and English, with the job id
+    text = notice(msg)
+    ja, en = text.split("[Sekisho disarm notice]")
+    assert "「setup.exe」は安全にできないため削除しました" in ja
+    assert "「bundle.zip」" in ja and "安全にできない格納ファイルを削除" in ja
+    assert "「見積書.html」: スクリプト（削除）" in ja
+    assert "「reporttxt.exe」" in ja and "「reporttxt.txt」として添付" in ja
+    assert f"受付番号 {JOB}" in ja
+    assert 'Attachment "setup.exe" was removed' in en and "script (removed)" in en
+    assert f"reference {JOB}" in en
+    assert msg["X-Sekisho"] == f"verdict=disarmed; job={JOB}; removed=4; blocked=1"
+    assert msg["Subject"] == "[無害化] 見積書の件"
+    assert msg.get_content_type() == "multipart/mixed"
+    assert msg.get_payload(0).get("Content-Description") == "Sekisho notice"
+
+
+def test_scan_mode_reports_without_writing(tmp_path: Path) -> None:
+    src = tmp_path / "in.eml"
+    src.write_bytes(hostile_attachments())
+    report = scan_file(src, policy=POLICY)
+    assert {("mail.attachment_blocked", "setup.exe"), ("mail.attachment_disarmed", "bundle.zip"),
+            ("mail.name_cleaned", "reporttxt.exe")} <= keys(report)
+
+
+def test_clean_message_gets_no_notice_and_no_tag(tmp_path: Path) -> None:
+    report, out = run(tmp_path, g.message(g.text("こんにちは"), subject="定例会"))
+    assert report.verdict is Verdict.CLEAN and keys(report) == set()
+    msg = parsed(out)
+    assert msg["Subject"] == "定例会" and msg.get_content_type() == "text/plain"
+    assert msg["X-Sekisho"] == f"verdict=clean; job={JOB}; removed=0; blocked=0"
+    assert msg.get_content() == "こんにちは"
+
+
+def test_reprocessing_does_not_double_tag(tmp_path: Path) -> None:
+    _, out = run(tmp_path, g.message(g.multipart("mixed", g.text("x"),
+                                                g.attachment("a.exe", g.EXE))))
+    assert out is not None
+    report, again = run(tmp_path, out, name="again.eml")
+    msg = parsed(again)
+    assert msg["Subject"].count("[無害化]") == 1
+    assert ("mail.spoofed_header", "header:X-Sekisho") in keys(report)
+    assert len(msg.get_all("X-Sekisho")) == 1
+
+
+# ---------------------------------------------------------------------------- headers
+
+
+def test_duplicate_headers_are_ambiguous_first_kept(tmp_path: Path) -> None:
+    data = g.message(g.text("body"), subject="first", extra=[
+        ("Subject", b"second"), ("From", b"Evil <ceo@evil.example>"),
+        ("X-Sekisho", b"verdict=clean; job=fake"), ("Disposition-Notification-To",
+                                                    b"track@evil.example"),
+        ("DKIM-Signature", b"v=1; a=rsa-sha256; d=example.com"),
+        ("List-Unsubscribe", b"<https://evil.example/unsub>")])
+    report, out = run(tmp_path, data)
+    assert keys(report) == {("mail.ambiguous_header", "header:Subject"),
+                            ("mail.ambiguous_header", "header:From"),
+                            ("mail.spoofed_header", "header:X-Sekisho"),
+                            ("mail.read_receipt", "header:Disposition-Notification-To")}
+    msg = parsed(out)
+    assert msg["Subject"] == "[無害化] first" and msg["From"] == "Sender <sender@example.com>"
+    assert msg["X-Sekisho"].startswith("verdict=disarmed")
+    for gone in ("DKIM-Signature", "List-Unsubscribe", "Disposition-Notification-To"):
+        assert gone not in msg
+    assert msg["Received"].startswith("from mx.example.com")
+
+
+@pytest.mark.parametrize("header", [b"To: \"", b"Message-ID: <@>", b"To: a@",
+                                    b"Content-Type: multipart/mixed; boundary*=\"'\""])
+def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the bug we defend against
+        m = email.message_from_bytes(header + b"\r\nSubject: x\r\n\r\nbody\r\n",
+                                     policy=email.policy.default)
+        for _, value in m.items():
+            str(value)
+    data = (b"From: a@example.com\r\nSubject: x\r\nDate: Thu, 26 Nov 2026 10:00:00 +0900\r\n"
+            + header + b"\r\n\r\nbody\r\n")
+    report, out = run(tmp_path, data)
+    assert report.verdict.delivered
+    msg = parsed(out)
+    for _, value in msg.items():
+        str(value)
+    assert "body" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_deep_nesting_is_blocked_cleanly(tmp_path: Path) -> None:
+    report, out = run(tmp_path, g.deep(1000))
+    assert report.verdict is Verdict.BLOCKED and out is None
+    assert report.items[0].findings[-1].kind in ("block.limit", "block.malformed")
+    report, out = run(tmp_path, g.deep(20), name="ok.eml")
+    assert report.verdict is Verdict.CLEAN
+    assert bodies(parsed(out), "text/plain") == ["bottom"]
+
+
+# ---------------------------------------------------------------------------- signed, encrypted
+
+
+def test_smime_signature_is_dropped_content_kept(tmp_path: Path) -> None:
+    signed = g.multipart("signed", g.text("署名付きの本文"),
+                         g.entity("application/pkcs7-signature; name=smime.p7s",
+                                  g.b64(b"0\x82\x01\x00fake"), cte="base64"),
+                         params='; protocol="application/pkcs7-signature"; micalg=sha-256')
+    report, out = run(tmp_path, g.message(signed))
+    assert keys(report) == {("mail.signature_removed", "body")}
+    msg = parsed(out)
+    assert "署名付きの本文" in bodies(msg, "text/plain")
+    assert all("pkcs7" not in p.get_content_type() for p in msg.walk())
+    assert "電子署名を削除" in notice(msg)
+
+
+@pytest.mark.parametrize(("content", "what"), [
+    (g.entity('application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
+              g.b64(b"0\x80\x06\x09*\x86H\x86\xf7\r\x01\x07\x03"), cte="base64"),
+     "S/MIME enveloped data"),
+    (g.multipart("encrypted", g.entity("application/pgp-encrypted", b"Version: 1\r\n"),
+                 g.entity("application/octet-stream", b"-----BEGIN PGP MESSAGE-----\r\n\r\n"
+                          b"hQEMA\r\n-----END PGP MESSAGE-----\r\n"),
+                 params='; protocol="application/pgp-encrypted"'), "multipart/encrypted"),
+    (g.text("-----BEGIN PGP MESSAGE-----\nhQEMA5\n-----END PGP MESSAGE-----\n"),
+     "PGP armored message"),
+])
+def test_encrypted_mail_is_blocked_for_quarantine(tmp_path: Path, content: bytes,
+                                                  what: str) -> None:
+    report, out = run(tmp_path, g.message(content))
+    assert report.verdict is Verdict.BLOCKED and out is None
+    findings = [(f.kind, f.detail) for f in report.items[0].findings]
+    assert ("mail.encrypted", what) in findings
+    assert findings[-1][0] == "block.encrypted"
+
+
+# ---------------------------------------------------------------------------- nested, uu, TNEF
+
+
+def test_nested_message_is_recursed(tmp_path: Path) -> None:
+    inner = g.message(g.multipart("mixed", g.text("転送します"), g.attachment("virus.exe", g.EXE)),
+                      subject="内側")
+    data = g.message(g.multipart("mixed", g.text("outer"), g.entity(
+        "message/rfc822", inner, headers=[("Content-Disposition", "attachment")])))
+    report, out = run(tmp_path, data)
+    assert keys(report) == {("mail.attachment_disarmed", "内側.eml")}
+    assert keys(report, 1) == {("mail.attachment_blocked", "virus.exe")}
+    assert report.items[1].location == "in.eml/内側.eml"
+    msg = parsed(out)
+    [part] = [p for p in msg.walk() if p.get_content_type() == "message/rfc822"]
+    nested = part.get_payload(0)
+    assert nested["Subject"] == "[無害化] 内側"
+    assert "「virus.exe」は安全にできないため削除しました" in notice(nested)
+    assert "「内側.eml」" in notice(msg)
+
+
+def test_uuencoded_file_in_text_is_cut_out(tmp_path: Path) -> None:
+    import binascii
+
+    lines = [binascii.b2a_uu(g.EXE[i:i + 45]).decode().rstrip("\n")
+             for i in range(0, len(g.EXE), 45)]
+    body = "本文の前\nbegin 644 invoice.exe\n" + "\n".join(lines) + "\n`\nend\n本文の後\n"
+    report, out = run(tmp_path, g.message(g.text(body)))
+    assert keys(report) == {("mail.uuencode", "body"),
+                            ("mail.attachment_blocked", "invoice.exe")}
+    msg = parsed(out)
+    [text] = [b for b in bodies(msg, "text/plain") if "本文" in b]
+    assert text == "本文の前\n本文の後\n"
+    assert "「invoice.exe」は安全にできないため削除しました" in notice(msg)
+
+
+def test_tnef_attachments_become_real_attachments(tmp_path: Path) -> None:
+    winmail = g.tnef("会議の件", "TNEF の本文です", [("議事録.txt", "議事録\n".encode()),
+                                                ("tool.exe", g.EXE)])
+    data = g.message(g.multipart("mixed", g.text("see attached"),
+                                 g.attachment("winmail.dat", winmail, "application/ms-tnef")))
+    report, out = run(tmp_path, data)
+    assert keys(report) == {("mail.tnef_decoded", "2"), ("mail.attachment_blocked", "tool.exe")}
+    msg = parsed(out)
+    assert attachments(msg) == {"議事録.txt": "議事録\n".encode()}
+    assert "TNEF の本文です" in bodies(msg, "text/plain")
+    assert all("tnef" not in p.get_content_type() for p in msg.walk())
+
+
+def test_bare_winmail_dat_becomes_a_message(tmp_path: Path) -> None:
+    data = (corpus_dir() / "g_email" / "tika" / "testWINMAIL.dat").read_bytes()
+    report, out = run(tmp_path, data, name="winmail.dat")
+    assert report.verdict is Verdict.DISARMED and report.output is not None
+    assert report.output.name == "winmail.eml" and report.output.type == "mail.eml"
+    assert ("mail.tnef_decoded", "body") in keys(report)
+    msg = parsed(out)
+    names = {i.location.split("/", 1)[1] for i in report.items[1:]}
+    assert {"quick.doc", "quick.pdf", "quick.txt", "quick.html", "quick.xml"} <= names
+    assert "quick.txt" in attachments(msg)
+
+
+def test_outlook_msg_becomes_a_message(tmp_path: Path) -> None:
+    data = (corpus_dir() / "g_email" / "tika" / "test-outlook2003.msg").read_bytes()
+    report, out = run(tmp_path, data, name="mail.msg")
+    assert report.input.type == "mail.msg"
+    assert report.output is not None and report.output.name == "mail.eml"
+    assert ("mail.msg_converted", "body") in keys(report)
+    msg = parsed(out)
+    assert msg["Subject"].endswith("Welcome to Microsoft Office Outlook 2003")
+    assert bodies(msg, "text/plain") or bodies(msg, "text/html")
+
+
+#: corpus messages we do not deliver, and why (blocking is not success: keep this short)
+CORPUS_BLOCKED: dict[str, str] = {}
+
+
+@pytest.mark.slow
+def test_corpus_messages_are_delivered_clean(tmp_path: Path) -> None:
+    from tests.helpers.markupcheck import html_problems  # independent lxml checker
+
+    folder = corpus_dir() / "g_email"
+    blocked: dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(folder))
+        report, out = run(tmp_path, path.read_bytes(), name=path.name)
+        if not report.verdict.delivered:
+            blocked[rel] = report.reason or ""
+            continue
+        assert out is not None
+        for policy in (email.policy.compat32, email.policy.default):
+            parsed(out, policy)
+        if out.startswith(b"From "):
+            continue  # mbox: each message was its own item, checked as it was built
+        for part in email.message_from_bytes(out, policy=email.policy.default).walk():
+            ctype = part.get_content_type()
+            if part.is_multipart() or ctype == "message/rfc822":
+                continue
+            data = part.get_payload(decode=True)
+            if ctype == "text/html":
+                page = tmp_path / "part.html"
+                page.write_bytes(data)
+                assert html_problems(page, allow_links=False) == [], rel
+            elif part.get_content_disposition() == "attachment":
+                family = sniff.sniff_bytes(data, part.get_filename()).family
+                assert POLICY.format(family).action in ("disarm", "pass"), (rel, family)
+    assert blocked == CORPUS_BLOCKED
+
+
+def test_inline_cid_image_kept_with_its_html(tmp_path: Path) -> None:
+    html = '<html><body><p>logo</p><img src="cid:logo@example.com"></body></html>'
+    image = g.entity("image/png", g.b64(g.png_with_metadata()), cte="base64",
+                     headers=[("Content-ID", "<logo@example.com>"),
+                              ("Content-Disposition", "inline")])
+    report, out = run(tmp_path, g.message(g.multipart("related", g.text(html, subtype="html"),
+                                                      image)))
+    assert report.verdict is Verdict.DISARMED  # the PNG lost its metadata
+    msg = parsed(out)
+    [body] = bodies(msg, "text/html")
+    assert 'src="cid:logo@example.com"' in body
+    [png] = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    assert png["Content-ID"] == "<logo@example.com>"
+    assert png.get_content_disposition() == "inline"
+    assert msg.get_payload(1).get_content_type() == "multipart/related"
+
+
+def test_fragments_and_external_bodies_are_removed(tmp_path: Path) -> None:
+    data = g.message(g.multipart(
+        "mixed", g.text("body"),
+        g.entity('message/partial; id="abc@example.com"; number=1; total=2',
+                 b"From: x@example.com\r\n\r\nhalf\r\n"),
+        g.entity('message/external-body; access-type=URL; URL="https://evil.example/x.exe"',
+                 b"Content-Type: application/octet-stream\r\n\r\n")))
+    report, out = run(tmp_path, data)
+    assert keys(report) == {("mail.partial", "2"), ("mail.external_body", "3")}
+    msg = parsed(out)
+    assert [p.get_content_type() for p in msg.walk()] == [
+        "multipart/mixed", "text/plain", "text/plain"]  # notice first, then the body
