@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -23,6 +24,9 @@ from gateway import policy as policy_mod
 from gateway.errors import ConfigError, UsageError
 from gateway.log import configure
 from gateway.models import Report, Verdict
+
+if TYPE_CHECKING:
+    from gateway.pipeline.workers import WorkerPool
 
 EXIT_OK, EXIT_USAGE, EXIT_BLOCKED, EXIT_FAILED = 0, 2, 3, 4
 
@@ -118,10 +122,10 @@ def _policy_check(path: Path) -> int:
 
 def _scan(args: argparse.Namespace, pol: policy_mod.Policy) -> int:
     from gateway.pipeline.run import new_job_id  # noqa: PLC0415
-    from gateway.pipeline.workers import JobSpec, WorkerPool  # noqa: PLC0415 - heavy import
+    from gateway.pipeline.workers import JobSpec  # noqa: PLC0415 - heavy import
 
     src = _check_input(args.input)
-    with WorkerPool(1, plugins=args.plugin, log_level=args.log_level) as pool:
+    with _pool(1, args) as pool:
         report = pool.run(JobSpec(new_job_id(), src, None, src.name), pol)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
@@ -149,11 +153,11 @@ def _disarm(args: argparse.Namespace, pol: policy_mod.Policy) -> int:
 def _single(src: Path, out: Path, report_path: Path | None, args: argparse.Namespace,
             pol: policy_mod.Policy) -> int:
     from gateway.pipeline.run import new_job_id  # noqa: PLC0415
-    from gateway.pipeline.workers import JobSpec, WorkerPool  # noqa: PLC0415
+    from gateway.pipeline.workers import JobSpec  # noqa: PLC0415
 
     tmp = _temp_beside(out)
     try:
-        with WorkerPool(1, plugins=args.plugin, log_level=args.log_level) as pool:
+        with _pool(1, args) as pool:
             report = pool.run(JobSpec(new_job_id(), src, tmp, src.name), pol)
         if report.verdict.delivered:
             os.replace(tmp, out)
@@ -168,7 +172,7 @@ def _single(src: Path, out: Path, report_path: Path | None, args: argparse.Names
 def _batch(inputs: list[Path], out_dir: Path, jobs: int, args: argparse.Namespace,
            pol: policy_mod.Policy) -> int:
     from gateway.pipeline.run import new_job_id  # noqa: PLC0415
-    from gateway.pipeline.workers import JobSpec, WorkerPool  # noqa: PLC0415
+    from gateway.pipeline.workers import JobSpec  # noqa: PLC0415
 
     names = [p.name for p in inputs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -185,8 +189,7 @@ def _batch(inputs: list[Path], out_dir: Path, jobs: int, args: argparse.Namespac
     used: set[str] = set()
     temps = {src: _temp_beside(out_dir / src.name) for src in inputs}
     try:
-        with WorkerPool(min(workers, len(inputs)), plugins=args.plugin,
-                        log_level=args.log_level) as pool:
+        with _pool(min(workers, len(inputs)), args) as pool:
             futures = [(src, pool.submit(JobSpec(new_job_id(), src, temps[src], src.name), pol))
                        for src in inputs]
             for src, fut in futures:
@@ -234,6 +237,15 @@ def _check_output(path: Path) -> Path:
                                                     and not os.access(path, os.W_OK)):
         raise UsageError(f"{path}: not writable")
     return path
+
+
+def _pool(workers: int, args: argparse.Namespace) -> WorkerPool:
+    from gateway.pipeline.workers import WorkerPool  # noqa: PLC0415 - heavy import
+
+    # fork: the CLI is single-threaded when it starts the pool, and forking saves the
+    # start-up of a forkserver (see gateway/pipeline/workers.py)
+    return WorkerPool(workers, plugins=args.plugin, log_level=args.log_level,
+                      start_method="fork")
 
 
 def _temp_beside(path: Path) -> Path:
