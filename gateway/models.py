@@ -88,11 +88,9 @@ class Report:
 
     @property
     def reason(self) -> str | None:
-        """The first error among the items: why the job was blocked or failed."""
-        for item in self.items:
-            if item.error:
-                return item.error
-        return None
+        """Why the job was blocked or failed: the root item's error (an embedded item that
+        was blocked inside a delivered file is not the job's reason)."""
+        return self.items[0].error if self.items else None
 
     def to_dict(self) -> dict[str, Any]:
         return {

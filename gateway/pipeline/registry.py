@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from gateway.pipeline.api import Stage
 
 BUILTIN_MODULES: tuple[str, ...] = (
+    "gateway.stages.pdf",
     "gateway.stages.image",
     "gateway.stages.html",
     "gateway.stages.svg",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -43,9 +44,18 @@ Check = Callable[[bytes, BinaryIO], str | None]
 # ----------------------------------------------------------------------------- checks
 
 
+_PDF_OBJ = re.compile(rb"(?m)^\s*\d{1,10}\s+\d{1,5}\s+obj\b")
+
+
 def _pdf(head: bytes, src: BinaryIO) -> str | None:
-    # Readers accept %PDF- anywhere in the first 1024 bytes.
-    return "pdf" if b"%PDF-" in head[:1024] else None
+    # Readers accept %PDF- anywhere in the first 1024 bytes, and repair files whose
+    # header is damaged: PDF structure anywhere in the head is a PDF too (otherwise it
+    # would look like text and could pass through as text, scripts and all).
+    if b"%PDF-" in head[:1024]:
+        return "pdf"
+    if _PDF_OBJ.search(head) and (b"endobj" in head or b"trailer" in head or b"/Type" in head):
+        return "pdf"
+    return None
 
 
 _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
@@ -131,7 +141,10 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
                 info = zf.getinfo("[Content_Types].xml")
                 if info.file_size > 4 * 1024 * 1024:
                     return "ooxml.unknown"
-                return _ooxml_kind(zf.read(info), _ooxml_main(zf, names))
+                try:
+                    return _ooxml_kind(zf.read(info), _ooxml_main(zf, names))
+                except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
+                    return "ooxml.unknown"   # a damaged package: the OOXML stage refuses it
             if "mimetype" in names:
                 mimetype = zf.read("mimetype")[:100].decode("ascii", "replace").strip()
                 if mimetype.startswith("application/vnd.oasis.opendocument."):

@@ -36,6 +36,8 @@ WM = "application/vnd.ms-word.document.macroEnabled.main+xml"
 CASES: list[tuple[str, bytes, str]] = [
     ("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "pdf"),
     ("pdf after junk", b"\x00" * 100 + b"%PDF-1.4\n", "pdf"),
+    ("pdf with a broken header", b"%PFD-1.4\n1 0 obj\n<< /Type /Catalog /OpenAction 2 0 R >>"
+                                 b"\nendobj\n", "pdf"),
     ("docx", ooxml(W), "ooxml.docx"),
     ("docm", ooxml(WM), "ooxml.docm"),
     ("zip", plain_zip(), "archive.zip"),

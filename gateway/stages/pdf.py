@@ -1,0 +1,209 @@
+"""PDF stage (DESIGN.md §8): take out every action not on an allow-list, rebuild the file.
+
+How it works
+------------
+The input is opened with pikepdf (qpdf), which repairs damage it can and decodes
+hex-escaped names (``/J#61vaScript`` is ``/JavaScript``). When qpdf cannot open a
+file at all, ``pdf_salvage`` rebuilds it from the objects found in its bytes and
+qpdf gets a second try (a salvaged file with no page left is refused). Then:
+
+1. phase 1 (``pdf_walk``) walks the places actions live, by structure: the catalog
+   (/OpenAction, /AA), /Names (/JavaScript tree, /EmbeddedFiles tree,
+   /AlternatePresentations), /AcroForm (/XFA, the field tree through /Kids), the page
+   tree (page /AA, every annotation's /A, /PA, /AA; RichMedia, 3D, Screen, Movie and
+   Sound annotations are taken off the page; FileAttachment annotations follow the
+   embedded-file policy) and the outline tree (/First, /Next, /Last, /Prev: each
+   item's /A). Loops in the page tree are cut, a page tree without /Kids is rebuilt
+   from the page objects;
+2. phase 2 (``pdf_sweep``) sweeps every object reachable from the trailer (and the
+   trailer itself) and neutralizes anything left anywhere else: a known action type,
+   /JS, /AA, /XFA, /EF, embedded-file streams, rich media, and any typed action an
+   /A, /PA, /OpenAction or /Next refers to;
+3. the file is written with qpdf from the trailer, so only reachable objects are
+   written: objects of old revisions and unreferenced objects vanish (``pdf.orphans``),
+   object streams are kept as they were (not recompressed), encryption without an
+   open password is dropped.
+
+``scan`` runs the same two phases on the document in memory and writes nothing, so
+it is exactly as thorough as ``disarm``; the verify step runs it on our own output.
+
+Allowed actions: /GoTo; /Named with NextPage, PrevPage, FirstPage or LastPage;
+/URI with an http, https or mailto address where a person clicks (/A, /PA of
+annotations and fields, outline items), when the policy keeps hyperlinks. A /URI
+run automatically (/OpenAction, /AA) is removed whatever the policy says. Kept
+hyperlinks are recorded as ``pdf.uri`` with action ``kept`` in every mode. A /Next
+chain keeps its allowed actions in order (rebuilt as one action whose /Next is an
+array of the others); its removed actions are recorded one by one. An /OpenAction
+that is not an action or a destination array is removed.
+
+Finding kinds
+-------------
+An action removed from /OpenAction is ``pdf.open_action``, from an /AA entry
+``pdf.additional_actions`` (the detail names its type); elsewhere the kind follows
+the action type: ``pdf.javascript``, ``pdf.launch``, ``pdf.submit_form``,
+``pdf.import_data``, ``pdf.remote_goto``, ``pdf.embedded_goto``, ``pdf.sound``,
+``pdf.movie``, ``pdf.rich_media``, ``pdf.rendition``, ``pdf.hide``,
+``pdf.set_ocg_state``, ``pdf.goto_3d_view``, ``pdf.transition``, ``pdf.uri``,
+``pdf.other_action`` (ResetForm, Thread, non-standard named actions…),
+``pdf.unknown_action`` (unknown or missing /S). Entries of the /JavaScript name tree
+are ``pdf.javascript``. Removed annotations: ``pdf.rich_media`` (RichMedia, 3D),
+``pdf.rendition`` (Screen), ``pdf.movie``, ``pdf.sound``. Also: ``pdf.embedded_file``
+and ``pdf.file_attachment`` (``disarmed`` whenever a delivered copy is embedded
+again in disarm mode; ``kept``/``disarmed`` by the embedded verdict in scan and
+verify; ``removed``), ``pdf.xfa``, ``pdf.encrypted``, ``pdf.repaired``,
+``pdf.orphans``.
+
+Location scheme
+---------------
+A location is the object path by which the stage reached the object, from the
+trailer: dictionary keys as ``/Key``, array elements as ``[i]``, e.g.
+``/Root/OpenAction``, ``/Root/Pages/Kids[0]/Annots[2]/A`` (page tree walked through
+/Kids, nested trees give ``/Kids[1]/Kids[0]``), ``/Root/AA/WC``,
+``/Root/Names/JavaScript/Names[1]`` (the value of the first entry of a name-tree
+leaf), ``/Root/Names/EmbeddedFiles/Kids[0]/Names[3]``,
+``/Root/AcroForm/Fields[0]/Kids[1]/AA/K``, ``/Root/Outlines/First/Next/A``,
+``/Root/Pages/Kids[0]/Annots[0]/A/Next/Next`` (a /Next chain; ``Next[1]`` when
+/Next is an array). An object reached twice is named by the first path in the
+phase-1 order above. Objects found only by phase 2 are named by their first
+reference (breadth-first from the trailer, keys sorted) from the nearest object
+phase 1 named, e.g. ``/Root/AF[0]`` or
+``/Root/StructTreeRoot/ParentTree/Nums[1][6]/AF[1]`` (an array inside an array);
+a key that is not valid text is written ``[N G R]`` (the object referred to), and
+trailer keys start at the top (``/OpenAction`` in the trailer). Key characters
+outside printable ASCII are written ``#xx``. A run of more than four equal
+segments is written once with a count: ``/Root/Outlines/First/Next{7}/A``.
+Document-wide findings (``pdf.orphans``, ``pdf.repaired``) have the empty
+location; ``pdf.encrypted`` is ``/Encrypt``.
+
+Embedded files (``embedded_files`` policy option): ``remove`` takes them out;
+``disarm`` (default) runs each through the pipeline and re-embeds the delivered
+copy. A FileAttachment annotation is treated the same way: it stays with the
+disarmed file, or is taken off the page when its file is removed.
+
+Names that are not UTF-8: pikepdf cannot look such keys up. They are never action
+slots, so they are skipped; where script-like names sit inside an object that has
+such keys, those keys are deleted (``pdf.repaired``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from typing import BinaryIO, ClassVar
+
+import pikepdf
+
+from gateway.errors import EncryptedContent, Malformed
+from gateway.kinds import Action
+from gateway.pipeline import registry
+from gateway.pipeline.api import StageContext
+from gateway.stages.pdf_actions import is_dictlike
+from gateway.stages.pdf_salvage import salvage
+from gateway.stages.pdf_sweep import Graph, sweep
+from gateway.stages.pdf_walk import Walk
+
+_DESCRIPTION = re.compile(r"^\s*(?:stream\s+)?<[^>]*>\s*")
+
+
+def _message(exc: object, src: object = None) -> str:
+    """qpdf's message without the input's description (a path); short, printable."""
+    text = str(exc)
+    if src is not None:
+        text = text.replace(f"stream {src}", "")
+    text = _DESCRIPTION.sub("", text).lstrip(": ").strip()
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return (text[:160] + "…") if len(text) > 160 else (text or type(exc).__name__)
+
+
+def _open(src: BinaryIO) -> tuple[pikepdf.Pdf, str | None]:
+    """The document, and why it had to be salvaged (None when qpdf opened it)."""
+    src.seek(0)
+    try:
+        src.fileno()
+        mode = pikepdf.AccessMode.mmap  # much faster than reading through Python
+    except (OSError, AttributeError, ValueError):
+        mode = pikepdf.AccessMode.default
+    try:
+        return pikepdf.open(src, password="", inherit_page_attributes=False,
+                            suppress_warnings=True, attempt_recovery=True,
+                            access_mode=mode), None
+    except pikepdf.PasswordError:
+        raise EncryptedContent("PDF requires a password to open") from None
+    except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
+        error = _message(exc, src)
+    src.seek(0)
+    for rebuilt in salvage(src.read()):
+        try:
+            return pikepdf.open(io.BytesIO(rebuilt), inherit_page_attributes=False,
+                                suppress_warnings=True), error
+        except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, pikepdf.PasswordError):
+            continue
+    raise Malformed(f"PDF is damaged beyond repair: {error}")
+
+
+class PdfStage:
+    name: ClassVar[str] = "pdf"
+    formats: ClassVar[frozenset[str]] = frozenset({"pdf"})
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        self._run(src, None, ctx)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        self._run(src, dst, ctx)
+
+    def _run(self, src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
+        pdf, salvaged = _open(src)
+        try:
+            with pdf:
+                self._rebuild(pdf, src, dst, ctx, salvaged)
+        except pikepdf.PasswordError:
+            raise EncryptedContent("PDF requires a password to open") from None
+        except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
+            raise Malformed(f"PDF is damaged beyond repair: {_message(exc, src)}") from None
+
+    @staticmethod
+    def _rebuild(pdf: pikepdf.Pdf, src: BinaryIO, dst: BinaryIO | None,
+                 ctx: StageContext, salvaged: str | None) -> None:
+        mark = len(ctx.findings)
+        notes = list(pdf.get_warnings())
+        if salvaged is not None:
+            notes.insert(0, f"rebuilt from the objects of a damaged file ({salvaged})")
+        root = pdf.trailer.get("/Root")
+        if root is None or not is_dictlike(root):
+            raise Malformed("PDF has no document catalog")
+        if not root.is_indirect:  # written into the trailer: most readers need a reference
+            root = pdf.trailer["/Root"] = pdf.make_indirect(root)
+            notes.append("document catalog written into the trailer")
+        orphans = Graph(pdf, suspects=False).orphans()
+        walk = Walk(pdf, ctx)
+        walk.run(root)
+        if salvaged is not None and walk.page_count == 0:
+            del ctx.findings[mark:]  # nothing is delivered: nothing was removed
+            raise Malformed(f"PDF is damaged beyond repair: {salvaged}; no page could be recovered")
+        sweep(walk)
+        if dst is not None:
+            if "/Size" not in pdf.trailer:
+                pdf.trailer["/Size"] = 0  # qpdf writes the true size, but only if the key exists
+            with warnings.catch_warnings():  # pikepdf's advice about form widgets: not ours
+                warnings.simplefilter("ignore", pikepdf.PageCopyWarning)
+                pdf.save(dst, encryption=False, fix_metadata_version=False,
+                         object_stream_mode=pikepdf.ObjectStreamMode.preserve,
+                         compress_streams=True, recompress_flate=False, linearize=False)
+        notes.extend(pdf.get_warnings())
+        if pdf.is_encrypted:
+            ctx.record("pdf.encrypted", "/Encrypt", action=Action.REMOVED,
+                       detail="no password needed to open; encryption removed")
+        if orphans:
+            ctx.record("pdf.orphans", "", action=Action.REMOVED,
+                       detail=f"{orphans} unreferenced objects dropped "
+                              "(earlier revisions or hidden data)")
+        problems = [_message(w, src) for w in notes[:1]] + walk.repairs + \
+            [_message(w, src) for w in notes[1:]]
+        if problems:
+            ctx.record("pdf.repaired", "", action=Action.REPAIRED,
+                       detail=f"{len(problems)} structural problems repaired; "
+                              f"first: {problems[0]}")
+
+
+registry.register(PdfStage())

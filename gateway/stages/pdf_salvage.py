@@ -1,0 +1,282 @@
+"""Last-resort repair for PDFs qpdf cannot open: rebuild the file from its objects.
+
+qpdf already reconstructs damaged cross-reference tables, but it gives up on some
+files every viewer opens: a catalog written directly into the trailer, objects
+without ``endobj``, a trailer that is missing or unreadable. Here the raw bytes are
+scanned for ``N G obj`` headers; each object's extent is found with a small lexer
+(strings, hex strings, comments, nested ``<< >>`` and ``[ ]``), streams are cut
+at ``endstream`` and get a true /Length, and a new file with a correct
+cross-reference table and trailer is written. qpdf then parses every object
+itself; nothing here interprets content, and the rebuilt document goes through
+the same two phases and the same verify step as any other.
+
+Encrypted files and files whose objects live in object streams are not salvaged.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WS = b" \t\r\n\f\x00"
+_DELIMS = b"()<>[]{}/%"
+_HEADER = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\x00]+(\d{1,5})[ \t\r\n\f\x00]+"
+                     rb"obj(?![A-Za-z])")
+_TRAILER = re.compile(rb"trailer(?![A-Za-z])")
+_ENDSTREAM = re.compile(rb"\r?\n?endstream")
+_LENGTH = re.compile(rb"/Length(?=[\s/\[<(])\s*(?:\d+\s+\d+\s+R(?![A-Za-z])|\d+)")
+_REF = re.compile(rb"\s*(\d+)\s+(\d+)\s+R(?![A-Za-z])")
+_REF_TAIL = re.compile(rb"\s+\d+\s+R(?![A-Za-z])")
+_BOUND = re.compile(rb"(?<![A-Za-z])(?:endobj|stream|endstream|xref|trailer)(?![A-Za-z])"
+                    rb"|(?<![0-9])\d{1,10}[ \t\r\n\f\x00]+\d{1,5}[ \t\r\n\f\x00]+obj(?![A-Za-z])")
+_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z0-9])|/Parent(?=[\s/<\[(]).*?/(?:Contents|MediaBox)"
+                   rb"|/(?:Contents|MediaBox)(?=[\s/<\[(]).*?/Parent(?![A-Za-z])", re.DOTALL)
+_KIDS = re.compile(rb"/Kids(?![A-Za-z])")
+_PAGES = re.compile(rb"/Pages(?=[\s/<\[(])")
+_CATALOG = re.compile(rb"/Type\s*/Catalog(?![A-Za-z0-9])")
+
+#: objects beyond this many are not salvaged (a file this broken is not worth it)
+MAX_OBJECTS = 100_000
+
+
+def _skip(data: bytes, i: int) -> int:
+    """Skip whitespace and comments."""
+    n = len(data)
+    while i < n:
+        c = data[i]
+        if c in _WS:
+            i += 1
+        elif c == 0x25:  # %
+            while i < n and data[i] not in b"\r\n":
+                i += 1
+        else:
+            break
+    return i
+
+
+def _string_end(data: bytes, i: int) -> int:
+    depth, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c == 0x5C:  # backslash
+            i += 2
+            continue
+        if c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+def _token_end(data: bytes, i: int) -> int:
+    n = len(data)
+    while i < n and data[i] not in _WS and data[i] not in _DELIMS:
+        i += 1
+    return i
+
+
+def value_end(data: bytes, i: int) -> int:
+    """End of the PDF value starting at ``i`` (after whitespace); a bare token stops early."""
+    i = _skip(data, i)
+    n, depth = len(data), 0
+    while i < n:
+        i = _skip(data, i)
+        if i >= n:
+            break
+        c = data[i]
+        if data.startswith(b"<<", i):
+            depth += 1
+            i += 2
+        elif data.startswith(b">>", i):
+            depth -= 1
+            i += 2
+        elif c == 0x28:
+            i = _string_end(data, i)
+        elif c == 0x3C:  # hex string
+            end = data.find(b">", i)
+            i = n if end < 0 else end + 1
+        elif c in b"[{":
+            depth += 1
+            i += 1
+        elif c in b"]}":
+            depth -= 1
+            i += 1
+        elif c == 0x2F:  # name
+            i = _token_end(data, i + 1)
+        else:
+            end = _token_end(data, i)
+            word = data[i:end]
+            if depth <= 0 and word in (b"endobj", b"stream", b"obj", b"trailer", b"xref"):
+                return i
+            i = max(end, i + 1)
+            if depth <= 0:
+                m = _REF_TAIL.match(data, i)
+                return m.end() if m and word.isdigit() else i
+        if depth <= 0:
+            return i
+    return n
+
+
+class _Object:
+    __slots__ = ("body", "gen", "stream")
+
+    def __init__(self, gen: int, body: bytes, stream: bytes | None) -> None:
+        self.gen, self.body, self.stream = gen, body, stream
+
+
+def _objects(data: bytes) -> dict[int, _Object]:
+    found: dict[int, _Object] = {}
+    pos = 0
+    while len(found) < MAX_OBJECTS:
+        m = _HEADER.search(data, pos)
+        if m is None:
+            break
+        num, gen = int(m.group(1)), int(m.group(2))
+        start = _skip(data, m.end())
+        end = value_end(data, start)
+        # a damaged value must not swallow the objects after it
+        bound = _BOUND.search(data, start)
+        if bound is not None and bound.start() < end:
+            end = bound.start()
+        body = data[start:end].strip()
+        pos = max(end, m.end())
+        stream = None
+        after = _skip(data, end)
+        if data.startswith(b"stream", after):
+            begin = after + 6
+            if data.startswith(b"\r\n", begin):
+                begin += 2
+            elif data[begin:begin + 1] in (b"\n", b"\r"):
+                begin += 1
+            close = _ENDSTREAM.search(data, begin)
+            following = _HEADER.search(data, begin)
+            if close is not None and (following is None or close.start() < following.start()):
+                stream, pos = data[begin:close.start()], close.end()
+            else:  # no endstream before the next object: the stream ends there
+                stop = following.start() if following is not None else len(data)
+                stream, pos = data[begin:stop], stop
+        if body and 0 < num < 10_000_000:
+            found[num] = _Object(gen, body, stream)  # later revisions win
+    return found
+
+
+def _trailer_root(data: bytes) -> tuple[bytes | None, bytes | None]:
+    """(root, info) of the last readable trailer: each a reference or a direct dict."""
+    for m in reversed(list(_TRAILER.finditer(data))):
+        start = _skip(data, m.end())
+        if not data.startswith(b"<<", start):
+            continue
+        text = data[start:value_end(data, start)]
+        got: dict[bytes, bytes] = {}
+        for key in (b"/Root", b"/Info"):
+            at = re.search(re.escape(key) + rb"(?=[\s/<\[(])", text)
+            if at is None:
+                continue
+            vstart = _skip(text, at.end())
+            ref = _REF.match(text, vstart)
+            got[key] = ref.group(0).strip() if ref else text[vstart:value_end(text, vstart)]
+        if b"/Root" in got:
+            return got[b"/Root"], got.get(b"/Info")
+    return None, None
+
+
+def salvage(data: bytes) -> list[bytes]:
+    """Well-formed PDFs holding the objects found in ``data``, to try in order.
+
+    The second candidate also gets a new page tree listing every page object, for
+    files whose own page tree is beyond qpdf's repair.
+    """
+    if re.search(rb"/Encrypt(?![A-Za-z])", data) or re.search(rb"/ObjStm(?![A-Za-z])", data):
+        return []
+    objects = _objects(data)
+    found = _root(objects, data)
+    if found is None:
+        return []
+    root, info = found
+    candidates = [_write(objects, root, info)]
+    rebuilt = _with_page_tree(objects, root)
+    if rebuilt is not None:
+        candidates.append(_write(rebuilt, root, info))
+    return candidates
+
+
+def _with_page_tree(objects: dict[int, _Object], root: bytes) -> dict[int, _Object] | None:
+    ref = _REF.fullmatch(root)
+    assert ref is not None
+    catalog = objects[int(ref.group(1))]
+    pages = [n for n, o in sorted(objects.items()) if o.stream is None and _PAGE.search(o.body)
+             and not _KIDS.search(o.body)]
+    if not pages or not catalog.body.startswith(b"<<"):
+        return None
+    tree = max(objects) + 1
+    kids = b" ".join(b"%d %d R" % (n, objects[n].gen) for n in pages)
+    out = dict(objects)
+    out[tree] = _Object(0, b"<< /Type /Pages /Kids [ %s ] /Count %d >>" % (kids, len(pages)),
+                        None)
+    body = catalog.body
+    key = _PAGES.search(body)
+    if key is None:
+        body = b"<< /Pages %d 0 R " % tree + body[2:]
+    else:
+        vstart = _skip(body, key.end())
+        body = body[:vstart] + b"%d 0 R" % tree + body[value_end(body, vstart):]
+    out[int(ref.group(1))] = _Object(catalog.gen, body, None)
+    return out
+
+
+def _root(objects: dict[int, _Object], data: bytes) -> tuple[bytes, bytes | None] | None:
+    """The catalog reference (adding an object for a direct one) and /Info."""
+    root, info = _trailer_root(data)
+    if root is not None and not _REF.fullmatch(root):
+        if not root.startswith(b"<<"):
+            root = None
+        else:
+            num = max(objects, default=0) + 1
+            objects[num] = _Object(0, root, None)
+            root = b"%d 0 R" % num
+    if root is not None:
+        ref = _REF.fullmatch(root)
+        if ref is None or int(ref.group(1)) not in objects:
+            root = None
+    if root is None:
+        catalogs = [n for n, o in objects.items() if _CATALOG.search(o.body)]
+        if not catalogs:
+            return None
+        root = b"%d %d R" % (catalogs[-1], objects[catalogs[-1]].gen)
+    if info is not None:
+        ref = _REF.fullmatch(info)
+        info = info if ref and int(ref.group(1)) in objects else None
+    return root, info
+
+
+def _write(objects: dict[int, _Object], root: bytes, info: bytes | None) -> bytes:
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+    for num in sorted(objects):
+        obj = objects[num]
+        offsets[num] = len(out)
+        out += b"%d %d obj\n" % (num, obj.gen)
+        if obj.stream is None:
+            out += obj.body
+        else:
+            body = _LENGTH.sub(b"", obj.body, count=1)
+            if body.startswith(b"<<"):
+                body = b"<< /Length %d " % len(obj.stream) + body[2:]
+            else:
+                body = b"<< /Length %d >>" % len(obj.stream)
+            out += body + b"\nstream\n" + obj.stream + b"\nendstream"
+        out += b"\nendobj\n"
+    size = max(objects) + 1
+    xref = len(out)
+    out += b"xref\n0 %d\n" % size
+    for num in range(size):
+        if num in offsets:
+            out += b"%010d %05d n \n" % (offsets[num], objects[num].gen)
+        else:
+            out += b"0000000000 65535 f \n"
+    extra = b" /Info " + info if info else b""
+    out += b"trailer\n<< /Size %d /Root %s%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size, root, extra, xref)
+    return bytes(out)
