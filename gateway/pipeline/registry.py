@@ -1,7 +1,9 @@
 """Stage registry: sniffed type id -> stage instance.
 
-Built-in stages are imported on first use. Plugins (extra modules that call
-``register``) are loaded by name, e.g. in every worker process at start-up.
+Built-in stages are imported on first use, by family: a PDF-only batch never
+imports the mail or image stages (start-up time is part of every CLI call).
+Plugins (extra modules that call ``register``) are loaded by name, e.g. in
+every worker process at start-up, and take precedence.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ from collections.abc import Iterable
 
 from gateway.pipeline.api import Stage
 
-BUILTIN_MODULES: tuple[str, ...] = (
-    "gateway.stages.pdf",
-    "gateway.stages.image",
-    "gateway.stages.html",
-    "gateway.stages.svg",
-    "gateway.stages.archive",
-    "gateway.stages.rtf",
-    "gateway.stages.mail",
-)
+#: family (the part of a type id before the first dot) -> module holding its stage
+BUILTIN_STAGES: dict[str, str] = {
+    "pdf": "gateway.stages.pdf",
+    "image": "gateway.stages.image",
+    "html": "gateway.stages.html",
+    "svg": "gateway.stages.svg",
+    "archive": "gateway.stages.archive",
+    "rtf": "gateway.stages.rtf",
+    "mail": "gateway.stages.mail",
+}
+BUILTIN_MODULES: tuple[str, ...] = tuple(dict.fromkeys(BUILTIN_STAGES.values()))
 
 _by_type: dict[str, Stage] = {}
-_loaded = False
 
 
 def register(stage: Stage) -> Stage:
@@ -32,23 +35,21 @@ def register(stage: Stage) -> Stage:
     return stage
 
 
-def _ensure_builtins() -> None:
-    global _loaded  # noqa: PLW0603 - one-time lazy import of the built-in stages
-    if not _loaded:
-        _loaded = True
-        load_plugins(BUILTIN_MODULES)
-
-
 def load_plugins(modules: Iterable[str]) -> None:
     for name in modules:
         importlib.import_module(name)
 
 
 def stage_for(type_id: str) -> Stage | None:
-    _ensure_builtins()
-    return _by_type.get(type_id)
+    stage = _by_type.get(type_id)
+    if stage is None:
+        module = BUILTIN_STAGES.get(type_id.split(".", 1)[0])
+        if module is not None:
+            importlib.import_module(module)  # registers its stage
+            stage = _by_type.get(type_id)
+    return stage
 
 
 def known_types() -> frozenset[str]:
-    _ensure_builtins()
+    load_plugins(BUILTIN_MODULES)
     return frozenset(_by_type)

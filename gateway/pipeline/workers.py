@@ -99,9 +99,8 @@ class WorkerPool:
         if start_method == "forkserver":
             ctx.set_forkserver_preload(["gateway.pipeline.run", *registry.BUILTIN_MODULES])
         elif start_method == "fork":
-            # children inherit what the parent imported: import the stages once, here
+            # children inherit what the parent imported; stages load on first use
             registry.load_plugins(plugins)
-            registry.known_types()
         self._pool = pebble.ProcessPool(
             max_workers=self.workers, max_tasks=max_tasks_per_child,
             initializer=_child_init, initargs=(tuple(plugins), log_json, log_level), context=ctx)
