@@ -1,0 +1,1 @@
+"""Benchmarks for Sekisho (``python -m bench.pdf``). Not part of the installed package."""
