@@ -130,6 +130,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "relationship to a missing part removed", "存在しない部品への参照を削除"),
     KindInfo("ooxml.unreferenced_part", _I, False,
              "part nothing refers to removed", "どこからも参照されない部品を削除"),
+    KindInfo("ooxml.signature_removed", _L, False,
+             "digital signature removed (no longer valid after disarming)",
+             "電子署名を削除 (無害化により無効になるため)"),
     # --- legacy OLE (doc/xls/ppt) ----------------------------------------------------------
     KindInfo("ole.vba", _H, True, "VBA macro project", "VBA マクロ"),
     KindInfo("ole.xlm_macro", _H, True, "Excel 4.0 (XLM) macro sheet",

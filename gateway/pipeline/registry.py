@@ -22,6 +22,8 @@ BUILTIN_STAGES: dict[str, str] = {
     "archive": "gateway.stages.archive",
     "rtf": "gateway.stages.rtf",
     "mail": "gateway.stages.mail",
+    "ooxml": "gateway.stages.ooxml",
+    "ole": "gateway.stages.ole",
 }
 BUILTIN_MODULES: tuple[str, ...] = tuple(dict.fromkeys(BUILTIN_STAGES.values()))
 

@@ -48,14 +48,14 @@ _PDF_OBJ = re.compile(rb"(?m)^\s*\d{1,10}\s+\d{1,5}\s+obj\b")
 
 
 def _pdf(head: bytes, src: BinaryIO) -> str | None:
-    # Readers accept %PDF- anywhere in the first 1024 bytes, and repair files whose
-    # header is damaged: PDF structure anywhere in the head is a PDF too (otherwise it
-    # would look like text and could pass through as text, scripts and all).
-    if b"%PDF-" in head[:1024]:
-        return "pdf"
-    if _PDF_OBJ.search(head) and (b"endobj" in head or b"trailer" in head or b"/Type" in head):
-        return "pdf"
-    return None
+    # Readers accept %PDF- anywhere in the first 1024 bytes.
+    return "pdf" if b"%PDF-" in head[:1024] else None
+
+
+def _pdf_structure(head: bytes) -> bool:
+    """PDF objects in what libmagic calls text or data: viewers repair a file whose
+    header is damaged, so it must not pass as text, scripts and all."""
+    return bool(_PDF_OBJ.search(head)) and (b"endobj" in head or b"trailer" in head)
 
 
 _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
@@ -328,6 +328,9 @@ def _libmagic(head: bytes) -> str:
     import magic  # noqa: PLC0415 - libmagic loads its database on first use only
 
     mime = magic.from_buffer(head, mime=True)
+    if (mime.startswith("text/") or mime == "application/octet-stream") and \
+            _pdf_structure(head):
+        return "pdf"
     if mime.startswith("text/"):
         if mime == "text/html":
             return "html"

@@ -1,0 +1,93 @@
+"""Legacy Office (Word .doc, Excel .xls, PowerPoint .ppt) disarm stage (DESIGN.md §8).
+
+The compound file is read into a tree (olefile), the active parts are taken out
+of the tree, and a new compound file is written from it (``cfb_writer``): the
+output never shares a sector layout with the input, orphaned and unreachable
+directory entries vanish, and every kept stream is byte-identical unless it
+was edited on purpose.
+
+What goes, per format (details in each module):
+
+* all: VBA projects (``ole.vba``) and embedded objects — ObjectPool / MBD
+  storages, OLE packages, Equation Editor, ActiveX (``ole_objects``);
+* Word: DDE / INCLUDE* / LINK fields, remote attached template (``ole_word``);
+* Excel: OBPROJ, XLM macro sheets, VBA module sheets, auto-run names, DDE and
+  external workbook links (``ole_excel``);
+* PowerPoint: the VBA storage in ``PowerPoint Document``, embedded object
+  storages there, run-program / macro click actions (``ole_ppt``).
+
+Locations: storage paths are '/'-joined entry names with control characters
+written ``\\xNN`` (``Macros``, ``ObjectPool/_1234567890``, ``MBD0001A2B3``);
+things inside a stream are ``<stream>#<what>`` (``Workbook#OBPROJ``,
+``Workbook#sheet[Macro1]``, ``Workbook#NAME[Auto_Open]``,
+``WordDocument#field[2]``, ``PowerPoint Document#ExOleObjStg@0x1a2b``).
+
+Policy ``ole: {legacy: convert}`` (default ``keep``) also converts: the disarmed
+legacy file is turned into OOXML by LibreOffice headless (``ole_convert``) and
+run through the pipeline like an embedded item; the OOXML stage disarms it and
+its copy becomes the output (``ole.converted``, output type ooxml.*).
+
+``ole.other`` (a compound file that is no Word/Excel/PowerPoint file) is routed
+here only to be refused with a precise reason: block.malformed when olefile
+cannot read it, block.unsupported otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, ClassVar
+
+from gateway.errors import LimitExceeded, Unsupported
+from gateway.pipeline import registry
+from gateway.pipeline.api import StageContext
+from gateway.stages import cfb_writer, ole_convert, ole_excel, ole_objects, ole_ppt, ole_word
+from gateway.stages.cfb_writer import Node
+
+#: a compound file is read whole; the pipeline's max_size bounds the input
+MAX_INPUT = 256 * 1024 * 1024
+
+
+class OleStage:
+    name: ClassVar[str] = "ole"
+    #: ole.other is accepted only to name the reason it is refused: damaged
+    #: (block.malformed) or a kind we do not disarm (block.unsupported)
+    formats: ClassVar[frozenset[str]] = frozenset({"ole.doc", "ole.xls", "ole.ppt", "ole.other"})
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        self._run(src, ctx, apply=False)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        root = self._run(src, ctx, apply=True)
+        rebuilt = cfb_writer.write(root)
+        if ctx.option("legacy", "keep") == "convert":
+            rebuilt = ole_convert.convert(rebuilt, ctx)
+        dst.write(rebuilt)
+
+    def _run(self, src: BinaryIO, ctx: StageContext, apply: bool) -> Node:
+        src.seek(0)
+        data = src.read(MAX_INPUT + 1)
+        if len(data) > MAX_INPUT:
+            raise LimitExceeded("the compound file is too large")
+        ole = cfb_writer.open_ole(data)
+        root = cfb_writer.read_tree(ole, len(data))
+        kind = ctx.type_id
+        if kind not in ("ole.doc", "ole.xls", "ole.ppt"):
+            raise Unsupported("this OLE compound file is not a Word, Excel or PowerPoint file")
+        # encryption first: nothing else can be judged in an encrypted file
+        if kind == "ole.doc":
+            ole_word.check_encryption(root)
+        elif kind == "ole.xls":
+            ole_excel.check_encryption(root)
+        elif kind == "ole.ppt":
+            ole_ppt.check_encryption(root)
+        ole_objects.handle_objects(root, ctx, apply)
+        ole_objects.handle_vba(root, ctx, apply)
+        if kind == "ole.doc":
+            ole_word.process(root, ctx, apply)
+        elif kind == "ole.xls":
+            ole_excel.process(root, ctx, apply)
+        elif kind == "ole.ppt":
+            ole_ppt.process(root, ctx, apply)
+        return root
+
+
+registry.register(OleStage())

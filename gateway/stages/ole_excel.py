@@ -1,0 +1,306 @@
+"""Excel 97-2003 / Excel 5 (.xls/.xlt): the ``Workbook`` / ``Book`` BIFF stream (MS-XLS).
+
+The stream is parsed into records and written again, so records may be dropped
+or change length; every absolute stream position in it is then re-mapped (the
+position of a byte inside a record moves with its record): BOUNDSHEET
+``lbPlyPos``, INDEX ``ibXF``/``rgibRw`` and EXTSST ``ib``. Other offsets in the
+format are relative to a record and do not move.
+
+* ``OBPROJ`` (0x00D3, "this file has a VBA project") is dropped (``ole.vba``,
+  ``Workbook#OBPROJ``); the project storage itself goes in ``ole_objects``.
+* XLM macro sheets (BOUNDSHEET dt=1 or BOF dt=0x40, ``ole.xlm_macro``) and Excel 5
+  VBA module sheets (dt=6, ``ole.vba``) become empty worksheets with the same
+  name and visibility, so sheet indices used by formulas and names stay valid.
+  Location ``Workbook#sheet[<name>]``.
+* Auto-run names (built-in Auto_Open/Auto_Close/Auto_Activate/Auto_Deactivate,
+  or any name starting with ``auto_open`` etc., ``ole.auto_action``) are renamed
+  ``_disarmed_<name>`` and their formula becomes ``#REF!``; names are referred to
+  by index, so nothing else moves. Location ``Workbook#NAME[<name>]``.
+* SUPBOOK links to a DDE/OLE server (``ole.dde``) or another workbook
+  (``ole.external_link``) become "unused" links (virtPath ``" "``, MS-XLS
+  2.4.271); cells keep their cached values. Location ``Workbook#SUPBOOK[<n>]``.
+* ``Ctls`` (ActiveX control data, ``ole.activex``) is removed.
+* FILEPASS (any encryption, including the VelvetSweatshop default password)
+  raises EncryptedContent.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.errors import EncryptedContent, Malformed
+from gateway.kinds import Action
+from gateway.pipeline.api import StageContext
+from gateway.stages.cfb_writer import Node
+
+BOF, EOF, BOUNDSHEET, NAME, OBPROJ, INDEX, EXTSST = 0x0809, 0x000A, 0x0085, 0x0018, 0x00D3, \
+    0x020B, 0x00FF
+FILEPASS, SUPBOOK, DIMENSIONS, WINDOW2 = 0x002F, 0x01AE, 0x0200, 0x023E
+_AUTO_BUILTIN = {0x01: "Auto_Open", 0x02: "Auto_Close", 0x0A: "Auto_Activate",
+                 0x0B: "Auto_Deactivate"}
+_AUTO_PREFIX = ("auto_open", "auto_close", "auto_activate", "auto_deactivate")
+_SHEET_DT = {1: ("ole.xlm_macro", "Excel 4.0 macro sheet emptied"),
+             6: ("ole.vba", "VBA module sheet emptied")}
+#: BOF dt of macro sheets and VBA modules -> BOUNDSHEET dt
+_BOF_DT = {0x0040: 1, 0x0006: 6}
+
+
+@dataclass
+class Rec:
+    type: int
+    data: bytes
+    pos: int = -1          # position in the original stream (-1: new record)
+
+
+def _stream(root: Node) -> Node:
+    for name in ("Workbook", "Book"):
+        node = root.child(name)
+        if node is not None and not node.is_storage:
+            return node
+    raise Malformed("no Workbook stream")
+
+
+def records(data: bytes) -> list[Rec]:
+    out: list[Rec] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        rtype, size = struct.unpack_from("<HH", data, pos)
+        if pos + 4 + size > len(data):
+            if any(r.type == EOF for r in out[-1:]) or rtype == 0:
+                break   # junk after the last EOF is dropped
+            raise Malformed(f"Excel record at 0x{pos:x} runs past the end of the stream")
+        out.append(Rec(rtype, data[pos + 4:pos + 4 + size], pos))
+        pos += 4 + size
+    if not out or out[0].type != BOF:
+        raise Malformed("the Excel stream does not start with a BOF record")
+    return out
+
+
+def check_encryption(root: Node) -> None:
+    for rec in records(_stream(root).data):
+        if rec.type == FILEPASS:
+            raise EncryptedContent("the Excel workbook is encrypted")
+        if rec.type == EOF:
+            return
+
+
+def _biff8(recs: list[Rec]) -> bool:
+    return len(recs[0].data) >= 2 and struct.unpack_from("<H", recs[0].data, 0)[0] == 0x0600
+
+
+def _sheet_name(data: bytes, biff8: bool) -> str:
+    if len(data) < 7:
+        return "?"
+    cch = data[6]
+    if biff8 and len(data) >= 8:
+        raw = data[8:8 + cch * (2 if data[7] & 1 else 1)]
+        return raw.decode("utf-16-le", "replace") if data[7] & 1 else raw.decode("latin-1")
+    return data[7:7 + cch].decode("latin-1")
+
+
+def process(root: Node, ctx: StageContext, apply: bool) -> None:
+    node = _stream(root)
+    sname = node.name
+    recs = records(node.data)
+    biff8 = _biff8(recs)
+    by_pos = {r.pos: i for i, r in enumerate(recs)}
+    out = list(recs)
+    replaced: dict[int, tuple[int, list[Rec]]] = {}   # BOF index -> (EOF index, new records)
+    glob_end = next((i for i, r in enumerate(recs) if r.type == EOF), len(recs) - 1)
+    supbooks = 0
+    for i, rec in enumerate(recs[:glob_end]):
+        if rec.type == OBPROJ:
+            ctx.record("ole.vba", f"{sname}#OBPROJ", action=Action.REMOVED,
+                       detail="VBA project marker record")
+            out[i] = Rec(-1, b"")
+        elif rec.type == BOUNDSHEET and len(rec.data) >= 6:
+            ply, dt = struct.unpack_from("<I", rec.data, 0)[0], rec.data[5]
+            start = by_pos.get(ply)
+            bof_dt = (struct.unpack_from("<H", recs[start].data, 2)[0]
+                      if start is not None and len(recs[start].data) >= 4 else None)
+            dt = _BOF_DT.get(bof_dt or -1, dt)
+            if dt in _SHEET_DT:
+                kind, detail = _SHEET_DT[dt]
+                name = _sheet_name(rec.data, biff8)
+                ctx.record(kind, f"{sname}#sheet[{name}]", action=Action.REMOVED, detail=detail)
+                out[i] = Rec(rec.type, rec.data[:5] + b"\x00" + rec.data[6:], rec.pos)
+                if start is not None:
+                    end = _substream_end(recs, start)
+                    replaced[start] = (end, _empty_sheet(recs[start], biff8))
+        elif rec.type == NAME:
+            new = _name(rec, biff8, sname, ctx)
+            if new is not None:
+                out[i] = new
+        elif rec.type == SUPBOOK and biff8:
+            new = _supbook(rec, supbooks, sname, ctx)
+            supbooks += 1
+            if new is not None:
+                out[i] = new
+    _orphan_sheets(recs, glob_end, replaced, sname, biff8, ctx)
+    ctls = root.child("Ctls")
+    if ctls is not None:
+        ctx.record("ole.activex", "Ctls", action=Action.REMOVED, detail="ActiveX control data")
+        if apply:
+            root.remove(ctls)
+    if apply:
+        final: list[Rec] = []
+        i = 0
+        while i < len(out):
+            if i in replaced:
+                end, new_recs = replaced[i]
+                final.extend(new_recs)
+                i = end + 1
+                continue
+            if out[i].type != -1:
+                final.append(out[i])
+            i += 1
+        node.data = serialize(recs, final, biff8)
+
+
+def _orphan_sheets(recs: list[Rec], glob_end: int, replaced: dict[int, tuple[int, list[Rec]]],
+                   sname: str, biff8: bool, ctx: StageContext) -> None:
+    """Macro/module substreams no BOUNDSHEET points at are emptied as well."""
+    i = glob_end + 1
+    while i < len(recs):
+        if recs[i].type != BOF:
+            i += 1
+            continue
+        end = _substream_end(recs, i)
+        dt = struct.unpack_from("<H", recs[i].data, 2)[0] if len(recs[i].data) >= 4 else 0
+        if i not in replaced and dt in _BOF_DT:
+            kind, detail = _SHEET_DT[_BOF_DT[dt]]
+            ctx.record(kind, f"{sname}#sheet@0x{recs[i].pos:x}", action=Action.REMOVED,
+                       detail=detail + " (not listed in the workbook)")
+            replaced[i] = (end, _empty_sheet(recs[i], biff8))
+        i = end + 1
+
+
+def _substream_end(recs: list[Rec], start: int) -> int:
+    depth = 0
+    for j in range(start, len(recs)):
+        if recs[j].type == BOF:
+            depth += 1
+        elif recs[j].type == EOF:
+            depth -= 1
+            if depth == 0:
+                return j
+    raise Malformed("an Excel sheet has no EOF record")
+
+
+def _empty_sheet(bof: Rec, biff8: bool) -> list[Rec]:
+    data = bytearray(bof.data)
+    if len(data) >= 4:
+        struct.pack_into("<H", data, 2, 0x0010)
+    if biff8:
+        dims = struct.pack("<IIHHH", 0, 0, 0, 0, 0)
+        win = struct.pack("<HHHIHHI", 0x06B6, 0, 0, 64, 0, 0, 0)
+    else:
+        dims = struct.pack("<HHHHH", 0, 0, 0, 0, 0)
+        win = struct.pack("<HHHI", 0x00B6, 0, 0, 0)
+    return [Rec(BOF, bytes(data), bof.pos), Rec(DIMENSIONS, dims), Rec(WINDOW2, win), Rec(EOF, b"")]
+
+
+def _name(rec: Rec, biff8: bool, sname: str, ctx: StageContext) -> Rec | None:
+    d = rec.data
+    if len(d) < 15:
+        return None
+    grbit, _key, cch, _cce = struct.unpack_from("<HBBH", d, 0)
+    if biff8:
+        high = d[14] & 1
+        raw = d[15:15 + cch * (2 if high else 1)]
+        name = raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1")
+    else:
+        name = d[14:14 + cch].decode("latin-1")
+    if grbit & 0x0020:
+        label = _AUTO_BUILTIN.get(ord(name[0]) if name else -1)
+        if label is None:
+            return None
+    elif name.lower().startswith(_AUTO_PREFIX):
+        label = name
+    else:
+        return None
+    ctx.record("ole.auto_action", f"{sname}#NAME[{label}]", action=Action.NEUTRALIZED,
+               detail="auto-run name renamed, formula set to #REF!")
+    new_name = ("_disarmed_" + label)[:255]
+    grbit &= ~(0x0002 | 0x0004 | 0x0008 | 0x0020)
+    rgce = b"\x1c\x17"      # PtgErr #REF!
+    head = struct.pack("<HBBH", grbit, 0, len(new_name), len(rgce)) + d[6:10] + b"\0\0\0\0"
+    if biff8:
+        try:
+            body = b"\x00" + new_name.encode("latin-1")
+        except UnicodeEncodeError:
+            body = b"\x01" + new_name.encode("utf-16-le")
+    else:
+        body = new_name.encode("latin-1", "replace")
+    return Rec(NAME, head + body + rgce, rec.pos)
+
+
+def _supbook(rec: Rec, n: int, sname: str, ctx: StageContext) -> Rec | None:
+    d = rec.data
+    if len(d) < 5:
+        return None
+    ctab, cch = struct.unpack_from("<HH", d, 0)
+    if cch in (0x0401, 0x3A01) or cch == 0:
+        return None
+    high = d[4] & 1
+    raw = d[5:5 + cch * (2 if high else 1)]
+    path = raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1")
+    if path in (" ", "\x00"):
+        return None
+    if ctab == 0:
+        kind, detail = "ole.dde", "DDE/OLE link made unused"
+    else:
+        kind, detail = "ole.external_link", "link to another workbook made unused"
+    ctx.record(kind, f"{sname}#SUPBOOK[{n}]", action=Action.NEUTRALIZED, detail=detail)
+    return Rec(SUPBOOK, struct.pack("<HH", 0, 1) + b"\x00 ", rec.pos)
+
+
+def serialize(orig: list[Rec], final: list[Rec], biff8: bool) -> bytes:
+    """Write ``final`` and re-map absolute positions from the ``orig`` layout."""
+    new_pos: dict[int, int] = {}
+    pos = 0
+    for rec in final:
+        if rec.pos >= 0:
+            new_pos[rec.pos] = pos
+        pos += 4 + len(rec.data)
+    starts = [r.pos for r in orig]
+
+    def remap(old: int) -> int:
+        k = bisect_right(starts, old) - 1
+        if k < 0:
+            return old
+        base = orig[k].pos
+        if base in new_pos:
+            return new_pos[base] + (old - base)
+        return old
+
+    out = bytearray()
+    for rec in final:
+        data = rec.data
+        if rec.type == BOUNDSHEET and len(data) >= 4:
+            data = struct.pack("<I", remap(struct.unpack_from("<I", data, 0)[0])) + data[4:]
+        elif rec.type == INDEX:
+            data = _fix_index(data, biff8, remap)
+        elif rec.type == EXTSST and len(data) >= 2:
+            buf = bytearray(data)
+            for p in range(2, len(buf) - 7, 8):
+                struct.pack_into("<I", buf, p, remap(struct.unpack_from("<I", buf, p)[0]))
+            data = bytes(buf)
+        out += struct.pack("<HH", rec.type, len(data)) + data
+    return bytes(out)
+
+
+def _fix_index(data: bytes, biff8: bool, remap: Callable[[int], int]) -> bytes:
+    first = 16 if biff8 else 12      # reserved, rwMic, rwMac, ibXF
+    xf_at = 12 if biff8 else 8
+    if len(data) < first:
+        return data
+    buf = bytearray(data)
+    for p in [xf_at, *range(first, len(buf) - 3, 4)]:
+        old = struct.unpack_from("<I", buf, p)[0]
+        if old:
+            struct.pack_into("<I", buf, p, remap(old))
+    return bytes(buf)

@@ -1,0 +1,321 @@
+"""Word 97-2003 (.doc/.dot): encryption, fields and the attached template (MS-DOC).
+
+Everything here is a same-length, in-place edit of the ``WordDocument`` and
+table streams, so no file offset (FIB, piece table, PLCs) moves.
+
+Fields. The text is read through the piece table (CLX). A field is
+``0x13 instruction [0x14 result] 0x15``. These are neutralized: fields whose
+instruction keyword or stored type (``flt`` in the PlcFld) is DDE/DDEAUTO
+(``ole.dde``), INCLUDETEXT/INCLUDEPICTURE/INCLUDE/IMPORT
+(``ole.include_field``) or LINK (``ole.external_link``), and fields whose type
+word is produced by a nested field (``ole.computed_field``, a DDE obfuscation).
+Every printable character of the instruction becomes a space and ``flt``
+becomes 0x23 (QUOTE; with 0x01 LibreOffice drops the result, with the old type
+it re-evaluates it). The field characters and the result stay, so Word and
+LibreOffice show the last result as plain text and nothing can be fetched or
+run. Location ``WordDocument#field[N]``, N counting field-begin characters in
+character position order over the whole text (main text, footnotes, headers...).
+
+Attached template (SttbfAssoc, entry ibstAssocDot in the table stream): a
+UNC or URL path is ``ole.external_template`` (``<table>#SttbfAssoc``); its
+characters are overwritten with spaces. Local paths are left alone.
+
+Encryption: ``fEncrypted``/``fObfuscated`` in the FIB, or IRM (``\\tDRMContent``)
+raise EncryptedContent. Word 6/95 files (nFib below 0xC1, the Word 97 FIB) are
+refused as unsupported: their macros live inside the WordDocument stream.
+
+The EMBED field of a removed ObjectPool object is left as it is: its result is
+the object's picture (in the Data stream), which Word and LibreOffice keep
+showing; only the object behind it is gone.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+from gateway.errors import EncryptedContent, Malformed, Unsupported
+from gateway.kinds import Action
+from gateway.pipeline.api import StageContext
+from gateway.stages.cfb_writer import Node
+
+_DDE = {"DDE", "DDEAUTO"}
+_INCLUDE = {"INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT"}
+_LINK = {"LINK"}
+#: field types (flt) by MS-DOC 2.9.90
+_FLT_KIND = {0x2D: "ole.dde", 0x2E: "ole.dde", 0x24: "ole.include_field",
+             0x37: "ole.include_field", 0x43: "ole.include_field",
+             0x44: "ole.include_field", 0x38: "ole.external_link"}
+_INERT_FLT = 0x23   # QUOTE: Word and LibreOffice show the stored result
+#: PlcFld (fc index in FibRgFcLcb97) for each sub-document, in CP order
+_PLCFLD = (16, 18, 17, 20, 19, 48, 57, 59)
+_CCP = (3, 4, 5, 6, 7, 8, 9, 10)   # ccpText, ccpFtn, ccpHdd, ccpMcr, ccpAtn, ccpEdn, ccpTxbx, ...
+_FC_STTBF_ASSOC, _FC_CLX = 32, 33
+_REMOTE = re.compile(r"^(\\\\|//|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+@dataclass
+class _Fib:
+    flags: int
+    table: str
+    ccp: list[int]
+    fclcb: list[tuple[int, int]]
+
+
+@dataclass
+class _Piece:
+    cp: int
+    cp_end: int
+    offset: int
+    width: int
+
+
+def _fib(wd: bytes) -> _Fib:
+    if len(wd) < 34 or struct.unpack_from("<H", wd, 0)[0] != 0xA5EC:
+        raise Malformed("WordDocument stream has no valid FIB")
+    nfib, flags = struct.unpack_from("<H", wd, 2)[0], struct.unpack_from("<H", wd, 10)[0]
+    if flags & 0x0100 or flags & 0x8000:
+        raise EncryptedContent("the Word document is encrypted")
+    if nfib < 0x00C1:
+        raise Unsupported("Word 6.0/95 documents are not supported (convert to .doc 97 or .docx)")
+    try:
+        csw = struct.unpack_from("<H", wd, 32)[0]
+        p = 34 + csw * 2
+        cslw = struct.unpack_from("<H", wd, p)[0]
+        lw = struct.unpack_from(f"<{cslw}I", wd, p + 2)
+        p += 2 + cslw * 4
+        cb = struct.unpack_from("<H", wd, p)[0]
+        raw = struct.unpack_from(f"<{cb * 2}I", wd, p + 2)
+    except struct.error:
+        raise Malformed("the Word FIB is truncated") from None
+    if cslw < 11 or cb < 60:
+        raise Malformed("the Word FIB is too short for Word 97")
+    return _Fib(flags, "1Table" if flags & 0x0200 else "0Table",
+                [lw[i] for i in _CCP], [(raw[2 * i], raw[2 * i + 1]) for i in range(cb)])
+
+
+def _pieces(table: bytes, fc: int, lcb: int, wd_len: int) -> list[_Piece]:
+    clx = table[fc:fc + lcb]
+    if len(clx) != lcb or not lcb:
+        raise Malformed("the Word piece table is missing")
+    p = 0
+    while p < len(clx) and clx[p] == 0x01:
+        if p + 3 > len(clx):
+            raise Malformed("the Word piece table is truncated")
+        p += 3 + struct.unpack_from("<H", clx, p + 1)[0]
+    if p + 5 > len(clx) or clx[p] != 0x02:
+        raise Malformed("the Word piece table is damaged")
+    size = struct.unpack_from("<I", clx, p + 1)[0]
+    plc = clx[p + 5:p + 5 + size]
+    if len(plc) != size or size < 4 or (size - 4) % 12:
+        raise Malformed("the Word piece table is damaged")
+    n = (size - 4) // 12
+    cps = struct.unpack_from(f"<{n + 1}I", plc, 0)
+    out = []
+    for i in range(n):
+        fc_raw = struct.unpack_from("<I", plc, 4 * (n + 1) + 8 * i + 2)[0]
+        compressed = bool(fc_raw & 0x40000000)
+        fc_val = fc_raw & 0x3FFFFFFF
+        offset, width = (fc_val // 2, 1) if compressed else (fc_val, 2)
+        count = cps[i + 1] - cps[i]
+        if count < 0 or offset + count * width > wd_len:
+            raise Malformed("a Word text piece lies outside the WordDocument stream")
+        out.append(_Piece(cps[i], cps[i + 1], offset, width))
+    return out
+
+
+def _text(wd: bytes, pieces: list[_Piece]) -> str:
+    parts = []
+    for pc in pieces:
+        raw = wd[pc.offset:pc.offset + (pc.cp_end - pc.cp) * pc.width]
+        parts.append(raw.decode("latin-1") if pc.width == 1
+                     else raw.decode("utf-16-le", "surrogatepass"))
+    return "".join(parts)
+
+
+@dataclass
+class _Field:
+    begin: int
+    sep: int | None
+    end: int
+
+
+def _fields(text: str) -> list[_Field]:
+    stack: list[list[int | None]] = []
+    found: list[_Field] = []
+    for m in re.finditer("[\x13\x14\x15]", text):
+        ch, cp = m.group(), m.start()
+        if ch == "\x13":
+            stack.append([cp, None])
+        elif ch == "\x14":
+            if stack and stack[-1][1] is None:
+                stack[-1][1] = cp
+        elif stack:
+            begin, sep = stack.pop()
+            assert begin is not None
+            found.append(_Field(begin, sep, cp))
+    return sorted(found, key=lambda f: f.begin)
+
+
+def _keyword(text: str, f: _Field) -> str:
+    stop = f.sep if f.sep is not None else f.end
+    depth, top = 0, []
+    for ch in text[f.begin + 1:stop]:
+        if ch == "\x13":
+            depth += 1
+        elif ch == "\x15":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            top.append(ch)
+    words = "".join(top).split()
+    return words[0].upper().lstrip("\\") if words else ""
+
+
+def _computed(text: str, f: _Field, by_begin: dict[int, _Field]) -> bool:
+    """True when the field's type word is made by a nested field ({ {QUOTE ...} ...}).
+
+    A nested field whose own instruction is blank (as we leave it) makes nothing.
+    """
+    stop = f.sep if f.sep is not None else f.end
+    inner = text[f.begin + 1:stop]
+    lead = len(inner) - len(inner.lstrip(" \t\r\n"))
+    nested = by_begin.get(f.begin + 1 + lead)
+    if nested is None:
+        return False
+    nstop = nested.sep if nested.sep is not None else nested.end
+    return any(ch > " " for ch in text[nested.begin + 1:nstop])
+
+
+def _kind(keyword: str, flt: int | None) -> str | None:
+    if keyword in _DDE or keyword.startswith("DDE"):
+        return "ole.dde"
+    if keyword in _INCLUDE:
+        return "ole.include_field"
+    if keyword in _LINK:
+        return "ole.external_link"
+    return _FLT_KIND.get(flt) if flt is not None else None
+
+
+class _PlcFld:
+    """Field descriptors of all sub-documents, to read and reset ``flt``."""
+
+    def __init__(self, fib: _Fib, table: bytearray) -> None:
+        self.table = table
+        self.starts: list[tuple[int, int, int, int]] = []   # (cp0, cp1, fc, lcb)
+        cp0 = 0
+        for ccp, idx in zip(fib.ccp, _PLCFLD, strict=True):
+            fc, lcb = fib.fclcb[idx] if idx < len(fib.fclcb) else (0, 0)
+            self.starts.append((cp0, cp0 + ccp, fc, lcb))
+            cp0 += ccp
+
+    def _slot(self, cp: int) -> int | None:
+        for cp0, cp1, fc, lcb in self.starts:
+            if cp0 <= cp < cp1 and lcb >= 6 and (lcb - 4) % 6 == 0 \
+                    and fc + lcb <= len(self.table):
+                n = (lcb - 4) // 6
+                cps = struct.unpack_from(f"<{n + 1}I", self.table, fc)
+                for j in range(n):
+                    if cps[j] == cp - cp0:
+                        pos = fc + 4 * (n + 1) + 2 * j
+                        return pos if self.table[pos] & 0x1F == 0x13 else None
+        return None
+
+    def flt(self, cp: int) -> int | None:
+        pos = self._slot(cp)
+        return self.table[pos + 1] if pos is not None else None
+
+    def set_inert(self, cp: int) -> None:
+        pos = self._slot(cp)
+        if pos is not None:
+            self.table[pos + 1] = _INERT_FLT
+
+
+def check_encryption(root: Node) -> None:
+    if root.child("\tDRMContent") is not None or root.child("\x06DataSpaces") is not None:
+        raise EncryptedContent("the Word document is protected with IRM (rights management)")
+    _fib(_word_stream(root).data)
+
+
+def _word_stream(root: Node) -> Node:
+    node = root.child("WordDocument")
+    if node is None or node.is_storage:
+        raise Malformed("no WordDocument stream")
+    return node
+
+
+def process(root: Node, ctx: StageContext, apply: bool) -> None:
+    wd_node = _word_stream(root)
+    wd = bytearray(wd_node.data)
+    fib = _fib(bytes(wd))
+    table_node = root.child(fib.table)
+    if table_node is None or table_node.is_storage:
+        raise Malformed(f"the {fib.table} stream is missing")
+    table = bytearray(table_node.data)
+    fc, lcb = fib.fclcb[_FC_CLX]
+    pieces = _pieces(bytes(table), fc, lcb, len(wd))
+    text = _text(bytes(wd), pieces)
+    plcfld = _PlcFld(fib, table)
+    fields = _fields(text)
+    by_begin = {f.begin: f for f in fields}
+    for n, f in enumerate(fields):
+        keyword = _keyword(text, f)
+        kind = _kind(keyword, plcfld.flt(f.begin))
+        if kind is None and _computed(text, f, by_begin):
+            kind, keyword = "ole.computed_field", "computed"
+        if kind is None:
+            continue
+        ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
+                   detail=f"{keyword or 'field'} field instruction blanked, result kept")
+        if apply:
+            _blank(wd, pieces, f.begin + 1, f.sep if f.sep is not None else f.end)
+            plcfld.set_inert(f.begin)
+    _template(fib, table, f"{fib.table}#SttbfAssoc", ctx, apply)
+    if apply:
+        wd_node.data = bytes(wd)
+        table_node.data = bytes(table)
+
+
+def _blank(wd: bytearray, pieces: list[_Piece], start: int, stop: int) -> None:
+    for pc in pieces:
+        lo, hi = max(start, pc.cp), min(stop, pc.cp_end)
+        for cp in range(lo, hi):
+            pos = pc.offset + (cp - pc.cp) * pc.width
+            if pc.width == 1:
+                wd[pos] = min(0x20, wd[pos])
+            elif struct.unpack_from("<H", wd, pos)[0] >= 0x20:
+                struct.pack_into("<H", wd, pos, 0x20)
+
+
+def _template(fib: _Fib, table: bytearray, where: str, ctx: StageContext, apply: bool) -> None:
+    fc, lcb = fib.fclcb[_FC_STTBF_ASSOC]
+    if lcb < 6 or fc + lcb > len(table):
+        return
+    ext = struct.unpack_from("<H", table, fc)[0]
+    wide = ext == 0xFFFF
+    count, extra = struct.unpack_from("<HH", table, fc + 2 if wide else fc)
+    p = fc + 6 if wide else fc + 4
+    end = fc + lcb
+    for i in range(min(count, 2)):
+        if wide:
+            if p + 2 > end:
+                return
+            cch = struct.unpack_from("<H", table, p)[0]
+            start, size = p + 2, cch * 2
+        else:
+            if p + 1 > end:
+                return
+            cch = table[p]
+            start, size = p + 1, cch
+        if start + size > end:
+            return
+        if i == 1 and cch:
+            raw = bytes(table[start:start + size])
+            path = raw.decode("utf-16-le", "replace") if wide else raw.decode("latin-1")
+            if _REMOTE.match(path.strip()):
+                ctx.record("ole.external_template", where, action=Action.NEUTRALIZED,
+                           detail="attached template on a remote path blanked")
+                if apply:
+                    table[start:start + size] = (" " * cch).encode(
+                        "utf-16-le" if wide else "latin-1")
+        p = start + size + extra

@@ -1,0 +1,285 @@
+"""SpreadsheetML specifics: macro sheets, auto-run names, external links, DDE formulas,
+data connections, and the binary workbook (xlsb).
+
+Locations: ``xl/workbook.xml#definedName[_xlnm.Auto_Open]``,
+``xl/worksheets/sheet1.xml#cell[B2]`` (a DDE formula), ``xl/connections.xml#connection[1]``.
+
+xlsx/xlsm: a macro sheet's part, relationship and ``<sheet>`` entry go; defined names
+that auto-run (Auto_Open, Auto_Close, Auto_Activate, Auto_Deactivate and their
+suffixed variants), are local to it or point into it go; ``localSheetId`` and the
+active tab are renumbered. Formulas that refer to removed external workbooks
+(``[1]Sheet1!A1``) or are DDE calls (``cmd|' /c calc'!A0``) become their cached value,
+and ``calcChain.xml`` is dropped so Excel rebuilds it.
+
+xlsb: the workbook is binary (BIFF12 records). Sheet entries refer to sheets by
+relationship id and other records refer to sheets by index, so a macro sheet is
+replaced by an empty worksheet under the same relationship id (indices stay valid);
+auto-run names are renamed ``Disabled_…`` in place (name indices stay valid).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import struct
+from typing import TYPE_CHECKING
+from xml.etree.ElementTree import Element
+
+from gateway.errors import Malformed
+from gateway.kinds import Action
+from gateway.stages import ooxml_xml as X
+from gateway.stages.ooxml_package import Package, relative_target
+
+if TYPE_CHECKING:
+    from gateway.stages.ooxml_plan import Engine
+
+AUTO_NAME = re.compile(r"^(_xlnm\.)?auto_(open|close|activate|deactivate)", re.IGNORECASE)
+_EXTREF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\[])'?\[\d+\]")
+_DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
+WORKSHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"
+WORKSHEET_BIN_CT = "application/vnd.ms-excel.worksheet"
+
+
+def external_link_kind(pkg: Package, name: str) -> tuple[str, str]:
+    """(kind, detail) for an externalLink part: DDE link, OLE link or another workbook."""
+    if not name.lower().endswith(".xml"):
+        return "ooxml.external_link", "link to another workbook (binary)"
+    try:
+        doc = X.parse(pkg.read(name), name)
+    except X.NotWellFormed:
+        return "ooxml.external_link", "unreadable external link"
+    for el in doc.root:
+        what = X.local(el.tag)
+        if what == "ddeLink":
+            return "ooxml.dde", f"DDE link (service {el.get('ddeService', '?')[:40]})"
+        if what == "oleLink":
+            return "ooxml.external_link", f"OLE link ({el.get('progId', '?')[:40]})"
+    targets = [r.target for r in pkg.rels_of(name) if r.external]
+    where = f": {targets[0][:100]}" if targets else ""
+    return "ooxml.external_link", f"link to another workbook{where}"
+
+
+def _rid(el: Element) -> str:
+    for k, v in el.attrib.items():
+        if X.is_rel_attr(k) and X.local(k) == "id":
+            return str(v)
+    return ""
+
+
+def _child(el: Element, name: str) -> Element | None:
+    for c in el:
+        if X.local(c.tag) == name:
+            return c
+    return None
+
+
+def workbook(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
+    dead = eng.e.dead.get(part, set())
+    root = doc.root
+    sheets_el = _child(root, "sheets")
+    sheets = [s for s in sheets_el if X.local(str(s.tag)) == "sheet"] \
+        if sheets_el is not None else []
+    gone = [i for i, s in enumerate(sheets) if _rid(s) in dead]
+    if sheets and len(gone) == len(sheets):
+        raise Malformed("the workbook holds nothing but macro sheets")
+    gone_names = [sheets[i].get("name", "") for i in gone]
+    changed = False
+    names_el = _child(root, "definedNames")
+    for d in list(names_el) if names_el is not None else []:
+        name = d.get("name", "")
+        text = d.text or ""
+        local_id = d.get("localSheetId")
+        why, kind = None, "ooxml.xlm_macro"
+        if AUTO_NAME.match(name):
+            why = "auto-run name"
+        elif local_id is not None and local_id.isdigit() and int(local_id) in gone:
+            why = "name local to a removed macro sheet"
+        elif any(_refers_to(text, s) for s in gone_names):
+            why = "name pointing into a removed macro sheet"
+        elif eng.ext_links_removed and _EXTREF.search(text):
+            why, kind = "name referring to another workbook", "ooxml.external_link"
+        if why:
+            names_el.remove(d)                          # type: ignore[union-attr]
+            eng.record(kind, f"{part}#definedName[{name[:60]}]", Action.REMOVED, why)
+            changed = True
+        elif local_id is not None and local_id.isdigit() and gone:
+            d.set("localSheetId", str(_shift(int(local_id), gone)))
+            changed = True
+    if names_el is not None and len(names_el) == 0:
+        root.remove(names_el)
+    if gone:
+        left = len(sheets) - len(gone)
+        for view in X.iter_local(root, "workbookView"):
+            for attr in ("activeTab", "firstSheet"):
+                value = view.get(attr)
+                if value is not None and value.isdigit():
+                    n = int(value)
+                    n = 0 if n in gone else min(_shift(n, gone), left - 1)
+                    view.set(attr, str(n))
+        changed = True
+    return changed
+
+
+def _shift(index: int, gone: list[int]) -> int:
+    return index - sum(1 for g in gone if g < index)
+
+
+def _refers_to(formula: str, sheet: str) -> bool:
+    if not sheet:
+        return False
+    low = formula.lower()
+    quoted = "'" + sheet.replace("'", "''").lower() + "'!"
+    return quoted in low or re.search(r"(?:^|[^A-Za-z0-9_.'])" + re.escape(sheet.lower()) + "!",
+                                      low) is not None
+
+
+def formulas(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
+    """Turn DDE formulas, and formulas into removed external workbooks, into values."""
+    external = 0
+    shared: set[str] = set()
+    changed = False
+    for cell in X.iter_local(doc.root, "c"):
+        f = _child(cell, "f")
+        if f is None:
+            continue
+        text = f.text or ""
+        if "|" in text and _DDE.search(text):
+            eng.record("ooxml.dde", f"{part}#cell[{cell.get('r', '?')}]", Action.NEUTRALIZED,
+                       "DDE formula replaced by its last value")
+        elif eng.ext_links_removed and _EXTREF.search(text):
+            external += 1
+        else:
+            continue
+        if f.get("t") == "shared" and f.get("si") is not None:
+            shared.add(f.get("si", ""))
+        cell.remove(f)
+        changed = True
+    if shared:   # cells sharing a removed master formula lose theirs too
+        for cell in X.iter_local(doc.root, "c"):
+            f = _child(cell, "f")
+            if f is not None and f.get("t") == "shared" and f.get("si") in shared:
+                cell.remove(f)
+    if external:
+        eng.record("ooxml.external_link", part, Action.NEUTRALIZED,
+                   f"{external} formula{'s' if external > 1 else ''} referring to other "
+                   "workbooks replaced by their last values")
+    if changed:
+        eng.formulas_removed = True
+    return changed
+
+
+_CONN_STRINGS = {"connection", "command", "url"}
+_CONN_DROP = {"sourceFile", "odcFile", "savePassword", "connectionFile"}
+
+
+def connections(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
+    """Blank every connection string, URL and source file; nothing left to refresh."""
+    changed = False
+    conns = [c for c in doc.root if X.local(c.tag) == "connection"]
+    for index, conn in enumerate(conns, 1):
+        hit = False
+        for el in conn.iter():
+            for key in list(el.attrib):
+                name = X.local(key)
+                value = el.attrib[key].strip()
+                if name in _CONN_STRINGS and value:
+                    el.attrib[key] = ""
+                    hit = True
+                elif (name in _CONN_DROP and value) or (
+                        name == "refreshOnLoad" and value.lower() in ("1", "true")):
+                    del el.attrib[key]
+                    hit = True
+        if hit:
+            changed = True
+            eng.record("ooxml.external_data", f"{part}#connection[{index}]",
+                       Action.NEUTRALIZED, f"data connection {conn.get('name', '')[:40]!r}: "
+                       "source and refresh-on-open removed")
+    return changed
+
+
+# ------------------------------------------------------------------------------- xlsb
+
+
+def _rec(rtype: int, body: bytes = b"") -> bytes:
+    out = bytearray()
+    for number, limit in ((rtype, 2), (len(body), 4)):
+        rest = number
+        for _ in range(limit):
+            byte = rest & 0x7F
+            rest >>= 7
+            out.append(byte | (0x80 if rest else 0))
+            if not rest:
+                break
+    return bytes(out) + body
+
+
+#: BrtBeginSheet, BrtWsDim, BrtBeginSheetData, BrtEndSheetData, BrtEndSheet
+EMPTY_SHEET_BIN = _rec(129) + _rec(148, bytes(16)) + _rec(145) + _rec(146) + _rec(130)
+
+
+def substitute_macrosheet(eng: Engine, name: str) -> None:
+    """xlsb: replace a macro sheet by an empty worksheet under the same relationship."""
+    n = 1
+    while eng.pkg.find(new := f"xl/worksheets/sheet{n}.bin") is not None or new in eng.e.added:
+        n += 1
+    eng.e.added[new] = EMPTY_SHEET_BIN
+    eng.e.substituted[name] = new
+    eng.pkg.ct.set(new, WORKSHEET_BIN_CT)
+    for rp, rel in eng.pkg.all_rels():
+        if rel.part == name:
+            eng.e.retarget[rp.source][rel.id] = relative_target(rp.source, new)
+            eng.e.retype[rp.source][rel.id] = WORKSHEET_REL
+
+
+def _records(data: bytes) -> list[tuple[int, bytes]]:
+    out: list[tuple[int, bytes]] = []
+    i = 0
+    try:
+        while i < len(data):
+            values = []
+            for limit in (2, 4):
+                value = shift = 0
+                for _ in range(limit):
+                    byte = data[i]
+                    i += 1
+                    value |= (byte & 0x7F) << shift
+                    shift += 7
+                    if not byte & 0x80:
+                        break
+                values.append(value)
+            rtype, size = values
+            if i + size > len(data):
+                raise IndexError
+            out.append((rtype, data[i:i + size]))
+            i += size
+    except IndexError:
+        raise Malformed("the binary workbook (xlsb) is truncated") from None
+    return out
+
+
+def workbook_bin(eng: Engine, part: str, data: bytes) -> bytes | None:
+    """Rename auto-run defined names (BrtName) in an xlsb workbook."""
+    records = _records(data)
+    changed = False
+    for i, (rtype, body) in enumerate(records):
+        if rtype != 39 or len(body) < 13:
+            continue
+        flags, chkey, itab, cch = struct.unpack_from("<IBII", body)
+        end = 13 + 2 * cch
+        if cch > 255 or end > len(body):
+            continue
+        name = body[13:end].decode("utf-16-le", "replace")
+        if not AUTO_NAME.match(name):
+            continue
+        new = "Disabled_" + re.sub(r"^_xlnm\.", "", name, flags=re.IGNORECASE)
+        flags &= ~((1 << 1) | (1 << 3) | (1 << 5))     # not a macro, not a built-in name
+        records[i] = (rtype, struct.pack("<IBII", flags, chkey, itab, len(new))
+                      + new.encode("utf-16-le") + body[end:])
+        eng.record("ooxml.xlm_macro", f"{part}#definedName[{name[:60]}]", Action.NEUTRALIZED,
+                   f"auto-run name renamed {new[:60]}")
+        changed = True
+    return b"".join(_rec(t, b) for t, b in records) if changed else None
+
+
+def is_xlsb_sheet(name: str) -> bool:
+    return posixpath.splitext(name)[1].lower() == ".bin"

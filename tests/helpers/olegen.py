@@ -1,0 +1,369 @@
+"""Legacy Office test helpers: real base files, hostile grafts, independent checks.
+
+Bases are made by LibreOffice at test time from text/CSV/flat ODP/RTF (so no
+binary fixture is checked in); hostile parts are grafted onto them from real
+public samples of the shared corpus (a VBA project from a real .doc, an OLE
+package from a real .xls, ...). Checks use tools that share no code with the
+stage: olefile (structure), oletools (olevba, msodde, oleobj) and LibreOffice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import defusedxml.ElementTree as DET
+import olefile
+import pytest
+
+from gateway.stages import cfb_writer, ole_excel
+from gateway.stages.cfb_writer import Node
+
+PACKAGES = "libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"
+TEXT = "Hello Sekisho base document"
+CELL = "sekisho-cell-alpha"
+SLIDE = "Hello Sekisho slide"
+
+_FODP = """<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+ xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+ xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+ xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"
+ office:version="1.2" office:mimetype="application/vnd.oasis.opendocument.presentation">
+<office:body><office:presentation><draw:page draw:name="p1">
+<draw:frame svg:x="2cm" svg:y="2cm" svg:width="20cm" svg:height="3cm"><draw:text-box>
+<text:p>{text}</text:p></draw:text-box></draw:frame></draw:page>
+</office:presentation></office:body></office:document>
+"""
+
+FIELDS_RTF = "\n".join([
+    r"{\rtf1\ansi\deff0{\fonttbl{\f0 Arial;}}",
+    r"\pard Before DDE: {\field{\*\fldinst DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe"
+    r' "/k calc.exe"}{\fldrslt DDE RESULT TEXT}} after.\par',
+    r'\pard Text: {\field{\*\fldinst INCLUDETEXT "\\\\\\\\server\\\\share\\\\x.doc"}'
+    r"{\fldrslt INCTEXT RESULT}} end.\par",
+    r'\pard Quote: {\field{\*\fldinst QUOTE "0123456789012345678901234567890123456789"}'
+    r"{\fldrslt QUOTE RESULT}} end.\par",
+    r'\pard Plain: {\field{\*\fldinst QUOTE "kept"}{\fldrslt PLAIN RESULT}} end.\par',
+    "}", ""])
+#: same length as the first QUOTE field's instruction: patched in to make an INCLUDEPICTURE
+INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
+
+
+# ------------------------------------------------------------------------ LibreOffice
+
+
+def soffice() -> str:
+    path = shutil.which("soffice") or shutil.which("libreoffice")
+    if path is None:
+        pytest.fail(f"LibreOffice (soffice) is required: apt-get install {PACKAGES}")
+    return path
+
+
+def lo_convert(files: Iterable[Path], fmt: str, outdir: Path, timeout: float = 600) -> None:
+    """Convert files with LibreOffice headless: private profile, no network use."""
+    files = list(files)
+    if not files:
+        return
+    outdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sekisho-lo-") as profile:
+        env = {**os.environ, "HOME": profile}
+        subprocess.run([soffice(), f"-env:UserInstallation=file://{profile}", "--headless",
+                        "--norestore", "--convert-to", fmt, "--outdir", str(outdir),
+                        *map(str, files)], check=False, capture_output=True, env=env,
+                       timeout=timeout)
+
+
+_FLAT = {".doc": "fodt", ".dot": "fodt", ".xls": "fods", ".xlt": "fods", ".ppt": "fodp",
+         ".pps": "fodp", ".pot": "fodp", ".docx": "fodt", ".xlsx": "fods", ".pptx": "fodp"}
+
+
+def lo_texts(files: Iterable[Path], workdir: Path) -> dict[str, str | None]:
+    """Text LibreOffice reads from each file (None: it did not open)."""
+    files = list(files)
+    by_fmt: dict[str, list[Path]] = {}
+    for f in files:
+        by_fmt.setdefault(_FLAT[f.suffix.lower()], []).append(f)
+    out: dict[str, str | None] = {}
+    for fmt, group in by_fmt.items():
+        # one file name per batch (LibreOffice names outputs by stem)
+        outdir = workdir / f"lo-{fmt}"
+        lo_convert(group, fmt, outdir)
+        for f in group:
+            produced = outdir / f"{f.stem}.{fmt}"
+            out[f.name] = _flat_text(produced) if produced.is_file() else None
+    return out
+
+
+def _flat_text(path: Path) -> str:
+    root = DET.parse(path).getroot()
+    body = next((el for el in root.iter() if el.tag.endswith("}body")), root)
+    parts: list[str] = []
+
+    def visit(el: Any) -> None:
+        if str(el.tag).endswith("}binary-data"):     # pictures and objects, base64
+            return
+        parts.append(el.text or "")
+        for kid in el:
+            visit(kid)
+            parts.append(kid.tail or "")
+
+    visit(body)
+    return " ".join(" ".join(parts).split())
+
+
+# ---------------------------------------------------------------------- base files
+
+
+def make_bases(workdir: Path) -> dict[str, Path]:
+    """base.doc, base.xls, base.ppt and fields.doc, made by LibreOffice."""
+    src = workdir / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "base.txt").write_text(f"{TEXT}\nSecond line\n", encoding="utf-8")
+    (src / "base.csv").write_text(f"name,value\n{CELL},1\nbeta,2\n", encoding="utf-8")
+    (src / "base.fodp").write_text(_FODP.format(text=SLIDE), encoding="utf-8")
+    (src / "fields.rtf").write_text(FIELDS_RTF, encoding="ascii")
+    lo_convert([src / "base.txt", src / "fields.rtf"], "doc", workdir)
+    lo_convert([src / "base.csv"], "xls", workdir)
+    lo_convert([src / "base.fodp"], "ppt", workdir)
+    out = {n: workdir / n for n in ("base.doc", "base.xls", "base.ppt", "fields.doc")}
+    for name, path in out.items():
+        if not path.is_file():
+            pytest.fail(f"LibreOffice did not produce {name} (is {PACKAGES} installed?)")
+    return out
+
+
+def tree(data: bytes) -> Node:
+    return cfb_writer.read_tree(cfb_writer.open_ole(data), len(data))
+
+
+def subtree(data: bytes, *path: str) -> Node:
+    node = tree(data)
+    for part in path:
+        child = node.child(part)
+        assert child is not None, f"{part!r} missing in donor"
+        node = child
+    return node
+
+
+def with_name(node: Node, name: str) -> Node:
+    return Node(name, node.is_storage, node.data, node.clsid, node.state, node.ctime,
+                node.mtime, list(node.children))
+
+
+# -------------------------------------------------------------------- hostile grafts
+
+
+def equation_storage(name: str) -> Node:
+    clsid = bytes.fromhex("02CE020000000000C000000000000046")
+    return Node(name, True, clsid=clsid, children=[
+        Node("\x01Ole", False, b"\x01\x00\x00\x02" + bytes(16)),
+        Node("Equation Native", False, b"\x1c\x00" + bytes(26) + b"\x03\x01\x01\x03\x0a"),
+    ])
+
+
+def activex_storage(name: str) -> Node:
+    clsid = bytes.fromhex("40e8198d7f4ace11a7f3000000000000")   # Forms.CommandButton-like
+    return Node(name, True, clsid=clsid, children=[
+        Node("\x03OCXNAME", False, "CommandButton1\0".encode("utf-16-le")),
+        Node("contents", False, bytes(40)),
+    ])
+
+
+def sttbf_assoc(template: str) -> bytes:
+    """An extended STTB with 18 strings; index 1 is the attached template."""
+    strings = [""] * 18
+    strings[1] = template
+    out = struct.pack("<HHH", 0xFFFF, len(strings), 0)
+    for s in strings:
+        out += struct.pack("<H", len(s)) + s.encode("utf-16-le")
+    return out
+
+
+def hostile_doc(base: bytes, macro_donor: bytes, package_donor: bytes, template: str) -> bytes:
+    """base.doc + Macros (real VBA) + ObjectPool (package, equation, ActiveX,
+    an embedded .doc carrying its own VBA) + a remote attached template."""
+    root = tree(base)
+    root.children.append(subtree(macro_donor, "Macros"))
+    inner = tree(base)
+    inner.children.append(subtree(macro_donor, "Macros"))
+    embedded = Node("_1000000004", True, clsid=inner.clsid, children=inner.children)
+    pool = Node("ObjectPool", True, children=[
+        with_name(subtree(package_donor, "ObjectPool", "_1577691201"), "_1000000001"),
+        equation_storage("_1000000002"),
+        activex_storage("_1000000003"),
+        embedded,
+    ])
+    root.children.append(pool)
+    wd = root.child("WordDocument")
+    assert wd is not None
+    flags = struct.unpack_from("<H", wd.data, 10)[0]
+    table = root.child("1Table" if flags & 0x200 else "0Table")
+    assert table is not None
+    fc, lcb = len(table.data), 0
+    blob = sttbf_assoc(template)
+    table.data += blob
+    lcb = len(blob)
+    wdata = bytearray(wd.data)
+    _set_fclcb(wdata, 32, fc, lcb)
+    wd.data = bytes(wdata)
+    return cfb_writer.write(root)
+
+
+def _set_fclcb(wd: bytearray, index: int, fc: int, lcb: int) -> None:
+    csw = struct.unpack_from("<H", wd, 32)[0]
+    p = 34 + csw * 2
+    cslw = struct.unpack_from("<H", wd, p)[0]
+    p += 2 + cslw * 4 + 2
+    struct.pack_into("<II", wd, p + 8 * index, fc, lcb)
+
+
+def patch_fields_doc(data: bytes) -> bytes:
+    """Turn the first QUOTE field of fields.doc into an INCLUDEPICTURE (same length)."""
+    root = tree(data)
+    wd = root.child("WordDocument")
+    assert wd is not None
+    old = 'QUOTE "0123456789012345678901234567890123456789"'
+    assert len(old) == len(INCLUDEPICTURE)
+    for enc in ("latin-1", "utf-16-le"):
+        if old.encode(enc) in wd.data:
+            wd.data = wd.data.replace(old.encode(enc), INCLUDEPICTURE.encode(enc), 1)
+            return cfb_writer.write(root)
+    raise AssertionError("QUOTE field not found in fields.doc")
+
+
+def hostile_xls(base: bytes, vba_donor: bytes, package_donor: bytes) -> bytes:
+    """base.xls + _VBA_PROJECT_CUR + OBPROJ + an XLM macro sheet with a built-in
+    Auto_Open name + a DDE SUPBOOK + an MBD package storage."""
+    root = tree(base)
+    root.children.append(subtree(vba_donor, "_VBA_PROJECT_CUR"))
+    root.children.append(subtree(package_donor, "MBD0009CF7B"))
+    wb = root.child("Workbook")
+    assert wb is not None
+    recs = ole_excel.records(wb.data)
+    first_sheet = next(i for i, r in enumerate(recs) if r.type == ole_excel.BOUNDSHEET)
+    name = "Macro1"
+    boundsheet = ole_excel.Rec(ole_excel.BOUNDSHEET, struct.pack("<IBBBB", 0, 1, 1, len(name), 0)
+                               + name.encode("latin-1"))
+    virt = "cmd\x03/c calc"
+    supbook = ole_excel.Rec(ole_excel.SUPBOOK, struct.pack("<HHB", 0, len(virt), 0)
+                            + virt.encode("latin-1"))
+    auto_open = ole_excel.Rec(ole_excel.NAME, struct.pack("<HBBHHHBBBBB", 0x0020, 0, 1, 3, 0, 0,
+                                                          0, 0, 0, 0, 0) + b"\x01"
+                              + b"\x1e\x01\x00")
+    obproj = ole_excel.Rec(ole_excel.OBPROJ, b"")
+    final = [*recs[:first_sheet], obproj, *recs[first_sheet:]]
+    last_bs = max(i for i, r in enumerate(final) if r.type == ole_excel.BOUNDSHEET)
+    final[last_bs + 1:last_bs + 1] = [boundsheet, supbook, auto_open]
+    glob_eof = next(i for i, r in enumerate(final) if r.type == ole_excel.EOF)
+    bof = ole_excel.Rec(ole_excel.BOF, struct.pack("<HHHHII", 0x0600, 0x0040, 0x0DBB, 0x07CC,
+                                                    0, 0x0206))
+    sheet = [bof,
+             ole_excel.Rec(ole_excel.DIMENSIONS, struct.pack("<IIHHH", 0, 1, 0, 1, 0)),
+             ole_excel.Rec(0x0203, struct.pack("<HHHd", 0, 0, 15, 1.0)),
+             ole_excel.Rec(ole_excel.WINDOW2, struct.pack("<HHHIHHI", 0x06B6, 0, 0, 64, 0, 0, 0)),
+             ole_excel.Rec(ole_excel.EOF, b"")]
+    assert glob_eof > last_bs
+    data = bytearray(ole_excel.serialize(recs, [*final, *sheet], True))
+    # point the new BOUNDSHEET at the appended substream
+    sheet_start = len(data) - sum(4 + len(r.data) for r in sheet)
+    for r in ole_excel.records(bytes(data)):
+        if r.type == ole_excel.BOUNDSHEET and r.data[8:] == name.encode("latin-1"):
+            struct.pack_into("<I", data, r.pos + 4, sheet_start)
+    wb.data = bytes(data)
+    return cfb_writer.write(root)
+
+
+def find_ex_ole_obj_stg(doc_stream: bytes) -> list[tuple[int, bytes]]:
+    """(offset, whole record) of every compressed ExOleObjStg holding a compound file."""
+    found = []
+    pos = doc_stream.find(b"\x10\x00\x11\x10")
+    while pos >= 0:
+        size = struct.unpack_from("<I", doc_stream, pos + 4)[0]
+        body = doc_stream[pos + 8:pos + 8 + size]
+        with contextlib.suppress(zlib.error):
+            if zlib.decompressobj().decompress(body[4:], 8).startswith(olefile.MAGIC):
+                found.append((pos, doc_stream[pos:pos + 8 + size]))
+        pos = doc_stream.find(b"\x10\x00\x11\x10", pos + 1)
+    return found
+
+
+def ex_ole_obj_stg(storage: bytes) -> bytes:
+    body = struct.pack("<I", len(storage)) + zlib.compress(storage)
+    return struct.pack("<HHI", 0x0010, 0x1011, len(body)) + body
+
+
+#: VBAInfoContainer (type, length) + VBAInfoAtom header; the container's recVer/instance vary
+_VBA_INFO = b"\xff\x03\x14\x00\x00\x00\x02\x00\x00\x04\x0c\x00\x00\x00"
+
+
+def hostile_ppt(base: bytes, vba_donor: bytes, package_donor: bytes) -> bytes:
+    """base.ppt + (appended to PowerPoint Document) the real compressed VBA storage
+    of a macro presentation and an OLE package object."""
+    root = tree(base)
+    doc = root.child("PowerPoint Document")
+    assert doc is not None
+    donor_doc = subtree(vba_donor, "PowerPoint Document")
+    vba = [rec for _, rec in find_ex_ole_obj_stg(donor_doc.data)]
+    assert vba, "no VBA storage in the donor presentation"
+    package = subtree(package_donor, "ObjectPool", "_1577691201")
+    pkg_cfb = cfb_writer.write(Node("Root Entry", True, clsid=package.clsid,
+                                    children=package.children))
+    data = bytearray(doc.data)
+    # LibreOffice writes VBAInfoAtom.version 1; oletools' PptParser wants 2 and
+    # otherwise treats the file as plain OLE and misses PowerPoint VBA entirely
+    info = data.find(_VBA_INFO)
+    if info >= 0:
+        struct.pack_into("<I", data, info + 22, 2)
+    doc.data = bytes(data) + vba[0] + ex_ole_obj_stg(pkg_cfb)
+    return cfb_writer.write(root)
+
+
+# -------------------------------------------------------------------------- checks
+
+
+def olefile_check(data: bytes) -> olefile.OleFileIO:
+    """The output parses with olefile without any defect."""
+    assert olefile.isOleFile(data)
+    ole = olefile.OleFileIO(io.BytesIO(data), raise_defects=olefile.DEFECT_INCORRECT)
+    assert not ole.parsing_issues, ole.parsing_issues
+    return ole
+
+
+def streams(data: bytes) -> dict[str, bytes]:
+    ole = olefile.OleFileIO(io.BytesIO(data))
+    return {"/".join(p): ole.openstream(p).read() for p in ole.listdir()}
+
+
+def oletools_flags(path: Path) -> list[str]:
+    """What olevba, msodde and oleobj still find in ``path`` (empty: nothing)."""
+    from oletools import msodde, oleobj
+    from oletools.olevba import VBA_Parser
+
+    flags: list[str] = []
+    parser = VBA_Parser(str(path))
+    try:
+        if parser.detect_vba_macros():
+            flags.append("olevba: VBA macros")
+        if parser.detect_xlm_macros():
+            flags.append("olevba: XLM macros")
+    finally:
+        parser.close()
+    with contextlib.redirect_stdout(io.StringIO()):
+        links = msodde.process_file(str(path), msodde.FIELD_FILTER_DEFAULT)
+    if links and links.strip():
+        flags.append(f"msodde: {links.strip()[:80]!r}")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        _, _, dumped = oleobj.process_file(str(path), None, output_dir=tmp)
+    if dumped:
+        flags.append("oleobj: embedded file")
+    return flags

@@ -1,0 +1,515 @@
+"""Legacy OLE stage (doc/xls/ppt): hostile grafts on real bases, the corpus, the writer.
+
+Every delivered output is checked by tools that share no code with the stage:
+olefile (no defects), olevba (no VBA/XLM), msodde (no DDE), oleobj (no embedded
+file) and LibreOffice (opens it, text preserved).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import olefile
+import pytest
+
+import gateway.stages.ole  # registers the stage
+import gateway.stages.ooxml  # noqa: F401 - embedded and converted OOXML go through it
+from gateway.models import Report, Verdict
+from gateway.pipeline.run import process_file, scan_file
+from gateway.pipeline.sniff import sniff_bytes
+from gateway.policy import FormatPolicy, Policy, load
+from gateway.stages import cfb_writer, ole_excel
+from gateway.stages.cfb_writer import Node
+from tests.conftest import check_report_schema, corpus_dir
+from tests.helpers import olegen
+
+CORPUS = "c_ole"
+
+
+@pytest.fixture(scope="session")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    paths = olegen.make_bases(tmp_path_factory.mktemp("ole-bases"))
+    return {name: path.read_bytes() for name, path in paths.items()}
+
+
+def sample(rel: str) -> bytes:
+    return (corpus_dir() / CORPUS / rel).read_bytes()
+
+
+def policy(**ole: str) -> Policy:
+    base = load("default")
+    formats = dict(base.formats)
+    old = formats["ole"]
+    formats["ole"] = FormatPolicy(action="disarm", keep=old.keep,
+                                  options={**old.options, **ole})
+    return Policy(name="test-ole", formats=formats)
+
+
+def run(tmp_path: Path, data: bytes, name: str, pol: Policy | None = None) -> tuple[Report, Path]:
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / f"out-{name}"
+    report = process_file(src, out, policy=pol or load("default"))
+    check_report_schema(report)
+    return report, out
+
+
+def found(report: Report, item: int = 0) -> set[tuple[str, str, str]]:
+    return {(f.kind, f.location, f.action) for f in report.items[item].findings}
+
+
+def assert_clean_output(out: Path, original: bytes, edited: set[str]) -> None:
+    """olefile parses it without defects, kept streams are byte-identical, oletools
+    find nothing."""
+    data = out.read_bytes()
+    olegen.olefile_check(data)
+    before, after = olegen.streams(original), olegen.streams(data)
+    for path, content in after.items():
+        if path in before and path not in edited:
+            assert content == before[path], f"kept stream {path!r} changed"
+    assert olegen.oletools_flags(out) == []
+
+
+def assert_opens(tmp_path: Path, out: Path, *phrases: str) -> None:
+    text = olegen.lo_texts([out], tmp_path)[out.name]
+    assert text is not None, f"LibreOffice could not open {out.name}"
+    for phrase in phrases:
+        assert phrase in text, f"{phrase!r} missing from LibreOffice's text of {out.name}"
+
+
+# ---------------------------------------------------------------------------- Word
+
+
+def test_word_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    data = olegen.hostile_doc(bases["base.doc"], sample("poi/60279.doc"),
+                              sample("oletools/embedded-simple-2007.doc"),
+                              "\\\\evil.example\\share\\t.dot")
+    assert olegen.oletools_flags(_write(tmp_path, "in.doc", data)) != []
+    report, out = run(tmp_path, data, "hostile.doc")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {
+        ("ole.package", "ObjectPool/_1000000001", "removed"),
+        ("ole.equation", "ObjectPool/_1000000002", "removed"),
+        ("ole.activex", "ObjectPool/_1000000003", "removed"),
+        ("ole.object", "ObjectPool/_1000000004", "disarmed"),
+        ("ole.vba", "Macros", "removed"),
+        ("ole.external_template", "1Table#SttbfAssoc", "neutralized"),
+    }
+    child = report.items[1]
+    assert child.location == "hostile.doc/_1000000004.doc"
+    assert {(f.kind, f.location) for f in child.findings} == {("ole.vba", "Macros")}
+    assert_clean_output(out, data, edited={"1Table"})
+    names = {"/".join(p) for p in olefile.OleFileIO(str(out)).listdir(storages=True)}
+    assert "ObjectPool/_1000000004/WordDocument" in names
+    assert not any(n.startswith("Macros") or "Macros" in n for n in names)
+    assert "\\\\evil".encode("utf-16-le") not in out.read_bytes()
+    assert_opens(tmp_path, out, olegen.TEXT)
+
+
+def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    data = olegen.patch_fields_doc(bases["fields.doc"])
+    report, out = run(tmp_path, data, "fields.doc")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {
+        ("ole.dde", "WordDocument#field[0]", "neutralized"),
+        ("ole.include_field", "WordDocument#field[1]", "neutralized"),
+        ("ole.include_field", "WordDocument#field[2]", "neutralized"),
+    }
+    assert_clean_output(out, data, edited={"WordDocument", "1Table"})
+    raw = out.read_bytes()
+    for gone in ("DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "calc.exe"):
+        assert gone.encode("latin-1") not in raw and gone.encode("utf-16-le") not in raw
+    assert_opens(tmp_path, out, "DDE RESULT TEXT", "INCTEXT RESULT", "QUOTE RESULT",
+                 "PLAIN RESULT")
+
+
+def test_word_dde_corpus_sample(tmp_path: Path) -> None:
+    data = sample("oletools/dde-test-from-office2016.doc")
+    report, out = run(tmp_path, data, "dde.doc")
+    assert found(report) == {("ole.dde", f"WordDocument#field[{n}]", "neutralized")
+                             for n in (0, 1, 3)}
+    assert_clean_output(out, data, edited={"WordDocument", "1Table"})
+    assert_opens(tmp_path, out, "Fehler! Kein Thema angegeben.", "feldname")
+
+
+# --------------------------------------------------------------------------- Excel
+
+
+def test_excel_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    data = olegen.hostile_xls(bases["base.xls"], sample("poi/39234.xls"),
+                              sample("oletools/embedded-simple-2007.xls"))
+    flags = olegen.oletools_flags(_write(tmp_path, "in.xls", data))
+    assert len(flags) == 4, flags      # VBA, XLM, DDE, embedded file
+    report, out = run(tmp_path, data, "hostile.xls")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {
+        ("ole.vba", "_VBA_PROJECT_CUR", "removed"),
+        ("ole.vba", "Workbook#OBPROJ", "removed"),
+        ("ole.package", "MBD0009CF7B", "removed"),
+        ("ole.xlm_macro", "Workbook#sheet[Macro1]", "removed"),
+        ("ole.auto_action", "Workbook#NAME[Auto_Open]", "neutralized"),
+        ("ole.dde", "Workbook#SUPBOOK[0]", "neutralized"),
+    }
+    assert_clean_output(out, data, edited={"Workbook"})
+    recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
+    assert not [r for r in recs if r.type == ole_excel.OBPROJ]
+    assert_opens(tmp_path, out, olegen.CELL)
+
+
+@pytest.mark.parametrize("rel", ["oletools/excel4_sample_macro.xls",
+                                 "oletools/excel4_sample_macro_excel5_format.xls"])
+def test_excel_xlm_corpus(tmp_path: Path, rel: str) -> None:
+    data = sample(rel)
+    report, out = run(tmp_path, data, Path(rel).name)
+    stream = "Book" if "excel5" in rel else "Workbook"
+    assert found(report) == {
+        ("ole.xlm_macro", f"{stream}#sheet[Macro1]", "removed"),
+        ("ole.auto_action", f"{stream}#NAME[Auto_Open]", "neutralized"),
+    }
+    assert_clean_output(out, data, edited={stream})
+    assert_opens(tmp_path, out)
+
+
+def test_excel_external_workbook_links(tmp_path: Path) -> None:
+    data = sample("poi/external_name.xls")
+    report, out = run(tmp_path, data, "external_name.xls")
+    assert found(report) == {
+        ("ole.vba", "_VBA_PROJECT_CUR", "removed"),
+        ("ole.vba", "Workbook#OBPROJ", "removed"),
+        ("ole.external_link", "Workbook#SUPBOOK[1]", "neutralized"),
+        ("ole.external_link", "Workbook#SUPBOOK[3]", "neutralized"),
+    }
+    assert_clean_output(out, data, edited={"Workbook"})
+
+
+# ---------------------------------------------------------------------- PowerPoint
+
+
+def test_ppt_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    data = olegen.hostile_ppt(bases["base.ppt"], sample("poi/SimpleMacro.ppt"),
+                              sample("oletools/embedded-simple-2007.doc"))
+    assert olegen.oletools_flags(_write(tmp_path, "in.ppt", data)) != []
+    report, out = run(tmp_path, data, "hostile.ppt")
+    assert report.verdict is Verdict.DISARMED
+    doc = olegen.streams(bases["base.ppt"])["PowerPoint Document"]
+    vba_at = len(doc)
+    vba_len = len(olegen.find_ex_ole_obj_stg(
+        olegen.streams(sample("poi/SimpleMacro.ppt"))["PowerPoint Document"])[0][1])
+    assert found(report) == {
+        ("ole.vba", f"PowerPoint Document#ExOleObjStg@0x{vba_at:x}", "removed"),
+        ("ole.package", f"PowerPoint Document#ExOleObjStg@0x{vba_at + vba_len:x}", "removed"),
+    }
+    after = olegen.streams(out.read_bytes())["PowerPoint Document"]
+    before = olegen.streams(data)["PowerPoint Document"]
+    assert len(after) == len(before)
+    assert after[:len(doc)] == before[:len(doc)]      # the slides are untouched
+    assert_clean_output(out, data, edited={"PowerPoint Document"})
+    assert_opens(tmp_path, out, olegen.SLIDE)
+
+
+def test_ppt_vba_and_click_macro_corpus(tmp_path: Path) -> None:
+    data = sample("oletools/sample_with_vba.ppt")
+    report, out = run(tmp_path, data, "sample_with_vba.ppt")
+    assert found(report) == {
+        ("ole.vba", "PowerPoint Document#ExOleObjStg@0x9ad1", "removed"),
+        ("ole.auto_action", "PowerPoint Document#InteractiveInfo@0x996a", "neutralized"),
+    }
+    assert_clean_output(out, data, edited={"PowerPoint Document"})
+    assert_opens(tmp_path, out)
+
+
+# -------------------------------------------------------- embedded documents / policy
+
+
+def test_embedded_documents_are_disarmed_and_kept(tmp_path: Path) -> None:
+    data = sample("poi/word_with_embeded.doc")
+    report, out = run(tmp_path, data, "word_with_embeded.doc")
+    assert report.verdict is Verdict.CLEAN
+    assert {(k, a) for k, _, a in found(report)} == {("ole.object", "kept")}
+    assert len(report.items) == 5          # the document and its four objects
+    assert_clean_output(out, data, edited=set())
+
+
+def test_embedded_remove_policy(tmp_path: Path) -> None:
+    data = sample("poi/word_with_embeded.doc")
+    report, out = run(tmp_path, data, "w.doc", policy(embedded="remove"))
+    assert report.verdict is Verdict.DISARMED
+    assert {(k, a) for k, _, a in found(report)} == {("ole.object", "removed")}
+    assert len(report.items) == 1
+    names = olefile.OleFileIO(str(out)).listdir(storages=True)
+    assert not [n for n in names if n[0] == "ObjectPool" and len(n) > 1]
+    assert_opens(tmp_path, out)
+
+
+def test_scan_reports_what_disarm_removes(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    data = olegen.hostile_xls(bases["base.xls"], sample("poi/39234.xls"),
+                              sample("oletools/embedded-simple-2007.xls"))
+    src = tmp_path / "h.xls"
+    src.write_bytes(data)
+    scanned = scan_file(src, policy=load("default"))
+    disarmed, _ = run(tmp_path, data, "h.xls")
+    assert found(scanned) == found(disarmed)
+
+
+# ---------------------------------------------------------- encrypted and malformed
+
+
+def test_encrypted_word_is_blocked(tmp_path: Path) -> None:
+    report, out = run(tmp_path, sample("poi/PasswordProtected.doc"), "p.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert {(f.kind, f.action) for f in report.items[0].findings} == {
+        ("block.encrypted", "blocked")}
+    assert not out.exists()
+
+
+def test_encrypted_excel_is_blocked(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    root = olegen.tree(bases["base.xls"])
+    wb = root.child("Workbook")
+    assert wb is not None
+    recs = ole_excel.records(wb.data)
+    filepass = ole_excel.Rec(ole_excel.FILEPASS, struct.pack("<HHH", 1, 1, 1) + bytes(48))
+    wb.data = ole_excel.serialize(recs, [recs[0], filepass, *recs[1:]], True)
+    report, _ = run(tmp_path, cfb_writer.write(root), "enc.xls")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.reason == "the Excel workbook is encrypted"
+
+
+def test_encrypted_ppt_is_blocked(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    root = olegen.tree(bases["base.ppt"])
+    user = root.child("Current User")
+    assert user is not None
+    buf = bytearray(user.data)
+    struct.pack_into("<I", buf, 12, 0xF3D1C4DF)
+    user.data = bytes(buf)
+    report, _ = run(tmp_path, cfb_writer.write(root), "enc.ppt")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.reason == "the PowerPoint presentation is encrypted"
+
+
+@pytest.mark.parametrize("cut", [600, 2000])
+def test_truncated_file_is_malformed(tmp_path: Path, bases: dict[str, bytes], cut: int) -> None:
+    report, _ = run(tmp_path, bases["base.doc"][:cut], "cut.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.items[0].findings[-1].kind == "block.malformed"
+    assert report.reason
+
+
+def test_damaged_word_text_is_malformed(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    root = olegen.tree(bases["base.doc"])
+    table = root.child("1Table")
+    assert table is not None
+    table.data = bytes(len(table.data))
+    report, _ = run(tmp_path, cfb_writer.write(root), "bad.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.reason == "the Word piece table is damaged"
+
+
+# -------------------------------------------------------------------------- sniffing
+
+
+def test_sniff_ole_kinds(bases: dict[str, bytes]) -> None:
+    assert sniff_bytes(bases["base.doc"]).type_id == "ole.doc"
+    assert sniff_bytes(bases["base.xls"]).type_id == "ole.xls"
+    assert sniff_bytes(bases["base.ppt"]).type_id == "ole.ppt"
+    msi = Node("Root Entry", True, clsid=bytes.fromhex("84100C0000000000C000000000000046"),
+               children=[Node("\x05SummaryInformation", False, b"x")])
+    assert sniff_bytes(cfb_writer.write(msi)).type_id == "executable.msi"
+    enc = Node("Root Entry", True, children=[Node("EncryptedPackage", False, b"x" * 10),
+                                             Node("EncryptionInfo", False, b"y")])
+    assert sniff_bytes(cfb_writer.write(enc)).type_id == "ooxml.encrypted"
+    other = Node("Root Entry", True, children=[Node("VisioDocument", False, b"z")])
+    assert sniff_bytes(cfb_writer.write(other)).type_id == "ole.other"
+
+
+def test_other_ole_is_blocked_unsupported(tmp_path: Path) -> None:
+    other = Node("Root Entry", True, children=[Node("VisioDocument", False, b"z")])
+    report, _ = run(tmp_path, cfb_writer.write(other), "x.vsd")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.items[0].findings[-1].kind == "block.unsupported"
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# ---------------------------------------------------------------------------- writer
+
+
+def _rb_black_height(dirs: list[tuple[int, int, int]], sid: int) -> int:
+    """Black height of the subtree at ``sid``; asserts the red-black rules."""
+    if sid == cfb_writer.NOSTREAM:
+        return 1
+    left, right, color = dirs[sid]
+    for kid in (left, right):
+        if color == 0 and kid != cfb_writer.NOSTREAM:
+            assert dirs[kid][2] == 1, "red node with a red child"
+    hl, hr = _rb_black_height(dirs, left), _rb_black_height(dirs, right)
+    assert hl == hr, "unequal black heights"
+    return hl + (1 if color == 1 else 0)
+
+
+@pytest.mark.parametrize("count", [*range(1, 40), 100, 127, 128, 255])
+def test_writer_builds_valid_red_black_trees(count: int) -> None:
+    names = [f"s{i:03d}" + "x" * (i % 7) for i in range(count)]
+    root = Node("Root Entry", True, children=[Node(n, False, n.encode()) for n in names])
+    data = cfb_writer.write(root)
+    ole = olegen.olefile_check(data)
+    dirs = [(e.sid_left, e.sid_right, e.color) if e else (0, 0, 0)
+            for e in ole.direntries]
+    assert dirs[ole.root.sid_child][2] == 1, "the tree root must be black"
+    _rb_black_height(dirs, ole.root.sid_child)
+    assert sorted(ole.listdir()) == sorted([n] for n in names)
+
+
+def test_writer_round_trip_with_difat_and_size_edges() -> None:
+    sizes = [0, 1, 63, 64, 4095, 4096, 4097, 70000]
+    big = bytes(range(256)) * (8 * 1024 * 1024 // 256)  # needs > 109 FAT sectors
+    kids = [Node(f"s{n}", False, (bytes([n % 251]) * n)) for n in sizes]
+    kids.append(Node("big", False, big))
+    sub = Node("Sub", True, clsid=bytes(range(16)), state=7, ctime=123, mtime=456,
+               children=[Node("inner", False, b"abc")])
+    root = Node("Root Entry", True, clsid=bytes(range(16, 32)), children=[*kids, sub])
+    data = cfb_writer.write(root)
+    ole = olegen.olefile_check(data)
+    assert struct.unpack_from("<I", data, 0x48)[0] > 0            # DIFAT sectors used
+    for kid in kids:
+        assert ole.openstream(kid.name).read() == kid.data
+    assert ole.openstream("Sub/inner").read() == b"abc"
+    entry = ole.direntries[ole._find("Sub")]
+    assert (entry.clsid, entry.dwUserFlags, entry.createTime, entry.modifyTime) == (
+        "03020100-0504-0706-0809-0A0B0C0D0E0F", 7, 123, 456)
+    again = cfb_writer.write(cfb_writer.read_tree(cfb_writer.open_ole(data), len(data)))
+    assert again == data
+
+
+def test_reader_refuses_cross_linked_streams(bases: dict[str, bytes]) -> None:
+    ole = olefile.OleFileIO(io.BytesIO(bases["base.doc"]))
+    assert ole.exists("WordDocument")
+    with pytest.raises(Exception, match="overlap"):
+        cfb_writer.read_tree(ole, 100)
+
+
+# ---------------------------------------------------------------------------- corpus
+
+#: every corpus file that is not delivered, and why (blocking is not success)
+CORPUS_BLOCKED = {
+    "poi/PasswordProtected.doc": ("block.encrypted", "the Word document is encrypted"),
+    "tika/testWORD_protected_drm.doc": (
+        "block.encrypted", "the Word document is protected with IRM (rights management)"),
+    # a fuzzer case: the root storage lists itself as its own child
+    "poi/clusterfuzz-testcase-minimized-POIHSSFFuzzer-4651309315719168.xls": (
+        "block.malformed", None),
+    # SYLK is a text format, not OLE: policy blocks it as executable.slk (XLM macros)
+    "oletools/excel4_sample_macro.slk": ("block.policy", None),
+}
+
+
+def _unique(rel: str) -> str:
+    stem, _, ext = rel.rpartition(".")
+    return stem.replace("/", "__").replace(".", "_") + "_" + ext + "." + ext
+
+
+@pytest.mark.slow
+def test_corpus(tmp_path: Path) -> None:
+    base = corpus_dir() / CORPUS
+    files = sorted(p for p in base.rglob("*") if p.is_file())
+    assert len(files) >= 30
+    originals, outputs = tmp_path / "orig", tmp_path / "out"
+    originals.mkdir()
+    outputs.mkdir()
+    delivered: list[str] = []
+    problems: list[str] = []
+    for path in files:
+        rel = path.relative_to(base).as_posix()
+        out = outputs / _unique(rel)
+        report = process_file(path, out, policy=load("default"))
+        check_report_schema(report)
+        if rel in CORPUS_BLOCKED:
+            kind, reason = CORPUS_BLOCKED[rel]
+            assert report.verdict is Verdict.BLOCKED, rel
+            assert report.items[0].findings[-1].kind == kind, (rel, report.reason)
+            assert reason is None or report.reason == reason, (rel, report.reason)
+            continue
+        if not report.verdict.delivered:
+            problems.append(f"{rel}: {report.verdict} ({report.reason})")
+            continue
+        data = out.read_bytes()
+        olegen.olefile_check(data)
+        flags = olegen.oletools_flags(out)
+        if flags:
+            problems.append(f"{rel}: oletools still flag {flags}")
+        (originals / _unique(rel)).write_bytes(path.read_bytes())
+        delivered.append(_unique(rel))
+    assert not problems, "\n".join(problems)
+    before = olegen.lo_texts([originals / n for n in delivered], tmp_path / "lo-orig")
+    after = olegen.lo_texts([outputs / n for n in delivered], tmp_path / "lo-out")
+    for name in delivered:
+        if before[name] is None:
+            continue
+        text = after[name]
+        assert text is not None, f"LibreOffice opened {name} before disarm but not after"
+        words = before[name].split()
+        kept = set(text.split())
+        missing = [w for w in words if w not in kept]
+        # only macro sheet cells and DDE/INCLUDE results computed by LibreOffice may go
+        assert len(missing) <= max(3, len(words) // 20), (name, missing[:10])
+
+
+# --------------------------------------------------------------------- legacy: convert
+
+
+@pytest.mark.parametrize(("rel", "ext", "phrase"), [
+    ("poi/60279.doc", "docx", "Scottish"),
+    ("poi/39234.xls", "xlsx", None),
+    ("poi/SimpleMacro.ppt", "pptx", None),
+])
+def test_convert_to_ooxml(tmp_path: Path, rel: str, ext: str, phrase: str | None) -> None:
+    olegen.soffice()
+    data = sample(rel)
+    report, out = run(tmp_path, data, Path(rel).name, policy(legacy="convert"))
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert report.output is not None
+    assert report.output.name == f"{Path(rel).stem}.{ext}"
+    assert report.output.type == f"ooxml.{ext}"
+    kinds = {f.kind for f in report.items[0].findings}
+    assert {"ole.vba", "ole.converted"} <= kinds
+    assert out.read_bytes()[:2] == b"PK"
+    final = tmp_path / f"final.{ext}"
+    final.write_bytes(out.read_bytes())
+    assert olegen.oletools_flags(final) == []
+    assert_opens(tmp_path, final, *([phrase] if phrase else []))
+
+
+def test_computed_field_type_is_detected_until_blanked() -> None:
+    from gateway.stages import ole_word
+
+    text = '\x13 \x13QUOTE "DDEAUTO"\x14DDEAUTO\x15 c:\\cmd.exe\x14RESULT\x15'
+    fields = ole_word._fields(text)
+    by_begin = {f.begin: f for f in fields}
+    outer = fields[0]
+    assert outer.begin == 0 and ole_word._computed(text, outer, by_begin)
+    blanked = "".join(ch if ch < " " or i > (outer.sep or 0) else " "
+                      for i, ch in enumerate(text))
+    assert not ole_word._computed(blanked, outer, by_begin)
+    assert "RESULT" in blanked
+
+
+def test_excel_macro_sheet_disguised_as_worksheet(tmp_path: Path) -> None:
+    """BOUNDSHEET says worksheet (dt=0) but the substream's BOF says macro sheet."""
+    root = olegen.tree(sample("oletools/excel4_sample_macro.xls"))
+    wb = root.child("Workbook")
+    assert wb is not None
+    data = bytearray(wb.data)
+    for rec in ole_excel.records(wb.data):
+        if rec.type == ole_excel.BOUNDSHEET and rec.data[5] == 1:
+            data[rec.pos + 4 + 5] = 0
+    wb.data = bytes(data)
+    report, out = run(tmp_path, cfb_writer.write(root), "disguised.xls")
+    assert ("ole.xlm_macro", "Workbook#sheet[Macro1]", "removed") in found(report)
+    recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
+    assert not [r for r in recs if r.type == ole_excel.BOF and r.data[2:4] == b"\x40\x00"]
+    assert_opens(tmp_path, out)

@@ -1,0 +1,700 @@
+"""OOXML stage: one hostile fixture per checklist item (DESIGN.md §8), each output checked
+by independent tools (olevba, msodde, oleobj, LibreOffice), and the shared corpus.
+
+Findings are asserted exactly as (kind, location). Locations: a part name
+("word/vbaProject.bin"), a relationship ("word/_rels/settings.xml.rels#rIdTpl"), or a
+place inside a part ("word/document.xml#field[1]").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import defusedxml.ElementTree as DET
+import pytest
+
+import gateway.stages.ooxml  # noqa: F401 - registers the stage
+from gateway.models import Report, Verdict
+from gateway.pipeline.run import process_file, scan_file
+from gateway.policy import Policy, load
+from tests.conftest import check_report_schema, corpus_dir
+from tests.helpers import officecheck as oc
+from tests.helpers import ooxmlgen as G
+
+DEFAULT = load("default")
+
+
+def variant(**changes: object) -> Policy:
+    fmt = dataclasses.replace(DEFAULT.formats["ooxml"], **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(DEFAULT, formats={**DEFAULT.formats, "ooxml": fmt})
+
+
+NO_LINKS = variant(keep=frozenset())
+REMOVE_EMBEDDED = variant(options={"embedded": "remove", "encrypted": "quarantine"})
+
+
+@dataclasses.dataclass
+class Run:
+    report: Report
+    src: Path
+    out: Path | None
+
+    def keys(self, item: int = 0) -> set[tuple[str, str]]:
+        return {(f.kind, f.location) for f in self.report.items[item].findings}
+
+    def action(self, kind: str, location: str, item: int = 0) -> str:
+        found = [f.action for f in self.report.items[item].findings
+                 if (f.kind, f.location) == (kind, location)]
+        assert len(found) == 1, (kind, location, self.keys(item))
+        return found[0]
+
+    def zip(self) -> zipfile.ZipFile:
+        assert self.out is not None
+        return zipfile.ZipFile(self.out)
+
+    def part(self, name: str) -> str:
+        with self.zip() as zf:
+            return zf.read(name).decode("utf-8")
+
+
+def run(tmp_path: Path, data: bytes, name: str, policy: Policy = DEFAULT) -> Run:
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / "out.bin"
+    report = process_file(src, out, policy=policy)
+    check_report_schema(report)
+    if report.output is None:
+        assert not out.exists()
+        return Run(report, src, None)
+    final = tmp_path / "out" / report.output.name
+    final.parent.mkdir()
+    out.rename(final)
+    return Run(report, src, final)
+
+
+# ------------------------------------------------------------------ independent checks
+
+DANGEROUS_FIELDS = {"DDE", "DDEAUTO", "INCLUDEPICTURE", "INCLUDETEXT", "INCLUDE", "IMPORT", "LINK"}
+
+
+def dde(path: Path) -> list[str]:
+    """What msodde reports that is DDE or a remote include.
+
+    For a workbook every line msodde prints is a DDE link ("cmd /c calc.exe"); for a
+    Word document it prints every field instruction (one may span lines) not on its
+    harmless list, so the field name decides (HYPERLINK, EQ, GREETINGLINE… are fine).
+    """
+    lines = oc.msodde_findings(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            if any(n.startswith("xl/") for n in zf.namelist()):
+                return lines
+    out = []
+    for line in lines:
+        m = re.match(r"\s*([A-Za-z]+)", line)
+        if m and m.group(1).upper() in DANGEROUS_FIELDS:
+            out.append(line)
+    return out
+
+
+def lo_path(path: Path, tmp: Path) -> Path:
+    """LibreOffice reads no Flat OPC: give it the same package as a zip."""
+    if path.suffix == ".xml" and b"<pkg:package" in path.read_bytes()[:4096]:
+        zipped = tmp / f"{path.stem}-{abs(hash(path))}.docx"
+        zipped.write_bytes(G.flat_to_zip(path.read_bytes()))
+        return zipped
+    return path
+
+
+def check_output(r: Run, tmp_path: Path, *, hyperlinks: int = 0, text: str | None = None,
+                 same_text: bool = True) -> str:
+    """What every delivered output must pass; returns LibreOffice's text of it."""
+    assert r.out is not None, r.report.items[0].error
+    assert oc.olevba_findings(r.out) == []
+    assert dde(r.out) == []
+    found = oc.oleobj_findings(r.out)
+    links = [f for f in found if f.startswith("Found relationship 'hyperlink'")]
+    assert len(links) == hyperlinks and len(found) == hyperlinks, found
+    if zipfile.is_zipfile(r.out):
+        assert oc.xlm_parts(r.out) == []
+        assert oc.ooxml_integrity(r.out) == []
+    out_text = oc.libreoffice_text(lo_path(r.out, tmp_path))
+    if text is not None:
+        assert out_text == text
+    elif same_text:
+        assert out_text == oc.libreoffice_text(lo_path(r.src, tmp_path))
+    return out_text
+
+
+def doc_xml(r: Run, name: str = "word/document.xml") -> str:
+    return r.part(name)
+
+
+def rels(r: Run, name: str) -> dict[str, tuple[str, str]]:
+    root = DET.fromstring(r.part(name).encode())
+    return {el.get("Id", ""): (el.get("Type", "").rsplit("/", 1)[-1], el.get("Target", ""))
+            for el in root}
+
+
+# ------------------------------------------------------------------------------ macros
+
+
+def test_vba_project_removed_and_docm_becomes_docx(tmp_path: Path) -> None:
+    data = G.docm()
+    r = run(tmp_path, data, "見積書.docm")
+    assert oc.olevba_findings(r.src)                       # the input really has a macro
+    assert r.report.verdict is Verdict.DISARMED
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin")}
+    assert r.action("ooxml.vba", "word/vbaProject.bin") == "removed"
+    assert r.report.output is not None
+    assert (r.report.output.name, r.report.output.type) == ("見積書.docx", "ooxml.docx")
+    with r.zip() as zf:
+        assert "word/vbaProject.bin" not in zf.namelist()
+        types = zf.read("[Content_Types].xml").decode()
+    assert "macroEnabled" not in types and "vbaProject" not in types
+    assert G.WML_MAIN in types
+    assert "vbaProject" not in r.part("word/_rels/document.xml.rels")
+    check_output(r, tmp_path)
+
+
+def test_vba_signature_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docm(signature=True), "signed.docm")
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin"),
+                        ("ooxml.vba_signature", "word/vbaProjectSignature.bin")}
+    with r.zip() as zf:
+        assert not [n for n in zf.namelist() if "vbaProject" in n]
+    check_output(r, tmp_path)
+
+
+def test_vba_data_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docm(vba_data=True), "autoopen.docm")
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin"),
+                        ("ooxml.vba_data", "word/vbaData.xml")}
+    with r.zip() as zf:
+        assert "word/vbaData.xml" not in zf.namelist()
+        assert "vbaData" not in zf.read("[Content_Types].xml").decode()
+    check_output(r, tmp_path)
+
+
+def test_custom_ui_with_callbacks_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docm(custom_ui=True), "ribbon.docm")
+    assert any("customUI" in f for f in oc.oleobj_findings(r.src))
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin"),
+                        ("ooxml.custom_ui", "customUI/customUI14.xml")}
+    detail = [f.detail for f in r.report.items[0].findings if f.kind == "ooxml.custom_ui"]
+    assert detail == ["custom ribbon (customUI), callbacks: onAction, onLoad"]
+    assert "customUI" not in r.part("_rels/.rels")
+    check_output(r, tmp_path)
+
+
+def test_xlm_macro_sheet_and_auto_open_removed(tmp_path: Path) -> None:
+    base = tmp_path / "base.xlsx"
+    base.write_bytes(G.base_xlsx())
+    r = run(tmp_path, G.xlsm_xlm(), "集計.xlsm")
+    assert oc.xlm_parts(r.src)
+    assert r.keys() == {("ooxml.macro_enabled", "xl/workbook.xml"),
+                        ("ooxml.xlm_macro", "xl/macrosheets/sheet1.xml"),
+                        ("ooxml.xlm_macro", "xl/workbook.xml#definedName[_xlnm.Auto_Open]")}
+    assert r.report.output is not None and r.report.output.name == "集計.xlsx"
+    workbook = r.part("xl/workbook.xml")
+    assert "Macro1" not in workbook and "Auto_Open" not in workbook
+    # the print area of 集計 (sheet index 1 -> 0) and the active tab follow the sheet
+    assert 'localSheetId="0"' in workbook and 'activeTab="0"' in workbook
+    check_output(r, tmp_path, text=oc.libreoffice_text(base))
+
+
+def test_xlsm_vba_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.xlsm(), "macro.xlsm")
+    assert r.keys() == {("ooxml.macro_enabled", "xl/workbook.xml"),
+                        ("ooxml.vba", "xl/vbaProject.bin")}
+    assert r.report.output is not None and r.report.output.type == "ooxml.xlsx"
+    check_output(r, tmp_path)
+
+
+# ------------------------------------------------------------------ objects and ActiveX
+
+
+def test_activex_removed_preview_kept(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_activex(), "form.docx")
+    assert r.keys() == {("ooxml.activex", "word/activeX/activeX1.xml"),
+                        ("ooxml.activex", "word/activeX/activeX1.bin")}
+    xml = doc_xml(r)
+    assert "w:control" not in xml and "<w:object" not in xml
+    image = re.search(r'<w:pict><v:shape [^>]*><v:imagedata r:id="(\w+)"', xml)
+    assert image is not None
+    assert rels(r, "word/_rels/document.xml.rels")[image.group(1)] == \
+        ("image", "media/preview1.png")
+    assert not [k for k, _ in rels(r, "word/_rels/document.xml.rels").values() if k == "control"]
+    check_output(r, tmp_path)
+
+
+EMBED_NAME = "Microsoft_Excel_Macro-Enabled_Worksheet.xlsm"
+EMBED_CT = "application/vnd.ms-excel.sheet.macroEnabled.12"
+
+
+def test_embedded_workbook_with_macro_disarmed_recursively_and_kept(tmp_path: Path) -> None:
+    data = G.docx_embedded(G.xlsm(), EMBED_NAME, "Excel.SheetMacroEnabled.12", EMBED_CT)
+    r = run(tmp_path, data, "報告書.docx")
+    part = f"word/embeddings/{EMBED_NAME}"
+    assert r.keys() == {("ooxml.embedded_package", part)}
+    assert r.action("ooxml.embedded_package", part) == "disarmed"
+    child = r.report.items[1]
+    assert child.location == f"報告書.docx/{part}"
+    assert r.keys(1) == {("ooxml.macro_enabled", "xl/workbook.xml"),
+                         ("ooxml.vba", "xl/vbaProject.bin")}
+    new = "word/embeddings/Microsoft_Excel_Macro-Enabled_Worksheet.xlsx"
+    with r.zip() as zf:
+        assert part not in zf.namelist()
+        inner = zf.read(new)
+    with zipfile.ZipFile(io.BytesIO(inner)) as zf:
+        assert "xl/vbaProject.bin" not in zf.namelist()
+    assert ("package", "embeddings/Microsoft_Excel_Macro-Enabled_Worksheet.xlsx") in \
+        rels(r, "word/_rels/document.xml.rels").values()
+    assert 'ProgID="Excel.Sheet.12"' in doc_xml(r)
+    # oleobj reports only OLE files with an Ole10Native stream: an embedded xlsx is a
+    # zip, so neither input nor output is reported; olevba looks inside neither.
+    assert oc.oleobj_findings(r.src) == []
+    check_output(r, tmp_path)
+
+
+def test_embedded_object_removed_by_policy_keeps_preview(tmp_path: Path) -> None:
+    data = G.docx_embedded(G.xlsm(), EMBED_NAME, "Excel.SheetMacroEnabled.12", EMBED_CT)
+    r = run(tmp_path, data, "報告書.docx", REMOVE_EMBEDDED)
+    part = f"word/embeddings/{EMBED_NAME}"
+    assert r.keys() == {("ooxml.embedded_package", part)}
+    assert r.action("ooxml.embedded_package", part) == "removed"
+    assert len(r.report.items) == 1                      # not recursed into
+    xml = doc_xml(r)
+    assert "OLEObject" not in xml and "o:ole=" not in xml
+    assert re.search(r'<w:pict><v:shape [^>]*><v:imagedata r:id="\w+"', xml)
+    with r.zip() as zf:
+        assert not [n for n in zf.namelist() if "embeddings" in n]
+        assert "word/media/preview1.png" in zf.namelist()
+    check_output(r, tmp_path)
+
+
+def test_embedded_executable_blocked_and_removed(tmp_path: Path) -> None:
+    data = G.docx_embedded(b"MZ\x90\x00" + bytes(300), "setup.exe", "Package",
+                           "application/octet-stream")
+    r = run(tmp_path, data, "請求書.docx")
+    assert r.keys() == {("ooxml.embedded_package", "word/embeddings/setup.exe")}
+    assert r.action("ooxml.embedded_package", "word/embeddings/setup.exe") == "removed"
+    assert r.report.items[1].verdict is Verdict.BLOCKED
+    assert r.keys(1) == {("block.policy", "")}
+    assert "OLEObject" not in doc_xml(r) and "<w:pict>" in doc_xml(r)
+    check_output(r, tmp_path)
+
+
+def test_pptx_embedded_workbook_disarmed_and_kept(tmp_path: Path) -> None:
+    r = run(tmp_path, G.pptx_embedded_xlsx(G.xlsm()), "会議.pptx")
+    part = "ppt/embeddings/Microsoft_Excel_Sheet1.xlsx"
+    assert r.keys() == {("ooxml.embedded_package", part)}
+    assert r.action("ooxml.embedded_package", part) == "disarmed"
+    # python-pptx names the xlsm .xlsx: the child reports the lie, the name stays right
+    assert r.keys(1) == {("sniff.type_mismatch", ""), ("ooxml.macro_enabled", "xl/workbook.xml"),
+                         ("ooxml.vba", "xl/vbaProject.bin")}
+    assert "p:oleObj" in r.part("ppt/slides/slide1.xml")
+    check_output(r, tmp_path)
+
+
+def test_pptx_ole_object_removed_by_policy_keeps_preview_picture(tmp_path: Path) -> None:
+    r = run(tmp_path, G.pptx_embedded_xlsx(G.base_xlsx()), "会議.pptx", REMOVE_EMBEDDED)
+    assert r.keys() == {("ooxml.embedded_package", "ppt/embeddings/Microsoft_Excel_Sheet1.xlsx")}
+    slide = r.part("ppt/slides/slide1.xml")
+    assert "oleObj" not in slide and "graphicFrame" not in slide
+    blip = re.search(r'<p:pic>.*?<a:blip r:embed="(\w+)"', slide)
+    assert blip is not None
+    assert rels(r, "ppt/slides/_rels/slide1.xml.rels")[blip.group(1)][0] == "image"
+    assert "<a:xfrm>" in slide.split("<p:pic>", 1)[1]
+    check_output(r, tmp_path)
+
+
+def test_word2010_object_embed_removed_drawing_kept(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_object_embed_drawing(G.base_xlsx()), "w14.docx", REMOVE_EMBEDDED)
+    assert r.keys() == {("ooxml.embedded_package",
+                         "word/embeddings/Microsoft_Excel_Worksheet.xlsx")}
+    xml = doc_xml(r)
+    assert "w:object" not in xml and "objectEmbed" not in xml
+    assert re.search(r"<w:r><w:drawing>.*?<a:blip r:embed=", xml)
+    check_output(r, tmp_path)
+
+
+def test_package_signature_removed_once_changed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.signed(G.docm()), "signed.docm")
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin"),
+                        ("ooxml.signature_removed", "_rels/.rels#rIdSig")}
+    with r.zip() as zf:
+        assert not [n for n in zf.namelist() if "xmlsignatures" in n]
+    check_output(r, tmp_path)
+    (tmp_path / "clean").mkdir()
+    clean = run(tmp_path / "clean", G.signed(G.base_docx()), "signed.docx")
+    assert clean.report.verdict is Verdict.CLEAN
+    with clean.zip() as zf:       # nothing changed: the signature still holds
+        assert "_xmlsignatures/sig1.xml" in zf.namelist()
+
+
+# ---------------------------------------------------------------------- external links
+
+
+def test_attached_template_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_attached_template(), "テンプレート.docx")
+    assert any("attachedTemplate" in f for f in oc.oleobj_findings(r.src))
+    assert r.keys() == {("ooxml.external_relationship", "word/_rels/settings.xml.rels#rIdTpl")}
+    assert "attachedTemplate" not in r.part("word/settings.xml")
+    assert "rIdTpl" not in r.part("word/_rels/settings.xml.rels")
+    check_output(r, tmp_path)
+
+
+def test_mail_merge_data_source_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_mail_merge(), "差し込み.docx")
+    assert r.keys() == {("ooxml.external_data", "word/settings.xml#mailMerge"),
+                        ("ooxml.external_relationship", "word/_rels/settings.xml.rels#rIdMM")}
+    assert "mailMerge" not in r.part("word/settings.xml")
+    check_output(r, tmp_path)
+
+
+def test_subdocument_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_subdocument(), "master.docx")
+    assert r.keys() == {("ooxml.external_relationship", "word/_rels/document.xml.rels#rIdSub")}
+    assert "subDoc" not in doc_xml(r)
+    check_output(r, tmp_path)
+
+
+def test_frameset_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_frame(), "frames.docx")
+    assert any("'frame'" in f for f in oc.oleobj_findings(r.src))
+    assert r.keys() == {("ooxml.external_relationship", "word/_rels/webSettings.xml.rels#rIdFrame"),
+                        ("ooxml.external_relationship", "word/webSettings.xml#frameset")}
+    assert "frameset" not in r.part("word/webSettings.xml")
+    check_output(r, tmp_path)
+
+
+def test_linked_ole_object_removed_preview_kept(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_ole_link(), "linked.docx")
+    assert any("'oleObject'" in f for f in oc.oleobj_findings(r.src))
+    assert r.keys() == {("ooxml.external_relationship", "word/_rels/document.xml.rels#rIdLink")}
+    xml = doc_xml(r)
+    assert "OLEObject" not in xml and "<w:pict>" in xml and "v:imagedata" in xml
+    check_output(r, tmp_path)
+
+
+def test_external_workbook_link_removed_formula_keeps_value(tmp_path: Path) -> None:
+    r = run(tmp_path, G.xlsx_external_link(dde=False), "連結.xlsx")
+    assert r.keys() == {("ooxml.external_link", "xl/externalLinks/externalLink1.xml"),
+                        ("ooxml.external_link", "xl/worksheets/sheet1.xml")}
+    assert r.action("ooxml.external_link", "xl/worksheets/sheet1.xml") == "neutralized"
+    with r.zip() as zf:
+        names = zf.namelist()
+    assert not [n for n in names if "externalLink" in n or "calcChain" in n]
+    assert "externalReferences" not in r.part("xl/workbook.xml")
+    sheet = r.part("xl/worksheets/sheet1.xml")
+    assert '<c r="B4"><v>42</v></c>' in sheet and "[1]" not in sheet
+    text = check_output(r, tmp_path, same_text=False)
+    assert "42" in text.split("\n") and "合計" in text
+
+
+def test_dde_link_removed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.xlsx_external_link(dde=True), "dde.xlsx")
+    assert dde(r.src)            # msodde sees it in the input
+    assert r.keys() == {("ooxml.dde", "xl/externalLinks/externalLink1.xml"),
+                        ("ooxml.external_link", "xl/worksheets/sheet1.xml")}
+    check_output(r, tmp_path, same_text=False)
+
+
+def test_data_connection_neutralized(tmp_path: Path) -> None:
+    r = run(tmp_path, G.xlsx_connections(), "接続.xlsx")
+    assert r.keys() == {("ooxml.external_data", "xl/connections.xml#connection[1]")}
+    conn = r.part("xl/connections.xml")
+    assert "evil" not in conn and "SELECT" not in conn and "refreshOnLoad" not in conn
+    assert 'connection=""' in conn and "外部DB" in conn
+    check_output(r, tmp_path)
+
+
+def test_hyperlinks_kept_by_policy(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_hyperlinks(), "links.docx")
+    assert r.keys() == {("ooxml.hyperlink", "word/_rels/document.xml.rels"),
+                        ("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdExe")}
+    assert r.action("ooxml.hyperlink", "word/_rels/document.xml.rels") == "kept"
+    assert r.action("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdExe") == "removed"
+    xml = doc_xml(r)
+    assert 'r:id="rIdWeb"' in xml and "rIdExe" not in xml and "電卓" in xml
+    check_output(r, tmp_path, hyperlinks=1)
+
+
+def test_hyperlinks_removed_without_keep(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_hyperlinks(), "links.docx", NO_LINKS)
+    assert r.keys() == {("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdWeb"),
+                        ("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdExe")}
+    xml = doc_xml(r)
+    assert "w:hyperlink" not in xml and "関所のサイト" in xml and "電卓" in xml
+    check_output(r, tmp_path)
+
+
+# ------------------------------------------------------------------------------ fields
+
+
+@pytest.mark.parametrize("complex_field", [False, True], ids=["fldSimple", "split-instrText"])
+def test_ddeauto_field_neutralized_result_kept(tmp_path: Path, complex_field: bool) -> None:
+    r = run(tmp_path, G.docx_dde(complex_field), "dde.docx")
+    assert [line for line in oc.msodde_findings(r.src) if "DDEAUTO" in line]
+    assert r.keys() == {("ooxml.dde", "word/document.xml#field[1]")}
+    assert r.action("ooxml.dde", "word/document.xml#field[1]") == "neutralized"
+    xml = doc_xml(r)
+    assert "DDE" not in xml and "fldChar" not in xml and "fldSimple" not in xml
+    result = "最後の表示結果" if complex_field else "単純フィールドの結果"
+    assert result in xml
+    text = check_output(r, tmp_path)
+    assert result in text
+
+
+def test_include_fields_neutralized(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_include_fields(), "include.docx")
+    assert r.keys() == {("ooxml.include_field", "word/document.xml#field[1]"),
+                        ("ooxml.include_field", "word/document.xml#field[2]")}
+    xml = doc_xml(r)
+    assert "INCLUDE" not in xml and "PAGE" in xml          # the harmless field stays
+    assert "画像の代わり" in xml and "取り込まれた文" in xml
+    check_output(r, tmp_path)
+
+
+def test_alt_chunk_disarmed_recursively(tmp_path: Path) -> None:
+    chunk = G.docm()
+    r = run(tmp_path, G.docx_alt_chunk(chunk, "afchunk.docm", G.DOCM_MAIN), "chunk.docx")
+    assert r.keys() == {("ooxml.alt_chunk", "word/afchunk.docm")}
+    assert r.action("ooxml.alt_chunk", "word/afchunk.docm") == "disarmed"
+    assert r.keys(1) == {("ooxml.macro_enabled", "word/document.xml"),
+                         ("ooxml.vba", "word/vbaProject.bin")}
+    with r.zip() as zf:
+        assert "word/afchunk.docx" in zf.namelist()
+        assert G.WML_MAIN in zf.read("[Content_Types].xml").decode()
+    check_output(r, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["dde-simple", "dde-split", "include", "clean", "links",
+                                  "corpus-45690", "corpus-ddeauto2", "corpus-instrlink"])
+def test_quick_field_check_agrees_with_the_parsed_tree(name: str) -> None:
+    """The byte-level pre-check only decides whether to parse; it must never miss."""
+    from gateway.stages import ooxml_fields as F
+    from gateway.stages import ooxml_xml as X
+
+    corpus = corpus_dir() / "b_ooxml"
+    data = {"dde-simple": lambda: G.docx_dde(False), "dde-split": lambda: G.docx_dde(True),
+            "include": G.docx_include_fields, "clean": G.base_docx,
+            "links": G.docx_hyperlinks,
+            "corpus-45690": (corpus / "poi/45690.docm").read_bytes,
+            "corpus-ddeauto2": (corpus / "packt-mre2/word_ddeauto2.docx").read_bytes,
+            "corpus-instrlink": (corpus / "tika/testInstrLink.docx").read_bytes}[name]()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        xml = zf.read("word/document.xml")
+    for keep in (True, False):
+        found: list[str] = []
+        F.neutralize(X.parse(xml, "d"), "d", keep, lambda _k, loc, _d, out=found: out.append(loc))
+        assert F.quick_check(xml, keep) == bool(found), (keep, found)
+
+
+def test_alt_chunk_html_goes_through_the_html_stage(tmp_path: Path) -> None:
+    html = ("<html><body><p>取り込まれた段落です。</p>"
+            "<script>alert('x')</script></body></html>").encode()
+    r = run(tmp_path, G.docx_alt_chunk(html, "afchunk.htm", "text/html"), "chunk.docx")
+    assert r.keys() == {("ooxml.alt_chunk", "word/afchunk.htm")}
+    assert r.report.items[1].stage == "html"
+    action = r.action("ooxml.alt_chunk", "word/afchunk.htm")
+    with r.zip() as zf:
+        names = zf.namelist()
+        if action == "disarmed":             # the html stage cleaned it: kept
+            assert b"<script" not in zf.read("word/afchunk.htm")
+        else:                                # blocked: element, part and relationship go
+            assert action == "removed" and "word/afchunk.htm" not in names
+    check_output(r, tmp_path, same_text=False)
+
+
+# --------------------------------------------------------------------------- XML attacks
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("xxe", "word/document.xml declares an external XML entity (XXE: reads files or URLs)"),
+    ("laughs", "word/document.xml declares XML entities (entity expansion, 'billion laughs')"),
+])
+def test_dtd_attacks_blocked_with_reason(tmp_path: Path, kind: str, reason: str) -> None:
+    r = run(tmp_path, G.docx_xxe(kind), "attack.docx")
+    assert r.report.verdict is Verdict.BLOCKED
+    assert r.keys() == {("block.malformed", "")}
+    assert r.report.items[0].error == reason
+
+
+def test_lying_extension_reported_and_renamed(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docm(), "普通の文書.docx")
+    assert r.keys() == {("sniff.type_mismatch", ""), ("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin")}
+    assert r.report.input.type == "ooxml.docm"
+    assert r.report.output is not None
+    assert (r.report.output.name, r.report.output.type) == ("普通の文書.docx", "ooxml.docx")
+    check_output(r, tmp_path)
+
+
+# ---------------------------------------------------------------------- single-file XML
+
+
+def test_flat_opc_disarmed_in_place(tmp_path: Path) -> None:
+    src = G.zip_to_flat(G.docm(dde=True))
+    r = run(tmp_path, src, "flat.xml")
+    assert r.report.input.type == "ooxml.flatopc"
+    assert oc.olevba_findings(r.src) and dde(r.src)
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin"),
+                        ("ooxml.dde", "word/document.xml#field[1]")}
+    assert r.report.output is not None
+    assert (r.report.output.name, r.report.output.type) == ("flat.xml", "ooxml.flatopc")
+    assert r.out is not None
+    out = r.out.read_bytes()
+    assert b"vbaProject" not in out and b"DDEAUTO" not in out and b"macroEnabled" not in out
+    check_output(r, tmp_path)
+
+
+def test_word2003_xml_disarmed_in_place(tmp_path: Path) -> None:
+    r = run(tmp_path, G.wordml_2003(), "2003.xml")
+    assert r.report.input.type == "ooxml.wordml"
+    assert oc.olevba_findings(r.src) and dde(r.src)
+    assert r.keys() == {("ooxml.vba", "wordDocument#docSuppData"),
+                        ("ooxml.ole_object", "wordDocument#docOleData"),
+                        ("ooxml.ole_object", "wordDocument#OLEObject[1]"),
+                        ("ooxml.external_relationship", "wordDocument#attachedTemplate"),
+                        ("ooxml.external_relationship", "wordDocument#imagedata[1]"),
+                        ("ooxml.dde", "wordDocument#field[1]"),
+                        ("ooxml.hyperlink", "wordDocument")}
+    assert r.action("ooxml.hyperlink", "wordDocument") == "kept"
+    assert r.out is not None
+    out = r.out.read_bytes().decode("utf-8")
+    for gone in ("editdata.mso", "oledata.mso", "OLEObject", "DDEAUTO", "evil.example.jp"):
+        assert gone not in out
+    assert "表示された結果" in out and "wordml://03000001.png" in out   # the picture stays
+    without_object = tmp_path / "without-object.xml"
+    without_object.write_bytes(G.wordml_2003(ole=False))
+    check_output(r, tmp_path, text=oc.libreoffice_text(without_object))
+
+
+# ------------------------------------------------------------------ containers, hygiene
+
+
+def test_encrypted_document_blocked_for_quarantine(tmp_path: Path) -> None:
+    data = (corpus_dir() / "b_ooxml" / "oletools" / "encrypted.docx").read_bytes()
+    r = run(tmp_path, data, "秘密.docx")
+    assert r.report.input.type == "ooxml.encrypted"
+    assert r.report.verdict is Verdict.BLOCKED
+    assert r.keys() == {("block.encrypted", "")}
+    assert r.report.items[0].error == "document is password-protected"
+
+
+@pytest.mark.parametrize(("kind", "block", "reason"), [
+    ("traversal", "block.malformed", "unsafe zip member name '../../evil.xml'"),
+    ("duplicate", "block.malformed", "the zip holds two entries named 'word/document.xml'"),
+    ("encrypted", "block.malformed", "zip entry 'word/secret.xml' is encrypted"),
+    ("bomb", "block.limit", "content expands more than 100x the input size"),
+])
+def test_zip_hygiene(tmp_path: Path, kind: str, block: str, reason: str) -> None:
+    r = run(tmp_path, G.docx_zip_tricks(kind), "trick.docx")
+    assert r.report.verdict is Verdict.BLOCKED
+    assert r.keys() == {(block, "")}
+    assert r.report.items[0].error == reason
+
+
+def test_clean_document_is_clean_and_unchanged_parts_are_copied_raw(tmp_path: Path) -> None:
+    data = G.base_docx()
+    r = run(tmp_path, data, "clean.docx")
+    assert r.report.verdict is Verdict.CLEAN
+    assert r.keys() == set()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, r.zip() as zout:
+        assert zin.namelist() == zout.namelist()
+        for info in zin.infolist():
+            out_info = zout.getinfo(info.filename)
+            assert (out_info.CRC, out_info.compress_size) == (info.CRC, info.compress_size)
+    check_output(r, tmp_path)
+
+
+def test_dangling_and_unreferenced_parts(tmp_path: Path) -> None:
+    p = G.Pkg(G.base_docx())
+    p.rel("word/document.xml", f"{G.R}/image", "media/missing.png", rid="rIdGone")
+    p.put("word/stray.bin", b"\x00" * 10)
+    r = run(tmp_path, p.build(), "odd.docx")
+    assert r.keys() == {("ooxml.dangling_relationship", "word/_rels/document.xml.rels#rIdGone"),
+                        ("ooxml.unreferenced_part", "word/stray.bin")}
+    assert r.action("ooxml.dangling_relationship",
+                    "word/_rels/document.xml.rels#rIdGone") == "repaired"
+    check_output(r, tmp_path)
+
+
+SCAN_FIXTURES = {
+    "docm": lambda: G.docm(signature=True, vba_data=True, custom_ui=True, dde=True),
+    "activex": G.docx_activex,
+    "xlm": G.xlsm_xlm,
+    "links": G.docx_hyperlinks,
+    "extlink": lambda: G.xlsx_external_link(dde=False),
+    "connections": G.xlsx_connections,
+    "frame": G.docx_frame,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCAN_FIXTURES))
+def test_scan_reports_what_disarm_changes(tmp_path: Path, name: str) -> None:
+    data = SCAN_FIXTURES[name]()
+    ext = {"xlm": "xlsm", "extlink": "xlsx", "connections": "xlsx"}.get(name, "docx")
+    src = tmp_path / f"in.{ext}"
+    src.write_bytes(data)
+    scanned = scan_file(src, policy=DEFAULT)
+    done = process_file(src, tmp_path / "out.bin", policy=DEFAULT)
+    assert [(f.kind, f.location, f.action) for f in scanned.findings] == \
+        [(f.kind, f.location, f.action) for f in done.findings]
+    assert done.verdict is Verdict.DISARMED
+
+
+# ------------------------------------------------------------------------------ corpus
+
+#: corpus samples that are not delivered, and why (everything else must be delivered)
+CORPUS_BLOCKED = {
+    "oletools/encrypted.docx": "block.encrypted",        # password-protected (ECMA-376)
+    "poi/protected_agile.docx": "block.encrypted",       # password-protected (agile)
+    "poi/ExternalEntityInText.docx": "block.malformed",  # XXE DOCTYPE in document.xml
+}
+#: not OOXML at all: an empty zip named .xlsx goes to the archive stage
+CORPUS_NOT_OOXML = {"poi/invalid.xlsx"}
+
+
+def _corpus_files() -> list[str]:
+    base = corpus_dir() / "b_ooxml"
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rel", _corpus_files())
+def test_corpus_sample(tmp_path: Path, rel: str) -> None:
+    src = corpus_dir() / "b_ooxml" / rel
+    r = run(tmp_path, src.read_bytes(), src.name)
+    if rel in CORPUS_NOT_OOXML:
+        assert not r.report.input.type.startswith("ooxml")
+        return
+    assert r.report.input.type.startswith("ooxml")
+    if rel in CORPUS_BLOCKED:
+        assert r.report.verdict is Verdict.BLOCKED
+        assert r.keys() == {(CORPUS_BLOCKED[rel], "")}
+        return
+    assert r.report.verdict.delivered, r.report.items[0].error
+    assert r.out is not None
+    assert oc.olevba_findings(r.out) == []
+    assert dde(r.out) == []
+    kept = [f for f in oc.oleobj_findings(r.out)
+            if not f.startswith("Found relationship 'hyperlink' with external link http")]
+    assert kept == []
+    if zipfile.is_zipfile(r.out):
+        assert oc.xlm_parts(r.out) == []
+        assert oc.ooxml_integrity(r.out) == [] or oc.ooxml_integrity(src) != []
+    if oc.libreoffice_opens(lo_path(src, tmp_path)):
+        assert oc.libreoffice_opens(lo_path(r.out, tmp_path))
