@@ -150,7 +150,8 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
                 if mimetype.startswith("application/vnd.oasis.opendocument."):
                     return "odf." + mimetype.rsplit(".", 1)[-1]
             return "archive.zip"
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, zlib.error,
+            NotImplementedError):
         return "archive.zip"  # damaged zip: the archive stage decides (block)
 
 

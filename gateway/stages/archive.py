@@ -21,6 +21,7 @@ import io
 import itertools
 import lzma
 import stat
+import struct
 import tarfile
 import time
 import zipfile
@@ -124,6 +125,19 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
                "archive.7z": _7z_members}
     reader = readers.get(ctx.type_id)
     raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit)
+    try:
+        yield from _unique_members(raw, seen)
+    except _DAMAGE as exc:  # decoders raise many things on damaged input
+        raise Malformed(f"archive is damaged ({type(exc).__name__})") from None
+
+
+#: what archive decoders raise on damaged input (ItemError subclasses pass through)
+_DAMAGE = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError,
+           lzma.LZMAError, zlib.error, NotImplementedError, struct.error, IndexError,
+           KeyError, UnicodeDecodeError)
+
+
+def _unique_members(raw: Iterator[Member], seen: set[str]) -> Iterator[Member]:
     for item in raw:
         name, problem = _clean_name(item.name)
         if name.lower() in seen:
@@ -186,7 +200,7 @@ def _zip_members(src: BinaryIO, limit: int) -> Iterator[Member]:
             except RuntimeError as exc:  # encrypted without the flag we checked
                 raise EncryptedContent(f"zip member is encrypted ({exc})") from None
             except (zipfile.BadZipFile, OSError, ValueError, EOFError,
-                    NotImplementedError, lzma.LZMAError) as exc:
+                    NotImplementedError, lzma.LZMAError, zlib.error) as exc:
                 raise Malformed(f"zip member {name[:60]!r} cannot be read ({exc})") from None
             yield Member(name, data, info.date_time)
 

@@ -209,3 +209,36 @@ def test_corpus_archives(tmp_path: Path) -> None:
             "UdfTest.iso", "sysvbanner_1.0-17fakesync1_amd64.deb"}
     assert blocked.get("TIKA-216.tgz") == "block.limit"       # recursive archive bomb
     assert blocked.get("volume.zip.001") == "block.malformed"  # one part of a split zip
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz", "7z"])
+def test_damaged_archives_are_blocked_not_failed(tmp_path: Path, kind: str) -> None:
+    """Random byte damage must end in a clear verdict, never an internal error."""
+    import random
+
+    import py7zr
+
+    text = "平文のテキストです。\n".encode() * 20
+    if kind == "zip":
+        base = make_zip({"a.txt": text, "b/page.html": HTML})
+    elif kind == "tgz":
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            ti = tarfile.TarInfo("a.txt")
+            ti.size = len(text)
+            tf.addfile(ti, io.BytesIO(text))
+        base = buf.getvalue()
+    else:
+        buf = io.BytesIO()
+        with py7zr.SevenZipFile(buf, "w") as z:
+            z.writestr(text, "a.txt")
+        base = buf.getvalue()
+    rng = random.Random(f"sekisho-{kind}")
+    src, out = tmp_path / f"damaged.{kind}", tmp_path / "out"
+    for _ in range(60):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        src.write_bytes(bytes(data))
+        report = process_file(src, out, policy=POLICY)
+        assert report.verdict is not Verdict.FAILED, report.reason
