@@ -282,6 +282,10 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("archive.path_cleaned", _M, False,
              "unsafe member name cleaned (.., absolute path, control characters)",
              "危険なファイル名を修正 (..・絶対パス・制御文字)"),
+    # --- text ----------------------------------------------------------------------
+    KindInfo("text.csv_formula", _H, True,
+             "spreadsheet formula that runs a program or sends data (CSV injection)",
+             "プログラム実行・外部送信を行う数式 (CSV インジェクション)"),
 )
 
 KINDS: dict[str, KindInfo] = {k.kind: k for k in _KINDS}

@@ -24,6 +24,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "mail": "gateway.stages.mail",
     "ooxml": "gateway.stages.ooxml",
     "ole": "gateway.stages.ole",
+    "text": "gateway.stages.text",
 }
 BUILTIN_MODULES: tuple[str, ...] = tuple(dict.fromkeys(BUILTIN_STAGES.values()))
 

@@ -363,9 +363,27 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         type_id = _sniff_head(head, src)
     finally:
         src.seek(0)
+    if type_id.startswith("text.") and (_script_name(declared_name) or _SCRIPT.search(head)):
+        type_id = "executable.script"
     description = type_id
     return Sniffed(type_id=type_id, description=description,
                    declared_family=declared_family(declared_name))
+
+
+#: Windows runs these by their extension: text with such a name *is* a script
+SCRIPT_EXTENSIONS = frozenset({"js", "jse", "vbs", "vbe", "wsf", "wsh", "wsc", "ps1", "psm1",
+                               "psd1", "bat", "cmd", "sct", "reg", "inf", "scf", "url",
+                               "desktop", "sh", "command", "applescript"})
+#: unmistakable script code in text, whatever the name
+_SCRIPT = re.compile(
+    rb"WScript\.Shell|Scripting\.FileSystemObject|new\s+ActiveXObject\s*\(|"
+    rb"CreateObject\s*\(\s*\"(WScript|Shell\.Application|MSXML2|ADODB)|"
+    rb"(?i:Invoke-Expression|\bIEX\s*\(|DownloadString\s*\(|-EncodedCommand\b|"
+    rb"FromBase64String\s*\(|Start-Process\b)")
+
+
+def _script_name(name: str | None) -> bool:
+    return bool(name) and PurePath(name or "").suffix.lower().lstrip(".") in SCRIPT_EXTENSIONS
 
 
 def _sniff_head(head: bytes, src: BinaryIO) -> str:

@@ -179,6 +179,20 @@ def test_type_mismatch_block_policy(tmp_path: Path) -> None:
 
 
 def test_mismatched_name_is_corrected_on_delivery(tmp_path: Path) -> None:
-    report, _ = run(tmp_path, b"plain words\n", name="evil.vbs")
+    report, _ = run(tmp_path, b"plain words\n", name="notes.exe")
     assert report.verdict is Verdict.CLEAN
-    assert report.output is not None and report.output.name == "evil.txt"
+    assert report.output is not None and report.output.name == "notes.txt"
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("evil.vbs", b"plain words\n"),
+    ("run.bat", b"@echo off\r\n"),
+    ("memo.txt", b'Set s = CreateObject("WScript.Shell")\r\ns.Run "calc"\r\n'),
+    ("notes", b"powershell -EncodedCommand SQBFAFgA\n"),
+])
+def test_scripts_are_blocked_by_content_and_extension(tmp_path: Path, name: str,
+                                                       data: bytes) -> None:
+    report, out = run(tmp_path, data, name=name)
+    assert report.verdict is Verdict.BLOCKED
+    assert report.input.type == "executable.script"
+    assert not out.exists()

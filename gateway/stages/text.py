@@ -1,0 +1,109 @@
+"""Plain text and CSV.
+
+Plain text has no active content of its own: its rebuild is its bytes. (Text
+that is really a script is sniffed as ``executable.script`` and never reaches
+this stage.)
+
+CSV opened in Excel or LibreOffice evaluates cells that start with ``=``, ``+``,
+``-`` or ``@``: ``=cmd|' /C calc'!A0`` launches a program through DDE and
+``=HYPERLINK(...)``/``=WEBSERVICE(...)`` send data out. With
+``csv_formulas: neutralize`` such cells get a leading apostrophe, so the
+spreadsheet shows the text instead of running it; ordinary numbers (``-5``) and
+harmless formulas are left alone. Only changed rows are rewritten; the file
+keeps its encoding (UTF-8 with or without BOM, CP932…) and line endings.
+
+Locations are ``row[r]/col[c]`` (from 1, like a spreadsheet).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from typing import BinaryIO, ClassVar
+
+from gateway.kinds import Action
+from gateway.pipeline import registry
+from gateway.pipeline.api import StageContext
+
+_TRIGGER = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_DANGEROUS = re.compile(
+    r"\|.*!|\b(cmd|powershell|pwsh|mshta|rundll32|regsvr32|certutil|bitsadmin|wscript|"
+    r"cscript|msexec|msiexec)\b|\b(HYPERLINK|WEBSERVICE|IMPORTXML|IMPORTDATA|IMPORTHTML|"
+    r"IMPORTFEED|IMAGE|CALL|REGISTER|EXEC|DDE|DDEAUTO|FILTERXML|INFO|CELL)\s*\(", re.I)
+_ENCODINGS = ("utf-8-sig", "utf-8", "cp932", "euc-jp")
+
+
+class TextStage:
+    name: ClassVar[str] = "text"
+    formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv"})
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        _process(src.read(), ctx)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        dst.write(_process(src.read(), ctx))
+
+
+def _is_csv(ctx: StageContext) -> bool:
+    return ctx.type_id == "text.csv" or ctx.location.lower().endswith((".csv", ".tsv"))
+
+
+def _process(data: bytes, ctx: StageContext) -> bytes:
+    if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
+        return data
+    decoded = _decode(data)
+    if decoded is None:
+        return data  # not text we can read as CSV: nothing a spreadsheet evaluates either
+    text, encoding = decoded
+    delimiter = "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines(keepends=True)
+    changed = False
+    out_lines: list[str] = []
+    for row_no, line in enumerate(lines, start=1):
+        cells = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+        bad = [i for i, cell in enumerate(cells) if _dangerous(cell)]
+        if not bad:
+            out_lines.append(line)
+            continue
+        for i in bad:
+            ctx.record("text.csv_formula", f"row[{row_no}]/col[{i + 1}]",
+                       action=Action.NEUTRALIZED, detail="formula cell turned into text")
+            cells[i] = "'" + cells[i]
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=delimiter, lineterminator=newline).writerow(cells)
+        ending = line[len(line.rstrip("\r\n")):]
+        out_lines.append(buf.getvalue().rstrip("\r\n") + ending)
+        changed = True
+    if not changed:
+        return data
+    body = "".join(out_lines)
+    if encoding == "utf-8-sig":
+        return codecs.BOM_UTF8 + body.encode("utf-8")
+    return body.encode(encoding)
+
+
+def _dangerous(cell: str) -> bool:
+    stripped = cell.lstrip(" ")
+    return stripped.startswith(_TRIGGER) and bool(_DANGEROUS.search(stripped))
+
+
+def _decode(data: bytes) -> tuple[str, str] | None:
+    for enc in _ENCODINGS:
+        if enc == "utf-8-sig" and not data.startswith(codecs.BOM_UTF8):
+            continue
+        try:
+            return data.decode(enc), enc
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _delimiter(text: str) -> str:
+    head = text[:4096]
+    return max((",", ";", "\t"), key=head.count)
+
+
+registry.register(TextStage())
