@@ -255,6 +255,11 @@ def _signature(head: bytes, src: BinaryIO) -> str | None:
 
 
 
+#: an HTML fragment (a signature, a saved snippet): browsers render it as HTML
+_HTML_FRAGMENT = re.compile(rb"<(p|div|table|span|br|a|h[1-6]|ul|ol|meta|title|style|iframe|"
+                            rb"img|form|font|center|b|i|u|strong|em|pre|object|embed)[\s>/]")
+
+
 def _textual(head: bytes, src: BinaryIO) -> str | None:
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
@@ -264,7 +269,8 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     if b"<svg" in sample[:2048] and (sample.startswith(b"<?xml") or sample.startswith(b"<svg")
                                      or sample.startswith(b"<!doctype svg")):
         return "svg"
-    if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")):
+    if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")) or \
+            _HTML_FRAGMENT.match(sample):
         return "html"
     # Flat OPC first: Word writes the same mso-application PI for both XML formats
     if b"<pkg:package" in sample[:2048]:

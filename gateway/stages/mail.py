@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import re
+import struct
+from collections.abc import Callable
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.parser import BytesParser
@@ -66,14 +68,14 @@ class MailStage:
         if ctx.type_id == "mail.tnef":
             from gateway.stages.mail_tnef import tnef_message  # noqa: PLC0415
 
-            msg = tnef_message(data, ctx)
+            msg = _converted(tnef_message, data, ctx, "winmail.dat")
             ctx.record("mail.tnef_decoded", "body", action=Action.DISARMED,
                        detail="winmail.dat rebuilt as a standard message")
             ctx.output_type = ("mail.eml", "eml")
         elif ctx.type_id == "mail.msg":
             from gateway.stages.mail_msg import msg_message  # noqa: PLC0415
 
-            msg = msg_message(data, ctx)
+            msg = _converted(msg_message, data, ctx, "Outlook message")
             ctx.record("mail.msg_converted", "body", action=Action.DISARMED)
             ctx.output_type = ("mail.eml", "eml")
         else:
@@ -81,6 +83,16 @@ class MailStage:
         out = rebuild(msg, ctx)
         if dst is not None and out is not None:
             dst.write(out)
+
+
+def _converted(convert: Callable[[bytes, StageContext], Message], data: bytes,
+               ctx: StageContext, what: str) -> Message:
+    """Run our own TNEF/.msg reader; damaged input that trips it is Malformed, not a bug."""
+    try:
+        return convert(data, ctx)
+    except (UnicodeError, ValueError, IndexError, KeyError, struct.error, OSError,
+            EOFError) as exc:
+        raise Malformed(f"{what} is damaged ({type(exc).__name__})") from None
 
 
 def parse(data: bytes) -> Message:

@@ -150,8 +150,8 @@ def to_message(m: Mapped) -> Message:
 
 def _addr(pair: tuple[str, str]) -> str:
     name, email = pair
-    if "@" not in email:
-        return ""  # an Exchange DN is no address: the rebuilt header omits it
+    if "@" not in email or not email.isascii() or any(c.isspace() for c in email):
+        return ""  # an Exchange DN (or damage) is no address: the rebuilt header omits it
     return formataddr((name, email)) if name.isascii() else (
         f"{Header(name, 'utf-8').encode(maxlinelen=0)} <{email}>")
 

@@ -63,6 +63,7 @@ CASES: list[tuple[str, bytes, str]] = [
     ("rar", b"Rar!\x1a\x07\x01\x00" + b"\x00" * 20, "archive.rar"),
     ("gzip", b"\x1f\x8b\x08\x00" + b"\x00" * 20, "archive.gzip"),
     ("html", b"<!DOCTYPE html><html><body>x</body></html>", "html"),
+    ("html fragment", b"<p>hello <b>there</b></p>\n<script>alert(1)</script>", "html"),
     ("svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "svg"),
     ("mail", b"From: a@example.jp\r\nTo: b@example.jp\r\nSubject: hi\r\n\r\nbody\r\n",
      "mail.eml"),

@@ -1,0 +1,74 @@
+"""Japanese mail survives the rebuild without mojibake; attachment names are cleaned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import mailgen as g
+from tests.stages.test_mail import attachments, bodies, keys, parsed, run
+
+TEXT = "髙橋様　①㈱の件、～3月15日までにご確認ください。ｶﾀｶﾅもあります。"
+SUBJECT = "【至急】①㈱ 髙島屋～見積書"
+#: EUC-JP (JIS X 0208) has no ①, ㈱ or 髙, and its wave dash is read the way browsers do
+#: (as the full-width tilde): the EUC-JP case uses text without them
+EUC_SAFE = str.maketrans({"髙": "高", "①": "1", "㈱": "株", "～": "-"})
+
+
+@pytest.mark.parametrize(("charset", "encode"), [
+    ("iso-2022-jp", g.iso2022jp),
+    ("shift_jis", lambda t: t.encode("cp932")),
+    ("euc-jp", lambda t: t.translate(EUC_SAFE).encode("euc_jp")),
+    ("utf-8", lambda t: t.encode("utf-8")),
+])
+def test_body_and_subject_keep_japanese(tmp_path: Path, charset: str, encode) -> None:
+    text, subj = (TEXT, SUBJECT) if charset != "euc-jp" else (
+        TEXT.translate(EUC_SAFE).replace("ｶﾀｶﾅ", "カタカナ"), SUBJECT.translate(EUC_SAFE))
+    body = encode(text.replace("ｶﾀｶﾅ", "カタカナ") if charset == "euc-jp" else text)
+    subject_raw = encode(subj)
+    subject = f"=?{charset}?B?{__import__('base64').b64encode(subject_raw).decode()}?="
+    entity = g.entity(f"text/plain; charset={charset}", g.b64(body), cte="base64")
+    report, out = run(tmp_path, g.message(entity, subject=subject))
+    assert report.verdict.delivered
+    msg = parsed(out)
+    assert bodies(msg, "text/plain")[0].rstrip() == text
+    assert str(msg["Subject"]) == subj
+
+
+def test_seven_bit_iso_2022_jp_body_without_transfer_encoding(tmp_path: Path) -> None:
+    entity = g.entity("text/plain; charset=ISO-2022-JP", g.iso2022jp(TEXT) + b"\r\n",
+                      cte="7bit")
+    _report, out = run(tmp_path, g.message(entity, subject=g.encoded_word(SUBJECT)))
+    msg = parsed(out)
+    assert bodies(msg, "text/plain")[0].rstrip() == TEXT
+
+
+@pytest.mark.parametrize(("param", "shown"), [
+    (b'filename="=?UTF-8?B?' + __import__("base64").b64encode("見積書.html".encode())
+     + b'?="', "見積書.html"),
+    (b"filename*=UTF-8''%E8%A6%8B%E7%A9%8D%E6%9B%B8.html", "見積書.html"),
+    (b"filename*=ISO-2022-JP''" + __import__("urllib.parse").parse.quote_from_bytes(
+        g.iso2022jp("見積書.html")).encode(), "見積書.html"),
+])
+def test_encoded_attachment_names_are_decoded(tmp_path: Path, param: bytes, shown: str) -> None:
+    data = g.message(g.multipart("mixed", g.text("添付します"),
+                                 g.attachment("x", b"<html><body><p>hello</p></body></html>",
+                                              "text/html", param=param)))
+    _report, out = run(tmp_path, data)
+    msg = parsed(out)
+    assert shown in attachments(msg)
+
+
+def test_rtlo_and_double_extension_names(tmp_path: Path) -> None:
+    rtlo = "請求書\u202efdp.exe"
+    data = g.message(g.multipart("mixed", g.text("ご確認ください"),
+                                 g.attachment(rtlo.encode(), g.EXE),
+                                 g.attachment("report.pdf.exe", b"plain words only\r\n")))
+    report, out = run(tmp_path, data)
+    msg = parsed(out)
+    names = attachments(msg)
+    assert all("\u202e" not in n for n in names)
+    assert not any(n.endswith(".exe") for n in names)
+    cleaned = {loc for kind, loc in keys(report) if kind == "mail.name_cleaned"}
+    assert cleaned, keys(report)
