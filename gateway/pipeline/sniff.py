@@ -250,6 +250,8 @@ def _signature(head: bytes, src: BinaryIO) -> str | None:
             return type_id
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image.webp"
+    if re.fullmatch(rb"-l[hz][0-9a-z]-", head[2:7]):  # LHA/LZH, still common in Japan
+        return "archive.lzh"
     return None
 
 

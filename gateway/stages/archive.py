@@ -38,7 +38,7 @@ from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
-          "archive.7z")
+          "archive.7z", "archive.rar", "archive.cab", "archive.lzh")
 NOTE_SUFFIX = ".removed.txt"
 
 
@@ -122,7 +122,8 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     limit = ctx.policy.limits.max_size
     seen: set[str] = set()
     readers = {"archive.zip": _zip_members, "archive.tar": _tar_members,
-               "archive.7z": _7z_members}
+               "archive.7z": _7z_members, "archive.rar": _libarchive_members,
+               "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members}
     reader = readers.get(ctx.type_id)
     raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit)
     try:
@@ -333,6 +334,41 @@ def _7z_members(src: BinaryIO, limit: int) -> Iterator[Member]:
                     continue
                 product.seek(0)
                 yield Member(info.filename, _read_capped(product, limit, "7z member"))
+
+
+def _libarchive_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+    """RAR (4 and 5), CAB and LZH through libarchive (libarchive-c binds the system
+    library Debian ships as libarchive13): read-only, which is all we need."""
+    import libarchive  # noqa: PLC0415 - only needed for these formats
+    import libarchive.exception  # noqa: PLC0415
+
+    src.seek(0)
+    data = _read_capped(src, limit, "archive")
+    try:
+        with libarchive.memory_reader(data) as archive:
+            for entry in archive:
+                name = entry.pathname or "unnamed"
+                when = _tar_time(entry.mtime or 0)
+                if entry.isdir:
+                    yield Member(name.rstrip("/") + "/", b"", when)
+                    continue
+                if not entry.isreg:
+                    yield Member(name, None, when, "archive.link", "link or special file")
+                    continue
+                if (entry.size or 0) > limit:
+                    raise LimitExceeded(f"member {name[:60]!r} is larger than {limit} bytes")
+                chunks, size = [], 0
+                for block in entry.get_blocks():
+                    size += len(block)
+                    if size > limit:
+                        raise LimitExceeded(f"member {name[:60]!r} expands beyond {limit}")
+                    chunks.append(block)
+                yield Member(name, b"".join(chunks), when)
+    except libarchive.exception.ArchiveError as exc:
+        text = str(exc).split(" (errno")[0]
+        if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
+            raise EncryptedContent("archive is password-protected") from None
+        raise Malformed(f"archive cannot be read ({text[:80]})") from None
 
 
 registry.register(ArchiveStage())

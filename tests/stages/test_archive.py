@@ -198,17 +198,20 @@ def test_corpus_archives(tmp_path: Path) -> None:
             blocked[path.name] = report.items[0].findings[-1].kind
     encrypted = {"aes.zip", "zipcrypto.zip", "testZipEncrypted.zip", "TestDataEncryptedAES.zip",
                  "EncryptedWithPlainNames.7z", "TestDataEncrypted.7z", "full_encrypted.7z",
-                 "test7Z_protected_passTika.7z"}
+                 "test7Z_protected_passTika.7z", "rar5-hpsw.rar", "TestDataEncrypted.rar4"}
     assert {k for k, v in blocked.items() if v == "block.encrypted"} == encrypted
     assert {k for k, v in blocked.items() if v == "block.policy"} == {"TestData.iso",
                                                                       "TestData.wim"}
-    # no reader yet: rar (no free decoder installed), cab, arj, dmg, udf, deb
+    # no reader: arj, dmg, udf, deb
     assert {k for k, v in blocked.items() if v in ("block.unsupported", "block.unknown_type")} \
-        == {"small5.rar", "rar3-comment-psw.rar", "rar5-hpsw.rar", "TestDataEncrypted.rar",
-            "TestDataEncrypted.rar4", "cabinet.cab", "TestData.arj", "HfsSampleUDCO.dmg",
-            "UdfTest.iso", "sysvbanner_1.0-17fakesync1_amd64.deb"}
+        == {"TestData.arj", "HfsSampleUDCO.dmg", "UdfTest.iso",
+            "sysvbanner_1.0-17fakesync1_amd64.deb"}
+    # libarchive cannot read these two: a solid RAR3 and an encrypted RAR5 whose data is
+    # read as damaged before the encryption is noticed
+    assert {k for k, v in blocked.items() if v == "block.malformed"} == {
+        "volume.zip.001", "rar3-comment-psw.rar", "TestDataEncrypted.rar"}
     assert blocked.get("TIKA-216.tgz") == "block.limit"       # recursive archive bomb
-    assert blocked.get("volume.zip.001") == "block.malformed"  # one part of a split zip
+    assert "small5.rar" not in blocked and "cabinet.cab" not in blocked
 
 
 @pytest.mark.parametrize("kind", ["zip", "tgz", "7z"])
