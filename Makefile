@@ -44,8 +44,12 @@ pytest: install tools
 ## test: the whole suite — lint, types, import contracts, unit/stage/integration/corpus tests
 test: lint typecheck imports pytest
 
+## bench: PDF, Office and mail benchmarks (each under ~3 min on 2 cores; corpora are
+## generated once under bench/out/). Add BENCH_ARGS=--write-results to record them.
 bench: install tools
-	$(BIN)/python -m bench.pdf
+	$(BIN)/python -m bench.pdf $(BENCH_ARGS)
+	$(BIN)/python -m bench.office $(BENCH_ARGS)
+	$(BIN)/python -m bench.mail $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VAR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

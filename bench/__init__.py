@@ -1,1 +1,2 @@
-"""Benchmarks for Sekisho (``python -m bench.pdf``). Not part of the installed package."""
+"""Benchmarks for Sekisho (``python -m bench.<name>``, results in bench/RESULTS.md). Not part of
+the installed package."""

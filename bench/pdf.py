@@ -28,12 +28,8 @@ bench/policies/large-input.yaml (the default policy with ``max_size: 128MiB``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import platform
-import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -45,68 +41,51 @@ from pathlib import Path
 import pikepdf
 
 from bench import measure, pdfcorpus
+from bench.common import (
+    BENCH,
+    DELIVERED,
+    MB,
+    NOT_MEASURED,
+    OUT,
+    RESULTS,
+    ROOT,
+    all_delivered,
+    cmd,
+    command,
+    fresh_dir,
+    load_fact,
+    loadavg,
+    machine,
+    mb,
+    progress,
+    report_verdicts,
+    secs,
+    sekisho_disarm,
+    source_state,
+    status,
+    verdict_text,
+)
 from bench.report import Table, section, write_section
 from gateway.log import configure
 from gateway.pipeline import registry
 from gateway.pipeline.run import process_file
 from gateway.policy import Policy, load
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-RUN_DIR = BENCH / "out" / "run"
-RESULTS = BENCH / "RESULTS.md"
+RUN_DIR = OUT / "run"
 LARGE_POLICY = BENCH / "policies" / "large-input.yaml"
 PDF_STAGE_FILE = ROOT / "gateway" / "stages" / "pdf.py"
 
-MB = 1_000_000
 TARGET_RATIO = 1.3
 TARGET_200_PAGES_S = 1.0
 TARGET_RSS_MB = 300.0
-DELIVERED = frozenset({"clean", "disarmed"})
-NOT_MEASURED = "not yet measured"
-
-
-def _progress(msg: str) -> None:
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def _fresh_dir(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
 
 
 #: extra stage modules (--plugin), passed to every sekisho process and child
 PLUGINS: list[str] = []
 
 
-def _sekisho_disarm() -> list[str]:
-    """``sekisho disarm`` with the bench's plugins (options of the subcommand)."""
-    beside = Path(sys.executable).with_name("sekisho")
-    found = str(beside) if beside.exists() else shutil.which("sekisho")
-    if found is None:
-        raise SystemExit("bench: the sekisho console script is not installed (make install)")
-    return [found, "disarm", *(f"--plugin={m}" for m in PLUGINS)]
-
-
-def _mb(nbytes: float) -> str:
-    return f"{nbytes / MB:.1f} MB"
-
-
 def _kib_mb(kib: int) -> str:
-    return _mb(kib * 1024)
-
-
-def _secs(values: Sequence[float]) -> str:
-    return " ".join(f"{v:.3f}" for v in values)
-
-
-def _verdict_text(verdicts: Counter[str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) or "-"
-
-
-def _all_delivered(verdicts: Counter[str]) -> bool:
-    return bool(verdicts) and set(verdicts) <= DELIVERED
+    return mb(kib * 1024)
 
 
 # --------------------------------------------------------------------------- figures
@@ -128,7 +107,7 @@ class Pass:
 
     @property
     def valid(self) -> bool:
-        return not self.verdicts or _all_delivered(self.verdicts)
+        return not self.verdicts or all_delivered(self.verdicts)
 
 
 @dataclass(slots=True)
@@ -159,7 +138,7 @@ class Rss:
 
 
 def _qpdf_pass(entries: Sequence[pdfcorpus.Entry], out: Path) -> float:
-    _fresh_dir(out)
+    fresh_dir(out)
     started = time.perf_counter()
     for e in entries:
         done = subprocess.run(["qpdf", str(e.path), str(out / e.name)],
@@ -169,28 +148,21 @@ def _qpdf_pass(entries: Sequence[pdfcorpus.Entry], out: Path) -> float:
     return time.perf_counter() - started
 
 
-def _report_verdicts(out: Path) -> Counter[str]:
-    verdicts: Counter[str] = Counter()
-    for report in out.glob("*.report.json"):
-        verdicts[json.loads(report.read_text(encoding="utf-8"))["verdict"]] += 1
-    return verdicts
-
-
 def _cli_batch(entries: Sequence[pdfcorpus.Entry], out: Path, jobs: int,
                policy: Path | None = None, *, sample: bool = False,
                ) -> tuple[measure.Run, Counter[str]]:
-    _fresh_dir(out)
-    argv = [*_sekisho_disarm(), *(str(e.path) for e in entries), "--out-dir", str(out),
+    fresh_dir(out)
+    argv = [*sekisho_disarm(PLUGINS), *(str(e.path) for e in entries), "--out-dir", str(out),
             "--jobs", str(jobs)]
     if policy is not None:
         argv += ["--policy", str(policy)]
     run = measure.run(argv, sample=sample).check((0, 3, 4))
-    return run, _report_verdicts(out)
+    return run, report_verdicts(out)
 
 
 def _inproc_pass(entries: Sequence[pdfcorpus.Entry], out: Path,
                  pol: Policy) -> tuple[float, Counter[str]]:
-    _fresh_dir(out)
+    fresh_dir(out)
     verdicts: Counter[str] = Counter()
     total = 0.0
     for e in entries:
@@ -209,7 +181,7 @@ def _throughput(entries: Sequence[pdfcorpus.Entry], args: argparse.Namespace,
     many = Pass(f"sekisho batch --jobs {args.jobs} (all CPUs)", n, size)
     inproc = Pass("sekisho in-process process_file (1 CPU)", n, size)
     for i in range(args.repeat):
-        _progress(f"throughput, round {i + 1}/{args.repeat}")
+        progress(f"throughput, round {i + 1}/{args.repeat}")
         with measure.one_core():
             qpdf.runs.append(_qpdf_pass(entries, RUN_DIR / "qpdf"))
             run, one.verdicts = _cli_batch(entries, RUN_DIR / "jobs1", 1)
@@ -218,7 +190,7 @@ def _throughput(entries: Sequence[pdfcorpus.Entry], args: argparse.Namespace,
         many.runs.append(run.seconds)
     passes = [qpdf, one, many]
     if not args.quick:
-        _progress("throughput, in-process pass")
+        progress("throughput, in-process pass")
         with measure.one_core():
             seconds, inproc.verdicts = _inproc_pass(entries, RUN_DIR / "inproc", pol)
         inproc.runs.append(seconds)
@@ -237,9 +209,9 @@ def _time_inproc(src: Path, out: Path, pol: Policy) -> tuple[float, str]:
 
 
 def _pages200(entry: pdfcorpus.Entry, small: pdfcorpus.Entry, pol: Policy) -> Pages200:
-    _progress(f"{entry.name}: in-process, CLI and qpdf, 3 runs each")
+    progress(f"{entry.name}: in-process, CLI and qpdf, 3 runs each")
     fig = Pages200(entry)
-    out = _fresh_dir(RUN_DIR / "pages200")
+    out = fresh_dir(RUN_DIR / "pages200")
     with measure.one_core():
         for _ in range(3):
             seconds, fig.inproc_verdict = _time_inproc(entry.path, out / "inproc.pdf", pol)
@@ -254,7 +226,7 @@ def _pages200(entry: pdfcorpus.Entry, small: pdfcorpus.Entry, pol: Policy) -> Pa
 
 def _cli_single(src: Path, out: Path) -> float:
     out.unlink(missing_ok=True)
-    run = measure.run([*_sekisho_disarm(), str(src), "-o", str(out)]).check((0, 3, 4))
+    run = measure.run([*sekisho_disarm(PLUGINS), str(src), "-o", str(out)]).check((0, 3, 4))
     return run.seconds
 
 
@@ -272,8 +244,8 @@ def _rss(entry: pdfcorpus.Entry | None) -> Rss:
     fig = Rss(entry)
     if entry is None:
         return fig
-    _progress(f"{entry.name}: peak RSS (child process, qpdf, CLI tree)")
-    out = _fresh_dir(RUN_DIR / "huge")
+    progress(f"{entry.name}: peak RSS (child process, qpdf, CLI tree)")
+    out = fresh_dir(RUN_DIR / "huge")
     idle = _child("idle", str(LARGE_POLICY))
     fig.idle_kib = int(str(idle["vm_hwm_kib"]))
     info = _child("disarm", str(LARGE_POLICY), str(entry.path), str(out / "child.pdf"))
@@ -285,7 +257,7 @@ def _rss(entry: pdfcorpus.Entry | None) -> Rss:
                                sample=True).check((0, 3)).peak_kib
     cli, verdicts = _cli_batch([entry], out / "cli", 1, LARGE_POLICY, sample=True)
     fig.cli_tree_kib = cli.peak_kib
-    fig.cli_verdict = _verdict_text(verdicts)
+    fig.cli_verdict = verdict_text(verdicts)
     fig.cli_seconds = cli.seconds
     return fig
 
@@ -293,61 +265,15 @@ def _rss(entry: pdfcorpus.Entry | None) -> Rss:
 # ------------------------------------------------------------------------ environment
 
 
-def _cmd(argv: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, cwd=ROOT)
-    except OSError:
-        return "?"
-    return done.stdout.strip() or "?"
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
-def _loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def _load_fact(before: str) -> str:
-    after = _loadavg()
-    busy = max(float(before.split(maxsplit=1)[0]), float(after.split(maxsplit=1)[0])) >= 1.0
-    return f"{before} before, {after} after" + (
-        " — other work was running on the machine: expect noise" if busy else "")
-
-
-def _mem_total() -> str:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return f"{int(line.split()[1]) / 1024**2:.1f} GiB RAM"
-    return "?"
-
-
-def _source_state() -> str:
-    commit = _cmd(["git", "rev-parse", "--short", "HEAD"])
-    changes = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "policies"],
-                             capture_output=True, text=True, check=False, cwd=ROOT).stdout
-    dirty = bool(changes.strip())
-    stage = (hashlib.sha256(PDF_STAGE_FILE.read_bytes()).hexdigest()[:12]
-             if PDF_STAGE_FILE.exists() else "absent")
-    return (f"commit {commit}{' + uncommitted changes in gateway/' if dirty else ''}; "
-            f"gateway/stages/pdf.py sha256 {stage}")
-
-
 def _environment(argv: Sequence[str]) -> list[tuple[str, str]]:
-    exe = os.path.relpath(sys.executable, ROOT)
     return [
-        ("command", f"`{shlex.join([exe, '-m', 'bench.pdf', *argv])}` (in {ROOT})"),
-        ("date", _cmd(["date", "-u"])),
-        ("machine", f"nproc {_cmd(['nproc'])}, {_cpu_model()}, {_mem_total()}, "
-                    f"Linux {platform.release()}"),
+        ("command", command("bench.pdf", argv)),
+        ("date", cmd(["date", "-u"])),
+        ("machine", machine()),
         ("versions", f"Python {platform.python_version()}, pikepdf {pikepdf.__version__}, "
                      f"libqpdf {pikepdf.__libqpdf_version__}, "
-                     f"qpdf CLI {_cmd(['qpdf', '--version']).splitlines()[0]}"),
-        ("sekisho", _source_state()),
+                     f"qpdf CLI {cmd(['qpdf', '--version']).splitlines()[0]}"),
+        ("sekisho", source_state("gateway/stages/pdf.py", [PDF_STAGE_FILE])),
     ]
 
 
@@ -356,10 +282,10 @@ def _environment(argv: Sequence[str]) -> list[tuple[str, str]]:
 
 def _corpus_text(ratio: Sequence[pdfcorpus.Entry], huge: pdfcorpus.Entry | None) -> str:
     groups = Counter(e.group for e in ratio)
-    text = (f"ratio corpus {len(ratio)} files, {_mb(sum(e.size for e in ratio))} ("
+    text = (f"ratio corpus {len(ratio)} files, {mb(sum(e.size for e in ratio))} ("
             + ", ".join(f"{g} {n}" for g, n in groups.items()) + ")")
     if huge is not None:
-        text += f"; measured separately: {huge.name} {_mb(huge.size)}"
+        text += f"; measured separately: {huge.name} {mb(huge.size)}"
     return text
 
 
@@ -369,8 +295,8 @@ def _throughput_table(passes: Sequence[Pass]) -> Table:
     base = passes[0].best
     for p in passes:
         t.add(p.label, f"{p.files / p.best:.1f}", f"{p.nbytes / MB / p.best:.1f}",
-              f"{p.best:.3f}", f"{p.best / base:.2f}", _secs(p.runs),
-              _verdict_text(p.verdicts))
+              f"{p.best:.3f}", f"{p.best / base:.2f}", secs(p.runs),
+              verdict_text(p.verdicts))
     t.notes.append("CLI wall times include interpreter, pool and worker start-up; "
                    "qpdf's include one process start per file")
     t.notes.append("in-process: the sum of process_file times, no process start-up")
@@ -389,20 +315,20 @@ def _group_table(entries: Sequence[pdfcorpus.Entry], reports: Path) -> Table:
             ms += data["items"][0]["elapsed_ms"]
             verdicts[data["verdict"]] += 1
         t.add(group, str(len(members)), f"{sum(e.size for e in members) / MB:.2f}",
-              f"{ms / 1000:.3f}", f"{ms / len(members):.0f}", _verdict_text(verdicts))
+              f"{ms / 1000:.3f}", f"{ms / len(members):.0f}", verdict_text(verdicts))
     t.notes.append("pipeline s: the root item's elapsed_ms (sniff, disarm, verify) summed")
     return t
 
 
 def _pages_table(fig: Pages200) -> Table:
-    t = Table(f"{fig.entry.name} ({_mb(fig.entry.size)}, 200 pages), 1 CPU",
+    t = Table(f"{fig.entry.name} ({mb(fig.entry.size)}, 200 pages), 1 CPU",
               ("run", "best s", "all runs s"))
     t.add(f"in-process process_file ({fig.inproc_verdict})", f"{min(fig.inproc):.3f}",
-          _secs(fig.inproc))
-    t.add("CLI sekisho disarm IN -o OUT, end to end", f"{min(fig.cli):.3f}", _secs(fig.cli))
+          secs(fig.inproc))
+    t.add("CLI sekisho disarm IN -o OUT, end to end", f"{min(fig.cli):.3f}", secs(fig.cli))
     t.add("  same CLI on small-000.pdf (start-up cost)", f"{min(fig.cli_small):.3f}",
-          _secs(fig.cli_small))
-    t.add("qpdf in out", f"{min(fig.qpdf):.3f}", _secs(fig.qpdf))
+          secs(fig.cli_small))
+    t.add("qpdf in out", f"{min(fig.qpdf):.3f}", secs(fig.qpdf))
     return t
 
 
@@ -428,10 +354,6 @@ def _rss_table(fig: Rss) -> Table:
 # ---------------------------------------------------------------------------- targets
 
 
-def _status(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def _targets(stage: bool, passes: Sequence[Pass], pages: Pages200, rss: Rss) -> Table:
     t = Table("Targets", ("target", "goal", "measured", "result"))
     blocked = "INVALID: PDFs were not disarmed"
@@ -440,18 +362,18 @@ def _targets(stage: bool, passes: Sequence[Pass], pages: Pages200, rss: Rss) -> 
     qpdf, one = passes[0], passes[1]
     ratio = one.best / qpdf.best
     t.add("batch --jobs 1 vs qpdf, ratio corpus", f"<= {TARGET_RATIO}x", f"{ratio:.2f}x",
-          _status(ratio <= TARGET_RATIO) if one.valid and stage else blocked)
+          status(ratio <= TARGET_RATIO) if one.valid and stage else blocked)
     best = min(pages.inproc)
     ok200 = pages.inproc_verdict in DELIVERED and stage
     t.add("200-page PDF, in-process, 1 CPU", f"< {TARGET_200_PAGES_S:g} s", f"{best:.3f} s",
-          _status(best < TARGET_200_PAGES_S) if ok200 else blocked)
+          status(best < TARGET_200_PAGES_S) if ok200 else blocked)
     if rss.entry is None:
         t.add("peak RSS, ~100 MB PDF", f"< {TARGET_RSS_MB:g} MB", NOT_MEASURED, "skipped")
     else:
         peak = rss.disarm_kib * 1024 / MB
         ok = rss.disarm_verdict in DELIVERED and stage
         t.add("peak RSS, ~100 MB PDF (process_file child)", f"< {TARGET_RSS_MB:g} MB",
-              f"{peak:.1f} MB", _status(peak < TARGET_RSS_MB) if ok else blocked)
+              f"{peak:.1f} MB", status(peak < TARGET_RSS_MB) if ok else blocked)
     return t
 
 
@@ -494,9 +416,9 @@ def _stage_present() -> bool:
 
 def _measure(args: argparse.Namespace, stage: bool) -> tuple[str, list[Table]]:
     """Build the corpus, take every figure; returns the corpus summary and the tables."""
-    _progress(f"corpus in {args.corpus}")
+    progress(f"corpus in {args.corpus}")
     entries = pdfcorpus.build(args.corpus, quick=args.quick,
-                              huge=not (args.quick or args.no_huge), log=_progress)
+                              huge=not (args.quick or args.no_huge), log=progress)
     ratio = [e for e in entries if e.group in pdfcorpus.RATIO_GROUPS]
     huge = next((e for e in entries if e.group == pdfcorpus.HUGE), None)
     by_name = {e.name: e for e in entries}
@@ -515,10 +437,10 @@ def _write(args: argparse.Namespace, facts: list[tuple[str, str]],
     day = time.strftime("%Y-%m-%d", time.gmtime())
     mode = "quick" if args.quick else "full"
     key = f"{day}-{mode}" if measured else "pending"
-    title = f"{day} — {mode} run" if measured else "Not yet measured"
+    title = f"PDF — {day}, {mode} run" if measured else "PDF — not yet measured"
     write_section(RESULTS, key, section(key, title, facts, tables),
                   drop_prefix="pending" if measured else None)
-    _progress(f"wrote section {key} to {RESULTS.relative_to(ROOT)}")
+    progress(f"wrote section {key} to {RESULTS.relative_to(ROOT)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -528,13 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     PLUGINS[:] = args.plugin
     registry.load_plugins(PLUGINS)
     facts = _environment(argv)
-    load_before = _loadavg()
+    load_before = loadavg()
     stage = _stage_present()
     if not stage:
-        _progress("WARNING: no pdf stage registered — PDFs will be blocked; figures INVALID")
+        progress("WARNING: no pdf stage registered — PDFs will be blocked; figures INVALID")
     corpus, tables = _measure(args, stage)
     facts.append(("corpus", corpus))
-    facts.append(("load average (1/5/15 min)", _load_fact(load_before)))
+    facts.append(("load average (1/5/15 min)", load_fact(load_before)))
     print("\n".join(f"{k}: {v}" for k, v in facts))
     for table in tables:
         print()

@@ -19,7 +19,6 @@ reused; bump ``CORPUS_VERSION`` when a builder changes.
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import sys
@@ -31,9 +30,10 @@ from pathlib import Path
 import pikepdf
 from pikepdf import Array, Dictionary, Name, Pdf, String
 
+from bench.common import Manifest
+
 CORPUS_VERSION = 2
 DEFAULT_ROOT = Path(__file__).resolve().parent / "out" / "corpus"
-MANIFEST = "manifest.json"
 PAGE_SIZE = (612, 792)
 
 SMALL, ACTIVE, LARGE, PAGES, HUGE = "small", "active", "large", "pages", "huge"
@@ -108,6 +108,14 @@ def _text_pdf(rng: random.Random, pages: int, lines: int) -> Pdf:
     for _ in range(pages):
         _add_page(pdf, _text_ops(rng, lines), Dictionary(Font=Dictionary(F1=font)))
     return pdf
+
+
+def text_pdf_bytes(rng: random.Random, pages: int, lines: int = 40) -> bytes:
+    """A plain text PDF, saved deterministically (for other corpora: mail attachments)."""
+    buf = io.BytesIO()
+    with _text_pdf(rng, pages, lines) as pdf:
+        pdf.save(buf, deterministic_id=True)
+    return buf.getvalue()
 
 
 def _noise_pixels(rng: random.Random, width: int, height: int) -> bytes:
@@ -315,37 +323,19 @@ def _write(spec: Spec, path: Path) -> int:
     return path.stat().st_size
 
 
-def _read_manifest(root: Path) -> dict[str, int]:
-    try:
-        data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CORPUS_VERSION:
-        return {}
-    files = data.get("files")
-    return {str(k): int(v) for k, v in files.items()} if isinstance(files, dict) else {}
-
-
-def _write_manifest(root: Path, files: dict[str, int]) -> None:
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps({"version": CORPUS_VERSION, "files": files}, indent=1,
-                              sort_keys=True), encoding="utf-8")
-    os.replace(tmp, root / MANIFEST)
-
-
 def build(root: Path = DEFAULT_ROOT, *, quick: bool = False, huge: bool = True,
           log: Callable[[str], None] = print) -> list[Entry]:
     """Make (or reuse) the corpus under ``root``; returns its entries in spec order."""
     root.mkdir(parents=True, exist_ok=True)
-    known = _read_manifest(root)
+    manifest = Manifest(root, CORPUS_VERSION)
     entries = []
     for spec in specs(quick=quick, huge=huge):
         path = root / spec.name
-        size = known.get(spec.name)
-        if size is None or not path.is_file() or path.stat().st_size != size:
+        size = manifest.size(spec.name)
+        if size is None:
             log(f"  generating {spec.name}")
-            known[spec.name] = size = _write(spec, path)
-            _write_manifest(root, known)
+            size = _write(spec, path)
+            manifest.record(spec.name, size)
         entries.append(Entry(path, spec.group, size))
     return entries
 

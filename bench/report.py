@@ -11,10 +11,11 @@ from pathlib import Path
 HEADER = """\
 # Benchmark results
 
-Written by `python -m bench.pdf --write-results` (see `bench/pdf.py` for what is
-measured and how). One section per date and mode; a new run on the same day in the
-same mode replaces its section. MB = 10^6 bytes. Figures are only as good as the
-machine they were taken on — compare runs from the same machine.
+Written by `python -m bench.pdf`, `python -m bench.office` and `python -m bench.mail`
+with `--write-results` (each module's docstring says what is measured and how). One
+section per benchmark, date and mode; a new run on the same day in the same mode
+replaces its section. MB = 10^6 bytes. Figures are only as good as the machine they were
+taken on — compare runs from the same machine.
 """
 
 _SECTION = re.compile(r"<!-- bench-pdf:begin (?P<key>\S+) -->\n.*?<!-- bench-pdf:end -->\n*",
