@@ -50,6 +50,9 @@ class _Job:
     budget: Budget
     items: list[ItemReport] = field(default_factory=list)
     job_id: str = ""
+    #: sha256 of embedded outputs that passed their own verify step: when the container's
+    #: verify meets the same bytes again it need not scan them a second time
+    verified: set[bytes] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,12 +272,17 @@ def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
         job.items.append(item)
         return Embedded(verdict=Verdict.BLOCKED, data=None, name=base, type="unknown",
                         reason=too_much, findings=tuple(item.findings))
+    if mode is Mode.VERIFY and hashlib.sha256(data).digest() in job.verified:
+        return Embedded(verdict=Verdict.CLEAN, data=None, name=base,
+                        type=sniff(io.BytesIO(data)).type_id)
     src = io.BytesIO(data)
     dst = io.BytesIO() if mode is Mode.DISARM else None
     first = len(job.items)
     outcome = _item(job, src, dst, base, location, mode, depth)
     job.budget.check()  # a stage must not swallow a job-wide limit
     out = dst.getvalue() if (dst is not None and outcome.verdict.delivered) else None
+    if out is not None:
+        job.verified.add(hashlib.sha256(out).digest())
     found = tuple(f for it in job.items[first:] for f in it.findings)
     return Embedded(verdict=outcome.verdict, data=out, name=outcome.out_name,
                     type=outcome.type_id, reason=outcome.reason, residual=outcome.residual,
@@ -289,7 +297,7 @@ def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str
     # notes that replace too-deep members sit one level below the deepest allowed item
     limits = replace(job.policy.limits, max_depth=job.policy.limits.max_depth + 1)
     check = _Job(policy=job.policy, budget=Budget(limits, job.budget.input_size),
-                 job_id=job.job_id)
+                 job_id=job.job_id, verified=job.verified)
     got = sniff(dst)
     verifier = registry.stage_for(got.type_id)
     if got.family != out_type.split(".", 1)[0] or verifier is None:

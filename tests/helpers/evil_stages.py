@@ -61,9 +61,13 @@ class EvilStage:
     name: ClassVar[str] = "testonly"
     formats: ClassVar[frozenset[str]] = frozenset(f"testonly.{b}" for b in BEHAVIOURS)
 
+    #: how many times scan() ran, by behaviour (in-process tests only)
+    scans: ClassVar[dict[str, int]] = {}
+
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
         behaviour, body = _split(data)
+        self.scans[behaviour] = self.scans.get(behaviour, 0) + 1
         if behaviour in ("active", "leave"):
             ctx.record("testonly.active", "/body")
         if behaviour == "container":

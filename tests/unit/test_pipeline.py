@@ -196,3 +196,12 @@ def test_scripts_are_blocked_by_content_and_extension(tmp_path: Path, name: str,
     assert report.verdict is Verdict.BLOCKED
     assert report.input.type == "executable.script"
     assert not out.exists()
+
+
+def test_container_verify_does_not_rescan_verified_members(tmp_path: Path) -> None:
+    evil.EvilStage.scans.clear()
+    report, _ = run(tmp_path, evil.container(evil.make("ok", b"member")), name="box.bin")
+    assert report.verdict is Verdict.CLEAN
+    # the member's own verify scans it once; the container's verify meets the same bytes
+    # and trusts that result; the container itself is scanned once by its verify
+    assert evil.EvilStage.scans == {"ok": 1, "container": 1}
