@@ -72,10 +72,38 @@ def executable() -> None:
     write("executable/invoice.pdf.exe", STUB_EXE)
 
 
+def pdf() -> None:
+    from tests.helpers import pdfgen  # harmless 3-page base; the script only calls app.alert
+
+    write("pdf/openaction-javascript.pdf", pdfgen.open_action_js())
+
+
+def rtf() -> None:
+    from tests.helpers import rtfgen
+
+    slot = rtfgen.obj(b"\\objemb", rtfgen.ole1("Package", rtfgen.package_native(
+        "readme.txt", b"inert sample payload")), b"{\\pict\\pngblip " + rtfgen.png_1x1().hex()
+        .encode() + b"}", cls=b"Package")
+    write("rtf/package-object.rtf", rtfgen.document(slot))
+
+
+def mail() -> None:
+    from tests.helpers import mailgen as g
+
+    body = g.multipart("mixed", g.text("見積書を添付します。\nPlease find the quote attached."),
+                       g.attachment("請求書.exe", STUB_EXE),
+                       g.attachment("page.html", b"<html><body><p>hi</p><script>alert(1)"
+                                                 b"</script></body></html>", "text/html"))
+    write("mail/quote-with-exe.eml", g.message(body, subject=g.encoded_word("お見積り")))
+
+
 def text() -> None:
     write("text/memo.txt", "会議は10時から第2会議室です。\nMeeting at 10:00, room 2.\n".encode())
 
 
 if __name__ == "__main__":
-    for build in (html, svg, archive, image, executable, text):
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))
+    for build in (html, svg, archive, image, executable, text, pdf, rtf, mail):
         build()

@@ -3,6 +3,8 @@ independent checks of each output by format."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ import yaml
 from PIL import Image
 
 from tests.conftest import ROOT, check_report_schema
+from tests.helpers import pdfwalk
 from tests.helpers.markupcheck import html_problems, svg_problems
 
 CATALOG = ROOT / "samples" / "catalog.yaml"
@@ -70,5 +73,23 @@ def _independent_check(type_id: str, out: Path) -> None:
                 assert not zf.read(name).startswith(b"MZ"), name
     elif family == "text":
         out.read_text(encoding="utf-8")
+    elif family == "pdf":
+        subprocess.run(["qpdf", "--check", str(out)], check=True, capture_output=True)
+        assert pdfwalk.check(str(out), keep_uri=True) == []
+    elif family == "rtf":
+        from oletools.rtfobj import RtfObjParser
+
+        parser = RtfObjParser(out.read_bytes())
+        parser.parse()
+        assert parser.objects == []
+    elif family == "mail":
+        for policy in (email.policy.compat32, email.policy.default):
+            msg = email.message_from_bytes(out.read_bytes(), policy=policy)
+            for part in msg.walk():
+                assert not part.defects, part.defects
+                if part.get_content_type() == "text/html":
+                    html = part.get_payload(decode=True).lower()
+                    assert b"<script" not in html and b"onload" not in html
+                assert not (part.get_payload(decode=True) or b"").startswith(b"MZ")
     else:
         raise AssertionError(f"no independent check for {type_id}")
