@@ -17,14 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: install, then disarm the bundled samples into $(VAR)/outbox with the default policy
-## (the daemon front ends — SMTP, drop folder, HTTP — replace this target when they land)
+## run: install, then start the daemon with its embedded defaults: SMTP on 127.0.0.1:2525,
+## queue mode, mail for @localhost sanitized into one Maildir per recipient under var/maildir
+## (try: swaks --server 127.0.0.1:2525 --to you@localhost). Ctrl-C stops it gracefully.
 run: install
-	@mkdir -p $(VAR)/outbox
-	$(BIN)/sekisho disarm $$(find samples -type f ! -name '*.py' ! -name catalog.yaml | sort) \
-	  --out-dir $(VAR)/outbox; \
-	  rc=$$?; echo "reports and outputs: $(VAR)/outbox (exit $$rc: 0 all ok, 3 some blocked)"; \
-	  [ $$rc -le 3 ]
+	$(BIN)/sekisho serve
 
 tools:
 	@sh .ci/ensure-tools.sh test

@@ -2,22 +2,35 @@
 # Make sure the Debian tools Sekisho needs are present.
 #   runtime: libmagic (python-magic), used by the daemon and CLI
 #   test:    + qpdf, poppler-utils, LibreOffice (independent checkers and openers in the tests)
+#            + postfix (smtp-source/smtp-sink: SMTP load and fault peers), swaks with TLS
+#              (libnet-ssleay-perl, libio-socket-ssl-perl), openssl (test certificates).
+#              postfix is preseeded to "No configuration": no system MTA is set up or started.
 # Installs what is missing when running as root; otherwise fails naming the package.
 set -eu
 need=""
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 have_lib libmagic.so.1 || need="$need libmagic1"
+have_lib libarchive.so.13 || need="$need libarchive13"
 if [ "${1:-runtime}" = test ]; then
   command -v qpdf >/dev/null 2>&1 || need="$need qpdf"
   command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"
   command -v soffice >/dev/null 2>&1 || \
     need="$need libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"
   command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+  command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need="$need postfix"
+  command -v swaks >/dev/null 2>&1 || need="$need swaks"
+  perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need="$need libnet-ssleay-perl"
+  perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need="$need libio-socket-ssl-perl"
+  command -v openssl >/dev/null 2>&1 || need="$need openssl"
 fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages:$need" >&2
   export DEBIAN_FRONTEND=noninteractive
+  case "$need" in *postfix*)
+    # only the test programs are wanted: no main.cf, no MTA started on port 25
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  esac
   apt-get update -qq >/dev/null
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $need >/dev/null

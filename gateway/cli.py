@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the JSON report")
     _common(s)
 
+    srv = sub.add_parser("serve", help="run the daemon (SMTP relay)")
+    srv.add_argument("--config", type=Path, metavar="FILE",
+                     help="daemon configuration (YAML); default: embedded defaults")
+
     pol = sub.add_parser("policy", help="policy tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
     chk = pol_sub.add_parser("check", help="validate a policy file")
@@ -80,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_level = level
         if args.command == "policy":
             return _policy_check(args.file)
+        if args.command == "serve":
+            return _serve(args)
         if args.plugin:
             from gateway.pipeline import registry  # noqa: PLC0415 - plugins may add families
 
@@ -117,6 +123,19 @@ def _policy_check(path: Path) -> int:
     pol = policy_mod.load_file(path)
     actions = ", ".join(f"{fam}={fp.action}" for fam, fp in sorted(pol.formats.items()))
     print(f"ok: {path}: policy {pol.name!r}: {actions}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - the daemon only
+
+    from gateway import app, config  # noqa: PLC0415
+
+    cfg = config.load(args.config)
+    json_logs = {"json": True, "console": False}.get(cfg.log_format)
+    level = cfg.log_level if args.verbose == 0 else args.log_level
+    configure(json=json_logs, level=level)
+    asyncio.run(app.run(cfg, log_json=json_logs is not False))
     return EXIT_OK
 
 

@@ -147,7 +147,7 @@ def _sibling_or_resolve(path: Path, name: str) -> Path:
 
 
 def _flatten(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     base = raw.pop("extends", None)
     if base is None:
         return raw
@@ -171,7 +171,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -190,7 +190,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- validation
 
 
-class _V:
+class Validator:
     """Validation helpers that name file, key path and value in every error."""
 
     def __init__(self, path: Path) -> None:
@@ -265,7 +265,7 @@ _MATCH_KEYS = ("sender", "sender_domain", "recipient", "recipient_domain")
 
 
 def _build(path: Path, raw: Mapping[str, Any]) -> Policy:
-    v = _V(path)
+    v = Validator(path)
     data = v.mapping("", raw, _TOP_KEYS)
     name = v.string("name", data.get("name", path.stem))
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -283,7 +283,7 @@ def _build(path: Path, raw: Mapping[str, Any]) -> Policy:
     )
 
 
-def _limits(v: _V, raw: Any) -> Limits:
+def _limits(v: Validator, raw: Any) -> Limits:
     d = v.mapping("limits", raw, _LIMIT_KEYS)
     base = Limits()
     return Limits(
@@ -298,7 +298,7 @@ def _limits(v: _V, raw: Any) -> Limits:
     )
 
 
-def _formats(v: _V, raw: Any) -> dict[str, FormatPolicy]:
+def _formats(v: Validator, raw: Any) -> dict[str, FormatPolicy]:
     d = v.mapping("formats", raw, tuple(FORMAT_OPTIONS))
     out: dict[str, FormatPolicy] = {}
     for family, spec in d.items():
@@ -322,7 +322,7 @@ def _formats(v: _V, raw: Any) -> dict[str, FormatPolicy]:
     return out
 
 
-def _mail(v: _V, raw: Any) -> MailPolicy:
+def _mail(v: Validator, raw: Any) -> MailPolicy:
     d = v.mapping("mail", raw, _MAIL_KEYS)
     base = MailPolicy()
     notice = d.get("notice", list(base.notice))
@@ -337,7 +337,7 @@ def _mail(v: _V, raw: Any) -> MailPolicy:
     )
 
 
-def _rules(v: _V, raw: Any) -> tuple[Rule, ...]:
+def _rules(v: Validator, raw: Any) -> tuple[Rule, ...]:
     if not isinstance(raw, list):
         raise v.fail("rules", raw, "must be a list")
     rules = []

@@ -1,0 +1,340 @@
+"""SMTP relay benchmark: Sekisho against smtp-sink direct and a plain Postfix relay.
+
+    .venv/bin/python -m bench.smtp [--source N] [--mix N] [--sessions 20] [--write-results]
+
+Every target gets the same two loads, from 127.0.0.1, at ``--sessions`` concurrent
+sessions (connections are reused, as MTAs do):
+
+- **smtp-source** (Postfix's load generator): ``-s 20 -m N -l 2000 -d``, one 2 kB
+  text message shape; messages/s accepted.
+- **mix**: a realistic mix of mail (bench/smtpmix.py: Japanese text, HTML, PDF and
+  image attachments up to 1 MB) sent by an asyncio client (aiosmtplib) that times
+  each transaction: MAIL to the final reply (p50/p99).
+
+Targets, each delivering to its own smtp-sink (which dumps every message, so the
+end-to-end time of each message can be read off the dump file's mtime):
+
+- ``direct``: smtp-sink itself (the ceiling of the load generators);
+- ``postfix``: a plain Postfix relay (private config dir, loopback ports, no
+  content filter) — what an MTA hop costs;
+- ``sekisho-queue`` / ``sekisho-through``: the daemon in each delivery mode.
+
+Peak RSS is sampled from /proc (VmHWM) for the daemon and its worker processes.
+``--write-results`` appends (or, same day, replaces) a section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosmtplib
+
+from bench import smtpmix
+from bench.smtptargets import POSTFIX, PostfixRelay, RSSSampler
+from tests.helpers.smtppeers import SMTP_SOURCE, Daemon, Sink
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "smtp"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+@dataclass
+class Row:
+    target: str
+    load: str
+    messages: int
+    accepted_per_s: float
+    delivered_per_s: float
+    client_ms: list[float] = field(default_factory=list)
+    e2e_ms: list[float] = field(default_factory=list)
+    failed: int = 0
+    rss: str = ""
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.target, self.load, str(self.messages), f"{self.accepted_per_s:.0f}",
+                f"{self.delivered_per_s:.0f}", _pct(self.client_ms, 50),
+                _pct(self.client_ms, 99), _pct(self.e2e_ms, 50), _pct(self.e2e_ms, 99),
+                str(self.failed), self.rss or "-")
+
+
+HEADERS = ("target", "load", "msgs", "accepted/s", "delivered/s", "client p50 ms",
+           "client p99 ms", "end-to-end p50 ms", "end-to-end p99 ms", "failed", "peak RSS")
+
+
+def _pct(values: list[float], p: int) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.0f}"
+    return f"{statistics.quantiles(values, n=100, method='inclusive')[p - 1]:.0f}"
+
+
+# ----------------------------------------------------------------------- targets
+
+
+# ------------------------------------------------------------------------- loads
+
+
+def run_source(port: int, count: int, sessions: int) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([SMTP_SOURCE, "-s", str(sessions), "-m", str(count), "-l", "2000",
+                           "-d", "-f", "sender@example.com", "-t", "user@localhost",
+                           "-S", "bench", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                          timeout=1800, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"smtp-source failed: {proc.stderr[-500:]}")
+    return time.perf_counter() - started
+
+
+async def _session(port: int, work: list[tuple[int, bytes]], sent: dict[str, float],
+                   client_ms: list[float], failures: list[int]) -> None:
+    smtp: aiosmtplib.SMTP | None = None
+    while work:
+        i, data = work.pop()
+        mid = f"bench-{i}-{os.getpid()}@bench.test"
+        data = data.replace(smtpmix.MID, mid.encode())
+        try:
+            if smtp is None:
+                smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=600)
+                await smtp.connect()
+            t0 = time.perf_counter()
+            sent[f"<{mid}>"] = time.time()
+            await smtp.sendmail("sender@example.com", [f"user{i % 50}@localhost"], data)
+            client_ms.append((time.perf_counter() - t0) * 1000)
+        except aiosmtplib.SMTPException:
+            failures.append(i)
+            if smtp is not None:
+                smtp.close()
+            smtp = None
+    if smtp is not None:
+        try:
+            await smtp.quit()
+        except aiosmtplib.SMTPException:
+            smtp.close()
+
+
+def run_mix(port: int, count: int, sessions: int) -> tuple[float, dict[str, float],
+                                                           list[float], list[int]]:
+    tpl = smtpmix.templates()
+    work = [(i, tpl[name]) for i, name in enumerate(smtpmix.mix(count))][::-1]
+    sent: dict[str, float] = {}
+    client_ms: list[float] = []
+    failures: list[int] = []
+
+    async def main() -> None:
+        await asyncio.gather(*(_session(port, work, sent, client_ms, failures)
+                               for _ in range(sessions)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    return time.perf_counter() - started, sent, client_ms, failures
+
+
+def arrivals(sink: Sink) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in sink.dumps.iterdir():
+        with open(p, "rb") as f:
+            head = f.read(8192)
+        m = re.search(rb"(?im)^message-id:\s*(<[^>\r\n]+>)", head)
+        if m:
+            out[m.group(1).decode()] = p.stat().st_mtime
+    return out
+
+
+def wait_count(sink: Sink, n: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(1 for _ in sink.dumps.iterdir()) >= n:
+            return time.monotonic()
+        time.sleep(0.05)
+    raise TimeoutError(f"sink got {sum(1 for _ in sink.dumps.iterdir())} of {n}")
+
+
+# --------------------------------------------------------------------- scenarios
+
+
+Start = Callable[[int, Path], tuple[int, Callable[[], object], int | None]]
+
+
+def _direct(sink_port: int, work: Path) -> tuple[int, Callable[[], object], int | None]:
+    return sink_port, lambda: None, None
+
+
+def _postfix(sink_port: int, work: Path) -> tuple[int, Callable[[], object], int | None]:
+    relay = PostfixRelay(work, sink_port)
+    return relay.start(), relay.stop, None
+
+
+def _sekisho(mode: str) -> Start:
+    def start(sink_port: int, work: Path) -> tuple[int, Callable[[], object], int | None]:
+        d = Daemon(work, {"delivery": {"mode": mode, "target": "smtp",
+                                       "smtp": {"port": sink_port, "starttls": "no"}},
+                          "smtp": {"max_sessions": 200}})
+        port = d.start()
+        assert d.proc is not None
+        return port, lambda: d.stop(), d.proc.pid  # noqa: PLW0108 - returns the exit code
+    return start
+
+
+def scenario(name: str, start: Start, args: argparse.Namespace) -> list[Row]:
+    work = OUT / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    sink = Sink(work / "sink")
+    sink.start()
+    rows = []
+    port, stop, pid = start(sink.port, work / "target")
+    sampler = RSSSampler(pid) if pid else None
+    try:
+        if args.source:
+            t0 = time.monotonic()
+            took = run_source(port, args.source, args.sessions)
+            done = wait_count(sink, args.source, 900)
+            rows.append(Row(name, "smtp-source 2 kB", args.source, args.source / took,
+                            args.source / (done - t0)))
+            print(f"{name}: smtp-source {args.source} in {took:.1f} s", flush=True)
+            for p in sink.dumps.iterdir():
+                p.unlink()
+        if args.mix:
+            t0 = time.monotonic()
+            took, sent, client_ms, failures = run_mix(port, args.mix, args.sessions)
+            done = wait_count(sink, args.mix - len(failures), 900)
+            got = arrivals(sink)
+            e2e = [(got[m] - t) * 1000 for m, t in sent.items() if m in got]
+            rows.append(Row(name, "mix", args.mix, args.mix / took, args.mix / (done - t0),
+                            client_ms, e2e, len(failures)))
+            print(f"{name}: mix {args.mix} in {took:.1f} s ({len(failures)} failed)",
+                  flush=True)
+    finally:
+        if sampler is not None:
+            rss = sampler.report()
+            for row in rows:
+                row.rss = rss
+        stop()
+        sink.close()
+    return rows
+
+
+# ------------------------------------------------------------------------ report
+
+
+def _facts(args: argparse.Namespace, load_before: str) -> list[tuple[str, str]]:
+    def out(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                  cwd=ROOT).stdout.strip()
+        except OSError:
+            return "?"
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in
+                Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
+               "?")
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024**2
+    commit = out("git", "rev-parse", "--short", "HEAD")
+    dirty = " + uncommitted changes" if out("git", "status", "--porcelain", "gateway") else ""
+    import aiosmtpd
+
+    return [
+        ("command", f"`.venv/bin/python -m bench.smtp {' '.join(sys.argv[1:])}` (in /work/main)"),
+        ("date", time.strftime("%a %b %d %H:%M:%S %Z %Y")),
+        ("machine", f"nproc {os.cpu_count()}, {cpu}, {mem:.1f} GiB RAM, "
+                    f"{platform.system()} {platform.release()}"),
+        ("versions", f"Python {platform.python_version()}, aiosmtpd {aiosmtpd.__version__}, "
+                     f"aiosmtplib {aiosmtplib.__version__}, "
+                     f"Postfix {out('postconf', '-dh', 'mail_version')}"),
+        ("sekisho", f"commit {commit}{dirty}; default policy; daemon logs at INFO (JSON)"),
+        ("load", f"{args.sessions} concurrent sessions; smtp-source {args.source} messages, "
+                 f"mix {args.mix} messages ({', '.join(f'{n} {s}%' for n, s in smtpmix.SHARES)})"),
+        ("load average (1/5/15 min)", f"{load_before} before, {_loadavg()} after"),
+    ]
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def markdown(rows: list[Row], facts: list[tuple[str, str]], notes: list[str]) -> str:
+    day = time.strftime("%Y-%m-%d")
+    lines = [f"<!-- bench-smtp:begin {day} -->", f"## SMTP relay — {day}", ""]
+    lines += [f"- {k}: {v}" for k, v in facts]
+    lines += ["", "| " + " | ".join(HEADERS) + " |",
+              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(HEADERS))) + "|"]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    lines += ["", *[f"- {n}" for n in notes], "", "<!-- bench-smtp:end -->", ""]
+    return "\n".join(lines)
+
+
+def write_results(text: str) -> None:
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    day = time.strftime("%Y-%m-%d")
+    pattern = re.compile(rf"<!-- bench-smtp:begin {day} -->\n.*?<!-- bench-smtp:end -->\n*",
+                         re.DOTALL)
+    if pattern.search(current):
+        current = pattern.sub(lambda _: text + "\n", current)
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(current, encoding="utf-8")
+
+
+NOTES = [
+    "accepted/s: messages / time until the load generator finished (the SMTP replies); "
+    "delivered/s: messages / time until the last one reached smtp-sink.",
+    "client p50/p99: one transaction, MAIL to the reply after the data. In queue mode "
+    "(Sekisho and Postfix) that is \"on disk\"; in through mode it includes sanitizing "
+    "and the downstream's reply.",
+    "end-to-end: from the client starting the transaction to the dump file at smtp-sink "
+    "(its mtime); messages blocked outright (delivered as a notice with a new "
+    "Message-ID) are not in it.",
+    "smtp-sink dumps every message to disk in every row, so all targets pay the same sink cost.",
+    "queue mode: while accepted/s exceeds delivered/s the backlog grows, and end-to-end "
+    "times grow with it (they measure the queue, not one message).",
+    "a plain Postfix relay has no content filter: the gap to it is the price of sanitizing "
+    "(pipeline in worker processes, quarantine of every original, fsyncs) and of Python.",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.smtp", description=__doc__.split("\n")[0])
+    p.add_argument("--source", type=int, default=2000, help="smtp-source messages (0: skip)")
+    p.add_argument("--mix", type=int, default=1000, help="mixed messages (0: skip)")
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--targets", default="direct,postfix,sekisho-queue,sekisho-through")
+    p.add_argument("--write-results", action="store_true")
+    args = p.parse_args(argv)
+    load_before = _loadavg()
+    starts: dict[str, Start] = {"direct": _direct, "postfix": _postfix,
+                                "sekisho-queue": _sekisho("queue"),
+                                "sekisho-through": _sekisho("through")}
+    rows: list[Row] = []
+    notes = list(NOTES)
+    for name in args.targets.split(","):
+        if name == "postfix" and not Path(POSTFIX).exists():
+            notes.append("postfix: not installed, row skipped")
+            continue
+        try:
+            rows += scenario(name, starts[name], args)
+        except (RuntimeError, subprocess.CalledProcessError, TimeoutError) as exc:
+            notes.append(f"{name}: failed: {str(exc)[:200]}")
+            print(f"{name}: failed: {exc}", file=sys.stderr)
+    text = markdown(rows, _facts(args, load_before), notes)
+    print(text)
+    if args.write_results:
+        write_results(text)
+        print(f"written to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The daemon: the one place that wires components together (DESIGN.md §1).
+
+``sekisho serve`` builds, from the configuration: the policy router, the
+spool, the quarantine, the worker pool (forkserver: the daemon has threads),
+the egress (Maildir or downstream SMTP), the relay (processor, queue manager,
+acceptor) and the SMTP front end; then runs until SIGTERM or SIGINT.
+
+Shutdown order: stop listening and let messages being handed over finish, then
+let the queue drain its running entries for a grace period and put the rest
+back in the spool, then stop the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import ssl
+
+import structlog
+
+from gateway.config import Config
+from gateway.egress import Egress
+from gateway.egress.maildir import MaildirEgress
+from gateway.egress.smtp import SMTPEgress
+from gateway.ingress.smtp import SMTPFrontEnd
+from gateway.pipeline.workers import WorkerPool
+from gateway.relay.accept import RelayAcceptor
+from gateway.relay.process import Processor
+from gateway.relay.queue import QueueManager
+from gateway.relay.routing import Router
+from gateway.store.quarantine import Quarantine
+from gateway.store.spool import Spool
+
+log = structlog.get_logger("sekisho.app")
+
+GRACE = 30.0
+
+
+class App:
+    def __init__(self, cfg: Config, *, log_json: bool = True) -> None:
+        self.cfg = cfg
+        self.log_json = log_json
+        self.router = Router.load(cfg.policy)  # ConfigError before anything starts
+        self.hostname = cfg.smtp.hostname or socket.getfqdn() or "localhost"
+        self.pool: WorkerPool | None = None
+        self.queue: QueueManager | None = None
+        self.front: SMTPFrontEnd | None = None
+        self.egress: Egress | None = None
+
+    def _tls(self) -> ssl.SSLContext | None:
+        tls = self.cfg.smtp.tls
+        if tls.cert is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(tls.cert), str(tls.key or tls.cert))
+        return ctx
+
+    def _egress(self) -> Egress:
+        d = self.cfg.delivery
+        if d.target == "smtp":
+            return SMTPEgress(d.smtp, self.hostname)
+        return MaildirEgress(self.cfg.maildir, self.cfg.smtp.domains, self.hostname)
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        spool = Spool(cfg.var_dir / "spool", quota=cfg.queue.quota, min_free=cfg.queue.min_free)
+        quarantine = Quarantine(cfg.var_dir / "quarantine")
+        self.pool = WorkerPool(cfg.workers, log_json=self.log_json, log_level=cfg.log_level,
+                               start_method="forkserver")
+        max_active = cfg.queue.max_active or max(20, 4 * self.pool.workers)
+        self.egress = self._egress()
+        processor = Processor(spool=spool, quarantine=quarantine, pool=self.pool,
+                              router=self.router, egress=self.egress, queue=cfg.queue,
+                              hostname=self.hostname, keep=cfg.quarantine_keep,
+                              delivery_slots=asyncio.Semaphore(cfg.delivery.concurrency))
+        self.queue = QueueManager(processor, spool, max_active=max_active)
+        await self.queue.start()
+        acceptor = RelayAcceptor(mode=cfg.delivery.mode, spool=spool, processor=processor,
+                                 queue=self.queue, max_backlog=cfg.queue.max_backlog,
+                                 reply_deadline=cfg.smtp.reply_deadline)
+        self.front = SMTPFrontEnd(cfg.smtp, acceptor, self.hostname, self._tls())
+        await self.front.start()
+        log.info("sekisho.started", config=cfg.source, mode=cfg.delivery.mode,
+                 target=processor.egress.name, workers=self.pool.workers,
+                 domains=list(cfg.smtp.domains), var_dir=str(cfg.var_dir))
+
+    async def stop(self, grace: float = GRACE) -> None:
+        log.info("sekisho.stopping", grace=grace)
+        if self.front is not None:
+            await self.front.stop(grace)
+        if self.queue is not None:
+            await self.queue.stop(grace)
+        if self.egress is not None:
+            await self.egress.close()
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.close, wait=False)
+        log.info("sekisho.stopped")
+
+
+async def run(cfg: Config, *, log_json: bool = True) -> None:
+    app = App(cfg, log_json=log_json)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        await app.stop()

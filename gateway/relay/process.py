@@ -1,0 +1,229 @@
+"""Sanitize, deliver, finish: the steps every spooled message goes through.
+
+- ``sanitize``: one pipeline job per policy group, in the worker pool. The MIME
+  stage rebuilds the whole message into ``out-N.eml``. Delivered verdicts
+  (clean, disarmed) deliver that copy; blocked and failed ones (and anything
+  that turned out not to be a mail message at all) deliver a block notice
+  instead, from ``<>``. The original and the report go to quarantine (by the
+  ``quarantine.keep`` setting; blocked and failed ones always). Then the
+  envelope says "sanitized" and the original leaves the spool.
+- ``deliver``: each group's pending recipients through the egress; every
+  recipient's reply is recorded (2xx sent, 5xx failed, anything else pending).
+- ``finish``: bounce what failed for good (never to ``<>``, never for a message
+  we wrote), then remove the entry, or schedule the next attempt with
+  exponential backoff; past the queue lifetime pending recipients fail too.
+
+Every state change is written to the envelope (atomically, fsynced) before the
+next step relies on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from gateway.config import QueueConfig
+from gateway.egress import Egress, Reply
+from gateway.models import Report, Verdict
+from gateway.pipeline.run import new_job_id
+from gateway.pipeline.workers import JobSpec, WorkerPool
+from gateway.relay import notices
+from gateway.relay.routing import Router
+from gateway.store import durable
+from gateway.store.envelope import Envelope, Group, RcptStatus, Recipient, State
+from gateway.store.quarantine import Quarantine
+from gateway.store.spool import ACTIVE, DEFERRED, INCOMING, MESSAGE, Spool, new_qid
+
+log = structlog.get_logger("sekisho.relay")
+
+MAIL_TYPE = "mail.eml"
+
+
+@dataclass(slots=True)
+class Processor:
+    spool: Spool
+    quarantine: Quarantine
+    pool: WorkerPool
+    router: Router
+    egress: Egress
+    queue: QueueConfig
+    hostname: str
+    keep: str = "all"                 # quarantine.keep: all | changed | blocked
+    delivery_slots: asyncio.Semaphore | None = None
+    #: told the qid of each message ``inject`` queued (the queue manager schedules it)
+    on_inject: Callable[[str], None] | None = None
+
+    # ------------------------------------------------------------------ sanitize
+
+    async def sanitize(self, entry: Path, env: Envelope) -> None:
+        original = entry / MESSAGE
+        groups = self.router.groups(env.sender, [r.addr for r in env.recipients])
+        out_groups: list[Group] = []
+        for gi, (pol, members) in enumerate(groups):
+            job_id = env.job_id if len(groups) == 1 else f"{env.job_id}-{gi + 1}"
+            out = entry / f"out-{gi}.eml"  # the pipeline truncates a crashed run's leftover
+            spec = JobSpec(job_id, original, out, "message.eml", "smtp")
+            started = time.monotonic()
+            report = await asyncio.wrap_future(self.pool.submit(spec, pol))
+            verdict, reason = _judge(report)
+            if verdict.delivered:
+                await asyncio.to_thread(durable.fsync_file, out)
+                group = Group(pol.name, job_id, out.name, verdict.value, env.sender)
+            else:
+                notice = notices.block_notice(
+                    hostname=self.hostname, job_id=job_id, sender=env.sender,
+                    received=env.received, size=env.size, reason=reason,
+                    langs=pol.mail.notice)
+                await asyncio.to_thread(_rewrite, out, notice)
+                group = Group(pol.name, job_id, out.name, verdict.value, "", reason)
+            if self._keep(verdict):
+                meta = {"qid": env.qid, "job_id": job_id, "policy": pol.name,
+                        "verdict": verdict.value, "reason": reason, "sender": env.sender,
+                        "recipients": [env.recipients[i].addr for i in members],
+                        "client": env.client, "helo": env.helo, "received": env.received,
+                        "size": env.size}
+                await asyncio.to_thread(self.quarantine.put, job_id, original,
+                                        report.to_dict(), meta)
+            for i in members:
+                env.recipients[i].group = gi
+            out_groups.append(group)
+            log.debug("relay.sanitized", qid=env.qid, job_id=job_id, policy=pol.name,
+                     verdict=verdict.value, reason=reason or None,
+                     elapsed_ms=int((time.monotonic() - started) * 1000))
+        env.groups = out_groups
+        env.state = State.SANITIZED
+        await asyncio.to_thread(self._sanitized, entry, env, original)
+
+    def _sanitized(self, entry: Path, env: Envelope, original: Path) -> None:
+        self.spool.save(entry, env)
+        original.unlink(missing_ok=True)  # it is in quarantine (or not kept, by config)
+        self.spool.measure(env.qid)
+
+    def _keep(self, verdict: Verdict) -> bool:
+        if self.keep == "all" or not verdict.delivered:
+            return True
+        return self.keep == "changed" and verdict is Verdict.DISARMED
+
+    # ------------------------------------------------------------------ deliver
+
+    async def deliver(self, entry: Path, env: Envelope) -> None:
+        env.attempts += 1
+        for gi, group in enumerate(env.groups):
+            rcpts = [r for r in env.recipients
+                     if r.group == gi and r.status is RcptStatus.PENDING]
+            if rcpts:
+                await self._deliver_group(entry, env, group, rcpts)
+
+    async def _deliver_group(self, entry: Path, env: Envelope, group: Group,
+                             rcpts: list[Recipient]) -> None:
+        addrs = [r.addr for r in rcpts]
+        utf8 = env.smtputf8 and not all(a.isascii() for a in [group.sender, *addrs])
+        started = time.monotonic()
+        if self.delivery_slots is not None:
+            async with self.delivery_slots:
+                results = await self.egress.send(group.sender, addrs, entry / group.file,
+                                                 smtputf8=utf8)
+        else:
+            results = await self.egress.send(group.sender, addrs, entry / group.file,
+                                             smtputf8=utf8)
+        for r in rcpts:
+            reply = results.get(r.addr) or Reply(451, "4.3.0 no reply recorded")
+            r.code, r.reply = reply.code, reply.text
+            r.status = (RcptStatus.SENT if reply.ok else
+                        RcptStatus.FAILED if reply.permanent else RcptStatus.PENDING)
+        codes = sorted({r.code for r in rcpts})
+        log.info("delivery.attempt", qid=env.qid, job_id=group.job_id, target=self.egress.name,
+                 sender=group.sender, recipients=len(rcpts), attempt=env.attempts,
+                 codes=codes, reply=rcpts[0].reply[:200],
+                 sent=sum(r.status is RcptStatus.SENT for r in rcpts),
+                 failed=sum(r.status is RcptStatus.FAILED for r in rcpts),
+                 deferred=sum(r.status is RcptStatus.PENDING for r in rcpts),
+                 elapsed_ms=int((time.monotonic() - started) * 1000))
+
+    # ------------------------------------------------------------------ finish
+
+    async def finish(self, entry: Path, env: Envelope, *, frm: str = ACTIVE) -> bool:
+        """Bounce, then remove or defer. True when the entry is gone (nothing pending)."""
+        now = time.time()
+        if env.pending() and now - env.received >= self.queue.lifetime:
+            for r in env.pending():
+                last = Reply(r.code if r.code >= 400 else 451, r.reply or "4.4.7 no answer")
+                r.status = RcptStatus.FAILED
+                r.code = last.code
+                r.reply = (f"{last.status()} Message expired after {env.attempts} "
+                           f"attempt(s); last reply: {last}")
+        await self._bounce(entry, env)
+        if not env.pending():
+            await asyncio.to_thread(self.spool.remove, env.qid, frm)
+            return True
+        env.next_attempt = now + self.backoff(env.attempts)
+        await asyncio.to_thread(self.spool.save, entry, env)
+        if frm != DEFERRED:
+            await asyncio.to_thread(self.spool.move, env.qid, frm, DEFERRED)
+        return False
+
+    def backoff(self, attempts: int) -> float:
+        """Postfix-like: retry_min, doubling up to retry_max, with up to 10% jitter."""
+        base = min(self.queue.retry_max, self.queue.retry_min * 2 ** max(0, attempts - 1))
+        return float(base) * (1 + random.random() * 0.1)  # noqa: S311 - jitter, not security
+
+    async def _bounce(self, entry: Path, env: Envelope) -> None:
+        todo = [r for r in env.recipients if r.status is RcptStatus.FAILED and not r.bounced]
+        if not todo:
+            return
+        by_group: dict[int, list[Recipient]] = {}
+        for r in todo:
+            by_group.setdefault(r.group, []).append(r)
+        for gi, rcpts in by_group.items():
+            group = env.groups[gi] if 0 <= gi < len(env.groups) else None
+            sender = group.sender if group is not None else env.sender
+            if not sender or env.generated:
+                log.warning("bounce.dropped", qid=env.qid, recipients=len(rcpts),
+                            why="null sender" if not sender else "message we generated")
+                continue
+            failed = [(r.addr, Reply(r.code, r.reply)) for r in rcpts]
+            data = notices.bounce(hostname=self.hostname, qid=env.qid, sender=sender,
+                                  received=env.received, remote=self.egress.name,
+                                  failed=failed,
+                                  original=entry / group.file if group else None)
+            await self.inject(sender, data, smtputf8=not sender.isascii(), origin=env.qid)
+        for r in todo:
+            r.bounced = True
+        await asyncio.to_thread(self.spool.save, entry, env)
+
+    async def inject(self, recipient: str, data: bytes, *, smtputf8: bool,
+                     origin: str) -> str:
+        """Queue a message we wrote (a bounce) from <> to ``recipient``; no pipeline."""
+        qid = new_qid()
+        job_id = new_job_id()
+        env = Envelope(qid=qid, sender="", recipients=[Recipient(recipient, group=0)],
+                       received=time.time(), job_id=job_id, smtputf8=smtputf8,
+                       size=len(data), state=State.SANITIZED, generated=True,
+                       groups=[Group("-", job_id, MESSAGE, "clean", "")])
+        await asyncio.to_thread(self.spool.create, env, data, INCOMING)
+        log.info("bounce.queued", qid=qid, origin=origin, to=recipient)
+        if self.on_inject is not None:
+            self.on_inject(qid)
+        return qid
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    path.unlink(missing_ok=True)
+    durable.write(path, data)
+
+
+def _judge(report: Report) -> tuple[Verdict, str]:
+    """The pipeline's verdict, failing closed when the result is not a mail message."""
+    if not report.verdict.delivered:
+        return report.verdict, report.reason or f"verdict {report.verdict.value}"
+    if report.input.type != MAIL_TYPE or report.output is None \
+            or report.output.type != MAIL_TYPE:
+        return Verdict.BLOCKED, (f"not readable as a mail message "
+                                 f"(content is {report.input.type})")
+    return report.verdict, ""

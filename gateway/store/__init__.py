@@ -1,0 +1,1 @@
+"""Storage: the spool (messages in flight), quarantine (originals and reports)."""

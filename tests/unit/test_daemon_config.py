@@ -1,0 +1,70 @@
+"""Daemon configuration: embedded defaults, the example file, errors naming file, key, value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.errors import ConfigError
+from tests.conftest import ROOT
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sekisho.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_embedded_defaults() -> None:
+    cfg = config.load(None)
+    assert (cfg.smtp.host, cfg.smtp.port) == ("127.0.0.1", 2525)
+    assert cfg.smtp.domains == ("localhost",)
+    assert cfg.delivery.mode == "queue" and cfg.delivery.target == "maildir"
+    assert cfg.maildir == Path("var/maildir")
+    assert cfg.queue.retry_min == 300 and cfg.queue.retry_max == 3600
+    assert cfg.queue.lifetime == 5 * 86400
+
+
+def test_example_config_loads() -> None:
+    cfg = config.load(ROOT / "config" / "example-lgwan.yaml")
+    assert cfg.delivery.mode == "through" and cfg.delivery.target == "smtp"
+    assert cfg.delivery.smtp.port == 10026
+    assert cfg.smtp.port == 10025
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, "var_dir: data\ndelivery: {maildir: boxes}\n"))
+    assert cfg.var_dir == tmp_path / "data"
+    assert cfg.maildir == tmp_path / "boxes"
+
+
+def test_listen_and_domains(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, "smtp:\n  listen: '[::1]:25'\n"
+                                      "  domains: [City.Example.LG.JP, .pref.example.lg.jp]\n"))
+    assert (cfg.smtp.host, cfg.smtp.port) == ("::1", 25)
+    assert cfg.smtp.domains == ("city.example.lg.jp", ".pref.example.lg.jp")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("smtp: {listen: localhost}\n", "smtp.listen: 'localhost'"),
+    ("smtp: {listen: '1.2.3.4:99999'}\n", "port outside"),
+    ("smtp: {domains: ['*.example.jp']}\n", "smtp.domains: '*.example.jp'"),
+    ("smtp: {domains: ['example.jp.']}\n", "smtp.domains: 'example.jp.'"),
+    ("smtp: {domains: []}\n", "smtp.domains"),
+    ("smtp: {max_message_size: lots}\n", "smtp.max_message_size: 'lots'"),
+    ("smtp: {tls: {require: true}}\n", "smtp.tls.require"),
+    ("smtp: {tls: {cert: /no/such.pem}}\n", "smtp.tls.cert"),
+    ("delivery: {mode: later}\n", "delivery.mode: 'later' is not one of queue, through"),
+    ("delivery: {smtp: {starttls: maybe}}\n", "delivery.smtp.starttls"),
+    ("queue: {retry_min: 1h, retry_max: 5m}\n", "queue.retry_max"),
+    ("queue: {lifetime: soon}\n", "queue.lifetime: 'soon'"),
+    ("smpt: {}\n", "smpt"),
+    ("quarantine: {keep: none}\n", "quarantine.keep: 'none'"),
+])
+def test_errors_name_file_key_and_value(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert str(path) in str(err.value) and needle in str(err.value)
