@@ -339,7 +339,8 @@ def test_full_disk_answers_452_never_250(tmp_path: Path) -> None:
 
     var = tmp_path / "d" / "var"
     if not _mount_tmpfs(var, "3m"):
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
+        pytest.fail("cannot mount a 3 MB tmpfs to fill the disk for real: run the suite as "
+                    "root, as CI does")
     try:
         # min_free 0: the disk really fills up, writes fail with ENOSPC
         d = relay(tmp_path / "d", free_port(), "queue", queue={"min_free": 0})
