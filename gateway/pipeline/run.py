@@ -50,8 +50,8 @@ class _Job:
     budget: Budget
     items: list[ItemReport] = field(default_factory=list)
     job_id: str = ""
-    #: sha256 of embedded outputs that passed their own verify step: when the container's
-    #: verify meets the same bytes again it need not scan them a second time
+    #: embedded outputs (name and bytes) that passed their own verify step: when the
+    #: container's verify meets the same item again it need not scan it a second time
     verified: set[bytes] = field(default_factory=set)
 
 
@@ -272,7 +272,7 @@ def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
         job.items.append(item)
         return Embedded(verdict=Verdict.BLOCKED, data=None, name=base, type="unknown",
                         reason=too_much, findings=tuple(item.findings))
-    if mode is Mode.VERIFY and hashlib.sha256(data).digest() in job.verified:
+    if mode is Mode.VERIFY and _verified_key(base, data) in job.verified:
         return Embedded(verdict=Verdict.CLEAN, data=None, name=base,
                         type=sniff(io.BytesIO(data)).type_id)
     src = io.BytesIO(data)
@@ -282,11 +282,18 @@ def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
     job.budget.check()  # a stage must not swallow a job-wide limit
     out = dst.getvalue() if (dst is not None and outcome.verdict.delivered) else None
     if out is not None:
-        job.verified.add(hashlib.sha256(out).digest())
+        job.verified.add(_verified_key(outcome.out_name, out))
     found = tuple(f for it in job.items[first:] for f in it.findings)
     return Embedded(verdict=outcome.verdict, data=out, name=outcome.out_name,
                     type=outcome.type_id, reason=outcome.reason, residual=outcome.residual,
                     findings=found)
+
+
+def _verified_key(name: str, data: bytes) -> bytes:
+    """The bytes *and* the name they are delivered under: sniffing reads the name too
+    (a text file named .vbs is a script), so the same bytes under another name are not
+    the item that was verified."""
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass") + b"\0" + data).digest()
 
 
 def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str,
