@@ -65,46 +65,58 @@ def render(langs: Sequence[str], job_id: str, body: Sequence[Finding],
     """The notice text, one block per language in policy order."""
     body = [f for f in body if not f.kind.startswith("mail.attachment_")]
     shown = [n for n in notes if _worth(n)][:MAX_ATTACHMENTS]
-    blocks = [_ja(job_id, body, shown) if lang == "ja" else _en(job_id, body, shown)
-              for lang in langs]
+    blocks = [_block(_PHRASES[lang], lang, job_id, body, shown) for lang in langs]
     return "\r\n\r\n".join(blocks) + "\r\n"
 
 
-def _ja(job_id: str, body: Sequence[Finding], notes: Sequence[AttachmentNote]) -> str:
-    lines = ["【Sekisho（関所）無害化のお知らせ】",
-             "このメールは受信時に無害化されました。次の内容を変更しています。"]
-    if _counts(body):
-        lines.append(f"・メール本文・構成: {_labels(body, 'ja')}")
-    for n in notes:
-        if n.delivered_as is None:
-            lines.append(f"・添付ファイル「{n.name}」は安全にできないため削除しました"
-                         f"（理由: {n.reason or '不明'}）")
-            continue
-        what = _labels(n.findings, "ja")
-        line = f"・添付ファイル「{n.name}」" + (f": {what}" if what else "")
-        if n.delivered_as != n.name:
-            line += f"（「{n.delivered_as}」として添付）"
-        lines.append(line)
-    lines.append(f"原本が必要な場合は、受付番号 {job_id or '(不明)'} を添えて"
-                 "システム管理者へお問い合わせください。")
-    return "\r\n".join(lines)
+@dataclass(frozen=True, slots=True)
+class _Phrases:
+    title: str
+    intro: str
+    body: str            # {labels}
+    removed: str         # {name} {reason}
+    attachment: str      # {name}
+    renamed: str         # {name}
+    ask: str             # {job}
+    unknown_reason: str
+    unknown_job: str
 
 
-def _en(job_id: str, body: Sequence[Finding], notes: Sequence[AttachmentNote]) -> str:
-    lines = ["[Sekisho disarm notice]",
-             "This message was disarmed on arrival. The following was changed:"]
+_PHRASES: dict[str, _Phrases] = {
+    "ja": _Phrases(
+        title="【Sekisho（関所）無害化のお知らせ】",
+        intro="このメールは受信時に無害化されました。次の内容を変更しています。",
+        body="・メール本文・構成: {labels}",
+        removed="・添付ファイル「{name}」は安全にできないため削除しました（理由: {reason}）",
+        attachment="・添付ファイル「{name}」",
+        renamed="（「{name}」として添付）",
+        ask="原本が必要な場合は、受付番号 {job} を添えてシステム管理者へお問い合わせください。",
+        unknown_reason="不明", unknown_job="(不明)"),
+    "en": _Phrases(
+        title="[Sekisho disarm notice]",
+        intro="This message was disarmed on arrival. The following was changed:",
+        body="- Message body and structure: {labels}",
+        removed='- Attachment "{name}" was removed: it could not be made safe (reason: {reason})',
+        attachment='- Attachment "{name}"',
+        renamed=' (attached as "{name}")',
+        ask="To obtain the original, contact your administrator quoting reference {job}.",
+        unknown_reason="unknown", unknown_job="(unknown)"),
+}
+
+
+def _block(ph: _Phrases, lang: str, job_id: str, body: Sequence[Finding],
+           notes: Sequence[AttachmentNote]) -> str:
+    lines = [ph.title, ph.intro]
     if _counts(body):
-        lines.append(f"- Message body and structure: {_labels(body, 'en')}")
+        lines.append(ph.body.format(labels=_labels(body, lang)))
     for n in notes:
         if n.delivered_as is None:
-            lines.append(f'- Attachment "{n.name}" was removed: it could not be made safe '
-                         f"(reason: {n.reason or 'unknown'})")
+            lines.append(ph.removed.format(name=n.name, reason=n.reason or ph.unknown_reason))
             continue
-        what = _labels(n.findings, "en")
-        line = f'- Attachment "{n.name}"' + (f": {what}" if what else "")
+        what = _labels(n.findings, lang)
+        line = ph.attachment.format(name=n.name) + (f": {what}" if what else "")
         if n.delivered_as != n.name:
-            line += f' (attached as "{n.delivered_as}")'
+            line += ph.renamed.format(name=n.delivered_as)
         lines.append(line)
-    lines.append(f"To obtain the original, contact your administrator quoting reference "
-                 f"{job_id or '(unknown)'}.")
+    lines.append(ph.ask.format(job=job_id or ph.unknown_job))
     return "\r\n".join(lines)
