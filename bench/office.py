@@ -50,14 +50,10 @@ from bench.common import (
     build_in_child,
     cmd,
     command,
-    load_fact,
-    loadavg,
     machine,
     progress,
-    publish,
     source_state,
     status,
-    today,
 )
 from bench.officecorpus import OLE, OOXML, RTF, Entry
 from bench.passes import (
@@ -65,6 +61,7 @@ from bench.passes import (
     Baseline,
     Figures,
     Pass,
+    bench_main,
     group_rows,
     run_round,
     throughput_notes,
@@ -72,7 +69,6 @@ from bench.passes import (
     warm_up,
 )
 from bench.report import Table
-from gateway.log import configure
 from gateway.policy import load
 from gateway.stages import cfb_writer
 
@@ -225,18 +221,8 @@ def _measure(args: argparse.Namespace) -> tuple[str, list[Table]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parse(argv)
-    configure(json=False, level="WARNING")
-    facts = _environment(argv)
-    load_before = loadavg()
-    corpus, tables = _measure(args)
-    facts.append(("corpus", corpus))
-    facts.append(("load average (1/5/15 min)", load_fact(load_before)))
-    mode = "quick" if args.quick else "full"
-    publish(facts, tables, key=f"office-{today()}-{mode}" if args.write_results else None,
-            title=f"Office — {today()}, {mode} run")
-    return 0
+    return bench_main("Office", "office", list(sys.argv[1:] if argv is None else argv),
+                      parse=_parse, environment=_environment, measure=_measure)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from bench import measure
 from bench.common import MB, fresh_dir, report_verdicts, secs, sekisho_disarm, verdict_text
@@ -218,3 +218,24 @@ def group_rows(t: Table, fig: Figures[T], key: Callable[[T], str]) -> None:
               f"{ours * 1000 / n:.2f}", f"{ours / base:.2f}", f"{ours / total:.0%}",
               f"{size / MB / ours:.1f}",
               verdict_text(Counter(fig.inproc.verdict_of[i.name] for i in members)))
+
+
+def bench_main(label: str, key: str, argv: Sequence[str], *,
+               parse: Callable[[list[str]], Any],
+               environment: Callable[[Sequence[str]], list[tuple[str, str]]],
+               measure: Callable[[Any], tuple[str, list[Table]]]) -> int:
+    """The shared run of bench.office and bench.mail: facts, measure, print or record."""
+    from bench.common import load_fact, loadavg, publish, today
+    from gateway.log import configure
+
+    args = parse(list(argv))
+    configure(json=False, level="WARNING")
+    facts = environment(argv)
+    load_before = loadavg()
+    corpus, tables = measure(args)
+    facts.append(("corpus", corpus))
+    facts.append(("load average (1/5/15 min)", load_fact(load_before)))
+    mode = "quick" if args.quick else "full"
+    publish(facts, tables, key=f"{key}-{today()}-{mode}" if args.write_results else None,
+            title=f"{label} — {today()}, {mode} run")
+    return 0
