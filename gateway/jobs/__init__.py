@@ -1,0 +1,1 @@
+"""File jobs: durable records and the service the drop folder and HTTP API share."""

@@ -1,0 +1,357 @@
+"""File jobs: what the drop folder and the HTTP API hand to the pipeline.
+
+``submit`` makes the job durable (gateway/jobs/store.py) before it returns, so
+an accepted file survives a crash. Jobs then run on the shared worker pool,
+``max_active`` at a time; ``max_pending`` bounds what may wait (the front ends
+answer "busy" past it, never buffer without bound).
+
+When the pipeline is done:
+
+1. the report is written beside the job; a delivered output becomes ``result``;
+2. the original goes to quarantine (always for blocked and failed jobs, by the
+   ``quarantine.keep`` setting otherwise) and the job is recorded in the audit
+   log; then the input copy is removed;
+3. the record says ``done`` and the job is handed to the sink registered for
+   its origin (the drop folder writes to its outbox; HTTP keeps the result for
+   download); then it says ``delivered``.
+
+Fail closed: the result exists only if the pipeline delivered it, and an error
+anywhere after the pipeline keeps the input in the job directory and retries
+(the original is never lost and never passed on). Listeners (metrics) hear about
+every finished job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from gateway.jobs.store import (
+    DELIVERED,
+    DONE,
+    HELD,
+    INPUT,
+    QUEUED,
+    RESULT,
+    RUNNING,
+    JobRecord,
+    JobStore,
+    now_iso,
+)
+from gateway.models import Report, Verdict
+from gateway.pipeline.run import new_job_id
+from gateway.pipeline.workers import JobSpec, WorkerPool
+from gateway.policy import Policy
+
+log = structlog.get_logger("sekisho.jobs")
+
+Sink = Callable[[JobRecord], Awaitable[None]]
+Listener = Callable[[JobRecord, Report], None]
+
+#: post-pipeline errors (quarantine, disk) are retried this often, then the job fails
+MAX_ATTEMPTS = 5
+
+
+class Busy(Exception):
+    """Too many jobs waiting: the caller should try again later (HTTP 503)."""
+
+
+class UnknownPolicy(Exception):
+    pass
+
+
+class QuarantineStore(Protocol):
+    def put(self, job_id: str, original: Path, report: dict[str, Any],
+            meta: dict[str, Any]) -> Path: ...
+
+
+class Auditor(Protocol):
+    def record(self, event: str, **fields: Any) -> None: ...
+
+
+class JobService:
+    def __init__(self, store: JobStore, pool: WorkerPool, policies: Mapping[str, Policy], *,
+                 default_policy: str, quarantine: QuarantineStore, keep: str = "all",
+                 audit: Auditor | None = None, max_active: int = 4,
+                 max_pending: int = 1000, retry_delay: float = 5.0) -> None:
+        if default_policy not in policies:
+            raise ValueError(f"default policy {default_policy!r} is not loaded")
+        self.store = store
+        self.pool = pool
+        self.policies = dict(policies)
+        self.default_policy = default_policy
+        self.quarantine = quarantine
+        self.keep = keep
+        self.audit = audit
+        self.max_pending = max_pending
+        self.retry_delay = retry_delay
+        self._slots = asyncio.Semaphore(max_active)
+        self._sinks: dict[str, Sink] = {}
+        self._listeners: list[Listener] = []
+        self._events: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending = 0
+        self._running = 0
+        self._closing = False
+
+    # ------------------------------------------------------------------ wiring
+
+    def register_sink(self, origin: str, sink: Sink) -> None:
+        self._sinks[origin] = sink
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def set_policies(self, policies: Mapping[str, Policy], default_policy: str) -> None:
+        """SIGHUP: jobs submitted from now on use the new policies."""
+        if default_policy not in policies:
+            raise ValueError(f"default policy {default_policy!r} is not loaded")
+        self.policies = dict(policies)
+        self.default_policy = default_policy
+
+    @property
+    def pending(self) -> int:
+        """Jobs accepted and not yet through the pipeline (queued or running)."""
+        return self._pending
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    # ------------------------------------------------------------------ intake
+
+    async def start(self) -> None:
+        """Resume what a previous run left: queued and running jobs run again, done
+        ones go to their sink again."""
+        records = await asyncio.to_thread(lambda: list(self.store.all()))
+        resumed = 0
+        for rec in records:
+            if rec.state in (QUEUED, RUNNING):
+                rec.state = QUEUED
+                self._spawn(rec)
+                resumed += 1
+            elif rec.state == DONE:
+                self._track(self._hand_over(rec))
+                resumed += 1
+        if resumed:
+            log.info("jobs.resumed", count=resumed)
+
+    async def submit(self, src: Path, *, name: str, origin: str, policy: str | None = None,
+                     requester: str = "", extra: Mapping[str, str] | None = None,
+                     move: bool = False, job_id: str | None = None) -> JobRecord:
+        """Accept ``src`` as a job; durable when this returns. ``move`` takes the file
+        away from the caller (rename when possible)."""
+        if self._closing:
+            raise Busy("shutting down")
+        if self._pending >= self.max_pending:
+            raise Busy(f"{self._pending} jobs waiting")
+        pol = policy or self.default_policy
+        if pol not in self.policies:
+            raise UnknownPolicy(pol)
+        digest, size = await asyncio.to_thread(_digest, src)
+        rec = JobRecord(job_id=job_id or new_job_id(), name=name, origin=origin, policy=pol,
+                        size=size, sha256=digest, submitted=now_iso(), requester=requester,
+                        extra=dict(extra or {}))
+        await asyncio.to_thread(self.store.create, rec, src, move=move)
+        log.info("jobs.accepted", job_id=rec.job_id, origin=origin, policy=pol, size=size,
+                 requester=requester or None)
+        self._spawn(rec)
+        return rec
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.store.load(job_id)
+
+    async def wait(self, job_id: str, timeout: float) -> JobRecord | None:
+        """The record once the job has left the pipeline, or as it is after ``timeout``."""
+        rec = self.store.load(job_id)
+        if rec is None or rec.state in (DONE, DELIVERED, HELD):
+            return rec
+        event = self._events.setdefault(job_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return self.store.load(job_id)
+
+    def result_path(self, job_id: str) -> Path | None:
+        rec = self.store.load(job_id)
+        if rec is None or rec.state not in (DONE, DELIVERED) or rec.output_name is None:
+            return None
+        path = self.store.path(job_id, RESULT)
+        return path if path.is_file() else None
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking jobs; wait up to ``grace`` for running ones, then cancel the rest
+        (they stay ``queued`` on disk and run again at the next start)."""
+        self._closing = True
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+                log.info("jobs.requeued", count=len(pending))
+
+    async def purge(self, retention: float) -> int:
+        old = await asyncio.to_thread(self.store.expired, time.time() - retention)
+        for job_id in old:
+            await asyncio.to_thread(self.store.remove, job_id)
+        if old:
+            log.info("jobs.purged", count=len(old))
+        return len(old)
+
+    # ------------------------------------------------------------------ running
+
+    def _spawn(self, rec: JobRecord) -> None:
+        self._pending += 1
+        self._track(self._run(rec))
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, rec: JobRecord) -> None:
+        counted = True
+        try:
+            while True:
+                try:
+                    if rec.verdict is not None and not self.store.path(rec.job_id,
+                                                                       INPUT).exists():
+                        break  # finished before an error in its last step: hand it over
+                    async with self._slots:
+                        self._running += 1
+                        try:
+                            report = await self._pipeline(rec)
+                            self._pending -= 1
+                            counted = False
+                            await self._finish(rec, report)
+                        finally:
+                            self._running -= 1
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # fail closed, keep the input, retry
+                    rec.attempts += 1
+                    log.error("jobs.error", job_id=rec.job_id, attempt=rec.attempts,
+                              error=f"{type(exc).__name__}: {exc}")
+                    if rec.attempts >= MAX_ATTEMPTS:
+                        await self._give_up(rec, f"internal error: {type(exc).__name__}")
+                        break
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(self.store.save, rec)
+                    await asyncio.sleep(self.retry_delay * rec.attempts)
+            await self._hand_over(rec)
+        finally:
+            if counted:
+                self._pending -= 1
+
+    async def _pipeline(self, rec: JobRecord) -> Report:
+        rec.state = RUNNING
+        await asyncio.to_thread(self.store.save, rec)
+        src = self.store.path(rec.job_id, INPUT)
+        out = self.store.path(rec.job_id, ".result.tmp")
+        pol = self.policies.get(rec.policy) or self.policies[self.default_policy]
+        spec = JobSpec(rec.job_id, src, out, rec.name, rec.origin)
+        return await asyncio.wrap_future(self.pool.submit(spec, pol))
+
+    async def _finish(self, rec: JobRecord, report: Report) -> None:
+        await asyncio.to_thread(self._finish_sync, rec, report)
+        for listener in self._listeners:
+            try:
+                listener(rec, report)
+            except Exception:  # metrics must never fail a job
+                log.exception("jobs.listener_failed", job_id=rec.job_id)
+        log.info("jobs.finished", job_id=rec.job_id, origin=rec.origin, verdict=rec.verdict,
+                 reason=rec.reason, findings=len(report.findings))
+
+    def _finish_sync(self, rec: JobRecord, report: Report) -> None:
+        verdict = report.verdict
+        tmp = self.store.path(rec.job_id, ".result.tmp")
+        if verdict.delivered and tmp.is_file():
+            tmp.replace(self.store.path(rec.job_id, RESULT))
+            rec.output_name = report.output.name if report.output else rec.name
+        else:
+            tmp.unlink(missing_ok=True)
+            rec.output_name = None
+            if verdict.delivered:  # a delivered verdict with no output: never pass it on
+                verdict = Verdict.FAILED
+        rec.verdict = verdict.value
+        rec.reason = report.reason if not verdict.delivered else None
+        data = report.to_dict()
+        self.store.write_report(rec.job_id, data)
+        src = self.store.path(rec.job_id, INPUT)
+        if src.exists():
+            if self._keep(verdict):
+                self.quarantine.put(rec.job_id, src, data, self._meta(rec))
+            if self.audit is not None:
+                self.audit.record("job", job_id=rec.job_id, origin=rec.origin,
+                                  name=rec.name, requester=rec.requester, policy=rec.policy,
+                                  verdict=rec.verdict, reason=rec.reason,
+                                  sha256=rec.sha256, size=rec.size,
+                                  findings=_kinds(report))
+            src.unlink()
+        rec.state = DONE
+        rec.finished = now_iso()
+        self.store.save(rec)
+
+    async def _give_up(self, rec: JobRecord, reason: str) -> None:
+        """After repeated internal errors: failed, no result; the input stays in the job
+        directory (nothing lost) and the sink tells the submitter."""
+        rec.verdict = Verdict.FAILED.value
+        rec.reason = reason
+        rec.output_name = None
+        rec.state = DONE
+        rec.finished = now_iso()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.save, rec)
+
+    async def _hand_over(self, rec: JobRecord) -> None:
+        event = self._events.pop(rec.job_id, None)
+        sink = self._sinks.get(rec.origin)
+        try:
+            if sink is not None:
+                await sink(rec)
+            rec.state = DELIVERED
+            await asyncio.to_thread(self.store.save, rec)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # stays "done": the sink runs again at start-up
+            log.exception("jobs.sink_failed", job_id=rec.job_id, origin=rec.origin)
+        finally:
+            if event is not None:
+                event.set()
+
+    def _keep(self, verdict: Verdict) -> bool:
+        if self.keep == "all" or not verdict.delivered:
+            return True
+        return self.keep == "changed" and verdict is Verdict.DISARMED
+
+    @staticmethod
+    def _meta(rec: JobRecord) -> dict[str, Any]:
+        return {"job_id": rec.job_id, "origin": rec.origin, "name": rec.name,
+                "requester": rec.requester, "extra": rec.extra, "policy": rec.policy,
+                "verdict": rec.verdict, "reason": rec.reason, "size": rec.size,
+                "sha256": rec.sha256, "received": rec.submitted}
+
+
+def _kinds(report: Report) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in report.findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    return counts
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
