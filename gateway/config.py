@@ -84,6 +84,42 @@ class QueueConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FolderPair:
+    name: str = "default"
+    inbox: Path = Path("var/inbox")
+    outbox: Path = Path("var/outbox")
+    policy: str = ""                  # "" = the daemon's policy
+    stable: float = 2.0               # size and mtime unchanged this long = complete
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    name: str
+    sha256: str                       # hex digest of the bearer token (never the token)
+    roles: tuple[str, ...] = ("submit",)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload: int = 50 * 1024**2
+    max_wait: float = 30.0            # longest ?wait= a synchronous submit may ask for
+    #: bearer tokens; empty: tokens are generated once under <var_dir>/tokens/
+    tokens: tuple[TokenConfig, ...] = ()
+    #: policies a submitter may choose with ?policy=; the daemon's policy always
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobsConfig:
+    max_active: int = 0               # file jobs in the pipeline at once; 0: 2 x workers
+    max_pending: int = 1000           # accepted and not yet through: then busy (HTTP 503)
+    retention: float = 7 * 86400.0    # finished jobs (reports, results) kept this long
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str = "<embedded defaults>"
     var_dir: Path = Path("var")
@@ -95,6 +131,16 @@ class Config:
     smtp: SMTPInConfig = SMTPInConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     queue: QueueConfig = field(default_factory=QueueConfig)
+    #: drop folders; None: the embedded default pair <var_dir>/inbox -> <var_dir>/outbox
+    folders: tuple[FolderPair, ...] | None = None
+    http: HTTPConfig = HTTPConfig()
+    jobs: JobsConfig = JobsConfig()
+
+    @property
+    def folder_pairs(self) -> tuple[FolderPair, ...]:
+        if self.folders is not None:
+            return self.folders
+        return (FolderPair(inbox=self.var_dir / "inbox", outbox=self.var_dir / "outbox"),)
 
     @property
     def maildir(self) -> Path:
@@ -107,7 +153,8 @@ def defaults() -> Config:
 
 # ---------------------------------------------------------------------------- loading
 
-_TOP = ("var_dir", "policy", "workers", "log", "smtp", "delivery", "queue", "quarantine")
+_TOP = ("var_dir", "policy", "workers", "log", "smtp", "delivery", "queue", "quarantine",
+        "folders", "http", "jobs")
 _SMTP = ("listen", "hostname", "domains", "max_message_size", "max_recipients", "max_hops",
          "max_sessions", "timeout", "reply_deadline", "tls")
 _DELIVERY = ("mode", "target", "maildir", "concurrency", "smtp")
@@ -139,6 +186,9 @@ def load(path: Path | None) -> Config:
         smtp=_smtp(v, base, d.get("smtp", {})),
         delivery=_delivery(v, base, d.get("delivery", {})),
         queue=_queue(v, d.get("queue", {})),
+        folders=_folders(v, base, d["folders"]) if "folders" in d else None,
+        http=_http(v, d.get("http", {})),
+        jobs=_jobs(v, d.get("jobs", {})),
     )
     if cfg.queue.retry_max < cfg.queue.retry_min:
         raise v.fail("queue.retry_max", d["queue"]["retry_max"], "is shorter than retry_min")
@@ -275,3 +325,85 @@ def _queue(v: Validator, raw: Any) -> QueueConfig:
         quota=0 if quota == 0 else v.size("queue.quota", quota),
         min_free=0 if min_free == 0 else v.size("queue.min_free", min_free),
     )
+
+
+_FOLDER = ("name", "inbox", "outbox", "policy", "stable")
+_HTTP = ("enabled", "listen", "max_upload", "max_wait", "tokens", "policies")
+_TOKEN = ("name", "sha256", "roles")
+ROLES = ("submit", "admin")
+
+
+def _folders(v: Validator, base: Path, raw: Any) -> tuple[FolderPair, ...]:
+    if not isinstance(raw, list):
+        raise v.fail("folders", raw, "must be a list of {name, inbox, outbox} (may be empty)")
+    pairs: list[FolderPair] = []
+    for i, item in enumerate(raw):
+        key = f"folders[{i}]"
+        d = v.mapping(key, item, _FOLDER)
+        for need in ("name", "inbox", "outbox"):
+            if need not in d:
+                raise v.fail(f"{key}.{need}", None, "is required")
+        name = v.string(f"{key}.name", d["name"])
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise v.fail(f"{key}.name", name, "must be letters, digits, - or _")
+        pair = FolderPair(
+            name=name, inbox=_path(v, base, f"{key}.inbox", d["inbox"]),
+            outbox=_path(v, base, f"{key}.outbox", d["outbox"]),
+            policy=v.string(f"{key}.policy", d.get("policy", "")),
+            stable=_duration(v, f"{key}.stable", d.get("stable", 2.0)))
+        if pair.inbox.resolve() == pair.outbox.resolve():
+            raise v.fail(f"{key}.outbox", str(d["outbox"]), "must differ from the inbox")
+        for other in pairs:
+            if other.name == name:
+                raise v.fail(f"{key}.name", name, "is used twice")
+            if other.inbox.resolve() == pair.inbox.resolve():
+                raise v.fail(f"{key}.inbox", str(d["inbox"]), f"is also {other.name}'s inbox")
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+def _http(v: Validator, raw: Any) -> HTTPConfig:
+    d = v.mapping("http", raw, _HTTP)
+    dflt = HTTPConfig()
+    host, port = (parse_listen(v, "http.listen", d["listen"]) if "listen" in d
+                  else (dflt.host, dflt.port))
+    tokens_raw = d.get("tokens", [])
+    if not isinstance(tokens_raw, list):
+        raise v.fail("http.tokens", tokens_raw, "must be a list of {name, sha256, roles}")
+    tokens: list[TokenConfig] = []
+    for i, item in enumerate(tokens_raw):
+        key = f"http.tokens[{i}]"
+        t = v.mapping(key, item, _TOKEN)
+        name = v.string(f"{key}.name", t.get("name", ""))
+        if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+            raise v.fail(f"{key}.name", name, "must be 1-64 letters, digits, . _ @ -")
+        digest = v.string(f"{key}.sha256", t.get("sha256", "")).lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise v.fail(f"{key}.sha256", digest, "must be the hex SHA-256 of the token "
+                         "(sha256sum of the token text, without newline)")
+        roles = t.get("roles", ["submit"])
+        if not isinstance(roles, list) or not roles:
+            raise v.fail(f"{key}.roles", roles, "must be a non-empty list")
+        tokens.append(TokenConfig(name, digest, tuple(
+            v.choice(f"{key}.roles", r, ROLES) for r in roles)))
+    if len({t.name for t in tokens}) != len(tokens):
+        raise v.fail("http.tokens", [t.name for t in tokens], "has a name used twice")
+    policies = d.get("policies", [])
+    if not isinstance(policies, list):
+        raise v.fail("http.policies", policies, "must be a list of policy names")
+    return HTTPConfig(
+        enabled=_bool(v, "http.enabled", d.get("enabled", True)), host=host, port=port,
+        max_upload=v.size("http.max_upload", d.get("max_upload", dflt.max_upload)),
+        max_wait=_duration(v, "http.max_wait", d.get("max_wait", dflt.max_wait)),
+        tokens=tuple(tokens),
+        policies=tuple(v.string("http.policies", p) for p in policies))
+
+
+def _jobs(v: Validator, raw: Any) -> JobsConfig:
+    d = v.mapping("jobs", raw, ("max_active", "max_pending", "retention"))
+    j = JobsConfig()
+    return JobsConfig(
+        max_active=v.integer("jobs.max_active", d.get("max_active", j.max_active), 0, 10_000),
+        max_pending=v.integer("jobs.max_pending", d.get("max_pending", j.max_pending),
+                              1, 10_000_000),
+        retention=_duration(v, "jobs.retention", d.get("retention", j.retention)))

@@ -27,6 +27,31 @@ def test_embedded_defaults() -> None:
     assert cfg.queue.lifetime == 5 * 86400
 
 
+def test_front_end_defaults_and_sections(tmp_path: Path) -> None:
+    cfg = config.load(None)
+    (pair,) = cfg.folder_pairs
+    assert (pair.name, pair.inbox, pair.outbox) == ("default", Path("var/inbox"),
+                                                    Path("var/outbox"))
+    assert (cfg.http.host, cfg.http.port, cfg.http.tokens) == ("127.0.0.1", 8080, ())
+    digest = "ab" * 32
+    cfg = config.load(write(tmp_path, f"""
+folders:
+  - {{name: kikaku, inbox: in/k, outbox: out/k, policy: strict, stable: 5s}}
+  - {{name: soumu, inbox: in/s, outbox: out/s}}
+http:
+  listen: 0.0.0.0:8443
+  tokens: [{{name: admin1, sha256: {digest.upper()}, roles: [submit, admin]}}]
+  policies: [strict]
+jobs: {{max_active: 3, retention: 2d}}
+"""))
+    assert [(p.name, p.inbox, p.policy, p.stable) for p in cfg.folder_pairs] == [
+        ("kikaku", tmp_path / "in/k", "strict", 5.0), ("soumu", tmp_path / "in/s", "", 2.0)]
+    assert (cfg.http.host, cfg.http.port, cfg.http.policies) == ("0.0.0.0", 8443, ("strict",))
+    assert cfg.http.tokens == (config.TokenConfig("admin1", digest, ("submit", "admin")),)
+    assert (cfg.jobs.max_active, cfg.jobs.retention) == (3, 2 * 86400)
+    assert config.load(write(tmp_path, "folders: []\n")).folder_pairs == ()
+
+
 def test_example_config_loads() -> None:
     cfg = config.load(ROOT / "config" / "example-lgwan.yaml")
     assert cfg.delivery.mode == "through" and cfg.delivery.target == "smtp"
@@ -62,6 +87,19 @@ def test_listen_and_domains(tmp_path: Path) -> None:
     ("queue: {lifetime: soon}\n", "queue.lifetime: 'soon'"),
     ("smpt: {}\n", "smpt"),
     ("quarantine: {keep: none}\n", "quarantine.keep: 'none'"),
+    ("folders: {inbox: x}\n", "folders:"),
+    ("folders: [{name: a, inbox: in}]\n", "folders[0].outbox"),
+    ("folders: [{name: 'a b', inbox: i, outbox: o}]\n", "folders[0].name: 'a b'"),
+    ("folders: [{name: a, inbox: i, outbox: i}]\n", "folders[0].outbox: 'i' must differ"),
+    ("folders: [{name: a, inbox: i, outbox: o}, {name: b, inbox: i, outbox: p}]\n",
+     "folders[1].inbox: 'i' is also a's inbox"),
+    ("folders: [{name: a, inbox: i, outbox: o, stable: forever}]\n", "folders[0].stable"),
+    ("http: {listen: 8080}\n", "http.listen: 8080"),
+    ("http: {tokens: [{name: t, sha256: secret}]}\n", "http.tokens[0].sha256: 'secret'"),
+    ("http: {tokens: [{name: t, sha256: " + "a" * 64 + ", roles: [root]}]}\n",
+     "http.tokens[0].roles: 'root'"),
+    ("http: {max_upload: huge}\n", "http.max_upload: 'huge'"),
+    ("jobs: {max_pending: 0}\n", "jobs.max_pending: 0"),
 ])
 def test_errors_name_file_key_and_value(tmp_path: Path, text: str, needle: str) -> None:
     path = write(tmp_path, text)
