@@ -20,12 +20,16 @@ import ssl
 
 import structlog
 
+from gateway import policy as policy_mod
 from gateway.config import Config
 from gateway.egress import Egress
 from gateway.egress.maildir import MaildirEgress
 from gateway.egress.smtp import SMTPEgress
 from gateway.ingress.smtp import SMTPFrontEnd
+from gateway.jobs.service import JobService
+from gateway.jobs.store import JobStore
 from gateway.pipeline.workers import WorkerPool
+from gateway.policy import Policy
 from gateway.relay.accept import RelayAcceptor
 from gateway.relay.process import Processor
 from gateway.relay.queue import QueueManager
@@ -48,6 +52,21 @@ class App:
         self.queue: QueueManager | None = None
         self.front: SMTPFrontEnd | None = None
         self.egress: Egress | None = None
+        self.jobs: JobService | None = None
+        self.file_policies = self._file_policies()  # ConfigError before anything starts
+
+    def _file_policies(self) -> dict[str, Policy]:
+        """Every policy a file job may run under: the daemon's (and those its rules
+        name), each folder pair's and those HTTP submitters may choose."""
+        found = dict(self.router.policies)
+        wanted = [p.policy for p in self.cfg.folder_pairs if p.policy]
+        wanted += list(self.cfg.http.policies)
+        for ref in wanted:
+            if ref not in found:
+                pol = policy_mod.load(ref)
+                found.setdefault(ref, pol)
+                found.setdefault(pol.name, pol)
+        return found
 
     def _tls(self) -> ssl.SSLContext | None:
         tls = self.cfg.smtp.tls
@@ -76,7 +95,14 @@ class App:
                               hostname=self.hostname, keep=cfg.quarantine_keep,
                               delivery_slots=asyncio.Semaphore(cfg.delivery.concurrency))
         self.queue = QueueManager(processor, spool, max_active=max_active)
+        self.jobs = JobService(
+            JobStore(cfg.var_dir / "jobs"), self.pool, self.file_policies,
+            default_policy=self.router.base.name, quarantine=quarantine,
+            keep=cfg.quarantine_keep,
+            max_active=cfg.jobs.max_active or 2 * self.pool.workers,
+            max_pending=cfg.jobs.max_pending)
         await self.queue.start()
+        await self.jobs.start()
         acceptor = RelayAcceptor(mode=cfg.delivery.mode, spool=spool, processor=processor,
                                  queue=self.queue, max_backlog=cfg.queue.max_backlog,
                                  reply_deadline=cfg.smtp.reply_deadline)
@@ -92,6 +118,8 @@ class App:
             await self.front.stop(grace)
         if self.queue is not None:
             await self.queue.stop(grace)
+        if self.jobs is not None:
+            await self.jobs.stop(grace)
         if self.egress is not None:
             await self.egress.close()
         if self.pool is not None:
