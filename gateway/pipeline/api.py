@@ -60,6 +60,8 @@ class StageContext:
     output_type: tuple[str, str] | None = None
     #: the job's id, for texts that tell a recipient how to ask for the original
     job_id: str = ""
+    #: a password the submitter gave for encrypted content (PPAP); None: none given
+    password: str | None = field(default=None, repr=False)
 
     def record(self, kind: str, location: str, *, action: str | Action = Action.REMOVED,
                detail: str = "") -> Finding:

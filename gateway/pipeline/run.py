@@ -50,6 +50,7 @@ class _Job:
     budget: Budget
     items: list[ItemReport] = field(default_factory=list)
     job_id: str = ""
+    password: str | None = field(default=None, repr=False)
     #: embedded outputs (name and bytes) that passed their own verify step: when the
     #: container's verify meets the same item again it need not scan it a second time
     verified: set[bytes] = field(default_factory=set)
@@ -77,10 +78,13 @@ class _Stop(Exception):
 
 
 def process_file(src: Path, out: Path, *, name: str | None = None, policy: Policy,
-                 job_id: str | None = None, source: str = "cli") -> Report:
-    """Disarm ``src`` into ``out``. ``out`` exists afterwards only if delivered."""
+                 job_id: str | None = None, source: str = "cli",
+                 password: str | None = None) -> Report:
+    """Disarm ``src`` into ``out``. ``out`` exists afterwards only if delivered.
+    ``password`` opens encrypted content (archives, PDFs) the submitter has the key to."""
     return _run_root(src, out, name=name or src.name, policy=policy,
-                     job_id=job_id or new_job_id(), source=source, mode=Mode.DISARM)
+                     job_id=job_id or new_job_id(), source=source, mode=Mode.DISARM,
+                     password=password)
 
 
 def scan_file(src: Path, *, name: str | None = None, policy: Policy,
@@ -106,11 +110,12 @@ def failed_report(src: Path, *, name: str, policy: Policy, job_id: str, source: 
 
 
 def _run_root(src: Path, out: Path | None, *, name: str, policy: Policy, job_id: str,
-              source: str, mode: Mode) -> Report:
+              source: str, mode: Mode, password: str | None = None) -> Report:
     name = PurePath(name).name or "unnamed"
     size = src.stat().st_size
     digest, _ = _digest(src)
-    job = _Job(policy=policy, budget=Budget(policy.limits, input_size=size), job_id=job_id)
+    job = _Job(policy=policy, budget=Budget(policy.limits, input_size=size), job_id=job_id,
+               password=password)
     bound = log.bind(job_id=job_id, name=name, size=size)
     outcome: _Outcome
     if size > policy.limits.max_size:
@@ -259,7 +264,8 @@ def _context(job: _Job, stage: Stage, type_id: str, location: str, mode: Mode, d
                         if stage.name in job.policy.formats
                         else job.policy.format(type_id.split(".", 1)[0]),
                         mode=mode, location=location, type_id=type_id, recurse_fn=recurse,
-                        account_fn=job.budget.account, findings=findings, job_id=job.job_id)
+                        account_fn=job.budget.account, findings=findings, job_id=job.job_id,
+                        password=job.password)
 
 
 def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,

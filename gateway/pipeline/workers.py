@@ -26,7 +26,7 @@ import resource
 import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, TimeoutError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pebble
@@ -47,6 +47,8 @@ class JobSpec:
     out: Path | None            # None: scan only
     name: str
     source: str = "cli"
+    #: opens encrypted content (PPAP); kept out of repr so it never reaches a log
+    password: str | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------------ child side
@@ -81,7 +83,7 @@ def _run_job(spec: JobSpec, policy: Policy) -> Report:
         return scan_file(spec.src, name=spec.name, policy=policy, job_id=spec.job_id,
                          source=spec.source)
     return process_file(spec.src, spec.out, name=spec.name, policy=policy,
-                        job_id=spec.job_id, source=spec.source)
+                        job_id=spec.job_id, source=spec.source, password=spec.password)
 
 
 # ----------------------------------------------------------------------- parent side

@@ -8,7 +8,12 @@ taken out. Member names are cleaned: absolute paths, ``..`` components and
 control characters are removed, Japanese zips written without the UTF-8 flag
 are decoded as CP932, symlinks/hardlinks/devices are dropped, and duplicate
 names keep only the first member. Encrypted archives are refused
-(EncryptedContent: held for quarantine by policy).
+(EncryptedContent: held for quarantine by policy) unless the job carries the
+password (the PPAP flow: the recipient enters it on the web page): then zip
+(ZipCrypto and WinZip AES, through libarchive) and 7z (py7zr) are decrypted
+and the output is a plain zip of disarmed members. A wrong password is still
+EncryptedContent, saying so. Encrypted RAR cannot be decrypted here (libarchive
+does not implement RAR encryption).
 
 Locations are member paths inside the archive, e.g. ``docs/見積書.docm``.
 """
@@ -125,7 +130,11 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
                "archive.7z": _7z_members, "archive.rar": _libarchive_members,
                "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members}
     reader = readers.get(ctx.type_id)
-    raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit)
+    if ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
+                                                    "archive.rar"):
+        raw = _with_password(src, ctx.type_id, limit, ctx.password)
+    else:
+        raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit)
     try:
         yield from _unique_members(raw, seen)
     except _DAMAGE as exc:  # decoders raise many things on damaged input
@@ -298,20 +307,42 @@ def _gzip_name(head: bytes) -> str | None:
     return head[pos:end].decode("latin-1") or None
 
 
-def _7z_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+def _entry_name(raw: str | bytes | None) -> str:
+    """libarchive gives bytes when the locale can't decode a name: UTF-8 or, from a
+    Japanese Windows zip without the UTF-8 flag, CP932."""
+    if not raw:
+        return "unnamed"
+    if isinstance(raw, str):
+        return raw
+    for enc in ("utf-8", "cp932"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Iterator[Member]:
     import py7zr  # noqa: PLC0415 - only needed for 7z input
     import py7zr.exceptions  # noqa: PLC0415
     import py7zr.io  # noqa: PLC0415
 
     try:
-        archive = py7zr.SevenZipFile(src, mode="r")
+        archive = py7zr.SevenZipFile(src, mode="r", password=password)
     except py7zr.exceptions.PasswordRequired:
         raise EncryptedContent("7z archive is password-protected") from None
     except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+        if password is not None:  # encrypted headers decrypted with the wrong key
+            raise EncryptedContent(WRONG_KEY) from None
         raise Malformed(f"7z archive is damaged ({type(exc).__name__})") from None
+    except (TypeError, KeyError, IndexError, struct.error):
+        if password is not None:  # py7zr parses the garbage a wrong key decrypts to
+            raise EncryptedContent(WRONG_KEY) from None
+        raise
     with archive:
-        if archive.needs_password():
+        if archive.needs_password() and password is None:
             raise EncryptedContent("7z archive is password-protected")
+        encrypted = archive.needs_password()
         infos = archive.list()
         total = sum(i.uncompressed or 0 for i in infos)
         if total > limit:
@@ -321,6 +352,8 @@ def _7z_members(src: BinaryIO, limit: int) -> Iterator[Member]:
             archive.extractall(factory=factory)  # noqa: S202 - into memory, never to disk
         except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError,
                 py7zr.exceptions.UnsupportedCompressionMethodError) as exc:
+            if encrypted:  # a wrong key decrypts to garbage the decoder refuses
+                raise EncryptedContent(WRONG_KEY) from None
             raise Malformed(f"7z archive cannot be read ({type(exc).__name__})") from None
         for info in infos:
             if info.is_directory:
@@ -336,7 +369,31 @@ def _7z_members(src: BinaryIO, limit: int) -> Iterator[Member]:
                 yield Member(info.filename, _read_capped(product, limit, "7z member"))
 
 
-def _libarchive_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+WRONG_KEY = "the password is not correct"
+
+
+def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> Iterator[Member]:
+    """Members of an archive the submitter gave the password for. An archive that
+    turns out not to be encrypted is read as usual (the password is not needed)."""
+    src.seek(0)
+    if type_id == "archive.7z":
+        yield from _7z_members(src, limit, password)
+        return
+    if type_id == "archive.zip":
+        try:
+            with zipfile.ZipFile(src) as zf:
+                encrypted = any(i.flag_bits & 0x1 for i in zf.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise Malformed(f"zip archive is damaged ({exc})") from None
+        src.seek(0)
+        if not encrypted:
+            yield from _zip_members(src, limit)
+            return
+    yield from _libarchive_members(src, limit, password)
+
+
+def _libarchive_members(src: BinaryIO, limit: int,
+                        password: str | None = None) -> Iterator[Member]:
     """RAR (4 and 5), CAB and LZH through libarchive (libarchive-c binds the system
     library Debian ships as libarchive13): read-only, which is all we need."""
     import libarchive  # noqa: PLC0415 - only needed for these formats
@@ -345,9 +402,9 @@ def _libarchive_members(src: BinaryIO, limit: int) -> Iterator[Member]:
     src.seek(0)
     data = _read_capped(src, limit, "archive")
     try:
-        with libarchive.memory_reader(data) as archive:
+        with libarchive.memory_reader(data, passphrase=password) as archive:
             for entry in archive:
-                name = entry.pathname or "unnamed"
+                name = _entry_name(entry.pathname)
                 when = _tar_time(entry.mtime or 0)
                 if entry.isdir:
                     yield Member(name.rstrip("/") + "/", b"", when)
@@ -366,6 +423,8 @@ def _libarchive_members(src: BinaryIO, limit: int) -> Iterator[Member]:
                 yield Member(name, b"".join(chunks), when)
     except libarchive.exception.ArchiveError as exc:
         text = str(exc).split(" (errno")[0]
+        if password is not None and "ncorrect passphrase" in text:
+            raise EncryptedContent(WRONG_KEY) from None
         if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
             raise EncryptedContent("archive is password-protected") from None
         raise Malformed(f"archive cannot be read ({text[:80]})") from None

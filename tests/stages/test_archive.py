@@ -176,6 +176,75 @@ def test_7z(tmp_path: Path) -> None:
     assert sorted(contents(out)) == ["notes.txt", "page.html"]
 
 
+PASSWORD = "ひみつ-2026"
+
+
+def encrypted_zip(method: str, members: dict[str, bytes], password: str = PASSWORD) -> bytes:
+    """A password zip as PPAP senders make them: ZipCrypto or WinZip AES-256."""
+    import libarchive
+
+    path = Path(f"/tmp/sekisho-enc-{method}-{id(members)}.zip")
+    try:
+        with libarchive.file_writer(str(path), "zip", options=f"encryption={method}",
+                                    passphrase=password) as w:
+            for name, data in members.items():
+                w.add_file_from_memory(name, len(data), data)
+        return path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("method", ["zipcrypt", "aes256"])
+def test_password_opens_an_encrypted_zip(tmp_path: Path, method: str) -> None:
+    data = encrypted_zip(method, {"見積書/案内.html": HTML, "メモ.txt": "本文".encode()})
+    src, out = tmp_path / "ppap.zip", tmp_path / "out.zip"
+    src.write_bytes(data)
+    for password, reason in ((None, "zip archive is password-protected"),
+                             ("wrong", "the password is not correct")):
+        report = process_file(src, out, policy=POLICY, password=password)
+        assert report.verdict is Verdict.BLOCKED and report.reason == reason
+        assert keys(report) == {("block.encrypted", "")} and not out.exists()
+    report = process_file(src, out, policy=POLICY, password=PASSWORD)
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.member_active", "見積書/案内.html")}
+    got = contents(out)  # a plain zip: no member is encrypted any more
+    assert sorted(got) == ["メモ.txt", "見積書/案内.html"]
+    assert got["メモ.txt"] == "本文".encode() and b"<script" not in got["見積書/案内.html"]
+    assert not any(i.flag_bits & 1 for i in zipfile.ZipFile(out).infolist())
+
+
+def test_password_is_ignored_for_a_plain_zip(tmp_path: Path) -> None:
+    src, out = tmp_path / "plain.zip", tmp_path / "out.zip"
+    src.write_bytes(make_zip({"a.txt": b"text"}))
+    report = process_file(src, out, policy=POLICY, password="anything")
+    assert report.verdict is Verdict.CLEAN and contents(out) == {"a.txt": b"text"}
+
+
+def test_password_opens_an_encrypted_7z(tmp_path: Path) -> None:
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w", password=PASSWORD, header_encryption=True) as z:
+        z.writestr("平文".encode(), "notes.txt")
+        z.writestr(HTML, "page.html")
+    src, out = tmp_path / "ppap.7z", tmp_path / "out.zip"
+    src.write_bytes(buf.getvalue())
+    assert process_file(src, out, policy=POLICY).reason == "7z archive is password-protected"
+    wrong = process_file(src, out, policy=POLICY, password="wrong")
+    assert (wrong.verdict, wrong.reason) == (Verdict.BLOCKED, "the password is not correct")
+    report = process_file(src, out, policy=POLICY, password=PASSWORD)
+    assert report.verdict is Verdict.DISARMED
+    assert report.output is not None and report.output.name == "ppap.zip"
+    assert keys(report) == {("archive.member_active", "page.html")}
+    assert contents(out)["notes.txt"] == "平文".encode()
+
+
+def test_corpus_7z_with_its_published_password(tmp_path: Path) -> None:
+    src = corpus_dir() / "f_archive" / "tika" / "test7Z_protected_passTika.7z"
+    report = process_file(src, tmp_path / "out.zip", policy=POLICY, password="Tika")
+    assert report.verdict.delivered and "text.txt" in contents(tmp_path / "out.zip")
+
+
 @pytest.mark.slow
 def test_corpus_archives(tmp_path: Path) -> None:
     files = sorted(p for p in (corpus_dir() / "f_archive").rglob("*") if p.is_file())
