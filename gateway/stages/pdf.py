@@ -22,7 +22,9 @@ qpdf gets a second try (a salvaged file with no page left is refused). Then:
 3. the file is written with qpdf from the trailer, so only reachable objects are
    written: objects of old revisions and unreferenced objects vanish (``pdf.orphans``),
    object streams are kept as they were (not recompressed), encryption without an
-   open password is dropped.
+   open password is dropped. A PDF that needs its open (user) password is refused
+   (EncryptedContent) unless the job carries the password (entered by the
+   recipient): then it is opened with it and written without encryption.
 
 ``scan`` runs the same two phases on the document in memory and writes nothing, so
 it is exactly as thorough as ``disarm``; the verify step runs it on our own output.
@@ -116,7 +118,7 @@ def _message(exc: object, src: object = None) -> str:
     return (text[:160] + "…") if len(text) > 160 else (text or type(exc).__name__)
 
 
-def _open(src: BinaryIO) -> tuple[pikepdf.Pdf, str | None]:
+def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str | None]:
     """The document, and why it had to be salvaged (None when qpdf opened it)."""
     src.seek(0)
     try:
@@ -125,11 +127,12 @@ def _open(src: BinaryIO) -> tuple[pikepdf.Pdf, str | None]:
     except (OSError, AttributeError, ValueError):
         mode = pikepdf.AccessMode.default
     try:
-        return pikepdf.open(src, password="", inherit_page_attributes=False,
+        return pikepdf.open(src, password=password or "", inherit_page_attributes=False,
                             suppress_warnings=True, attempt_recovery=True,
                             access_mode=mode), None
     except pikepdf.PasswordError:
-        raise EncryptedContent("PDF requires a password to open") from None
+        raise EncryptedContent("the password is not correct" if password
+                               else "PDF requires a password to open") from None
     except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
         error = _message(exc, src)
     src.seek(0)
@@ -153,7 +156,7 @@ class PdfStage:
         self._run(src, dst, ctx)
 
     def _run(self, src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
-        pdf, salvaged = _open(src)
+        pdf, salvaged = _open(src, ctx.password)
         try:
             with pdf:
                 self._rebuild(pdf, src, dst, ctx, salvaged)
@@ -193,7 +196,8 @@ class PdfStage:
         notes.extend(pdf.get_warnings())
         if pdf.is_encrypted:
             ctx.record("pdf.encrypted", "/Encrypt", action=Action.REMOVED,
-                       detail="no password needed to open; encryption removed")
+                       detail="opened with the password given; encryption removed"
+                       if ctx.password else "no password needed to open; encryption removed")
         if orphans:
             ctx.record("pdf.orphans", "", action=Action.REMOVED,
                        detail=f"{orphans} unreferenced objects dropped "

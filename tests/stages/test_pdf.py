@@ -295,6 +295,23 @@ def test_encrypted_with_user_password_is_blocked(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_user_password_given_opens_and_decrypts(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.pdf", tmp_path / "out.pdf"
+    src.write_bytes(pdfgen.encrypted_user())
+    wrong = process_file(src, out, policy=POLICIES["keep"], password="guess")
+    assert (wrong.verdict, wrong.reason) == (Verdict.BLOCKED, "the password is not correct")
+    assert not out.exists()
+    report = process_file(src, out, policy=POLICIES["keep"], password="open-me")
+    assert report.verdict is Verdict.DISARMED
+    assert ("pdf.encrypted", "/Encrypt", "removed") in triples(report)
+    assert qpdf_check(out).returncode == 0
+    with pikepdf.open(out) as pdf:  # opens without any password now
+        assert not pdf.is_encrypted
+    plain = subprocess.run(["pdftotext", "-q", "-upw", "open-me", str(src), "-"],
+                           capture_output=True, check=False).stdout.split()
+    assert text_of(out).split() == [w.decode() for w in plain] and plain  # poppler agrees
+
+
 def test_owner_password_output_is_not_encrypted(tmp_path: Path) -> None:
     _report, out = run(tmp_path, pdfgen.encrypted_owner(), POLICIES["keep"])
     with pikepdf.open(out) as pdf:
