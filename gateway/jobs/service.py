@@ -15,6 +15,14 @@ When the pipeline is done:
    its origin (the drop folder writes to its outbox; HTTP keeps the result for
    download); then it says ``delivered``.
 
+**Held** jobs (PPAP): a password-protected zip, 7z or PDF whose policy says
+``encrypted: quarantine`` is not simply blocked. The original goes to
+quarantine as usual, but the job keeps its input and says ``held``; its sink is
+told once (so the submitter learns a password is needed), and ``unlock`` runs
+the pipeline again with the password the submitter enters. Wrong passwords are
+counted: after ``max_password_attempts`` the job is done, blocked, and its input
+removed (the original stays in quarantine). Passwords are never stored or logged.
+
 Fail closed: the result exists only if the pipeline delivered it, and an error
 anywhere after the pipeline keeps the input in the job directory and retries
 (the original is never lost and never passed on). Listeners (metrics) hear about
@@ -67,6 +75,16 @@ class UnknownPolicy(Exception):
     pass
 
 
+class NotHeld(Exception):
+    """``unlock`` on a job that is not waiting for a password (any more)."""
+
+
+#: sniffed types whose stage can open them with a password
+HOLDABLE = frozenset({"archive.zip", "archive.7z", "pdf"})
+WRONG_KEY = "the password is not correct"
+LOCKED_OUT = "too many wrong passwords"
+
+
 class QuarantineStore(Protocol):
     def put(self, job_id: str, original: Path, report: dict[str, Any],
             meta: dict[str, Any]) -> Path: ...
@@ -80,7 +98,8 @@ class JobService:
     def __init__(self, store: JobStore, pool: WorkerPool, policies: Mapping[str, Policy], *,
                  default_policy: str, quarantine: QuarantineStore, keep: str = "all",
                  audit: Auditor | None = None, max_active: int = 4,
-                 max_pending: int = 1000, retry_delay: float = 5.0) -> None:
+                 max_pending: int = 1000, retry_delay: float = 5.0,
+                 max_password_attempts: int = 5) -> None:
         if default_policy not in policies:
             raise ValueError(f"default policy {default_policy!r} is not loaded")
         self.store = store
@@ -92,6 +111,8 @@ class JobService:
         self.audit = audit
         self.max_pending = max_pending
         self.retry_delay = retry_delay
+        self.max_password_attempts = max_password_attempts
+        self._locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(max_active)
         self._sinks: dict[str, Sink] = {}
         self._listeners: list[Listener] = []
@@ -137,7 +158,7 @@ class JobService:
                 rec.state = QUEUED
                 self._spawn(rec)
                 resumed += 1
-            elif rec.state == DONE:
+            elif rec.state == DONE or (rec.state == HELD and not rec.notified):
                 self._track(self._hand_over(rec))
                 resumed += 1
         if resumed:
@@ -270,7 +291,7 @@ class JobService:
         log.info("jobs.finished", job_id=rec.job_id, origin=rec.origin, verdict=rec.verdict,
                  reason=rec.reason, findings=len(report.findings))
 
-    def _finish_sync(self, rec: JobRecord, report: Report) -> None:
+    def _finish_sync(self, rec: JobRecord, report: Report, *, unlocked: bool = False) -> None:
         verdict = report.verdict
         tmp = self.store.path(rec.job_id, ".result.tmp")
         if verdict.delivered and tmp.is_file():
@@ -283,22 +304,87 @@ class JobService:
                 verdict = Verdict.FAILED
         rec.verdict = verdict.value
         rec.reason = report.reason if not verdict.delivered else None
+        held = not unlocked and self._holdable(rec, report)
         data = report.to_dict()
         self.store.write_report(rec.job_id, data)
         src = self.store.path(rec.job_id, INPUT)
         if src.exists():
-            if self._keep(verdict):
+            if self._keep(verdict) and not unlocked:  # an unlocked job's original is there
                 self.quarantine.put(rec.job_id, src, data, self._meta(rec))
             if self.audit is not None:
-                self.audit.record("job", job_id=rec.job_id, origin=rec.origin,
-                                  name=rec.name, requester=rec.requester, policy=rec.policy,
-                                  verdict=rec.verdict, reason=rec.reason,
+                self.audit.record("unlock" if unlocked else "job", job_id=rec.job_id,
+                                  origin=rec.origin, name=rec.name, requester=rec.requester,
+                                  policy=rec.policy,
+                                  verdict="held" if held else rec.verdict, reason=rec.reason,
                                   sha256=rec.sha256, size=rec.size,
                                   findings=_kinds(report))
-            src.unlink()
-        rec.state = DONE
-        rec.finished = now_iso()
+            if not held:
+                src.unlink()
+        rec.state = HELD if held else DONE
+        rec.finished = None if held else now_iso()
         self.store.save(rec)
+
+    def _holdable(self, rec: JobRecord, report: Report) -> bool:
+        """Blocked only because it is encrypted with a password we may be given."""
+        if report.verdict is not Verdict.BLOCKED or not report.items:
+            return False
+        if report.input.type not in HOLDABLE:
+            return False
+        if not any(f.kind == "block.encrypted" for f in report.items[0].findings):
+            return False
+        pol = self.policies.get(rec.policy) or self.policies[self.default_policy]
+        family = report.input.type.split(".", 1)[0]
+        return pol.format(family).option("encrypted", "quarantine") == "quarantine"
+
+    # ------------------------------------------------------------------ held jobs
+
+    async def unlock(self, job_id: str, password: str) -> JobRecord:
+        """Run a held job again with ``password``. Returns the record afterwards: done
+        (delivered or blocked), or still held with ``reason`` saying the password was
+        wrong. Raises KeyError (no such job) or NotHeld."""
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        async with lock:
+            rec = self.store.load(job_id)
+            if rec is None:
+                raise KeyError(job_id)
+            if rec.state != HELD or not self.store.path(job_id, INPUT).exists():
+                raise NotHeld(rec.state)
+            rec.password_attempts += 1
+            await asyncio.to_thread(self.store.save, rec)
+            src = self.store.path(job_id, INPUT)
+            out = self.store.path(job_id, ".result.tmp")
+            pol = self.policies.get(rec.policy) or self.policies[self.default_policy]
+            spec = JobSpec(job_id, src, out, rec.name, rec.origin, password=password)
+            async with self._slots:
+                report = await asyncio.wrap_future(self.pool.submit(spec, pol))
+            wrong = (report.verdict is Verdict.BLOCKED and report.items
+                     and any(f.kind == "block.encrypted" for f in report.items[0].findings))
+            if wrong and rec.password_attempts < self.max_password_attempts:
+                rec.reason = WRONG_KEY
+                await asyncio.to_thread(self._attempt_failed, rec)
+                log.info("jobs.unlock_failed", job_id=job_id, attempt=rec.password_attempts)
+                return rec
+            await asyncio.to_thread(self._finish_sync, rec, report, unlocked=True)
+            if wrong:
+                rec.reason = LOCKED_OUT
+                await asyncio.to_thread(self.store.save, rec)
+            log.info("jobs.unlocked" if not wrong else "jobs.locked_out", job_id=job_id,
+                     verdict=rec.verdict, attempts=rec.password_attempts)
+            for listener in self._listeners:
+                try:
+                    listener(rec, report)
+                except Exception:
+                    log.exception("jobs.listener_failed", job_id=rec.job_id)
+            await self._hand_over(rec)
+            return rec
+
+    def _attempt_failed(self, rec: JobRecord) -> None:
+        self.store.save(rec)
+        self.store.path(rec.job_id, ".result.tmp").unlink(missing_ok=True)
+        if self.audit is not None:
+            self.audit.record("unlock", job_id=rec.job_id, origin=rec.origin,
+                              verdict="held", reason=WRONG_KEY,
+                              attempt=rec.password_attempts)
 
     async def _give_up(self, rec: JobRecord, reason: str) -> None:
         """After repeated internal errors: failed, no result; the input stays in the job
@@ -317,7 +403,10 @@ class JobService:
         try:
             if sink is not None:
                 await sink(rec)
-            rec.state = DELIVERED
+            if rec.state == HELD:
+                rec.notified = True
+            else:
+                rec.state = DELIVERED
             await asyncio.to_thread(self.store.save, rec)
         except asyncio.CancelledError:
             raise

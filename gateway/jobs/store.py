@@ -11,7 +11,9 @@ A job is created complete or not at all (assembled in ``jobs/.tmp``, fsynced,
 renamed, directory fsynced), so after a crash every directory in ``jobs/`` is a
 job whose record says how far it got: ``queued`` and ``running`` jobs run
 again, ``done`` jobs are handed to their sink again (sinks are idempotent),
-``delivered`` jobs wait for download until their retention ends.
+``delivered`` jobs wait for download until their retention ends; ``held`` jobs
+(encrypted content, waiting for the password) keep their input until they are
+unlocked, locked out after too many wrong passwords, or expire.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class JobRecord:
     output_name: str | None = None  # the name to deliver the result under
     finished: str | None = None
     attempts: int = 0
+    password_attempts: int = 0     # wrong passwords entered for a held job
+    notified: bool = False         # a held job's sink has told the submitter
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,13 +153,14 @@ class JobStore:
             durable.fsync_dir(self.root)
 
     def expired(self, before: float) -> list[str]:
-        """Finished jobs whose record was last changed before ``before`` (epoch seconds)."""
+        """Finished (or still held) jobs whose record was last changed before ``before``
+        (epoch seconds). A held job's original stays in quarantine."""
         old: list[str] = []
         for entry in self.root.iterdir():
             if entry.name.startswith("."):
                 continue
             rec = self.load(entry.name)
-            if rec is None or rec.state not in (DELIVERED, DONE):
+            if rec is None or rec.state not in (DELIVERED, DONE, HELD):
                 continue
             try:
                 if (entry / RECORD).stat().st_mtime < before:

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.jobs.service import Busy, JobService, UnknownPolicy
-from gateway.jobs.store import DELIVERED, DONE, INPUT, QUEUED, RESULT, RUNNING, JobRecord, JobStore
+from gateway.jobs.service import Busy, JobService, NotHeld, UnknownPolicy
+from gateway.jobs.store import (
+    DELIVERED,
+    DONE,
+    HELD,
+    INPUT,
+    QUEUED,
+    RESULT,
+    RUNNING,
+    JobRecord,
+    JobStore,
+)
 from gateway.pipeline.workers import WorkerPool
 from gateway.policy import load
 from gateway.store.quarantine import Quarantine
+from tests.helpers.archivegen import PASSWORD, encrypted_zip
 
 pytestmark = pytest.mark.xdist_group("workers")
 
@@ -95,12 +108,12 @@ async def test_restart_runs_what_a_crash_left(env: Env) -> None:
     svc = env.service()
     # a job the previous process accepted and was running when it died
     rec = JobRecord(job_id="20261126-000000-crashed0001", name="x.html", origin="test",
-                    policy="default", size=len(HTML), sha256="0" * 64,
+                    policy="default", size=len(HTML), sha256=hashlib.sha256(HTML).hexdigest(),
                     submitted="2026-11-26T00:00:00Z", state=RUNNING)
     env.store.create(rec, env.file("x.html", HTML), move=True)
     # and one it finished but never handed to its sink
     rec2 = JobRecord(job_id="20261126-000000-crashed0002", name="y.txt", origin="test",
-                     policy="default", size=2, sha256="0" * 64,
+                     policy="default", size=2, sha256=hashlib.sha256(b"ok").hexdigest(),
                      submitted="2026-11-26T00:00:00Z", state=QUEUED)
     env.store.create(rec2, env.file("y.txt", b"ok"), move=True)
     env.store.path(rec2.job_id, INPUT).replace(env.store.path(rec2.job_id, RESULT))
@@ -167,4 +180,70 @@ async def test_quarantine_failure_is_retried_and_never_delivers(env: Env) -> Non
     assert Broken.calls == 5
     assert svc.result_path(rec.job_id) is None
     assert env.store.path(rec.job_id, INPUT).read_bytes() == HTML  # the original is kept
+    await svc.stop(1)
+
+
+async def test_password_zip_is_held_then_unlocked(env: Env) -> None:
+    svc = env.service(max_password_attempts=3)
+    await svc.start()
+    data = encrypted_zip("aes256", {"見積書.html": HTML, "memo.txt": b"memo"})
+    rec = await svc.submit(env.file("見積.zip", data), name="見積.zip", origin="test")
+    held = await svc.wait(rec.job_id, 60)
+    assert held is not None and held.state == HELD and held.verdict == "blocked"
+    assert held.reason == "zip archive is password-protected"
+    assert env.handed == [rec.job_id]  # the sink heard once that a password is needed
+    assert env.store.load(rec.job_id).notified  # type: ignore[union-attr]
+    assert (env.root / "quarantine" / rec.job_id).is_dir()  # the original is kept
+    assert svc.result_path(rec.job_id) is None
+    wrong = await svc.unlock(rec.job_id, "guess")
+    assert (wrong.state, wrong.reason, wrong.password_attempts) == (
+        HELD, "the password is not correct", 1)
+    done = await svc.unlock(rec.job_id, PASSWORD)
+    assert (done.state, done.verdict) == (DELIVERED, "disarmed")
+    out = svc.result_path(rec.job_id)
+    assert out is not None and done.output_name == "見積.zip"
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == ["memo.txt", "見積書.html"]
+        assert b"<script" not in zf.read("見積書.html")
+        assert not any(i.flag_bits & 1 for i in zf.infolist())
+    assert env.handed == [rec.job_id, rec.job_id]
+    assert not env.store.path(rec.job_id, INPUT).exists()
+    with pytest.raises(NotHeld):
+        await svc.unlock(rec.job_id, PASSWORD)
+    await svc.stop(1)
+
+
+async def test_wrong_passwords_lock_the_job_out(env: Env) -> None:
+    svc = env.service(max_password_attempts=2)
+    await svc.start()
+    data = encrypted_zip("zipcrypt", {"a.txt": b"secret"})
+    rec = await svc.submit(env.file("a.zip", data), name="a.zip", origin="test")
+    await svc.wait(rec.job_id, 60)
+    assert (await svc.unlock(rec.job_id, "one")).state == HELD
+    last = await svc.unlock(rec.job_id, "two")
+    assert (last.state, last.verdict, last.reason) == (DELIVERED, "blocked",
+                                                      "too many wrong passwords")
+    assert svc.result_path(rec.job_id) is None
+    assert not env.store.path(rec.job_id, INPUT).exists()  # the original is in quarantine
+    assert (env.root / "quarantine" / rec.job_id).is_dir()
+    with pytest.raises(NotHeld):
+        await svc.unlock(rec.job_id, PASSWORD)
+    with pytest.raises(KeyError):
+        await svc.unlock("20261126-000000-nosuchjob000", PASSWORD)
+    await svc.stop(1)
+
+
+async def test_block_policy_does_not_hold(env: Env, tmp_path: Path) -> None:
+    text = (Path(load("default").source).read_text(encoding="utf-8")
+            .replace("archive: {action: disarm, encrypted: quarantine}",
+                     "archive: {action: disarm, encrypted: block}")
+            .replace("name: default", "name: noppap"))
+    (tmp_path / "noppap.yaml").write_text(text, encoding="utf-8")
+    svc = JobService(env.store, env.pool, {"noppap": load(str(tmp_path / "noppap.yaml"))},
+                     default_policy="noppap", quarantine=env.quarantine)
+    await svc.start()
+    rec = await svc.submit(env.file("a.zip", encrypted_zip("zipcrypt", {"a.txt": b"x"})),
+                           name="a.zip", origin="test")
+    got = await svc.wait(rec.job_id, 60)
+    assert got is not None and (got.state, got.verdict) == (DELIVERED, "blocked")
     await svc.stop(1)

@@ -17,6 +17,7 @@ from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import Limits, load
 from tests.conftest import corpus_dir
+from tests.helpers.archivegen import PASSWORD, encrypted_zip
 from tests.helpers.pipeline import keys, run
 
 POLICY = load("default")
@@ -174,24 +175,6 @@ def test_7z(tmp_path: Path) -> None:
     assert report.verdict is Verdict.DISARMED
     assert keys(report) == {("archive.member_active", "page.html")}
     assert sorted(contents(out)) == ["notes.txt", "page.html"]
-
-
-PASSWORD = "ひみつ-2026"
-
-
-def encrypted_zip(method: str, members: dict[str, bytes], password: str = PASSWORD) -> bytes:
-    """A password zip as PPAP senders make them: ZipCrypto or WinZip AES-256."""
-    import libarchive
-
-    path = Path(f"/tmp/sekisho-enc-{method}-{id(members)}.zip")
-    try:
-        with libarchive.file_writer(str(path), "zip", options=f"encryption={method}",
-                                    passphrase=password) as w:
-            for name, data in members.items():
-                w.add_file_from_memory(name, len(data), data)
-        return path.read_bytes()
-    finally:
-        path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("method", ["zipcrypt", "aes256"])
