@@ -1,0 +1,139 @@
+"""The three messages of the PPAP flow (gateway/relay/ppap.py), in Japanese and English.
+
+- link: "a password-protected file came for you; enter the password here";
+- result: the decrypted, disarmed file as an attachment;
+- failed: the file could not be delivered (too many wrong passwords, or blocked
+  once opened); the original stays in quarantine.
+
+All come from ``postmaster@<hostname>`` with ``Auto-Submitted`` and are plain
+ASCII on the wire (the standard library's SMTP policy encodes UTF-8 headers and
+bodies). Nothing from the held file is quoted but its cleaned name.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate
+
+from gateway.jobs.store import JobRecord
+
+_TAG = "[Sekisho]"
+
+
+def _base(hostname: str, rec: JobRecord, subject_ja: str, subject_en: str,
+          langs: Sequence[str]) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = f"Sekisho <postmaster@{hostname}>"
+    msg["To"] = "undisclosed-recipients:;"
+    parts = [s for lang, s in (("ja", subject_ja), ("en", subject_en)) if lang in langs]
+    msg["Subject"] = f"{_TAG} " + " / ".join(parts or [subject_en])
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = f"<{time.strftime('%Y%m%d%H%M%S')}.{secrets.token_hex(8)}@{hostname}>"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Sekisho"] = f"ppap; job={rec.job_id}"
+    return msg
+
+
+def _who(rec: JobRecord) -> str:
+    sender = rec.extra.get("sender", "") or "<>"
+    return "".join(ch if ch.isprintable() else "?" for ch in sender)[:200]
+
+
+def _subject(rec: JobRecord) -> str:
+    text = " ".join(rec.extra.get("subject", "").split())
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
+
+
+def _join(blocks: dict[str, list[str]], langs: Sequence[str]) -> str:
+    chosen = [blocks[lang] for lang in langs if lang in blocks] or [blocks["en"]]
+    return "\n\n".join("\n".join(lines) for lines in chosen) + "\n"
+
+
+def link_mail(*, hostname: str, rec: JobRecord, link: str, attempts: int, days: float,
+              langs: Sequence[str]) -> bytes:
+    msg = _base(hostname, rec, "パスワード付きファイルが届いています",
+                "A password-protected file is waiting for you", langs)
+    days_text = f"{days:g}"
+    blocks = {
+        "ja": ["【Sekisho（関所）パスワード付きファイルのお知らせ】",
+               "あなた宛てのメールに、パスワードで保護されたファイルが添付されていました。",
+               "そのままでは安全か確認できないため、メールからは取り外して保管しています。",
+               f"  ファイル名: {rec.name}",
+               f"  差出人: {_who(rec)}",
+               f"  件名: {_subject(rec)}",
+               "",
+               "差出人から届いたパスワードを次のページで入力すると、ファイルを開いて",
+               "無害化し、改めてメールでお届けします。",
+               f"  {link}",
+               f"パスワードの入力は{attempts}回まで、受付から{days_text}日以内です。",
+               f"受付番号: {rec.job_id}"],
+        "en": ["[Sekisho password-protected file notice]",
+               "A message to you carried a password-protected file. It could not be checked",
+               "as it was, so it was taken off the message and is held safely.",
+               f"  File: {rec.name}",
+               f"  From: {_who(rec)}",
+               f"  Subject: {_subject(rec)}",
+               "",
+               "Enter the password the sender gave you on this page; the file is then",
+               "opened, disarmed and mailed to you:",
+               f"  {link}",
+               f"You have {attempts} attempts, within {days_text} days.",
+               f"Reference: {rec.job_id}"],
+    }
+    msg.set_content(_join(blocks, langs), charset="utf-8", cte="base64")
+    return msg.as_bytes()
+
+
+def result_mail(*, hostname: str, rec: JobRecord, data: bytes, langs: Sequence[str]) -> bytes:
+    name = rec.output_name or rec.name
+    msg = _base(hostname, rec, f"パスワード付きファイルを無害化しました: {name}",
+                f"Your password-protected file, disarmed: {name}", langs)
+    blocks = {
+        "ja": ["【Sekisho（関所）】",
+               "パスワードで保護されていたファイルを開いて無害化しました。添付をご確認ください。",
+               "（パスワードは外してあります。）",
+               f"  ファイル名: {name}",
+               f"  差出人: {_who(rec)}",
+               f"  件名: {_subject(rec)}",
+               f"受付番号: {rec.job_id}"],
+        "en": ["[Sekisho]",
+               "The password-protected file was opened and disarmed; it is attached",
+               "(without the password).",
+               f"  File: {name}",
+               f"  From: {_who(rec)}",
+               f"  Subject: {_subject(rec)}",
+               f"Reference: {rec.job_id}"],
+    }
+    msg.set_content(_join(blocks, langs), charset="utf-8", cte="base64")
+    maintype, subtype = (("application", "zip") if name.lower().endswith(".zip")
+                         else ("application", "pdf") if name.lower().endswith(".pdf")
+                         else ("application", "octet-stream"))
+    msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+def failed_mail(*, hostname: str, rec: JobRecord, langs: Sequence[str]) -> bytes:
+    msg = _base(hostname, rec, "パスワード付きファイルをお届けできません",
+                "Your password-protected file could not be delivered", langs)
+    why = rec.reason or "blocked"
+    blocks = {
+        "ja": ["【Sekisho（関所）】",
+               "パスワードで保護されていたファイルをお届けできませんでした。",
+               f"  ファイル名: {rec.name}",
+               f"  理由: {why}",
+               "原本は隔離保管されています。必要な場合は、受付番号を添えて",
+               "システム管理者へお問い合わせください。",
+               f"受付番号: {rec.job_id}"],
+        "en": ["[Sekisho]",
+               "The password-protected file could not be delivered.",
+               f"  File: {rec.name}",
+               f"  Reason: {why}",
+               "The original is held in quarantine; contact your administrator quoting",
+               f"reference {rec.job_id}."],
+    }
+    msg.set_content(_join(blocks, langs), charset="utf-8", cte="base64")
+    return msg.as_bytes()
