@@ -58,6 +58,8 @@ class Processor:
     delivery_slots: asyncio.Semaphore | None = None
     #: told the qid of each message ``inject`` queued (the queue manager schedules it)
     on_inject: Callable[[str], None] | None = None
+    #: told every sanitized group's report and final verdict (metrics; must not raise)
+    on_report: Callable[[Report, str], None] | None = None
 
     # ------------------------------------------------------------------ sanitize
 
@@ -72,6 +74,11 @@ class Processor:
             started = time.monotonic()
             report = await asyncio.wrap_future(self.pool.submit(spec, pol))
             verdict, reason = _judge(report)
+            if self.on_report is not None:
+                try:
+                    self.on_report(report, verdict.value)
+                except Exception:  # metrics never fail a message
+                    log.exception("relay.report_listener_failed", qid=env.qid)
             if verdict.delivered:
                 await asyncio.to_thread(durable.fsync_file, out)
                 group = Group(pol.name, job_id, out.name, verdict.value, env.sender)
