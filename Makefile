@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 VAR    ?= var
 
-.PHONY: run test install lint typecheck imports pytest bench clean tools
+.PHONY: run test install lint typecheck imports pytest browser bench clean tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -37,6 +37,10 @@ imports: install
 
 pytest: install tools
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+## browser: only the web page's tests in Debian's chromium (make test runs them too)
+browser: install tools
+	$(BIN)/pytest -m browser
 
 ## test: the whole suite — lint, types, import contracts, unit/stage/integration/corpus tests
 test: lint typecheck imports pytest

@@ -5,6 +5,8 @@
 #            + postfix (smtp-source/smtp-sink: SMTP load and fault peers), swaks with TLS
 #              (libnet-ssleay-perl, libio-socket-ssl-perl), openssl (test certificates).
 #              postfix is preseeded to "No configuration": no system MTA is set up or started.
+#            + chromium (Debian's, driven by Playwright in tests/browser/; Playwright's own
+#              browser downloads are never used)
 # Installs what is missing when running as root; otherwise fails naming the package.
 set -eu
 need=""
@@ -22,6 +24,7 @@ if [ "${1:-runtime}" = test ]; then
   perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need="$need libnet-ssleay-perl"
   perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need="$need libio-socket-ssl-perl"
   command -v openssl >/dev/null 2>&1 || need="$need openssl"
+  [ -x /usr/bin/chromium ] || need="$need chromium"
 fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
