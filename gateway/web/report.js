@@ -41,8 +41,12 @@ export function label(prefix, value) {
   return has(key) ? t(key) : String(value);
 }
 
-export function verdictBadge(verdict, node = el("span")) {
-  node.className = `badge verdict-${verdict || "pending"}`;
+/** A badge for `verdict`; `node` (an existing badge) keeps its other classes. */
+export function verdictBadge(verdict, node = el("span", { class: "badge" })) {
+  for (const cls of Array.from(node.classList)) {
+    if (cls.startsWith("verdict-")) node.classList.remove(cls);
+  }
+  node.classList.add("badge", `verdict-${verdict || "pending"}`);
   node.textContent = label("verdict", verdict || "pending");
   return node;
 }
