@@ -25,6 +25,7 @@ from gateway.config import Config
 from gateway.egress import Egress
 from gateway.egress.maildir import MaildirEgress
 from gateway.egress.smtp import SMTPEgress
+from gateway.ingress.folder import FolderFrontEnd
 from gateway.ingress.smtp import SMTPFrontEnd
 from gateway.jobs.service import JobService
 from gateway.jobs.store import JobStore
@@ -53,6 +54,7 @@ class App:
         self.front: SMTPFrontEnd | None = None
         self.egress: Egress | None = None
         self.jobs: JobService | None = None
+        self.folders: FolderFrontEnd | None = None
         self.file_policies = self._file_policies()  # ConfigError before anything starts
 
     def _file_policies(self) -> dict[str, Policy]:
@@ -101,8 +103,12 @@ class App:
             keep=cfg.quarantine_keep,
             max_active=cfg.jobs.max_active or 2 * self.pool.workers,
             max_pending=cfg.jobs.max_pending)
+        # the drop folders' sink is registered before the job service resumes old jobs
+        self.folders = FolderFrontEnd(cfg.folder_pairs, self.jobs,
+                                      work_dir=cfg.var_dir / "folders")
         await self.queue.start()
         await self.jobs.start()
+        await self.folders.start()
         acceptor = RelayAcceptor(mode=cfg.delivery.mode, spool=spool, processor=processor,
                                  queue=self.queue, max_backlog=cfg.queue.max_backlog,
                                  reply_deadline=cfg.smtp.reply_deadline)
@@ -118,6 +124,8 @@ class App:
             await self.front.stop(grace)
         if self.queue is not None:
             await self.queue.stop(grace)
+        if self.folders is not None:  # stop taking files before the job service stops
+            await self.folders.stop()
         if self.jobs is not None:
             await self.jobs.stop(grace)
         if self.egress is not None:
