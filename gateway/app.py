@@ -21,14 +21,18 @@ import ssl
 import structlog
 
 from gateway import policy as policy_mod
+from gateway.admin import Admin
 from gateway.config import Config
 from gateway.egress import Egress
 from gateway.egress.maildir import MaildirEgress
 from gateway.egress.smtp import SMTPEgress
 from gateway.ingress.folder import FolderFrontEnd
+from gateway.ingress.http import HTTPServer
+from gateway.ingress.http_ops import pool_problem
 from gateway.ingress.smtp import SMTPFrontEnd
 from gateway.jobs.service import JobService
 from gateway.jobs.store import JobStore
+from gateway.metrics import Metrics
 from gateway.pipeline.workers import WorkerPool
 from gateway.policy import Policy
 from gateway.relay.accept import RelayAcceptor
@@ -55,6 +59,9 @@ class App:
         self.egress: Egress | None = None
         self.jobs: JobService | None = None
         self.folders: FolderFrontEnd | None = None
+        self.http: HTTPServer | None = None
+        self.admin: Admin | None = None   # quarantine release/delete; front ends register
+        self.metrics = Metrics()          # release handlers for their origin on it
         self.file_policies = self._file_policies()  # ConfigError before anything starts
 
     def _file_policies(self) -> dict[str, Policy]:
@@ -95,20 +102,32 @@ class App:
         processor = Processor(spool=spool, quarantine=quarantine, pool=self.pool,
                               router=self.router, egress=self.egress, queue=cfg.queue,
                               hostname=self.hostname, keep=cfg.quarantine_keep,
-                              delivery_slots=asyncio.Semaphore(cfg.delivery.concurrency))
+                              delivery_slots=asyncio.Semaphore(cfg.delivery.concurrency),
+                              on_report=self.metrics.report_listener)
         self.queue = QueueManager(processor, spool, max_active=max_active)
+        self.metrics.watch_relay(self.queue)
         self.jobs = JobService(
             JobStore(cfg.var_dir / "jobs"), self.pool, self.file_policies,
             default_policy=self.router.base.name, quarantine=quarantine,
             keep=cfg.quarantine_keep,
             max_active=cfg.jobs.max_active or 2 * self.pool.workers,
             max_pending=cfg.jobs.max_pending)
+        self.metrics.watch_jobs(self.jobs)
+        self.admin = Admin(quarantine, self.jobs, cfg.var_dir / "release")
         # the drop folders' sink is registered before the job service resumes old jobs
         self.folders = FolderFrontEnd(cfg.folder_pairs, self.jobs,
                                       work_dir=cfg.var_dir / "folders")
         await self.queue.start()
         await self.jobs.start()
         await self.folders.start()
+        if cfg.http.enabled:
+            queue = self.queue
+            self.http = HTTPServer(
+                cfg.http, jobs=self.jobs, var_dir=cfg.var_dir, metrics=self.metrics,
+                admin=self.admin, health={"workers": lambda: pool_problem(self.pool)},
+                extra_status=lambda: {"smtp_backlog": queue.backlog,
+                                      "smtp_deferred": queue.deferred_count})
+            await self.http.start()
         acceptor = RelayAcceptor(mode=cfg.delivery.mode, spool=spool, processor=processor,
                                  queue=self.queue, max_backlog=cfg.queue.max_backlog,
                                  reply_deadline=cfg.smtp.reply_deadline)
@@ -120,6 +139,8 @@ class App:
 
     async def stop(self, grace: float = GRACE) -> None:
         log.info("sekisho.stopping", grace=grace)
+        if self.http is not None:  # stop accepting uploads before the job service stops
+            await self.http.stop(grace)
         if self.front is not None:
             await self.front.stop(grace)
         if self.queue is not None:
