@@ -5,20 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.store.spool import Draft
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """One message as the SMTP front end received it, not yet on disk."""
+    """One message as the SMTP front end received it.
+
+    ``body`` is either the DATA as bytes (``header`` then goes on top of it) or a
+    ``Draft`` the front end streamed the message into, which already starts with
+    ``header``: large messages arrive on disk, never whole in memory.
+    """
 
     qid: str
     sender: str
     recipients: tuple[str, ...]
-    header: bytes              # our Received: line(s), prepended to body
-    body: bytes                # the DATA as sent (dot-unstuffed, CRLF line ends)
+    header: bytes              # our Received: line(s), on top of the message
+    body: bytes | Draft        # the DATA as sent (dot-unstuffed, CRLF line ends)
     client: str
     helo: str
     smtputf8: bool
     tls: bool
+
+    @property
+    def size(self) -> int:
+        """Bytes of the whole message as it will be stored (header included)."""
+        if isinstance(self.body, Draft):
+            return self.body.size
+        return len(self.header) + len(self.body)
 
 
 class Acceptor(Protocol):
@@ -28,6 +42,10 @@ class Acceptor(Protocol):
         """A 4xx reply when no new message can be taken now (backpressure, disk), or None."""
         ...
 
+    def draft(self, qid: str) -> Draft:
+        """Where the front end writes the message ``qid`` while it arrives."""
+        ...
+
     async def accept(self, msg: Incoming) -> str:
-        """Persist and process ``msg``; the reply line for the client's DATA."""
+        """Persist and process ``msg`` (and own its draft from now on); the reply line."""
         ...

@@ -19,20 +19,31 @@ sent slowly would be cut off mid-DATA, and a slow pipeline (through mode) would
 be cut off while the client waits for the final reply. Here the timer restarts
 on every byte received and is held while a message is being handed over.
 
-Memory: aiosmtpd keeps DATA in memory until the final dot; the size limit bounds
-each message and the body is written to disk and dropped as soon as it is
-complete. Worst case is about ``max_sessions`` x ``max_message_size``.
+DATA is read here, not by aiosmtpd (which reads it line by line and keeps it
+all in memory until the final dot): chunks of up to ``CHUNK`` bytes are
+scanned for the end of data, dot-unstuffed and streamed into a spool draft,
+with aiosmtpd's semantics kept: only <CRLF>.<CRLF> ends DATA (a bare LF or CR
+never does: SMTP smuggling), a line longer than 1001 bytes answers 500, more
+than ``max_message_size`` bytes answers 552, both after the final dot;
+commands pipelined after the dot are left for the command loop.
+
+Memory: per session at most one chunk, a partial line and a draft's first
+``spool.SPILL`` bytes (256 KiB); a larger message goes on to
+``spool/tmp/<qid>/message.eml`` as it arrives and is committed by renaming it
+into place. Worst case about ``max_sessions`` x (``CHUNK`` + ``SPILL``), not
+``max_message_size``: the size limit only bounds the disk a message takes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import re
 import ssl
 import time
 from email.utils import formatdate
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -40,18 +51,23 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gateway import addresses
 from gateway.config import SMTPInConfig
 from gateway.ingress import Acceptor, Incoming
-from gateway.store.spool import new_qid
+from gateway.store.spool import Draft, new_qid
 
 log = structlog.get_logger("sekisho.smtp")
 
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
+CHUNK = 256 * 1024           # bytes taken from the connection at a time during DATA
+LINE_LIMIT = 1001            # aiosmtpd's: 998 + CRLF + a transparency dot
+HOP_SCAN = 1024 * 1024       # Received: headers are counted in this much of the message
+TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
+TOO_MUCH = "552 5.3.4 Message too big"
 
 
 def count_hops(data: bytes) -> int:
     """Received: fields in the header section (the first 1 MiB at most)."""
-    head = data[: 1024 * 1024]
+    head = data[:HOP_SCAN]
     m = _HEADER_END.search(head)
     if m:
         head = head[: m.start()]
@@ -59,7 +75,8 @@ def count_hops(data: bytes) -> int:
 
 
 class _Server(SMTP):
-    """aiosmtpd's SMTP with an idle timer that counts DATA bytes and spares busy sessions."""
+    """aiosmtpd's SMTP with an idle timer that counts DATA bytes and spares busy sessions,
+    and a DATA reader that streams to disk."""
 
     busy = 0
     front: SMTPFrontEnd | None = None
@@ -79,6 +96,132 @@ class _Server(SMTP):
             self._reset_timeout()  # the client is waiting for our reply: not idle
             return
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA command, with the body streamed into a spool draft."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None and self.session is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        assert self.front is not None
+        handler = self.front.handler
+        qid = new_qid()
+        draft: Draft | None = None
+        try:
+            draft = self.front.acceptor.draft(qid)
+            header = handler.received(self.session, self.envelope, qid)
+            draft.write(header)
+        except Exception:
+            log.exception("smtp.draft_error", qid=qid)
+            if draft is not None:
+                draft.discard()
+            await self.push(INTERNAL_ERROR)
+            return
+        handed = False
+        try:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            problem = await self._read_data(draft)
+            if problem:
+                draft.discard()
+                log.info("smtp.reject", stage="DATA", peer=_peer(self.session), qid=qid,
+                         reply=problem, size=draft.size)
+                status = problem
+            else:
+                handed = True  # from here on the acceptor owns (and cleans up) the draft
+                status = await handler.data(self, self.session, self.envelope, qid, header,
+                                            draft)
+        finally:
+            if not handed:
+                draft.discard()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
+
+    async def _read_data(self, draft: Draft) -> str | None:
+        """Read DATA up to the final dot into ``draft``; a reply when it cannot be taken."""
+        scan = DataScanner(self.data_size_limit or 0)
+        while True:
+            chunk = await self._reader.read(CHUNK)
+            if not chunk:  # EOF: aiosmtpd cancels this session's handler right away
+                raise ConnectionResetError("connection closed during DATA")
+            data, rest = scan.feed(chunk)
+            if data and scan.problem is None:
+                try:
+                    draft.write(data)
+                except OSError as exc:
+                    log.error("smtp.draft_write_failed", qid=draft.qid, error=exc.strerror)
+                    scan.problem = ("452 4.3.1 Insufficient system storage, try again later"
+                                    if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+                                    "451 4.3.0 Could not store the message, try again later")
+                    draft.discard()
+            if rest is not None:
+                if rest:  # pipelined commands after the dot: back to the command loop
+                    self._reader._buffer[0:0] = rest  # type: ignore[attr-defined]
+                return scan.problem
+
+
+class DataScanner:
+    """The DATA stream, chunk by chunk, with aiosmtpd 1.4.6's semantics.
+
+    Lines are delimited by CRLF only (a bare CR or LF is data). DATA ends at the
+    first line that is exactly ".": CRLF "." CRLF, or "." CRLF right at the start.
+    A line-initial dot is removed (RFC 5321 4.5.2). A line of more than
+    ``LINE_LIMIT`` bytes (CRLF included) makes ``problem`` 500, more than
+    ``limit`` bytes of DATA (as sent, the final dot not counted) 552; the rest is
+    still scanned for the end, and nothing more is returned.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.problem: str | None = None
+        self.total = 0            # DATA bytes so far, as sent
+        self._carry = b""         # the current line, incomplete
+        self._at_bol = True       # _carry starts at the beginning of a line
+
+    def feed(self, chunk: bytes) -> tuple[bytes, bytes | None]:
+        """(the message bytes this chunk completes, what follows the final dot or None)."""
+        buf = self._carry + chunk if self._carry else chunk
+        if self._at_bol and buf.startswith(b".\r\n"):
+            end = 0
+        else:
+            end = buf.find(b"\r\n.\r\n")
+            if end >= 0:
+                end += 2
+        if end >= 0:
+            lines, rest = buf[:end], buf[end + 3:]
+        else:
+            cut = buf.rfind(b"\r\n")
+            cut = cut + 2 if cut >= 0 else 0
+            lines, rest = buf[:cut], buf[cut:]
+        out = b""
+        if lines:
+            self.total += len(lines)
+            if self.problem is None:
+                if len(lines) > LINE_LIMIT and \
+                        max(map(len, lines.split(b"\r\n"))) > LINE_LIMIT - 2:
+                    self.problem = TOO_LONG
+                elif self.limit and self.total > self.limit:
+                    self.problem = TOO_MUCH
+            if self.problem is None:
+                if self._at_bol and lines[:1] == b".":
+                    lines = lines[1:]
+                out = lines.replace(b"\r\n.", b"\r\n")
+            self._at_bol = True
+        if end >= 0:
+            self._carry = b""
+            return out, rest
+        self._carry = rest
+        if len(rest) > LINE_LIMIT:  # too long however it ends: keep only the last byte,
+            self.problem = self.problem or TOO_LONG  # a CR that a LF may follow
+            self.total += len(rest) - 1
+            self._carry, self._at_bol = rest[-1:], False
+        return out, None
 
 
 class _Refuse(asyncio.Protocol):
@@ -190,26 +333,23 @@ class _Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def data(self, server: _Server, session: Session, envelope: Envelope, qid: str,
+                   header: bytes, draft: Draft) -> str:
+        """The reply to a complete DATA: hop check, then hand the draft to the acceptor."""
         started = time.monotonic()
-        body = envelope.original_content or b""
-        size = len(body)
-        envelope.original_content = envelope.content = None  # the spool holds it from here
-        qid = new_qid()
+        size = draft.size - len(header)
         tls = session.ssl is not None
         reply: str
-        if count_hops(body) >= self.cfg.max_hops:
+        if count_hops(draft.head(len(header) + HOP_SCAN)[len(header):]) >= self.cfg.max_hops:
+            draft.discard()
             reply = f"554 5.4.6 Too many hops ({self.cfg.max_hops} or more Received: headers)"
         else:
-            header = self._received(session, envelope, qid, tls)
             sender = envelope.mail_from or ""
             msg = Incoming(qid=qid, sender="" if sender == "<>" else sender,
-                           recipients=tuple(envelope.rcpt_tos), header=header, body=body,
+                           recipients=tuple(envelope.rcpt_tos), header=header, body=draft,
                            client=_peer(session), helo=str(session.host_name or ""),
                            smtputf8=bool(envelope.smtp_utf8), tls=tls)
-            del body
-            srv = cast(_Server, server)
-            srv.busy += 1
+            server.busy += 1
             # shielded: once the data is complete, a client that hangs up (aiosmtpd then
             # cancels this handler) must not leave a half-handled message behind
             task = asyncio.ensure_future(self.front.acceptor.accept(msg))
@@ -222,7 +362,7 @@ class _Handler:
                 log.exception("smtp.accept_error", qid=qid)
                 reply = INTERNAL_ERROR
             finally:
-                srv.busy -= 1
+                server.busy -= 1
         log.info("smtp.transaction", qid=qid, peer=_peer(session),
                  helo=str(session.host_name or "")[:100], tls=tls,
                  sender=envelope.mail_from, recipients=len(envelope.rcpt_tos),
@@ -234,7 +374,9 @@ class _Handler:
         log.error("smtp.internal_error", error=type(error).__name__, detail=str(error)[:200])
         return INTERNAL_ERROR
 
-    def _received(self, session: Session, envelope: Envelope, qid: str, tls: bool) -> bytes:
+    def received(self, session: Session, envelope: Envelope, qid: str) -> bytes:
+        """Our Received: header for the message ``qid`` (stamped when DATA starts)."""
+        tls = session.ssl is not None
         helo = _printable(str(session.host_name or "unknown"))[:100].encode(
             "ascii", "replace").decode()
         peer = _peer(session)

@@ -2,7 +2,8 @@
 
 Both modes first write the message and its envelope to the spool (tmp ->
 fsync -> rename -> fsync dir): the pipeline takes files, and queue mode's 250
-means "it is on disk".
+means "it is on disk". The front end has already streamed the message into a
+spool draft (``Spool.draft``), which is committed here.
 
 - **queue**: committed to ``incoming/``, handed to the queue manager, 250.
 - **through** (after-queue content filter): committed to ``active/`` and
@@ -41,7 +42,7 @@ from gateway.pipeline.run import new_job_id
 from gateway.relay.process import Processor
 from gateway.relay.queue import QueueManager
 from gateway.store.envelope import Envelope, RcptStatus, Recipient
-from gateway.store.spool import ACTIVE, INCOMING, Spool, SpoolFull
+from gateway.store.spool import ACTIVE, INCOMING, Draft, Spool, SpoolFull
 
 log = structlog.get_logger("sekisho.relay")
 
@@ -59,6 +60,9 @@ class RelayAcceptor:
         self.reply_deadline = reply_deadline
         self.in_flight = 0  # messages being written (and, in through mode, processed)
 
+    def draft(self, qid: str) -> Draft:
+        return self.spool.draft(qid)
+
     def refuse(self, size: int) -> str | None:
         if self.queue.backlog + self.in_flight >= self.max_backlog:
             return BUSY
@@ -68,7 +72,15 @@ class RelayAcceptor:
             return "451 4.3.0 Cannot check spool space, try again later"
 
     async def accept(self, msg: Incoming) -> str:
-        refusal = self.refuse(len(msg.header) + len(msg.body))
+        try:
+            return await self._accept(msg)
+        finally:
+            if isinstance(msg.body, Draft):
+                msg.body.discard()  # nothing left behind unless committed
+
+    async def _accept(self, msg: Incoming) -> str:
+        size = msg.size
+        refusal = self.refuse(size)
         if refusal:
             return refusal
         through = self.mode == "through"
@@ -76,12 +88,12 @@ class RelayAcceptor:
                        recipients=[Recipient(a) for a in msg.recipients],
                        received=time.time(), job_id=new_job_id(), mode=self.mode,
                        client=msg.client, helo=msg.helo, smtputf8=msg.smtputf8,
-                       size=len(msg.header) + len(msg.body), accepted=not through)
+                       size=size, accepted=not through)
+        data = msg.body if isinstance(msg.body, Draft) else (msg.header, msg.body)
         self.in_flight += 1  # reserved before the first await: refuse() sees it at once
         try:
             try:
-                entry = await asyncio.to_thread(self.spool.create, env,
-                                                (msg.header, msg.body),
+                entry = await asyncio.to_thread(self.spool.create, env, data,
                                                 ACTIVE if through else INCOMING)
             except SpoolFull as exc:
                 return exc.reply

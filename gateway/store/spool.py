@@ -16,8 +16,15 @@ start-up recovery puts whatever it finds in ``active/`` back by its envelope
 state. Removal is a rename into ``tmp/`` and an fsync, so a delivered message
 does not come back after a power cut.
 
+A message being received is a ``Draft``: its bytes are kept in memory up to
+``SPILL`` bytes, then written on to ``tmp/<qid>/message.eml`` as they arrive,
+so a large message never sits in memory. ``create`` takes the draft where it
+is: a spilled draft's file is fsynced and renamed with its directory, not
+copied.
+
 Methods are blocking (fsync): the asyncio side calls them through
-``asyncio.to_thread``.
+``asyncio.to_thread``. A draft's ``write`` is not: it only appends to the page
+cache, and is called from the event loop while DATA arrives.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ log = structlog.get_logger("sekisho.spool")
 TMP, INCOMING, ACTIVE, DEFERRED, CORRUPT = "tmp", "incoming", "active", "deferred", "corrupt"
 MESSAGE, ENVELOPE = "message.eml", "envelope.json"
 FREE_TTL = 0.5  # seconds a statvfs reading is trusted (adjusted by what we write meanwhile)
+SPILL = 256 * 1024  # a draft larger than this goes to disk while it is being received
 
 
 class SpoolFull(Exception):
@@ -49,6 +57,81 @@ class SpoolFull(Exception):
     def __init__(self, reply: str) -> None:
         super().__init__(reply)
         self.reply = reply
+
+
+class Draft:
+    """A message as it arrives: in memory up to ``spill`` bytes, then in its spool file.
+
+    The file is ``<tmp>/<qid>/message.eml``, the entry's own directory in ``tmp/``.
+
+    ``write`` appends; ``create`` (of the spool that made the draft) commits it;
+    ``discard`` removes whatever was written unless it was committed. Not
+    thread-safe: one writer, then one committer.
+    """
+
+    def __init__(self, tmp: Path, qid: str, spill: int = SPILL) -> None:
+        self.qid = qid
+        self.size = 0
+        self.dir = tmp / qid
+        self._spill = spill
+        self._chunks: list[bytes] | None = []
+        self._fd = -1
+        self.committed = False
+
+    @property
+    def spilled(self) -> bool:
+        return self._chunks is None
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``; OSError (disk full) when it cannot be written."""
+        if not data:
+            return
+        self.size += len(data)
+        if self._chunks is not None:
+            self._chunks.append(data)
+            if self.size <= self._spill:
+                return
+            chunks, self._chunks = self._chunks, None
+            self.dir.mkdir()
+            self._fd = os.open(self.dir / MESSAGE, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
+        else:
+            chunks = [data]
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view):]
+
+    def chunks(self) -> list[bytes]:
+        """The bytes of a draft still in memory."""
+        assert self._chunks is not None, "spilled to disk"
+        return self._chunks
+
+    def head(self, n: int) -> bytes:
+        """The first ``n`` bytes (read back from disk when spilled)."""
+        if self._chunks is not None:
+            return b"".join(self._chunks)[:n]
+        return os.pread(self._fd, n, 0)
+
+    def read(self) -> bytes:
+        """Everything written (for tests and small drafts)."""
+        return self.head(self.size)
+
+    def finish(self) -> None:
+        """fsync and close a spilled draft's file (called by the committer)."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    def discard(self) -> None:
+        """Drop what was written, unless it was committed; safe to call twice."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._chunks is not None:
+            self._chunks.clear()
+        elif not self.committed:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 _qid_random = random.Random(secrets.randbits(64))  # noqa: S311 - unique, not secret
@@ -113,27 +196,54 @@ class Spool:
     def path(self, qid: str, where: str) -> Path:
         return self.root / where / qid
 
-    def create(self, env: Envelope, data: bytes | Sequence[bytes],
+    def draft(self, qid: str, spill: int = SPILL) -> Draft:
+        """A new message to be written by its receiver, then committed by ``create``."""
+        return Draft(self.root / TMP, qid, spill)
+
+    def create(self, env: Envelope, data: bytes | Sequence[bytes] | Draft,
                where: str = INCOMING) -> Path:
-        """Write a new entry durably; raises SpoolFull or OSError (nothing left behind)."""
-        size = len(data) if isinstance(data, bytes) else sum(len(c) for c in data)
-        problem = self.space_problem(size)
-        if problem:
-            raise SpoolFull(problem)
+        """Write a new entry durably; raises SpoolFull or OSError (nothing left behind).
+
+        ``data`` is the message (bytes, chunks, or a draft of this spool with the
+        same qid, which is then committed or, on failure, discarded).
+        """
+        draft: Draft | None = None
+        body: bytes | Sequence[bytes] = b""
+        if isinstance(data, Draft):
+            draft = data
+            assert draft.qid == env.qid and draft.dir.parent == self.root / TMP
+            size = draft.size
+        else:
+            body = data
+            size = len(data) if isinstance(data, bytes) else sum(len(c) for c in data)
         tmp = self.root / TMP / env.qid
-        tmp.mkdir()
         try:
-            durable.write(tmp / MESSAGE, data)
+            problem = self.space_problem(size)
+            if problem:
+                raise SpoolFull(problem)
+            if draft is not None and draft.spilled:
+                draft.finish()
+            else:
+                tmp.mkdir()
+                durable.write(tmp / MESSAGE, body if draft is None else draft.chunks())
             durable.write(tmp / ENVELOPE, env.to_json())
             durable.fsync_dir(tmp)
             dest = self.root / where / env.qid
             os.rename(tmp, dest)
-            durable.fsync_dir(dest.parent)
+            if draft is not None:
+                draft.committed = True
         except BaseException:
+            if draft is not None:
+                draft.discard()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self._sync(where)
         self._account(env.qid, size + 1024)
         return dest
+
+    def _sync(self, where: str) -> None:
+        """The rename into (or out of) ``where`` is durable once this returns."""
+        durable.fsync_dir(self.root / where)
 
     @staticmethod
     def load(entry: Path) -> Envelope:
@@ -159,7 +269,7 @@ class Spool:
             os.rename(self.root / frm / qid, gone)
         except FileNotFoundError:
             return
-        durable.fsync_dir(self.root / frm)
+        self._sync(frm)
         shutil.rmtree(gone, ignore_errors=True)
         self._account(qid, None)
 

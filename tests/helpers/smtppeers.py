@@ -79,6 +79,9 @@ class Daemon:
         smtp = dict(self.settings.pop("smtp", {}))  # type: ignore[call-overload]
         smtp.setdefault("listen", "127.0.0.1:0")
         smtp.setdefault("hostname", "sekisho.test")
+        # the HTTP front end listens on a fixed port by default: off unless a test asks,
+        # so that daemons of tests and benchmarks running side by side do not collide
+        base["http"] = {"enabled": False}
         base.update(self.settings)
         base["smtp"] = smtp
         (self.workdir / "sekisho.yaml").write_text(yaml.safe_dump(base), encoding="utf-8")
