@@ -90,6 +90,15 @@ class ThreadedServer:
         metrics.watch_jobs(jobs)
         await jobs.start()
         admin = Admin(quarantine, jobs, self.root / "release", audit=audit)
+        # entries for the listing to return (blocked, held for review, and clean)
+        seeds = {"tool.exe": b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 300,
+                 "page.html": b"<p>hi</p><script>x()</script>", "a.txt": b"plain\n"}
+        for name, data in seeds.items():
+            src = self.root / name
+            src.write_bytes(data)
+            rec = await jobs.submit(src, name=name, origin="http", requester="admin",
+                                    move=True)
+            await jobs.wait(rec.job_id, 60)
         token = TokenConfig("admin", hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
                             ("submit", "admin"))
         cfg = HTTPConfig(host="127.0.0.1", port=0, tokens=(token,), policies=("strict",),
@@ -125,6 +134,17 @@ NEGATIVE = [op for op in OPERATIONS if op[1].startswith("/v1/")]
 @pytest.fixture(scope="module")
 def api_schema(live: ThreadedServer) -> Any:
     return schemathesis.openapi.from_url(f"http://127.0.0.1:{live.port}/v1/openapi.json")
+
+
+def test_the_listing_has_entries(live: ThreadedServer) -> None:
+    """The fuzzed listing validates real entries against the schema, not only []."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{live.port}/v1/quarantine",
+                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.load(resp)["total"] == 3
 
 
 def test_every_operation_is_covered(api_schema: Any) -> None:
