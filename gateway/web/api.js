@@ -10,6 +10,7 @@ export class ApiError extends Error {
     this.status = status; // 0: the server could not be reached
     this.code = body.error || "";
     this.messages = { en: body.message || "", ja: body.message_ja || "" };
+    this.allowed = Array.isArray(body.allowed) ? body.allowed : null; // unknown_policy
     this.retryAfter = retryAfter;
   }
 }
@@ -136,6 +137,12 @@ export function submitFile(file, onProgress) {
 
 export function jobStatus(id) {
   return send("GET", `/v1/jobs/${encodeURIComponent(id)}`);
+}
+
+/** Send the password of a held job (a password-protected zip, 7z or PDF); the job
+ * object afterwards: still held (wrong password) or done. */
+export function unlockJob(id, password) {
+  return send("POST", `/v1/jobs/${encodeURIComponent(id)}/unlock`, { json: { password } });
 }
 
 /** The name in a Content-Disposition header (RFC 6266: filename* wins), or "". */

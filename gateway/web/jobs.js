@@ -60,6 +60,16 @@ function render(job) {
     li.dataset.key = job.key;
     li.querySelector(".job-download").addEventListener("click", () => download(job));
     li.querySelector(".job-remove").addEventListener("click", () => remove(job));
+    li.querySelector(".job-unlock").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      unlock(job);
+    });
+    const pw = li.querySelector(".job-unlock-password");
+    pw.id = `pw-${job.key}`;
+    li.querySelector(".job-unlock-label").htmlFor = pw.id;
+    pw.setAttribute("aria-describedby", `pw-left-${job.key} pw-error-${job.key}`);
+    li.querySelector(".job-unlock-left").id = `pw-left-${job.key}`;
+    li.querySelector(".job-unlock-error").id = `pw-error-${job.key}`;
     list.prepend(li);
   }
   const status = job.status || {};
@@ -83,7 +93,8 @@ function render(job) {
   li.dataset.phase = job.phase;
   li.querySelector(".job-state").textContent = stateText(job);
 
-  fillSummary(li.querySelector(".job-summary"), job.phase === "done" || job.phase === "held" ? status.summary : null);
+  fillSummary(li.querySelector(".job-summary"), job.phase === "done" ? status.summary : null);
+  renderUnlock(job, li);
 
   const error = li.querySelector(".job-error");
   const message = job.phase === "lost" ? t("job.lost", { id: job.id })
@@ -92,7 +103,7 @@ function render(job) {
   error.textContent = message;
 
   const details = li.querySelector(".job-details");
-  details.hidden = !(job.phase === "done" || job.phase === "held");
+  details.hidden = job.phase !== "done";
   li.querySelector(".job-details-label").textContent = t("job.details");
   li.querySelector(".job-findings").replaceChildren(findingsTable(status.report));
   li.querySelector(".job-id").textContent = job.id ? `${t("job.id")}: ${job.id}` : "";
@@ -109,6 +120,82 @@ function render(job) {
   li.querySelector(".job-remove").textContent = t("job.remove");
   li.querySelector(".job-remove").hidden = !["done", "error", "lost", "held"].includes(job.phase);
   refreshList();
+}
+
+/** The password form of a held job (a password-protected zip, 7z or PDF). */
+function renderUnlock(job, li) {
+  const form = li.querySelector(".job-unlock");
+  form.hidden = job.phase !== "held";
+  if (form.hidden) return;
+  const status = job.status || {};
+  li.querySelector(".job-unlock-intro").textContent = t("job.unlock.intro");
+  li.querySelector(".job-unlock-label").textContent = t("job.unlock.password", { name: job.name });
+  const left = status.password_attempts_left;
+  const leftText = li.querySelector(".job-unlock-left");
+  leftText.hidden = left === null || left === undefined;
+  leftText.textContent = leftText.hidden ? "" : t("job.unlock.left", { n: left });
+  const error = li.querySelector(".job-unlock-error");
+  const message = job.unlockError === "wrong" ? t("job.unlock.wrong")
+    : job.unlockError === "empty" ? t("job.unlock.empty")
+    : job.unlockError ? errorText(job.unlockError) : "";
+  error.hidden = !message;
+  error.textContent = message;
+  const input = li.querySelector(".job-unlock-password");
+  if (message) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+  input.disabled = !!job.unlocking;
+  const button = li.querySelector(".job-unlock-submit");
+  button.disabled = !!job.unlocking;
+  button.textContent = t(job.unlocking ? "job.unlock.busy" : "job.unlock.submit");
+}
+
+async function unlock(job) {
+  const li = node(job);
+  const input = li.querySelector(".job-unlock-password");
+  const password = input.value;
+  if (!password) {
+    job.unlockError = "empty";
+    render(job);
+    input.focus();
+    return;
+  }
+  job.unlocking = true;
+  job.unlockError = null;
+  render(job);
+  let status;
+  try {
+    status = await api.unlockJob(job.id, password);
+  } catch (err) {
+    if (err.status === 401) return;
+    job.unlocking = false;
+    job.unlockError = err;
+    render(job);
+    input.focus();
+    return;
+  } finally {
+    input.value = ""; // never kept in the page longer than needed
+  }
+  job.unlocking = false;
+  job.status = status;
+  job.phase = phaseOf(status);
+  if (job.phase === "held") {
+    job.unlockError = "wrong";
+    render(job);
+    announce(t("job.unlock.wrong"));
+    input.focus();
+    clearTimeout(job.timer);
+    job.timer = setTimeout(() => poll(job), HELD_POLL_MS);
+    return;
+  }
+  render(job);
+  if (job.phase === "done") {
+    announce(t("job.announce.done", { name: job.name, verdict: label("verdict", status.verdict) }));
+    const target = li.querySelector(".job-download:not([hidden])") || li.querySelector(".job-remove");
+    target.focus();
+  } else {
+    clearTimeout(job.timer);
+    poll(job);
+  }
 }
 
 function refreshList() {
@@ -176,7 +263,7 @@ async function poll(job) {
   }
   if (job.phase === "queued" || job.phase === "running") {
     job.timer = setTimeout(() => poll(job), POLL_MS);
-  } else if (job.phase === "held") {
+  } else if (job.phase === "held" && !job.unlocking) {
     job.timer = setTimeout(() => poll(job), HELD_POLL_MS);
   }
 }

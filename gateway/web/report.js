@@ -125,5 +125,6 @@ export function errorText(err) {
   else if (status === 503 || status === 429) {
     base = err.retryAfter ? t("error.busy", { s: err.retryAfter }) : t("error.busy_now");
   } else base = t("error.server", { status });
-  return own && own !== base ? `${base} ${own}` : base;
+  const text = own && own !== base ? `${base} ${own}` : base;
+  return err && err.allowed ? `${text} ${t("error.allowed", { list: err.allowed.join(", ") })}` : text;
 }
