@@ -1,6 +1,6 @@
 """The web page in Debian's chromium (Playwright), against a real HTTP front end.
 
-One server for the whole browser suite, built the way the HTTP API's own tests build
+One server for a module of browser tests, built the way the HTTP API's own tests build
 it (tests/integration/test_http_api.py): a real worker pool, job store, sealed
 quarantine, audit log and admin service, and gateway/ingress/http.py's HTTPServer on
 127.0.0.1 with a free port. It runs on its own event loop in a thread, because
@@ -172,7 +172,7 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     # forkserver, as the daemon: the worker processes are not forked from a process
     # that runs Playwright's threads
@@ -185,8 +185,11 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             d.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Any]:
+    """Module scope: Playwright's sync API keeps an event loop marked running in this
+    thread while it is open, which the asyncio tests that run after it (in this
+    xdist worker) could not live with."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

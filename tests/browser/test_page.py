@@ -56,7 +56,11 @@ TEXT: dict[str, dict[str, str]] = {
         "delete_done": "「{name}」を削除しました。",
         "release_reason": "取引先に電話で確認済みのインストーラー",
         "delete_reason": "重複して届いたため",
+        "unknown_policy": "ポリシー「no-such-policy」は使用できません。",
         "expired": "サインインが無効になりました。もう一度サインインしてください。",
+        "job_held": "パスワードの入力待ち", "left": "あと{n}回入力できます。",
+        "password_of": "「{name}」のパスワード", "pw_empty": "パスワードを入力してください。",
+        "pw_wrong": "パスワードが正しくありません。",
     },
     "en": {
         "signin": "Sign in", "empty": "Enter your access token.",
@@ -79,7 +83,11 @@ TEXT: dict[str, dict[str, str]] = {
         "delete_done": "“{name}” was deleted.",
         "release_reason": "vendor installer, confirmed by phone",
         "delete_reason": "arrived twice",
+        "unknown_policy": "Policy 'no-such-policy' is not available.",
         "expired": "Your sign-in is no longer valid. Please sign in again.",
+        "job_held": "Waiting for the password", "left": "Attempts left: {n}.",
+        "password_of": "Password of “{name}”", "pw_empty": "Enter the password.",
+        "pw_wrong": "The password is not correct.",
     },
 }
 LANGS = pytest.mark.parametrize("lang", ["ja", "en"])
@@ -321,6 +329,56 @@ def test_blocked_file_says_why_and_offers_no_download(open_page: OpenPage, daemo
     problems_none(w, 403)
 
 
+@LANGS
+def test_password_protected_zip_is_held_until_unlocked(open_page: OpenPage, daemon: Daemon,
+                                                       lang: str, tmp_path: Path) -> None:
+    from tests.helpers.archivegen import PASSWORD, encrypted_zip
+
+    w = open_page(lang)
+    page, text = w.page, TEXT[lang]
+    goto(w, daemon)
+    sign_in(w, "alice")
+    name = f"見積書-{lang}.zip"
+    choose_file(w, tmp_path, name, encrypted_zip("aes256", {"見積書.html": HTML}))
+    item = job_item(w, name)
+    form = item.locator("form.job-unlock")
+    form.wait_for(state="visible", timeout=60_000)
+    assert item.locator(".job-state").inner_text() == text["job_held"]
+    job_id = job_id_of(item)
+    left = daemon.job(job_id)["password_attempts_left"]
+    assert item.locator(".job-unlock-left").inner_text() == text["left"].format(n=left)
+    assert item.locator(".job-download").is_hidden()
+    field = item.get_by_label(text["password_of"].format(name=name))
+    # nothing typed, then a wrong password: still held, one attempt fewer
+    item.locator(".job-unlock-submit").click()
+    assert item.locator(".job-unlock-error").inner_text() == text["pw_empty"]
+    field.fill("wrong password")
+    item.locator(".job-unlock-submit").click()
+    expect(item.locator(".job-unlock-error")).to_have_text(text["pw_wrong"])
+    expect(item.locator(".job-unlock-left")).to_have_text(text["left"].format(n=left - 1))
+    assert field.input_value() == ""
+    expect(field).to_be_focused()
+    # the right one: disarmed and downloadable
+    field.fill(PASSWORD)
+    field.press("Enter")
+    item.locator(".job-verdict").wait_for(state="visible", timeout=60_000)
+    job = daemon.job(job_id)
+    assert job["verdict"] == "disarmed"
+    assert form.is_hidden()
+    assert summary_of(item) == job["summary"][lang]
+    with page.expect_download() as info:
+        item.locator(".job-download").click()
+    got = Path(info.value.path()).read_bytes()
+    assert info.value.suggested_filename == job["output_name"]
+    assert got == daemon.result_bytes(job_id)
+    member = zipfile.ZipFile(io.BytesIO(got)).read("見積書.html")
+    assert b"<script" not in member and "お知らせ".encode() in member
+    # the password went to the server once per attempt, never into storage
+    assert PASSWORD not in page.evaluate("JSON.stringify(sessionStorage) + "
+                                         "JSON.stringify(localStorage)")
+    problems_none(w, 403)
+
+
 def test_revoked_token_returns_to_sign_in(open_page: OpenPage, daemon: Daemon) -> None:
     """A 401 while signed in (the token was revoked, or sessionStorage was tampered
     with) sends the user back to sign-in with a message."""
@@ -426,6 +484,18 @@ def test_admin_reviews_releases_and_deletes(open_page: OpenPage, daemon: Daemon,
     confirm_dialog(admin, text["release_confirm"].format(name=blocked_name),
                    text["release_reason"], accept=False)
     assert daemon.entry(blocked_id)["state"] == "held"
+    # a policy the server does not know: its message, in the page's language, and the
+    # policies it does know
+    page.locator("#release-policy").fill("no-such-policy")
+    page.locator("#release-form button[type=submit]").click()
+    confirm_dialog(admin, text["release_confirm"].format(name=blocked_name),
+                   text["release_reason"], accept=True)
+    error = page.locator("#release-error")
+    error.wait_for(state="visible")
+    assert text["unknown_policy"] in error.inner_text()
+    assert re.search(r"\bdefault\b", error.inner_text())
+    assert daemon.entry(blocked_id)["state"] == "held"
+    page.locator("#release-policy").fill("")
     page.locator("#release-form button[type=submit]").click()
     confirm_dialog(admin, text["release_confirm"].format(name=blocked_name),
                    text["release_reason"], accept=True)
@@ -465,7 +535,7 @@ def test_admin_reviews_releases_and_deletes(open_page: OpenPage, daemon: Daemon,
     assert text["deleted"] in page.locator("#q-detail-status").inner_text()
     if lang == "en":
         assert visible_cjk(admin, "日本語", text["release_reason"]) == []
-    problems_none(admin)
+    problems_none(admin, 400)  # the unknown policy
 
     # the staff member gets the released original
     staff.page.reload()
