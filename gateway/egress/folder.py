@@ -108,7 +108,8 @@ class FolderEgress:
         ones. Files written for an earlier outcome (a job held for its password, then
         unlocked) are ours and are removed."""
         marker = self.store.path(rec.job_id, MARKER)
-        outcome = f"{rec.state}:{rec.verdict}:{rec.output_name or ''}"
+        stage = "held" if rec.state == HELD else "final"
+        outcome = f"{stage}:{rec.verdict}:{rec.output_name or ''}"
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             data = json.loads(marker.read_bytes())
             names = data["files"]

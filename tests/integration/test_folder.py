@@ -354,7 +354,7 @@ async def test_password_protected_zip_is_held_then_delivered_after_unlock(env: E
     pair = env.pair()
     await env.start(pair)
     drop(pair.inbox, "ppap.zip", archivegen.encrypted_zip("zipcrypt", {"memo.txt": b"memo\n"}))
-    await until(lambda: (pair.outbox / "ppap.zip.blocked.txt").exists(), what="the notice")
+    await until(lambda: (pair.outbox / "ppap.zip.report.json").exists(), what="the report")
     held = reports(pair.outbox)["ppap.zip.report.json"]
     assert held["verdict"] == "blocked" and held["output"] is None
     notice = (pair.outbox / "ppap.zip.blocked.txt").read_text("utf-8-sig")
