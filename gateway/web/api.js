@@ -63,8 +63,8 @@ async function errorFrom(resp) {
   return new ApiError(resp.status, body || {}, retryAfter(resp.headers.get("Retry-After")));
 }
 
-async function send(method, path, { body, json, tokenOverride, raw = false } = {}) {
-  const headers = { Authorization: `Bearer ${bearer(tokenOverride)}` };
+async function send(method, path, { body, json, tokenOverride, raw = false, auth = true } = {}) {
+  const headers = auth ? { Authorization: `Bearer ${bearer(tokenOverride)}` } : {};
   let payload = body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -78,7 +78,7 @@ async function send(method, path, { body, json, tokenOverride, raw = false } = {
   } catch (err) {
     throw new ApiError(0, { error: "network", message: String(err && err.message ? err.message : err) });
   }
-  if (resp.status === 401 && !tokenOverride) {
+  if (resp.status === 401 && !tokenOverride && auth) {
     unauthorizedHandler();
   }
   if (!resp.ok) throw await errorFrom(resp);
@@ -198,4 +198,17 @@ export function releaseEntry(id, reason, policy) {
 
 export function deleteEntry(id, reason) {
   return send("DELETE", `/v1/quarantine/${encodeURIComponent(id)}`, { json: { reason } });
+}
+
+// A PPAP link (#unlock/<job id>/<key>): mail recipients have no token; the key from
+// their notice opens this one held file.
+
+export function heldFile(id, key) {
+  return send("GET", `/v1/unlock/${encodeURIComponent(id)}?key=${encodeURIComponent(key)}`,
+              { auth: false });
+}
+
+export function unlockHeldFile(id, key, password) {
+  return send("POST", `/v1/unlock/${encodeURIComponent(id)}`,
+              { auth: false, json: { key, password } });
 }

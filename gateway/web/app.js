@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { loadKinds } from "./report.js";
 import { initJobs, restoreJobs, resetJobs } from "./jobs.js";
 import { initQuarantine, loadList, resetQuarantine } from "./quarantine.js";
+import { initUnlock, linkInAddress, showUnlock, hideUnlock } from "./unlock.js";
 
 let role = "";             // "submit" | "admin" | "" (signed out)
 let signinMessage = "";    // i18n key of the message on the sign-in card
@@ -158,8 +159,27 @@ async function start() {
   initTabs();
   initJobs({ say });
   initQuarantine({ say });
+  initUnlock({ say, leave: enter });
+  window.addEventListener("hashchange", () => {
+    const found = linkInAddress();
+    if (found) showUnlock(found);
+    else if (!byId("unlock").hidden) {
+      hideUnlock();
+      enter();
+    }
+  });
   await loadKinds();
 
+  const found = linkInAddress();
+  if (found) {
+    await showUnlock(found); // a PPAP link from a notice mail: no sign-in
+    return;
+  }
+  await enter();
+}
+
+/** The staff and admin page: signed in already in this tab, or the sign-in form. */
+async function enter() {
   const saved = api.token();
   if (!saved) {
     showSignin();
