@@ -223,7 +223,7 @@ class Watched:
 
 
 @pytest.fixture
-def open_page(browser: Any, daemon: Daemon) -> Iterator[Callable[..., Watched]]:
+def open_page(browser: Any) -> Iterator[Callable[..., Watched]]:
     contexts: list[Any] = []
 
     def make(lang: str) -> Watched:
