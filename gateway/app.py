@@ -39,12 +39,15 @@ from gateway.relay.accept import RelayAcceptor
 from gateway.relay.process import Processor
 from gateway.relay.queue import QueueManager
 from gateway.relay.routing import Router
+from gateway.store.audit import AuditLog
 from gateway.store.quarantine import Quarantine
+from gateway.store.sealed import load_keyring
 from gateway.store.spool import Spool
 
 log = structlog.get_logger("sekisho.app")
 
 GRACE = 30.0
+PURGE_EVERY = 3600.0
 
 
 class App:
@@ -63,6 +66,11 @@ class App:
         self.admin: Admin | None = None   # quarantine release/delete; front ends register
         self.metrics = Metrics()          # release handlers for their origin on it
         self.file_policies = self._file_policies()  # ConfigError before anything starts
+        # the quarantine key: created (0600) on first start; refused if unsafe (ConfigError)
+        self.keys = load_keyring(cfg.quarantine_key, cfg.quarantine_old_keys, create=True)
+        self.audit = AuditLog(cfg.audit_path)
+        self.quarantine: Quarantine | None = None
+        self._purger: asyncio.Task[None] | None = None
 
     def _file_policies(self) -> dict[str, Policy]:
         """Every policy a file job may run under: the daemon's (and those its rules
@@ -94,7 +102,9 @@ class App:
     async def start(self) -> None:
         cfg = self.cfg
         spool = Spool(cfg.var_dir / "spool", quota=cfg.queue.quota, min_free=cfg.queue.min_free)
-        quarantine = Quarantine(cfg.var_dir / "quarantine")
+        quarantine = self.quarantine = Quarantine(
+            cfg.var_dir / "quarantine", self.keys, retention=cfg.quarantine_retention,
+            audit=self.audit)
         self.pool = WorkerPool(cfg.workers, log_json=self.log_json, log_level=cfg.log_level,
                                start_method="forkserver")
         max_active = cfg.queue.max_active or max(20, 4 * self.pool.workers)
@@ -103,13 +113,13 @@ class App:
                               router=self.router, egress=self.egress, queue=cfg.queue,
                               hostname=self.hostname, keep=cfg.quarantine_keep,
                               delivery_slots=asyncio.Semaphore(cfg.delivery.concurrency),
-                              on_report=self.metrics.report_listener)
+                              audit=self.audit, on_report=self.metrics.report_listener)
         self.queue = QueueManager(processor, spool, max_active=max_active)
         self.metrics.watch_relay(self.queue)
         self.jobs = JobService(
             JobStore(cfg.var_dir / "jobs"), self.pool, self.file_policies,
             default_policy=self.router.base.name, quarantine=quarantine,
-            keep=cfg.quarantine_keep,
+            keep=cfg.quarantine_keep, audit=self.audit,
             max_active=cfg.jobs.max_active or 2 * self.pool.workers,
             max_pending=cfg.jobs.max_pending)
         self.metrics.watch_jobs(self.jobs)
@@ -133,12 +143,26 @@ class App:
                                  reply_deadline=cfg.smtp.reply_deadline)
         self.front = SMTPFrontEnd(cfg.smtp, acceptor, self.hostname, self._tls())
         await self.front.start()
+        self._purger = asyncio.create_task(self._purge_loop(quarantine))
         log.info("sekisho.started", config=cfg.source, mode=cfg.delivery.mode,
                  target=processor.egress.name, workers=self.pool.workers,
                  domains=list(cfg.smtp.domains), var_dir=str(cfg.var_dir))
 
+    async def _purge_loop(self, quarantine: Quarantine) -> None:
+        """Retention: shred expired originals now and every PURGE_EVERY seconds."""
+        while True:
+            try:
+                await asyncio.to_thread(quarantine.purge)
+            except Exception:
+                log.exception("quarantine.purge_failed")
+            await asyncio.sleep(PURGE_EVERY)
+
     async def stop(self, grace: float = GRACE) -> None:
         log.info("sekisho.stopping", grace=grace)
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
         if self.http is not None:  # stop accepting uploads before the job service stops
             await self.http.stop(grace)
         if self.front is not None:

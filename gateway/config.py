@@ -128,6 +128,11 @@ class Config:
     log_format: str = "auto"          # auto | json | console
     log_level: str = "INFO"
     quarantine_keep: str = "all"      # which originals are kept: all | changed | blocked
+    quarantine_key_file: Path | None = None   # AES key of the quarantine; None: <var_dir>/...
+    #: key files of a previous rotation: entries they sealed stay readable
+    quarantine_old_keys: tuple[Path, ...] = ()
+    quarantine_retention: float = 30 * 86400.0  # originals are shredded this long after
+    audit_log: Path | None = None     # None: <var_dir>/audit.log
     smtp: SMTPInConfig = SMTPInConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     queue: QueueConfig = field(default_factory=QueueConfig)
@@ -143,6 +148,14 @@ class Config:
         return (FolderPair(inbox=self.var_dir / "inbox", outbox=self.var_dir / "outbox"),)
 
     @property
+    def quarantine_key(self) -> Path:
+        return self.quarantine_key_file or self.var_dir / "quarantine.key"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_log or self.var_dir / "audit.log"
+
+    @property
     def maildir(self) -> Path:
         return self.delivery.maildir or self.var_dir / "maildir"
 
@@ -153,7 +166,7 @@ def defaults() -> Config:
 
 # ---------------------------------------------------------------------------- loading
 
-_TOP = ("var_dir", "policy", "workers", "log", "smtp", "delivery", "queue", "quarantine",
+_TOP = ("var_dir", "policy", "workers", "log", "smtp", "delivery", "queue", "quarantine", "audit",
         "folders", "http", "jobs")
 _SMTP = ("listen", "hostname", "domains", "max_message_size", "max_recipients", "max_hops",
          "max_sessions", "timeout", "reply_deadline", "tls")
@@ -171,7 +184,12 @@ def load(path: Path | None) -> Config:
     base = path.resolve().parent
     d = v.mapping("", raw, _TOP)
     log = v.mapping("log", d.get("log", {}), ("format", "level"))
-    quar = v.mapping("quarantine", d.get("quarantine", {}), ("keep",))
+    quar = v.mapping("quarantine", d.get("quarantine", {}),
+                     ("keep", "key_file", "old_keys", "retention"))
+    old_keys = quar.get("old_keys", [])
+    if not isinstance(old_keys, list):
+        raise v.fail("quarantine.old_keys", old_keys, "must be a list of key files")
+    audit = v.mapping("audit", d.get("audit", {}), ("path",))
     var_dir = _path(v, base, "var_dir", d.get("var_dir", "var"))
     policy = v.string("policy", d.get("policy", "default"))
     if policy.endswith((".yaml", ".yml")) and not Path(policy).is_absolute():
@@ -183,6 +201,12 @@ def load(path: Path | None) -> Config:
         log_level=v.choice("log.level", str(log.get("level", "INFO")).upper(),
                            ("DEBUG", "INFO", "WARNING", "ERROR")),
         quarantine_keep=v.choice("quarantine.keep", quar.get("keep", "all"), KEEP),
+        quarantine_key_file=(_path(v, base, "quarantine.key_file", quar["key_file"])
+                             if "key_file" in quar else None),
+        quarantine_old_keys=tuple(_path(v, base, "quarantine.old_keys", k) for k in old_keys),
+        quarantine_retention=_duration(v, "quarantine.retention",
+                                       quar.get("retention", 30 * 86400.0)),
+        audit_log=_path(v, base, "audit.path", audit["path"]) if "path" in audit else None,
         smtp=_smtp(v, base, d.get("smtp", {})),
         delivery=_delivery(v, base, d.get("delivery", {})),
         queue=_queue(v, d.get("queue", {})),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.relay import notices
 from gateway.relay.routing import Router
 from gateway.store import durable
+from gateway.store.audit import AuditLog
 from gateway.store.envelope import Envelope, Group, RcptStatus, Recipient, State
 from gateway.store.quarantine import Quarantine
 from gateway.store.spool import ACTIVE, DEFERRED, INCOMING, MESSAGE, Spool, new_qid
@@ -60,6 +62,8 @@ class Processor:
     on_inject: Callable[[str], None] | None = None
     #: told every sanitized group's report and final verdict (metrics; must not raise)
     on_report: Callable[[Report, str], None] | None = None
+    #: one "job" line per sanitized group (no content: verdict, findings by kind, sha256)
+    audit: AuditLog | None = None
 
     # ------------------------------------------------------------------ sanitize
 
@@ -90,13 +94,20 @@ class Processor:
                 await asyncio.to_thread(_rewrite, out, notice)
                 group = Group(pol.name, job_id, out.name, verdict.value, "", reason)
             if self._keep(verdict):
-                meta = {"qid": env.qid, "job_id": job_id, "policy": pol.name,
+                meta = {"origin": "smtp", "qid": env.qid, "job_id": job_id, "policy": pol.name,
                         "verdict": verdict.value, "reason": reason, "sender": env.sender,
                         "recipients": [env.recipients[i].addr for i in members],
                         "client": env.client, "helo": env.helo, "received": env.received,
                         "size": env.size}
                 await asyncio.to_thread(self.quarantine.put, job_id, original,
                                         report.to_dict(), meta)
+            if self.audit is not None:
+                await asyncio.to_thread(
+                    self.audit.record, "job", job_id=job_id, origin="smtp", qid=env.qid,
+                    policy=pol.name, verdict=verdict.value, reason=reason,
+                    findings=dict(Counter(f.kind for f in report.findings)),
+                    sha256=report.input.sha256, size=report.input.size,
+                    quarantined=self._keep(verdict))
             for i in members:
                 env.recipients[i].group = gi
             out_groups.append(group)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store.audit import verify
+from gateway.store.quarantine import Quarantine
+from gateway.store.sealed import load_keyring
 from tests.helpers.smtppeers import Daemon, replies, swaks, wait_for
 
 pytestmark = pytest.mark.xdist_group("smtp")
@@ -197,7 +200,8 @@ def test_own_received_header_and_sanitized_copy(daemon: Daemon) -> None:
     assert msg.count(b"X-Sekisho:") == 1
 
 
-def test_whole_message_blocked_gives_notice_and_quarantine(daemon: Daemon) -> None:
+def test_whole_message_blocked_gives_notice_and_quarantine(daemon: Daemon,
+                                                            tmp_path: Path) -> None:
     out = swaks(daemon.port, "--to", "blocked@localhost", "--from", "a@example.com",
                 "--header", "Subject: secret plans", "--body", "original body text")
     assert "250 2.0.0 Ok: queued as" in out.stdout
@@ -210,10 +214,27 @@ def test_whole_message_blocked_gives_notice_and_quarantine(daemon: Daemon) -> No
     text = base64.b64decode(email.message_from_bytes(notice).get_payload()).decode()
     assert job_id in text and "受付番号" in text and "reference" in text
     qdir = daemon.var / "quarantine" / job_id
-    assert b"original body text" in (qdir / "original.eml").read_bytes()
-    report = json.loads((qdir / "report.json").read_text())
+    for stored in qdir.iterdir():  # encrypted at rest: neither body nor subject readable
+        assert b"original body text" not in stored.read_bytes()
+        assert b"secret plans" not in stored.read_bytes()
+    q = Quarantine(daemon.var / "quarantine", load_keyring(daemon.var / "quarantine.key"))
+    q.read_original(job_id, tmp_path / "original.eml")
+    assert b"original body text" in (tmp_path / "original.eml").read_bytes()
+    report = q.read_report(job_id)
     assert report["verdict"] == "blocked" and report["job_id"] == job_id
     assert report["source"] == "smtp" and report["policy"] == "blockmail"
+    entry = q.get(job_id)
+    assert entry.origin == "smtp" and entry.state == "held" and entry.verdict == "blocked"
+    assert entry.destination == {"sender": "a@example.com", "recipients": ["blocked@localhost"]}
+    q.close()
+    audit = daemon.var / "audit.log"
+    [job] = [e for e in map(json.loads, audit.read_text().splitlines())
+             if e.get("job_id") == job_id]
+    assert (job["event"], job["origin"], job["verdict"], job["policy"]) == (
+        "job", "smtp", "blocked", "blockmail")
+    assert job["sha256"] == entry.sha256 and job["quarantined"] is True
+    assert b"secret plans" not in audit.read_bytes() and b"original body" not in audit.read_bytes()
+    assert verify(audit) == []
 
 
 def test_headerless_text_is_rebuilt_not_passed(daemon: Daemon) -> None:

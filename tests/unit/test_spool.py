@@ -100,16 +100,18 @@ def test_durable_replace(tmp_path: Path) -> None:
     assert target.read_bytes() == b"two" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
-def test_quarantine_put_links_and_replaces(tmp_path: Path) -> None:
+def test_quarantine_put_seals_and_replaces(tmp_path: Path) -> None:
     original = tmp_path / "m.eml"
     original.write_bytes(b"Subject: x\r\n\r\nbody\r\n")
     q = Quarantine(tmp_path / "q")
-    first = q.put("job-1", original, {"verdict": "blocked"}, {"reason": "r1"})
-    assert (first / "original.eml").read_bytes() == original.read_bytes()
-    assert (first / "original.eml").stat().st_ino == original.stat().st_ino  # hard link
-    q.put("job-1", original, {"verdict": "failed"}, {"reason": "r2"})
-    assert json.loads((first / "meta.json").read_text())["reason"] == "r2"
+    meta = {"origin": "smtp", "sender": "a@example.com", "recipients": ["u@localhost"]}
+    first = q.put("job-1", original, {"verdict": "blocked"}, {**meta, "reason": "r1"})
+    assert b"body" not in (first / "original.sealed").read_bytes()  # encrypted at rest
+    q.read_original("job-1", tmp_path / "back.eml")
+    assert (tmp_path / "back.eml").read_bytes() == original.read_bytes()
+    q.put("job-1", original, {"verdict": "failed"}, {**meta, "reason": "r2"})
+    assert q.get("job-1").reason == "r2" and q.read_report("job-1") == {"verdict": "failed"}
     assert [p.name for p in (tmp_path / "q").iterdir() if not p.name.startswith(".")] == \
         ["job-1"]
     with pytest.raises(ValueError, match="bad job id"):
-        q.put("../x", original, {}, {})
+        q.put("../x", original, {}, meta)
