@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from gateway import __version__, kinds
+from gateway import __version__, cli_admin, kinds
 from gateway import policy as policy_mod
 from gateway.errors import ConfigError, UsageError
 from gateway.log import configure
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     pol_sub = pol.add_subparsers(dest="policy_command", required=True, parser_class=_Parser)
     chk = pol_sub.add_parser("check", help="validate a policy file")
     chk.add_argument("file", type=Path)
+    cli_admin.add_parsers(sub)  # audit verify, quarantine list|show|export|delete|purge
     return p
 
 
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _policy_check(args.file)
         if args.command == "serve":
             return _serve(args)
+        if args.command in ("audit", "quarantine"):
+            return cli_admin.run(args)
         if args.plugin:
             from gateway.pipeline import registry  # noqa: PLC0415 - plugins may add families
 
