@@ -367,3 +367,15 @@ async def test_password_protected_zip_is_held_then_delivered_after_unlock(env: E
     assert reports(pair.outbox)["ppap.zip.report.json"]["verdict"] == rec.verdict
     with zipfile.ZipFile(pair.outbox / "ppap.zip") as zf:
         assert zf.read("memo.txt") == b"memo\n"
+
+
+async def test_name_that_is_not_utf8(env: Env) -> None:
+    pair = env.pair()
+    await env.start(pair)
+    raw = os.fsdecode("テスト".encode("cp932") + b".txt")  # an old tool's Shift_JIS name
+    drop(pair.inbox, raw, b"sjis name\n")
+    await until(lambda: len(reports(pair.outbox)) == 1, what="the report")
+    name = next(iter(reports(pair.outbox).values()))["input"]["name"]
+    assert isinstance(name, str) and name.endswith(".txt") and "\ufffd" in name
+    assert (pair.outbox / name).read_bytes() == b"sjis name\n"
+    assert visible(pair.inbox) == []
