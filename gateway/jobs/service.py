@@ -190,11 +190,14 @@ class JobService:
         return self.store.load(job_id)
 
     async def wait(self, job_id: str, timeout: float) -> JobRecord | None:
-        """The record once the job has left the pipeline, or as it is after ``timeout``."""
+        """The record once the job has been handed over (delivered, or held and its
+        submitter told), or as it is after ``timeout``."""
+        event = self._events.setdefault(job_id, asyncio.Event())  # before the load: no race
         rec = self.store.load(job_id)
-        if rec is None or rec.state in (DONE, DELIVERED, HELD):
+        if rec is None or rec.state == DELIVERED or (rec.state == HELD and rec.notified):
+            if self._events.get(job_id) is event and not event.is_set():
+                self._events.pop(job_id, None)
             return rec
-        event = self._events.setdefault(job_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
         return self.store.load(job_id)
@@ -244,7 +247,11 @@ class JobService:
                 try:
                     if rec.verdict is not None and not self.store.path(rec.job_id,
                                                                        INPUT).exists():
-                        break  # finished before an error in its last step: hand it over
+                        # finished before a crash or an error in its last step
+                        rec.state = DONE
+                        rec.finished = rec.finished or now_iso()
+                        await asyncio.to_thread(self.store.save, rec)
+                        break
                     async with self._slots:
                         self._running += 1
                         try:
@@ -307,6 +314,9 @@ class JobService:
         held = not unlocked and self._holdable(rec, report)
         data = report.to_dict()
         self.store.write_report(rec.job_id, data)
+        # the verdict and output name are on disk before the input goes: a crash from
+        # here on resumes by handing the job over, never by running a missing input
+        self.store.save(rec)
         src = self.store.path(rec.job_id, INPUT)
         if src.exists():
             if self._keep(verdict) and not unlocked:  # an unlocked job's original is there
