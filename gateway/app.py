@@ -1,19 +1,27 @@
 """The daemon: the one place that wires components together (DESIGN.md §1).
 
 ``sekisho serve`` builds, from the configuration: the policy router, the
-spool, the quarantine, the worker pool (forkserver: the daemon has threads),
-the egress (Maildir or downstream SMTP), the relay (processor, queue manager,
-acceptor) and the SMTP front end; then runs until SIGTERM or SIGINT.
+spool, the encrypted quarantine and the audit log, the worker pool
+(forkserver: the daemon has threads), the egress (Maildir or downstream SMTP),
+the relay (processor, queue manager, acceptor), the file-job service, the
+drop folders, the HTTP API and web page (with the PPAP links), and the SMTP
+front end — one process tree, one worker pool; then runs until SIGTERM/SIGINT.
 
-Shutdown order: stop listening and let messages being handed over finish, then
-let the queue drain its running entries for a grace period and put the rest
-back in the spool, then stop the workers.
+SIGHUP reloads the policies (gateway/app.App.reload): new messages and files
+use them; a policy with an error is refused and the running ones stay.
+
+SIGTERM drains: the front ends stop accepting (HTTP and SMTP first, so no new
+upload or message starts), messages being handed over finish, the queue lets
+its running entries finish for a grace period and puts the rest back in the
+spool, the drop folders stop, file jobs still running after the grace period
+stay ``queued`` on disk and run at the next start; then the workers stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import socket
 import ssl
@@ -26,6 +34,7 @@ from gateway.config import Config
 from gateway.egress import Egress
 from gateway.egress.maildir import MaildirEgress
 from gateway.egress.smtp import SMTPEgress
+from gateway.errors import ConfigError
 from gateway.ingress.folder import FolderFrontEnd
 from gateway.ingress.http import HTTPServer
 from gateway.ingress.http_ops import pool_problem
@@ -36,8 +45,10 @@ from gateway.metrics import Metrics
 from gateway.pipeline.workers import WorkerPool
 from gateway.policy import Policy
 from gateway.relay.accept import RelayAcceptor
+from gateway.relay.ppap import PPAP, load_secret
 from gateway.relay.process import Processor
 from gateway.relay.queue import QueueManager
+from gateway.relay.release import ppap_release, smtp_release
 from gateway.relay.routing import Router
 from gateway.store.audit import AuditLog
 from gateway.store.quarantine import Quarantine
@@ -71,6 +82,8 @@ class App:
         self.audit = AuditLog(cfg.audit_path)
         self.quarantine: Quarantine | None = None
         self._purger: asyncio.Task[None] | None = None
+        self.processor: Processor | None = None
+        self.ppap: PPAP | None = None
 
     def _file_policies(self) -> dict[str, Policy]:
         """Every policy a file job may run under: the daemon's (and those its rules
@@ -121,23 +134,43 @@ class App:
             default_policy=self.router.base.name, quarantine=quarantine,
             keep=cfg.quarantine_keep, audit=self.audit,
             max_active=cfg.jobs.max_active or 2 * self.pool.workers,
-            max_pending=cfg.jobs.max_pending)
+            max_pending=cfg.jobs.max_pending,
+            max_password_attempts=cfg.jobs.max_password_attempts)
         self.metrics.watch_jobs(self.jobs)
-        self.admin = Admin(quarantine, self.jobs, cfg.var_dir / "release")
+        self.processor = processor
+        admin = self.admin = Admin(quarantine, self.jobs, cfg.var_dir / "release",
+                                   audit=self.audit)
+        admin.register_release("smtp", smtp_release(processor))
+        if cfg.http.enabled:  # PPAP links lead to the web page: only with HTTP on
+            processor.ppap = self.ppap = PPAP(
+                self.jobs, lambda rcpt, data: processor.inject(
+                    rcpt, data, smtputf8=not rcpt.isascii(), origin="ppap"),
+                secret=load_secret(cfg.var_dir / "ppap.key"),
+                public_url=cfg.http.public_url or f"http://{cfg.http.host}:{cfg.http.port}",
+                hostname=self.hostname, langs=self.router.base.mail.notice,
+                max_attempts=cfg.jobs.max_password_attempts,
+                retention_days=cfg.jobs.retention / 86400)
+            admin.register_release("ppap", ppap_release(
+                lambda rcpt, data: processor.inject(rcpt, data, smtputf8=not rcpt.isascii(),
+                                                   origin="release"),
+                self.hostname, self.router.base.mail.notice))
         # the drop folders' sink is registered before the job service resumes old jobs
         self.folders = FolderFrontEnd(cfg.folder_pairs, self.jobs,
                                       work_dir=cfg.var_dir / "folders")
         await self.queue.start()
-        await self.jobs.start()
-        await self.folders.start()
-        if cfg.http.enabled:
+        if cfg.http.enabled:  # before the job service resumes: PPAP links need its port
             queue = self.queue
             self.http = HTTPServer(
                 cfg.http, jobs=self.jobs, var_dir=cfg.var_dir, metrics=self.metrics,
                 admin=self.admin, health={"workers": lambda: pool_problem(self.pool)},
                 extra_status=lambda: {"smtp_backlog": queue.backlog,
-                                      "smtp_deferred": queue.deferred_count})
+                                      "smtp_deferred": queue.deferred_count},
+                unlock_key=self.ppap.check_key if self.ppap else None)
             await self.http.start()
+            if self.ppap is not None and not cfg.http.public_url:
+                self.ppap.public_url = f"http://{_url_host(cfg.http.host)}:{self.http.port}"
+        await self.jobs.start()
+        await self.folders.start()
         acceptor = RelayAcceptor(mode=cfg.delivery.mode, spool=spool, processor=processor,
                                  queue=self.queue, max_backlog=cfg.queue.max_backlog,
                                  reply_deadline=cfg.smtp.reply_deadline)
@@ -147,6 +180,31 @@ class App:
         log.info("sekisho.started", config=cfg.source, mode=cfg.delivery.mode,
                  target=processor.egress.name, workers=self.pool.workers,
                  domains=list(cfg.smtp.domains), var_dir=str(cfg.var_dir))
+
+    def reload(self) -> bool:
+        """SIGHUP: load the policies again. Jobs and messages that start from now on use
+        them; a policy with an error is refused (logged, audited) and the old ones stay."""
+        try:
+            router = Router.load(self.cfg.policy)
+            old, self.router = self.router, router
+            try:
+                policies = self._file_policies()
+            except ConfigError:
+                self.router = old
+                raise
+        except ConfigError as exc:
+            log.error("sekisho.reload_failed", error=str(exc))
+            self.audit.record("policy.reload", ok=False, error=str(exc)[:300])
+            return False
+        if self.processor is not None:
+            self.processor.router = router
+        if self.jobs is not None:
+            self.jobs.set_policies(policies, router.base.name)
+        self.file_policies = policies
+        names = sorted({p.name for p in policies.values()})
+        log.info("sekisho.reloaded", policies=names)
+        self.audit.record("policy.reload", ok=True, policies=names)
+        return True
 
     async def _purge_loop(self, quarantine: Quarantine) -> None:
         """Retention: shred expired originals now and every PURGE_EVERY seconds."""
@@ -186,11 +244,27 @@ async def run(cfg: Config, *, log_json: bool = True) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
     try:
         await app.start()
         await stop.wait()
     finally:
         with contextlib.suppress(Exception):
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         await app.stop()
+
+
+def _url_host(host: str) -> str:
+    """A host name for links to a listener (a wildcard listener: this machine's name)."""
+    if ipaddress.ip_address(host).is_unspecified if _is_ip(host) else not host:
+        return socket.getfqdn() or "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STATES = ("held", "released", "deleted")
-ORIGINS = ("smtp", "folder", "http")
+ORIGINS = ("smtp", "folder", "http", "ppap")
 
 
 def add_parsers(sub: Any) -> None:

@@ -110,6 +110,9 @@ class HTTPConfig:
     tokens: tuple[TokenConfig, ...] = ()
     #: policies a submitter may choose with ?policy=; the daemon's policy always
     policies: tuple[str, ...] = ()
+    #: the address recipients' browsers reach the web page at (links in PPAP mail);
+    #: "" = http://<listen address>:<port>
+    public_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class JobsConfig:
     max_active: int = 0               # file jobs in the pipeline at once; 0: 2 x workers
     max_pending: int = 1000           # accepted and not yet through: then busy (HTTP 503)
     retention: float = 7 * 86400.0    # finished jobs (reports, results) kept this long
+    max_password_attempts: int = 5    # wrong passwords for a held (PPAP) file, then blocked
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +356,7 @@ def _queue(v: Validator, raw: Any) -> QueueConfig:
 
 
 _FOLDER = ("name", "inbox", "outbox", "policy", "stable")
-_HTTP = ("enabled", "listen", "max_upload", "max_wait", "tokens", "policies")
+_HTTP = ("enabled", "listen", "max_upload", "max_wait", "tokens", "policies", "public_url")
 _TOKEN = ("name", "sha256", "roles")
 ROLES = ("submit", "admin")
 
@@ -420,14 +424,27 @@ def _http(v: Validator, raw: Any) -> HTTPConfig:
         max_upload=v.size("http.max_upload", d.get("max_upload", dflt.max_upload)),
         max_wait=_duration(v, "http.max_wait", d.get("max_wait", dflt.max_wait)),
         tokens=tuple(tokens),
-        policies=tuple(v.string("http.policies", p) for p in policies))
+        policies=tuple(v.string("http.policies", p) for p in policies),
+        public_url=_url(v, "http.public_url", d.get("public_url", "")))
+
+
+def _url(v: Validator, key: str, value: Any) -> str:
+    text = v.string(key, value).strip()
+    if text and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(?::\d+)?(?:/[^\s#?]*)?",
+                                 text):
+        raise v.fail(key, value, "is not an http(s) URL such as https://sekisho.city.lg.jp")
+    return text.rstrip("/")
 
 
 def _jobs(v: Validator, raw: Any) -> JobsConfig:
-    d = v.mapping("jobs", raw, ("max_active", "max_pending", "retention"))
+    d = v.mapping("jobs", raw, ("max_active", "max_pending", "retention",
+                                "max_password_attempts"))
     j = JobsConfig()
     return JobsConfig(
         max_active=v.integer("jobs.max_active", d.get("max_active", j.max_active), 0, 10_000),
         max_pending=v.integer("jobs.max_pending", d.get("max_pending", j.max_pending),
                               1, 10_000_000),
-        retention=_duration(v, "jobs.retention", d.get("retention", j.retention)))
+        retention=_duration(v, "jobs.retention", d.get("retention", j.retention)),
+        max_password_attempts=v.integer(
+            "jobs.max_password_attempts",
+            d.get("max_password_attempts", j.max_password_attempts), 1, 100))

@@ -14,6 +14,8 @@ Routes (the contract is gateway/ingress/openapi.json, served at ``/v1/openapi.js
 ``GET /metrics``                             none*    Prometheus text (*admin when not
                                                       on loopback)
 ``POST /v1/jobs/{id}/unlock``                submit   ``{"password"}`` for a held job
+``GET|POST /v1/unlock/{id}``                 key      PPAP link of a mail recipient
+                                                      (gateway/ingress/http_unlock.py)
 ``GET /v1/openapi.json``                     none     this contract
 ``GET /``, ``GET /static/{name}``            none     the web page (gateway/ingress/web.py)
 ==========================================  =======  =================================
@@ -47,7 +49,7 @@ from aiohttp import web
 
 from gateway.admin import Admin, job_release
 from gateway.config import HTTPConfig
-from gateway.ingress import http_admin, http_jobs, http_ops
+from gateway.ingress import http_admin, http_jobs, http_ops, http_unlock
 from gateway.ingress.http_auth import Principal, TokenBook, ensure_tokens
 from gateway.ingress.http_common import (
     CTX,
@@ -151,6 +153,7 @@ def build_app(ctx: HTTPContext) -> web.Application:
     app.add_routes(http_jobs.routes())
     app.add_routes(http_admin.routes())
     app.add_routes(http_ops.routes())
+    app.add_routes(http_unlock.routes())
     add_web_routes(app)
     return app
 
@@ -168,7 +171,8 @@ class HTTPServer:
     def __init__(self, cfg: HTTPConfig, *, jobs: JobService, var_dir: Path, metrics: Metrics,
                  admin: Admin | None = None, health: Mapping[str, HealthCheck] | None = None,
                  extra_status: Callable[[], Mapping[str, Any]] | None = None,
-                 metrics_public: bool | None = None) -> None:
+                 metrics_public: bool | None = None,
+                 unlock_key: Callable[[str, str], bool] | None = None) -> None:
         self.cfg = cfg
         upload_dir = var_dir / "http" / "uploads"
         if upload_dir.exists():
@@ -182,7 +186,7 @@ class HTTPServer:
             cfg=cfg, jobs=jobs, tokens=TokenBook(tokens), metrics=metrics, var_dir=var_dir,
             upload_dir=upload_dir, admin=admin,
             metrics_public=is_loopback(cfg.host) if metrics_public is None else metrics_public,
-            health=dict(health or {}), extra_status=extra_status)
+            health=dict(health or {}), extra_status=extra_status, unlock_key=unlock_key)
         self.app = build_app(self.ctx)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None

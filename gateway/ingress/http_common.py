@@ -40,6 +40,8 @@ class HTTPContext:
     metrics_public: bool = True
     health: dict[str, HealthCheck] = field(default_factory=dict)
     extra_status: Callable[[], Mapping[str, Any]] | None = None
+    #: PPAP links: (job id, key) -> whether the key opens that job (gateway/relay/ppap.py)
+    unlock_key: Callable[[str, str], bool] | None = None
 
 
 CTX = web.AppKey("sekisho_ctx", HTTPContext)

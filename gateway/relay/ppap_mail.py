@@ -137,3 +137,30 @@ def failed_mail(*, hostname: str, rec: JobRecord, langs: Sequence[str]) -> bytes
     }
     msg.set_content(_join(blocks, langs), charset="utf-8", cte="base64")
     return msg.as_bytes()
+
+
+def released_mail(*, hostname: str, rec: JobRecord, data: bytes, approver: str,
+                  langs: Sequence[str]) -> bytes:
+    """An administrator released the held file (as it came, or re-run under a policy)."""
+    name = rec.output_name or rec.name
+    msg = _base(hostname, rec, f"管理者が隔離ファイルを取り出しました: {name}",
+                f"An administrator released a held file: {name}", langs)
+    who = "".join(ch if ch.isprintable() else "?" for ch in approver)[:100]
+    blocks = {
+        "ja": ["【Sekisho（関所）原本取り出し】",
+               "パスワード付きで届き隔離していたファイルを、管理者の承認により添付します。",
+               f"  ファイル名: {name}",
+               f"  差出人: {_who(rec)}",
+               f"  承認者: {who}",
+               f"受付番号: {rec.job_id}"],
+        "en": ["[Sekisho release]",
+               "A file held because it was password-protected is attached, released",
+               "with an administrator's approval.",
+               f"  File: {name}",
+               f"  From: {_who(rec)}",
+               f"  Approved by: {who}",
+               f"Reference: {rec.job_id}"],
+    }
+    msg.set_content(_join(blocks, langs), charset="utf-8", cte="base64")
+    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return msg.as_bytes()

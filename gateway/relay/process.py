@@ -35,6 +35,7 @@ from gateway.models import Report, Verdict
 from gateway.pipeline.run import new_job_id
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.relay import notices
+from gateway.relay.ppap import PPAP
 from gateway.relay.routing import Router
 from gateway.store import durable
 from gateway.store.audit import AuditLog
@@ -62,6 +63,8 @@ class Processor:
     on_inject: Callable[[str], None] | None = None
     #: told every sanitized group's report and final verdict (metrics; must not raise)
     on_report: Callable[[Report, str], None] | None = None
+    #: takes password-protected attachments out for the recipient to open (PPAP)
+    ppap: PPAP | None = None
     #: one "job" line per sanitized group (no content: verdict, findings by kind, sha256)
     audit: AuditLog | None = None
 
@@ -108,6 +111,10 @@ class Processor:
                     findings=dict(Counter(f.kind for f in report.findings)),
                     sha256=report.input.sha256, size=report.input.size,
                     quarantined=self._keep(verdict))
+            if self.ppap is not None and verdict.delivered:
+                await self.ppap.consider(original, report=report, sender=env.sender,
+                                         recipients=[env.recipients[i].addr for i in members],
+                                         policy=pol.name, mail_job=job_id)
             for i in members:
                 env.recipients[i].group = gi
             out_groups.append(group)
@@ -217,15 +224,24 @@ class Processor:
 
     async def inject(self, recipient: str, data: bytes, *, smtputf8: bool,
                      origin: str) -> str:
-        """Queue a message we wrote (a bounce) from <> to ``recipient``; no pipeline."""
+        """Queue a message we wrote (a bounce, a notice) from <> to ``recipient``; no
+        pipeline."""
+        return await self.queue_message("", [recipient], data, smtputf8=smtputf8,
+                                        origin=origin)
+
+    async def queue_message(self, sender: str, recipients: list[str], data: bytes, *,
+                            smtputf8: bool, origin: str, job_id: str | None = None) -> str:
+        """Queue ``data`` for delivery as it is (no pipeline): messages we wrote, and
+        originals an administrator released from quarantine. Never bounced."""
         qid = new_qid()
-        job_id = new_job_id()
-        env = Envelope(qid=qid, sender="", recipients=[Recipient(recipient, group=0)],
+        job_id = job_id or new_job_id()
+        env = Envelope(qid=qid, sender=sender,
+                       recipients=[Recipient(r, group=0) for r in recipients],
                        received=time.time(), job_id=job_id, smtputf8=smtputf8,
                        size=len(data), state=State.SANITIZED, generated=True,
-                       groups=[Group("-", job_id, MESSAGE, "clean", "")])
+                       groups=[Group("-", job_id, MESSAGE, "clean", sender)])
         await asyncio.to_thread(self.spool.create, env, data, INCOMING)
-        log.info("bounce.queued", qid=qid, origin=origin, to=recipient)
+        log.info("relay.queued", qid=qid, origin=origin, recipients=len(recipients))
         if self.on_inject is not None:
             self.on_inject(qid)
         return qid

@@ -100,6 +100,8 @@ def test_listen_and_domains(tmp_path: Path) -> None:
      "http.tokens[0].roles: 'root'"),
     ("http: {max_upload: huge}\n", "http.max_upload: 'huge'"),
     ("jobs: {max_pending: 0}\n", "jobs.max_pending: 0"),
+    ("http: {public_url: 'ftp://sekisho.example'}\n", "http.public_url: 'ftp://sekisho.example'"),
+    ("jobs: {max_password_attempts: 0}\n", "jobs.max_password_attempts: 0"),
 ])
 def test_errors_name_file_key_and_value(tmp_path: Path, text: str, needle: str) -> None:
     path = write(tmp_path, text)

@@ -1,0 +1,80 @@
+"""PPAP links: a mail recipient opens a held file with the key from their notice.
+
+Recipients in the LGWAN zone have no API token. The notice mail
+(gateway/relay/ppap.py) links to ``/#unlock/<job_id>/<key>``; the key is an
+HMAC of the job id under the daemon's secret, so it proves the link came from
+us and is good for that one job only. With it:
+
+- ``GET /v1/unlock/{id}?key=K`` — what is held: file name, state, attempts left;
+- ``POST /v1/unlock/{id}`` ``{"key", "password"}`` — try the password. The job
+  service counts wrong passwords and blocks the job when they run out; the result
+  is mailed to the recipients (never downloaded here: the link may be forwarded).
+
+Only jobs of origin ``ppap`` answer; every other id, a wrong key or a missing
+checker is 404, so a key can't be used to learn which job ids exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.ingress.http_common import ApiError, bad_request, ctx_of, not_found, read_json
+from gateway.jobs.service import NotHeld
+from gateway.jobs.store import JobRecord, valid_job_id
+
+log = structlog.get_logger("sekisho.http")
+
+MAX_PASSWORD = 1024
+ORIGIN = "ppap"
+
+
+def _job(request: web.Request, key: object) -> JobRecord:
+    ctx = ctx_of(request)
+    job_id = request.match_info["id"]
+    check = ctx.unlock_key
+    if check is None or not valid_job_id(job_id) or not isinstance(key, str) or not key:
+        raise not_found()
+    rec = ctx.jobs.get(job_id)
+    if rec is None or rec.origin != ORIGIN or not check(job_id, key):
+        raise not_found()
+    return rec
+
+
+def _view(request: web.Request, rec: JobRecord) -> dict[str, Any]:
+    jobs = ctx_of(request).jobs
+    left = max(0, jobs.max_password_attempts - rec.password_attempts)
+    return {"job_id": rec.job_id, "name": rec.name, "state": rec.state,
+            "verdict": rec.verdict, "reason": rec.reason,
+            "password_attempts_left": left if rec.state == "held" else 0,
+            "delivery": "mail"}
+
+
+async def show(request: web.Request) -> web.Response:
+    rec = _job(request, request.query.get("key"))
+    return web.json_response(_view(request, rec))
+
+
+async def attempt(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    rec = _job(request, data.get("key"))
+    password = data.get("password")
+    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
+        raise bad_request("missing_password", "A password is required.",
+                          "パスワードを入力してください。")
+    try:
+        rec = await ctx_of(request).jobs.unlock(rec.job_id, password)
+    except KeyError:
+        raise not_found() from None
+    except NotHeld:
+        raise ApiError(409, "not_held", "This file is not waiting for a password.",
+                       "このファイルはパスワード入力待ちではありません。",
+                       detail={"state": rec.state}) from None
+    log.info("http.ppap_unlock", job_id=rec.job_id, state=rec.state, verdict=rec.verdict)
+    return web.json_response(_view(request, rec))
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/v1/unlock/{id}", show), web.post("/v1/unlock/{id}", attempt)]
