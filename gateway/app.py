@@ -32,6 +32,7 @@ from gateway import policy as policy_mod
 from gateway.admin import Admin
 from gateway.config import Config
 from gateway.egress import Egress
+from gateway.egress.folder_release import folder_release
 from gateway.egress.maildir import MaildirEgress
 from gateway.egress.smtp import SMTPEgress
 from gateway.errors import ConfigError
@@ -141,6 +142,7 @@ class App:
         admin = self.admin = Admin(quarantine, self.jobs, cfg.var_dir / "release",
                                    audit=self.audit)
         admin.register_release("smtp", smtp_release(processor))
+        admin.register_release("folder", folder_release(cfg.folder_pairs))
         if cfg.http.enabled:  # PPAP links lead to the web page: only with HTTP on
             processor.ppap = self.ppap = PPAP(
                 self.jobs, lambda rcpt, data: processor.inject(

@@ -1,0 +1,56 @@
+"""Releasing a drop-folder original through the admin API of the real daemon: it lands
+in the outbox of its pair, beside a note naming approver and reason; a re-run under
+another policy delivers that result instead."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.smtppeers import Daemon, wait_for
+from tests.integration.test_ppap import http_port
+from tests.integration.test_release_mail import admin_api
+
+pytestmark = pytest.mark.xdist_group("smtp")
+
+EXE = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
+HTML = b"<html><body><p>hello</p><script>alert(1)</script></body></html>"
+
+
+def test_folder_release_writes_into_the_outbox(tmp_path: Path) -> None:
+    work = tmp_path / "d"
+    d = Daemon(work, {"http": {"enabled": True, "listen": "127.0.0.1:0", "policies": ["strict"]},
+                      "folders": [{"name": "kikaku", "inbox": str(work / "in"),
+                                   "outbox": str(work / "out"), "stable": "0.3s"}]})
+    d.start()
+    try:
+        port = http_port(d)
+        (work / "in" / "sub").mkdir(parents=True)
+        (work / "in" / "sub" / "tool.exe").write_bytes(EXE)
+        (work / "in" / "page.html").write_bytes(HTML)
+        report = work / "out" / "sub" / "tool.exe.report.json"
+        wait_for(report.exists, 60, "report")
+        job_id = json.loads(report.read_text())["job_id"]
+        assert not (work / "out" / "sub" / "tool.exe").exists()  # blocked
+        status, entry = admin_api(d.var, port, "POST", f"/v1/quarantine/{job_id}/release",
+                                  {"reason": "検証用ツール（情報政策課確認）"})
+        assert status == 200, entry
+        assert (work / "out" / "sub" / "tool.exe").read_bytes() == EXE
+        note = (work / "out" / "sub" / "tool.exe.released.txt").read_text(encoding="utf-8-sig")
+        assert "検証用ツール（情報政策課確認）" in note and job_id in note and "admin" in note
+
+        html_report = work / "out" / "page.html.report.json"
+        wait_for(html_report.exists, 60, "html report")
+        html_job = json.loads(html_report.read_text())["job_id"]
+        # a re-run under another policy: the strict policy's result, never the original
+        status, entry = admin_api(d.var, port, "POST", f"/v1/quarantine/{html_job}/release",
+                                  {"reason": "再処理", "policy": "strict"})
+        assert status == 200, entry
+        again = (work / "out" / "page (2).html").read_bytes()
+        assert b"<script" not in again and b"hello" in again
+        assert "strict" in (work / "out" / "page (2).html.released.txt").read_text(
+            encoding="utf-8-sig")
+    finally:
+        d.stop()
