@@ -171,6 +171,8 @@ class App:
             await self.http.start()
             if self.ppap is not None and not cfg.http.public_url:
                 self.ppap.public_url = f"http://{_url_host(cfg.http.host)}:{self.http.port}"
+        if self.ppap is not None:  # held files' notices in the outbox carry the link
+            self.folders.egress.link = self.ppap.link
         await self.jobs.start()
         await self.folders.start()
         acceptor = RelayAcceptor(mode=cfg.delivery.mode, spool=spool, processor=processor,

@@ -61,6 +61,8 @@ class FolderEgress:
     def __init__(self, store: JobStore, pairs: Sequence[FolderPair]) -> None:
         self.store = store
         self.pairs = {p.name: p for p in pairs}
+        #: job id -> the web page's password link (set by the app when HTTP is on)
+        self.link: Callable[[str], str] | None = None
         self._locks = {p.name: threading.Lock() for p in pairs}
 
     async def __call__(self, rec: JobRecord) -> None:
@@ -142,7 +144,7 @@ class FolderEgress:
         else:
             report_path, notice_path = targets
             if not _is_ours_text(notice_path, rec.job_id):
-                text = notice(rec, report)
+                text = notice(rec, report, self.link(rec.job_id) if self.link else None)
                 _publish(notice_path, lambda fd: _write_all(fd, text))
         if not _is_ours_text(report_path, rec.job_id):
             _publish(report_path, lambda fd: _write_all(fd, report_bytes))
@@ -277,8 +279,9 @@ def _numbered(base: str, n: int, suffix: str) -> str:
 # ------------------------------------------------------------------------- notice
 
 
-def notice(rec: JobRecord, report: dict[str, Any]) -> bytes:
-    """The short notice left in place of a blocked or failed file (ja, then en)."""
+def notice(rec: JobRecord, report: dict[str, Any], link: str | None = None) -> bytes:
+    """The short notice left in place of a blocked or failed file (ja, then en); for a
+    held file, ``link`` is where its password is entered."""
     name = _plain_name(rec.name) or rec.name
     findings = [f for item in report.get("items") or [] if isinstance(item, dict)
                 for f in item.get("findings") or [] if isinstance(f, dict)]
@@ -290,19 +293,22 @@ def notice(rec: JobRecord, report: dict[str, Any]) -> bytes:
     reason = _clean(rec.reason or "")
     failed = rec.verdict == "failed"
     if rec.state == HELD:
+        where_ja = "次のページで" if link else f"Sekisho の Web 画面で受付番号 {rec.job_id} の"
+        where_en = (f"on this page: {link}" if link
+                    else f"for reference {rec.job_id} on Sekisho's web page")
         return _text([
             "【Sekisho（関所）保留のお知らせ】",
             f"ファイル「{name}」はパスワードで保護されているため、中身を確認できず保留しています。",
-            f"Sekisho の Web 画面で受付番号 {rec.job_id} のパスワードを入力すると、"
-            "無害化したファイルがこのフォルダーに届きます。",
+            f"{where_ja}パスワードを入力すると、無害化したファイルがこのフォルダーに届きます。",
+            *([f"  {link}"] if link else []),
             f"  受付日時: {rec.submitted} (UTC)",
             "原本は隔離されています。ご不明な点は、受付番号を添えてシステム管理者に"
             "お問い合わせください。", "",
             "[Sekisho hold notice]",
             f'The file "{name}" is protected by a password, so its content could not be '
             "checked; it is held.",
-            f"Enter its password for reference {rec.job_id} on Sekisho's web page and the "
-            "disarmed file will arrive in this folder.",
+            f"Enter its password {where_en}, and the disarmed file will arrive in this "
+            "folder.",
             f"  Received: {rec.submitted} (UTC)",
             "The original is held in quarantine; for anything else, ask your administrator, "
             "quoting the reference."])

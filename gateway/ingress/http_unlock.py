@@ -8,9 +8,11 @@ us and is good for that one job only. With it:
 - ``GET /v1/unlock/{id}?key=K`` — what is held: file name, state, attempts left;
 - ``POST /v1/unlock/{id}`` ``{"key", "password"}`` — try the password. The job
   service counts wrong passwords and blocks the job when they run out; the result
-  is mailed to the recipients (never downloaded here: the link may be forwarded).
+  is mailed to the recipients, or written to the drop folder's outbox (never
+  downloaded here: the link may be forwarded).
 
-Only jobs of origin ``ppap`` answer; every other id, a wrong key or a missing
+Drop-folder notices for a held file carry the same kind of link. Only jobs of
+origin ``ppap`` and ``folder`` answer; every other id, a wrong key or a missing
 checker is 404, so a key can't be used to learn which job ids exist.
 """
 
@@ -28,7 +30,8 @@ from gateway.jobs.store import JobRecord, valid_job_id
 log = structlog.get_logger("sekisho.http")
 
 MAX_PASSWORD = 1024
-ORIGIN = "ppap"
+#: who gets key links: mail recipients (ppap) and drop-folder users (folder notices)
+ORIGINS = ("ppap", "folder")
 
 
 def _job(request: web.Request, key: object) -> JobRecord:
@@ -38,7 +41,7 @@ def _job(request: web.Request, key: object) -> JobRecord:
     if check is None or not valid_job_id(job_id) or not isinstance(key, str) or not key:
         raise not_found()
     rec = ctx.jobs.get(job_id)
-    if rec is None or rec.origin != ORIGIN or not check(job_id, key):
+    if rec is None or rec.origin not in ORIGINS or not check(job_id, key):
         raise not_found()
     return rec
 
@@ -49,7 +52,7 @@ def _view(request: web.Request, rec: JobRecord) -> dict[str, Any]:
     return {"job_id": rec.job_id, "name": rec.name, "state": rec.state,
             "verdict": rec.verdict, "reason": rec.reason,
             "password_attempts_left": left if rec.state == "held" else 0,
-            "delivery": "mail"}
+            "delivery": "folder" if rec.origin == "folder" else "mail"}
 
 
 async def show(request: web.Request) -> web.Response:

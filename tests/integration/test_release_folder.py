@@ -54,3 +54,40 @@ def test_folder_release_writes_into_the_outbox(tmp_path: Path) -> None:
             encoding="utf-8-sig")
     finally:
         d.stop()
+
+
+def test_held_zip_in_a_folder_is_opened_through_its_notice_link(tmp_path: Path) -> None:
+    import re
+    import zipfile
+
+    from tests.helpers.archivegen import PASSWORD, encrypted_zip
+    from tests.integration.test_ppap import api
+
+    work = tmp_path / "d"
+    d = Daemon(work, {"http": {"enabled": True, "listen": "127.0.0.1:0",
+                               "public_url": "https://sekisho.example.lg.jp"},
+                      "folders": [{"name": "soumu", "inbox": str(work / "in"),
+                                   "outbox": str(work / "out"), "stable": "0.3s"}]})
+    d.start()
+    try:
+        port = http_port(d)
+        (work / "in").mkdir(parents=True, exist_ok=True)
+        (work / "in" / "見積.zip").write_bytes(encrypted_zip("aes256", {"a.html": HTML}))
+        notice = work / "out" / "見積.zip.blocked.txt"
+        wait_for(notice.exists, 60, "hold notice")
+        text = notice.read_text(encoding="utf-8-sig")
+        m = re.search(r"https://sekisho\.example\.lg\.jp/#unlock/([^/\s]+)/([0-9a-f]+)", text)
+        assert m, text
+        job_id, key = m.groups()
+        status, view = api(port, "GET", f"/v1/unlock/{job_id}?key={key}")
+        assert (status, view["state"], view["delivery"]) == (200, "held", "folder")
+        status, done = api(port, "POST", f"/v1/unlock/{job_id}",
+                           {"key": key, "password": PASSWORD})
+        assert (status, done["verdict"]) == (200, "disarmed")
+        result = work / "out" / "見積.zip"
+        wait_for(result.exists, 60, "result")
+        with zipfile.ZipFile(result) as zf:
+            assert zf.namelist() == ["a.html"] and b"<script" not in zf.read("a.html")
+        wait_for(lambda: not notice.exists(), 30, "the notice making way")
+    finally:
+        d.stop()
