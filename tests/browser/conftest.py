@@ -42,6 +42,7 @@ CHROMIUM = Path(os.environ.get("SEKISHO_CHROMIUM", "/usr/bin/chromium"))
 TOKENS = {"admin": "adm-" + "A" * 40, "alice": "ali-" + "B" * 40}
 ROLES = {"admin": ("submit", "admin"), "alice": ("submit",)}
 LOCALES = {"ja": "ja-JP", "en": "en-US"}
+MAX_UPLOAD = 2 * 1024 * 1024  # small, so the page meets a real 413
 T = TypeVar("T")
 
 #: records CSP violations and every text a job's state line shows, from the first
@@ -98,7 +99,8 @@ class Daemon:
         admin = Admin(quarantine, self.jobs, root / "release", audit=audit)
         tokens = tuple(TokenConfig(n, hashlib.sha256(t.encode()).hexdigest(), ROLES[n])
                        for n, t in TOKENS.items())
-        cfg = HTTPConfig(host="127.0.0.1", port=0, tokens=tokens, max_wait=60.0)
+        cfg = HTTPConfig(host="127.0.0.1", port=0, tokens=tokens, max_wait=60.0,
+                         max_upload=MAX_UPLOAD)
         self.server = HTTPServer(cfg, jobs=self.jobs, var_dir=root, metrics=metrics,
                                  admin=admin)
         await self.server.start()

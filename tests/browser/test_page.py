@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import expect
 
 from gateway.kinds import KINDS
-from tests.browser.conftest import TOKENS, Daemon, Watched
+from tests.browser.conftest import MAX_UPLOAD, TOKENS, Daemon, Watched
 from tests.helpers.ooxmlgen import docm
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -377,6 +377,25 @@ def test_password_protected_zip_is_held_until_unlocked(open_page: OpenPage, daem
     assert PASSWORD not in page.evaluate("JSON.stringify(sessionStorage) + "
                                          "JSON.stringify(localStorage)")
     problems_none(w, 403)
+
+
+def test_too_large_file_is_refused_in_words(open_page: OpenPage, daemon: Daemon) -> None:
+    w = open_page("ja")
+    goto(w, daemon)
+    sign_in(w, "alice")
+    w.page.locator("#file").set_input_files(files=[{
+        "name": "大きな資料.pdf", "mimeType": "application/pdf",
+        "buffer": b"%PDF-1.7\n" + b"0" * (MAX_UPLOAD + 1024)}])
+    item = job_item(w, "大きな資料.pdf")
+    error = item.locator(".job-error")
+    error.wait_for(state="visible", timeout=30_000)
+    # the page's own words first, then the server's Japanese message with the limit
+    assert error.inner_text().startswith("ファイルが大きすぎます。")
+    assert str(MAX_UPLOAD) in error.inner_text()
+    assert item.locator(".job-download").is_hidden()
+    assert item.locator("progress").is_hidden()
+    expect(w.page.locator("#announce")).to_contain_text("「大きな資料.pdf」を送れませんでした")
+    problems_none(w, 403, 413)
 
 
 def test_revoked_token_returns_to_sign_in(open_page: OpenPage, daemon: Daemon) -> None:
