@@ -195,6 +195,8 @@ def test_sign_in_language_and_sign_out(open_page: OpenPage, daemon: Daemon, lang
     # staff: signed in, no admin tab, token only in sessionStorage
     sign_in(w, "alice")
     assert page.evaluate("document.activeElement.id") == "submit-h"
+    page.keyboard.press("Tab")  # the file chooser is next, for keyboard users
+    assert page.evaluate("document.activeElement.id") == "file"
     assert page.locator("#tab-quarantine").is_hidden()
     assert page.locator("#panel-quarantine").is_hidden()
     assert page.evaluate("sessionStorage.getItem('sekisho.token')") == TOKENS["alice"]
