@@ -195,6 +195,7 @@ export const MESSAGES = {
     "origin.smtp": "メール",
     "origin.mail": "メール",
     "origin.cli": "コマンド",
+    "origin.ppap": "メール（パスワード付き添付）",
 
     "size.B": "{n} バイト",
     "size.KB": "{n} KB",
@@ -387,6 +388,7 @@ export const MESSAGES = {
     "origin.smtp": "Mail",
     "origin.mail": "Mail",
     "origin.cli": "Command line",
+    "origin.ppap": "Mail (password-protected attachment)",
 
     "size.B": "{n} bytes",
     "size.KB": "{n} KB",

@@ -596,7 +596,7 @@ def test_every_text_exists_in_both_languages(open_page: OpenPage, daemon: Daemon
     # values the server sends, shown through label(prefix, value)
     for key in ("verdict.clean", "verdict.disarmed", "verdict.blocked", "verdict.failed",
                 "verdict.released", "qstate.held", "qstate.released", "qstate.deleted",
-                "origin.http", "origin.folder", "origin.smtp", "action.removed",
+                "origin.http", "origin.folder", "origin.smtp", "origin.ppap", "action.removed",
                 "action.neutralized", "action.disarmed", "action.kept", "action.reported",
                 "action.repaired", "action.blocked", "action.failed", "severity.high",
                 "severity.medium", "severity.low", "severity.info", "hist.release",
