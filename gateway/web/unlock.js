@@ -37,10 +37,11 @@ function statusText() {
   if (failure && !view) return errorText(failure);
   if (!view) return t("ppap.loading");
   const name = view.name;
-  if (view.state === "held") return t("ppap.held", { name });
+  const where = view.delivery === "folder" ? ".folder" : ""; // mail (PPAP) or a drop folder
+  if (view.state === "held") return t(`ppap.held${where}`, { name });
   if (view.state === "queued" || view.state === "running") return t("ppap.running", { name });
   if (view.verdict === "clean" || view.verdict === "disarmed" || view.verdict === "released") {
-    return t("ppap.delivered", { name });
+    return t(`ppap.delivered${where}`, { name });
   }
   return t("ppap.blocked", { name });
 }
@@ -49,6 +50,8 @@ function render() {
   if (!link) return;
   const status = byId("unlock-status");
   status.textContent = statusText();
+  byId("unlock-where").textContent = t(view && view.delivery === "folder"
+    ? "ppap.mail.folder" : "ppap.mail");
   const delivered = view && ["clean", "disarmed", "released"].includes(view.verdict);
   const pending = view && ["held", "queued", "running"].includes(view.state);
   status.classList.toggle("error", !!((failure && !view) || (view && !pending && !delivered)));
