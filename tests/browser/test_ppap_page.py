@@ -5,13 +5,15 @@ to the web page (``/#unlock/<job id>/<key>``). Opened in chromium without any to
 the page asks for the password, refuses a wrong one (one attempt fewer), and after
 the right one says the disarmed file was mailed — and it is in the Maildir, without
 its script. The same link later says it was delivered; a link with a wrong key says
-it cannot be used; the staff page is one button away.
+it cannot be used; the staff page is one button away. A password zip dropped into a
+folder gets the same kind of link in its notice, and ends up in the outbox.
 """
 
 from __future__ import annotations
 
 import email
 import io
+import os
 import re
 import smtplib
 import zipfile
@@ -36,10 +38,12 @@ OpenPage = Callable[[str], Watched]
 
 @pytest.fixture(scope="module")
 def sekisho(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = Daemon(tmp_path_factory.mktemp("ppap-page"), {
+    work = tmp_path_factory.mktemp("ppap-page")
+    d = Daemon(work, {
         "http": {"enabled": True, "listen": "127.0.0.1:0"},
         "jobs": {"max_password_attempts": 3},
-        "folders": [],
+        "folders": [{"name": "main", "inbox": str(work / "inbox"),
+                     "outbox": str(work / "outbox"), "stable": "1s"}],
     })
     d.start()
     try:
@@ -139,3 +143,34 @@ def test_link_in_english_after_delivery_and_a_bad_key(open_page: OpenPage, link:
     assert page.locator("#unlock").is_hidden()
     assert "#unlock" not in page.url
     assert w.problems((404,)) == []
+
+
+def test_folder_notice_link_puts_the_file_into_the_outbox(open_page: OpenPage,
+                                                          sekisho: Daemon) -> None:
+    inbox, outbox = sekisho.workdir / "inbox", sekisho.workdir / "outbox"
+    part = inbox / "請求書.zip.part"
+    part.write_bytes(encrypted_zip("aes256", {"請求書.html": HTML}))
+    os.rename(part, inbox / "請求書.zip")
+    notice = outbox / "請求書.zip.blocked.txt"
+    wait_for(notice.exists, 60, "the notice in the outbox")
+    m = re.search(r"(http://127\.0\.0\.1:\d+/#unlock/[^/\s]+/[0-9a-f]+)",
+                  notice.read_text("utf-8-sig"))
+    assert m, notice.read_text("utf-8-sig")
+
+    w = open_page("en")
+    page = w.page
+    page.goto(m.group(1))
+    expect(page.locator("#unlock-status")).to_have_text(
+        "“請求書.zip”, dropped into a folder, is protected with a password. "
+        "Enter the password.")
+    assert page.locator("#unlock-where").inner_text() == (
+        "The disarmed file is put into the output folder, not on this page.")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.locator("#unlock-submit").click()
+    expect(page.locator("#unlock-status")).to_have_text(
+        "“請求書.zip” was disarmed and put into the output folder.", timeout=60_000)
+    result = outbox / "請求書.zip"
+    wait_for(result.exists, 60, "the disarmed zip in the outbox")
+    with zipfile.ZipFile(result) as zf:
+        assert b"<script" not in zf.read("請求書.html")
+    assert w.problems() == []
