@@ -144,6 +144,7 @@ async function start() {
   onLangChange(renderChrome);
   byId("lang-toggle").addEventListener("click", () => setLang(lang() === "ja" ? "en" : "ja"));
   byId("signout").addEventListener("click", () => signOut());
+  byId("signin-submit").disabled = false;
   byId("signin-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const value = byId("token").value.trim();
@@ -171,11 +172,9 @@ async function start() {
   await loadKinds();
 
   const found = linkInAddress();
-  if (found) {
-    await showUnlock(found); // a PPAP link from a notice mail: no sign-in
-    return;
-  }
-  await enter();
+  if (found) await showUnlock(found); // a PPAP link from a notice mail: no sign-in
+  else await enter();
+  document.body.dataset.ready = "true"; // for tests and tools: the page is set up
 }
 
 /** The staff and admin page: signed in already in this tab, or the sign-in form. */
