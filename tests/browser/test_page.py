@@ -100,6 +100,7 @@ def goto(w: Watched, daemon: Daemon) -> None:
     resp = w.page.goto(daemon.base + "/")
     assert resp is not None and resp.status == 200
     assert "default-src 'self'" in resp.headers["content-security-policy"]
+    expect(w.page.locator("body")).to_have_attribute("data-ready", "true")
     expect(w.page.locator("html")).to_have_attribute("lang", w.lang)
 
 
@@ -180,7 +181,7 @@ def test_sign_in_language_and_sign_out(open_page: OpenPage, daemon: Daemon, lang
     goto(w, daemon)
     # the language follows the browser, the token field has the focus
     assert page.locator("#signin-h").inner_text() == text["signin"]
-    assert page.evaluate("document.activeElement.id") == "token"
+    expect(page.locator("#token")).to_be_focused()
     assert page.locator("#lang-toggle").inner_text() == text["toggle"]
     # nothing typed
     page.locator("#signin-submit").click()
@@ -194,9 +195,9 @@ def test_sign_in_language_and_sign_out(open_page: OpenPage, daemon: Daemon, lang
     assert page.evaluate("sessionStorage.getItem('sekisho.token')") is None
     # staff: signed in, no admin tab, token only in sessionStorage
     sign_in(w, "alice")
-    assert page.evaluate("document.activeElement.id") == "submit-h"
+    expect(page.locator("#submit-h")).to_be_focused()
     page.keyboard.press("Tab")  # the file chooser is next, for keyboard users
-    assert page.evaluate("document.activeElement.id") == "file"
+    expect(page.locator("#file")).to_be_focused()
     assert page.locator("#tab-quarantine").is_hidden()
     assert page.locator("#panel-quarantine").is_hidden()
     assert page.evaluate("sessionStorage.getItem('sekisho.token')") == TOKENS["alice"]
@@ -219,7 +220,7 @@ def test_sign_in_language_and_sign_out(open_page: OpenPage, daemon: Daemon, lang
     page.locator("#signin").wait_for(state="visible")
     assert page.locator("#signin-msg").inner_text() == text["signedout"]
     assert page.evaluate("sessionStorage.getItem('sekisho.token')") is None
-    assert page.evaluate("document.activeElement.id") == "token"
+    expect(page.locator("#token")).to_be_focused()
     if lang == "en":
         assert visible_cjk(w, "日本語") == []
     # 401: the wrong token; 403: the role probe of a staff token
@@ -294,7 +295,7 @@ def test_disarm_progress_summary_and_download(open_page: OpenPage, daemon: Daemo
         assert out_name == name
         assert b"<script" not in got.lower() and "お知らせ".encode() in got
         assert visible_cjk(w, name, "日本語") == []
-    assert page.evaluate("document.activeElement.className") == "job-download"
+    expect(button).to_be_focused()
     problems_none(w, 403)
 
 
@@ -327,7 +328,7 @@ def test_blocked_file_says_why_and_offers_no_download(open_page: OpenPage, daemo
     # removing it from the list keeps the focus on the page
     item.locator(".job-remove").click()
     assert job_item(w, name).count() == 0
-    assert page.evaluate("document.activeElement.id") == "file"
+    expect(page.locator("#file")).to_be_focused()
     problems_none(w, 403)
 
 
@@ -412,7 +413,7 @@ def test_revoked_token_returns_to_sign_in(open_page: OpenPage, daemon: Daemon) -
         "name": "a.txt", "mimeType": "text/plain", "buffer": b"hello\n"}])
     page.locator("#signin").wait_for(state="visible")
     assert page.locator("#signin-msg").inner_text() == TEXT["ja"]["expired"]
-    assert page.evaluate("document.activeElement.id") == "token"
+    expect(page.locator("#token")).to_be_focused()
     assert page.evaluate("sessionStorage.getItem('sekisho.token')") is None
     problems_none(w, 401, 403)
 
@@ -424,7 +425,7 @@ def open_quarantine_by_keyboard(w: Watched) -> None:
     page = w.page
     page.locator("#tab-submit").focus()
     page.keyboard.press("ArrowRight")
-    assert page.evaluate("document.activeElement.id") == "tab-quarantine"
+    expect(page.locator("#tab-quarantine")).to_be_focused()
     assert page.locator("#tab-quarantine").get_attribute("aria-selected") == "true"
     page.locator("#panel-quarantine").wait_for(state="visible")
     assert page.locator("#q-h").inner_text() == TEXT[w.lang]["q_heading"]
@@ -442,7 +443,7 @@ def confirm_dialog(w: Watched, expected: str, reason: str, *, accept: bool) -> N
     assert w.page.locator("#confirm-msg").inner_text() == expected
     assert reason in w.page.locator("#confirm-reason").inner_text()
     # the safe choice has the focus
-    assert w.page.evaluate("document.activeElement.id") == "confirm-no"
+    expect(w.page.locator("#confirm-no")).to_be_focused()
     w.page.locator("#confirm-yes" if accept else "#confirm-no").click()
     dialog.wait_for(state="hidden")
 
@@ -493,13 +494,13 @@ def test_admin_reviews_releases_and_deletes(open_page: OpenPage, daemon: Daemon,
     assert [t.strip() for t in page.locator("#q-summary li").all_inner_texts()] == \
         entry["summary"][lang]
     assert blocked_name in (heading.inner_text())
-    assert page.evaluate("document.activeElement.id") == "q-detail-h"
+    expect(page.locator("#q-detail-h")).to_be_focused()
     assert blocked_id in page.locator("#q-meta").inner_text()
 
     # release: a reason is required, the confirm step can be cancelled
     page.locator("#release-form button[type=submit]").click()
     assert page.locator("#release-error").inner_text() == text["reason_empty"]
-    assert page.evaluate("document.activeElement.id") == "release-reason"
+    expect(page.locator("#release-reason")).to_be_focused()
     page.locator("#release-reason").fill(text["release_reason"])
     page.locator("#release-form button[type=submit]").click()
     confirm_dialog(admin, text["release_confirm"].format(name=blocked_name),
