@@ -126,6 +126,7 @@ OPERATIONS = [("POST", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("GET", "/v1/jobs/
               ("POST", "/v1/jobs/{id}/unlock"),
               ("GET", "/v1/quarantine"), ("GET", "/v1/quarantine/{id}"),
               ("DELETE", "/v1/quarantine/{id}"), ("POST", "/v1/quarantine/{id}/release"),
+              ("GET", "/v1/unlock/{id}"), ("POST", "/v1/unlock/{id}"),
               ("GET", "/healthz"), ("GET", "/metrics")]
 #: operations with parameters or a body: they get negative (invalid) input too
 NEGATIVE = [op for op in OPERATIONS if op[1].startswith("/v1/")]
