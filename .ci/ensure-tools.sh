@@ -7,6 +7,7 @@
 #              postfix is preseeded to "No configuration": no system MTA is set up or started.
 #            + chromium (Debian's, driven by Playwright in tests/browser/; Playwright's own
 #              browser downloads are never used)
+#            + systemd (systemd-analyze verifies deploy/sekisho.service; nothing is started)
 # Installs what is missing when running as root; otherwise fails naming the package.
 set -eu
 need=""
@@ -25,6 +26,7 @@ if [ "${1:-runtime}" = test ]; then
   perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need="$need libio-socket-ssl-perl"
   command -v openssl >/dev/null 2>&1 || need="$need openssl"
   [ -x /usr/bin/chromium ] || need="$need chromium"
+  command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -47,7 +47,7 @@ def test_container_config_loads() -> None:
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
-    assert analyze, "systemd-analyze (Debian package systemd) is missing"
+    assert analyze, "systemd-analyze (Debian package systemd) is missing: run make tools"
     unit = (ROOT / "deploy" / "sekisho.service").read_text(encoding="utf-8")
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "KillSignal=SIGTERM" in unit
     # verify checks that ExecStart exists: point it at this venv's sekisho
