@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: install, then start the daemon with its embedded defaults: SMTP on 127.0.0.1:2525,
-## queue mode, mail for @localhost sanitized into one Maildir per recipient under var/maildir
-## (try: swaks --server 127.0.0.1:2525 --to you@localhost). Ctrl-C stops it gracefully.
+## run: install, then start the daemon with its embedded defaults, all on loopback: SMTP on
+## 127.0.0.1:2525 (queue mode, mail for @localhost into one Maildir per recipient under
+## var/maildir; try: swaks --server 127.0.0.1:2525 --to you@localhost), the web page and API on
+## http://127.0.0.1:8080/ (tokens in var/tokens/), and the drop folder var/inbox -> var/outbox.
+## Ctrl-C stops it gracefully (drains what is in flight).
 run: install
 	$(BIN)/sekisho serve
 
