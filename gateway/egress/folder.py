@@ -40,7 +40,7 @@ from typing import Any
 
 import structlog
 
-from gateway import kinds
+from gateway import kinds, reasons
 from gateway.config import FolderPair
 from gateway.jobs.store import HELD, RESULT, JobRecord, JobStore
 from gateway.store import durable
@@ -316,7 +316,7 @@ def notice(rec: JobRecord, report: dict[str, Any], link: str | None = None) -> b
           f"ファイル「{name}」は" + ("処理できなかったため" if failed else "安全にできないため")
           + "、無害化したファイルを出力していません。",
           f"  理由: {_labels(why_kinds, 'ja') or ('処理エラー' if failed else '不明')}"
-          + (f"（{reason}）" if reason else "")]
+          + (f"（{_clean(reasons.ja(rec.reason))}）" if reason else "")]
     en = ["[Sekisho block notice]",
           f'The file "{name}" '
           + ("could not be processed" if failed else "could not be made safe")

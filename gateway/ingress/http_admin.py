@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import reasons
 from gateway.admin import (
     Admin,
     EntryNotFound,
@@ -48,6 +49,7 @@ def entry_object(entry: QuarantineEntry, admin: Admin) -> dict[str, Any]:
     data = entry.to_dict()
     data.pop("version", None)
     data["releasable"] = entry.state != "deleted" and admin.can_release(entry.origin)
+    data["reason_ja"] = reasons.ja(entry.reason) if entry.reason else ""
     return data
 
 

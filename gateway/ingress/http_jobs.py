@@ -29,6 +29,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
+from gateway import reasons
 from gateway.ingress.http_auth import SUBMIT, Principal
 from gateway.ingress.http_common import (
     ApiError,
@@ -323,6 +324,7 @@ async def job_object(request: web.Request, rec: JobRecord) -> dict[str, Any]:
         "policy": rec.policy, "submitted": rec.submitted, "finished": rec.finished,
         "verdict": rec.verdict if finished else None,
         "reason": rec.reason if finished else None,
+        "reason_ja": reasons.ja(rec.reason) if finished and rec.reason else None,
         "output_name": rec.output_name if has_result else None,
         "size": rec.size, "sha256": rec.sha256,
         "report": report if finished else None,

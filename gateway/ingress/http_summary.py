@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway import kinds
+from gateway import kinds, reasons
 
 #: kind -> (ja noun, en singular, en plural) for the kinds people meet every day
 _NOUNS: dict[str, tuple[str, str, str]] = {
@@ -161,7 +161,7 @@ def summarize(report: Mapping[str, Any] | None, verdict: str | None,
         ja.append(j)
         en.append(e)
     if verdict in ("blocked", "failed") and reason:
-        ja.append(f"理由: {reason}")
+        ja.append(f"理由: {reasons.ja(reason)}")
         en.append(f"Reason: {reason}")
     counts: dict[tuple[str, str], int] = {}
     for item in (report or {}).get("items") or ():

@@ -23,6 +23,7 @@ from email.header import Header
 from email.utils import format_datetime, formatdate
 from pathlib import Path
 
+from gateway import reasons
 from gateway.egress import Reply
 
 MAX_HEADERS = 32 * 1024
@@ -69,7 +70,7 @@ def block_notice(*, hostname: str, job_id: str, sender: str, received: float, si
                 f"  差出人（エンベロープ）: {who}",
                 f"  受信日時: {when}",
                 f"  大きさ: {size} バイト",
-                f"  理由: {why}",
+                f"  理由: {_clean(reasons.ja(reason)) or 'ブロックしました'}",
                 f"原本が必要な場合は、受付番号 {job_id} を添えて"
                 "システム管理者へお問い合わせください。"]))
         else:

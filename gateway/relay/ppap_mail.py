@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
 
+from gateway import reasons
 from gateway.jobs.store import JobRecord
 
 _TAG = "[Sekisho]"
@@ -124,7 +125,7 @@ def failed_mail(*, hostname: str, rec: JobRecord, langs: Sequence[str]) -> bytes
         "ja": ["【Sekisho（関所）】",
                "パスワードで保護されていたファイルをお届けできませんでした。",
                f"  ファイル名: {rec.name}",
-               f"  理由: {why}",
+               f"  理由: {reasons.ja(rec.reason) or 'ブロックしました'}",
                "原本は隔離保管されています。必要な場合は、受付番号を添えて",
                "システム管理者へお問い合わせください。",
                f"受付番号: {rec.job_id}"],

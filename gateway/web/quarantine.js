@@ -1,12 +1,17 @@
 // The admin panel: list quarantine, read an entry's report, release or delete it with a
 // reason after a confirm step. The server records the approver (the token's name).
-import { t, onLangChange } from "./i18n.js";
+import { t, lang, onLangChange } from "./i18n.js";
 import * as api from "./api.js";
 import {
   el, label, verdictBadge, fillSummary, findingsTable, formatSize, formatTime, errorText,
 } from "./report.js";
 
 const PAGE = 25;
+
+// the server's reason in the page's language (reports keep the English one)
+function reasonOf(entry) {
+  return (lang() === "ja" && entry.reason_ja) || entry.reason || "";
+}
 
 let announce = () => {};
 let filters = { state: "", origin: "", offset: 0 };
@@ -36,7 +41,7 @@ function rowFor(item) {
     el("td", { class: "name", text: item.name || "" }),
     el("td", { text: label("origin", item.origin) }),
     el("td", {}, verdictBadge(item.verdict)),
-    el("td", { class: "reason", text: item.reason || "" }),
+    el("td", { class: "reason", text: reasonOf(item) }),
     el("td", { text: label("qstate", item.state) }),
     el("td", { class: "num", text: formatSize(item.size) }),
     el("td", {}, open));
@@ -127,7 +132,7 @@ function renderDetail() {
     ...metaRow("q.col.origin", label("origin", entry.origin)),
     ...destinationRows(entry.destination),
     ...metaRow("q.detail.policy", entry.policy),
-    ...metaRow("q.col.reason", entry.reason),
+    ...metaRow("q.col.reason", reasonOf(entry)),
     ...metaRow("q.col.size", formatSize(entry.size)),
     ...metaRow("q.detail.sha256", entry.sha256),
     ...metaRow("q.detail.expires", formatTime(entry.expires)),

@@ -196,7 +196,10 @@ async def test_wait_form_and_blocked_job(api: Api) -> None:
     check_report_schema(job["report"])
     assert job["report"]["output"] is None
     assert job["summary"]["en"][0].startswith("This file was blocked")
-    assert any(line.startswith("理由: ") for line in job["summary"]["ja"])
+    assert job["reason"] == "executable.pe is blocked by policy default"
+    assert job["reason_ja"] == ("実行ファイル・スクリプトは受け付けません"
+                                "（executable.pe is blocked by policy default）")
+    assert f"理由: {job['reason_ja']}" in job["summary"]["ja"]
     status, body, _ = await api.call("GET", f"/v1/jobs/{job['job_id']}/result")
     assert status == 410 and body["error"] == "blocked" and body["reason"] == job["reason"]
     assert body["message"] and body["message_ja"]
