@@ -102,6 +102,10 @@ _KINDS: tuple[KindInfo, ...] = (
              "unreferenced objects dropped (old revisions, hidden data)",
              "参照されないオブジェクトを削除 (旧版・隠しデータ)"),
     # --- OOXML (docx/xlsx/pptx and macro-enabled variants, Flat OPC, Word 2003 XML) --------
+    KindInfo("ooxml.encrypted", _I, False,
+             "password encryption removed (opened with the password given or Office's "
+             "default password)",
+             "パスワードによる暗号化を解除（入力されたパスワードまたは既定のパスワード）"),
     KindInfo("ooxml.vba", _H, True, "VBA macro project", "VBA マクロ"),
     KindInfo("ooxml.vba_signature", _L, True, "VBA project signature", "VBA プロジェクトの署名"),
     KindInfo("ooxml.vba_data", _M, True, "VBA data (vbaData.xml)", "VBA データ (vbaData.xml)"),

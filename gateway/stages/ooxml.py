@@ -36,6 +36,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import io
 from pathlib import PurePath
 from typing import BinaryIO, ClassVar
 
@@ -43,7 +44,8 @@ from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import ooxml_flat
+from gateway.pipeline.sniff import sniff
+from gateway.stages import office_crypto, ooxml_flat
 from gateway.stages.ooxml_output import write_zip
 from gateway.stages.ooxml_package import CT_PART, ContentTypes, Package
 from gateway.stages.ooxml_plan import Engine
@@ -56,6 +58,8 @@ OOXML_TYPES = frozenset({
     "ooxml.ppam", "ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.encrypted",
 })
 _ZIP_TYPES = OOXML_TYPES - {"ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.encrypted"}
+#: encrypted documents are decrypted in memory: larger ones stay refused
+MAX_ENCRYPTED = 100 * 1024 * 1024
 _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 
 
@@ -74,11 +78,33 @@ class OoxmlStage:
         head = src.read(8)
         src.seek(0)
         if ctx.type_id == "ooxml.encrypted" or head.startswith(_OLE_MAGIC):
-            raise EncryptedContent("document is password-protected")
+            src = _decrypted(src, ctx)
+            head = b"PK"
         if head.startswith(b"PK"):
             _package(src, dst, ctx)
         else:
             ooxml_flat.process(src, dst, ctx)
+
+
+def _decrypted(src: BinaryIO, ctx: StageContext) -> BinaryIO:
+    """An encrypted package, opened with the job's password or Office's default one
+    (gateway/stages/office_crypto.py); EncryptedContent when neither opens it."""
+    data = src.read(MAX_ENCRYPTED + 1)
+    if len(data) > MAX_ENCRYPTED:
+        raise EncryptedContent("document is password-protected (too large to open here)")
+    plain, given = office_crypto.decrypt(data, ctx.password)
+    ctx.account(len(plain))
+    opened = io.BytesIO(plain)
+    real = sniff(opened, None).type_id
+    if real not in _ZIP_TYPES:
+        raise Malformed(f"the decrypted document is not an Office document ({real})")
+    ctx.record("ooxml.encrypted", "EncryptedPackage", action=Action.REMOVED,
+               detail="opened with the password given" if given
+               else "opened with Office's default password (VelvetSweatshop)")
+    ctx.type_id = real  # from here on the document is what it really is (docm, xlsx…)
+    ctx.output_type = (real, real.split(".", 1)[1])
+    opened.seek(0)
+    return opened
 
 
 def _package(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:

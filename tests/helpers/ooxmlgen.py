@@ -625,3 +625,12 @@ def wordml_2003(ole: bool = True) -> bytes:
             + _fld("separate") + "<w:r><w:t>表示された結果</w:t></w:r>" + _fld("end") + "</w:p>"
             '<w:p><w:hlink w:dest="https://www.example.jp/"><w:r><w:t>リンク先</w:t></w:r>'
             "</w:hlink></w:p></w:body></w:wordDocument>").encode("utf-8")
+
+
+def encrypt(package: bytes, password: str) -> bytes:
+    """ECMA-376 agile encryption, as Office writes it (msoffcrypto-tool's encrypter)."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    out = io.BytesIO()
+    OOXMLFile(io.BytesIO(package)).encrypt(password, out)
+    return out.getvalue()

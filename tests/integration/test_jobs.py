@@ -247,3 +247,22 @@ async def test_block_policy_does_not_hold(env: Env, tmp_path: Path) -> None:
     got = await svc.wait(rec.job_id, 60)
     assert got is not None and (got.state, got.verdict) == (DELIVERED, "blocked")
     await svc.stop(1)
+
+
+async def test_password_docx_is_held_then_unlocked(env: Env) -> None:
+    from tests.helpers import ooxmlgen
+
+    svc = env.service()
+    await svc.start()
+    data = ooxmlgen.encrypt(ooxmlgen.docm(), "課長のパスワード")
+    rec = await svc.submit(env.file("報告.docm", data), name="報告.docm", origin="test")
+    held = await svc.wait(rec.job_id, 60)
+    assert held is not None and (held.state, held.reason) == (
+        HELD, "document is password-protected")
+    done = await svc.unlock(rec.job_id, "課長のパスワード")
+    assert (done.state, done.verdict, done.output_name) == (DELIVERED, "disarmed", "報告.docx")
+    out = svc.result_path(rec.job_id)
+    assert out is not None and out.read_bytes().startswith(b"PK")
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if "vbaProject" in n]
+    await svc.stop(1)

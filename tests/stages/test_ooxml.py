@@ -594,6 +594,41 @@ def test_encrypted_document_blocked_for_quarantine(tmp_path: Path) -> None:
     assert r.report.items[0].error == "document is password-protected"
 
 
+@pytest.mark.parametrize(("password", "given"), [
+    ("VelvetSweatshop", None),   # Office's default: opened without asking anyone
+    ("見積-2026", "見積-2026"),   # PPAP: the recipient entered it
+])
+def test_encrypted_document_is_opened_disarmed_and_delivered_plain(
+        tmp_path: Path, password: str, given: str | None) -> None:
+    src, out = tmp_path / "予算.xlsm", tmp_path / "out.xlsx"
+    src.write_bytes(G.encrypt(G.xlsm(), password))
+    report = process_file(src, out, policy=DEFAULT, password=given)
+    check_report_schema(report)
+    assert report.verdict is Verdict.DISARMED
+    assert report.input.type == "ooxml.encrypted"
+    assert report.output is not None
+    assert (report.output.name, report.output.type) == ("予算.xlsx", "ooxml.xlsx")
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("ooxml.encrypted", "EncryptedPackage"), ("ooxml.macro_enabled", "xl/workbook.xml"),
+        ("ooxml.vba", "xl/vbaProject.bin")}
+    assert out.read_bytes().startswith(b"PK")  # no encryption left
+    assert oc.olevba_findings(out) == []
+    assert oc.ooxml_integrity(out) == []
+    assert oc.libreoffice_opens(out, "calc")
+
+
+def test_encrypted_document_wrong_or_no_password(tmp_path: Path) -> None:
+    src, out = tmp_path / "a.docx", tmp_path / "out.docx"
+    src.write_bytes(G.encrypt(G.base_docx(), "secret"))
+    for password, reason in ((None, "document is password-protected"),
+                             ("guess", "the password is not correct")):
+        report = process_file(src, out, policy=DEFAULT, password=password)
+        assert (report.verdict, report.reason) == (Verdict.BLOCKED, reason)
+        assert {(f.kind, f.location) for f in report.items[0].findings} == {
+            ("block.encrypted", "")}
+        assert not out.exists()
+
+
 @pytest.mark.parametrize(("kind", "block", "reason"), [
     ("traversal", "block.malformed", "unsafe zip member name '../../evil.xml'"),
     ("duplicate", "block.malformed", "the zip holds two entries named 'word/document.xml'"),
@@ -661,7 +696,6 @@ def test_scan_reports_what_disarm_changes(tmp_path: Path, name: str) -> None:
 #: corpus samples that are not delivered, and why (everything else must be delivered)
 CORPUS_BLOCKED = {
     "oletools/encrypted.docx": "block.encrypted",        # password-protected (ECMA-376)
-    "poi/protected_agile.docx": "block.encrypted",       # password-protected (agile)
     "poi/ExternalEntityInText.docx": "block.malformed",  # XXE DOCTYPE in document.xml
 }
 #: not OOXML at all: an empty zip named .xlsx goes to the archive stage
