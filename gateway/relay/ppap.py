@@ -5,7 +5,7 @@ send files, and how Emotet got past gateways that can't look inside. Here:
 
 1. The MIME stage delivers the message without the encrypted attachment (a note
    says it was removed). When a group's report shows an attachment blocked only
-   because it is encrypted (``block.encrypted`` on an archive or PDF item),
+   because it is encrypted (``block.encrypted`` on an archive, PDF or Office item),
    ``PPAP.consider`` takes that attachment out of the original message and
    submits it as a file job (origin ``ppap``) for the same policy. The job
    service holds it (``held``) because it is encrypted.
@@ -55,8 +55,9 @@ log = structlog.get_logger("sekisho.ppap")
 
 ORIGIN = "ppap"
 MAIL_NAME = "message.eml"
-_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"%PDF-")
-_ENCRYPTED_STAGES = ("archive", "pdf")
+#: zip, 7z, PDF, and the compound file an encrypted .docx/.xlsx/.pptx is
+_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"%PDF-", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+_ENCRYPTED_STAGES = ("archive", "pdf", "ooxml")
 
 #: queue one generated message for a recipient (the relay's Processor.inject)
 Inject = Callable[[str, bytes], Awaitable[object]]

@@ -169,3 +169,32 @@ def test_ppap_runs_out_of_attempts(tmp_path: Path) -> None:
         assert not [p for p in failed.walk() if p.get_filename()]
     finally:
         d.stop()
+
+
+def test_password_excel_attachment_gets_a_link_too(tmp_path: Path) -> None:
+    from tests.helpers import ooxmlgen
+
+    d = daemon(tmp_path / "d")
+    d.start()
+    try:
+        port = http_port(d)
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "sender@example.com", "staff@localhost", "予算"
+        msg.set_content("予算表です。パスワードは別途。")
+        msg.add_attachment(ooxmlgen.encrypt(ooxmlgen.xlsm(), "予算2026"), maintype="application",
+                           subtype="vnd.ms-excel.sheet.macroEnabled.12", filename="予算.xlsm")
+        send(d, msg.as_bytes(policy=email_policy.SMTP), ["staff@localhost"])
+        wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 2, 60, "mail")
+        m = re.search(r"#unlock/([^/\s]+)/([0-9a-f]+)", body_text(mailbox(d, "staff@localhost")[1]))
+        assert m
+        job_id, key = m.groups()
+        status, done = api(port, "POST", f"/v1/unlock/{job_id}",
+                           {"key": key, "password": "予算2026"})
+        assert status == 200 and done["verdict"] == "disarmed"
+        wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 3, 60, "result")
+        (att,) = [p for p in mailbox(d, "staff@localhost")[2].walk() if p.get_filename()]
+        assert att.get_filename() == "予算.xlsx"
+        with zipfile.ZipFile(io.BytesIO(att.get_payload(decode=True))) as zf:
+            assert not [n for n in zf.namelist() if "vbaProject" in n]
+    finally:
+        d.stop()
