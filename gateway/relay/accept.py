@@ -3,7 +3,10 @@
 Both modes first write the message and its envelope to the spool (tmp ->
 fsync -> rename -> fsync dir): the pipeline takes files, and queue mode's 250
 means "it is on disk". The front end has already streamed the message into a
-spool draft (``Spool.draft``), which is committed here.
+spool draft (``Spool.draft``); committing it runs in the acceptor's own small
+thread pool, so a client's 250 never waits behind the queue's file work in the
+shared default executor, and concurrent commits share the fsync of the
+destination directory (group commit).
 
 - **queue**: committed to ``incoming/``, handed to the queue manager, 250.
 - **through** (after-queue content filter): committed to ``active/`` and
@@ -32,6 +35,7 @@ import asyncio
 import errno
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
@@ -47,6 +51,7 @@ from gateway.store.spool import ACTIVE, INCOMING, Draft, Spool, SpoolFull
 log = structlog.get_logger("sekisho.relay")
 
 BUSY = "451 4.3.2 Too many messages in progress, try again later"
+COMMITTERS = 12  # threads committing received messages (fsync-bound, not CPU-bound)
 
 
 class RelayAcceptor:
@@ -59,6 +64,7 @@ class RelayAcceptor:
         self.max_backlog = max_backlog
         self.reply_deadline = reply_deadline
         self.in_flight = 0  # messages being written (and, in through mode, processed)
+        self._commit = ThreadPoolExecutor(COMMITTERS, thread_name_prefix="spool-commit")
 
     def draft(self, qid: str) -> Draft:
         return self.spool.draft(qid)
@@ -93,8 +99,9 @@ class RelayAcceptor:
         self.in_flight += 1  # reserved before the first await: refuse() sees it at once
         try:
             try:
-                entry = await asyncio.to_thread(self.spool.create, env, data,
-                                                ACTIVE if through else INCOMING)
+                entry = await asyncio.get_running_loop().run_in_executor(
+                    self._commit, self.spool.create, env, data,
+                    ACTIVE if through else INCOMING)
             except SpoolFull as exc:
                 return exc.reply
             except OSError as exc:

@@ -4,11 +4,16 @@
 renames over it; ``fsync_dir`` makes creations, renames and removals inside a
 directory durable. Every promise Sekisho makes to an SMTP client ("250") or to
 an auditor (quarantine) rests on these.
+
+``GroupSync`` is the group commit of one directory: threads that renamed
+something into it at about the same time share one fsync of it, and each still
+returns only after an fsync that *started* after its own rename.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,3 +58,44 @@ def replace(path: Path, data: bytes) -> None:
     write(tmp, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+class GroupSync:
+    """fsync of one directory, shared by the threads that ask for it at the same time.
+
+    A caller's changes are durable when ``sync`` returns: it waits for an fsync
+    that began after it called ``sync`` (a running one may have missed its
+    rename), and while one fsync runs, every caller arriving meanwhile is
+    served by the next one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._asked = 0      # tickets handed out
+        self._synced = 0     # every ticket up to this one is durable
+        self._running = False
+        self.fsyncs = 0      # for tests and the benchmark: how many were needed
+
+    def sync(self) -> None:
+        with self._cond:
+            self._asked += 1
+            ticket = self._asked
+            while self._synced < ticket:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                covered = self._asked  # everyone who asked before this fsync starts
+                ok = False
+                self._cond.release()
+                try:
+                    fsync_dir(self.path)
+                    ok = True
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    if ok:
+                        self._synced = max(self._synced, covered)
+                        self.fsyncs += 1
+                    self._cond.notify_all()

@@ -20,7 +20,9 @@ A message being received is a ``Draft``: its bytes are kept in memory up to
 ``SPILL`` bytes, then written on to ``tmp/<qid>/message.eml`` as they arrive,
 so a large message never sits in memory. ``create`` takes the draft where it
 is: a spilled draft's file is fsynced and renamed with its directory, not
-copied.
+copied. Concurrent ``create`` and ``remove`` calls share the fsync of their
+destination (or source) directory (``durable.GroupSync``): each still returns
+only once its own rename is durable.
 
 Methods are blocking (fsync): the asyncio side calls them through
 ``asyncio.to_thread``. A draft's ``write`` is not: it only appends to the page
@@ -149,6 +151,7 @@ class Spool:
         self.min_free = min_free
         for d in (TMP, INCOMING, ACTIVE, DEFERRED, CORRUPT):
             (root / d).mkdir(parents=True, exist_ok=True)
+        self._dir_sync = {d: durable.GroupSync(root / d) for d in (INCOMING, ACTIVE, DEFERRED)}
         self._sizes: dict[str, int] = {}
         self._used = 0
         self._lock = threading.Lock()
@@ -243,7 +246,11 @@ class Spool:
 
     def _sync(self, where: str) -> None:
         """The rename into (or out of) ``where`` is durable once this returns."""
-        durable.fsync_dir(self.root / where)
+        group = self._dir_sync.get(where)
+        if group is None:
+            durable.fsync_dir(self.root / where)
+        else:
+            group.sync()
 
     @staticmethod
     def load(entry: Path) -> Envelope:
