@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -276,3 +276,56 @@ async def test_large_draft_spills_and_abort_leaves_nothing(tmp_path: Path) -> No
         assert stub.got == []
     finally:
         await fe.stop(1.0)
+
+
+def test_address_fast_path_agrees_with_aiosmtpd() -> None:
+    """The plain-<local@domain> shortcut gives what aiosmtpd's RFC 5322 parser gives."""
+    import random
+
+    from aiosmtpd.smtp import SMTP
+
+    from gateway.ingress.smtp import _Server
+
+    server = _Server.__new__(_Server)  # only _getaddr is used: no connection needed
+    server.local_part_limit = 0
+    rng = random.Random(3)
+    alphabet = [*"ab.@<> \t()\"%+-:[]=Z,;", "SIZE=1", "xy", "a@b.c", "é"]
+    samples = ["<a@b.c> SIZE=5", "<a.b+c@x-y.example.com>  BODY=8BITMIME", "<a@b.c>x",
+               "<a@b.c> (comment) X=1", "<a..b@c.d>", "<a@b.c.>", "<@route:a@b.c>",
+               "<user%example.com@localhost>", "<a@[1.2.3.4]>", "<\"q r\"@b.c>"]
+    samples += ["<" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 14)))
+                for _ in range(20000)]
+
+    def outcome(parse: Callable[[str], object], arg: str) -> object:
+        try:
+            return parse(arg)
+        except Exception as exc:  # aiosmtpd's parser raises on some junk
+            return type(exc)
+
+    for arg in samples:
+        assert outcome(server._getaddr, arg) == \
+            outcome(lambda a: SMTP._getaddr(server, a), arg), arg
+
+
+async def test_pipelining(front: tuple[SMTPFrontEnd, StubAcceptor]) -> None:
+    """PIPELINING is advertised; MAIL, RCPT and DATA in one packet get their replies in order."""
+    fe, stub = front
+    reader, writer = await talk(fe.port)
+    writer.write(b"EHLO c.test\r\n")
+    ehlo = []
+    while not ehlo or ehlo[-1][3:4] == b"-":
+        ehlo.append(await asyncio.wait_for(reader.readline(), 10))
+    assert b"250-PIPELINING\r\n" in ehlo
+    writer.write(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<u@localhost>\r\n"
+                 b"RCPT TO:<x@elsewhere.test>\r\nDATA\r\n")
+    codes = [(await reply(reader))[:3] for _ in range(4)]
+    assert codes == [b"250", b"250", b"550", b"354"]
+    writer.write(b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@example.com>\r\n"
+                 b"RCPT TO:<v@localhost>\r\nDATA\r\n")
+    codes = [(await reply(reader))[:3] for _ in range(4)]
+    assert codes == [b"250", b"250", b"250", b"354"]
+    writer.write(b"second\r\n.\r\nQUIT\r\n")
+    assert (await reply(reader)).startswith(b"250")
+    assert (await reply(reader)).startswith(b"221")
+    assert [m.recipients for m in stub.got] == [("u@localhost",), ("v@localhost",)]
+    writer.close()
