@@ -18,7 +18,8 @@ from aiohttp import web
 
 from gateway.config import HTTPConfig
 from gateway.ingress.http_auth import Principal, TokenBook
-from gateway.jobs.service import JobService
+from gateway.jobs.service import JobService, NotHeld
+from gateway.jobs.store import JobRecord
 from gateway.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -121,3 +122,23 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 def bad_request(code: str, message: str, message_ja: str) -> ApiError:
     return ApiError(400, code, message, message_ja)
+
+
+MAX_PASSWORD = 1024
+
+
+async def try_password(request: web.Request, job_id: str, data: dict[str, Any]) -> JobRecord:
+    """Run held job ``job_id`` again with ``data["password"]`` (the job service counts
+    wrong ones); 400 without a password, 404 for no such job, 409 when not held."""
+    password = data.get("password")
+    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
+        raise bad_request("missing_password", "A password is required.",
+                          "パスワードを入力してください。")
+    try:
+        return await ctx_of(request).jobs.unlock(job_id, password)
+    except KeyError:
+        raise not_found() from None
+    except NotHeld as exc:
+        raise ApiError(409, "not_held", "This file is not waiting for a password.",
+                       "このファイルはパスワード入力待ちではありません。",
+                       detail={"state": str(exc)}) from None

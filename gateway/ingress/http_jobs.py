@@ -38,9 +38,10 @@ from gateway.ingress.http_common import (
     ctx_of,
     not_found,
     read_json,
+    try_password,
 )
 from gateway.ingress.http_summary import summarize
-from gateway.jobs.service import Busy, NotHeld, UnknownPolicy
+from gateway.jobs.service import Busy, UnknownPolicy
 from gateway.jobs.store import DELIVERED, DONE, HELD, RESULT, JobRecord, valid_job_id
 
 log = structlog.get_logger("sekisho.http")
@@ -49,7 +50,6 @@ CHUNK = 256 * 1024
 FLUSH = 1024 * 1024            # write to disk in pieces of about this size
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small fields
 MAX_NAME_BYTES = 255
-MAX_PASSWORD = 1024
 RETRY_AFTER = "10"
 FINISHED = (DONE, DELIVERED, HELD)
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -378,19 +378,7 @@ async def unlock(request: web.Request) -> web.Response:
     attempts run out; the password is never stored or logged."""
     who = authenticate(request, SUBMIT)
     rec = _visible(request, who)
-    data = await read_json(request)
-    password = data.get("password")
-    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
-        raise bad_request("missing_password", "A password is required.",
-                          "パスワードを入力してください。")
-    try:
-        rec = await ctx_of(request).jobs.unlock(rec.job_id, password)
-    except KeyError:
-        raise not_found() from None
-    except NotHeld:
-        raise ApiError(409, "not_held", "This job is not waiting for a password.",
-                       "この受付はパスワード入力待ちではありません。",
-                       detail={"state": rec.state}) from None
+    rec = await try_password(request, rec.job_id, await read_json(request))
     log.info("http.unlock", job_id=rec.job_id, state=rec.state, verdict=rec.verdict,
              requester=who.name)
     return web.json_response(await job_object(request, rec))

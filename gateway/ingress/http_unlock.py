@@ -23,13 +23,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.ingress.http_common import ApiError, bad_request, ctx_of, not_found, read_json
-from gateway.jobs.service import NotHeld
+from gateway.ingress.http_common import ctx_of, not_found, read_json, try_password
 from gateway.jobs.store import JobRecord, valid_job_id
 
 log = structlog.get_logger("sekisho.http")
 
-MAX_PASSWORD = 1024
 #: who gets key links: mail recipients (ppap) and drop-folder users (folder notices)
 ORIGINS = ("ppap", "folder")
 
@@ -62,19 +60,7 @@ async def show(request: web.Request) -> web.Response:
 
 async def attempt(request: web.Request) -> web.Response:
     data = await read_json(request)
-    rec = _job(request, data.get("key"))
-    password = data.get("password")
-    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
-        raise bad_request("missing_password", "A password is required.",
-                          "パスワードを入力してください。")
-    try:
-        rec = await ctx_of(request).jobs.unlock(rec.job_id, password)
-    except KeyError:
-        raise not_found() from None
-    except NotHeld:
-        raise ApiError(409, "not_held", "This file is not waiting for a password.",
-                       "このファイルはパスワード入力待ちではありません。",
-                       detail={"state": rec.state}) from None
+    rec = await try_password(request, _job(request, data.get("key")).job_id, data)
     log.info("http.ppap_unlock", job_id=rec.job_id, state=rec.state, verdict=rec.verdict)
     return web.json_response(_view(request, rec))
 

@@ -75,12 +75,15 @@ def body_text(msg: Message) -> str:
                      if part.get_content_type() == "text/plain")
 
 
-def api(port: int, method: str, path: str, body: dict[str, Any] | None = None
-        ) -> tuple[int, dict[str, Any]]:
+def api(port: int, method: str, path: str, body: dict[str, Any] | None = None, *,
+        token: str | None = None) -> tuple[int, dict[str, Any]]:
+    """One JSON request to the daemon's HTTP API; (status, body) for errors too."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"})
+        data=json.dumps(body).encode() if body is not None else None, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())

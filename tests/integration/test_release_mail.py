@@ -23,19 +23,8 @@ EXE = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" 
 
 def admin_api(d_var: Path, port: int, method: str, path: str,
               body: dict[str, object] | None = None) -> tuple[int, dict[str, object]]:
-    import urllib.error
-    import urllib.request
-
     token = (d_var / "tokens" / "admin.token").read_text().strip()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return api(port, method, path, body, token=token)
 
 
 def test_release_sends_the_original_mail_where_it_was_going(tmp_path: Path) -> None:
