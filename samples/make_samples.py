@@ -2,7 +2,8 @@
 
     .venv/bin/python samples/make_samples.py
 
-Every sample is built from harmless bases: scripts only call alert(), the
+Every sample is built from harmless bases (deterministic except the encrypted
+ones, whose salts are random): scripts only call alert(), the
 "executables" are a 64-byte DOS stub that does nothing, URLs point at
 example.invalid. catalog.yaml lists what Sekisho must find in each.
 """
@@ -18,6 +19,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 STUB_EXE = b"MZ" + b"\x00" * 58 + b"\x40\x00\x00\x00"  # DOS header only: inert
 WHEN = (2026, 11, 26, 9, 0, 0)
+SAMPLE_KEY = "sekisho-sample"  # the PPAP sample's password, published in catalog.yaml
 
 
 def write(rel: str, data: bytes) -> None:
@@ -97,6 +99,18 @@ def mail() -> None:
     write("mail/quote-with-exe.eml", g.message(body, subject=g.encoded_word("お見積り")))
 
 
+def encrypted() -> None:
+    """Password-protected files (their bytes change on every run: random salts)."""
+    from tests.helpers import ooxmlgen
+    from tests.helpers.archivegen import encrypted_zip
+
+    write("archive/ppap-zipcrypto.zip", encrypted_zip(
+        "zipcrypt", {"見積書.html": b"<html><body><p>quote</p><script>alert(1)</script>"
+                                   b"</body></html>"}, SAMPLE_KEY))
+    write("office/readonly-velvetsweatshop.xlsm",
+          ooxmlgen.encrypt(ooxmlgen.xlsm(), "VelvetSweatshop"))
+
+
 def text() -> None:
     write("text/memo.txt", "会議は10時から第2会議室です。\nMeeting at 10:00, room 2.\n".encode())
 
@@ -105,5 +119,5 @@ if __name__ == "__main__":
     import sys
 
     sys.path.insert(0, str(HERE.parent))
-    for build in (html, svg, archive, image, executable, text, pdf, rtf, mail):
+    for build in (html, svg, archive, image, executable, text, pdf, rtf, mail, encrypted):
         build()

@@ -82,6 +82,12 @@ def _independent_check(type_id: str, out: Path) -> None:
         parser = RtfObjParser(out.read_bytes())
         parser.parse()
         assert parser.objects == []
+    elif family == "ooxml":
+        from tests.helpers import officecheck
+
+        assert out.read_bytes().startswith(b"PK")  # delivered without encryption
+        assert officecheck.olevba_findings(out) == []
+        assert officecheck.ooxml_integrity(out) == []
     elif family == "mail":
         for policy in (email.policy.compat32, email.policy.default):
             msg = email.message_from_bytes(out.read_bytes(), policy=policy)
