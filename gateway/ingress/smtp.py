@@ -95,6 +95,10 @@ class _Server(SMTP):
 
     _last_data = 0.0  # loop time of the last bytes received
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._held: list[bytes] = []  # replies waiting for the next one (see push)
+        super().connection_made(transport)
+
     def data_received(self, data: bytes) -> None:
         # the idle timer counts every byte, not just commands; it is re-armed lazily
         # (in _timeout_cb) rather than replaced on each of a large message's chunks
@@ -110,6 +114,27 @@ class _Server(SMTP):
             self._reset_timeout(self._timeout_duration - idle)
             return
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def push(self, status: str | bytes) -> None:
+        """aiosmtpd's push, sending the replies to pipelined commands together (RFC 2920).
+
+        A 250 (or a line of a multi-line reply) is held back while a complete command
+        is waiting in the input buffer: the reply to that command goes out with it.
+        Anything else (354, 220 before TLS, 221, 4xx, 5xx) sends what is held at once,
+        and nothing is held while we wait for the client.
+        """
+        line = (status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+                if isinstance(status, str) else status) + b"\r\n"
+        more = line[3:4] == b"-" or (
+            line.startswith(b"250 ") and b"\n" in self._reader._buffer)  # type: ignore[attr-defined]
+        if more:
+            self._held.append(line)
+            return
+        if self._held:
+            line = b"".join(self._held) + line
+            self._held.clear()
+        self._writer.write(line)
+        await self._writer.drain()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parsing, with a fast path for a plain <local@domain>."""

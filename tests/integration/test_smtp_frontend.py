@@ -329,3 +329,18 @@ async def test_pipelining(front: tuple[SMTPFrontEnd, StubAcceptor]) -> None:
     assert (await reply(reader)).startswith(b"221")
     assert [m.recipients for m in stub.got] == [("u@localhost",), ("v@localhost",)]
     writer.close()
+
+
+async def test_replies_are_not_held_for_an_incomplete_command(
+        front: tuple[SMTPFrontEnd, StubAcceptor]) -> None:
+    """Replies wait for pipelined commands only when a whole one is already buffered."""
+    fe, _ = front
+    reader, writer = await talk(fe.port)
+    writer.write(b"EHLO c.test\r\n")
+    await reply(reader)
+    writer.write(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<u@loc")  # the RCPT is unfinished
+    assert (await reply(reader)).startswith(b"250 2.1.0")
+    writer.write(b"alhost>\r\nNOOP\r\n")
+    assert (await reply(reader)).startswith(b"250 2.1.5")
+    assert (await reply(reader)).startswith(b"250")
+    writer.close()
