@@ -51,7 +51,7 @@ from gateway.store.spool import ACTIVE, INCOMING, Draft, Spool, SpoolFull
 log = structlog.get_logger("sekisho.relay")
 
 BUSY = "451 4.3.2 Too many messages in progress, try again later"
-COMMITTERS = 12  # threads committing received messages (fsync-bound, not CPU-bound)
+COMMITTERS = 4  # threads committing received messages (fsync-bound, not CPU-bound)
 
 
 class RelayAcceptor:
