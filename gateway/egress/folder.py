@@ -222,11 +222,8 @@ def _is_ours_text(path: Path, job_id: str) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _walk_tmp(root: Path) -> Iterable[Path]:

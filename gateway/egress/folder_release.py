@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway.admin import Release, ReleaseHandler, ReleaseRefused
 from gateway.config import FolderPair
-from gateway.egress.folder import _numbered, _plain_name, _publish, _rel_dir, _write_all
+from gateway.egress.folder import (
+    _copy_into,
+    _numbered,
+    _plain_name,
+    _publish,
+    _rel_dir,
+    _write_all,
+)
 
 NOTE_SUFFIX = ".released.txt"
 MAX_TRIES = 1000
@@ -49,17 +55,12 @@ def _write(release: Release, outdir: Path, name: str) -> Path:
         if note.exists():
             continue
         try:
-            _publish(final, functools.partial(_copy, release.path))
+            _publish(final, functools.partial(_copy_into, release.path))
         except FileExistsError:
             continue
         _publish(note, functools.partial(_write_all, data=_note(release, final.name)))
         return final
     raise ReleaseRefused(f"no free name for {name} in the outbox")
-
-
-def _copy(src: Path, fd: int) -> None:
-    with open(src, "rb") as fh, open(fd, "wb", closefd=False) as out:
-        shutil.copyfileobj(fh, out, 1024 * 1024)
 
 
 def _note(release: Release, name: str) -> bytes:

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -290,11 +291,7 @@ class JobService:
 
     async def _finish(self, rec: JobRecord, report: Report) -> None:
         await asyncio.to_thread(self._finish_sync, rec, report)
-        for listener in self._listeners:
-            try:
-                listener(rec, report)
-            except Exception:  # metrics must never fail a job
-                log.exception("jobs.listener_failed", job_id=rec.job_id)
+        self._tell_listeners(rec, report)
         log.info("jobs.finished", job_id=rec.job_id, origin=rec.origin, verdict=rec.verdict,
                  reason=rec.reason, findings=len(report.findings))
 
@@ -334,13 +331,16 @@ class JobService:
         rec.finished = None if held else now_iso()
         self.store.save(rec)
 
+    def _tell_listeners(self, rec: JobRecord, report: Report) -> None:
+        for listener in self._listeners:
+            try:
+                listener(rec, report)
+            except Exception:  # metrics must never fail a job
+                log.exception("jobs.listener_failed", job_id=rec.job_id)
+
     def _holdable(self, rec: JobRecord, report: Report) -> bool:
         """Blocked only because it is encrypted with a password we may be given."""
-        if report.verdict is not Verdict.BLOCKED or not report.items:
-            return False
-        if report.input.type not in HOLDABLE:
-            return False
-        if not any(f.kind == "block.encrypted" for f in report.items[0].findings):
+        if report.input.type not in HOLDABLE or not _encrypted(report):
             return False
         pol = self.policies.get(rec.policy) or self.policies[self.default_policy]
         family = report.input.type.split(".", 1)[0]
@@ -367,8 +367,7 @@ class JobService:
             spec = JobSpec(job_id, src, out, rec.name, rec.origin, password=password)
             async with self._slots:
                 report = await asyncio.wrap_future(self.pool.submit(spec, pol))
-            wrong = (report.verdict is Verdict.BLOCKED and report.items
-                     and any(f.kind == "block.encrypted" for f in report.items[0].findings))
+            wrong = _encrypted(report)
             if wrong and rec.password_attempts < self.max_password_attempts:
                 rec.reason = WRONG_KEY
                 await asyncio.to_thread(self._attempt_failed, rec)
@@ -380,11 +379,7 @@ class JobService:
                 await asyncio.to_thread(self.store.save, rec)
             log.info("jobs.unlocked" if not wrong else "jobs.locked_out", job_id=job_id,
                      verdict=rec.verdict, attempts=rec.password_attempts)
-            for listener in self._listeners:
-                try:
-                    listener(rec, report)
-                except Exception:
-                    log.exception("jobs.listener_failed", job_id=rec.job_id)
+            self._tell_listeners(rec, report)
             await self._hand_over(rec)
             return rec
 
@@ -439,18 +434,17 @@ class JobService:
                 "sha256": rec.sha256, "received": rec.submitted}
 
 
+def _encrypted(report: Report) -> bool:
+    """Blocked only because the file is encrypted (no password, or a wrong one)."""
+    return (report.verdict is Verdict.BLOCKED and bool(report.items)
+            and any(f.kind == "block.encrypted" for f in report.items[0].findings))
+
+
 def _kinds(report: Report) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for f in report.findings:
-        counts[f.kind] = counts.get(f.kind, 0) + 1
-    return counts
+    return dict(Counter(f.kind for f in report.findings))
 
 
 def _digest(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
     with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        return digest, fh.tell()
