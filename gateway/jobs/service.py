@@ -167,12 +167,15 @@ class JobService:
 
     async def submit(self, src: Path, *, name: str, origin: str, policy: str | None = None,
                      requester: str = "", extra: Mapping[str, str] | None = None,
-                     move: bool = False, job_id: str | None = None) -> JobRecord:
+                     move: bool = False, job_id: str | None = None,
+                     follow_up: bool = False) -> JobRecord:
         """Accept ``src`` as a job; durable when this returns. ``move`` takes the file
-        away from the caller (rename when possible)."""
+        away from the caller (rename when possible). ``follow_up``: work that belongs to
+        something already accepted (a PPAP attachment of a queued mail) is not refused
+        for the backlog, only while shutting down."""
         if self._closing:
             raise Busy("shutting down")
-        if self._pending >= self.max_pending:
+        if self._pending >= self.max_pending and not follow_up:
             raise Busy(f"{self._pending} jobs waiting")
         pol = policy or self.default_policy
         if pol not in self.policies:

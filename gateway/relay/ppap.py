@@ -45,7 +45,7 @@ from pathlib import Path
 
 import structlog
 
-from gateway.jobs.service import Busy, JobService
+from gateway.jobs.service import JobService
 from gateway.jobs.store import DONE, HELD, JobRecord
 from gateway.models import Report, Verdict
 from gateway.relay import ppap_mail
@@ -172,14 +172,12 @@ class PPAP:
                 tmp.write(payload)
             extra = {"sender": sender, "recipients": json.dumps(list(recipients)),
                      "subject": subject[:200], "mail_job": mail_job}
-            try:
+            try:  # shutting down (Busy): the message is sanitized again after the restart
                 rec = await self.jobs.submit(Path(tmp.name), name=name, origin=ORIGIN,
                                              policy=policy, requester=sender or "<>",
-                                             extra=extra, move=True)
-            except Busy:
+                                             extra=extra, move=True, follow_up=True)
+            finally:  # moved into the job when accepted; otherwise not left behind
                 Path(tmp.name).unlink(missing_ok=True)
-                log.warning("ppap.busy", mail_job=mail_job, name=name)
-                continue
             job_ids.append(rec.job_id)
             log.info("ppap.held", mail_job=mail_job, job_id=rec.job_id,
                      recipients=len(recipients))

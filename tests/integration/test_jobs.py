@@ -266,3 +266,15 @@ async def test_password_docx_is_held_then_unlocked(env: Env) -> None:
     with zipfile.ZipFile(out) as zf:
         assert not [n for n in zf.namelist() if "vbaProject" in n]
     await svc.stop(1)
+
+
+async def test_follow_up_work_is_not_refused_for_the_backlog(env: Env) -> None:
+    svc = env.service(max_pending=0)
+    await svc.start()
+    with pytest.raises(Busy):
+        await svc.submit(env.file("a.txt", b"x"), name="a.txt", origin="test")
+    rec = await svc.submit(env.file("b.txt", b"plain text\n"), name="b.txt", origin="test",
+                           follow_up=True)
+    got = await svc.wait(rec.job_id, 60)
+    assert got is not None and got.verdict == "clean"
+    await svc.stop(1)
