@@ -384,6 +384,7 @@ class JobService:
                      verdict=rec.verdict, attempts=rec.password_attempts)
             self._tell_listeners(rec, report)
             await self._hand_over(rec)
+            self._locks.pop(job_id, None)  # no longer held: later calls get NotHeld
             return rec
 
     def _attempt_failed(self, rec: JobRecord) -> None:
