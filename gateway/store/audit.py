@@ -12,8 +12,9 @@ Appends are thread-safe (a lock) and safe between processes (``flock`` on the lo
 daemon and ``sekisho quarantine ...`` append to one log): the writer re-reads the last
 line whenever another process appended since. Each line is written with one
 ``write(2)`` in append mode and fsynced before ``record`` returns; then the *anchor*
-(``<log>.anchor``: the last seq and hash) is replaced atomically. ``verify`` compares the
-end of the log with the anchor, so cutting lines off the end is detected too. A crash
+(``<log>.anchor``: the last seq and hash, one fixed-size record) is rewritten in place,
+still under the ``flock``. ``verify`` compares the end of the log with the anchor, so
+cutting lines off the end is detected too. A crash
 between the line and the anchor leaves one line beyond the anchor, which is accepted; a
 crash in the middle of a line leaves a partial line, which the next writer cuts off and
 records as an ``audit.repair`` event. If the anchor is ahead of the log (lines were cut
@@ -52,6 +53,9 @@ log = structlog.get_logger("sekisho.audit")
 GENESIS = "0" * 64
 RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# The anchor: {"seq":N,"hash":"..."} padded with spaces to this size, ending in "\n".
+# It must stay within the first 512-byte sector of the file (see _write_anchor).
+ANCHOR_SIZE = 128
 
 
 class AuditError(SekishoError):
@@ -155,18 +159,68 @@ class AuditLog:
         return dropped
 
     def _write_anchor(self) -> None:
-        # No directory fsync: an anchor lost in a crash is an older one, which the log
-        # still extends; verify accepts one line beyond the anchor.
+        """Record the chain's head in the anchor; called with the log's flock held.
+
+        The anchor is one file rewritten in place: creating a file per line (a temp file
+        renamed over the anchor) cost more kernel time than the rest of ``record``. The
+        record is ANCHOR_SIZE bytes written with one ``pwrite`` at offset 0, so it lies in
+        the file's first 512-byte sector: a disk writes a sector all or nothing, and an
+        overwrite of an allocated block of the same size changes no metadata, so after a
+        crash the anchor holds the old record or the new one, never a mix. (A copy-on-write
+        or data-journalling file system gives the same on its own.) An old anchor is still
+        a valid one: the log extends it, and verify accepts one line beyond the anchor.
+        Readers that do not hold the flock may race with the write; ``read_anchor`` reads
+        until two reads agree.
+        """
+        record = _anchor_record(self._seq, self._hash)
+        try:
+            fd = os.open(self.anchor, os.O_RDWR)
+        except FileNotFoundError:
+            fd = -1
+        if fd >= 0:
+            try:
+                if os.fstat(fd).st_size == len(record):
+                    _pwrite_all(fd, record)
+                    os.fsync(fd)
+                    return
+            finally:
+                os.close(fd)
+        self._replace_anchor(record)
+
+    def _replace_anchor(self, record: bytes) -> None:
+        """Put a new anchor file in place: the first one, or over an older format.
+
+        Done once per log, so atomically and durably: a temp file fsynced and renamed,
+        then the directory fsynced. An anchor that was never created (or a file of another
+        size, grown or shrunk in place) could be left empty or half-written by a crash.
+        """
         tmp = self.anchor.with_name(f".{self.anchor.name}.tmp")
         tmp.unlink(missing_ok=True)
-        data = json.dumps({"seq": self._seq, "hash": self._hash}).encode() + b"\n"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            os.write(fd, data)
+            _pwrite_all(fd, record)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.anchor)
+        dfd = os.open(self.anchor.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _anchor_record(seq: int, digest: str) -> bytes:
+    data = json.dumps({"seq": seq, "hash": digest}, separators=(",", ":")).encode()
+    # a seq of more than 80 digits would make it longer: it then is written whole, by
+    # _replace_anchor each time, as its size differs from ANCHOR_SIZE
+    return data.ljust(ANCHOR_SIZE - 1) + b"\n"
+
+
+def _pwrite_all(fd: int, data: bytes) -> None:
+    view, pos = memoryview(data), 0
+    while pos < len(data):
+        pos += os.pwrite(fd, view[pos:], pos)
 
 
 def _last_newline(fd: int, end: int) -> int:
@@ -184,11 +238,12 @@ def _last_newline(fd: int, end: int) -> int:
 def read_anchor(path: Path) -> tuple[int, str] | None:
     """The anchor's (seq, hash); None if there is none. ValueError if it is unreadable."""
     try:
-        raw = path.read_bytes()
+        raw = _read_settled(path)
     except FileNotFoundError:
         return None
     try:
-        data = json.loads(raw)
+        # the padded record, or a plain JSON line (the anchor's format before)
+        data = json.loads(raw.strip())
         seq, digest = data["seq"], data["hash"]
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{path}: unreadable anchor") from None
@@ -196,6 +251,23 @@ def read_anchor(path: Path) -> tuple[int, str] | None:
             or not isinstance(digest, str) or not _HEX64.fullmatch(digest)):
         raise ValueError(f"{path}: unreadable anchor")
     return seq, digest
+
+
+def _read_settled(path: Path) -> bytes:
+    """The file's content, read until two reads agree.
+
+    The writer rewrites the anchor in place; a reader without the log's flock (verify)
+    could see a write half done (ext4 buffered reads take no lock against writes).
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+        for _ in range(10):
+            f.seek(0)
+            again = f.read()
+            if again == raw:
+                break
+            raw = again
+    return raw
 
 
 # ---------------------------------------------------------------------------- verify

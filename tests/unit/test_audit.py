@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store.audit import GENESIS, AuditError, AuditLog, Problem, anchor_path, verify
+from gateway.store.audit import (
+    ANCHOR_SIZE,
+    GENESIS,
+    AuditError,
+    AuditLog,
+    Problem,
+    anchor_path,
+    read_anchor,
+    verify,
+)
 from tests.conftest import ROOT
 
 N = 10
@@ -285,3 +294,94 @@ def test_every_position_names_the_right_line(log_path: Path) -> None:
         assert problems and problems[0].line == line, (name, problems)
     write(log_path, content)
     assert verify(log_path) == []
+
+
+# -------------------------------------------------------------------------- anchor
+
+
+def test_the_anchor_is_rewritten_in_place(log_path: Path) -> None:
+    anchor = anchor_path(log_path)
+    inode = os.stat(anchor).st_ino
+    audit = AuditLog(log_path)
+    for i in range(5):
+        audit.record("job", job_id=f"more-{i}")
+        assert os.stat(anchor).st_ino == inode
+    raw = anchor.read_bytes()
+    assert len(raw) == ANCHOR_SIZE and raw.endswith(b" \n")
+    last = json.loads(lines(log_path)[-1])
+    assert json.loads(raw) == {"seq": N + 5, "hash": last["hash"]}
+    assert read_anchor(anchor) == (N + 5, last["hash"])
+    assert not list(log_path.parent.glob(".*.tmp"))
+    assert verify(log_path) == []
+
+
+def test_an_anchor_of_the_old_format_is_read_and_replaced(log_path: Path) -> None:
+    anchor = anchor_path(log_path)
+    head = json.loads(lines(log_path)[-1])["hash"]
+    anchor.write_text(json.dumps({"seq": N, "hash": head}) + "\n")  # as written before
+    assert read_anchor(anchor) == (N, head)
+    assert verify(log_path) == []
+    audit = AuditLog(log_path)
+    audit.record("job", job_id="after-upgrade")
+    raw = anchor.read_bytes()
+    head = json.loads(lines(log_path)[-1])["hash"]
+    assert len(raw) == ANCHOR_SIZE and json.loads(raw) == {"seq": N + 1, "hash": head}
+    inode = os.stat(anchor).st_ino
+    audit.record("job", job_id="in-place-from-now-on")
+    assert os.stat(anchor).st_ino == inode
+    assert read_anchor(anchor) == (N + 2, json.loads(lines(log_path)[-1])["hash"])
+    assert verify(log_path) == []
+
+
+@pytest.mark.parametrize("extra", ["padding", "field"])
+def test_a_longer_anchor_is_rewritten_without_trailing_garbage(log_path: Path,
+                                                               extra: str) -> None:
+    anchor = anchor_path(log_path)
+    head = json.loads(lines(log_path)[-1])["hash"]
+    if extra == "padding":
+        anchor.write_text(json.dumps({"seq": N, "hash": head}) + " " * 300 + "\n")
+    else:
+        anchor.write_text(json.dumps({"seq": N, "hash": head, "note": "x" * 300}) + "\n")
+    assert anchor.stat().st_size > ANCHOR_SIZE and read_anchor(anchor) == (N, head)
+    AuditLog(log_path).record("job", job_id="after")
+    raw = anchor.read_bytes()
+    head = json.loads(lines(log_path)[-1])["hash"]
+    assert len(raw) == ANCHOR_SIZE
+    assert raw.rstrip(b" \n") == json.dumps({"seq": N + 1, "hash": head},
+                                            separators=(",", ":")).encode()
+    assert verify(log_path) == []
+
+
+def test_two_writers_on_one_log_interleave_and_verify(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    first, second = AuditLog(path), AuditLog(path)  # as two processes would
+    for i, who in enumerate("abbabaaabbbab"):
+        (first if who == "a" else second).record("job", job_id=f"{who}-{i}")
+    records = [json.loads(x) for x in lines(path)]
+    assert [r["seq"] for r in records] == list(range(1, 14))
+    assert [r["job_id"][0] for r in records] == list("abbabaaabbbab")
+    assert read_anchor(anchor_path(path)) == (13, records[-1]["hash"])
+    assert verify(path) == []
+
+
+def test_the_anchor_reads_whole_while_it_is_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    audit = AuditLog(path)
+    audit.record("start")
+    done = threading.Event()
+
+    def work() -> None:
+        for i in range(300):
+            audit.record("job", job_id=f"job-{i}")
+        done.set()
+
+    writer = threading.Thread(target=work)
+    writer.start()
+    seen = 0
+    while not done.is_set():
+        got = read_anchor(anchor_path(path))  # a torn read would raise or go backwards
+        assert got is not None and got[0] >= seen
+        seen = got[0]
+    writer.join()
+    assert read_anchor(anchor_path(path)) == (301, json.loads(lines(path)[-1])["hash"])
+    assert verify(path) == []
