@@ -120,7 +120,7 @@ class App:
             cfg.var_dir / "quarantine", self.keys, retention=cfg.quarantine_retention,
             audit=self.audit)
         self.pool = WorkerPool(cfg.workers, log_json=self.log_json, log_level=cfg.log_level,
-                               start_method="forkserver")
+                               start_method="forkserver", preload=("gateway.relay.custody",))
         max_active = cfg.queue.max_active or max(20, 4 * self.pool.workers)
         self.egress = self._egress()
         processor = Processor(spool=spool, quarantine=quarantine, pool=self.pool,

@@ -16,6 +16,16 @@ A child that dies (segfault, abort, SIGXCPU, OOM kill) is retried at most
 same input would hang again, and the sender is better served by a quick
 "failed" than by twice the wait. Every outcome is a Report; no exception leaves
 ``submit``'s future.
+
+``submit_then`` also runs a caller's follow-up in the child, right after the
+pipeline, and hands back what it returned: the SMTP relay quarantines the
+original and writes the audit line there (gateway/relay/custody.py), so that
+file work is spread over the worker processes instead of queueing behind the
+SMTP sessions for the daemon's one GIL. The follow-up is pickled with each job;
+it must not raise for the content's sake (an exception it raises comes back as
+``Done.error`` with the report). When the job fails in the parent's view
+(timeout, crash, pool gone) the follow-up did not run, or not to its end:
+``Done.after`` is None and the caller does that work itself.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, TimeoutError
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import pebble
 import structlog
@@ -49,6 +60,21 @@ class JobSpec:
     source: str = "cli"
     #: opens encrypted content (PPAP); kept out of repr so it never reaches a log
     password: str | None = field(default=None, repr=False)
+
+
+class Then(Protocol):
+    """A follow-up run in the worker after the pipeline (picklable, module-level class)."""
+
+    def __call__(self, report: Report, spec: JobSpec) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A job's report, and what its follow-up returned (None: it did not run)."""
+
+    report: Report
+    after: Any = None
+    error: str = ""   # the follow-up raised: its exception, as "Type: message"
 
 
 # ------------------------------------------------------------------------ child side
@@ -77,13 +103,21 @@ def _set_limits(policy: Policy) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
 
 
-def _run_job(spec: JobSpec, policy: Policy) -> Report:
+def _run_job(spec: JobSpec, policy: Policy, then: Then | None = None) -> Done:
     _set_limits(policy)
     if spec.out is None:
-        return scan_file(spec.src, name=spec.name, policy=policy, job_id=spec.job_id,
-                         source=spec.source)
-    return process_file(spec.src, spec.out, name=spec.name, policy=policy,
-                        job_id=spec.job_id, source=spec.source, password=spec.password)
+        report = scan_file(spec.src, name=spec.name, policy=policy, job_id=spec.job_id,
+                           source=spec.source)
+    else:
+        report = process_file(spec.src, spec.out, name=spec.name, policy=policy,
+                              job_id=spec.job_id, source=spec.source, password=spec.password)
+    if then is None:
+        return Done(report)
+    try:
+        return Done(report, then(report, spec))
+    except Exception as exc:  # handed to the caller, which decides
+        log.error("job.then_failed", job_id=spec.job_id, error=type(exc).__name__)
+        return Done(report, None, f"{type(exc).__name__}: {exc}")
 
 
 # ----------------------------------------------------------------------- parent side
@@ -94,12 +128,15 @@ class WorkerPool:
 
     def __init__(self, workers: int = 0, *, max_tasks_per_child: int = 200, retries: int = 1,
                  plugins: Sequence[str] = (), log_json: bool = False,
-                 log_level: str = "INFO", start_method: str = "forkserver") -> None:
+                 log_level: str = "INFO", start_method: str = "forkserver",
+                 preload: Sequence[str] = ()) -> None:
+        """``preload``: more modules the forkserver imports once (e.g. a ``Then``'s)."""
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.retries = retries
         ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            ctx.set_forkserver_preload(["gateway.pipeline.run", *registry.BUILTIN_MODULES])
+            ctx.set_forkserver_preload(["gateway.pipeline.run", *registry.BUILTIN_MODULES,
+                                        *preload])
         elif start_method == "fork":
             # children inherit what the parent imported; stages load on first use
             registry.load_plugins(plugins)
@@ -109,8 +146,16 @@ class WorkerPool:
 
     def submit(self, spec: JobSpec, policy: Policy) -> Future[Report]:
         result: Future[Report] = Future()
-        self._schedule(spec, policy, result, attempt=0)
+        done: Future[Done] = Future()
+        done.add_done_callback(lambda f: _pass_report(f, result))
+        self._schedule(spec, policy, None, done, attempt=0)
         return result
+
+    def submit_then(self, spec: JobSpec, policy: Policy, then: Then) -> Future[Done]:
+        """Like ``submit``, and run ``then(report, spec)`` in the child afterwards."""
+        done: Future[Done] = Future()
+        self._schedule(spec, policy, then, done, attempt=0)
+        return done
 
     def run(self, spec: JobSpec, policy: Policy) -> Report:
         return self.submit(spec, policy).result()
@@ -130,20 +175,20 @@ class WorkerPool:
 
     # -- internals
 
-    def _schedule(self, spec: JobSpec, policy: Policy, result: Future[Report],
-                  attempt: int) -> None:
+    def _schedule(self, spec: JobSpec, policy: Policy, then: Then | None,
+                  result: Future[Done], attempt: int) -> None:
         try:
-            fut = self._pool.schedule(_run_job, args=(spec, policy),
+            fut = self._pool.schedule(_run_job, args=(spec, policy, then),
                                       timeout=policy.limits.timeout)
         except RuntimeError as exc:  # pool closed
             self._finish(result, spec, policy, "fail.error", f"worker pool unavailable: {exc}")
             return
-        fut.add_done_callback(lambda f: self._done(f, spec, policy, result, attempt))
+        fut.add_done_callback(lambda f: self._done(f, spec, policy, then, result, attempt))
 
-    def _done(self, fut: Future[Report], spec: JobSpec, policy: Policy,
-              result: Future[Report], attempt: int) -> None:
+    def _done(self, fut: Future[Done], spec: JobSpec, policy: Policy, then: Then | None,
+              result: Future[Done], attempt: int) -> None:
         try:
-            report = fut.result()
+            done = fut.result()
         except TimeoutError:
             log.warning("job.timeout", job_id=spec.job_id, timeout=policy.limits.timeout)
             self._finish(result, spec, policy, "fail.timeout",
@@ -153,7 +198,7 @@ class WorkerPool:
             log.warning("job.worker_died", job_id=spec.job_id, exitcode=exc.exitcode,
                         attempt=attempt)
             if attempt < self.retries:
-                self._schedule(spec, policy, result, attempt + 1)
+                self._schedule(spec, policy, then, result, attempt + 1)
                 return
             kind = "fail.memory" if why == "out of memory" else "fail.crash"
             self._finish(result, spec, policy, kind,
@@ -165,10 +210,10 @@ class WorkerPool:
             self._finish(result, spec, policy, "fail.error",
                          f"internal error ({type(exc).__name__})")
         else:
-            result.set_result(report)
+            result.set_result(done)
 
     @staticmethod
-    def _finish(result: Future[Report], spec: JobSpec, policy: Policy, kind: str,
+    def _finish(result: Future[Done], spec: JobSpec, policy: Policy, kind: str,
                 reason: str) -> None:
         if spec.out is not None:
             spec.out.unlink(missing_ok=True)  # never leave a partial output behind
@@ -179,7 +224,15 @@ class WorkerPool:
         except OSError as exc:
             result.set_exception(exc)
             return
-        result.set_result(report)
+        result.set_result(Done(report))
+
+
+def _pass_report(done: Future[Done], result: Future[Report]) -> None:
+    exc = done.exception()
+    if exc is not None:
+        result.set_exception(exc)
+    else:
+        result.set_result(done.result().report)
 
 
 def _describe_exit(code: int | None) -> str:

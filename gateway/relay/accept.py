@@ -110,7 +110,7 @@ class RelayAcceptor:
                     return "452 4.3.1 Insufficient system storage, try again later"
                 return "451 4.3.0 Could not store the message, try again later"
             if not through:
-                self.queue.enqueue(msg.qid)
+                self.queue.enqueue(msg.qid, env)
                 return f"250 2.0.0 Ok: queued as {msg.qid}"
             try:
                 return await asyncio.wait_for(self._through(entry, env), self.reply_deadline)
@@ -148,7 +148,7 @@ class RelayAcceptor:
             return f"554 5.0.0 {first.detail() or 'delivery failed'}"
         # mixed: we answer 250 and take responsibility for the rest
         env.accepted = True
-        await asyncio.to_thread(self.spool.save, entry, env)
+        await self.processor.persist(entry, env)
         if not await self.processor.finish(entry, env):
             self.queue.defer(env.qid, env.next_attempt)
         return (f"250 2.0.0 Ok: {len(sent)} delivered, {len(pending)} queued for retry, "

@@ -5,24 +5,31 @@
   (clean, disarmed) deliver that copy; blocked and failed ones (and anything
   that turned out not to be a mail message at all) deliver a block notice
   instead, from ``<>``. The original and the report go to quarantine (by the
-  ``quarantine.keep`` setting; blocked and failed ones always). Then the
-  envelope says "sanitized" and the original leaves the spool.
+  ``quarantine.keep`` setting; blocked and failed ones always) and the audit
+  log gets its line — both in the worker, right after the pipeline
+  (gateway/relay/custody.py). The envelope changes in memory only.
 - ``deliver``: each group's pending recipients through the egress; every
   recipient's reply is recorded (2xx sent, 5xx failed, anything else pending).
+- ``persist`` (only when the entry stays: something to retry or bounce): the
+  outputs are fsynced, the envelope says "sanitized", the original leaves the
+  spool.
 - ``finish``: bounce what failed for good (never to ``<>``, never for a message
   we wrote), then remove the entry, or schedule the next attempt with
   exponential backoff; past the queue lifetime pending recipients fail too.
 
 Every state change is written to the envelope (atomically, fsynced) before the
-next step relies on it.
+next step relies on it. The one shortcut: a message delivered to every
+recipient at its first attempt is removed without its "sanitized" state ever
+being written — that saves an envelope rewrite and two fsyncs per message, and a
+crash before the removal only repeats what a crash after the downstream's 250
+repeated anyway (README, "Duplicates", window 2): it is sanitized and delivered
+again.
 """
-
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +38,11 @@ import structlog
 
 from gateway.config import QueueConfig
 from gateway.egress import Egress, Reply
-from gateway.models import Report, Verdict
+from gateway.models import Report
 from gateway.pipeline.run import new_job_id
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.relay import notices
+from gateway.relay.custody import Custody, Settled, settle
 from gateway.relay.ppap import PPAP
 from gateway.relay.routing import Router
 from gateway.store import durable
@@ -45,7 +53,6 @@ from gateway.store.spool import ACTIVE, DEFERRED, INCOMING, MESSAGE, Spool, new_
 
 log = structlog.get_logger("sekisho.relay")
 
-MAIL_TYPE = "mail.eml"
 
 
 @dataclass(slots=True)
@@ -90,16 +97,30 @@ class Processor:
             job_id = env.job_id if len(groups) == 1 else f"{env.job_id}-{gi + 1}"
             out = entry / f"out-{gi}.eml"  # the pipeline truncates a crashed run's leftover
             spec = JobSpec(job_id, original, out, "message.eml", "smtp")
+            recipients = [env.recipients[i].addr for i in members]
+            meta = {"origin": "smtp", "qid": env.qid, "job_id": job_id, "policy": pol.name,
+                    "sender": env.sender, "recipients": recipients, "client": env.client,
+                    "helo": env.helo, "received": env.received, "size": env.size}
             started = time.monotonic()
-            report = await asyncio.wrap_future(self.pool.submit(spec, pol))
-            verdict, reason = _judge(report)
+            custody = Custody(self.quarantine.root, self.quarantine.keys,
+                              self.quarantine.retention, self.keep,
+                              self.audit.path if self.audit is not None else None, meta)
+            done = await asyncio.wrap_future(self.pool.submit_then(spec, pol, custody))
+            if done.error:
+                raise RuntimeError(f"quarantine or audit failed in the worker: {done.error}")
+            report = done.report
+            settled = done.after
+            if not isinstance(settled, Settled):  # the worker did not get that far
+                settled = await asyncio.to_thread(
+                    settle, report, original, keep=self.keep, meta=meta,
+                    quarantine=self.quarantine, audit=self.audit)
+            verdict, reason = settled.verdict, settled.reason
             if self.on_report is not None:
                 try:
                     self.on_report(report, verdict.value)
                 except Exception:  # metrics never fail a message
                     log.exception("relay.report_listener_failed", qid=env.qid)
             if verdict.delivered:
-                await asyncio.to_thread(durable.fsync_file, out)
                 group = Group(pol.name, job_id, out.name, verdict.value, env.sender)
             else:
                 notice = notices.block_notice(
@@ -108,44 +129,38 @@ class Processor:
                     langs=pol.mail.notice)
                 await asyncio.to_thread(_rewrite, out, notice)
                 group = Group(pol.name, job_id, out.name, verdict.value, "", reason)
-            if self._keep(verdict):
-                meta = {"origin": "smtp", "qid": env.qid, "job_id": job_id, "policy": pol.name,
-                        "verdict": verdict.value, "reason": reason, "sender": env.sender,
-                        "recipients": [env.recipients[i].addr for i in members],
-                        "client": env.client, "helo": env.helo, "received": env.received,
-                        "size": env.size}
-                await asyncio.to_thread(self.quarantine.put, job_id, original,
-                                        report.to_dict(), meta)
-            if self.audit is not None:
-                await asyncio.to_thread(
-                    self.audit.record, "job", job_id=job_id, origin="smtp", qid=env.qid,
-                    policy=pol.name, verdict=verdict.value, reason=reason,
-                    findings=dict(Counter(f.kind for f in report.findings)),
-                    sha256=report.input.sha256, size=report.input.size,
-                    quarantined=self._keep(verdict))
             if self.ppap is not None and verdict.delivered:
                 await self.ppap.consider(original, report=report, sender=env.sender,
-                                         recipients=[env.recipients[i].addr for i in members],
-                                         policy=pol.name, mail_job=job_id)
+                                         recipients=recipients, policy=pol.name,
+                                         mail_job=job_id)
             for i in members:
                 env.recipients[i].group = gi
             out_groups.append(group)
             log.debug("relay.sanitized", qid=env.qid, job_id=job_id, policy=pol.name,
-                     verdict=verdict.value, reason=reason or None,
-                     elapsed_ms=int((time.monotonic() - started) * 1000))
+                      verdict=verdict.value, reason=reason or None,
+                      elapsed_ms=int((time.monotonic() - started) * 1000))
         env.groups = out_groups
-        env.state = State.SANITIZED
-        await asyncio.to_thread(self._sanitized, entry, env, original)
+        env.state = State.SANITIZED  # in memory: on disk only by persist()
 
-    def _sanitized(self, entry: Path, env: Envelope, original: Path) -> None:
+    async def persist(self, entry: Path, env: Envelope) -> None:
+        """Record a freshly sanitized entry on disk: its outputs fsynced, the envelope
+        saying "sanitized" (with each recipient's state), and the original removed
+        (it is in quarantine, or not kept by config).
+
+        Needed only when the entry stays in the spool after its first delivery attempt
+        (something to retry or to bounce). An entry delivered at once is removed
+        without it: a crash before the removal finds it "received" and sanitizes it
+        again (the delivery window in README "Duplicates"), so its outputs never have
+        to be durable.
+        """
+        await asyncio.to_thread(self._persist, entry, env)
+
+    def _persist(self, entry: Path, env: Envelope) -> None:
+        for group in env.groups:
+            durable.fsync_file(entry / group.file)
         self.spool.save(entry, env)
-        original.unlink(missing_ok=True)  # it is in quarantine (or not kept, by config)
+        (entry / MESSAGE).unlink(missing_ok=True)
         self.spool.measure(env.qid)
-
-    def _keep(self, verdict: Verdict) -> bool:
-        if self.keep == "all" or not verdict.delivered:
-            return True
-        return self.keep == "changed" and verdict is Verdict.DISARMED
 
     # ------------------------------------------------------------------ deliver
 
@@ -262,14 +277,3 @@ class Processor:
 def _rewrite(path: Path, data: bytes) -> None:
     path.unlink(missing_ok=True)
     durable.write(path, data)
-
-
-def _judge(report: Report) -> tuple[Verdict, str]:
-    """The pipeline's verdict, failing closed when the result is not a mail message."""
-    if not report.verdict.delivered:
-        return report.verdict, report.reason or f"verdict {report.verdict.value}"
-    if report.input.type != MAIL_TYPE or report.output is None \
-            or report.output.type != MAIL_TYPE:
-        return Verdict.BLOCKED, (f"not readable as a mail message "
-                                 f"(content is {report.input.type})")
-    return report.verdict, ""

@@ -26,7 +26,7 @@ import time
 import structlog
 
 from gateway.relay.process import Processor
-from gateway.store.envelope import State
+from gateway.store.envelope import Envelope, State
 from gateway.store.spool import ACTIVE, DEFERRED, INCOMING, Spool
 
 log = structlog.get_logger("sekisho.queue")
@@ -38,7 +38,8 @@ class QueueManager:
         self.spool = spool
         self.max_active = max_active
         self._unsanitized: set[str] = set()
-        self._ready: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        #: (qid, where it is, its envelope when already in memory: fresh from the front end)
+        self._ready: asyncio.Queue[tuple[str, str, Envelope | None]] = asyncio.Queue()
         self._deferred: list[tuple[float, str]] = []
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -52,7 +53,7 @@ class QueueManager:
     async def start(self) -> None:
         incoming, deferred = await asyncio.to_thread(self.spool.recover)
         for qid in incoming:
-            self._ready.put_nowait((qid, INCOMING))
+            self._ready.put_nowait((qid, INCOMING, None))
         self._unsanitized.update(incoming)
         self._deferred = list(deferred)
         heapq.heapify(self._deferred)
@@ -81,14 +82,15 @@ class QueueManager:
 
     # ------------------------------------------------------------------ intake
 
-    def enqueue(self, qid: str) -> None:
-        """A message the front end committed to incoming/."""
+    def enqueue(self, qid: str, env: Envelope | None = None) -> None:
+        """A message the front end committed to incoming/ (``env``: its envelope, as
+        written, which saves reading it back)."""
         self._unsanitized.add(qid)
-        self._ready.put_nowait((qid, INCOMING))
+        self._ready.put_nowait((qid, INCOMING, env))
 
     def enqueue_generated(self, qid: str) -> None:
         """A bounce the relay wrote to incoming/ (already sanitized: not backlog)."""
-        self._ready.put_nowait((qid, INCOMING))
+        self._ready.put_nowait((qid, INCOMING, None))
 
     def defer(self, qid: str, when: float) -> None:
         heapq.heappush(self._deferred, (when, qid))
@@ -110,7 +112,7 @@ class QueueManager:
             now = time.time()
             while self._deferred and self._deferred[0][0] <= now:
                 _, qid = heapq.heappop(self._deferred)
-                self._ready.put_nowait((qid, DEFERRED))
+                self._ready.put_nowait((qid, DEFERRED, None))
             delay = self._deferred[0][0] - now if self._deferred else 60.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -120,10 +122,10 @@ class QueueManager:
         me = asyncio.current_task()
         assert me is not None
         while not self._stopping:
-            qid, frm = await self._ready.get()
+            qid, frm, env = await self._ready.get()
             self._busy.add(me)
             try:
-                await self._run(qid, frm)
+                await self._run(qid, frm, env)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -131,19 +133,24 @@ class QueueManager:
             finally:
                 self._busy.discard(me)
 
-    async def _run(self, qid: str, frm: str) -> None:
-        entry = await asyncio.to_thread(self.spool.move, qid, frm, ACTIVE)
+    async def _run(self, qid: str, frm: str, env: Envelope | None) -> None:
+        # a rename without fsync (recovery puts active/ back): quick enough for the loop
+        entry = self.spool.move(qid, frm, ACTIVE)
         if entry is None:
             self._unsanitized.discard(qid)
             return  # claimed by someone else, or removed
         try:
-            env = await asyncio.to_thread(self.spool.load, entry)
-            if env.state is State.RECEIVED:
+            if env is None:
+                env = await asyncio.to_thread(self.spool.load, entry)
+            fresh = env.state is State.RECEIVED
+            if fresh:
                 try:
                     await self.processor.sanitize(entry, env)
                 finally:
                     self._unsanitized.discard(qid)
             await self.processor.deliver(entry, env)
+            if fresh and not env.done():
+                await self.processor.persist(entry, env)
             if not await self.processor.finish(entry, env):
                 self.defer(qid, env.next_attempt)
         except asyncio.CancelledError:

@@ -71,6 +71,10 @@ class Envelope:
     def pending(self) -> list[Recipient]:
         return [r for r in self.recipients if r.status is RcptStatus.PENDING]
 
+    def done(self) -> bool:
+        """Every recipient delivered (nothing to retry, nothing to bounce)."""
+        return all(r.status is RcptStatus.SENT for r in self.recipients)
+
     def to_json(self) -> bytes:
         data = asdict(self)
         data["version"] = VERSION

@@ -87,21 +87,29 @@ Entries = builtins.list[QuarantineEntry]
 
 class Quarantine:
     def __init__(self, root: Path, keys: Keyring | None = None, *,
-                 retention: float = DEFAULT_RETENTION, audit: AuditLog | None = None) -> None:
+                 retention: float = DEFAULT_RETENTION, audit: AuditLog | None = None,
+                 maintain: bool = True) -> None:
         """``keys`` None: the key file beside the root (``<root>/../quarantine.key``),
-        created if missing (the embedded default of ``quarantine.key_file``)."""
+        created if missing (the embedded default of ``quarantine.key_file``).
+
+        ``maintain`` False: only put entries (a worker process quarantining for the
+        daemon): no clean-up of ``.tmp/`` and no index reconciliation, which the
+        daemon does when it starts.
+        """
         self.root = root
         self.keys = keys or load_keyring(root.parent / "quarantine.key", create=True)
         self.retention = retention
         self.audit = audit
         self._tmp = root / ".tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
-        _clean_tmp(self._tmp)
+        if maintain:
+            _clean_tmp(self._tmp)
         self._lock = threading.RLock()
         self._lockfd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._index = Index(root / ".index.sqlite")
-        with self._locked():
-            self._reconcile()
+        if maintain:
+            with self._locked():
+                self._reconcile()
 
     def close(self) -> None:
         with self._lock:

@@ -59,7 +59,7 @@ class _Queue:
     def __init__(self) -> None:
         self.queued: list[str] = []
 
-    def enqueue(self, qid: str) -> None:
+    def enqueue(self, qid: str, env: object = None) -> None:
         self.queued.append(qid)
 
 

@@ -8,13 +8,19 @@ nothing is lost.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.store.audit import verify
+from gateway.store.quarantine import Quarantine
+from gateway.store.sealed import load_keyring
 from tests.helpers.smtppeers import (
     Daemon,
     Picky,
@@ -179,6 +185,19 @@ def test_queue_mode_load_with_smtp_source(tmp_path: Path, downstream: Sink) -> N
         wait_for(lambda: spool_entries(d) == [], 10, "an empty spool")
     finally:
         assert d.stop() == 0
+    # every original was quarantined and audited by the worker that sanitized it (several
+    # processes writing the same log and quarantine): all there, readable, one chain
+    q = Quarantine(d.var / "quarantine", load_keyring(d.var / "quarantine.key"))
+    try:
+        entries = q.list(limit=5000)
+        assert len(entries) == 2000 and {e.verdict for e in entries} == {"clean"}
+        assert q.count() == 2000
+    finally:
+        q.close()
+    jobs = [e for e in map(json.loads, (d.var / "audit.log").read_text().splitlines())
+            if e["event"] == "job"]
+    assert sorted(j["job_id"] for j in jobs) == sorted(e.job_id for e in entries)
+    assert verify(d.var / "audit.log") == []
 
 
 @pytest.mark.parametrize("faults", [("-r", "RCPT"), ("-q", "."), ("-r", "."),
@@ -389,3 +408,36 @@ def test_sigterm_finishes_the_message_in_flight(tmp_path: Path) -> None:
         assert replies(result[0])[-2].startswith("250 2.0.0"), result[0]
         assert s.message_ids() == {"<inflight@test>": 1}
         assert spool_entries(d) == []
+
+
+def test_no_delivery_while_the_original_cannot_be_quarantined(tmp_path: Path,
+                                                              downstream: Sink) -> None:
+    """The worker quarantines the original after sanitizing: when that fails, nothing is
+    delivered, the message stays in the queue and goes out once the quarantine works."""
+    d = relay(tmp_path / "d", downstream.port, "queue")
+    d.start()
+    try:
+        tmp = d.var / "quarantine" / ".tmp"
+        shutil.rmtree(tmp)
+        tmp.write_bytes(b"")  # entries are assembled in .tmp/: now they cannot be (even as root)
+        out = swaks(d.port, "--to", "user@localhost", "--from", "a@example.com",
+                    "--header", "Message-Id: <kept@example.com>")
+        assert "250 2.0.0 Ok: queued as" in out.stdout
+        wait_for(lambda: any(e.get("event") == "queue.entry_error" for e in d.events()), 20,
+                 "the failed quarantine")
+        assert any(e.get("event") == "job.then_failed" for e in d.events())
+        time.sleep(1.5)  # FAST_RETRY: at least one more attempt has failed meanwhile
+        assert downstream.messages() == []
+        assert [e.parent.name for e in spool_entries(d)] == ["deferred"]
+        tmp.unlink()
+        tmp.mkdir()
+        wait_for(lambda: len(downstream.messages()) == 1, 20, "the delivery")
+        assert list(downstream.message_ids()) == ["<kept@example.com>"]
+        q = Quarantine(d.var / "quarantine", load_keyring(d.var / "quarantine.key"))
+        try:
+            assert q.count() == 1
+        finally:
+            q.close()
+        wait_for(lambda: spool_entries(d) == [], 10, "an empty spool")
+    finally:
+        assert d.stop() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from gateway.models import Verdict
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.policy import FormatPolicy, Limits, Policy
 from tests.helpers import evil_stages as evil
+from tests.helpers.thens import Broken, WhereAmI
 
 PLUGIN = "tests.helpers.evil_stages"
 FAST = Policy(name="fast", limits=Limits(timeout=3, max_cpu=2, max_memory=512 * 1024**2),
@@ -93,3 +95,29 @@ def test_many_jobs_with_crashes_mixed_in(pool: WorkerPool, tmp_path: Path) -> No
     expected = {"ok": Verdict.CLEAN, "active": Verdict.DISARMED, "abort": Verdict.FAILED,
                 "segv": Verdict.FAILED, "raise": Verdict.FAILED}
     assert verdicts == [expected[b] for b in kinds]
+
+
+# ------------------------------------------------------------------ follow-ups
+
+
+def test_follow_up_runs_in_the_worker_after_the_pipeline(pool: WorkerPool,
+                                                         tmp_path: Path) -> None:
+    spec = job(tmp_path, "active", 7)
+    done = pool.submit_then(spec, FAST, WhereAmI()).result()
+    assert done.report.verdict is Verdict.DISARMED and done.error == ""
+    pid, verdict, job_id = done.after
+    assert pid != os.getpid() and (verdict, job_id) == ("disarmed", spec.job_id)
+
+
+def test_follow_up_error_comes_back_with_the_report(pool: WorkerPool, tmp_path: Path) -> None:
+    spec = job(tmp_path, "ok", 8)
+    done = pool.submit_then(spec, FAST, Broken()).result()
+    assert done.report.verdict is Verdict.CLEAN and done.after is None
+    assert done.error == "OSError: [Errno 28] No space left on device"
+    ok_after(pool, tmp_path)
+
+
+def test_follow_up_not_run_when_the_job_times_out(pool: WorkerPool, tmp_path: Path) -> None:
+    done = pool.submit_then(job(tmp_path, "hang", 9), FAST, WhereAmI()).result()
+    assert done.report.verdict is Verdict.FAILED and done.after is None and done.error == ""
+    ok_after(pool, tmp_path)

@@ -118,7 +118,7 @@ def test_backoff_doubles_to_the_cap() -> None:
 class _Queue:
     backlog = 0
 
-    def enqueue(self, qid: str) -> None:
+    def enqueue(self, qid: str, env: object = None) -> None:
         raise AssertionError("must not be queued")
 
 

@@ -1,0 +1,23 @@
+"""Worker follow-ups (``WorkerPool.submit_then``) for the tests: picklable, module-level."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from gateway.models import Report
+from gateway.pipeline.workers import JobSpec
+
+
+@dataclass(frozen=True)
+class WhereAmI:
+    """Returns the process it ran in and what it saw of the job."""
+
+    def __call__(self, report: Report, spec: JobSpec) -> tuple[int, str, str]:
+        return os.getpid(), report.verdict.value, spec.job_id
+
+
+@dataclass(frozen=True)
+class Broken:
+    def __call__(self, report: Report, spec: JobSpec) -> None:
+        raise OSError(28, "No space left on device")
