@@ -215,6 +215,8 @@ def _uu_line_ok(line: str) -> bool:
 
 def find_uuencoded(text: str) -> tuple[str, list[Uufile]]:
     """Text without its uuencoded (and ``begin-base64``) blocks, and the files."""
+    if "begin" not in text:  # every block starts with a "begin" line: most text has none
+        return text, []
     lines = text.splitlines(keepends=True)
     out: list[str] = []
     files: list[Uufile] = []

@@ -369,4 +369,6 @@ def _need(actor: str, reason: str) -> None:
 
 
 def _json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+    # compact: json's C encoder (indent falls back to the pure-Python one, ~0.2 ms per
+    # entry on the relay's path); the sealed documents are read back with json.loads
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
