@@ -11,6 +11,7 @@ MTAs into open relays: ``user%other@ours`` (percent hack), ``other!user@ours``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -26,6 +27,7 @@ def split(addr: str) -> tuple[str, str] | None:
     return (local, domain) if local and domain else None
 
 
+@functools.lru_cache(maxsize=4096)  # the idna codec is slow and a relay sees few domains
 def ascii_domain(domain: str) -> str | None:
     """The lowercase A-label form of ``domain``, or None when it is not a host name."""
     if not domain or domain.endswith(".") or domain.startswith((".", "[")):
