@@ -324,7 +324,10 @@ NOTES = [
     "bounce); small messages are read for delivery without a thread. Daemon CPU per "
     "message 10.2 -> 3.5-3.9 ms (/proc accounting over 2000 smtp-source messages), "
     "workers 2.4 -> 4.5-5.3 ms (pipeline ~1.1 ms, quarantine sealing ~2 ms, audit "
-    "~0.3 ms, pebble); delivered/s about 1.6x (88-108 -> 150-184 in runs of that script).",
+    "~0.3 ms, pebble); delivered/s about 1.6x (88-108 -> 150-184 in runs of that script). "
+    "Then: no uuencode scan of text without \"begin\", the quarantine's JSON sealed "
+    "compact (json's C encoder), the A-label form of domains cached: daemon 3.2-3.5 ms, "
+    "workers 3.6-4.2 ms, delivered/s 182-199 in two runs of the script.",
     "where the time goes now: the machine is CPU-bound (about 88% busy over both cores "
     "during the 2 kB run: daemon, two workers, smtp-source and smtp-sink share 2 cores). "
     "Creating a file costs 0.25-0.35 ms of kernel CPU on this root file system (ext4 "
@@ -344,9 +347,11 @@ NOTES = [
     "threads instead of 4 — both slower.",
     "verdict on the issue's targets: memory is bounded (large messages go to disk, no "
     "per-session buffer grows with the message). Throughput: the 2 kB smtp-source load is "
-    "accepted at 32-49% of Postfix in this session's runs (Postfix itself measured "
-    "587-960/s across them) and delivered at 22-26% (14% before); not yet the 50% asked "
-    "for. The mix is accepted at 63-64%. Why the front end lags under load: its 20 sessions "
+    "accepted at 30-49% of Postfix in this session's runs (Postfix itself measured "
+    "587-992/s across them; Sekisho 276-337/s) and delivered at 22-26% (14% before); not "
+    "yet the 50% asked for. The mix is accepted at 62-70%. Making the pipeline cheaper "
+    "raised delivered/s but not accepted/s: the workers then finish more messages in the "
+    "same CPU share. Why the front end lags under load: its 20 sessions "
     "are served by one event-loop thread, which competes for the two cores with the two "
     "busy worker processes (Postfix runs one smtpd process per session); lowering the "
     "workers' priority buys accepted/s with delivered/s (above). Next steps: "
