@@ -357,7 +357,9 @@ NOTES = [
     "workers' priority buys accepted/s with delivered/s (above). Next steps: "
     "the SMTP front end in its own processes (SO_REUSEPORT; its own GIL, handing qids to "
     "the queue manager), fewer files per message (spool entry and quarantine entry as "
-    "single files).",
+    "single files: committing a received message as one file instead of a directory with "
+    "message and envelope measured 0.54 instead of 1.35 ms wall and 0.36 instead of 0.80 ms "
+    "CPU here, and that commit is on the path to every 250).",
     "memory: a 30 MB message raises the daemon's RSS by about 2 MiB "
     "(tests/integration/test_smtp_memory.py); before, aiosmtpd held it whole in memory "
     "(about twice its size while joining the lines).",
