@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 
 from gateway.models import Report
@@ -21,3 +22,11 @@ class WhereAmI:
 class Broken:
     def __call__(self, report: Report, spec: JobSpec) -> None:
         raise OSError(28, "No space left on device")
+
+
+@dataclass(frozen=True)
+class Dies:
+    """The worker dies while its follow-up runs (a crash in native code)."""
+
+    def __call__(self, report: Report, spec: JobSpec) -> None:
+        os.kill(os.getpid(), signal.SIGABRT)

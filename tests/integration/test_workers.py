@@ -13,7 +13,7 @@ from gateway.models import Verdict
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.policy import FormatPolicy, Limits, Policy
 from tests.helpers import evil_stages as evil
-from tests.helpers.thens import Broken, WhereAmI
+from tests.helpers.thens import Broken, Dies, WhereAmI
 
 PLUGIN = "tests.helpers.evil_stages"
 FAST = Policy(name="fast", limits=Limits(timeout=3, max_cpu=2, max_memory=512 * 1024**2),
@@ -120,4 +120,16 @@ def test_follow_up_error_comes_back_with_the_report(pool: WorkerPool, tmp_path: 
 def test_follow_up_not_run_when_the_job_times_out(pool: WorkerPool, tmp_path: Path) -> None:
     done = pool.submit_then(job(tmp_path, "hang", 9), FAST, WhereAmI()).result()
     assert done.report.verdict is Verdict.FAILED and done.after is None and done.error == ""
+    ok_after(pool, tmp_path)
+
+
+def test_worker_killed_during_follow_up_is_retried_then_fails_without_it(
+        pool: WorkerPool, tmp_path: Path) -> None:
+    spec = job(tmp_path, "ok", 10)
+    done = pool.submit_then(spec, FAST, Dies()).result()
+    assert done.after is None and done.error == ""  # the caller settles the job itself
+    assert done.report.verdict is Verdict.FAILED
+    assert [(f.kind, f.action) for f in done.report.findings] == [("fail.crash", "failed")]
+    assert done.report.reason == "worker process was killed by SIGABRT (2 attempts)"
+    assert spec.out is not None and not spec.out.exists()
     ok_after(pool, tmp_path)
