@@ -359,7 +359,9 @@ NOTES = [
     "the queue manager), fewer files per message (spool entry and quarantine entry as "
     "single files: committing a received message as one file instead of a directory with "
     "message and envelope measured 0.54 instead of 1.35 ms wall and 0.36 instead of 0.80 ms "
-    "CPU here, and that commit is on the path to every 250).",
+    "CPU here, and that commit is on the path to every 250: with one session and no "
+    "load, a whole smtp-source transaction takes 5-6 ms against Postfix's 1.2 ms, and 3.4 ms "
+    "of it (median) is the wait from the end of DATA to our 250).",
     "memory: a 30 MB message raises the daemon's RSS by about 2 MiB "
     "(tests/integration/test_smtp_memory.py); before, aiosmtpd held it whole in memory "
     "(about twice its size while joining the lines).",
