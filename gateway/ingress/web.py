@@ -69,16 +69,22 @@ def _asset(body: bytes, content_type: str) -> Asset:
 
 def _read(name: str) -> Asset | None:
     """The file ``name`` of gateway/web/, or None when it is not a servable file."""
-    match = _NAME.match(name)
-    if match is None:
-        return None
-    ctype = CONTENT_TYPES.get(match.group(1).lower())
-    if ctype is None:
-        return None
-    entry = resources.files("gateway").joinpath("web", name)
-    if not entry.is_file():
-        return None
-    return _asset(entry.read_bytes(), ctype)
+    return _assets().get(name)
+
+
+@cache
+def _assets() -> dict[str, Asset]:
+    """Every servable file of gateway/web/, read once (package data does not change
+    while the daemon runs): no file I/O or hashing on the event loop per request."""
+    found: dict[str, Asset] = {}
+    for entry in resources.files("gateway").joinpath("web").iterdir():
+        match = _NAME.match(entry.name)
+        if match is None or not entry.is_file():
+            continue
+        ctype = CONTENT_TYPES.get(match.group(1).lower())
+        if ctype is not None:
+            found[entry.name] = _asset(entry.read_bytes(), ctype)
+    return found
 
 
 @cache
