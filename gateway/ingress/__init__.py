@@ -12,16 +12,15 @@ from gateway.store.spool import Draft
 class Incoming:
     """One message as the SMTP front end received it.
 
-    ``body`` is either the DATA as bytes (``header`` then goes on top of it) or a
-    ``Draft`` the front end streamed the message into, which already starts with
-    ``header``: large messages arrive on disk, never whole in memory.
+    ``body`` is the ``Draft`` the front end streamed the message into; it already
+    starts with ``header``. Large messages arrive on disk, never whole in memory.
     """
 
     qid: str
     sender: str
     recipients: tuple[str, ...]
     header: bytes              # our Received: line(s), on top of the message
-    body: bytes | Draft        # the DATA as sent (dot-unstuffed, CRLF line ends)
+    body: Draft                # header + the DATA as sent (dot-unstuffed, CRLF line ends)
     client: str
     helo: str
     smtputf8: bool
@@ -30,9 +29,7 @@ class Incoming:
     @property
     def size(self) -> int:
         """Bytes of the whole message as it will be stored (header included)."""
-        if isinstance(self.body, Draft):
-            return self.body.size
-        return len(self.header) + len(self.body)
+        return self.body.size
 
 
 class Acceptor(Protocol):

@@ -186,8 +186,7 @@ class _Server(SMTP):
         try:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             problem = await self._read_data(draft)
-            if problem:
-                draft.discard()
+            if problem:  # the draft is discarded below
                 log.info("smtp.reject", stage="DATA", peer=_peer(self.session), qid=qid,
                          reply=problem, size=draft.size)
                 status = problem
@@ -217,7 +216,7 @@ class _Server(SMTP):
                     scan.problem = ("452 4.3.1 Insufficient system storage, try again later"
                                     if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
                                     "451 4.3.0 Could not store the message, try again later")
-                    draft.discard()
+                    draft.discard()  # free the disk now; the rest of DATA is only scanned
             if rest is not None:
                 if rest:  # pipelined commands after the dot: back to the command loop
                     self._reader._buffer[0:0] = rest  # type: ignore[attr-defined]

@@ -81,8 +81,7 @@ class RelayAcceptor:
         try:
             return await self._accept(msg)
         finally:
-            if isinstance(msg.body, Draft):
-                msg.body.discard()  # nothing left behind unless committed
+            msg.body.discard()  # nothing left behind unless committed
 
     async def _accept(self, msg: Incoming) -> str:
         size = msg.size
@@ -95,12 +94,11 @@ class RelayAcceptor:
                        received=time.time(), job_id=new_job_id(), mode=self.mode,
                        client=msg.client, helo=msg.helo, smtputf8=msg.smtputf8,
                        size=size, accepted=not through)
-        data = msg.body if isinstance(msg.body, Draft) else (msg.header, msg.body)
         self.in_flight += 1  # reserved before the first await: refuse() sees it at once
         try:
             try:
                 entry = await asyncio.get_running_loop().run_in_executor(
-                    self._commit, self.spool.create, env, data,
+                    self._commit, self.spool.create, env, msg.body,
                     ACTIVE if through else INCOMING)
             except SpoolFull as exc:
                 return exc.reply

@@ -133,9 +133,10 @@ def test_disk_full_while_writing_answers_452(tmp_path: Path,
     acc = RelayAcceptor(mode="queue", spool=spool, processor=None,  # type: ignore[arg-type]
                         queue=_Queue(), max_backlog=10,  # type: ignore[arg-type]
                         reply_deadline=60)
+    draft = spool.draft("Q")
+    draft.write(b"Subject: x\r\n\r\nbody\r\n")
     msg = Incoming(qid="Q", sender="a@x.test", recipients=("u@localhost",), header=b"",
-                   body=b"Subject: x\r\n\r\nbody\r\n", client="127.0.0.1", helo="h",
-                   smtputf8=False, tls=False)
+                   body=draft, client="127.0.0.1", helo="h", smtputf8=False, tls=False)
     assert asyncio.run(acc.accept(msg)).startswith("452 4.3.1")
 
     def broken(*a: object, **k: object) -> None:
