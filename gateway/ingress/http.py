@@ -59,20 +59,12 @@ from gateway.ingress.http_common import (
     HealthCheck,
     HTTPContext,
 )
-from gateway.ingress.web import add_web_routes
+from gateway.ingress.web import SECURITY_HEADERS, add_web_routes
 from gateway.jobs.service import JobService
 from gateway.metrics import Metrics
 
 log = structlog.get_logger("sekisho.http")
 
-CSP = ("default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
-       "object-src 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 #: lingering close: after an early answer (413) unread upload bytes are discarded
 #: for at most this long so the client can read the answer; never stored

@@ -34,13 +34,15 @@ from gateway import kinds
 #: what the page may do: everything from this origin, nothing else; no framing
 CSP = ("default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
        "object-src 'none'")
+#: on every response of the daemon (the middleware in gateway/ingress/http.py adds them)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
-    "Cache-Control": "no-cache",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
 }
+#: the page's files: revalidated (ETag) rather than never stored
+_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -97,7 +99,7 @@ def kinds_asset() -> Asset:
 
 
 def _respond(request: web.Request, asset: Asset) -> web.Response:
-    headers = dict(SECURITY_HEADERS)
+    headers = dict(_HEADERS)
     headers["ETag"] = asset.etag
     if asset.etag in _etags(request.headers.get("If-None-Match", "")):
         return web.Response(status=304, headers=headers)
@@ -110,7 +112,7 @@ def _etags(header: str) -> set[str]:
 
 
 def _not_found() -> web.Response:
-    headers = dict(SECURITY_HEADERS)
+    headers = dict(_HEADERS)
     headers["Content-Type"] = "text/plain; charset=utf-8"
     return web.Response(status=404, text="not found\n", headers=headers)
 
