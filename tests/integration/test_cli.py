@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, check_report_schema
+from tests.conftest import check_report_schema
 from tests.helpers import evil_stages as evil
+from tests.helpers.cli import one_clear_line, sekisho
 
 PLUGIN = ["--plugin", "tests.helpers.evil_stages"]
 TEST_POLICY = """\
@@ -22,20 +20,6 @@ formats:
   text: {action: pass}
   testonly: {action: disarm}
 """
-
-
-def sekisho(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "gateway", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
-
-
-def one_clear_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("sekisho: ")]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 @pytest.fixture

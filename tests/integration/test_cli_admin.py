@@ -4,9 +4,7 @@ key file, the real command in a subprocess; exit codes and one-line errors."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,23 +15,9 @@ from gateway import config
 from gateway.store.audit import AuditLog
 from gateway.store.quarantine import Quarantine
 from gateway.store.sealed import HEADER_SIZE, load_keyring
-from tests.conftest import ROOT
+from tests.helpers.cli import one_clear_line, sekisho
 
 BODY = b"From: yamada@example.jp\r\nSubject: plans\r\n\r\nsecret body text\r\n"
-
-
-def sekisho(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "gateway", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
-
-
-def one_clear_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("sekisho: ")]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @dataclass
