@@ -25,6 +25,7 @@ import ipaddress
 import signal
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -145,17 +146,14 @@ class App:
         admin.register_release("folder", folder_release(cfg.folder_pairs))
         if cfg.http.enabled:  # PPAP links lead to the web page: only with HTTP on
             processor.ppap = self.ppap = PPAP(
-                self.jobs, lambda rcpt, data: processor.inject(
-                    rcpt, data, smtputf8=not rcpt.isascii(), origin="ppap"),
+                self.jobs, _mailer(processor, "ppap"),
                 secret=load_secret(cfg.var_dir / "ppap.key"),
                 public_url=cfg.http.public_url or f"http://{cfg.http.host}:{cfg.http.port}",
                 hostname=self.hostname, langs=self.router.base.mail.notice,
                 max_attempts=cfg.jobs.max_password_attempts,
                 retention_days=cfg.jobs.retention / 86400)
             admin.register_release("ppap", ppap_release(
-                lambda rcpt, data: processor.inject(rcpt, data, smtputf8=not rcpt.isascii(),
-                                                   origin="release"),
-                self.hostname, self.router.base.mail.notice))
+                _mailer(processor, "release"), self.hostname, self.router.base.mail.notice))
         # the drop folders' sink is registered before the job service resumes old jobs
         self.folders = FolderFrontEnd(cfg.folder_pairs, self.jobs,
                                       work_dir=cfg.var_dir / "folders")
@@ -259,16 +257,19 @@ async def run(cfg: Config, *, log_json: bool = True) -> None:
         await app.stop()
 
 
+def _mailer(processor: Processor, origin: str) -> Callable[[str, bytes], Awaitable[str]]:
+    """Queue a message we wrote for one recipient (PPAP links, released files)."""
+    def send(rcpt: str, data: bytes) -> Awaitable[str]:
+        return processor.inject(rcpt, data, smtputf8=not rcpt.isascii(), origin=origin)
+    return send
+
+
 def _url_host(host: str) -> str:
     """A host name for links to a listener (a wildcard listener: this machine's name)."""
-    if ipaddress.ip_address(host).is_unspecified if _is_ip(host) else not host:
+    try:
+        wildcard = ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name, or "" (every address)
+        wildcard = not host
+    if wildcard:
         return socket.getfqdn() or "localhost"
     return f"[{host}]" if ":" in host else host
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
