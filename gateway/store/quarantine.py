@@ -157,7 +157,12 @@ class Quarantine:
                 if final.exists():
                     old = self._tmp / f"{os.getpid()}.{job_id}.old.{secrets.token_hex(3)}"
                     os.rename(final, old)
-                os.rename(work, final)
+                try:
+                    os.rename(work, final)
+                except BaseException:
+                    if old is not None:
+                        os.rename(old, final)  # the entry being replaced stays
+                    raise
                 durable.fsync_dir(self.root)
                 self._index.upsert(_row(entry, final / META))
         except BaseException:

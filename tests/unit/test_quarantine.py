@@ -277,6 +277,28 @@ def test_put_takes_file_job_metadata(tmp_path: Path, small: Path) -> None:
     assert list((tmp_path / "q" / ".tmp").iterdir()) == []
 
 
+def test_failed_replacement_keeps_the_entry_it_was_replacing(
+        tmp_path: Path, small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    q = Quarantine(tmp_path / "q", keyring())
+    q.put("job-r", small, REPORT, SMTP_META)
+    final = tmp_path / "q" / "job-r"
+    rename = os.rename
+
+    def no_room(src: Path, dst: Path) -> None:
+        if Path(dst) == final and ".old." not in Path(src).name:
+            raise OSError(28, "No space left on device")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", no_room)
+    with pytest.raises(OSError, match="No space"):
+        q.put("job-r", small, REPORT, SMTP_META)
+    monkeypatch.undo()
+    assert q.get("job-r").sha256 == hashlib.sha256(small.read_bytes()).hexdigest()
+    q.read_original("job-r", tmp_path / "out.eml")
+    assert (tmp_path / "out.eml").read_bytes() == small.read_bytes()
+    assert list((tmp_path / "q" / ".tmp").iterdir()) == []
+
+
 def test_list_filters_pages_and_survives_a_lost_index(tmp_path: Path, small: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
     origins = ["smtp", "folder", "http"] * 4
