@@ -14,47 +14,36 @@ from typing import Any
 
 from gateway import kinds, reasons
 
-#: kind -> (ja noun, en singular, en plural) for the kinds people meet every day
-_NOUNS: dict[str, tuple[str, str, str]] = {
-    "ooxml.vba": ("マクロ", "macro", "macros"),
-    "ole.vba": ("マクロ", "macro", "macros"),
-    "ooxml.xlm_macro": ("Excel 4.0 マクロ", "Excel 4.0 macro sheet", "Excel 4.0 macro sheets"),
-    "ole.xlm_macro": ("Excel 4.0 マクロ", "Excel 4.0 macro sheet", "Excel 4.0 macro sheets"),
-    "ooxml.activex": ("ActiveX コントロール", "ActiveX control", "ActiveX controls"),
-    "ole.activex": ("ActiveX コントロール", "ActiveX control", "ActiveX controls"),
-    "ooxml.ole_object": ("埋め込みオブジェクト", "embedded object", "embedded objects"),
-    "ole.object": ("埋め込みオブジェクト", "embedded object", "embedded objects"),
-    "rtf.object": ("埋め込みオブジェクト", "embedded object", "embedded objects"),
-    "ooxml.embedded_package": ("埋め込みファイル", "embedded file", "embedded files"),
-    "ole.package": ("埋め込みファイル", "embedded file", "embedded files"),
-    "rtf.package": ("埋め込みファイル", "embedded file", "embedded files"),
-    "pdf.embedded_file": ("埋め込みファイル", "embedded file", "embedded files"),
+#: kinds (space-separated where several read the same) -> (ja noun, en singular,
+#: en plural), for the kinds people meet every day
+_NOUN_TABLE: dict[str, tuple[str, str, str]] = {
+    "ooxml.vba ole.vba": ("マクロ", "macro", "macros"),
+    "ooxml.xlm_macro ole.xlm_macro": ("Excel 4.0 マクロ", "Excel 4.0 macro sheet",
+                                      "Excel 4.0 macro sheets"),
+    "ooxml.activex ole.activex": ("ActiveX コントロール", "ActiveX control", "ActiveX controls"),
+    "ooxml.ole_object ole.object rtf.object": ("埋め込みオブジェクト", "embedded object",
+                                               "embedded objects"),
+    "ooxml.embedded_package ole.package rtf.package pdf.embedded_file":
+        ("埋め込みファイル", "embedded file", "embedded files"),
     "pdf.file_attachment": ("添付ファイル注釈", "file attachment", "file attachments"),
     "ooxml.external_relationship": ("外部参照", "external reference", "external references"),
     "ooxml.external_link": ("他のブックへのリンク", "link to another workbook",
                             "links to other workbooks"),
-    "ooxml.dde": ("DDE フィールド", "DDE field", "DDE fields"),
-    "ole.dde": ("DDE フィールド", "DDE field", "DDE fields"),
-    "rtf.dde": ("DDE フィールド", "DDE field", "DDE fields"),
-    "ooxml.hyperlink": ("ハイパーリンク", "hyperlink", "hyperlinks"),
-    "html.hyperlink": ("ハイパーリンク", "hyperlink", "hyperlinks"),
-    "rtf.hyperlink": ("ハイパーリンク", "hyperlink", "hyperlinks"),
-    "svg.hyperlink": ("ハイパーリンク", "hyperlink", "hyperlinks"),
+    "ooxml.dde ole.dde rtf.dde": ("DDE フィールド", "DDE field", "DDE fields"),
+    "ooxml.hyperlink html.hyperlink rtf.hyperlink svg.hyperlink":
+        ("ハイパーリンク", "hyperlink", "hyperlinks"),
     "pdf.uri": ("Web リンク", "web link", "web links"),
     "pdf.javascript": ("JavaScript", "JavaScript script", "JavaScript scripts"),
     "pdf.open_action": ("開いた時の自動動作", "action run on open", "actions run on open"),
     "pdf.additional_actions": ("自動動作", "automatic action", "automatic actions"),
     "pdf.launch": ("プログラム起動の動作", "program launch action", "program launch actions"),
     "pdf.xfa": ("XFA フォーム", "XFA form", "XFA forms"),
-    "html.script": ("スクリプト", "script", "scripts"),
-    "svg.script": ("スクリプト", "script", "scripts"),
-    "html.event_handler": ("イベントハンドラ", "event handler", "event handlers"),
-    "svg.event_handler": ("イベントハンドラ", "event handler", "event handlers"),
+    "html.script svg.script": ("スクリプト", "script", "scripts"),
+    "html.event_handler svg.event_handler": ("イベントハンドラ", "event handler", "event handlers"),
     "html.frame": ("フレーム", "frame", "frames"),
     "html.form": ("フォーム", "form", "forms"),
     "html.remote_resource": ("外部リソース", "remote resource", "remote resources"),
-    "image.metadata": ("画像のメタデータ", "piece of image metadata",
-                       "pieces of image metadata"),
+    "image.metadata": ("画像のメタデータ", "piece of image metadata", "pieces of image metadata"),
     "mail.attachment_disarmed": ("添付ファイル", "attachment", "attachments"),
     "mail.attachment_blocked": ("安全にできない添付ファイル", "unsafe attachment",
                                 "unsafe attachments"),
@@ -63,9 +52,6 @@ _NOUNS: dict[str, tuple[str, str, str]] = {
     "archive.member_blocked": ("安全にできない格納ファイル", "unsafe archive member",
                                "unsafe archive members"),
     "text.csv_formula": ("危険な数式", "dangerous formula", "dangerous formulas"),
-}
-
-_NOUNS.update({
     "mail.partial": ("分割されたメールの断片", "message fragment", "message fragments"),
     "mail.external_body": ("メール外部の内容への参照", "reference to content outside the message",
                            "references to content outside the message"),
@@ -92,7 +78,9 @@ _NOUNS.update({
                             "external data connections"),
     "image.trailing_data": ("画像の末尾に付加されたデータ", "block of data appended to an image",
                             "blocks of data appended to images"),
-})
+}
+_NOUNS: dict[str, tuple[str, str, str]] = {
+    kind: noun for kinds_, noun in _NOUN_TABLE.items() for kind in kinds_.split()}
 
 #: kinds whose label is itself a statement of what was done: (ja, en) sentences
 _STATEMENTS: dict[str, tuple[str, str]] = {
