@@ -21,16 +21,12 @@ from gateway.ingress.folder_inbox import stat_key
 from gateway.jobs.service import JobService
 from gateway.jobs.store import JobStore
 from gateway.pipeline.workers import WorkerPool
-from gateway.policy import load
 from gateway.store.quarantine import Quarantine
 from tests.conftest import check_report_schema
 from tests.helpers import archivegen, ooxmlgen, pdfgen
+from tests.helpers.jobs import EXE, HTML, POLICIES
 
 pytestmark = pytest.mark.xdist_group("workers")
-
-POLICIES = {"default": load("default"), "strict": load("strict")}
-HTML = b"<html><body><p>hello</p><script>alert(1)</script></body></html>"
-EXE = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
 
 
 @pytest.fixture(scope="module")

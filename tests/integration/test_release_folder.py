@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.jobs import EXE, HTML
 from tests.helpers.smtppeers import Daemon, wait_for
 from tests.integration.test_ppap import http_port
 from tests.integration.test_release_mail import admin_api
 
 pytestmark = pytest.mark.xdist_group("smtp")
-
-EXE = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
-HTML = b"<html><body><p>hello</p><script>alert(1)</script></body></html>"
 
 
 def test_folder_release_writes_into_the_outbox(tmp_path: Path) -> None:

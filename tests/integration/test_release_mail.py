@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.archivegen import encrypted_zip
+from tests.helpers.jobs import EXE
 from tests.helpers.smtppeers import wait_for
 from tests.integration.test_ppap import api, body_text, daemon, http_port, mailbox, ppap_mail, send
 
 pytestmark = pytest.mark.xdist_group("smtp")
-
-EXE = b"MZ" + b"\x90" * 58 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
 
 
 def admin_api(d_var: Path, port: int, method: str, path: str,
