@@ -47,6 +47,7 @@ from typing import Any
 import structlog
 
 from gateway.errors import SekishoError
+from gateway.store import durable
 
 log = structlog.get_logger("sekisho.audit")
 
@@ -194,20 +195,7 @@ class AuditLog:
         then the directory fsynced. An anchor that was never created (or a file of another
         size, grown or shrunk in place) could be left empty or half-written by a crash.
         """
-        tmp = self.anchor.with_name(f".{self.anchor.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            _pwrite_all(fd, record)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.anchor)
-        dfd = os.open(self.anchor.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        durable.replace(self.anchor, record)
 
 
 def _anchor_record(seq: int, digest: str) -> bytes:
