@@ -122,6 +122,13 @@ def extract(message: bytes, names: Sequence[str]) -> tuple[str, list[tuple[str, 
     return subject, found
 
 
+def _spill(directory: Path, data: bytes) -> Path:
+    """``data`` in a new file under ``directory`` (in a thread: it may be large)."""
+    with tempfile.NamedTemporaryFile(dir=directory, delete=False) as tmp:
+        tmp.write(data)
+    return Path(tmp.name)
+
+
 def _name(part: Message) -> str | None:
     raw = mail_names.part_name(part)
     if raw.name is None:
@@ -167,17 +174,15 @@ class PPAP:
         subject, found = await asyncio.to_thread(extract, data, names)
         job_ids: list[str] = []
         for name, payload in found:
-            with tempfile.NamedTemporaryFile(dir=self.jobs.store.root / ".tmp",
-                                             delete=False) as tmp:
-                tmp.write(payload)
+            tmp = await asyncio.to_thread(_spill, self.jobs.store.root / ".tmp", payload)
             extra = {"sender": sender, "recipients": json.dumps(list(recipients)),
                      "subject": subject[:200], "mail_job": mail_job}
             try:  # shutting down (Busy): the message is sanitized again after the restart
-                rec = await self.jobs.submit(Path(tmp.name), name=name, origin=ORIGIN,
+                rec = await self.jobs.submit(tmp, name=name, origin=ORIGIN,
                                              policy=policy, requester=sender or "<>",
                                              extra=extra, move=True, follow_up=True)
             finally:  # moved into the job when accepted; otherwise not left behind
-                Path(tmp.name).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
             job_ids.append(rec.job_id)
             log.info("ppap.held", mail_job=mail_job, job_id=rec.job_id,
                      recipients=len(recipients))
