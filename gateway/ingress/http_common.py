@@ -107,9 +107,11 @@ async def read_json(request: web.Request) -> dict[str, Any]:
                          "リクエストの本文が大きすぎます。")
     if request.content_length is not None and request.content_length > MAX_JSON:
         raise too_large
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise too_large
+    raw = b""
+    while chunk := await request.content.read(MAX_JSON + 1 - len(raw)):
+        raw += chunk  # read(n) gives what has arrived so far, not necessarily n bytes
+        if len(raw) > MAX_JSON:
+            raise too_large
     try:
         data = json.loads(raw.decode("utf-8")) if raw.strip() else {}
     except (UnicodeDecodeError, ValueError):

@@ -605,3 +605,24 @@ async def test_release_dispatches_by_origin(api: Api, tmp_path: Path) -> None:
     assert events == ["quarantine.release", "quarantine.release_failed",
                       "quarantine.release", "quarantine.delivered"]
     assert not list((api.root / "release").iterdir())  # decrypted copies are gone
+
+
+async def test_json_body_sent_in_pieces_is_read_whole(api: Api) -> None:
+    """A JSON body that arrives in several pieces (chunked, with pauses) is read to
+    its end, not cut at the first piece the server happened to have."""
+    clean = await api.submit(b"ok\n", "ok.txt", who="bob")
+    await api.finished(clean["job_id"], "bob")
+    reason = "arrived twice " * 60
+    body = json.dumps({"reason": reason}).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 100):
+            yield body[start:start + 100]
+            await asyncio.sleep(0.02)
+
+    status, entry, _ = await api.call("DELETE", f"/v1/quarantine/{clean['job_id']}", "admin",
+                                      data=pieces(),
+                                      headers={"Content-Type": "application/json"})
+    assert status == 200, entry
+    assert entry["state"] == "deleted"
+    assert entry["history"][-1]["reason"] == reason.strip()
