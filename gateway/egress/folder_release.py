@@ -23,6 +23,7 @@ from gateway.egress.folder import (
     _plain_name,
     _publish,
     _rel_dir,
+    _taken,
     _write_all,
 )
 
@@ -52,7 +53,7 @@ def _write(release: Release, outdir: Path, name: str) -> Path:
     for n in range(1, MAX_TRIES + 1):
         final = outdir / _numbered(name, n, "")
         note = outdir / _numbered(name, n, NOTE_SUFFIX)
-        if note.exists():
+        if _taken(note):  # a dangling link too: publishing the note would fail
             continue
         try:
             _publish(final, functools.partial(_copy_into, release.path))

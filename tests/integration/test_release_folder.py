@@ -89,3 +89,31 @@ def test_held_zip_in_a_folder_is_opened_through_its_notice_link(tmp_path: Path) 
         wait_for(lambda: not notice.exists(), 30, "the notice making way")
     finally:
         d.stop()
+
+
+def test_a_dangling_link_on_the_note_name_is_a_taken_name(tmp_path: Path) -> None:
+    """The released file and its note take a free pair of names: a dangling symbolic link
+    where the note would go makes the pair taken, not a release that wrote the file and
+    then failed (audited as failed with the original in the outbox, and no note)."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from gateway.admin import Release
+    from gateway.config import FolderPair
+    from gateway.egress.folder_release import folder_release
+
+    original = tmp_path / "original"
+    original.write_bytes(EXE)
+    pair = FolderPair(name="kikaku", inbox=tmp_path / "in", outbox=tmp_path / "out")
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "sub" / "tool.exe.released.txt").symlink_to(tmp_path / "nowhere")
+    entry = SimpleNamespace(job_id="20260101-000000-abcdef", destination={"folder": "kikaku"},
+                            extra={"extra": {"folder": "kikaku", "path": "sub/tool.exe"}})
+    release = Release(cast(Any, entry), original, "tool.exe", "admin", "検証", None, None)
+    where = asyncio.run(folder_release([pair])(release))
+    assert where == "written to kikaku: sub/tool (2).exe"
+    assert (tmp_path / "out" / "sub" / "tool (2).exe").read_bytes() == EXE
+    assert "20260101-000000-abcdef" in (tmp_path / "out" / "sub" / "tool (2).exe.released.txt"
+                                         ).read_text(encoding="utf-8-sig")
+    assert not (tmp_path / "out" / "sub" / "tool.exe").exists()
