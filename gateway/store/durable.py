@@ -34,9 +34,9 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def write(path: Path, data: bytes | Sequence[bytes]) -> None:
+def write(path: Path, data: bytes | Sequence[bytes], *, mode: int = 0o640) -> None:
     """Create ``path`` (it must not exist) with ``data``, fsynced. The directory is not."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         for chunk in (data,) if isinstance(data, bytes) else data:
             view = memoryview(chunk)
@@ -51,11 +51,11 @@ def write(path: Path, data: bytes | Sequence[bytes]) -> None:
     os.close(fd)
 
 
-def replace(path: Path, data: bytes) -> None:
+def replace(path: Path, data: bytes, *, mode: int = 0o640) -> None:
     """Atomically replace ``path`` with ``data``: tmp -> fsync -> rename -> fsync dir."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
-    write(tmp, data)
+    write(tmp, data, mode=mode)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

@@ -311,13 +311,10 @@ class Quarantine:
         return new
 
     def _save(self, entry: QuarantineEntry) -> None:
-        folder = self.path(entry.job_id)
-        tmp = folder / ".meta.new"
-        tmp.unlink(missing_ok=True)
-        sealed.seal_bytes(_json(entry.to_dict()), tmp, self.keys, "meta", entry.job_id)
-        os.replace(tmp, folder / META)
-        durable.fsync_dir(folder)
-        self._index.upsert(_row(entry, folder / META))
+        meta = self.path(entry.job_id) / META
+        durable.replace(meta, sealed.seal(_json(entry.to_dict()), self.keys, "meta",
+                                          entry.job_id), mode=0o600)
+        self._index.upsert(_row(entry, meta))
 
     def _reconcile(self) -> None:
         """Bring the index in line with the entries on disk (start-up)."""

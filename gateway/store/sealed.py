@@ -222,6 +222,13 @@ def seal_file(src: Path, dst: Path, keys: Keyring, purpose: str, job_id: str,
         return _seal_into(fin, dst, keys, purpose, job_id, segment)
 
 
+def seal(data: bytes, keys: Keyring, purpose: str, job_id: str) -> bytes:
+    """The sealed form of a small document (metadata, report), in memory."""
+    out = io.BytesIO()
+    seal_stream(io.BytesIO(data), out, keys, purpose, job_id)
+    return out.getvalue()
+
+
 def seal_bytes(data: bytes, dst: Path, keys: Keyring, purpose: str, job_id: str) -> Sealed:
     """Seal a small document (metadata, report) into a new file ``dst``, fsynced."""
     return _seal_into(io.BytesIO(data), dst, keys, purpose, job_id, SEGMENT)

@@ -299,6 +299,17 @@ def test_failed_replacement_keeps_the_entry_it_was_replacing(
     assert list((tmp_path / "q" / ".tmp").iterdir()) == []
 
 
+def test_updated_metadata_stays_0600_and_leaves_no_temp_file(tmp_path: Path,
+                                                             small: Path) -> None:
+    q = Quarantine(tmp_path / "q", keyring())
+    entry_dir = q.put("job-m", small, REPORT, SMTP_META)
+    q.mark_released("job-m", "admin", "checked by hand")
+    assert (entry_dir / "meta.sealed").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in entry_dir.iterdir()) == \
+        ["meta.sealed", "original.sealed", "report.sealed"]
+    assert q.get("job-m").state == "released"
+
+
 def test_list_filters_pages_and_survives_a_lost_index(tmp_path: Path, small: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
     origins = ["smtp", "folder", "http"] * 4
