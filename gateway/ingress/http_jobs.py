@@ -170,19 +170,22 @@ async def _receive(request: web.Request, dest: Path, limit: int) -> str | None:
     return name
 
 
+def _bad_multipart(exc: Exception) -> ApiError:
+    return bad_request("bad_multipart", f"The multipart body is not readable: {exc}",
+                       "multipart 形式の本文を読み取れません。")
+
+
 async def _receive_multipart(request: web.Request, dest: Path, limit: int) -> str | None:
     try:
         reader = await request.multipart()
     except _BAD_MULTIPART as exc:
-        raise bad_request("bad_multipart", f"The multipart body is not readable: {exc}",
-                          "multipart 形式の本文を読み取れません。") from None
+        raise _bad_multipart(exc) from None
     other = 0
     while True:
         try:
             part = await reader.next()
         except _BAD_MULTIPART as exc:
-            raise bad_request("bad_multipart", f"The multipart body is not readable: {exc}",
-                              "multipart 形式の本文を読み取れません。") from None
+            raise _bad_multipart(exc) from None
         if part is None:
             raise bad_request("missing_file", "The multipart body has no \"file\" field.",
                               "multipart の本文に file フィールドがありません。")
@@ -203,8 +206,7 @@ async def _receive_multipart(request: web.Request, dest: Path, limit: int) -> st
             await spool.close()
         except _BAD_MULTIPART as exc:  # damaged part (e.g. missing closing boundary)
             spool.abort()
-            raise bad_request("bad_multipart", f"The multipart body is not readable: {exc}",
-                              "multipart 形式の本文を読み取れません。") from None
+            raise _bad_multipart(exc) from None
         except BaseException:
             spool.abort()
             raise
@@ -246,6 +248,11 @@ def _wait_param(request: web.Request) -> float:
     return min(wait, ctx_of(request).cfg.max_wait)
 
 
+def _unknown_policy(policy: str | None, allowed: list[str]) -> ApiError:
+    return ApiError(400, "unknown_policy", f"Policy {policy!r} is not available here.",
+                    f"ポリシー「{policy}」は使用できません。", detail={"allowed": allowed})
+
+
 def _busy(why: str) -> ApiError:
     return ApiError(503, "busy", "Too many files are waiting; try again shortly.",
                     "処理待ちのファイルが多いため受け付けられません。しばらくしてから再送してください。",
@@ -258,8 +265,7 @@ async def submit(request: web.Request) -> web.Response:
     policy = request.query.get("policy") or None
     allowed = _allowed_policies(request)
     if policy is not None and policy not in allowed:
-        raise ApiError(400, "unknown_policy", f"Policy {policy!r} is not available here.",
-                       f"ポリシー「{policy}」は使用できません。", detail={"allowed": allowed})
+        raise _unknown_policy(policy, allowed)
     wait = _wait_param(request)
     query_name = request.query.get("name")
     if query_name is not None:
@@ -281,9 +287,7 @@ async def submit(request: web.Request) -> web.Response:
         except Busy as exc:
             raise _busy(str(exc)) from None
         except UnknownPolicy:
-            raise ApiError(400, "unknown_policy", f"Policy {policy!r} is not available here.",
-                           f"ポリシー「{policy}」は使用できません。",
-                           detail={"allowed": allowed}) from None
+            raise _unknown_policy(policy, allowed) from None
     finally:
         dest.unlink(missing_ok=True)
     log.info("http.submitted", job_id=rec.job_id, name=name, size=rec.size,
