@@ -24,6 +24,7 @@ from gateway.egress.folder import (
     _publish,
     _rel_dir,
     _taken,
+    _text,
     _write_all,
 )
 
@@ -78,5 +79,5 @@ def _note(release: Release, name: str) -> bytes:
              "Sekisho release", "",
              f"\"{name}\" was released from quarantine with an administrator's approval "
              f"({what_en}).",
-             f"Approved by: {who}", f"Reason: {why}", f"Reference: {release.entry.job_id}", ""]
-    return "\ufeff".encode() + "\r\n".join(lines).encode("utf-8")
+             f"Approved by: {who}", f"Reason: {why}", f"Reference: {release.entry.job_id}"]
+    return _text(lines)
