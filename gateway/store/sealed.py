@@ -115,16 +115,11 @@ def load_keyring(key_file: Path, old_keys: Sequence[Path] = (), *,
 def _create_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        durable.write(path, secrets.token_bytes(KEY_SIZE), mode=0o600)
     except FileExistsError:
         return  # another process created it first; _read_key checks it
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot create the key file ({exc.strerror})") from None
-    try:
-        os.write(fd, secrets.token_bytes(KEY_SIZE))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     durable.fsync_dir(path.parent)
 
 

@@ -113,6 +113,21 @@ def test_missing_key_file_without_create_and_symlinks_are_refused(tmp_path: Path
         load_keyring(tmp_path)
 
 
+def test_key_file_that_cannot_be_written_is_not_left_half_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "quarantine.key"
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(KeyFileError, match="cannot create the key file"):
+        load_keyring(path, create=True)
+    monkeypatch.undo()
+    assert not path.exists()
+    assert len(load_keyring(path, create=True).current) == 32
+
+
 # ------------------------------------------------------------------ sealing originals
 
 
