@@ -126,6 +126,11 @@ def bad_request(code: str, message: str, message_ja: str) -> ApiError:
     return ApiError(400, code, message, message_ja)
 
 
+def attempts_left(request: web.Request, rec: JobRecord) -> int:
+    """How many more passwords the job service takes for ``rec`` before blocking it."""
+    return max(0, ctx_of(request).jobs.max_password_attempts - rec.password_attempts)
+
+
 MAX_PASSWORD = 1024
 
 

@@ -33,6 +33,7 @@ from gateway import reasons
 from gateway.ingress.http_auth import SUBMIT, Principal
 from gateway.ingress.http_common import (
     ApiError,
+    attempts_left,
     authenticate,
     bad_request,
     ctx_of,
@@ -336,9 +337,7 @@ async def job_object(request: web.Request, rec: JobRecord) -> dict[str, Any]:
         else {"ja": [], "en": []},
         "result_url": f"/v1/jobs/{rec.job_id}/result" if has_result else None,
         "release": release,
-        "password_attempts_left": (
-            max(0, ctx.jobs.max_password_attempts - rec.password_attempts)
-            if rec.state == HELD else None),
+        "password_attempts_left": attempts_left(request, rec) if rec.state == HELD else None,
     }
 
 

@@ -23,8 +23,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway.ingress.http_common import ctx_of, not_found, read_json, try_password
-from gateway.jobs.store import JobRecord, valid_job_id
+from gateway.ingress.http_common import (
+    attempts_left,
+    ctx_of,
+    not_found,
+    read_json,
+    try_password,
+)
+from gateway.jobs.store import HELD, JobRecord, valid_job_id
 
 log = structlog.get_logger("sekisho.http")
 
@@ -45,11 +51,9 @@ def _job(request: web.Request, key: object) -> JobRecord:
 
 
 def _view(request: web.Request, rec: JobRecord) -> dict[str, Any]:
-    jobs = ctx_of(request).jobs
-    left = max(0, jobs.max_password_attempts - rec.password_attempts)
     return {"job_id": rec.job_id, "name": rec.name, "state": rec.state,
             "verdict": rec.verdict, "reason": rec.reason,
-            "password_attempts_left": left if rec.state == "held" else 0,
+            "password_attempts_left": attempts_left(request, rec) if rec.state == HELD else 0,
             "delivery": "folder" if rec.origin == "folder" else "mail"}
 
 
