@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 import secrets
@@ -58,8 +57,13 @@ def openapi_document() -> dict[str, Any]:
     return doc
 
 
+@cache
+def _openapi_text() -> str:
+    return json.dumps(openapi_document())
+
+
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(copy.deepcopy(openapi_document()))
+    return web.Response(text=_openapi_text(), content_type="application/json")
 
 
 def _writable(path: Path) -> str | None:
