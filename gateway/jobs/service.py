@@ -407,7 +407,6 @@ class JobService:
             await asyncio.to_thread(self.store.save, rec)
 
     async def _hand_over(self, rec: JobRecord) -> None:
-        event = self._events.pop(rec.job_id, None)
         sink = self._sinks.get(rec.origin)
         try:
             if sink is not None:
@@ -421,7 +420,8 @@ class JobService:
             raise
         except Exception:  # stays "done": the sink runs again at start-up
             log.exception("jobs.sink_failed", job_id=rec.job_id, origin=rec.origin)
-        finally:
+        finally:  # taken only now: whoever began waiting during the sink is woken too
+            event = self._events.pop(rec.job_id, None)
             if event is not None:
                 event.set()
 

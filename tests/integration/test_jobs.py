@@ -275,3 +275,25 @@ async def test_follow_up_work_is_not_refused_for_the_backlog(env: Env) -> None:
     got = await svc.wait(rec.job_id, 60)
     assert got is not None and got.verdict == "clean"
     await svc.stop(1)
+
+
+async def test_a_waiter_arriving_while_the_sink_runs_is_woken(env: Env) -> None:
+    """A job is ``done`` while its sink runs; whoever starts waiting then is woken when
+    the hand-over ends, not at its timeout."""
+    svc = env.service()
+    in_sink, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_sink(rec: JobRecord) -> None:
+        in_sink.set()
+        await go_on.wait()
+
+    svc.register_sink("test", slow_sink)
+    await svc.start()
+    rec = await svc.submit(env.file("a.txt", b"plain text\n"), name="a.txt", origin="test")
+    await asyncio.wait_for(in_sink.wait(), 60)
+    waiter = asyncio.create_task(svc.wait(rec.job_id, 30))
+    await asyncio.sleep(0.1)  # the waiter sees "done" and waits
+    assert not waiter.done()
+    go_on.set()
+    done = await asyncio.wait_for(waiter, 5)
+    assert done is not None and done.state == DELIVERED
