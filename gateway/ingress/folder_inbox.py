@@ -33,6 +33,7 @@ import structlog
 
 from gateway.config import FolderPair
 from gateway.pipeline.run import new_job_id
+from gateway.store import durable
 
 log = structlog.get_logger("sekisho.folder")
 
@@ -255,6 +256,8 @@ class Inbox:
                 if os.path.lexists(target):
                     return False
                 os.rename(claim.path, target)
+            with contextlib.suppress(OSError):  # back for good before the claim goes
+                durable.fsync_dir(target.parent)
         except OSError as exc:
             log.warning("folder.put_back_failed", folder=self.pair.name, job_id=claim.job_id,
                         path=text(claim.rel), error=f"{type(exc).__name__}: {exc}")
