@@ -21,6 +21,7 @@ Locations are member paths inside the archive, e.g. ``docs/見積書.docm``.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 import itertools
@@ -31,7 +32,7 @@ import tarfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO, ClassVar, Protocol
@@ -401,9 +402,11 @@ def _libarchive_members(src: BinaryIO, limit: int,
 
     src.seek(0)
     data = _read_capped(src, limit, "archive")
+    sealed = False  # the entry being read is encrypted
     try:
         with libarchive.memory_reader(data, passphrase=password) as archive:
             for entry in archive:
+                sealed = _data_encrypted(entry)
                 name = _entry_name(entry.pathname)
                 when = _tar_time(entry.mtime or 0)
                 if entry.isdir:
@@ -423,11 +426,31 @@ def _libarchive_members(src: BinaryIO, limit: int,
                 yield Member(name, b"".join(chunks), when)
     except libarchive.exception.ArchiveError as exc:
         text = str(exc).split(" (errno")[0]
-        if password is not None and "ncorrect passphrase" in text:
+        if password is not None and ("ncorrect passphrase" in text or sealed):
+            # ZipCrypto checks a password against one byte only, so 1 wrong password in
+            # 256 gets past it and fails later as a decompression or CRC error (WinZip
+            # AES: 1 in 65536, then the authentication code). With a password given,
+            # an encrypted entry that does not decode is a wrong password.
             raise EncryptedContent(WRONG_KEY) from None
         if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
             raise EncryptedContent("archive is password-protected") from None
         raise Malformed(f"archive cannot be read ({text[:80]})") from None
+
+
+@functools.cache
+def _encryption_probe() -> Callable[[object], int]:
+    import ctypes  # noqa: PLC0415
+
+    import libarchive.ffi  # noqa: PLC0415
+
+    probe = libarchive.ffi.libarchive.archive_entry_is_data_encrypted
+    probe.argtypes, probe.restype = [ctypes.c_void_p], ctypes.c_int
+    return probe  # type: ignore[no-any-return]
+
+
+def _data_encrypted(entry: object) -> bool:
+    """libarchive's archive_entry_is_data_encrypted, which libarchive-c does not wrap."""
+    return bool(_encryption_probe()(entry._entry_p))  # type: ignore[attr-defined]
 
 
 registry.register(ArchiveStage())

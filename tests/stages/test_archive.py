@@ -196,6 +196,30 @@ def test_password_opens_an_encrypted_zip(tmp_path: Path, method: str) -> None:
     assert not any(i.flag_bits & 1 for i in zipfile.ZipFile(out).infolist())
 
 
+def test_a_wrong_password_that_passes_the_zipcrypto_check_is_still_wrong(
+        tmp_path: Path) -> None:
+    """ZipCrypto tests a password against one byte, so about 1 wrong password in 256
+    gets through and only the decompression or CRC fails. That must count as a wrong
+    password (the submitter may try again), not as a damaged archive."""
+    data = encrypted_zip("zipcrypt", {"見積書.html": HTML * 20, "メモ.txt": "本文".encode()})
+    src, out = tmp_path / "ppap.zip", tmp_path / "out.zip"
+    src.write_bytes(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        first = zf.infolist()[0]
+        passing = []  # Python's zipfile as the independent judge of the check byte
+        for n in range(4096):
+            try:
+                zf.open(first, pwd=f"guess{n}".encode()).close()
+            except RuntimeError:
+                continue
+            passing.append(f"guess{n}")
+    assert passing  # about 16 expected
+    for password in passing[:6]:
+        report = process_file(src, out, policy=POLICY, password=password)
+        assert (report.verdict, report.reason) == (Verdict.BLOCKED, "the password is not correct")
+        assert keys(report) == {("block.encrypted", "")} and not out.exists()
+
+
 def test_password_is_ignored_for_a_plain_zip(tmp_path: Path) -> None:
     src, out = tmp_path / "plain.zip", tmp_path / "out.zip"
     src.write_bytes(make_zip({"a.txt": b"text"}))
