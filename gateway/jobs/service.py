@@ -55,7 +55,7 @@ from gateway.jobs.store import (
     now_iso,
 )
 from gateway.models import Report, Verdict
-from gateway.pipeline.run import new_job_id
+from gateway.pipeline.run import failed_report, new_job_id
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.policy import Policy
 
@@ -396,15 +396,41 @@ class JobService:
                               attempt=rec.password_attempts)
 
     async def _give_up(self, rec: JobRecord, reason: str) -> None:
-        """After repeated internal errors: failed, no result; the input stays in the job
-        directory (nothing lost) and the sink tells the submitter."""
+        """After repeated internal errors: failed, no result. The original goes to
+        quarantine like any other blocked input; if even that fails it stays in the
+        job directory, which the purge then leaves alone (nothing lost), and the sink
+        tells the submitter."""
         rec.verdict = Verdict.FAILED.value
         rec.reason = reason
         rec.output_name = None
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._quarantine_failed, rec)
+        if self.audit is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    self.audit.record, "job", job_id=rec.job_id, origin=rec.origin,
+                    name=rec.name, requester=rec.requester, policy=rec.policy,
+                    verdict=rec.verdict, reason=reason, sha256=rec.sha256, size=rec.size,
+                    findings={"fail.error": 1})
         rec.state = DONE
         rec.finished = now_iso()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.save, rec)
+
+    def _quarantine_failed(self, rec: JobRecord) -> None:
+        src = self.store.path(rec.job_id, INPUT)
+        if not src.exists():
+            return
+        pol = self.policies.get(rec.policy) or self.policies[self.default_policy]
+        report = failed_report(src, name=rec.name, policy=pol, job_id=rec.job_id,
+                               source=rec.origin, kind="fail.error", reason=rec.reason or "")
+        try:
+            self.quarantine.put(rec.job_id, src, report.to_dict(), self._meta(rec))
+        except Exception:
+            log.exception("jobs.quarantine_failed", job_id=rec.job_id)
+            raise
+        self.store.save(rec)  # failed, on disk, before the input goes
+        src.unlink()
 
     async def _hand_over(self, rec: JobRecord) -> None:
         sink = self._sinks.get(rec.origin)

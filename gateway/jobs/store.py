@@ -29,7 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from gateway.store import durable
+
+log = structlog.get_logger("sekisho.jobs")
 
 INPUT, RECORD, REPORT, RESULT = "input", "job.json", "report.json", "result"
 
@@ -154,13 +158,18 @@ class JobStore:
 
     def expired(self, before: float) -> list[str]:
         """Finished (or still held) jobs whose record was last changed before ``before``
-        (epoch seconds). A held job's original stays in quarantine."""
+        (epoch seconds). A held job's original stays in quarantine. A finished job
+        that still has its input (it failed and even quarantining it failed) is never
+        expired: that input is the only copy."""
         old: list[str] = []
         for entry in self.root.iterdir():
             if entry.name.startswith("."):
                 continue
             rec = self.load(entry.name)
             if rec is None or rec.state not in (DELIVERED, DONE, HELD):
+                continue
+            if rec.state != HELD and (entry / INPUT).exists():
+                log.warning("jobs.kept_unquarantined", job_id=rec.job_id)
                 continue
             try:
                 if (entry / RECORD).stat().st_mtime < before:

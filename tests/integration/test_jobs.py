@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,9 +176,39 @@ async def test_quarantine_failure_is_retried_and_never_delivers(env: Env) -> Non
     got = await svc.wait(rec.job_id, 60)
     assert got is not None and got.verdict == "failed"
     assert got.reason == "internal error: OSError"
-    assert Broken.calls == 5
+    assert Broken.calls == 6  # five runs, then one more try when giving up
     assert svc.result_path(rec.job_id) is None
     assert env.store.path(rec.job_id, INPUT).read_bytes() == HTML  # the original is kept
+    # and the purge leaves it alone: it is the only copy
+    assert env.store.expired(time.time() + 10**6) == []
+    assert await svc.purge(-10**6) == 0 and env.store.path(rec.job_id, INPUT).exists()
+    await svc.stop(1)
+
+
+async def test_a_job_given_up_on_puts_its_original_in_quarantine(env: Env) -> None:
+    svc = env.service()
+    real = env.quarantine
+
+    class Flaky:
+        calls = 0
+
+        def put(self, *a: Any, **k: Any) -> Path:
+            Flaky.calls += 1
+            if Flaky.calls <= 5:  # every pipeline run fails at the quarantine step
+                raise OSError("disk full")
+            return real.put(*a, **k)
+
+    svc.quarantine = Flaky()
+    await svc.start()
+    rec = await svc.submit(env.file("b.html", HTML), name="b.html", origin="test")
+    got = await svc.wait(rec.job_id, 60)
+    assert got is not None and (got.state, got.verdict) == (DELIVERED, "failed")
+    entry = real.get(rec.job_id)
+    assert (entry.verdict, entry.reason, entry.name) == (
+        "failed", "internal error: OSError", "b.html")
+    assert hashlib.sha256(HTML).hexdigest() == entry.sha256
+    assert not env.store.path(rec.job_id, INPUT).exists()
+    assert env.store.expired(time.time() + 10**6) == [rec.job_id]  # purgeable now
     await svc.stop(1)
 
 
