@@ -46,7 +46,7 @@ from pathlib import Path
 import structlog
 
 from gateway.jobs.service import JobService
-from gateway.jobs.store import DONE, HELD, JobRecord
+from gateway.jobs.store import HELD, JobRecord
 from gateway.models import Report, Verdict
 from gateway.relay import ppap_mail
 from gateway.stages import mail_names
@@ -199,16 +199,14 @@ class PPAP:
             data = ppap_mail.link_mail(hostname=self.hostname, rec=rec,
                                        link=self.link(rec.job_id), attempts=self.max_attempts,
                                        days=self.retention_days, langs=self.langs)
-        elif rec.state == DONE and rec.password_attempts == 0:
-            return  # never held (e.g. not encrypted after all): the mail said enough
-        elif rec.output_name is not None:
+        elif rec.output_name is not None:  # unlocked, or never needed a password after all
             result = self.jobs.result_path(rec.job_id)
             if result is None:
                 raise RuntimeError(f"{rec.job_id}: result missing")
             body = await asyncio.to_thread(result.read_bytes)
             data = ppap_mail.result_mail(hostname=self.hostname, rec=rec, data=body,
                                          langs=self.langs)
-        else:
+        else:  # blocked or failed, after a password or without ever asking for one
             data = ppap_mail.failed_mail(hostname=self.hostname, rec=rec, langs=self.langs)
         for rcpt in recipients:
             await self.inject(rcpt, data)

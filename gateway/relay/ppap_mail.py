@@ -1,9 +1,11 @@
 """The three messages of the PPAP flow (gateway/relay/ppap.py), in Japanese and English.
 
 - link: "a password-protected file came for you; enter the password here";
-- result: the decrypted, disarmed file as an attachment;
-- failed: the file could not be delivered (too many wrong passwords, or blocked
-  once opened); the original stays in quarantine.
+- result: the decrypted, disarmed file as an attachment (or, for an attachment
+  that needed no password once checked on its own, that file disarmed);
+- failed: the file could not be delivered (too many wrong passwords, blocked once
+  opened, or blocked without ever asking for a password); the original stays in
+  quarantine.
 
 All come from ``postmaster@<hostname>`` with ``Auto-Submitted`` and are plain
 ASCII on the wire (the standard library's SMTP policy encodes UTF-8 headers and
@@ -90,20 +92,31 @@ def link_mail(*, hostname: str, rec: JobRecord, link: str, attempts: int, days: 
 
 
 def result_mail(*, hostname: str, rec: JobRecord, data: bytes, langs: Sequence[str]) -> bytes:
+    """The disarmed file. ``rec.password_attempts`` says whether a password opened it,
+    or the attachment turned out to be readable without one when checked alone."""
     name = rec.output_name or rec.name
-    msg = _base(hostname, rec, f"パスワード付きファイルを無害化しました: {name}",
-                f"Your password-protected file, disarmed: {name}", langs)
+    if rec.password_attempts:
+        subject_ja = f"パスワード付きファイルを無害化しました: {name}"
+        subject_en = f"Your password-protected file, disarmed: {name}"
+        said_ja = ["パスワードで保護されていたファイルを開いて無害化しました。",
+                   "添付をご確認ください。（パスワードは外してあります。）"]
+        said_en = ["The password-protected file was opened and disarmed; it is attached",
+                   "(without the password)."]
+    else:
+        subject_ja = f"添付ファイルを無害化しました: {name}"
+        subject_en = f"Your attachment, disarmed: {name}"
+        said_ja = ["メールから取り外した添付ファイルを単独で検査したところ、パスワードなしで",
+                   "開けたため、無害化して添付しました。パスワードの入力は不要です。"]
+        said_en = ["The attachment taken off the message opened without a password when",
+                   "checked on its own; it was disarmed and is attached. No password is needed."]
+    msg = _base(hostname, rec, subject_ja, subject_en, langs)
     blocks = {
-        "ja": ["【Sekisho（関所）】",
-               "パスワードで保護されていたファイルを開いて無害化しました。添付をご確認ください。",
-               "（パスワードは外してあります。）",
+        "ja": ["【Sekisho（関所）】", *said_ja,
                f"  ファイル名: {name}",
                f"  差出人: {_who(rec)}",
                f"  件名: {_subject(rec)}",
                f"受付番号: {rec.job_id}"],
-        "en": ["[Sekisho]",
-               "The password-protected file was opened and disarmed; it is attached",
-               "(without the password).",
+        "en": ["[Sekisho]", *said_en,
                f"  File: {name}",
                f"  From: {_who(rec)}",
                f"  Subject: {_subject(rec)}",
