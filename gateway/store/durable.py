@@ -1,7 +1,8 @@
 """Durable file writes: data and directory entries reach the disk before we say so.
 
 ``write`` creates a file and fsyncs it; ``replace`` writes beside the target and
-renames over it; ``fsync_dir`` makes creations, renames and removals inside a
+renames over it; ``exchange`` swaps two names (a directory replaced without a moment
+where it is missing); ``fsync_dir`` makes creations, renames and removals inside a
 directory durable. Every promise Sekisho makes to an SMTP client ("250") or to
 an auditor (quarantine) rests on these.
 
@@ -12,10 +13,16 @@ returns only after an fsync that *started* after its own rename.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 def fsync_dir(path: Path) -> None:
@@ -24,6 +31,38 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class NoExchange(OSError):
+    """The system or file system cannot swap two names atomically."""
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                   ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap the names ``a`` and ``b`` in one step (Linux renameat2 RENAME_EXCHANGE):
+    at no moment is either name missing. Raises NoExchange where that is not
+    supported (the caller falls back to two renames), OSError otherwise. Not durable
+    until the directory is fsynced."""
+    fn = _renameat2()
+    if fn is None:
+        raise NoExchange(errno.ENOSYS, "renameat2 is not available")
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        raise NoExchange(err, os.strerror(err), str(a))
+    raise OSError(err, os.strerror(err), str(a))
 
 
 def fsync_file(path: Path) -> None:

@@ -25,11 +25,13 @@ actor, reason and time) and ``extra`` (whatever else the caller passed, e.g. the
 
 An entry is assembled in ``.tmp/`` (every file fsynced), renamed into place and the
 root fsynced: it is complete or absent. Putting a job id again (the pipeline ran again
-after a crash) replaces the entry. ``delete`` and ``purge`` shred the original and
-keep report and metadata as a tombstone (state ``deleted``), so the history stays
-readable; the audit log records every admin action. Retention: each entry's expiry is
-fixed when it is quarantined (``created + retention``); changing ``retention`` applies
-to entries quarantined afterwards. Tombstones are kept until removed by hand.
+after a crash) replaces the entry in one atomic swap of the two names (renameat2
+RENAME_EXCHANGE; where the file system lacks it, the old entry is moved aside first).
+``delete`` and ``purge`` shred the original and keep report and metadata as a
+tombstone (state ``deleted``), so the history stays readable; the audit log records
+every admin action. Retention: each entry's expiry is fixed when it is quarantined
+(``created + retention``); changing ``retention`` applies to entries quarantined
+afterwards. Tombstones are kept until removed by hand.
 
 Thread-safe; blocking (the daemon calls it through ``asyncio.to_thread``).
 """
@@ -154,15 +156,7 @@ class Quarantine:
             sealed.seal_bytes(_json(entry.to_dict()), work / META, self.keys, "meta", job_id)
             durable.fsync_dir(work)
             with self._locked():
-                if final.exists():
-                    old = self._tmp / f"{os.getpid()}.{job_id}.old.{secrets.token_hex(3)}"
-                    os.rename(final, old)
-                try:
-                    os.rename(work, final)
-                except BaseException:
-                    if old is not None:
-                        os.rename(old, final)  # the entry being replaced stays
-                    raise
+                old = self._install(work, final, job_id)
                 durable.fsync_dir(self.root)
                 self._index.upsert(_row(entry, final / META))
         except BaseException:
@@ -173,6 +167,29 @@ class Quarantine:
             sealed.shred(old / ORIGINAL)
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def _install(self, work: Path, final: Path, job_id: str) -> Path | None:
+        """Put the assembled entry ``work`` in place at ``final``; where the entry it
+        replaces went (None when there was none). A replacement is one atomic swap
+        where the file system can do it, so a crash leaves the old entry or the new
+        one, never neither; elsewhere the old entry is moved aside first and put back
+        if the new one cannot take its place."""
+        if not final.exists():
+            os.rename(work, final)
+            return None
+        try:
+            durable.exchange(work, final)
+            return work  # now holds the replaced entry
+        except durable.NoExchange:
+            pass
+        old = self._tmp / f"{os.getpid()}.{job_id}.old.{secrets.token_hex(3)}"
+        os.rename(final, old)
+        try:
+            os.rename(work, final)
+        except BaseException:
+            os.rename(old, final)  # the entry being replaced stays
+            raise
+        return old
 
     def _new_entry(self, job_id: str, report: dict[str, Any], meta: dict[str, Any],
                    info: sealed.Sealed) -> QuarantineEntry:

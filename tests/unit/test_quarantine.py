@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.store import sealed
+from gateway.store import durable, sealed
 from gateway.store.audit import AuditLog, verify
 from gateway.store.quarantine import NotFound, Quarantine, QuarantineError, WrongState
 from gateway.store.sealed import (
@@ -292,8 +292,47 @@ def test_put_takes_file_job_metadata(tmp_path: Path, small: Path) -> None:
     assert list((tmp_path / "q" / ".tmp").iterdir()) == []
 
 
+def test_replacement_is_one_swap_so_the_entry_is_never_missing(
+        tmp_path: Path, small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Putting a job id again swaps the new entry in: the name is never renamed away,
+    so a crash at any point leaves the old entry or the new one."""
+    q = Quarantine(tmp_path / "q", keyring())
+    q.put("job-s", small, REPORT, SMTP_META)
+    final = tmp_path / "q" / "job-s"
+    first = (final / "meta.sealed").read_bytes()
+    rename = os.rename
+
+    def never_away(src: Path, dst: Path) -> None:
+        assert Path(src) != final and Path(dst) != final, "entry renamed, not swapped"
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", never_away)
+    q.put("job-s", small, {**REPORT, "verdict": "disarmed"},
+          {**SMTP_META, "verdict": "disarmed"})
+    monkeypatch.undo()
+    assert q.get("job-s").verdict == "disarmed"
+    assert (final / "meta.sealed").read_bytes() != first
+    assert list((tmp_path / "q" / ".tmp").iterdir()) == []  # the old entry is gone
+    q.read_original("job-s", tmp_path / "out.eml")
+    assert (tmp_path / "out.eml").read_bytes() == small.read_bytes()
+
+
+def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("from a")
+    (b / "x").write_text("from b")
+    durable.exchange(a, b)
+    assert ((a / "x").read_text(), (b / "x").read_text()) == ("from b", "from a")
+    with pytest.raises(FileNotFoundError):
+        durable.exchange(a, tmp_path / "missing")
+
+
 def test_failed_replacement_keeps_the_entry_it_was_replacing(
         tmp_path: Path, small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where names cannot be swapped, the old entry is moved aside and put back when
+    the new one cannot take its place."""
     q = Quarantine(tmp_path / "q", keyring())
     q.put("job-r", small, REPORT, SMTP_META)
     final = tmp_path / "q" / "job-r"
@@ -304,9 +343,17 @@ def test_failed_replacement_keeps_the_entry_it_was_replacing(
             raise OSError(28, "No space left on device")
         rename(src, dst)
 
+    def unsupported(a: Path, b: Path) -> None:
+        raise durable.NoExchange(22, "Invalid argument")
+
+    monkeypatch.setattr(durable, "exchange", unsupported)
     monkeypatch.setattr(os, "rename", no_room)
     with pytest.raises(OSError, match="No space"):
         q.put("job-r", small, REPORT, SMTP_META)
+    monkeypatch.setattr(os, "rename", rename)
+    q.put("job-r", small, {**REPORT, "verdict": "disarmed"},
+          {**SMTP_META, "verdict": "disarmed"})  # and the fallback replaces
+    assert q.get("job-r").verdict == "disarmed"
     monkeypatch.undo()
     assert q.get("job-r").sha256 == hashlib.sha256(small.read_bytes()).hexdigest()
     q.read_original("job-r", tmp_path / "out.eml")
