@@ -146,3 +146,25 @@ def test_policy_check(files: Path, repo_root: Path) -> None:
     proc = sekisho("policy", "check", bad)
     assert proc.returncode == 2
     one_clear_line(proc, str(bad), "formats.pdf.colour", "'red'", "not a known key")
+
+
+@pytest.mark.parametrize("entry", ["module", "script"])
+def test_the_command_does_not_load_rich(files: Path, entry: str) -> None:
+    """structlog would import rich (about 70 ms of a single-file run) only to draw
+    tracebacks; the command hides it, both as ``python -m gateway`` and as the
+    installed ``sekisho`` script."""
+    import subprocess
+    import sys
+
+    start = ("import runpy; runpy.run_module('gateway', run_name='__main__')"
+             if entry == "module" else "from gateway.__main__ import run; run()")
+    code = (f"import sys\nsys.argv = ['sekisho', '-v', 'disarm', {str(files / 'memo.txt')!r},"
+            f" '-o', {str(files / 'out.txt')!r}]\n"
+            f"try:\n    {start}\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'"
+            " and sys.modules[m] is not None), 'structlog' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == "[] True"
+    assert (files / "out.txt").read_text(encoding="utf-8") == "会議は10時から\n"
