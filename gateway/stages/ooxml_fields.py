@@ -1,5 +1,7 @@
-"""Word fields: DDE, DDEAUTO, INCLUDEPICTURE, INCLUDETEXT, IMPORT, LINK (and HYPERLINK
-when the policy drops hyperlinks) are neutralized; their last displayed result stays.
+"""Word fields: DDE, DDEAUTO, INCLUDEPICTURE, INCLUDETEXT, IMPORT, LINK and HYPERLINK
+(every one when the policy drops hyperlinks; when it keeps them, those whose target is
+not an http, https or mailto address: javascript:, file:, UNC and local paths, as for
+hyperlink relationships) are neutralized; their last displayed result stays.
 
 A simple field ``<w:fldSimple w:instr="DDEAUTO …">runs</w:fldSimple>`` is replaced by its
 runs. A complex field is a sequence of run contents in document order::
@@ -42,6 +44,11 @@ DANGEROUS = {
     "LINK": "ooxml.external_relationship",
 }
 _FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
+_WEB = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
+#: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
+_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
+#: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
+_SWITCH_ARG = frozenset({"\\l", "\\o", "\\t"})
 
 
 @dataclass(slots=True)
@@ -61,6 +68,7 @@ class Field:
     end: int | None = None
     simple: bool = False
     dynamic: bool = False
+    nested: bool = False         # another field begins inside the instruction
 
     @property
     def name(self) -> str:
@@ -72,9 +80,46 @@ def classify(f: Field, keep_links: bool) -> str | None:
     if f.dynamic:
         return "ooxml.dde"
     kind = DANGEROUS.get(f.name)
-    if kind is None and f.name == "HYPERLINK" and not keep_links:
-        kind = "ooxml.hyperlink"
+    if kind is None and f.name == "HYPERLINK":
+        target = hyperlink_target(f.instr)
+        if not keep_links or f.nested or (target is not None
+                                          and not _WEB.match(target.strip())):
+            kind = "ooxml.hyperlink"
     return kind
+
+
+def hyperlink_target(instr: str) -> str | None:
+    """The address a HYPERLINK instruction opens; None when it names none (only a \\l
+    bookmark in this document). A quoted target computed by a nested field reads as ""
+    (and any nested field makes a HYPERLINK suspect: see :func:`classify`)."""
+    m = _FIRST_WORD.match(instr)
+    rest = instr[m.end():] if m else instr
+    skip = False
+    for arg in _ARG.finditer(rest):
+        quoted, bare = arg.group(1), arg.group(2)
+        if skip:
+            skip = False
+        elif quoted is not None:
+            return re.sub(r"\\(.)", r"\1", quoted)
+        elif bare.lower() in _SWITCH_ARG:
+            skip = True
+        elif not bare.startswith("\\"):
+            return bare
+    return None
+
+
+def _describe(target: str | None) -> str:
+    target = (target or "").strip()
+    if not target:
+        return "no address"
+    if target.startswith(("\\\\", "//")):
+        return "UNC path"
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", target)
+    if scheme:
+        return f"{scheme.group(1).lower()} address"
+    if re.match(r"^[A-Za-z]:", target):
+        return "local path"
+    return "relative path"
 
 
 def analyze(tokens: list[Tok]) -> list[Field]:
@@ -84,8 +129,10 @@ def analyze(tokens: list[Tok]) -> list[Field]:
         if t.kind == "simple":
             fields.append(Field(len(fields) + 1, i, t.text, simple=True))
         elif t.kind == "begin":
-            if stack and stack[-1].sep is None and not stack[-1].instr.strip():
-                stack[-1].dynamic = True
+            if stack and stack[-1].sep is None:
+                stack[-1].nested = True
+                if not stack[-1].instr.strip():
+                    stack[-1].dynamic = True
             f = Field(len(fields) + 1, i)
             fields.append(f)
             stack.append(f)
@@ -116,7 +163,7 @@ def _unescape(b: bytes) -> str:
     return re.sub(r"&(lt|gt|quot|apos|amp);", lambda m: _ENTITIES[m.group(0)], s)
 
 
-_KEYWORDS = re.compile(rb"(?i)(DDE|INCLUDE|IMPORT|(?<![A-Za-z])LINK)")
+_KEYWORDS = re.compile(rb"(?i)(DDE|INCLUDE|IMPORT|HYPERLINK|(?<![A-Za-z])LINK)")
 
 
 def quick_check(data: bytes, keep_links: bool) -> bool:
@@ -205,6 +252,9 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
         if kind is None or f.start in drop:
             continue
         label = "field built from a nested field" if f.dynamic else f"{f.name} field"
+        if kind == "ooxml.hyperlink" and keep_links:
+            label += (" whose address a nested field computes" if f.nested
+                      else f" to a {_describe(hyperlink_target(f.instr))}")
         record(kind, f"{part}#field[{f.index}]", f"{label}; its displayed result kept")
         if f.simple:
             el = tokens[f.start].el

@@ -415,6 +415,32 @@ def docx_dde(complex_field: bool) -> bytes:
     return p.build()
 
 
+def docx_hyperlink_fields() -> bytes:
+    """HYPERLINK fields: javascript: (split over runs), UNC (fldSimple), a web link, a
+    bookmark jump, and one whose address a nested field computes."""
+    p = Pkg(base_docx())
+
+    def par(*xml: str) -> str:
+        return "<w:p>" + "".join(xml) + "</w:p>"
+
+    def result(text: str) -> str:
+        return f"<w:r><w:t>{text}</w:t></w:r>"
+
+    p.body(par(_fld("begin"), _instr(" HYPER"), _instr('LINK "javascript:alert(1)" '),
+               _fld("separate"), result("スクリプトのリンク"), _fld("end"))
+           + par('<w:fldSimple w:instr=" HYPERLINK &quot;\\\\\\\\evil.example.jp\\\\share'
+                 '\\\\a.exe&quot; ">', result("共有フォルダ"), "</w:fldSimple>")
+           + par(_fld("begin"), _instr(' HYPERLINK "https://www.example.jp/" \\o "案内" '),
+                 _fld("separate"), result("関所のサイト"), _fld("end"))
+           + par(_fld("begin"), _instr(' HYPERLINK \\l "_Toc1" '), _fld("separate"),
+                 result("目次へ"), _fld("end"))
+           + par(_fld("begin"), _instr(" HYPERLINK "), _fld("begin"),
+                 _instr(' QUOTE "file:///C:/Windows/System32/calc.exe" '), _fld("separate"),
+                 result("x"), _fld("end"), _fld("separate"), result("計算されたリンク"),
+                 _fld("end")))
+    return p.build()
+
+
 def docx_include_fields() -> bytes:
     p = Pkg(base_docx())
     p.body("<w:p>" + _fld("begin") + _instr(' INCLUDEPICTURE "http://evil.example.jp/t.png" \\d ')

@@ -466,6 +466,32 @@ def test_include_fields_neutralized(tmp_path: Path) -> None:
     check_output(r, tmp_path)
 
 
+def test_hyperlink_fields_kept_only_with_web_targets(tmp_path: Path) -> None:
+    """Like hyperlink relationships: javascript:, UNC and computed targets go, web and
+    bookmark links stay; without the keep every HYPERLINK field goes."""
+    data = G.docx_hyperlink_fields()
+    r = run(tmp_path, data, "fields.docx")
+    assert r.keys() == {("ooxml.hyperlink", "word/document.xml#field[1]"),
+                        ("ooxml.hyperlink", "word/document.xml#field[2]"),
+                        ("ooxml.hyperlink", "word/document.xml#field[5]")}
+    assert r.action("ooxml.hyperlink", "word/document.xml#field[1]") == "neutralized"
+    xml = doc_xml(r)
+    assert "javascript" not in xml and "evil" not in xml and "calc.exe" not in xml
+    assert "https://www.example.jp/" in xml and "_Toc1" in xml
+    left = {line for line in oc.msodde_findings(r.out) if "HYPERLINK" in line.upper()}
+    assert left == {'HYPERLINK "https://www.example.jp/" \\o "案内"', 'HYPERLINK \\l "_Toc1"'}
+    text = check_output(r, tmp_path, same_text=False)
+    for shown in ("スクリプトのリンク", "共有フォルダ", "関所のサイト", "目次へ",
+                  "計算されたリンク"):
+        assert shown in text
+
+    nolinks = tmp_path / "nolinks"
+    nolinks.mkdir()
+    r = run(nolinks, data, "fields.docx", NO_LINKS)
+    assert r.keys() == {("ooxml.hyperlink", f"word/document.xml#field[{i}]") for i in range(1, 6)}
+    assert [line for line in oc.msodde_findings(r.out) if "HYPERLINK" in line.upper()] == []
+
+
 def test_alt_chunk_disarmed_recursively(tmp_path: Path) -> None:
     chunk = G.docm()
     r = run(tmp_path, G.docx_alt_chunk(chunk, "afchunk.docm", G.DOCM_MAIN), "chunk.docx")
@@ -480,7 +506,8 @@ def test_alt_chunk_disarmed_recursively(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["dde-simple", "dde-split", "include", "clean", "links",
-                                  "corpus-45690", "corpus-ddeauto2", "corpus-instrlink"])
+                                  "hyperlink-fields", "corpus-45690", "corpus-ddeauto2",
+                                  "corpus-instrlink"])
 def test_quick_field_check_agrees_with_the_parsed_tree(name: str) -> None:
     """The byte-level pre-check only decides whether to parse; it must never miss."""
     from gateway.stages import ooxml_fields as F
@@ -489,7 +516,7 @@ def test_quick_field_check_agrees_with_the_parsed_tree(name: str) -> None:
     corpus = corpus_dir() / "b_ooxml"
     data = {"dde-simple": lambda: G.docx_dde(False), "dde-split": lambda: G.docx_dde(True),
             "include": G.docx_include_fields, "clean": G.base_docx,
-            "links": G.docx_hyperlinks,
+            "links": G.docx_hyperlinks, "hyperlink-fields": G.docx_hyperlink_fields,
             "corpus-45690": (corpus / "poi/45690.docm").read_bytes,
             "corpus-ddeauto2": (corpus / "packt-mre2/word_ddeauto2.docx").read_bytes,
             "corpus-instrlink": (corpus / "tika/testInstrLink.docx").read_bytes}[name]()
