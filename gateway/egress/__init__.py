@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from gateway.text import one_line
+
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}\b")
 
 
@@ -21,9 +23,7 @@ class Reply:
     @classmethod
     def of(cls, code: int, text: str) -> Reply:
         """A reply with its text made safe to log and to pass on: one line, printable."""
-        clean = " ".join(text.split())
-        clean = "".join(ch if ch.isprintable() else "?" for ch in clean)[:400]
-        return cls(code, clean)
+        return cls(code, one_line(text, 400))
 
     @property
     def ok(self) -> bool:

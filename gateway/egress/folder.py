@@ -44,6 +44,7 @@ from gateway import kinds, reasons
 from gateway.config import FolderPair
 from gateway.jobs.store import HELD, RESULT, JobRecord, JobStore
 from gateway.store import durable
+from gateway.text import one_line
 
 log = structlog.get_logger("sekisho.egress.folder")
 
@@ -287,7 +288,7 @@ def notice(rec: JobRecord, report: dict[str, Any], link: str | None = None) -> b
     found_kinds = [str(f.get("kind")) for f in findings
                    if f.get("action") in ("removed", "neutralized", "blocked", "failed")
                    and not str(f.get("kind", "")).startswith(("block.", "fail.", "sniff."))]
-    reason = _clean(rec.reason or "")
+    reason = one_line(rec.reason or "")
     failed = rec.verdict == "failed"
     if rec.state == HELD:
         where_ja = "次のページで" if link else f"Sekisho の Web 画面で受付番号 {rec.job_id} の"
@@ -313,7 +314,7 @@ def notice(rec: JobRecord, report: dict[str, Any], link: str | None = None) -> b
           f"ファイル「{name}」は" + ("処理できなかったため" if failed else "安全にできないため")
           + "、無害化したファイルを出力していません。",
           f"  理由: {_labels(why_kinds, 'ja') or ('処理エラー' if failed else '不明')}"
-          + (f"（{_clean(reasons.ja(rec.reason))}）" if reason else "")]
+          + (f"（{one_line(reasons.ja(rec.reason))}）" if reason else "")]
     en = ["[Sekisho block notice]",
           f'The file "{name}" '
           + ("could not be processed" if failed else "could not be made safe")
@@ -346,9 +347,6 @@ def _labels(kind_ids: Iterable[str], lang: str) -> str:
     return ("、" if lang == "ja" else "; ").join(parts)
 
 
-def _clean(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:limit]
 
 
 def _consistent(rec: JobRecord, report: dict[str, Any] | None) -> dict[str, Any]:
@@ -369,7 +367,7 @@ def _consistent(rec: JobRecord, report: dict[str, Any] | None) -> dict[str, Any]
     item = {"stage": "job", "location": rec.name, "verdict": verdict, "elapsed_ms": 0,
             "error": reason,
             "findings": [{"kind": "fail.error", "action": "failed", "location": "",
-                          "severity": "medium", "detail": _clean(reason)}]}
+                          "severity": "medium", "detail": one_line(reason)}]}
     if report is None:
         report = {"schema": 1, "job_id": rec.job_id, "source": "folder",
                   "policy": rec.policy, "items": [],

@@ -27,6 +27,7 @@ from gateway.egress.folder import (
     _text,
     _write_all,
 )
+from gateway.text import one_line
 
 NOTE_SUFFIX = ".released.txt"
 MAX_TRIES = 1000
@@ -66,7 +67,7 @@ def _write(release: Release, outdir: Path, name: str) -> Path:
 
 
 def _note(release: Release, name: str) -> bytes:
-    who = "".join(ch if ch.isprintable() else "?" for ch in release.approver)[:100]
+    who = one_line(release.approver, 100)
     why = " ".join(release.reason.split())[:500]
     what_ja = (f"ポリシー「{release.policy}」で処理し直したもの" if release.policy
                else "受け取ったときのままの原本")

@@ -25,13 +25,9 @@ from pathlib import Path
 
 from gateway import reasons
 from gateway.egress import Reply
+from gateway.text import one_line
 
 MAX_HEADERS = 32 * 1024
-
-
-def _clean(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:limit]
 
 
 def _date(ts: float) -> str:
@@ -57,8 +53,8 @@ def _message_id(hostname: str) -> str:
 def block_notice(*, hostname: str, job_id: str, sender: str, received: float, size: int,
                  reason: str, langs: Sequence[str]) -> bytes:
     """The message sent to the recipients in place of a blocked one."""
-    who = _clean(sender) or "<>"
-    why = _clean(reason or "could not be made safe")
+    who = one_line(sender) or "<>"
+    why = one_line(reason or "could not be made safe")
     when = _date(received)
     blocks = []
     for lang in langs:
@@ -70,7 +66,7 @@ def block_notice(*, hostname: str, job_id: str, sender: str, received: float, si
                 f"  差出人（エンベロープ）: {who}",
                 f"  受信日時: {when}",
                 f"  大きさ: {size} バイト",
-                f"  理由: {_clean(reasons.ja(reason)) or 'ブロックしました'}",
+                f"  理由: {one_line(reasons.ja(reason)) or 'ブロックしました'}",
                 f"原本が必要な場合は、受付番号 {job_id} を添えて"
                 "システム管理者へお問い合わせください。"]))
         else:
@@ -123,8 +119,8 @@ def bounce(*, hostname: str, qid: str, sender: str, received: float, remote: str
                 "Your message could not be delivered to one or more recipients.", ""]
     lines_ja = ["次の宛先へメールを配送できませんでした。", ""]
     for rcpt, reply in failed:
-        lines_en.append(f"<{_clean(rcpt)}>: {_clean(str(reply), 400)}")
-        lines_ja.append(f"<{_clean(rcpt)}>: {_clean(str(reply), 400)}")
+        lines_en.append(f"<{one_line(rcpt)}>: {one_line(str(reply), 400)}")
+        lines_ja.append(f"<{one_line(rcpt)}>: {one_line(str(reply), 400)}")
     human = "\r\n".join([*lines_ja, "", *lines_en]) + "\r\n"
     status = [f"Reporting-MTA: dns; {hostname}", f"X-Sekisho-Queue-ID: {qid}",
               f"Arrival-Date: {_date(received)}", ""]
@@ -135,7 +131,7 @@ def bounce(*, hostname: str, qid: str, sender: str, received: float, remote: str
                    f"Status: {reply.status()}"]
         if remote.startswith("smtp:"):
             status.append(f"Remote-MTA: dns; {remote.split(':')[1]}")
-        status += [f"Diagnostic-Code: smtp; {_clean(str(reply), 400)}",
+        status += [f"Diagnostic-Code: smtp; {one_line(str(reply), 400)}",
                    f"Last-Attempt-Date: {now}", ""]
     to = sender if sender.isascii() else "undisclosed-recipients:;"
     parts = [

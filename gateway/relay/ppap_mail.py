@@ -23,6 +23,7 @@ from email.utils import formatdate
 
 from gateway import reasons
 from gateway.jobs.store import JobRecord
+from gateway.text import one_line
 
 _TAG = "[Sekisho]"
 
@@ -43,12 +44,11 @@ def _base(hostname: str, rec: JobRecord, subject_ja: str, subject_en: str,
 
 def _who(rec: JobRecord) -> str:
     sender = rec.extra.get("sender", "") or "<>"
-    return "".join(ch if ch.isprintable() else "?" for ch in sender)[:200]
+    return one_line(sender, 200)
 
 
 def _subject(rec: JobRecord) -> str:
-    text = " ".join(rec.extra.get("subject", "").split())
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
+    return one_line(rec.extra.get("subject", ""), 200)
 
 
 def _join(blocks: dict[str, list[str]], langs: Sequence[str]) -> str:
@@ -159,7 +159,7 @@ def released_mail(*, hostname: str, rec: JobRecord, data: bytes, approver: str,
     name = rec.output_name or rec.name
     msg = _base(hostname, rec, f"管理者が隔離ファイルを取り出しました: {name}",
                 f"An administrator released a held file: {name}", langs)
-    who = "".join(ch if ch.isprintable() else "?" for ch in approver)[:100]
+    who = one_line(approver, 100)
     blocks = {
         "ja": ["【Sekisho（関所）原本取り出し】",
                "パスワード付きで届き隔離していたファイルを、管理者の承認により添付します。",
