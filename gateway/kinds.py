@@ -138,6 +138,10 @@ _KINDS: tuple[KindInfo, ...] = (
              "digital signature removed (no longer valid after disarming)",
              "電子署名を削除 (無害化により無効になるため)"),
     # --- legacy OLE (doc/xls/ppt) ----------------------------------------------------------
+    KindInfo("ole.encrypted", _I, False,
+             "password encryption removed (opened with the password given or Excel's "
+             "default password)",
+             "パスワードによる暗号化を解除（入力されたパスワードまたは Excel の既定のパスワード）"),
     KindInfo("ole.vba", _H, True, "VBA macro project", "VBA マクロ"),
     KindInfo("ole.xlm_macro", _H, True, "Excel 4.0 (XLM) macro sheet",
              "Excel 4.0 (XLM) マクロシート"),

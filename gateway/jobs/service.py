@@ -81,7 +81,7 @@ class NotHeld(Exception):
 
 
 #: sniffed types whose stage can open them with a password
-HOLDABLE = frozenset({"archive.zip", "archive.7z", "pdf", "ooxml.encrypted"})
+HOLDABLE = frozenset({"archive.zip", "archive.7z", "pdf", "ooxml.encrypted", "ole.xls"})
 WRONG_KEY = "the password is not correct"
 LOCKED_OUT = "too many wrong passwords"
 

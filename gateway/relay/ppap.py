@@ -55,9 +55,9 @@ log = structlog.get_logger("sekisho.ppap")
 
 ORIGIN = "ppap"
 MAIL_NAME = "message.eml"
-#: zip, 7z, PDF, and the compound file an encrypted .docx/.xlsx/.pptx is
+#: zip, 7z, PDF, and the compound file an encrypted .docx/.xlsx/.pptx (or an .xls) is
 _MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"%PDF-", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
-_ENCRYPTED_STAGES = ("archive", "pdf", "ooxml")
+_ENCRYPTED_STAGES = ("archive", "pdf", "ooxml", "ole")
 
 #: queue one generated message for a recipient (the relay's Processor.inject)
 Inject = Callable[[str, bytes], Awaitable[object]]

@@ -1,4 +1,4 @@
-"""Password-protected Office Open XML documents (ECMA-376 encryption): opened, not refused.
+"""Password-protected Office documents: opened, not refused.
 
 An encrypted .docx/.xlsx/.pptx is a compound file holding ``EncryptionInfo`` and
 ``EncryptedPackage``. It is opened (msoffcrypto-tool, a maintained decrypter of
@@ -10,7 +10,15 @@ every ECMA-376 scheme: standard and agile) with:
    set, and opens them without asking — so a reader sees no password at all. Emotet
    used exactly this to hide its macros from gateways that refuse to look inside.
 
-The decrypted package then goes through the OOXML stage like any other, and is
+A legacy Excel workbook (.xls, RC4 / RC4 CryptoAPI / XOR, a FILEPASS record in the
+workbook stream) is opened the same way (``decrypt_legacy``); Excel uses the same
+default password there, and malware campaigns have used such workbooks to hide
+macros from gateways.
+Legacy Word and PowerPoint files stay refused when encrypted: Office has no default
+password for them, and without samples to check the decrypted output against we do
+not claim to open them.
+
+The decrypted document then goes through its stage like any other, and is
 delivered **without** encryption (the recipient's copy opens without a password;
 the original stays in quarantine). When neither opens it, the document stays
 EncryptedContent: blocked, or held for its password by policy.
@@ -19,6 +27,7 @@ EncryptedContent: blocked, or held for its password by policy.
 from __future__ import annotations
 
 import io
+import struct
 
 from gateway.errors import EncryptedContent, Malformed
 
@@ -28,8 +37,30 @@ WRONG_KEY = "the password is not correct"
 NEEDS_KEY = "document is password-protected"
 
 
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def decrypt(data: bytes, password: str | None) -> tuple[bytes, bool]:
     """The decrypted package, and whether the given password (not a default) opened it."""
+    plain, given = _open(data, password, NEEDS_KEY)
+    if not plain.startswith(b"PK"):
+        raise Malformed("the decrypted document is not a package")
+    return plain, given
+
+
+def decrypt_legacy(data: bytes, password: str | None,
+                   needs_key: str = NEEDS_KEY) -> tuple[bytes, bool]:
+    """A legacy workbook's compound file with its workbook stream decrypted (the
+    FILEPASS record blanked in place, so every stream offset stays valid), and whether
+    the given password (not a default) opened it. ``needs_key``: the reason when no
+    password was given and the default one does not open it."""
+    plain, given = _open(data, password, needs_key)
+    if not plain.startswith(OLE_MAGIC):
+        raise Malformed("the decrypted document is not a compound file")
+    return plain, given
+
+
+def _open(data: bytes, password: str | None, needs_key: str) -> tuple[bytes, bool]:
     import msoffcrypto  # noqa: PLC0415 - only needed for encrypted documents
     import msoffcrypto.exceptions  # noqa: PLC0415
 
@@ -48,10 +79,8 @@ def decrypt(data: bytes, password: str | None) -> tuple[bytes, bool]:
             continue
         except msoffcrypto.exceptions.FileFormatError as exc:
             raise Malformed(f"the encrypted document cannot be read ({exc})") from None
-        except (ValueError, KeyError, IndexError, OSError, AssertionError) as exc:
+        except (ValueError, KeyError, IndexError, OSError, AssertionError, struct.error,
+                EOFError) as exc:
             raise Malformed(f"the encrypted document is damaged ({type(exc).__name__})") from None
-        plain = out.getvalue()
-        if not plain.startswith(b"PK"):
-            raise Malformed("the decrypted document is not a package")
-        return plain, given
-    raise EncryptedContent(WRONG_KEY if password else NEEDS_KEY)
+        return out.getvalue(), given
+    raise EncryptedContent(WRONG_KEY if password else needs_key)

@@ -36,10 +36,19 @@ from __future__ import annotations
 
 from typing import BinaryIO, ClassVar
 
-from gateway.errors import LimitExceeded, Unsupported
+from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
+from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import cfb_writer, ole_convert, ole_excel, ole_objects, ole_ppt, ole_word
+from gateway.stages import (
+    cfb_writer,
+    office_crypto,
+    ole_convert,
+    ole_excel,
+    ole_objects,
+    ole_ppt,
+    ole_word,
+)
 from gateway.stages.cfb_writer import Node
 
 #: a compound file is read whole; the pipeline's max_size bounds the input
@@ -76,7 +85,10 @@ class OleStage:
         if kind == "ole.doc":
             ole_word.check_encryption(root)
         elif kind == "ole.xls":
-            ole_excel.check_encryption(root)
+            try:
+                ole_excel.check_encryption(root)
+            except EncryptedContent:
+                root = _decrypted_workbook(data, ctx)
         elif kind == "ole.ppt":
             ole_ppt.check_encryption(root)
         ole_objects.handle_objects(root, ctx, apply)
@@ -88,6 +100,24 @@ class OleStage:
         elif kind == "ole.ppt":
             ole_ppt.process(root, ctx, apply)
         return root
+
+
+def _decrypted_workbook(data: bytes, ctx: StageContext) -> Node:
+    """An encrypted workbook opened with the job's password or Excel's default one
+    (gateway/stages/office_crypto.py); EncryptedContent when neither opens it. The
+    output is written from this decrypted tree, so it opens without a password."""
+    plain, given = office_crypto.decrypt_legacy(data, ctx.password,
+                                                "the Excel workbook is encrypted")
+    ctx.account(len(plain))
+    root = cfb_writer.read_tree(cfb_writer.open_ole(plain), len(plain))
+    try:
+        ole_excel.check_encryption(root)
+    except EncryptedContent:
+        raise Malformed("the workbook is still encrypted after decryption") from None
+    ctx.record("ole.encrypted", "Workbook#FILEPASS", action=Action.REMOVED,
+               detail="opened with the password given" if given
+               else "opened with Excel's default password (VelvetSweatshop)")
+    return root
 
 
 registry.register(OleStage())

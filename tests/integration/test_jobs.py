@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import olefile
 import pytest
 
 from gateway.jobs.service import Busy, JobService, NotHeld, UnknownPolicy
@@ -27,8 +28,10 @@ from gateway.jobs.store import (
 from gateway.pipeline.workers import WorkerPool
 from gateway.policy import load
 from gateway.store.quarantine import Quarantine
+from tests.conftest import ROOT
 from tests.helpers.archivegen import PASSWORD, encrypted_zip
 from tests.helpers.jobs import EXE, HTML, POLICIES
+from tests.helpers.xlscrypt import rekey_xls
 
 pytestmark = pytest.mark.xdist_group("workers")
 
@@ -239,6 +242,30 @@ async def test_password_zip_is_held_then_unlocked(env: Env) -> None:
     assert not env.store.path(rec.job_id, INPUT).exists()
     with pytest.raises(NotHeld):
         await svc.unlock(rec.job_id, PASSWORD)
+    await svc.stop(1)
+
+
+async def test_password_xls_is_held_then_unlocked(env: Env) -> None:
+    import msoffcrypto
+
+    svc = env.service(max_password_attempts=3)
+    await svc.start()
+    sample = (ROOT / "samples" / "office" / "oletools-autostart-velvetsweatshop.xls").read_bytes()
+    locked = rekey_xls(sample, "VelvetSweatshop", "見積2026")
+    rec = await svc.submit(env.file("見積.xls", locked), name="見積.xls", origin="test")
+    held = await svc.wait(rec.job_id, 60)
+    assert held is not None and (held.state, held.reason) == (
+        HELD, "the Excel workbook is encrypted")
+    wrong = await svc.unlock(rec.job_id, "guess")
+    assert (wrong.state, wrong.reason) == (HELD, "the password is not correct")
+    done = await svc.unlock(rec.job_id, "見積2026")
+    assert (done.state, done.verdict, done.output_name) == (DELIVERED, "disarmed", "見積.xls")
+    out = svc.result_path(rec.job_id)
+    assert out is not None
+    with out.open("rb") as fh:
+        assert not msoffcrypto.OfficeFile(fh).is_encrypted()
+    with olefile.OleFileIO(str(out)) as ole:
+        assert not ole.exists("_VBA_PROJECT_CUR")
     await svc.stop(1)
 
 

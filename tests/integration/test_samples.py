@@ -88,6 +88,17 @@ def _independent_check(type_id: str, out: Path) -> None:
         assert out.read_bytes().startswith(b"PK")  # delivered without encryption
         assert officecheck.olevba_findings(out) == []
         assert officecheck.ooxml_integrity(out) == []
+    elif family == "ole":
+        import msoffcrypto
+
+        from tests.helpers import officecheck
+
+        with out.open("rb") as fh:  # delivered without encryption
+            assert not msoffcrypto.OfficeFile(fh).is_encrypted()
+        assert officecheck.olevba_findings(out) == []
+        assert officecheck.msodde_findings(out) == []
+        assert officecheck.libreoffice_text(out, {"doc": "writer", "xls": "calc",
+                                                  "ppt": "impress"}[type_id[4:]]).strip()
     elif family == "mail":
         for policy in (email.policy.compat32, email.policy.default):
             msg = email.message_from_bytes(out.read_bytes(), policy=policy)

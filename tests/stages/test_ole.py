@@ -22,8 +22,9 @@ from gateway.pipeline.sniff import sniff_bytes
 from gateway.policy import FormatPolicy, Policy, load
 from gateway.stages import cfb_writer, ole_excel
 from gateway.stages.cfb_writer import Node
-from tests.conftest import check_report_schema, corpus_dir
+from tests.conftest import ROOT, check_report_schema, corpus_dir
 from tests.helpers import olegen
+from tests.helpers.xlscrypt import rekey_xls
 
 CORPUS = "c_ole"
 
@@ -274,6 +275,55 @@ def test_encrypted_excel_is_blocked(tmp_path: Path, bases: dict[str, bytes]) -> 
     report, _ = run(tmp_path, cfb_writer.write(root), "enc.xls")
     assert report.verdict is Verdict.BLOCKED
     assert report.reason == "the Excel workbook is encrypted"
+
+
+VELVET_XLS = "oletools-autostart-velvetsweatshop.xls"
+
+
+def velvet_xls() -> bytes:
+    return (ROOT / "samples" / "office" / VELVET_XLS).read_bytes()
+
+
+def assert_not_encrypted(out: Path) -> None:
+    import msoffcrypto  # the independent reader: it would need a password
+
+    with out.open("rb") as fh:
+        assert not msoffcrypto.OfficeFile(fh).is_encrypted()
+
+
+def test_excel_with_the_default_password_is_opened_and_disarmed(tmp_path: Path) -> None:
+    """Excel encrypts a workbook with "VelvetSweatshop" when only "read-only recommended"
+    or a modify password is set, and opens it without asking: Emotet's workbooks did
+    this to hide their macros. It is opened, disarmed and delivered unencrypted."""
+    report, out = run(tmp_path, velvet_xls(), "invoice.xls")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {("ole.encrypted", "Workbook#FILEPASS", "removed"),
+                             ("ole.vba", "_VBA_PROJECT_CUR", "removed"),
+                             ("ole.vba", "Workbook#OBPROJ", "removed")}
+    detail = {f.kind: f.detail for f in report.items[0].findings}["ole.encrypted"]
+    assert detail == "opened with Excel's default password (VelvetSweatshop)"
+    assert_not_encrypted(out)
+    assert olegen.oletools_flags(out) == []
+    assert_opens(tmp_path, out, "Contains an autostart macro")
+
+
+def test_excel_with_a_password_opens_with_that_password_only(tmp_path: Path) -> None:
+    locked = rekey_xls(velvet_xls(), "VelvetSweatshop", "見積2026")
+    src, out = tmp_path / "locked.xls", tmp_path / "out.xls"
+    src.write_bytes(locked)
+    for password, reason in ((None, "the Excel workbook is encrypted"),
+                             ("guess", "the password is not correct")):
+        report = process_file(src, out, policy=load("default"), password=password)
+        assert (report.verdict, report.reason) == (Verdict.BLOCKED, reason)
+        assert found(report) == {("block.encrypted", "", "blocked")} and not out.exists()
+    report = process_file(src, out, policy=load("default"), password="見積2026")
+    assert report.verdict is Verdict.DISARMED
+    assert ("ole.encrypted", "Workbook#FILEPASS", "removed") in found(report)
+    detail = {f.kind: f.detail for f in report.items[0].findings}["ole.encrypted"]
+    assert detail == "opened with the password given"
+    assert_not_encrypted(out)
+    assert olegen.oletools_flags(out) == []
+    assert_opens(tmp_path, out, "Contains an autostart macro")
 
 
 def test_encrypted_ppt_is_blocked(tmp_path: Path, bases: dict[str, bytes]) -> None:
