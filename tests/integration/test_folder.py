@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,6 @@ from tests.helpers import archivegen, ooxmlgen, pdfgen
 from tests.helpers.jobs import EXE, HTML, POLICIES
 
 pytestmark = pytest.mark.xdist_group("workers")
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(2, start_method="fork") as p:
-        yield p
 
 
 class Env:

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -43,12 +43,6 @@ MiB = 1024 * 1024
 def _token_cfg() -> tuple[TokenConfig, ...]:
     return tuple(TokenConfig(n, hashlib.sha256(t.encode()).hexdigest(), ROLES[n])
                  for n, t in TOKENS.items())
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(2, start_method="fork") as p:
-        yield p
 
 
 class Api:

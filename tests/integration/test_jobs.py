@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,6 @@ from tests.helpers.jobs import EXE, HTML, POLICIES
 from tests.helpers.xlscrypt import rekey_xls
 
 pytestmark = pytest.mark.xdist_group("workers")
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(2, start_method="fork") as p:
-        yield p
 
 
 class Env:

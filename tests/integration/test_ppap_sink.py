@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -26,12 +25,6 @@ from tests.helpers.jobs import EXE, HTML, POLICIES
 pytestmark = pytest.mark.xdist_group("workers")
 
 RCPTS = ["staff@city.example.lg.jp", "boss@city.example.lg.jp"]
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(2, start_method="fork") as p:
-        yield p
 
 
 class Setup:
