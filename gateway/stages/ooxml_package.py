@@ -28,6 +28,7 @@ class Source(Protocol):
     names: list[str]
 
     def read(self, name: str) -> bytes: ...
+    def head(self, name: str, n: int) -> bytes: ...
     def check(self, name: str) -> None: ...
     def size(self, name: str) -> int: ...
 
@@ -42,6 +43,9 @@ class MemorySource:
 
     def read(self, name: str) -> bytes:
         return self.parts[name]
+
+    def head(self, name: str, n: int) -> bytes:
+        return self.parts[name][:n]
 
     def check(self, name: str) -> None:
         return None
@@ -178,6 +182,10 @@ class Package:
 
     def read(self, name: str) -> bytes:
         return self.source.read(name)
+
+    def head(self, name: str, n: int) -> bytes:
+        """The first ``n`` bytes of a part (its magic number), without reading it all."""
+        return self.source.head(name, n)
 
     def rels_of(self, part: str) -> list[Rel]:
         rp = self.rels.get(part)

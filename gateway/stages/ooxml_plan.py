@@ -5,7 +5,10 @@ removes. Order matters and is fixed:
 
 1. the main part's macro-enabled content type becomes its plain type;
 2. active parts are removed (VBA, signatures, vbaData, ActiveX, XLM sheets, customUI,
-   external-link workbooks…), chosen by relationship type, content type or name;
+   external-link workbooks…), chosen by relationship type, content type or name; so is
+   an OLE compound file in any part that is not an embedded object (an image, a custom
+   XML item…): Office never reads one there, but it carries whatever it holds (a VBA
+   project, an exploit) through the gateway past tools that look at every OLE member;
 3. relationships: external ones go (hyperlinks with web targets stay when the policy
    keeps hyperlinks), dangling ones go, ones into removed parts go;
 4. parts no longer reachable from the package root go (unreferenced input parts are
@@ -77,6 +80,7 @@ _XLM_KINDS = {"macrosheet", "xlMacrosheet", "xlIntlMacrosheet", "intlMacrosheet"
 _XLM_CTS = ("application/vnd.ms-excel.macrosheet", "application/vnd.ms-excel.intlmacrosheet")
 _EXTLINK_CTS = (_SML + "externallink+xml", "application/vnd.ms-excel.externallink")
 _WEB = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _CALLBACK = re.compile(rb"""\b(on[A-Z]\w*|get[A-Z]\w*)\s*=""")
 
 
@@ -239,6 +243,9 @@ class Engine:
         embed = _embedding(name, ct, kinds)
         if embed:
             self.embeds.append((name, embed))
+        elif self.pkg.head(name, len(_OLE_MAGIC)) == _OLE_MAGIC:
+            self.remove_part(name, "ooxml.ole_object", "OLE compound file in a part of type "
+                             f"{ct}" if ct else "OLE compound file in a part without a type")
 
     def relationships(self) -> None:
         keep_links = self.ctx.keeps("hyperlinks")

@@ -119,6 +119,14 @@ class ZipIn:
             raise Malformed(f"zip entry {name[:80]!r} is damaged (size)")
         return data
 
+    def head(self, name: str, n: int) -> bytes:
+        """The first ``n`` inflated bytes of one entry."""
+        try:
+            with self._zf.open(self.entries[name].info) as f:
+                return f.read(n)
+        except _ZIP_ERRORS as exc:
+            raise Malformed(f"zip entry {name[:80]!r} is damaged ({_short(exc)})") from None
+
     def check(self, name: str) -> None:
         """Inflate one entry and throw the bytes away: proves its CRC before a raw copy."""
         info = self.entries[name].info

@@ -415,6 +415,18 @@ def docx_dde(complex_field: bool) -> bytes:
     return p.build()
 
 
+def docx_ole_disguised() -> bytes:
+    """A VBA project (an OLE file) in parts Office never runs: an image relationship's
+    target named .png, and a custom XML item."""
+    p = Pkg(base_docx())
+    p.put("word/media/image9.png", vba_project())
+    p.rel("word/document.xml", f"{R}/image", "media/image9.png", rid="rIdPic")
+    p.default("png", "image/png")
+    p.put("customXml/item9.bin", vba_project())
+    p.rel("word/document.xml", f"{R}/customXml", "../customXml/item9.bin", rid="rIdItem")
+    return p.build()
+
+
 def docx_hyperlink_fields() -> bytes:
     """HYPERLINK fields: javascript: (split over runs), UNC (fldSimple), a web link, a
     bookmark jump, and one whose address a nested field computes."""

@@ -682,6 +682,21 @@ def test_clean_document_is_clean_and_unchanged_parts_are_copied_raw(tmp_path: Pa
     check_output(r, tmp_path)
 
 
+def test_ole_file_disguised_as_image_or_custom_xml_removed(tmp_path: Path) -> None:
+    """olevba reads every OLE member of the zip, whatever its name or type: a VBA
+    project parked in an image or custom XML part must not pass through."""
+    r = run(tmp_path, G.docx_ole_disguised(), "disguised.docx")
+    assert oc.olevba_findings(r.src) != []
+    assert r.keys() == {("ooxml.ole_object", "word/media/image9.png"),
+                        ("ooxml.ole_object", "customXml/item9.bin")}
+    assert r.action("ooxml.ole_object", "word/media/image9.png") == "removed"
+    with r.zip() as zf:
+        assert not {"word/media/image9.png", "customXml/item9.bin"} & set(zf.namelist())
+    rel_targets = {target for _, target in rels(r, "word/_rels/document.xml.rels").values()}
+    assert not {"media/image9.png", "../customXml/item9.bin"} & rel_targets
+    check_output(r, tmp_path)
+
+
 def test_dangling_and_unreferenced_parts(tmp_path: Path) -> None:
     p = G.Pkg(G.base_docx())
     p.rel("word/document.xml", f"{G.R}/image", "media/missing.png", rid="rIdGone")
