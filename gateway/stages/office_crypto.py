@@ -77,7 +77,8 @@ def _open(data: bytes, password: str | None, needs_key: str) -> tuple[bytes, boo
         except (msoffcrypto.exceptions.InvalidKeyError,
                 msoffcrypto.exceptions.DecryptionError):
             continue
-        except msoffcrypto.exceptions.FileFormatError as exc:
+        except (msoffcrypto.exceptions.FileFormatError,
+                msoffcrypto.exceptions.ParseError) as exc:
             raise Malformed(f"the encrypted document cannot be read ({exc})") from None
         except (ValueError, KeyError, IndexError, OSError, AssertionError, struct.error,
                 EOFError) as exc:

@@ -326,6 +326,24 @@ def test_excel_with_a_password_opens_with_that_password_only(tmp_path: Path) -> 
     assert_opens(tmp_path, out, "Contains an autostart macro")
 
 
+def test_encrypted_excel_whose_filepass_overruns_the_stream_is_malformed(
+        tmp_path: Path) -> None:
+    """A FILEPASS record claiming more bytes than the stream holds: the decrypter's
+    own parse error is a damaged file, not an internal error (found by fuzzing)."""
+    root = olegen.tree(velvet_xls())
+    wb = root.child("Workbook")
+    assert wb is not None
+    data = bytearray(wb.data)
+    at = 4 + struct.unpack_from("<H", data, 2)[0]  # the record after BOF
+    assert struct.unpack_from("<H", data, at)[0] == ole_excel.FILEPASS
+    struct.pack_into("<H", data, at + 2, 0xFE36)
+    wb.data = bytes(data)
+    report, out = run(tmp_path, cfb_writer.write(root), "overrun.xls")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert found(report) == {("block.malformed", "", "blocked")}
+    assert report.reason is not None and "cannot be read" in report.reason
+
+
 def test_encrypted_ppt_is_blocked(tmp_path: Path, bases: dict[str, bytes]) -> None:
     root = olegen.tree(bases["base.ppt"])
     user = root.child("Current User")
