@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import struct
+from xml.parsers.expat import ExpatError
 
 from gateway.errors import EncryptedContent, Malformed
 
@@ -81,7 +82,7 @@ def _open(data: bytes, password: str | None, needs_key: str) -> tuple[bytes, boo
                 msoffcrypto.exceptions.ParseError) as exc:
             raise Malformed(f"the encrypted document cannot be read ({exc})") from None
         except (ValueError, KeyError, IndexError, OSError, AssertionError, struct.error,
-                EOFError) as exc:
+                EOFError, ExpatError) as exc:  # ExpatError: a damaged agile XML descriptor
             raise Malformed(f"the encrypted document is damaged ({type(exc).__name__})") from None
         return out.getvalue(), given
     raise EncryptedContent(WRONG_KEY if password else needs_key)
