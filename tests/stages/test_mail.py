@@ -268,6 +268,19 @@ def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) ->
     assert "body" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
+def test_encoded_word_with_8bit_charset_label_is_read_not_a_crash(tmp_path: Path) -> None:
+    """A raw 8-bit byte inside an encoded word's charset label reached codecs.lookup
+    as a lone surrogate (UnicodeEncodeError: an internal error; found by fuzzing)."""
+    data = (b"From: a@example.com\r\nTo: b@example.com\r\n"
+            b"Subject: =?\xaeutf-8?B?6KaL56mN5pu4?=\r\n"
+            b"Date: Thu, 26 Nov 2026 10:00:00 +0900\r\n\r\nbody\r\n")
+    report, out = run(tmp_path, data)
+    assert report.verdict.delivered, report.reason
+    msg = parsed(out)
+    assert "見積書" in str(msg["Subject"])  # guessed from the bytes: UTF-8
+    assert "body" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
 def test_deep_nesting_is_blocked_cleanly(tmp_path: Path) -> None:
     report, out = run(tmp_path, g.deep(1000))
     assert report.verdict is Verdict.BLOCKED and out is None
