@@ -92,22 +92,12 @@ def _report(im: Image.Image, data: bytes, ctx: StageContext) -> None:
 def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
               lossless: bool) -> bool:
     """Write the pixels of every frame to dst; True when the input was truncated."""
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        frames = _frames(im, ctx)
-        truncated = False
-    except OSError:
-        ImageFile.LOAD_TRUNCATED_IMAGES = True  # decode what is there, like viewers
-        try:
-            im.seek(0)
-            frames = _frames(im, ctx)
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-        truncated = True
-    except (ValueError, SyntaxError, struct.error) as exc:
-        raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+    try:  # a later frame may declare a bomb of a size the first did not
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            frames, truncated = _decode(im, ctx)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
     options = _save_options(im, fmt, frames, lossless=lossless)
     first, rest = frames[0], frames[1:]
     try:
@@ -115,6 +105,24 @@ def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
     except (OSError, ValueError) as exc:
         raise Malformed(f"image cannot be re-encoded ({type(exc).__name__})") from None
     return truncated
+
+
+def _decode(im: Image.Image, ctx: StageContext) -> tuple[list[Image.Image], bool]:
+    """Every frame's pixels, and whether the input was truncated."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        return _frames(im, ctx), False
+    except OSError:
+        ImageFile.LOAD_TRUNCATED_IMAGES = True  # decode what is there, like viewers
+        try:
+            im.seek(0)
+            return _frames(im, ctx), True
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+    except (ValueError, SyntaxError, struct.error) as exc:
+        raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
 
 
 def _frames(im: Image.Image, ctx: StageContext) -> list[Image.Image]:

@@ -130,6 +130,25 @@ def test_decompression_bomb_is_blocked(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_gif_whose_later_frame_is_a_bomb_is_blocked(tmp_path: Path) -> None:
+    """The first frame is small; the second frame's descriptor claims 65535 x 65535
+    pixels. Pillow checks that only when it seeks to the frame, which was an internal
+    error (found by fuzzing a GIF of the corpus)."""
+    frames = [picture().convert("P"), picture().rotate(90).convert("P")]
+    data = bytearray(encode(frames[0], "GIF", save_all=True, append_images=frames[1:]))
+    second = data.index(b"\x2c", data.index(b"\x2c") + 1)  # the 2nd image descriptor
+    while struct.unpack_from("<HH", data, second + 1) != (0, 0):  # left, top of frame 2
+        second = data.index(b"\x2c", second + 1)
+    struct.pack_into("<HH", data, second + 5, 0xFFFF, 0xFFFF)
+    with Image.open(io.BytesIO(bytes(data))) as im:  # the first frame alone is fine
+        assert im.size == (64, 48)
+    report, out = run(tmp_path, bytes(data), "anim.gif")
+    assert report.verdict is Verdict.BLOCKED
+    assert keys(report) == {("block.limit", "")}
+    assert report.reason is not None and "too large to decode" in report.reason
+    assert not out.exists()
+
+
 def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
     data = encode(picture(size=(200, 200)), "PNG")
     report, out = run(tmp_path, data[: len(data) // 2], "cut.png")
