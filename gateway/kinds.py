@@ -69,6 +69,9 @@ _KINDS: tuple[KindInfo, ...] = (
     # --- PDF -------------------------------------------------------------------
     KindInfo("pdf.javascript", _H, True, "JavaScript", "JavaScript"),
     KindInfo("pdf.open_action", _H, True, "action run on open", "文書を開いた時の自動動作"),
+    KindInfo("pdf.open_view", _I, False,
+             "opening page and zoom (no action; removed so nothing runs on open)",
+             "開いた時の表示位置と倍率（動作なし。開く時に何も実行しないよう削除）"),
     KindInfo("pdf.additional_actions", _H, True,
              "automatic actions (/AA)", "イベント時の自動動作 (/AA)"),
     KindInfo("pdf.launch", _H, True, "program launch action", "プログラム起動"),

@@ -35,8 +35,11 @@ annotations and fields, outline items), when the policy keeps hyperlinks. A /URI
 run automatically (/OpenAction, /AA) is removed whatever the policy says. Kept
 hyperlinks are recorded as ``pdf.uri`` with action ``kept`` in every mode. A /Next
 chain keeps its allowed actions in order (rebuilt as one action whose /Next is an
-array of the others); its removed actions are recorded one by one. An /OpenAction
-that is not an action or a destination array is removed.
+array of the others); its removed actions are recorded one by one. /OpenAction goes
+whatever it holds: an action that may stay elsewhere (/GoTo) or a destination array
+only sets the page and zoom the document opens at, and is recorded as
+``pdf.open_view`` (informational) — a document from which nothing at all runs on open
+is what every checker, PDFiD-style key counts included, can confirm.
 
 Finding kinds
 -------------

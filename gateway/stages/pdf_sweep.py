@@ -147,6 +147,8 @@ class Graph:
                 bad = bad or b"/S /URI" in inner  # never run a link automatically
             bad = bad or bool(_BAD_ACTION.search(inner)) or (
                 not self.keep_links and b"/S /URI" in inner)
+        # an /OpenAction anywhere goes whatever it holds (phase 1 took the catalog's)
+        bad = bad or b"/OpenAction" in text
         return bad or bool(_SUSPECT.search(text) or _BAD_NAMED.search(text))
 
     def _visit(self, text: bytes, parent: ObjGen | None, queue: deque[ObjGen]) -> None:
@@ -299,7 +301,8 @@ def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = froze
     for key, trigger in (("/OpenAction", Trigger.OPEN), ("/A", Trigger.USER),
                          ("/PA", Trigger.USER)):
         value = None if key in done else d.get(key)
-        if is_dictlike(value) and ("/S" in value or "/JS" in value):
+        opens = value is not None and trigger is Trigger.OPEN  # goes whatever it holds
+        if opens or (is_dictlike(value) and ("/S" in value or "/JS" in value)):
             walk.slot(d, key, loc / key, trigger, report_kept=False)
     if "/AA" not in done and "/AA" in d:
         walk.aa(d, loc, report_kept=False)

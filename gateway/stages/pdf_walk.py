@@ -97,9 +97,10 @@ class Walk:
         if value is None:
             return
         if not is_dictlike(value):
-            if trigger is Trigger.OPEN and isinstance(value, Array):
-                return  # an explicit destination: plain navigation
             del holder[key]
+            if trigger is Trigger.OPEN and isinstance(value, Array):
+                self.record("pdf.open_view", loc, detail="opening page and zoom")
+                return
             self.record(trigger.kind or "pdf.unknown_action", loc, detail="malformed action entry")
             return
         items, junk = flatten_chain(value, loc)
@@ -112,6 +113,14 @@ class Walk:
                     self.record(verdict.kind, item.loc, Action.KEPT, verdict.detail)
             else:
                 self.record(verdict.kind, item.loc, Action.REMOVED, verdict.detail)
+        if trigger is Trigger.OPEN:
+            # what may stay (a /GoTo to a page) only sets the opening view; nothing at all
+            # runs when the document opens, so no checker sees an /OpenAction left (an
+            # emptied one included)
+            del holder[key]
+            if keep:
+                self.record("pdf.open_view", loc, detail="opening page and zoom")
+            return
         if len(keep) == len(items) and not junk:
             return
         if junk:

@@ -119,10 +119,8 @@ class Checker:
             self.flag(where, "URI action")
         if s == Name.Named and name(d.get("/N")) not in SAFE_NAMED:
             self.flag(where, f"named action {name(d.get('/N'))}")
-        if "/OpenAction" in d:
-            oa = d.get("/OpenAction")
-            if not (isinstance(oa, Array) or self.action_ok(oa, clicked=False) is None):
-                self.flag(where, "/OpenAction that is not a plain destination or /GoTo")
+        if "/OpenAction" in d:  # even a plain destination: nothing may run on open
+            self.flag(where, "/OpenAction")
         if "/AA" in d:
             aa = d.get("/AA")
             if not isinstance(aa, Dictionary):

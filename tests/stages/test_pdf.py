@@ -388,6 +388,28 @@ def test_verify_blocks_an_output_with_leftovers(tmp_path: Path,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("form", ["destination", "goto"])
+def test_open_view_goes_too_so_nothing_runs_on_open(tmp_path: Path, form: str) -> None:
+    """An /OpenAction that only opens page 2 at a zoom runs nothing, but PDFiD-style
+    checkers count the key; it goes (recorded as information) and the pages stay."""
+    pdf = pdfgen.base(3)
+    dest = pikepdf.Array([pdf.pages[1].obj, pikepdf.Name.Fit])
+    pdf.Root.OpenAction = dest if form == "destination" else pikepdf.Dictionary(
+        S=pikepdf.Name.GoTo, D=dest)
+    src_bytes = pdfgen.save(pdf)
+    report, out = run(tmp_path, src_bytes, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED
+    assert triples(report) == {("pdf.open_view", "/Root/OpenAction", R),
+                               ("pdf.uri", "/Root/Pages/Kids[0]/Annots[0]/A", K)}  # the base's
+    assert {f.severity for f in report.findings if f.kind == "pdf.open_view"} == {"info"}
+    with pikepdf.open(out) as pdf_out:
+        assert "/OpenAction" not in pdf_out.Root and len(pdf_out.pages) == 3
+    assert pdfwalk.check(str(out), keep_uri=True) == []
+    text = subprocess.run(["pdftotext", "-q", str(out), "-"], capture_output=True,
+                          check=True).stdout
+    assert all(line.encode() in text for line in pdfgen.TEXT[:3])
+
+
 def test_kept_links_follow_policy_only_where_clicked(tmp_path: Path) -> None:
     _report, out = run(tmp_path, pdfgen.uri_open_action(), POLICIES["keep"])
     with pikepdf.open(out) as pdf:
