@@ -19,7 +19,7 @@ import pytest
 
 from gateway.pipeline.workers import WorkerPool
 from tests.conftest import check_report_schema, corpus_dir
-from tests.integration.test_http_api import Api, _make_api, pool  # noqa: F401 - fixture
+from tests.integration.test_http_api import Api, _make_api
 
 pytestmark = [pytest.mark.xdist_group("workers"), pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def corpus_selection() -> dict[str, list[Path]]:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, pool: WorkerPool) -> AsyncIterator[Api]:  # noqa: F811
+async def api(tmp_path: Path, pool: WorkerPool) -> AsyncIterator[Api]:
     async for a in _make_api(tmp_path, pool, max_upload=64 * 1024 * 1024):
         yield a
 
