@@ -7,8 +7,14 @@ Fields. The text is read through the piece table (CLX). A field is
 ``0x13 instruction [0x14 result] 0x15``. These are neutralized: fields whose
 instruction keyword or stored type (``flt`` in the PlcFld) is DDE/DDEAUTO
 (``ole.dde``), INCLUDETEXT/INCLUDEPICTURE/INCLUDE/IMPORT
-(``ole.include_field``) or LINK (``ole.external_link``), and fields whose type
-word is produced by a nested field (``ole.computed_field``, a DDE obfuscation).
+(``ole.include_field``) or LINK (``ole.external_link``), fields whose type
+word is produced by a nested field (``ole.computed_field``, a DDE obfuscation),
+and HYPERLINK fields that open anything but an http, https or mailto address or a
+bookmark of the document (``ole.hyperlink``: javascript:, file:, UNC and local or
+relative paths, or a target a nested field computes). Word keeps a hyperlink object
+for such a field in the ``Data`` stream (found through the sprmCPicLocation of the
+0x01 character in the instruction), holding the target a second time: it is
+overwritten with zeros.
 Every printable character of the instruction becomes a space and ``flt``
 becomes 0x23 (QUOTE; with 0x01 LibreOffice drops the result, with the old type
 it re-evaluates it). The field characters and the result stay, so Word and
@@ -39,6 +45,7 @@ from gateway.errors import EncryptedContent, Malformed, Unsupported
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages.cfb_writer import Node
+from gateway.stages.ooxml_fields import WEB_TARGET, describe_target, hyperlink_target
 
 _DDE = {"DDE", "DDEAUTO"}
 _INCLUDE = {"INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT"}
@@ -48,6 +55,7 @@ _FLT_KIND = {0x2D: "ole.dde", 0x2E: "ole.dde", 0x24: "ole.include_field",
              0x37: "ole.include_field", 0x43: "ole.include_field",
              0x44: "ole.include_field", 0x38: "ole.external_link"}
 _INERT_FLT = 0x23   # QUOTE: Word and LibreOffice show the stored result
+_HYPERLINK_FLT = 0x58
 #: PlcFld (fc index in FibRgFcLcb97) for each sub-document, in CP order
 _PLCFLD = (16, 18, 17, 20, 19, 48, 57, 59)
 _CCP = (3, 4, 5, 6, 7, 8, 9, 10)   # ccpText, ccpFtn, ccpHdd, ccpMcr, ccpAtn, ccpEdn, ccpTxbx, ...
@@ -258,22 +266,114 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     plcfld = _PlcFld(fib, table)
     fields = _fields(text)
     by_begin = {f.begin: f for f in fields}
+    data_node = root.child("Data")
+    data = bytearray(data_node.data) if data_node is not None and not data_node.is_storage \
+        else None
     for n, f in enumerate(fields):
         keyword = _keyword(text, f)
-        kind = _kind(keyword, plcfld.flt(f.begin))
+        flt = plcfld.flt(f.begin)
+        kind = _kind(keyword, flt)
         if kind is None and _computed(text, f, by_begin):
             kind, keyword = "ole.computed_field", "computed"
+        target: str | None = None
+        if kind is None and (keyword == "HYPERLINK" or flt == _HYPERLINK_FLT):
+            kind, target = _hyperlink(text, f, by_begin)
         if kind is None:
             continue
-        ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
-                   detail=f"{keyword or 'field'} field instruction blanked, result kept")
+        what = f"{keyword or 'field'} field instruction blanked, result kept"
+        if kind == "ole.hyperlink":
+            what = f"HYPERLINK to a {describe_target(target)}: " + what.split(" ", 2)[2]
+        ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED, detail=what)
         if apply:
             _blank(wd, pieces, f.begin + 1, f.sep if f.sep is not None else f.end)
             plcfld.set_inert(f.begin)
+            if kind == "ole.hyperlink" and data is not None:
+                _erase_link_data(bytes(wd), bytes(table), fib, pieces, text, f, data)
     _template(fib, table, f"{fib.table}#SttbfAssoc", ctx, apply)
     if apply:
         wd_node.data = bytes(wd)
         table_node.data = bytes(table)
+        if data_node is not None and data is not None:
+            data_node.data = bytes(data)
+
+
+def _hyperlink(text: str, f: _Field, by_begin: dict[int, _Field]) -> tuple[str | None,
+                                                                          str | None]:
+    """("ole.hyperlink", target) for a HYPERLINK that may not stay, else (None, None)."""
+    stop = f.sep if f.sep is not None else f.end
+    instr = text[f.begin + 1:stop]
+    if any(ch == "\x13" for ch in instr):  # a nested field computes part of it
+        return "ole.hyperlink", None
+    target = hyperlink_target(instr.replace("\x01", " ").strip())
+    if target is None or WEB_TARGET.match(target.strip()):
+        return None, None  # a bookmark of this document, or a web address
+    return "ole.hyperlink", target
+
+
+def _erase_link_data(wd: bytes, table: bytes, fib: _Fib, pieces: list[_Piece], text: str,
+                     f: _Field, data: bytearray) -> None:
+    """Zero the hyperlink object Word keeps in the Data stream for field ``f``: the
+    0x01 character of its instruction carries sprmCPicLocation, the offset of a
+    NilPICFAndBinData (lcb, cbHeader, then the object) in the Data stream."""
+    stop = f.sep if f.sep is not None else f.end
+    for cp in range(f.begin + 1, stop):
+        if text[cp] != "\x01":
+            continue
+        loc = _pic_location(wd, table, fib, _fc_of(pieces, cp))
+        if loc is None or loc + 6 > len(data):
+            continue
+        lcb, header = struct.unpack_from("<IH", data, loc)
+        end = min(len(data), loc + lcb)
+        if header <= lcb:
+            data[loc + header:end] = bytes(max(0, end - loc - header))
+
+
+def _fc_of(pieces: list[_Piece], cp: int) -> int | None:
+    for pc in pieces:
+        if pc.cp <= cp < pc.cp_end:
+            return pc.offset + (cp - pc.cp) * pc.width
+    return None
+
+
+_FC_PLCF_BTE_CHPX = 12
+_SPRM_PIC_LOCATION = 0x6A03
+_SPRM_OPERAND = {0: 1, 1: 1, 2: 2, 3: 4, 4: 2, 5: 2, 7: 3}  # by spra; 6: sized by a byte
+
+
+def _pic_location(wd: bytes, table: bytes, fib: _Fib, fc: int | None) -> int | None:
+    """sprmCPicLocation of the character at ``fc`` (PlcBteChpx -> ChpxFkp -> Chpx)."""
+    if fc is None or len(fib.fclcb) <= _FC_PLCF_BTE_CHPX:
+        return None
+    pfc, plcb = fib.fclcb[_FC_PLCF_BTE_CHPX]
+    if plcb < 12 or (plcb - 4) % 8 or pfc + plcb > len(table):
+        return None
+    n = (plcb - 4) // 8
+    fcs = struct.unpack_from(f"<{n + 1}I", table, pfc)
+    pns = struct.unpack_from(f"<{n}I", table, pfc + 4 * (n + 1))
+    page = next((pns[i] & 0x3FFFFF for i in range(n) if fcs[i] <= fc < fcs[i + 1]), None)
+    if page is None or (page + 1) * 512 > len(wd):
+        return None
+    fkp = wd[page * 512:(page + 1) * 512]
+    crun = fkp[511]
+    if crun == 0 or 4 * (crun + 1) + crun > 511:
+        return None
+    rgfc = struct.unpack_from(f"<{crun + 1}I", fkp, 0)
+    run = next((j for j in range(crun) if rgfc[j] <= fc < rgfc[j + 1]), None)
+    if run is None or fkp[4 * (crun + 1) + run] == 0:
+        return None
+    at = fkp[4 * (crun + 1) + run] * 2
+    size = fkp[at]
+    grpprl = fkp[at + 1:at + 1 + size]
+    pos = 0
+    while pos + 2 <= len(grpprl):
+        sprm = struct.unpack_from("<H", grpprl, pos)[0]
+        pos += 2
+        spra = sprm >> 13
+        width = grpprl[pos] + 1 if spra == 6 and pos < len(grpprl) else _SPRM_OPERAND.get(spra, 1)
+        if sprm == _SPRM_PIC_LOCATION and pos + 4 <= len(grpprl):
+            return int(struct.unpack_from("<I", grpprl, pos)[0])
+        pos += width
+    return None
 
 
 def _blank(wd: bytearray, pieces: list[_Piece], start: int, stop: int) -> None:

@@ -44,7 +44,7 @@ DANGEROUS = {
     "LINK": "ooxml.external_relationship",
 }
 _FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
-_WEB = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
+WEB_TARGET = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
 #: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
 #: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
@@ -83,7 +83,7 @@ def classify(f: Field, keep_links: bool) -> str | None:
     if kind is None and f.name == "HYPERLINK":
         target = hyperlink_target(f.instr)
         if not keep_links or f.nested or (target is not None
-                                          and not _WEB.match(target.strip())):
+                                          and not WEB_TARGET.match(target.strip())):
             kind = "ooxml.hyperlink"
     return kind
 
@@ -108,7 +108,8 @@ def hyperlink_target(instr: str) -> str | None:
     return None
 
 
-def _describe(target: str | None) -> str:
+def describe_target(target: str | None) -> str:
+    """What kind of place a link target is, for a finding's detail."""
     target = (target or "").strip()
     if not target:
         return "no address"
@@ -254,7 +255,7 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
         label = "field built from a nested field" if f.dynamic else f"{f.name} field"
         if kind == "ooxml.hyperlink" and keep_links:
             label += (" whose address a nested field computes" if f.nested
-                      else f" to a {_describe(hyperlink_target(f.instr))}")
+                      else f" to a {describe_target(hyperlink_target(f.instr))}")
         record(kind, f"{part}#field[{f.index}]", f"{label}; its displayed result kept")
         if f.simple:
             el = tokens[f.start].el

@@ -55,6 +55,24 @@ FIELDS_RTF = "\n".join([
     r"{\fldrslt QUOTE RESULT}} end.\par",
     r'\pard Plain: {\field{\*\fldinst QUOTE "kept"}{\fldrslt PLAIN RESULT}} end.\par',
     "}", ""])
+#: HYPERLINK fields to every kind of target (LibreOffice writes a .doc with the
+#: hyperlink objects Word keeps in the Data stream; it turns the UNC and file: targets
+#: into relative paths)
+LINKS_RTF = "\n".join([
+    r"{\rtf1\ansi\deff0{\fonttbl{\f0 Arial;}}",
+    r'\pard Web: {\field{\*\fldinst HYPERLINK "https://www.city.example.lg.jp/"}'
+    r"{\fldrslt WEB LINK}} end.\par",
+    r'\pard Mail: {\field{\*\fldinst HYPERLINK "mailto:info@city.example.lg.jp"}'
+    r"{\fldrslt MAIL LINK}} end.\par",
+    r'\pard Script: {\field{\*\fldinst HYPERLINK "javascript:alert(1)"}'
+    r"{\fldrslt SCRIPT LINK}} end.\par",
+    r'\pard Share: {\field{\*\fldinst HYPERLINK "\\\\\\\\evil.example\\\\share\\\\x.exe"}'
+    r"{\fldrslt SHARE LINK}} end.\par",
+    r'\pard File: {\field{\*\fldinst HYPERLINK "file:///C:/Windows/System32/calc.exe"}'
+    r"{\fldrslt FILE LINK}} end.\par",
+    r"\pard {\*\bkmkstart top}Top{\*\bkmkend top} Jump: "
+    r'{\field{\*\fldinst HYPERLINK \\l "top"}{\fldrslt JUMP LINK}} end.\par',
+    "}", ""])
 #: same length as the first QUOTE field's instruction: patched in to make an INCLUDEPICTURE
 INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
 
@@ -125,17 +143,19 @@ def _flat_text(path: Path) -> str:
 
 
 def make_bases(workdir: Path) -> dict[str, Path]:
-    """base.doc, base.xls, base.ppt and fields.doc, made by LibreOffice."""
+    """base.doc, base.xls, base.ppt, fields.doc and links.doc, made by LibreOffice."""
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "base.txt").write_text(f"{TEXT}\nSecond line\n", encoding="utf-8")
     (src / "base.csv").write_text(f"name,value\n{CELL},1\nbeta,2\n", encoding="utf-8")
     (src / "base.fodp").write_text(_FODP.format(text=SLIDE), encoding="utf-8")
     (src / "fields.rtf").write_text(FIELDS_RTF, encoding="ascii")
-    lo_convert([src / "base.txt", src / "fields.rtf"], "doc", workdir)
+    (src / "links.rtf").write_text(LINKS_RTF, encoding="ascii")
+    lo_convert([src / "base.txt", src / "fields.rtf", src / "links.rtf"], "doc", workdir)
     lo_convert([src / "base.csv"], "xls", workdir)
     lo_convert([src / "base.fodp"], "ppt", workdir)
-    out = {n: workdir / n for n in ("base.doc", "base.xls", "base.ppt", "fields.doc")}
+    out = {n: workdir / n for n in ("base.doc", "base.xls", "base.ppt", "fields.doc",
+                                    "links.doc")}
     for name, path in out.items():
         if not path.is_file():
             pytest.fail(f"LibreOffice did not produce {name} (is {PACKAGES} installed?)")

@@ -126,6 +126,28 @@ def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
                  "PLAIN RESULT")
 
 
+def test_word_hyperlinks_to_scripts_files_and_shares_are_neutralized(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """Web, mail and bookmark links stay; javascript:, file and share targets lose their
+    field and the hyperlink object in the Data stream; every link text stays."""
+    data = bases["links.doc"]
+    report, out = run(tmp_path, data, "links.doc")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {("ole.hyperlink", f"WordDocument#field[{n}]", "neutralized")
+                             for n in (2, 3, 4)}
+    details = sorted(f.detail for f in report.items[0].findings)
+    assert details[0].startswith("HYPERLINK to a javascript address")
+    assert_clean_output(out, data, edited={"WordDocument", "1Table", "Data"})
+    before, raw = data, out.read_bytes()
+    for gone in ("javascript", "evil.example", "calc.exe"):
+        assert gone.encode("utf-16-le") in before  # in the field and the Data stream
+        assert gone.encode("latin-1") not in raw and gone.encode("utf-16-le") not in raw
+    for kept in ("www.city.example.lg.jp", "info@city.example.lg.jp"):
+        assert kept.encode("utf-16-le") in raw
+    assert_opens(tmp_path, out, "WEB LINK", "MAIL LINK", "SCRIPT LINK", "SHARE LINK",
+                 "FILE LINK", "JUMP LINK")
+
+
 def test_word_dde_corpus_sample(tmp_path: Path) -> None:
     data = sample("oletools/dde-test-from-office2016.doc")
     report, out = run(tmp_path, data, "dde.doc")
