@@ -347,8 +347,6 @@ def _labels(kind_ids: Iterable[str], lang: str) -> str:
     return ("、" if lang == "ja" else "; ").join(parts)
 
 
-
-
 def _consistent(rec: JobRecord, report: dict[str, Any] | None) -> dict[str, Any]:
     """The report to publish, agreeing with the job record (the service's last word).
 
