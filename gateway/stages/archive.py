@@ -402,6 +402,8 @@ def _libarchive_members(src: BinaryIO, limit: int,
 
     src.seek(0)
     data = _read_capped(src, limit, "archive")
+    if _rar5_encrypted(data):  # libarchive would hand out the ciphertext as the content
+        raise EncryptedContent("archive is password-protected")
     sealed = False  # the entry being read is encrypted
     try:
         with libarchive.memory_reader(data, passphrase=password) as archive:
@@ -435,6 +437,58 @@ def _libarchive_members(src: BinaryIO, limit: int,
         if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
             raise EncryptedContent("archive is password-protected") from None
         raise Malformed(f"archive cannot be read ({text[:80]})") from None
+
+
+_RAR5 = b"Rar!\x1a\x07\x01\x00"
+
+
+def _rar5_encrypted(data: bytes) -> bool:
+    """Whether a RAR5 archive holds a file whose data is encrypted (a file header with
+    an encryption record in its extra area). libarchive cannot decrypt RAR5 and does not
+    say so: it returns a stored file's ciphertext as its content, and a compressed one
+    fails as a checksum error."""
+    if not data.startswith(_RAR5):
+        return False
+    pos = len(_RAR5)
+    try:
+        for _ in range(10_000):  # blocks: CRC32, size, type, flags[, extra size][, data size]
+            size, start = _vint(data, pos + 4)
+            htype, at = _vint(data, start)
+            flags, at = _vint(data, at)
+            extra = data_size = 0
+            if flags & 1:
+                extra, at = _vint(data, at)
+            if flags & 2:
+                data_size, at = _vint(data, at)
+            end = start + size
+            if htype == 4:  # archive encryption header: everything is encrypted
+                return True
+            if htype == 2 and extra:
+                rec = end - extra
+                while rec < end:
+                    rsize, after = _vint(data, rec)
+                    if _vint(data, after)[0] == 1:  # the encryption record
+                        return True
+                    rec = after + rsize
+            if htype == 5 or end + data_size >= len(data):  # end of archive
+                return False
+            pos = end + data_size
+    except IndexError:
+        return False
+    return False
+
+
+def _vint(data: bytes, pos: int) -> tuple[int, int]:
+    """A RAR5 variable-length integer at ``pos`` and the position after it."""
+    value = shift = 0
+    for _ in range(10):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+    raise IndexError("vint too long")
 
 
 @functools.cache
