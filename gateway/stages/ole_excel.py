@@ -19,6 +19,11 @@ format are relative to a record and do not move.
 * SUPBOOK links to a DDE/OLE server (``ole.dde``) or another workbook
   (``ole.external_link``) become "unused" links (virtPath ``" "``, MS-XLS
   2.4.271); cells keep their cached values. Location ``Workbook#SUPBOOK[<n>]``.
+* HLINK records (cell hyperlinks) whose target is not an http, https or mailto
+  address, nor a place in the workbook (``ole.hyperlink``: a file or share path held
+  in a file moniker, javascript:, file: and other URLs) are dropped with their
+  tooltip record; the cell keeps its text. Location ``Workbook#HLINK[<n>]``, n
+  counting HLINK records in stream order.
 * ``Ctls`` (ActiveX control data, ``ole.activex``) is removed.
 * FILEPASS (any encryption, including the VelvetSweatshop default password)
   raises EncryptedContent.
@@ -35,10 +40,16 @@ from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages.cfb_writer import Node
+from gateway.stages.ooxml_fields import WEB_TARGET, describe_target
 
 BOF, EOF, BOUNDSHEET, NAME, OBPROJ, INDEX, EXTSST = 0x0809, 0x000A, 0x0085, 0x0018, 0x00D3, \
     0x020B, 0x00FF
 FILEPASS, SUPBOOK, DIMENSIONS, WINDOW2 = 0x002F, 0x01AE, 0x0200, 0x023E
+HLINK, HLINKTOOLTIP = 0x01B8, 0x0800
+#: MS-OSHARED 2.3.7.1 Hyperlink Object flags, and the URL moniker's CLSID
+_HAS_MONIKER, _HAS_LOCATION, _HAS_DISPLAY, _HAS_FRAME, _MONIKER_AS_STR = \
+    0x01, 0x08, 0x10, 0x80, 0x100
+_URL_MONIKER = bytes.fromhex("e0c9ea79f9bace118c8200aa004ba90b")
 _AUTO_BUILTIN = {0x01: "Auto_Open", 0x02: "Auto_Close", 0x0A: "Auto_Activate",
                  0x0B: "Auto_Deactivate"}
 _AUTO_PREFIX = ("auto_open", "auto_close", "auto_activate", "auto_deactivate")
@@ -146,6 +157,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             if new is not None:
                 out[i] = new
     _orphan_sheets(recs, glob_end, replaced, sname, biff8, ctx)
+    _hyperlinks(recs, out, sname, ctx)
     ctls = root.child("Ctls")
     if ctls is not None:
         ctx.record("ole.activex", "Ctls", action=Action.REMOVED, detail="ActiveX control data")
@@ -164,6 +176,59 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
                 final.append(out[i])
             i += 1
         node.data = serialize(recs, final, biff8)
+
+
+def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext) -> None:
+    """Drop HLINK records (and their tooltips) that open anything but a web or mail
+    address or a place in the workbook."""
+    n = 0
+    for i, rec in enumerate(recs):
+        if rec.type != HLINK:
+            continue
+        why = _hlink_problem(rec.data)
+        if why is not None:
+            ctx.record("ole.hyperlink", f"{sname}#HLINK[{n}]", action=Action.REMOVED,
+                       detail=f"hyperlink to a {why} removed, cell text kept")
+            out[i] = Rec(-1, b"")
+            if i + 1 < len(recs) and recs[i + 1].type == HLINKTOOLTIP:
+                out[i + 1] = Rec(-1, b"")
+        n += 1
+
+
+def _hlink_problem(data: bytes) -> str | None:
+    """What kind of place an HLINK record's hyperlink opens, when it may not stay."""
+    try:
+        flags = struct.unpack_from("<I", data, 28)[0]  # after ref8, the CLSID, version
+        pos = 32
+        for present in (_HAS_DISPLAY, _HAS_FRAME):
+            if flags & present:
+                pos = _skip_string(data, pos)
+        if not flags & _HAS_MONIKER:
+            return None  # only a location in this workbook
+        if flags & _MONIKER_AS_STR:
+            target, _ = _string(data, pos)
+        elif data[pos:pos + 16] == _URL_MONIKER:
+            size = struct.unpack_from("<I", data, pos + 16)[0]
+            raw = data[pos + 20:pos + 20 + size]
+            target = raw.decode("utf-16-le", "replace").split("\x00", 1)[0]
+        else:
+            return "file or share path"  # a file moniker, or another kind
+    except (struct.error, IndexError):
+        return "damaged hyperlink"
+    return None if WEB_TARGET.match(target.strip()) else describe_target(target)
+
+
+def _string(data: bytes, pos: int) -> tuple[str, int]:
+    """A HyperlinkString (character count with the NUL, then UTF-16) and what follows."""
+    count = struct.unpack_from("<I", data, pos)[0]
+    end = pos + 4 + 2 * count
+    if end > len(data):
+        raise IndexError("hyperlink string overruns its record")
+    return data[pos + 4:end].decode("utf-16-le", "replace").rstrip("\x00"), end
+
+
+def _skip_string(data: bytes, pos: int) -> int:
+    return _string(data, pos)[1]
 
 
 def _orphan_sheets(recs: list[Rec], glob_end: int, replaced: dict[int, tuple[int, list[Rec]]],

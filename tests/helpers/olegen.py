@@ -73,6 +73,27 @@ LINKS_RTF = "\n".join([
     r"\pard {\*\bkmkstart top}Top{\*\bkmkend top} Jump: "
     r'{\field{\*\fldinst HYPERLINK \\l "top"}{\fldrslt JUMP LINK}} end.\par',
     "}", ""])
+#: cell hyperlinks to every kind of target (LibreOffice writes HLINK records: URL
+#: monikers for web, mail and javascript:, file monikers for file paths and shares)
+_LINK_CELL = ('<table:table-row><table:table-cell office:value-type="string"><text:p>'
+              '<text:a xlink:href="{href}" xlink:type="simple">{text}</text:a></text:p>'
+              "</table:table-cell></table:table-row>")
+LINKS_FODS = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:xlink="http://www.w3.org/1999/xlink" office:version="1.2" '
+    'office:mimetype="application/vnd.oasis.opendocument.spreadsheet">'
+    '<office:body><office:spreadsheet><table:table table:name="Links">'
+    + "".join(_LINK_CELL.format(href=href, text=text) for href, text in (
+        ("https://www.city.example.lg.jp/", "WEB LINK"),
+        ("mailto:info@city.example.lg.jp", "MAIL LINK"),
+        ("file:///C:/Windows/System32/calc.exe", "FILE LINK"),
+        ("file://evil.example/share/x.exe", "SHARE LINK"),
+        ("javascript:alert(1)", "SCRIPT LINK"),
+        ("#Links.A1", "JUMP LINK")))
+    + "</table:table></office:spreadsheet></office:body></office:document>\n")
 #: same length as the first QUOTE field's instruction: patched in to make an INCLUDEPICTURE
 INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
 
@@ -143,7 +164,8 @@ def _flat_text(path: Path) -> str:
 
 
 def make_bases(workdir: Path) -> dict[str, Path]:
-    """base.doc, base.xls, base.ppt, fields.doc and links.doc, made by LibreOffice."""
+    """base.doc, base.xls, base.ppt, fields.doc, links.doc and links.xls, made by
+    LibreOffice."""
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "base.txt").write_text(f"{TEXT}\nSecond line\n", encoding="utf-8")
@@ -152,10 +174,11 @@ def make_bases(workdir: Path) -> dict[str, Path]:
     (src / "fields.rtf").write_text(FIELDS_RTF, encoding="ascii")
     (src / "links.rtf").write_text(LINKS_RTF, encoding="ascii")
     lo_convert([src / "base.txt", src / "fields.rtf", src / "links.rtf"], "doc", workdir)
-    lo_convert([src / "base.csv"], "xls", workdir)
+    (src / "links.fods").write_text(LINKS_FODS, encoding="utf-8")
+    lo_convert([src / "base.csv", src / "links.fods"], "xls", workdir)
     lo_convert([src / "base.fodp"], "ppt", workdir)
     out = {n: workdir / n for n in ("base.doc", "base.xls", "base.ppt", "fields.doc",
-                                    "links.doc")}
+                                    "links.doc", "links.xls")}
     for name, path in out.items():
         if not path.is_file():
             pytest.fail(f"LibreOffice did not produce {name} (is {PACKAGES} installed?)")

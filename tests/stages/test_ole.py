@@ -181,6 +181,26 @@ def test_excel_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
     assert_opens(tmp_path, out, olegen.CELL)
 
 
+def test_excel_hyperlinks_to_scripts_files_and_shares_are_removed(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """Cell hyperlinks (HLINK records) to file paths and shares (file monikers) or
+    javascript: go; web, mail and in-workbook links stay; every cell keeps its text."""
+    data = bases["links.xls"]
+    report, out = run(tmp_path, data, "links.xls")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {("ole.hyperlink", f"Workbook#HLINK[{n}]", "removed")
+                             for n in (2, 3, 4)}
+    assert_clean_output(out, data, edited={"Workbook"})
+    raw = out.read_bytes()
+    for gone in ("javascript", "evil.example", "calc.exe"):
+        assert gone.encode("utf-16-le") in data
+        assert gone.encode("latin-1") not in raw and gone.encode("utf-16-le") not in raw
+    for kept in ("www.city.example.lg.jp", "info@city.example.lg.jp", "Links!A1"):
+        assert kept.encode("utf-16-le") in raw
+    assert_opens(tmp_path, out, "WEB LINK", "MAIL LINK", "FILE LINK", "SHARE LINK",
+                 "SCRIPT LINK", "JUMP LINK")
+
+
 @pytest.mark.parametrize("rel", ["oletools/excel4_sample_macro.xls",
                                  "oletools/excel4_sample_macro_excel5_format.xls"])
 def test_excel_xlm_corpus(tmp_path: Path, rel: str) -> None:
