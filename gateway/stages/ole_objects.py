@@ -179,6 +179,28 @@ def record_outcome(emb: Embedded, where: str, detail: str, ctx: StageContext) ->
                    detail=f"{detail}, disarmed recursively")
 
 
+_SUMMARY = "\x05DocumentSummaryInformation"
+
+
+def blank_summary_links(root: Node, targets: list[str]) -> None:
+    """Zero the copies of neutralized hyperlink targets that Office keeps in the
+    document summary's hyperlink list (the _PID_HLINKS property): same length, so the
+    property set stays valid, and no copy of the target is left in the file."""
+    node = root.child(_SUMMARY)
+    if node is None or node.is_storage or not targets:
+        return
+    data = bytearray(node.data)
+    for target in targets:
+        for needle in {target.encode("utf-16-le"), target.encode("latin-1", "replace")}:
+            if len(needle) < 4:
+                continue
+            at = data.find(needle)
+            while at >= 0:
+                data[at:at + len(needle)] = bytes(len(needle))
+                at = data.find(needle, at + len(needle))
+    node.data = bytes(data)
+
+
 def handle_vba(root: Node, ctx: StageContext, apply: bool) -> None:
     """Remove every VBA project storage (and a project stored at the root).
 

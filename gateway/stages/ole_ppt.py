@@ -20,6 +20,13 @@ offset (persist directory, UserEditAtom, Current User) has to move:
 * InteractiveInfoAtom click/hover actions "run macro" (1) and "run program" (2)
   become "no action" (``ole.auto_action``,
   ``PowerPoint Document#InteractiveInfo@0x<offset>``).
+* ExHyperlinkContainer records (type 0x0FD7) whose target is not an http, https or
+  mailto address (javascript:, file: paths, shares; an empty target is a jump inside
+  the presentation) get their target and friendly-name strings zeroed in place
+  (``ole.hyperlink``, ``PowerPoint Document#ExHyperlink@0x<offset>``): the text
+  stays, a click opens nothing. Where the document summary's hyperlink list (an
+  inert cache) repeats a target verbatim, that copy is zeroed too; a copy written in
+  another form (a relative path) stays there, unused.
 * An encrypted ``Current User`` token, ``EncryptedSummary`` or a
   CryptSession10Container raise EncryptedContent.
 """
@@ -35,6 +42,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import cfb_writer, ole_objects
 from gateway.stages.cfb_writer import Node
+from gateway.stages.ooxml_fields import WEB_TARGET, describe_target
 
 STREAM = "PowerPoint Document"
 _EX_OLE_OBJ_STG = re.compile(rb"[\x00\x10]\x00\x11\x10", re.DOTALL)
@@ -43,6 +51,9 @@ _INTERACTIVE = b"\x00\x00\xf3\x0f\x10\x00\x00\x00"
 _VBA_INFO = b"\xff\x03\x14\x00\x00\x00\x02\x00\x00\x04\x0c\x00\x00\x00"
 _ENCRYPTED_TOKEN = 0xF3D1C4DF
 _CRYPT_SESSION = b"\x0f\x00\x14\x2f"
+_EX_HYPERLINK = b"\x0f\x00\xd7\x0f"   # container header: recVer 0xF, type 0x0FD7
+_CSTRING = 0x0FBA
+_TARGET, _LOCATION = 1, 3                  # CString recInstance inside it
 _MAX_INFLATE = 512 * 1024 * 1024
 _ACTIONS = {1: "click action runs a macro", 2: "click action runs a program"}
 
@@ -137,8 +148,41 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             if apply:
                 data[pos + 16] = 0
         pos = data.find(_INTERACTIVE, pos + 1)
+    blanked = _hyperlinks(data, ctx, apply)
     if apply:
         doc.data = bytes(data)
+        ole_objects.blank_summary_links(root, blanked)
+
+
+def _hyperlinks(data: bytearray, ctx: StageContext, apply: bool) -> list[str]:
+    """Neutralize the hyperlinks that may not stay; their targets."""
+    blanked: list[str] = []
+    pos = data.find(_EX_HYPERLINK)
+    while pos >= 0:
+        if pos + 8 <= len(data):
+            end = min(len(data), pos + 8 + struct.unpack_from("<I", data, pos + 4)[0])
+            strings: dict[int, tuple[int, int]] = {}   # recInstance -> (start, end)
+            at = pos + 8
+            while at + 8 <= end:
+                ver_inst, rtype, size = struct.unpack_from("<HHI", data, at)
+                if rtype == _CSTRING and at + 8 + size <= end:
+                    strings.setdefault(ver_inst >> 4, (at + 8, at + 8 + size))
+                at += 8 + size
+            span = strings.get(_TARGET)
+            target = bytes(data[span[0]:span[1]]).decode("utf-16-le", "replace") \
+                if span else ""
+            if target.strip("\x00 ") and not WEB_TARGET.match(target.strip("\x00 ")):
+                ctx.record("ole.hyperlink", f"{STREAM}#ExHyperlink@0x{pos:x}",
+                           action=Action.NEUTRALIZED,
+                           detail=f"hyperlink to a {describe_target(target)}: target "
+                                  "blanked, text kept")
+                blanked.append(target.strip("\x00 "))
+                if apply:
+                    for instance, (lo, hi) in strings.items():
+                        if instance != _LOCATION:
+                            data[lo:hi] = bytes(hi - lo)
+        pos = data.find(_EX_HYPERLINK, pos + 1)
+    return blanked
 
 
 def _object(data: bytearray, pos: int, size: int, tree: Node, ctx: StageContext,

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from gateway.errors import EncryptedContent, Malformed, Unsupported
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
+from gateway.stages import ole_objects
 from gateway.stages.cfb_writer import Node
 from gateway.stages.ooxml_fields import WEB_TARGET, describe_target, hyperlink_target
 
@@ -269,6 +270,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     data_node = root.child("Data")
     data = bytearray(data_node.data) if data_node is not None and not data_node.is_storage \
         else None
+    targets: list[str] = []   # of neutralized hyperlinks
     for n, f in enumerate(fields):
         keyword = _keyword(text, f)
         flt = plcfld.flt(f.begin)
@@ -289,12 +291,15 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             plcfld.set_inert(f.begin)
             if kind == "ole.hyperlink" and data is not None:
                 _erase_link_data(bytes(wd), bytes(table), fib, pieces, text, f, data)
+            if target:
+                targets.append(target)
     _template(fib, table, f"{fib.table}#SttbfAssoc", ctx, apply)
     if apply:
         wd_node.data = bytes(wd)
         table_node.data = bytes(table)
         if data_node is not None and data is not None:
             data_node.data = bytes(data)
+        ole_objects.blank_summary_links(root, targets)
 
 
 def _hyperlink(text: str, f: _Field, by_begin: dict[int, _Field]) -> tuple[str | None,

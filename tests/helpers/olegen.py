@@ -94,6 +94,15 @@ LINKS_FODS = (
         ("javascript:alert(1)", "SCRIPT LINK"),
         ("#Links.A1", "JUMP LINK")))
     + "</table:table></office:spreadsheet></office:body></office:document>\n")
+#: slide text hyperlinks (LibreOffice writes ExHyperlink containers and a copy of the
+#: list in the document summary)
+LINKS_FODP = _FODP.replace("<text:p>{text}</text:p>", "".join(
+    f'<text:p><text:a xlink:href="{href}" xlink:type="simple">{text}</text:a></text:p>'
+    for href, text in (("https://www.city.example.lg.jp/", "WEB LINK"),
+                       ("file:///C:/Windows/System32/calc.exe", "FILE LINK"),
+                       ("file://evil.example/share/x.exe", "SHARE LINK"),
+                       ("javascript:alert(1)", "SCRIPT LINK")))).replace(
+    'xmlns:svg=', 'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:svg=')
 #: same length as the first QUOTE field's instruction: patched in to make an INCLUDEPICTURE
 INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
 
@@ -164,7 +173,7 @@ def _flat_text(path: Path) -> str:
 
 
 def make_bases(workdir: Path) -> dict[str, Path]:
-    """base.doc, base.xls, base.ppt, fields.doc, links.doc and links.xls, made by
+    """base.doc, base.xls, base.ppt, fields.doc and links.doc/.xls/.ppt, made by
     LibreOffice."""
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
@@ -176,9 +185,10 @@ def make_bases(workdir: Path) -> dict[str, Path]:
     lo_convert([src / "base.txt", src / "fields.rtf", src / "links.rtf"], "doc", workdir)
     (src / "links.fods").write_text(LINKS_FODS, encoding="utf-8")
     lo_convert([src / "base.csv", src / "links.fods"], "xls", workdir)
-    lo_convert([src / "base.fodp"], "ppt", workdir)
+    (src / "links.fodp").write_text(LINKS_FODP, encoding="utf-8")
+    lo_convert([src / "base.fodp", src / "links.fodp"], "ppt", workdir)
     out = {n: workdir / n for n in ("base.doc", "base.xls", "base.ppt", "fields.doc",
-                                    "links.doc", "links.xls")}
+                                    "links.doc", "links.xls", "links.ppt")}
     for name, path in out.items():
         if not path.is_file():
             pytest.fail(f"LibreOffice did not produce {name} (is {PACKAGES} installed?)")

@@ -252,6 +252,31 @@ def test_ppt_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
     assert_opens(tmp_path, out, olegen.SLIDE)
 
 
+def test_ppt_hyperlinks_to_scripts_files_and_shares_are_blanked(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """ExHyperlink targets to file paths, shares and javascript: are zeroed in place;
+    the web link and every text stay."""
+    data = bases["links.ppt"]
+    stream = olegen.streams(data)["PowerPoint Document"]
+    bad = set()  # the ExHyperlink containers (0x0FD7) holding a bad target
+    for word in ("calc.exe", "evil.example", "javascript"):
+        at = stream.find(word.encode("utf-16-le"))
+        assert at > 0, word
+        bad.add(stream.rfind(b"\x0f\x00\xd7\x0f", 0, at))
+    report, out = run(tmp_path, data, "links.ppt")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {("ole.hyperlink", f"PowerPoint Document#ExHyperlink@0x{pos:x}",
+                              "neutralized") for pos in bad}
+    assert_clean_output(out, data, edited={"PowerPoint Document",
+                                           "\x05DocumentSummaryInformation"})
+    after = olegen.streams(out.read_bytes())["PowerPoint Document"]
+    for word in ("calc.exe", "evil.example", "javascript"):
+        assert word.encode("utf-16-le") not in after
+    assert "www.city.example.lg.jp".encode("utf-16-le") in after
+    assert b"j\x00a\x00v\x00a\x00s\x00c\x00r\x00i\x00p\x00t" not in out.read_bytes()
+    assert_opens(tmp_path, out, "WEB LINK", "FILE LINK", "SHARE LINK", "SCRIPT LINK")
+
+
 def test_ppt_vba_and_click_macro_corpus(tmp_path: Path) -> None:
     data = sample("oletools/sample_with_vba.ppt")
     report, out = run(tmp_path, data, "sample_with_vba.ppt")
