@@ -201,3 +201,43 @@ def test_password_excel_attachment_gets_a_link_too(tmp_path: Path) -> None:
             assert not [n for n in zf.namelist() if "vbaProject" in n]
     finally:
         d.stop()
+
+
+def test_password_xls_attachment_gets_a_link_too(tmp_path: Path) -> None:
+    """A legacy workbook with a real password (not Excel's default one) in mail: held,
+    linked, and after the password delivered unencrypted without its macros."""
+    import msoffcrypto
+    import olefile
+
+    from tests.conftest import ROOT
+    from tests.helpers.xlscrypt import rekey_xls
+
+    sample = (ROOT / "samples" / "office" / "oletools-autostart-velvetsweatshop.xls").read_bytes()
+    d = daemon(tmp_path / "d")
+    d.start()
+    try:
+        port = http_port(d)
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "sender@example.com", "staff@localhost", "集計"
+        msg.set_content("集計表です。パスワードは別途。")
+        msg.add_attachment(rekey_xls(sample, "VelvetSweatshop", "集計2026"),
+                           maintype="application", subtype="vnd.ms-excel", filename="集計.xls")
+        send(d, msg.as_bytes(policy=email_policy.SMTP), ["staff@localhost"])
+        wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 2, 60, "mail")
+        sanitized, link_mail = mailbox(d, "staff@localhost")[:2]
+        assert all(p.get_filename() != "集計.xls" for p in sanitized.walk())
+        m = re.search(r"#unlock/([^/\s]+)/([0-9a-f]+)", body_text(link_mail))
+        assert m and "集計.xls" in body_text(link_mail)
+        job_id, key = m.groups()
+        status, done = api(port, "POST", f"/v1/unlock/{job_id}",
+                           {"key": key, "password": "集計2026"})
+        assert status == 200 and done["verdict"] == "disarmed"
+        wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 3, 60, "result")
+        (att,) = [p for p in mailbox(d, "staff@localhost")[2].walk() if p.get_filename()]
+        assert att.get_filename() == "集計.xls"
+        data = att.get_payload(decode=True)
+        assert not msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted()
+        with olefile.OleFileIO(data) as ole:
+            assert not ole.exists("_VBA_PROJECT_CUR")
+    finally:
+        d.stop()
