@@ -174,33 +174,47 @@ def test_ppap_runs_out_of_attempts(tmp_path: Path) -> None:
         d.stop()
 
 
-def test_password_excel_attachment_gets_a_link_too(tmp_path: Path) -> None:
-    from tests.helpers import ooxmlgen
-
-    d = daemon(tmp_path / "d")
+def unlock_round_trip(work: Path, subject: str, name: str, subtype: str, data: bytes,
+                      password: str) -> tuple[Message, Message, str | None, bytes]:
+    """Mail ``data`` as the attachment ``name`` to staff@localhost, then unlock it with
+    ``password`` through the link: (sanitized message, link mail, delivered file name,
+    delivered bytes)."""
+    d = daemon(work)
     d.start()
     try:
         port = http_port(d)
         msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = "sender@example.com", "staff@localhost", "予算"
-        msg.set_content("予算表です。パスワードは別途。")
-        msg.add_attachment(ooxmlgen.encrypt(ooxmlgen.xlsm(), "予算2026"), maintype="application",
-                           subtype="vnd.ms-excel.sheet.macroEnabled.12", filename="予算.xlsm")
+        msg["From"], msg["To"], msg["Subject"] = "sender@example.com", "staff@localhost", subject
+        msg.set_content(f"{subject}です。パスワードは別途。")
+        maintype, sub = subtype.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=sub, filename=name)
         send(d, msg.as_bytes(policy=email_policy.SMTP), ["staff@localhost"])
         wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 2, 60, "mail")
-        m = re.search(r"#unlock/([^/\s]+)/([0-9a-f]+)", body_text(mailbox(d, "staff@localhost")[1]))
-        assert m
+        sanitized, link_mail = mailbox(d, "staff@localhost")[:2]
+        m = re.search(r"#unlock/([^/\s]+)/([0-9a-f]+)", body_text(link_mail))
+        assert m, body_text(link_mail)
         job_id, key = m.groups()
         status, done = api(port, "POST", f"/v1/unlock/{job_id}",
-                           {"key": key, "password": "予算2026"})
-        assert status == 200 and done["verdict"] == "disarmed"
+                           {"key": key, "password": password})
+        assert status == 200 and done["verdict"] == "disarmed", done
         wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 3, 60, "result")
         (att,) = [p for p in mailbox(d, "staff@localhost")[2].walk() if p.get_filename()]
-        assert att.get_filename() == "予算.xlsx"
-        with zipfile.ZipFile(io.BytesIO(att.get_payload(decode=True))) as zf:
-            assert not [n for n in zf.namelist() if "vbaProject" in n]
+        payload = att.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        return sanitized, link_mail, att.get_filename(), payload
     finally:
         d.stop()
+
+
+def test_password_excel_attachment_gets_a_link_too(tmp_path: Path) -> None:
+    from tests.helpers import ooxmlgen
+
+    _, _, name, data = unlock_round_trip(
+        tmp_path / "d", "予算", "予算.xlsm", "application/vnd.ms-excel.sheet.macroEnabled.12",
+        ooxmlgen.encrypt(ooxmlgen.xlsm(), "予算2026"), "予算2026")
+    assert name == "予算.xlsx"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert not [n for n in zf.namelist() if "vbaProject" in n]
 
 
 def test_password_xls_attachment_gets_a_link_too(tmp_path: Path) -> None:
@@ -213,31 +227,12 @@ def test_password_xls_attachment_gets_a_link_too(tmp_path: Path) -> None:
     from tests.helpers.xlscrypt import rekey_xls
 
     sample = (ROOT / "samples" / "office" / "oletools-autostart-velvetsweatshop.xls").read_bytes()
-    d = daemon(tmp_path / "d")
-    d.start()
-    try:
-        port = http_port(d)
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = "sender@example.com", "staff@localhost", "集計"
-        msg.set_content("集計表です。パスワードは別途。")
-        msg.add_attachment(rekey_xls(sample, "VelvetSweatshop", "集計2026"),
-                           maintype="application", subtype="vnd.ms-excel", filename="集計.xls")
-        send(d, msg.as_bytes(policy=email_policy.SMTP), ["staff@localhost"])
-        wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 2, 60, "mail")
-        sanitized, link_mail = mailbox(d, "staff@localhost")[:2]
-        assert all(p.get_filename() != "集計.xls" for p in sanitized.walk())
-        m = re.search(r"#unlock/([^/\s]+)/([0-9a-f]+)", body_text(link_mail))
-        assert m and "集計.xls" in body_text(link_mail)
-        job_id, key = m.groups()
-        status, done = api(port, "POST", f"/v1/unlock/{job_id}",
-                           {"key": key, "password": "集計2026"})
-        assert status == 200 and done["verdict"] == "disarmed"
-        wait_for(lambda: len(mailbox(d, "staff@localhost")) >= 3, 60, "result")
-        (att,) = [p for p in mailbox(d, "staff@localhost")[2].walk() if p.get_filename()]
-        assert att.get_filename() == "集計.xls"
-        data = att.get_payload(decode=True)
-        assert not msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted()
-        with olefile.OleFileIO(data) as ole:
-            assert not ole.exists("_VBA_PROJECT_CUR")
-    finally:
-        d.stop()
+    sanitized, link_mail, name, data = unlock_round_trip(
+        tmp_path / "d", "集計", "集計.xls", "application/vnd.ms-excel",
+        rekey_xls(sample, "VelvetSweatshop", "集計2026"), "集計2026")
+    assert all(p.get_filename() != "集計.xls" for p in sanitized.walk())
+    assert "集計.xls" in body_text(link_mail)
+    assert name == "集計.xls"
+    assert not msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted()
+    with olefile.OleFileIO(data) as ole:
+        assert not ole.exists("_VBA_PROJECT_CUR")
