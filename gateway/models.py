@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,13 @@ class Verdict(StrEnum):
     @property
     def delivered(self) -> bool:
         return self in (Verdict.CLEAN, Verdict.DISARMED)
+
+    def quarantined_under(self, keep: str) -> bool:
+        """Whether ``quarantine.keep`` (all | changed | blocked) keeps the original of a
+        job with this verdict: what is not delivered is always kept."""
+        if keep == "all" or not self.delivered:
+            return True
+        return keep == "changed" and self is Verdict.DISARMED
 
 
 @dataclass(slots=True)
@@ -85,6 +93,10 @@ class Report:
     @property
     def findings(self) -> list[Finding]:
         return [f for item in self.items for f in item.findings]
+
+    def kind_counts(self) -> dict[str, int]:
+        """How many findings of each kind (the audit log's summary of a job)."""
+        return dict(Counter(f.kind for f in self.findings))
 
     @property
     def reason(self) -> str | None:

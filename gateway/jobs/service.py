@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -319,7 +318,8 @@ class JobService:
         self.store.save(rec)
         src = self.store.path(rec.job_id, INPUT)
         if src.exists():
-            if self._keep(verdict) and not unlocked:  # an unlocked job's original is there
+            # an unlocked job's original is in quarantine already
+            if verdict.quarantined_under(self.keep) and not unlocked:
                 self.quarantine.put(rec.job_id, src, data, self._meta(rec))
             if self.audit is not None:
                 self.audit.record("unlock" if unlocked else "job", job_id=rec.job_id,
@@ -327,7 +327,7 @@ class JobService:
                                   policy=rec.policy,
                                   verdict="held" if held else rec.verdict, reason=rec.reason,
                                   sha256=rec.sha256, size=rec.size,
-                                  findings=_kinds(report))
+                                  findings=report.kind_counts())
             if not held:
                 src.unlink()
         rec.state = HELD if held else DONE
@@ -451,11 +451,6 @@ class JobService:
             if event is not None:
                 event.set()
 
-    def _keep(self, verdict: Verdict) -> bool:
-        if self.keep == "all" or not verdict.delivered:
-            return True
-        return self.keep == "changed" and verdict is Verdict.DISARMED
-
     @staticmethod
     def _meta(rec: JobRecord) -> dict[str, Any]:
         return {"job_id": rec.job_id, "origin": rec.origin, "name": rec.name,
@@ -468,10 +463,6 @@ def _encrypted(report: Report) -> bool:
     """Blocked only because the file is encrypted (no password, or a wrong one)."""
     return (report.verdict is Verdict.BLOCKED and bool(report.items)
             and any(f.kind == "block.encrypted" for f in report.items[0].findings))
-
-
-def _kinds(report: Report) -> dict[str, int]:
-    return dict(Counter(f.kind for f in report.findings))
 
 
 def _digest(path: Path) -> tuple[str, int]:

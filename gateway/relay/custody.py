@@ -20,7 +20,6 @@ back as ``Done.error``), the message is not delivered and is tried again later.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +51,6 @@ def judge(report: Report) -> tuple[Verdict, str]:
     return report.verdict, ""
 
 
-def keeps(keep: str, verdict: Verdict) -> bool:
-    """Whether ``quarantine.keep`` (all | changed | blocked) keeps this verdict's original."""
-    if keep == "all" or not verdict.delivered:
-        return True
-    return keep == "changed" and verdict is Verdict.DISARMED
-
-
 def settle(report: Report, original: Path, *, keep: str, meta: dict[str, Any],
            quarantine: Quarantine, audit: AuditLog | None) -> Settled:
     """Judge, quarantine (by ``keep``) and audit one sanitized message.
@@ -67,7 +59,7 @@ def settle(report: Report, original: Path, *, keep: str, meta: dict[str, Any],
     job_id, policy, sender, recipients, client, helo, received, size).
     """
     verdict, reason = judge(report)
-    kept = keeps(keep, verdict)
+    kept = verdict.quarantined_under(keep)
     job_id = str(meta["job_id"])
     if kept:
         quarantine.put(job_id, original, report.to_dict(),
@@ -75,7 +67,7 @@ def settle(report: Report, original: Path, *, keep: str, meta: dict[str, Any],
     if audit is not None:
         audit.record("job", job_id=job_id, origin="smtp", qid=meta.get("qid"),
                      policy=meta.get("policy"), verdict=verdict.value, reason=reason,
-                     findings=dict(Counter(f.kind for f in report.findings)),
+                     findings=report.kind_counts(),
                      sha256=report.input.sha256, size=report.input.size, quarantined=kept)
     return Settled(verdict, reason, kept)
 
