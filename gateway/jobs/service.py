@@ -322,12 +322,8 @@ class JobService:
             if verdict.quarantined_under(self.keep) and not unlocked:
                 self.quarantine.put(rec.job_id, src, data, self._meta(rec))
             if self.audit is not None:
-                self.audit.record("unlock" if unlocked else "job", job_id=rec.job_id,
-                                  origin=rec.origin, name=rec.name, requester=rec.requester,
-                                  policy=rec.policy,
-                                  verdict="held" if held else rec.verdict, reason=rec.reason,
-                                  sha256=rec.sha256, size=rec.size,
-                                  findings=report.kind_counts())
+                self._audit_job(rec, "unlock" if unlocked else "job",
+                                "held" if held else rec.verdict, report.kind_counts())
             if not held:
                 src.unlink()
         rec.state = HELD if held else DONE
@@ -407,15 +403,21 @@ class JobService:
             await asyncio.to_thread(self._quarantine_failed, rec)
         if self.audit is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    self.audit.record, "job", job_id=rec.job_id, origin=rec.origin,
-                    name=rec.name, requester=rec.requester, policy=rec.policy,
-                    verdict=rec.verdict, reason=reason, sha256=rec.sha256, size=rec.size,
-                    findings={"fail.error": 1})
+                await asyncio.to_thread(self._audit_job, rec, "job", rec.verdict,
+                                        {"fail.error": 1})
         rec.state = DONE
         rec.finished = now_iso()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.save, rec)
+
+    def _audit_job(self, rec: JobRecord, event: str, verdict: str | None,
+                   findings: dict[str, int]) -> None:
+        """The audit line of a job that ran (``job``) or was unlocked (``unlock``)."""
+        assert self.audit is not None
+        self.audit.record(event, job_id=rec.job_id, origin=rec.origin, name=rec.name,
+                          requester=rec.requester, policy=rec.policy, verdict=verdict,
+                          reason=rec.reason, sha256=rec.sha256, size=rec.size,
+                          findings=findings)
 
     def _quarantine_failed(self, rec: JobRecord) -> None:
         src = self.store.path(rec.job_id, INPUT)
