@@ -267,10 +267,8 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     plcfld = _PlcFld(fib, table)
     fields = _fields(text)
     by_begin = {f.begin: f for f in fields}
-    data_node = root.child("Data")
-    data = bytearray(data_node.data) if data_node is not None and not data_node.is_storage \
-        else None
-    targets: list[str] = []   # of neutralized hyperlinks
+    links: list[_Field] = []   # neutralized hyperlinks: their Data-stream objects go too
+    targets: list[str] = []    # and their targets, for the summary's copy
     for n, f in enumerate(fields):
         keyword = _keyword(text, f)
         flt = plcfld.flt(f.begin)
@@ -279,31 +277,34 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             kind, keyword = "ole.computed_field", "computed"
         target: str | None = None
         if kind is None and (keyword == "HYPERLINK" or flt == _HYPERLINK_FLT):
-            kind, target = _hyperlink(text, f, by_begin)
+            kind, target = _hyperlink(text, f)
         if kind is None:
             continue
-        what = f"{keyword or 'field'} field instruction blanked, result kept"
-        if kind == "ole.hyperlink":
-            what = f"HYPERLINK to a {describe_target(target)}: " + what.split(" ", 2)[2]
-        ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED, detail=what)
+        what = (f"HYPERLINK to a {describe_target(target)}:" if kind == "ole.hyperlink"
+                else f"{keyword or 'field'} field")
+        ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
+                   detail=f"{what} instruction blanked, result kept")
         if apply:
             _blank(wd, pieces, f.begin + 1, f.sep if f.sep is not None else f.end)
             plcfld.set_inert(f.begin)
-            if kind == "ole.hyperlink" and data is not None:
-                _erase_link_data(bytes(wd), bytes(table), fib, pieces, text, f, data)
+            if kind == "ole.hyperlink":
+                links.append(f)
             if target:
                 targets.append(target)
     _template(fib, table, f"{fib.table}#SttbfAssoc", ctx, apply)
     if apply:
         wd_node.data = bytes(wd)
         table_node.data = bytes(table)
-        if data_node is not None and data is not None:
+        data_node = root.child("Data")
+        if links and data_node is not None and not data_node.is_storage:
+            data = bytearray(data_node.data)  # pictures live here: copied only when needed
+            for f in links:
+                _erase_link_data(wd, table, fib, pieces, text, f, data)
             data_node.data = bytes(data)
         ole_objects.blank_summary_links(root, targets)
 
 
-def _hyperlink(text: str, f: _Field, by_begin: dict[int, _Field]) -> tuple[str | None,
-                                                                          str | None]:
+def _hyperlink(text: str, f: _Field) -> tuple[str | None, str | None]:
     """("ole.hyperlink", target) for a HYPERLINK that may not stay, else (None, None)."""
     stop = f.sep if f.sep is not None else f.end
     instr = text[f.begin + 1:stop]
@@ -315,7 +316,7 @@ def _hyperlink(text: str, f: _Field, by_begin: dict[int, _Field]) -> tuple[str |
     return "ole.hyperlink", target
 
 
-def _erase_link_data(wd: bytes, table: bytes, fib: _Fib, pieces: list[_Piece], text: str,
+def _erase_link_data(wd: bytearray, table: bytearray, fib: _Fib, pieces: list[_Piece], text: str,
                      f: _Field, data: bytearray) -> None:
     """Zero the hyperlink object Word keeps in the Data stream for field ``f``: the
     0x01 character of its instruction carries sprmCPicLocation, the offset of a
@@ -345,7 +346,7 @@ _SPRM_PIC_LOCATION = 0x6A03
 _SPRM_OPERAND = {0: 1, 1: 1, 2: 2, 3: 4, 4: 2, 5: 2, 7: 3}  # by spra; 6: sized by a byte
 
 
-def _pic_location(wd: bytes, table: bytes, fib: _Fib, fc: int | None) -> int | None:
+def _pic_location(wd: bytearray, table: bytearray, fib: _Fib, fc: int | None) -> int | None:
     """sprmCPicLocation of the character at ``fc`` (PlcBteChpx -> ChpxFkp -> Chpx)."""
     if fc is None or len(fib.fclcb) <= _FC_PLCF_BTE_CHPX:
         return None
