@@ -31,14 +31,12 @@ import struct
 from xml.parsers.expat import ExpatError
 
 from gateway.errors import EncryptedContent, Malformed
+from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
 
 #: Office's built-in password for workbooks protected only against modification
 DEFAULT_PASSWORDS = ("VelvetSweatshop",)
 WRONG_KEY = "the password is not correct"
 NEEDS_KEY = "document is password-protected"
-
-
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def decrypt(data: bytes, password: str | None) -> tuple[bytes, bool]:

@@ -202,7 +202,7 @@ def _hlink_problem(data: bytes) -> str | None:
         pos = 32
         for present in (_HAS_DISPLAY, _HAS_FRAME):
             if flags & present:
-                pos = _skip_string(data, pos)
+                pos = _string(data, pos)[1]
         if not flags & _HAS_MONIKER:
             return None  # only a location in this workbook
         if flags & _MONIKER_AS_STR:
@@ -226,9 +226,6 @@ def _string(data: bytes, pos: int) -> tuple[str, int]:
         raise IndexError("hyperlink string overruns its record")
     return data[pos + 4:end].decode("utf-16-le", "replace").rstrip("\x00"), end
 
-
-def _skip_string(data: bytes, pos: int) -> int:
-    return _string(data, pos)[1]
 
 
 def _orphan_sheets(recs: list[Rec], glob_end: int, replaced: dict[int, tuple[int, list[Rec]]],

@@ -169,14 +169,14 @@ def _hyperlinks(data: bytearray, ctx: StageContext, apply: bool) -> list[str]:
                     strings.setdefault(ver_inst >> 4, (at + 8, at + 8 + size))
                 at += 8 + size
             span = strings.get(_TARGET)
-            target = bytes(data[span[0]:span[1]]).decode("utf-16-le", "replace") \
+            target = data[span[0]:span[1]].decode("utf-16-le", "replace").strip("\x00 ") \
                 if span else ""
-            if target.strip("\x00 ") and not WEB_TARGET.match(target.strip("\x00 ")):
+            if target and not WEB_TARGET.match(target):
                 ctx.record("ole.hyperlink", f"{STREAM}#ExHyperlink@0x{pos:x}",
                            action=Action.NEUTRALIZED,
                            detail=f"hyperlink to a {describe_target(target)}: target "
                                   "blanked, text kept")
-                blanked.append(target.strip("\x00 "))
+                blanked.append(target)
                 if apply:
                     for instance, (lo, hi) in strings.items():
                         if instance != _LOCATION:

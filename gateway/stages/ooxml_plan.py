@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline.api import Mode, StageContext
+from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
 from gateway.stages.ooxml_excel import external_link_kind, is_xlsb_sheet, substitute_macrosheet
+from gateway.stages.ooxml_fields import WEB_TARGET
 from gateway.stages.ooxml_package import Package, Rel, RelsPart, relative_target
 from gateway.stages.ooxml_parts import process_parts
 
@@ -79,8 +81,6 @@ _SIG_KINDS = {"vbaProjectSignature", "vbaProjectSignatureAgile", "vbaProjectSign
 _XLM_KINDS = {"macrosheet", "xlMacrosheet", "xlIntlMacrosheet", "intlMacrosheet"}
 _XLM_CTS = ("application/vnd.ms-excel.macrosheet", "application/vnd.ms-excel.intlmacrosheet")
 _EXTLINK_CTS = (_SML + "externallink+xml", "application/vnd.ms-excel.externallink")
-_WEB = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _CALLBACK = re.compile(rb"""\b(on[A-Z]\w*|get[A-Z]\w*)\s*=""")
 
 
@@ -243,7 +243,7 @@ class Engine:
         embed = _embedding(name, ct, kinds)
         if embed:
             self.embeds.append((name, embed))
-        elif self.pkg.head(name, len(_OLE_MAGIC)) == _OLE_MAGIC:
+        elif self.pkg.head(name, len(OLE_MAGIC)) == OLE_MAGIC:
             self.remove_part(name, "ooxml.ole_object", "OLE compound file in a part of type "
                              f"{ct}" if ct else "OLE compound file in a part without a type")
 
@@ -257,7 +257,7 @@ class Engine:
                 where = f"{rp.name}#{rel.id}"
                 target = _show(rel.target)
                 if rel.kind == "hyperlink":
-                    if keep_links and _WEB.match(rel.target.strip()):
+                    if keep_links and WEB_TARGET.match(rel.target.strip()):
                         kept += 1
                         continue
                     self.kill(rp, rel)
