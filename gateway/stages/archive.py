@@ -464,7 +464,7 @@ def _rar5_encrypted(data: bytes) -> bool:
             if htype == 4:  # archive encryption header: everything is encrypted
                 return True
             if htype == 2 and extra:
-                rec = end - extra
+                rec = max(at, end - extra)  # a bad size never reads outside the header
                 while rec < end:
                     rsize, after = _vint(data, rec)
                     if _vint(data, after)[0] == 1:  # the encryption record
