@@ -25,6 +25,7 @@ crash before the removal only repeats what a crash after the downstream's 250
 repeated anyway (README, "Duplicates", window 2): it is sanitized and delivered
 again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +53,6 @@ from gateway.store.quarantine import Quarantine
 from gateway.store.spool import ACTIVE, DEFERRED, INCOMING, MESSAGE, Spool, new_qid
 
 log = structlog.get_logger("sekisho.relay")
-
 
 
 @dataclass(slots=True)
