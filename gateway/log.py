@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -37,10 +38,41 @@ def configure(*, json: bool | None = None, level: str | None = None) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=LineLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s: %(message)s")
+
+
+class LineLogger:
+    """Writes each log line, newline included, in one ``write``.
+
+    The daemon and its worker processes share stderr (one file or pipe). structlog's
+    PrintLogger uses ``print``, which writes the text and the newline separately: another
+    process's line then lands between the two and two JSON lines become one line no
+    reader can parse (a log shipper drops it; a watcher misses "smtp.listening"). One
+    write(2) of a whole line with O_APPEND, or of up to PIPE_BUF bytes on a pipe, is not
+    split by another process's.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class LineLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._logger = LineLogger(file)
+
+    def __call__(self, *args: Any) -> LineLogger:
+        return self._logger
 
 
 def _summarize_exc_info(_logger: Any, _name: str,
