@@ -262,8 +262,14 @@ def _check_output(path: Path) -> Path:
 
 
 def _pool(workers: int, args: argparse.Namespace) -> WorkerPool:
+    from pebble.common.types import CONSTS  # noqa: PLC0415
+
     from gateway.pipeline.workers import WorkerPool  # noqa: PLC0415 - heavy import
 
+    # pebble's pool threads look at their state every sleep_unit (0.1 s): closing the
+    # pool waits for that look, up to 0.1 s (about 50 ms on average) of every command
+    # that takes a few hundred. A command runs one pool and exits; it looks more often.
+    CONSTS.sleep_unit = 0.01
     # fork: the CLI is single-threaded when it starts the pool, and forking saves the
     # start-up of a forkserver (see gateway/pipeline/workers.py)
     return WorkerPool(workers, plugins=args.plugin, log_level=args.log_level,
