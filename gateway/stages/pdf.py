@@ -80,10 +80,10 @@ segments is written once with a count: ``/Root/Outlines/First/Next{7}/A``.
 Document-wide findings (``pdf.orphans``, ``pdf.repaired``) have the empty
 location; ``pdf.encrypted`` is ``/Encrypt``.
 
-Embedded files (``embedded_files`` policy option): ``remove`` takes them out;
-``disarm`` (default) runs each through the pipeline and re-embeds the delivered
-copy. A FileAttachment annotation is treated the same way: it stays with the
-disarmed file, or is taken off the page when its file is removed.
+Embedded files (``embedded_files`` policy option): ``remove`` (default) takes them
+out; ``disarm`` runs each through the pipeline and re-embeds the delivered copy. A
+FileAttachment annotation is treated the same way: it stays with the disarmed file,
+or is taken off the page when its file is removed.
 
 Names that are not UTF-8: pikepdf cannot look such keys up. They are never action
 slots, so they are skipped; where script-like names sit inside an object that has

@@ -1,9 +1,12 @@
 """Embedded files in PDFs: file specifications with /EF, by policy.
 
-``embedded_files: remove`` takes every embedded file out. ``disarm`` (the
-default) runs each one through the whole pipeline (``ctx.recurse``); a delivered
-result is embedded again in place of the original (new data, name, /Subtype and
-/Params /Size; /CheckSum dropped), anything else is removed. When a file is
+``embedded_files: remove`` (the default) takes every embedded file out: a PDF
+attachment is a file the recipient opens from inside the viewer, out of sight of
+the mail gateway's attachment rules, and checkers that walk a PDF's objects count
+any /EmbeddedFile as active content (the daemon keeps the original). ``disarm``
+runs each one through the whole pipeline (``ctx.recurse``); a delivered result is
+embedded again in place of the original (new data, name, /Subtype and /Params
+/Size; /CheckSum dropped), anything else is removed. When a file is
 removed, its file specification loses /EF and the stream is emptied, so no other
 reference can still reach the data.
 """
@@ -85,7 +88,7 @@ class EmbeddedFiles:
     def __init__(self, ctx: StageContext, record: Recorder) -> None:
         self.ctx = ctx
         self.record = record
-        self.remove = ctx.option("embedded_files", "disarm") == "remove"
+        self.remove = ctx.option("embedded_files", "remove") == "remove"
         self.handled = ObjectSet()   # file specifications and streams dealt with
         self._done: dict[tuple[int, int], _Result] = {}
 

@@ -38,9 +38,9 @@ def pdf_policy(name: str, keep: frozenset[str], **options: str) -> Policy:
 
 
 LINKS = frozenset({"hyperlinks"})
-POLICIES = {
-    "keep": pdf_policy("keep", LINKS),
-    "nokeep": pdf_policy("nokeep", frozenset()),
+POLICIES = {  # "keep" and "nokeep" disarm embedded files: those cases test the recursion
+    "keep": pdf_policy("keep", LINKS, embedded_files="disarm"),
+    "nokeep": pdf_policy("nokeep", frozenset(), embedded_files="disarm"),
     "remove": pdf_policy("remove", LINKS, embedded_files="remove"),
 }
 
@@ -285,6 +285,29 @@ def test_embedded_pdf_is_disarmed_recursively(tmp_path: Path) -> None:
         inner_pdf = stream.read_bytes()
     assert b"/OpenAction" in pdfgen.inner_pdf()
     assert pdfwalk.check(inner_pdf, keep_uri=True) == []
+
+
+@pytest.mark.parametrize("policy", ["default", "option left out"])
+def test_embedded_files_are_removed_by_default(policy: str, tmp_path: Path) -> None:
+    """The shipped default policy, and a pdf policy that does not name the option, take
+    every attachment out; an independent walk and qpdf agree, and the page text stays."""
+    pol = DEFAULT if policy == "default" else pdf_policy("bare", LINKS)
+    assert DEFAULT.format("pdf").options["embedded_files"] == "remove"
+    data = pdfgen.embedded_files()
+    report, out = run(tmp_path, data, pol)
+    assert report.verdict is Verdict.DISARMED
+    assert {(k, loc, a) for k, loc, a in triples(report) if k == "pdf.embedded_file"} == {
+        ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R),
+        ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[3]", R)}
+    assert len(report.items) == 1  # nothing was opened and recursed into
+    assert pdfwalk.check(out.read_bytes(), keep_uri=True) == []  # /EmbeddedFile(s) flagged
+    assert b"/EmbeddedFile" not in subprocess.run(
+        ["qpdf", "--qdf", "--object-streams=disable", str(out), "-"], capture_output=True,
+        check=True).stdout
+    assert subprocess.run(["qpdf", "--check", str(out)], capture_output=True,
+                          check=False).returncode == 0
+    src = tmp_path / "in.pdf"
+    assert text_of(out) == text_of(src) != ""
 
 
 def test_encrypted_with_user_password_is_blocked(tmp_path: Path) -> None:
