@@ -58,6 +58,11 @@ class LineLogger:
     def __init__(self, file: TextIO) -> None:
         self._file = file
         self._lock = threading.Lock()
+        # a worker forked while another thread held the lock must not inherit it held
+        os.register_at_fork(after_in_child=self._new_lock)
+
+    def _new_lock(self) -> None:
+        self._lock = threading.Lock()
 
     def msg(self, message: str) -> None:
         with self._lock:

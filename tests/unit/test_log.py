@@ -43,3 +43,25 @@ def test_console_format_writes_one_line_per_event(tmp_path: Path) -> None:
     assert out.returncode == 0
     rows = out.stderr.splitlines()
     assert len(rows) == 3 and all("t.line" in r and "proc=c" in r for r in rows)
+
+
+def test_a_child_forked_while_a_line_is_written_can_log(tmp_path: Path) -> None:
+    code = """
+import os, sys, threading, structlog
+from gateway.log import configure, LineLogger
+configure(json=True)
+log = structlog.get_logger("t")
+logger = structlog.get_config()["logger_factory"]()
+assert isinstance(logger, LineLogger)
+with logger._lock:  # another thread is in the middle of a line when the fork happens
+    pid = os.fork()
+    if pid == 0:
+        log.info("t.child")  # would wait forever on the inherited lock
+        os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert '"event": "t.child"' in out.stderr
