@@ -107,9 +107,27 @@ class Daemon:
                     return self.port
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n"
-                                   + self.log_path.read_text(errors="replace")[-3000:])
+                                   + self._since(offset))
             time.sleep(0.05)
-        raise TimeoutError("daemon did not start:\n" + self.log_path.read_text()[-3000:])
+        raise TimeoutError(f"daemon did not log smtp.listening in {timeout:g} s:\n"
+                           + self._since(offset))
+
+    def _since(self, offset: int) -> str:
+        """What this start logged (its last 3000 characters); lines that are not JSON
+        marked, since only whole JSON lines are read as events."""
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        if not lines:
+            return "(nothing logged since this start)"
+        out = []
+        for line in lines:
+            try:
+                json.loads(line)
+                out.append(line)
+            except ValueError:
+                out.append(f"[not a JSON line] {line}")
+        return "\n".join(out)[-3000:]
 
     def events(self, offset: int = 0) -> list[dict[str, object]]:
         out = []
