@@ -380,23 +380,55 @@ def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> It
     if type_id == "archive.7z":
         yield from _7z_members(src, limit, password)
         return
+    checks: list[_ZipCheck] | None = None
     if type_id == "archive.zip":
         try:
             with zipfile.ZipFile(src) as zf:
-                encrypted = any(i.flag_bits & 0x1 for i in zf.infolist())
+                infos = zf.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise Malformed(f"zip archive is damaged ({exc})") from None
         src.seek(0)
-        if not encrypted:
+        if not any(i.flag_bits & 0x1 for i in infos):
             yield from _zip_members(src, limit)
             return
-    yield from _libarchive_members(src, limit, password)
+        checks = [_ZipCheck(i.CRC, i.file_size, bool(i.flag_bits & 0x1),
+                            i.compress_type == _WINZIP_AES) for i in infos]
+    yield from _libarchive_members(src, limit, password, checks)
 
 
-def _libarchive_members(src: BinaryIO, limit: int,
-                        password: str | None = None) -> Iterator[Member]:
-    """RAR (4 and 5), CAB and LZH through libarchive (libarchive-c binds the system
-    library Debian ships as libarchive13): read-only, which is all we need."""
+_WINZIP_AES = 99  # compression method of WinZip AES entries (the real one is inside)
+
+
+@dataclass(frozen=True, slots=True)
+class _ZipCheck:
+    """What the zip's central directory says one entry decodes to."""
+
+    crc: int
+    size: int
+    encrypted: bool
+    aes: bool  # WinZip AES (AE-2) stores no CRC; libarchive checks its HMAC instead
+
+
+def _check_zip_member(check: _ZipCheck | None, data: bytes, name: str) -> None:
+    """libarchive only warns when a member's CRC does not match, and hands out the bytes.
+    A ZipCrypto password is checked against one byte, so 1 wrong password in 256 gets
+    that far: a stored member then decodes to garbage of the right length, which would
+    be judged as the member's content. Checked here against the central directory."""
+    if check is None:
+        raise Malformed("the zip's entries do not match its central directory")
+    if len(data) == check.size and (check.aes or zlib.crc32(data) == check.crc):
+        return
+    if check.encrypted:
+        raise EncryptedContent(WRONG_KEY)
+    raise Malformed(f"zip member {name[:60]!r} does not match its checksum")
+
+
+def _libarchive_members(src: BinaryIO, limit: int, password: str | None = None,
+                        zip_checks: list[_ZipCheck] | None = None) -> Iterator[Member]:
+    """RAR (4 and 5), CAB, LZH and encrypted zip through libarchive (libarchive-c binds
+    the system library Debian ships as libarchive13): read-only, which is all we need.
+    ``zip_checks``: a zip's central directory, in the order libarchive lists entries,
+    to check each member against before it is handed out."""
     import libarchive  # noqa: PLC0415 - only needed for these formats
     import libarchive.exception  # noqa: PLC0415
 
@@ -407,7 +439,7 @@ def _libarchive_members(src: BinaryIO, limit: int,
     sealed = False  # the entry being read is encrypted
     try:
         with libarchive.memory_reader(data, passphrase=password) as archive:
-            for entry in archive:
+            for index, entry in enumerate(archive):
                 sealed = _data_encrypted(entry)
                 name = _entry_name(entry.pathname)
                 when = _tar_time(entry.mtime or 0)
@@ -425,7 +457,11 @@ def _libarchive_members(src: BinaryIO, limit: int,
                     if size > limit:
                         raise LimitExceeded(f"member {name[:60]!r} expands beyond {limit}")
                     chunks.append(block)
-                yield Member(name, b"".join(chunks), when)
+                content = b"".join(chunks)
+                if zip_checks is not None:
+                    _check_zip_member(zip_checks[index] if index < len(zip_checks) else None,
+                                      content, name)
+                yield Member(name, content, when)
     except libarchive.exception.ArchiveError as exc:
         text = str(exc).split(" (errno")[0]
         if password is not None and ("ncorrect passphrase" in text or sealed):

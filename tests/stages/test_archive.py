@@ -221,6 +221,45 @@ def test_a_wrong_password_that_passes_the_zipcrypto_check_is_still_wrong(
         assert keys(report) == {("block.encrypted", "")} and not out.exists()
 
 
+@pytest.mark.parametrize("method", ["zipcrypt", "aes256"])
+def test_stored_members_open_with_the_right_password(method: str, tmp_path: Path) -> None:
+    data = encrypted_zip(method, {"メモ.txt": "本文".encode() * 40}, stored=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert [i.compress_type for i in zf.infolist()] == [
+            0 if method == "zipcrypt" else 99]  # 99: WinZip AES wraps the real method
+    src, out = tmp_path / "ppap.zip", tmp_path / "out.zip"
+    src.write_bytes(data)
+    report = process_file(src, out, policy=POLICY, password=PASSWORD)
+    assert report.verdict is Verdict.CLEAN
+    assert contents(out) == {"メモ.txt": "本文".encode() * 40}
+
+
+def test_a_wrong_password_that_decodes_a_stored_member_to_garbage_is_wrong(
+        tmp_path: Path) -> None:
+    """A stored ZipCrypto member always "decodes" once the check byte passes: libarchive
+    only warns about the CRC and hands out garbage of the right length. Before the CRC
+    was checked that garbage was judged as the member (blocked) and the archive was
+    delivered without it, the job settled: the recipient lost the document."""
+    data = encrypted_zip("zipcrypt", {"メモ.txt": "本文".encode() * 40}, stored=True)
+    src, out = tmp_path / "ppap.zip", tmp_path / "out.zip"
+    src.write_bytes(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        first = zf.infolist()[0]
+        assert first.compress_type == zipfile.ZIP_STORED
+        passing = []  # Python's zipfile as the independent judge of the check byte
+        for n in range(4096):
+            try:
+                zf.open(first, pwd=f"guess{n}".encode()).close()
+            except RuntimeError:
+                continue
+            passing.append(f"guess{n}")
+    assert passing
+    for password in passing[:4]:
+        report = process_file(src, out, policy=POLICY, password=password)
+        assert (report.verdict, report.reason) == (Verdict.BLOCKED, "the password is not correct")
+        assert keys(report) == {("block.encrypted", "")} and not out.exists()
+
+
 def test_password_is_ignored_for_a_plain_zip(tmp_path: Path) -> None:
     src, out = tmp_path / "plain.zip", tmp_path / "out.zip"
     src.write_bytes(make_zip({"a.txt": b"text"}))
