@@ -391,8 +391,11 @@ def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> It
         if not any(i.flag_bits & 0x1 for i in infos):
             yield from _zip_members(src, limit)
             return
+        # libarchive lists a zip's entries in the order of their local headers, which
+        # the central directory need not follow
         checks = [_ZipCheck(i.CRC, i.file_size, bool(i.flag_bits & 0x1),
-                            i.compress_type == _WINZIP_AES) for i in infos]
+                            i.compress_type == _WINZIP_AES)
+                  for i in sorted(infos, key=lambda i: i.header_offset)]
     yield from _libarchive_members(src, limit, password, checks)
 
 

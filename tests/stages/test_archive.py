@@ -244,6 +244,31 @@ def test_stored_members_open_with_the_right_password(method: str, tmp_path: Path
     assert contents(out) == {"メモ.txt": "本文".encode() * 40}
 
 
+def reverse_central_directory(data: bytes) -> bytes:
+    """The same zip with its central directory entries in reverse order."""
+    eocd = data.rindex(b"PK\x05\x06")
+    count, size, start = struct.unpack_from("<HII", data, eocd + 10)
+    entries, pos = [], start
+    for _ in range(count):
+        n, m, k = struct.unpack_from("<HHH", data, pos + 28)
+        entries.append(data[pos:pos + 46 + n + m + k])
+        pos += 46 + n + m + k
+    assert pos == start + size
+    return data[:start] + b"".join(reversed(entries)) + data[start + size:]
+
+
+@pytest.mark.parametrize("method", ["zipcrypt", "aes256"])
+def test_central_directory_in_another_order_still_opens(method: str, tmp_path: Path) -> None:
+    members = {"a.txt": b"first " * 50, "b.txt": "二番目".encode() * 30}
+    data = reverse_central_directory(encrypted_zip(method, members))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert [i.filename for i in zf.infolist()] == ["b.txt", "a.txt"]
+    src, out = tmp_path / "ppap.zip", tmp_path / "out.zip"
+    src.write_bytes(data)
+    report = process_file(src, out, policy=POLICY, password=PASSWORD)
+    assert report.verdict is Verdict.CLEAN and contents(out) == members
+
+
 def test_a_wrong_password_that_decodes_a_stored_member_to_garbage_is_wrong(
         tmp_path: Path) -> None:
     """A stored ZipCrypto member always "decodes" once the check byte passes: libarchive
