@@ -40,7 +40,7 @@ from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages.cfb_writer import Node
-from gateway.stages.ooxml_fields import WEB_TARGET, describe_target
+from gateway.stages.links import describe_target, is_web
 
 BOF, EOF, BOUNDSHEET, NAME, OBPROJ, INDEX, EXTSST = 0x0809, 0x000A, 0x0085, 0x0018, 0x00D3, \
     0x020B, 0x00FF
@@ -215,7 +215,7 @@ def _hlink_problem(data: bytes) -> str | None:
             return "file or share path"  # a file moniker, or another kind
     except (struct.error, IndexError):
         return "damaged hyperlink"
-    return None if WEB_TARGET.match(target.strip()) else describe_target(target)
+    return None if is_web(target) else describe_target(target)
 
 
 def _string(data: bytes, pos: int) -> tuple[str, int]:
@@ -225,7 +225,6 @@ def _string(data: bytes, pos: int) -> tuple[str, int]:
     if end > len(data):
         raise IndexError("hyperlink string overruns its record")
     return data[pos + 4:end].decode("utf-16-le", "replace").rstrip("\x00"), end
-
 
 
 def _orphan_sheets(recs: list[Rec], glob_end: int, replaced: dict[int, tuple[int, list[Rec]]],

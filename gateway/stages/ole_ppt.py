@@ -42,7 +42,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import cfb_writer, ole_objects
 from gateway.stages.cfb_writer import Node
-from gateway.stages.ooxml_fields import WEB_TARGET, describe_target
+from gateway.stages.links import describe_target, is_web
 
 STREAM = "PowerPoint Document"
 _EX_OLE_OBJ_STG = re.compile(rb"[\x00\x10]\x00\x11\x10", re.DOTALL)
@@ -171,7 +171,7 @@ def _hyperlinks(data: bytearray, ctx: StageContext, apply: bool) -> list[str]:
             span = strings.get(_TARGET)
             target = data[span[0]:span[1]].decode("utf-16-le", "replace").strip("\x00 ") \
                 if span else ""
-            if target and not WEB_TARGET.match(target):
+            if target and not is_web(target):
                 ctx.record("ole.hyperlink", f"{STREAM}#ExHyperlink@0x{pos:x}",
                            action=Action.NEUTRALIZED,
                            detail=f"hyperlink to a {describe_target(target)}: target "

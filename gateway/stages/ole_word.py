@@ -46,7 +46,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import ole_objects
 from gateway.stages.cfb_writer import Node
-from gateway.stages.ooxml_fields import WEB_TARGET, describe_target, hyperlink_target
+from gateway.stages.links import describe_target, hyperlink_target, is_web
 
 _DDE = {"DDE", "DDEAUTO"}
 _INCLUDE = {"INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT"}
@@ -311,7 +311,7 @@ def _hyperlink(text: str, f: _Field) -> tuple[str | None, str | None]:
     if any(ch == "\x13" for ch in instr):  # a nested field computes part of it
         return "ole.hyperlink", None
     target = hyperlink_target(instr.replace("\x01", " ").strip())
-    if target is None or WEB_TARGET.match(target.strip()):
+    if target is None or is_web(target):
         return None, None  # a bookmark of this document, or a web address
     return "ole.hyperlink", target
 

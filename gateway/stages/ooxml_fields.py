@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from gateway.stages import ooxml_xml as X
+from gateway.stages.links import FIRST_WORD, describe_target, hyperlink_target, is_web
 
 W_NS = frozenset({"http://schemas.openxmlformats.org/wordprocessingml/2006/main",
                   "http://purl.oclc.org/ooxml/wordprocessingml/main",
@@ -43,12 +44,6 @@ DANGEROUS = {
     "INCLUDE": "ooxml.include_field", "IMPORT": "ooxml.include_field",
     "LINK": "ooxml.external_relationship",
 }
-_FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
-WEB_TARGET = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
-#: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
-_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
-#: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
-_SWITCH_ARG = frozenset({"\\l", "\\o", "\\t"})
 
 
 @dataclass(slots=True)
@@ -72,7 +67,7 @@ class Field:
 
     @property
     def name(self) -> str:
-        m = _FIRST_WORD.match(self.instr)
+        m = FIRST_WORD.match(self.instr)
         return m.group(1).upper() if m else ""
 
 
@@ -82,45 +77,9 @@ def classify(f: Field, keep_links: bool) -> str | None:
     kind = DANGEROUS.get(f.name)
     if kind is None and f.name == "HYPERLINK":
         target = hyperlink_target(f.instr)
-        if not keep_links or f.nested or (target is not None
-                                          and not WEB_TARGET.match(target.strip())):
+        if not keep_links or f.nested or (target is not None and not is_web(target)):
             kind = "ooxml.hyperlink"
     return kind
-
-
-def hyperlink_target(instr: str) -> str | None:
-    """The address a HYPERLINK instruction opens; None when it names none (only a \\l
-    bookmark in this document). A quoted target computed by a nested field reads as ""
-    (and any nested field makes a HYPERLINK suspect: see :func:`classify`)."""
-    m = _FIRST_WORD.match(instr)
-    rest = instr[m.end():] if m else instr
-    skip = False
-    for arg in _ARG.finditer(rest):
-        quoted, bare = arg.group(1), arg.group(2)
-        if skip:
-            skip = False
-        elif quoted is not None:
-            return re.sub(r"\\(.)", r"\1", quoted)
-        elif bare.lower() in _SWITCH_ARG:
-            skip = True
-        elif not bare.startswith("\\"):
-            return bare
-    return None
-
-
-def describe_target(target: str | None) -> str:
-    """What kind of place a link target is, for a finding's detail."""
-    target = (target or "").strip()
-    if not target:
-        return "no address"
-    if target.startswith(("\\\\", "//")):
-        return "UNC path"
-    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", target)
-    if scheme:
-        return f"{scheme.group(1).lower()} address"
-    if re.match(r"^[A-Za-z]:", target):
-        return "local path"
-    return "relative path"
 
 
 def analyze(tokens: list[Tok]) -> list[Field]:

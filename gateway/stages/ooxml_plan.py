@@ -35,8 +35,8 @@ from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
+from gateway.stages.links import is_web
 from gateway.stages.ooxml_excel import external_link_kind, is_xlsb_sheet, substitute_macrosheet
-from gateway.stages.ooxml_fields import WEB_TARGET
 from gateway.stages.ooxml_package import Package, Rel, RelsPart, relative_target
 from gateway.stages.ooxml_parts import process_parts
 
@@ -257,7 +257,7 @@ class Engine:
                 where = f"{rp.name}#{rel.id}"
                 target = _show(rel.target)
                 if rel.kind == "hyperlink":
-                    if keep_links and WEB_TARGET.match(rel.target.strip()):
+                    if keep_links and is_web(rel.target):
                         kept += 1
                         continue
                     self.kill(rp, rel)

@@ -1,0 +1,62 @@
+"""Which hyperlink targets may stay in a disarmed document: one rule for every format.
+
+When the policy keeps hyperlinks, a link stays only when it opens an http, https or
+mailto address (:func:`is_web`) or a place inside the document. Anything else —
+javascript:, file:, UNC shares (a click sends the user's Windows credentials to the
+share's host), local and relative paths, a target a nested field computes — is
+neutralized by the stage of its format.
+
+:func:`hyperlink_target` reads the target of a Word HYPERLINK field instruction, whose
+syntax is the same in WordprocessingML, .doc and RTF.
+"""
+
+from __future__ import annotations
+
+import re
+
+WEB_TARGET = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
+FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
+#: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
+_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
+#: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
+_SWITCH_ARG = frozenset({"\\l", "\\o", "\\t"})
+
+
+def is_web(target: str) -> bool:
+    """Whether a link target is a web or mail address (surrounding blanks ignored)."""
+    return WEB_TARGET.match(target.strip()) is not None
+
+
+def describe_target(target: str | None) -> str:
+    """What kind of place a link target is, for a finding's detail."""
+    target = (target or "").strip()
+    if not target:
+        return "no address"
+    if target.startswith(("\\\\", "//")):
+        return "UNC path"
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", target)
+    if scheme:
+        return f"{scheme.group(1).lower()} address"
+    if re.match(r"^[A-Za-z]:", target):
+        return "local path"
+    return "relative path"
+
+
+def hyperlink_target(instr: str) -> str | None:
+    """The address a HYPERLINK instruction opens; None when it names none (only a \\l
+    bookmark in this document). A quoted target computed by a nested field reads as ""
+    (any nested field makes a HYPERLINK suspect: the callers check for one)."""
+    m = FIRST_WORD.match(instr)
+    rest = instr[m.end():] if m else instr
+    skip = False
+    for arg in _ARG.finditer(rest):
+        quoted, bare = arg.group(1), arg.group(2)
+        if skip:
+            skip = False
+        elif quoted is not None:
+            return re.sub(r"\\(.)", r"\1", quoted)
+        elif bare.lower() in _SWITCH_ARG:
+            skip = True
+        elif not bare.startswith("\\"):
+            return bare
+    return None
