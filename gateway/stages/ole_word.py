@@ -149,6 +149,11 @@ class _Field:
     sep: int | None
     end: int
 
+    @property
+    def stop(self) -> int:
+        """Where the instruction ends: the separator, or the end of a field without one."""
+        return self.sep if self.sep is not None else self.end
+
 
 def _fields(text: str) -> list[_Field]:
     stack: list[list[int | None]] = []
@@ -168,9 +173,8 @@ def _fields(text: str) -> list[_Field]:
 
 
 def _keyword(text: str, f: _Field) -> str:
-    stop = f.sep if f.sep is not None else f.end
     depth, top = 0, []
-    for ch in text[f.begin + 1:stop]:
+    for ch in text[f.begin + 1:f.stop]:
         if ch == "\x13":
             depth += 1
         elif ch == "\x15":
@@ -186,14 +190,12 @@ def _computed(text: str, f: _Field, by_begin: dict[int, _Field]) -> bool:
 
     A nested field whose own instruction is blank (as we leave it) makes nothing.
     """
-    stop = f.sep if f.sep is not None else f.end
-    inner = text[f.begin + 1:stop]
+    inner = text[f.begin + 1:f.stop]
     lead = len(inner) - len(inner.lstrip(" \t\r\n"))
     nested = by_begin.get(f.begin + 1 + lead)
     if nested is None:
         return False
-    nstop = nested.sep if nested.sep is not None else nested.end
-    return any(ch > " " for ch in text[nested.begin + 1:nstop])
+    return any(ch > " " for ch in text[nested.begin + 1:nested.stop])
 
 
 def _kind(keyword: str, flt: int | None) -> str | None:
@@ -285,7 +287,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
                    detail=f"{what} instruction blanked, result kept")
         if apply:
-            _blank(wd, pieces, f.begin + 1, f.sep if f.sep is not None else f.end)
+            _blank(wd, pieces, f.begin + 1, f.stop)
             plcfld.set_inert(f.begin)
             if kind == "ole.hyperlink":
                 links.append(f)
@@ -306,8 +308,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
 
 def _hyperlink(text: str, f: _Field) -> tuple[str | None, str | None]:
     """("ole.hyperlink", target) for a HYPERLINK that may not stay, else (None, None)."""
-    stop = f.sep if f.sep is not None else f.end
-    instr = text[f.begin + 1:stop]
+    instr = text[f.begin + 1:f.stop]
     if any(ch == "\x13" for ch in instr):  # a nested field computes part of it
         return "ole.hyperlink", None
     target = hyperlink_target(instr.replace("\x01", " ").strip())
@@ -321,8 +322,7 @@ def _erase_link_data(wd: bytearray, table: bytearray, fib: _Fib, pieces: list[_P
     """Zero the hyperlink object Word keeps in the Data stream for field ``f``: the
     0x01 character of its instruction carries sprmCPicLocation, the offset of a
     NilPICFAndBinData (lcb, cbHeader, then the object) in the Data stream."""
-    stop = f.sep if f.sep is not None else f.end
-    for cp in range(f.begin + 1, stop):
+    for cp in range(f.begin + 1, f.stop):
         if text[cp] != "\x01":
             continue
         loc = _pic_location(wd, table, fib, _fc_of(pieces, cp))
