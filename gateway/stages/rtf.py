@@ -21,9 +21,12 @@ since rtfobj shows Word honours them elsewhere too):
   INCLUDEPICTURE/INCLUDETEXT/INCLUDE/IMPORT/LINK/DATABASE/RD (``rtf.include_field``),
   a field type built by a nested field or an instruction holding anything we cut
   (``rtf.obfuscated_field``: cutting it would change the instruction), or HYPERLINK
-  when the policy does not keep hyperlinks (``rtf.hyperlink``): the field is
-  replaced by its last ``{\\fldrslt …}`` content, so the displayed text stays.
-  Kept hyperlinks are recorded with action ``kept`` in every mode.
+  (``rtf.hyperlink``) when the policy does not keep hyperlinks or the target is not a
+  web or mail address (javascript:, file:, a share or path, or computed by a nested
+  field; gateway/stages/links.py): the field is replaced by its last
+  ``{\\fldrslt …}`` content, so the displayed text stays. A jump to a bookmark of the
+  document is no finding. Kept hyperlinks are recorded with action ``kept`` in every
+  mode.
 * Bytes after the document group closes (Word ignores them) -> ``rtf.overlay``.
 
 A span is the whole group when the control word opens it (only ``\\*`` and
@@ -358,7 +361,7 @@ class Analysis:
         verdict = classify_field(fld.insts)
         if verdict is None:
             return
-        if verdict.kind == "rtf.hyperlink" and self.keep_links:
+        if verdict.keepable and self.keep_links:
             action, detail = Action.KEPT, verdict.detail
         else:
             self._finish(fld.span, end, closed)

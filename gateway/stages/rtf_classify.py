@@ -16,6 +16,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+from gateway.stages.links import describe_target, hyperlink_target, is_web
+
 _CAP = 4096  # characters of an instruction kept after leading blanks
 
 _FIELD_KIND = {"DDE": "rtf.dde", "DDEAUTO": "rtf.dde",
@@ -27,8 +29,6 @@ _RANK = {"rtf.dde": 4, "rtf.obfuscated_field": 4, "rtf.include_field": 3, "rtf.h
 _BLANKS = " \t\r\n\"'\u00a0"
 _KEYWORD = re.compile(r"([A-Za-z]+)(.?)", re.S)
 _ARG = re.compile(r'\s*(?:"([^"]*)"?|(\S+))')
-_ARGS = re.compile(r'"[^"]*"?|[^\s"]+')
-_SWITCH_ARG = frozenset({"\\l", "\\o", "\\t", "\\*", "\\@", "\\#"})  # take an argument
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _PRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
@@ -77,6 +77,8 @@ class FieldText:
 class FieldVerdict:
     kind: str
     detail: str
+    #: a hyperlink the policy may keep: to a web or mail address (gateway/stages/links.py)
+    keepable: bool = False
 
 
 def classify_field(insts: list[FieldText]) -> FieldVerdict | None:
@@ -90,11 +92,15 @@ def classify_field(insts: list[FieldText]) -> FieldVerdict | None:
     best: FieldVerdict | None = None
     for text in texts:
         verdict = _classify(text)
-        if verdict and (best is None or _RANK[verdict.kind] > _RANK[best.kind]):
+        if verdict and (best is None or _rank(verdict) > _rank(best)):
             best = verdict
     if any(inst.tainted for inst in insts) and (best is None or _RANK[best.kind] < 4):
         best = FieldVerdict("rtf.obfuscated_field", "field instruction holds embedded content")
     return best
+
+
+def _rank(v: FieldVerdict) -> tuple[int, bool]:
+    return _RANK[v.kind], not v.keepable  # of two readings, the link that may not stay
 
 
 def _classify(text: str) -> FieldVerdict | None:
@@ -114,28 +120,25 @@ def _classify(text: str) -> FieldVerdict | None:
         return None
     if kind == "rtf.include_field":
         return FieldVerdict(kind, f"{keyword} field ({_target(text[m.end(1):])})")
-    if kind == "rtf.hyperlink" and _internal(text[m.end(1):]):
-        return None  # HYPERLINK \l "bookmark": a jump inside the document (TOC entries)
+    if kind == "rtf.hyperlink":
+        return _hyperlink(text)
     return FieldVerdict(kind, f"{keyword} field")
 
 
-def _internal(rest: str) -> bool:
-    """Whether HYPERLINK's arguments name no target outside the document."""
-    if "\x00" in rest:
-        return False  # a nested field computes an argument
-    args = _ARGS.findall(rest)
-    internal = False
-    i = 0
-    while i < len(args):
-        arg = args[i].lower()
-        if arg in _SWITCH_ARG:
-            internal = internal or arg == "\\l"
-            i += 2
-        elif arg.startswith("\\"):
-            i += 1
-        else:
-            return False  # a file name or URL
-    return internal
+def _hyperlink(text: str) -> FieldVerdict | None:
+    """None for a jump inside the document (HYPERLINK \\l "bookmark", TOC entries); a
+    link the policy may keep when it opens a web or mail address; else one that goes
+    whatever the policy says (javascript:, file:, a share or path, or a target a
+    nested field computes)."""
+    if "\x00" in text:
+        return FieldVerdict("rtf.hyperlink", "HYPERLINK field whose address a nested field "
+                            "computes")
+    target = hyperlink_target(text)
+    if target is None:
+        return None
+    if is_web(target):
+        return FieldVerdict("rtf.hyperlink", "HYPERLINK field", keepable=True)
+    return FieldVerdict("rtf.hyperlink", f"HYPERLINK field to a {describe_target(target)}")
 
 
 def _target(rest: str) -> str:

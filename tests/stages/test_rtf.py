@@ -109,6 +109,34 @@ def test_hyperlink_kept_by_policy(tmp_path: Path) -> None:
     assert out.read_bytes() == fx.data
 
 
+@pytest.mark.parametrize(("inst", "detail"), [
+    (b'HYPERLINK "javascript:alert(1)"', "HYPERLINK field to a javascript address"),
+    (b'HYPERLINK "file:///C:/Users/Public/run.exe"', "HYPERLINK field to a file address"),
+    (rb'HYPERLINK "\\\\\\\\203.0.113.9\\\\share\\\\doc.docx"',
+     "HYPERLINK field to a UNC path"),
+    (rb'HYPERLINK "C:\\\\Windows\\\\System32\\\\calc.exe"',
+     "HYPERLINK field to a local path"),
+    (rb'HYPERLINK {\field{\*\fldinst QUOTE "https://x.example/"}{\fldrslt x}}',
+     "HYPERLINK field whose address a nested field computes"),
+])
+def test_hyperlink_to_anything_but_the_web_goes_though_links_are_kept(
+        tmp_path: Path, inst: bytes, detail: str) -> None:
+    """Keeping hyperlinks keeps web and mail addresses only, as in the other formats
+    (gateway/stages/links.py): the field becomes its result text."""
+    data = rtfgen.document(rtfgen.fld(inst, b"click here"))
+    report, out = disarm(tmp_path, data, KEEP)
+    assert triples(report) == [("rtf.hyperlink", "field[0]", "neutralized")]
+    assert report.items[0].findings[0].detail.startswith(detail + "; result text kept at byte")
+    assert out.read_bytes() == rtfgen.document(rtfgen.kept(b"click here"))
+
+
+def test_hyperlink_to_a_bookmark_is_no_finding(tmp_path: Path) -> None:
+    data = rtfgen.document(rtfgen.fld(rb'HYPERLINK \\l "_Toc1"', b"Chapter 1"))
+    report, out = disarm(tmp_path, data, KEEP)
+    assert report.verdict is Verdict.CLEAN and triples(report) == []
+    assert out.read_bytes() == data
+
+
 def test_mixed_document_keeps_only_the_hyperlink(tmp_path: Path) -> None:
     fx = next(f for f in HOSTILE if f.name == "mixed")
     report, out = disarm(tmp_path, fx.data, KEEP)
