@@ -26,6 +26,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
+from gateway.stages.links import is_web
 from gateway.stages.ooxml_output import final_parts
 from gateway.stages.ooxml_package import ContentTypes, MemorySource, Package
 from gateway.stages.ooxml_plan import Engine
@@ -34,7 +35,6 @@ from gateway.stages.ooxml_zip import _check_name
 PKG_NS = "http://schemas.microsoft.com/office/2006/xmlPackage"
 WML2003 = "http://schemas.microsoft.com/office/word/2003/wordml"
 _PROGID = re.compile(rb'<\?mso-application\s+progid="([A-Za-z.]+)"\s*\?>')
-_WEB = re.compile(r"^(https?|mailto):", re.IGNORECASE)
 _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]+:|\\\\|//)", re.IGNORECASE)
 
 
@@ -167,7 +167,7 @@ def _wordml(doc: X.XmlDoc, ctx: StageContext, progid: str) -> bytes:
             drop(el, "ooxml.external_data", "mailMerge", "mail merge data source")
         elif uri == WML2003 and name == "hlink":
             dest = el.get(f"{{{WML2003}}}dest", "")
-            if not dest or (keep_links and _WEB.match(dest)):
+            if not dest or (keep_links and is_web(dest)):
                 kept_links += bool(dest)
                 continue
             counts["hlink"] = counts.get("hlink", 0) + 1
