@@ -490,7 +490,7 @@ def _rar5_encrypted(data: bytes) -> bool:
         return False
     pos = len(_RAR5)
     try:
-        for _ in range(10_000):  # blocks: CRC32, size, type, flags[, extra size][, data size]
+        while pos < len(data):  # blocks: CRC32, size, type, flags[, extra size][, data size]
             size, start = _vint(data, pos + 4)
             htype, at = _vint(data, start)
             flags, at = _vint(data, at)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import gateway.stages.archive
-import gateway.stages.html  # noqa: F401 - registers the stages
+import gateway.stages.html  # registers the stages
 from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import Limits, load
@@ -381,6 +381,19 @@ def test_rar5_with_encrypted_data_is_blocked_as_encrypted(tmp_path: Path) -> Non
     assert keys(report) == {("block.encrypted", "")} and not out.exists()
     report, out = run(tmp_path, rar5("memo.txt", payload, encrypted=False), "plain.rar")
     assert report.verdict.delivered and contents(out) == {"memo.txt": payload}
+
+
+def test_rar5_encrypted_file_after_many_headers_is_found() -> None:
+    """The header walk reads to the end of the archive, however many headers come
+    first (it used to give up after 10,000 and call such an archive unencrypted)."""
+    locked = rar5("memo.txt", b"ciphertext stand-in", encrypted=True)
+    start = len(b"Rar!\x1a\x07\x01\x00")
+    filler = _rar5_block(3, _vint(0) + _vint(0) + _vint(0x20) + _vint(0) + _vint(0)
+                         + _vint(3) + b"CMT") * 10_001  # service headers, no data
+    data = locked[:start] + filler + locked[start:]
+    assert gateway.stages.archive._rar5_encrypted(data)
+    assert not gateway.stages.archive._rar5_encrypted(
+        rar5("memo.txt", b"x", encrypted=False)[:start] + filler)
 
 
 @pytest.mark.parametrize("kind", ["zip", "tgz", "7z"])
