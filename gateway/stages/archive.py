@@ -380,7 +380,6 @@ def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> It
     if type_id == "archive.7z":
         yield from _7z_members(src, limit, password)
         return
-    checks: list[_ZipCheck] | None = None
     if type_id == "archive.zip":
         try:
             with zipfile.ZipFile(src) as zf:
@@ -391,47 +390,13 @@ def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> It
         if not any(i.flag_bits & 0x1 for i in infos):
             yield from _zip_members(src, limit)
             return
-        # libarchive lists a zip's entries in the order of their local headers, which
-        # the central directory need not follow
-        checks = [_ZipCheck(i.CRC, i.file_size, bool(i.flag_bits & 0x1),
-                            i.compress_type == _WINZIP_AES)
-                  for i in sorted(infos, key=lambda i: i.header_offset)]
-    yield from _libarchive_members(src, limit, password, checks)
+    yield from _libarchive_members(src, limit, password)
 
 
-_WINZIP_AES = 99  # compression method of WinZip AES entries (the real one is inside)
-
-
-@dataclass(frozen=True, slots=True)
-class _ZipCheck:
-    """What the zip's central directory says one entry decodes to."""
-
-    crc: int
-    size: int
-    encrypted: bool
-    aes: bool  # WinZip AES (AE-2) stores no CRC; libarchive checks its HMAC instead
-
-
-def _check_zip_member(check: _ZipCheck | None, data: bytes, name: str) -> None:
-    """libarchive only warns when a member's CRC does not match, and hands out the bytes.
-    A ZipCrypto password is checked against one byte, so 1 wrong password in 256 gets
-    that far: a stored member then decodes to garbage of the right length, which would
-    be judged as the member's content. Checked here against the central directory."""
-    if check is None:
-        raise Malformed("the zip's entries do not match its central directory")
-    if len(data) == check.size and (check.aes or zlib.crc32(data) == check.crc):
-        return
-    if check.encrypted:
-        raise EncryptedContent(WRONG_KEY)
-    raise Malformed(f"zip member {name[:60]!r} does not match its checksum")
-
-
-def _libarchive_members(src: BinaryIO, limit: int, password: str | None = None,
-                        zip_checks: list[_ZipCheck] | None = None) -> Iterator[Member]:
+def _libarchive_members(src: BinaryIO, limit: int,
+                        password: str | None = None) -> Iterator[Member]:
     """RAR (4 and 5), CAB, LZH and encrypted zip through libarchive (libarchive-c binds
-    the system library Debian ships as libarchive13): read-only, which is all we need.
-    ``zip_checks``: a zip's central directory, in the order libarchive lists entries,
-    to check each member against before it is handed out."""
+    the system library Debian ships as libarchive13): read-only, which is all we need."""
     import libarchive  # noqa: PLC0415 - only needed for these formats
     import libarchive.exception  # noqa: PLC0415
 
@@ -442,7 +407,7 @@ def _libarchive_members(src: BinaryIO, limit: int, password: str | None = None,
     sealed = False  # the entry being read is encrypted
     try:
         with libarchive.memory_reader(data, passphrase=password) as archive:
-            for index, entry in enumerate(archive):
+            for entry in archive:
                 sealed = _data_encrypted(entry)
                 name = _entry_name(entry.pathname)
                 when = _tar_time(entry.mtime or 0)
@@ -454,17 +419,7 @@ def _libarchive_members(src: BinaryIO, limit: int, password: str | None = None,
                     continue
                 if (entry.size or 0) > limit:
                     raise LimitExceeded(f"member {name[:60]!r} is larger than {limit} bytes")
-                chunks, size = [], 0
-                for block in entry.get_blocks():
-                    size += len(block)
-                    if size > limit:
-                        raise LimitExceeded(f"member {name[:60]!r} expands beyond {limit}")
-                    chunks.append(block)
-                content = b"".join(chunks)
-                if zip_checks is not None:
-                    _check_zip_member(zip_checks[index] if index < len(zip_checks) else None,
-                                      content, name)
-                yield Member(name, content, when)
+                yield Member(name, _entry_data(entry, limit, name), when)
     except libarchive.exception.ArchiveError as exc:
         text = str(exc).split(" (errno")[0]
         if password is not None and ("ncorrect passphrase" in text or sealed):
@@ -476,6 +431,37 @@ def _libarchive_members(src: BinaryIO, limit: int, password: str | None = None,
         if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
             raise EncryptedContent("archive is password-protected") from None
         raise Malformed(f"archive cannot be read ({text[:80]})") from None
+
+
+_BLOCK = 64 * 1024
+
+
+def _entry_data(entry: object, limit: int, name: str) -> bytes:
+    """The bytes of the entry libarchive is at, at most ``limit``.
+
+    libarchive-c's ``get_blocks`` takes a warning (ARCHIVE_WARN: a CRC or an
+    authentication code that does not match) for a length: it hands out stale buffer
+    bytes and reads on. Here a warning is an error, so a damaged member, or the
+    garbage a wrong password that got past ZipCrypto's one-byte check decodes to, is
+    never judged as the member's content.
+    """
+    import ctypes  # noqa: PLC0415
+
+    import libarchive.exception  # noqa: PLC0415
+    import libarchive.ffi  # noqa: PLC0415
+
+    archive_p = entry._archive_p  # type: ignore[attr-defined]
+    buf = ctypes.create_string_buffer(_BLOCK)
+    chunks, size = [], 0
+    while (n := libarchive.ffi.read_data(archive_p, buf, _BLOCK)) != 0:
+        if n < 0:
+            why = libarchive.ffi.error_string(archive_p) or b"damaged data"
+            raise libarchive.exception.ArchiveError(why.decode("utf-8", "replace"))
+        size += n
+        if size > limit:
+            raise LimitExceeded(f"member {name[:60]!r} expands beyond {limit}")
+        chunks.append(buf.raw[:n])
+    return b"".join(chunks)
 
 
 _RAR5 = b"Rar!\x1a\x07\x01\x00"
