@@ -200,7 +200,7 @@ def run_dir() -> Path:
     """
     OUT.mkdir(parents=True, exist_ok=True)
     subprocess.run(["chattr", "+T", str(OUT)], capture_output=True, check=False)
-    work = OUT / time.strftime("%Y%m%d-%H%M%S")
+    work = OUT / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir()
     return work
 
