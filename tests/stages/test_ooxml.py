@@ -547,15 +547,61 @@ def test_alt_chunk_html_goes_through_the_html_stage(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- XML attacks
 
 
-@pytest.mark.parametrize(("kind", "reason"), [
-    ("xxe", "word/document.xml declares an external XML entity (XXE: reads files or URLs)"),
-    ("laughs", "word/document.xml declares XML entities (entity expansion, 'billion laughs')"),
+BASE_TEXT = "見積書 第十二号"
+
+
+def _no_dtd(path: Path) -> None:
+    """Independent of the stage: no part of the output declares a DTD or entities."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            data = zf.read(name)
+            assert b"<!DOCTYPE" not in data and b"<!ENTITY" not in data, name
+            if name.endswith((".xml", ".rels")):
+                DET.fromstring(data, forbid_dtd=True)  # parses with DTDs forbidden
+
+
+@pytest.mark.parametrize(("kind", "detail", "title"), [
+    ("xxe", "declares an external XML entity (XXE: reads files or URLs); "
+            "1 entity reference(s) removed", ""),
+    ("laughs", "declares nested XML entities (entity expansion, 'billion laughs'); "
+               "1 entity reference(s) removed", ""),
+    ("plain", "declares XML entities; 1 entity reference(s) replaced by their text", BASE_TEXT),
 ])
-def test_dtd_attacks_blocked_with_reason(tmp_path: Path, kind: str, reason: str) -> None:
+def test_dtd_cut_out_and_entities_resolved(tmp_path: Path, kind: str, detail: str,
+                                           title: str) -> None:
+    """Office never writes a DTD and refuses one: it is cut out, a plain-text entity is
+    replaced by its text, anything else (external, nested) by nothing."""
     r = run(tmp_path, G.docx_xxe(kind), "attack.docx")
+    assert r.report.verdict is Verdict.DISARMED
+    assert r.keys() == {("xml.dtd", "word/document.xml")}
+    assert r.action("xml.dtd", "word/document.xml") == "removed"
+    assert r.report.items[0].findings[0].detail == detail
+    assert r.out is not None
+    _no_dtd(r.out)
+    text = check_output(r, tmp_path, same_text=False)
+    assert (BASE_TEXT in text) == bool(title)
+    assert "hahaha" not in text and "passwd" not in doc_xml(r)
+
+
+def test_dtd_in_parts_copied_unchanged_is_cut_out(tmp_path: Path) -> None:
+    """Parts nothing else edits (relationships, content types, properties) are copied
+    byte for byte: one read without its DTD must be written as read."""
+    r = run(tmp_path, G.docx_dtd_everywhere(), "x.docx")
+    assert r.report.verdict is Verdict.DISARMED
+    assert r.keys() == {("xml.dtd", "_rels/.rels"), ("xml.dtd", "[Content_Types].xml"),
+                        ("xml.dtd", "docProps/core.xml")}
+    assert r.out is not None
+    _no_dtd(r.out)
+    check_output(r, tmp_path, text=None, same_text=False)
+
+
+def test_entity_expansion_beyond_the_limit_is_blocked(tmp_path: Path) -> None:
+    """Substituting values may not grow a part by more than its own size + 64 KiB."""
+    r = run(tmp_path, G.docx_xxe("growth"), "attack.docx")
     assert r.report.verdict is Verdict.BLOCKED
     assert r.keys() == {("block.malformed", "")}
-    assert r.report.items[0].error == reason
+    assert r.report.items[0].error == ("word/document.xml declares XML entities "
+                                       "(entity expansion, 'billion laughs')")
 
 
 def test_lying_extension_reported_and_renamed(tmp_path: Path) -> None:
@@ -585,6 +631,29 @@ def test_flat_opc_disarmed_in_place(tmp_path: Path) -> None:
     out = r.out.read_bytes()
     assert b"vbaProject" not in out and b"DDEAUTO" not in out and b"macroEnabled" not in out
     check_output(r, tmp_path)
+
+
+def test_flat_opc_dtd_cut_out(tmp_path: Path) -> None:
+    """A single-file XML document is rebuilt from its parsed tree: with its DTD cut out
+    and the plain-text entity replaced by its text, nothing of the text is lost."""
+    flat = G.zip_to_flat(G.base_docx()).decode("utf-8")
+    head, rest = flat.split("<pkg:package", 1)
+    dtd = ('<!DOCTYPE pkg:package [<!ENTITY t "見積書 第十二号">'
+           '<!ENTITY x SYSTEM "file:///etc/passwd">]>')
+    assert BASE_TEXT in rest
+    rest = rest.replace(BASE_TEXT, "&t;&x;", 1)
+    r = run(tmp_path, (head + dtd + "<pkg:package" + rest).encode("utf-8"), "flat.xml")
+    assert r.report.input.type == "ooxml.flatopc"
+    assert r.keys() == {("xml.dtd", "!DOCTYPE")}
+    assert r.report.items[0].findings[0].detail == (
+        "declares an external XML entity (XXE: reads files or URLs); "
+        "1 entity reference(s) replaced by their text; 1 entity reference(s) removed")
+    assert r.out is not None
+    out = r.out.read_bytes()
+    assert b"<!DOCTYPE" not in out and b"<!ENTITY" not in out and b"passwd" not in out
+    DET.fromstring(out, forbid_dtd=True)
+    text = check_output(r, tmp_path, same_text=False)
+    assert BASE_TEXT in text
 
 
 def test_word2003_xml_disarmed_in_place(tmp_path: Path) -> None:
@@ -738,7 +807,6 @@ def test_scan_reports_what_disarm_changes(tmp_path: Path, name: str) -> None:
 #: corpus samples that are not delivered, and why (everything else must be delivered)
 CORPUS_BLOCKED = {
     "oletools/encrypted.docx": "block.encrypted",        # password-protected (ECMA-376)
-    "poi/ExternalEntityInText.docx": "block.malformed",  # XXE DOCTYPE in document.xml
 }
 #: not OOXML at all: an empty zip named .xlsx goes to the archive stage
 CORPUS_NOT_OOXML = {"poi/invalid.xlsx"}
