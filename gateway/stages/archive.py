@@ -402,7 +402,9 @@ def _libarchive_members(src: BinaryIO, limit: int,
 
     src.seek(0)
     data = _read_capped(src, limit, "archive")
-    if _rar5_encrypted(data):  # libarchive would hand out the ciphertext as the content
+    if _rar5_encrypted(data) or _rar4_encrypted(data):
+        # libarchive would hand out RAR5 ciphertext as the content, and calls some
+        # encrypted RAR 2.x-4.x archives damaged ("solid archive support unavailable")
         raise EncryptedContent("archive is password-protected")
     sealed = False  # the entry being read is encrypted
     try:
@@ -500,6 +502,38 @@ def _rar5_encrypted(data: bytes) -> bool:
             pos = end + data_size
     except IndexError:
         return False
+    return False
+
+
+_RAR4 = b"Rar!\x1a\x07\x00"
+
+
+def _rar4_encrypted(data: bytes) -> bool:
+    """Whether a RAR 1.5-4.x archive is encrypted: its headers (main header flag 0x80,
+    MHD_PASSWORD) or the data of a file (file header flag 0x04, LHD_PASSWORD).
+
+    Blocks: CRC16, type, flags, header size (2 bytes each but the type), then 4 bytes
+    more of data size when flags has 0x8000 (always for file and service headers)."""
+    if not data.startswith(_RAR4):
+        return False
+    pos = len(_RAR4)
+    while pos + 7 <= len(data):
+        htype = data[pos + 2]
+        flags, size = struct.unpack_from("<HH", data, pos + 3)
+        if size < 7:
+            return False  # damaged: libarchive will say so
+        if htype == 0x73 and flags & 0x80:
+            return True
+        if htype == 0x74 and flags & 0x04:
+            return True
+        if htype == 0x7B:  # end of archive
+            return False
+        added = 0
+        if flags & 0x8000 or htype in (0x74, 0x7A):
+            if pos + 11 > len(data):
+                return False
+            added = struct.unpack_from("<I", data, pos + 7)[0]
+        pos += size + added
     return False
 
 
