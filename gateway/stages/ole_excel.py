@@ -8,10 +8,13 @@ format are relative to a record and do not move.
 
 * ``OBPROJ`` (0x00D3, "this file has a VBA project") is dropped (``ole.vba``,
   ``Workbook#OBPROJ``); the project storage itself goes in ``ole_objects``.
-* XLM macro sheets (BOUNDSHEET dt=1 or BOF dt=0x40, ``ole.xlm_macro``) and Excel 5
-  VBA module sheets (dt=6, ``ole.vba``) become empty worksheets with the same
-  name and visibility, so sheet indices used by formulas and names stay valid.
-  Location ``Workbook#sheet[<name>]``.
+* XLM macro sheets (BOUNDSHEET dt=1 or BOF dt=0x40, ``ole.xlm_macro``) become
+  worksheets of their cell values (each FORMULA record becomes the record of its
+  cached value: NUMBER, LABEL, BOOLERR or BLANK; everything but column widths, rows,
+  cells, merged ranges and the window goes), so text typed on a macro sheet stays
+  readable; Excel 5 VBA module sheets (dt=6, ``ole.vba``) become empty worksheets.
+  Both keep their name and visibility, so sheet indices used by formulas and names
+  stay valid. Location ``Workbook#sheet[<name>]``.
 * Auto-run names (built-in Auto_Open/Auto_Close/Auto_Activate/Auto_Deactivate,
   or any name starting with ``auto_open`` etc., ``ole.auto_action``) are renamed
   ``_disarmed_<name>`` and their formula becomes ``#REF!``; names are referred to
@@ -53,7 +56,8 @@ _URL_MONIKER = bytes.fromhex("e0c9ea79f9bace118c8200aa004ba90b")
 _AUTO_BUILTIN = {0x01: "Auto_Open", 0x02: "Auto_Close", 0x0A: "Auto_Activate",
                  0x0B: "Auto_Deactivate"}
 _AUTO_PREFIX = ("auto_open", "auto_close", "auto_activate", "auto_deactivate")
-_SHEET_DT = {1: ("ole.xlm_macro", "Excel 4.0 macro sheet emptied"),
+_SHEET_DT = {1: ("ole.xlm_macro", "Excel 4.0 macro sheet: formulas removed, its values "
+                                   "kept as a worksheet"),
              6: ("ole.vba", "VBA module sheet emptied")}
 #: BOF dt of macro sheets and VBA modules -> BOUNDSHEET dt
 _BOF_DT = {0x0040: 1, 0x0006: 6}
@@ -146,7 +150,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
                 out[i] = Rec(rec.type, rec.data[:5] + b"\x00" + rec.data[6:], rec.pos)
                 if start is not None:
                     end = _substream_end(recs, start)
-                    replaced[start] = (end, _empty_sheet(recs[start], biff8))
+                    replaced[start] = (end, _neutral_sheet(recs[start:end + 1], dt, biff8))
         elif rec.type == NAME:
             new = _name(rec, biff8, sname, ctx)
             if new is not None:
@@ -241,7 +245,7 @@ def _orphan_sheets(recs: list[Rec], glob_end: int, replaced: dict[int, tuple[int
             kind, detail = _SHEET_DT[_BOF_DT[dt]]
             ctx.record(kind, f"{sname}#sheet@0x{recs[i].pos:x}", action=Action.REMOVED,
                        detail=detail + " (not listed in the workbook)")
-            replaced[i] = (end, _empty_sheet(recs[i], biff8))
+            replaced[i] = (end, _neutral_sheet(recs[i:end + 1], _BOF_DT[dt], biff8))
         i = end + 1
 
 
@@ -255,6 +259,73 @@ def _substream_end(recs: list[Rec], start: int) -> int:
             if depth == 0:
                 return j
     raise Malformed("an Excel sheet has no EOF record")
+
+
+FORMULA, STRING, CONTINUE = 0x0006, 0x0207, 0x003C
+NUMBER, LABEL, BOOLERR, BLANK = 0x0203, 0x0204, 0x0205, 0x0201
+#: kept from a macro sheet, in this order around the cells: before DIMENSIONS
+#: (DEFAULTROWHEIGHT, DEFCOLWIDTH, COLINFO), the cells (ROW, BLANK, MULBLANK, NUMBER,
+#: LABEL, BOOLERR, RK, MULRK, LABELSST, RSTRING), after WINDOW2 (MERGECELLS)
+_BEFORE_DIMS = frozenset({0x0225, 0x0055, 0x007D})
+_CELLS = frozenset({0x0208, BLANK, 0x00BE, NUMBER, LABEL, BOOLERR, 0x027E, 0x00BD, 0x00FD,
+                    0x00D6})
+_AFTER_WINDOW = frozenset({0x00E5})
+#: records that may stand between a FORMULA and the STRING holding its value
+_FORMULA_EXTRA = frozenset({0x04BC, 0x0221, 0x0236})
+
+
+def _neutral_sheet(sub: list[Rec], dt: int, biff8: bool) -> list[Rec]:
+    """What replaces a macro sheet (dt 1: its values) or a VBA module sheet (empty)."""
+    return _values_sheet(sub, biff8) if dt == 1 else _empty_sheet(sub[0], biff8)
+
+
+def _values_sheet(sub: list[Rec], biff8: bool) -> list[Rec]:
+    """A worksheet holding the cell values of the macro sheet ``sub`` (BOF to EOF):
+    allow-listed records only, each formula replaced by its cached value. Nested
+    substreams (charts) go."""
+    empty = _empty_sheet(sub[0], biff8)
+    before: list[Rec] = []
+    cells: list[Rec] = []
+    after: list[Rec] = []
+    dims, window = empty[1], empty[2]
+    depth = 0
+    for i, rec in enumerate(sub[1:-1], 1):
+        if rec.type == BOF:
+            depth += 1
+        elif rec.type == EOF and depth:
+            depth -= 1
+        elif depth:
+            continue
+        elif rec.type == DIMENSIONS:
+            dims = rec
+        elif rec.type == WINDOW2:
+            window = rec
+        elif rec.type in _BEFORE_DIMS:
+            before.append(rec)
+        elif rec.type in _CELLS:
+            cells.append(rec)
+        elif rec.type in _AFTER_WINDOW:
+            after.append(rec)
+        elif rec.type == FORMULA and len(rec.data) >= 14:
+            cells.append(_formula_value(rec, sub, i))
+    return [empty[0], *before, dims, *cells, window, *after, empty[-1]]
+
+
+def _formula_value(rec: Rec, sub: list[Rec], i: int) -> Rec:
+    """The record of a FORMULA's cached value (MS-XLS 2.5.133 FormulaValue)."""
+    head, value = rec.data[:6], rec.data[6:14]
+    if value[6:8] != b"\xff\xff":
+        return Rec(NUMBER, head + value)
+    kind = value[0]
+    if kind in (1, 2):                       # boolean, error
+        return Rec(BOOLERR, head + bytes([value[2], kind - 1]))
+    if kind == 0:                            # a string, held by the STRING record after it
+        j = i + 1
+        while j < len(sub) - 1 and sub[j].type in _FORMULA_EXTRA:
+            j += 1
+        if sub[j].type == STRING and sub[j + 1].type != CONTINUE:
+            return Rec(LABEL, head + sub[j].data)  # LABEL's string has STRING's layout
+    return Rec(BLANK, head)                  # an empty string, or a value not found
 
 
 def _empty_sheet(bof: Rec, biff8: bool) -> list[Rec]:

@@ -4,10 +4,15 @@ data connections, and the binary workbook (xlsb).
 Locations: ``xl/workbook.xml#definedName[_xlnm.Auto_Open]``,
 ``xl/worksheets/sheet1.xml#cell[B2]`` (a DDE formula), ``xl/connections.xml#connection[1]``.
 
-xlsx/xlsm: a macro sheet's part, relationship and ``<sheet>`` entry go; defined names
-that auto-run (Auto_Open, Auto_Close, Auto_Activate, Auto_Deactivate and their
-suffixed variants), are local to it or point into it go; ``localSheetId`` and the
-active tab are renumbered. Formulas that refer to removed external workbooks
+xlsx/xlsm: a macro sheet is replaced by a worksheet of its cell values under the same
+relationship id and ``<sheet>`` entry (name and visibility kept, so sheet indices stay
+valid and text typed on it stays readable): formulas go, a formula's cached string
+becomes an inline string, and only sheet properties, views, column widths, cells,
+merged ranges and margins are carried over. A macro sheet that cannot be read goes
+with its ``<sheet>`` entry; defined names local to it or pointing into it go then, and
+``localSheetId`` and the active tab are renumbered. Defined names that auto-run
+(Auto_Open, Auto_Close, Auto_Activate, Auto_Deactivate and their suffixed variants)
+always go. Formulas that refer to removed external workbooks
 (``[1]Sheet1!A1``) or are DDE calls (``cmd|' /c calc'!A0``) become their cached value,
 and ``calcChain.xml`` is dropped so Excel rebuilds it.
 
@@ -38,6 +43,8 @@ _EXTREF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\[])'?\[\d+\]")
 _DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
 WORKSHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"
 WORKSHEET_BIN_CT = "application/vnd.ms-excel.worksheet"
+WORKSHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+SML_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 
 
 def external_link_kind(pkg: Package, name: str) -> tuple[str, str]:
@@ -217,18 +224,85 @@ def _rec(rtype: int, body: bytes = b"") -> bytes:
 EMPTY_SHEET_BIN = _rec(129) + _rec(148, bytes(16)) + _rec(145) + _rec(146) + _rec(130)
 
 
-def substitute_macrosheet(eng: Engine, name: str) -> None:
-    """xlsb: replace a macro sheet by an empty worksheet under the same relationship."""
+def substitute_macrosheet(eng: Engine, name: str) -> str:
+    """Replace a macro sheet by a worksheet under the same relationship: xlsb an empty
+    one, xlsx one holding its values (``values_worksheet``). The detail for the report;
+    Malformed when an XML macro sheet cannot be read."""
+    xlsb = is_xlsb_sheet(name)
+    if xlsb:
+        data, ext, ct, detail = EMPTY_SHEET_BIN, "bin", WORKSHEET_BIN_CT, \
+            "an empty sheet takes its place"
+    else:
+        data, ext, ct, detail = values_worksheet(eng.pkg.read(name), name), "xml", \
+            WORKSHEET_CT, "formulas removed, its cell values kept as a worksheet"
     n = 1
-    while eng.pkg.find(new := f"xl/worksheets/sheet{n}.bin") is not None or new in eng.e.added:
+    while eng.pkg.find(new := f"xl/worksheets/sheet{n}.{ext}") is not None \
+            or new in eng.e.added:
         n += 1
-    eng.e.added[new] = EMPTY_SHEET_BIN
+    eng.e.added[new] = data
     eng.e.substituted[name] = new
-    eng.pkg.ct.set(new, WORKSHEET_BIN_CT)
+    eng.pkg.ct.set(new, ct)
     for rp, rel in eng.pkg.all_rels():
         if rel.part == name:
             eng.e.retarget[rp.source][rel.id] = relative_target(rp.source, new)
             eng.e.retype[rp.source][rel.id] = WORKSHEET_REL
+    return detail
+
+
+#: worksheet children carried over from a macro sheet, in CT_Worksheet order
+_SHEET_PARTS = ("sheetPr", "dimension", "sheetViews", "sheetFormatPr", "cols", "sheetData",
+                "mergeCells", "printOptions", "pageMargins")
+
+
+def values_worksheet(data: bytes, name: str) -> bytes:
+    """A worksheet holding the cell values of the macro sheet ``data``."""
+    doc = X.parse(data, name)
+    main = next((X.ns(el.tag) for el in doc.root if X.local(el.tag) == "sheetData"), SML_NS)
+    root = Element(f"{{{main}}}worksheet")
+    for part in _SHEET_PARTS:
+        for el in doc.root:
+            if el.tag == f"{{{main}}}{part}":
+                root.append(_own(el, main))
+    if _child(root, "sheetData") is None:
+        data_el = Element(f"{{{main}}}sheetData")
+        at = next((i for i, el in enumerate(root) if X.local(el.tag) in _SHEET_PARTS[6:]),
+                  len(root))
+        root.insert(at, data_el)
+    for view in X.iter_local(root, "sheetView"):
+        for attr in ("tabSelected", "showFormulas"):  # the workbook's active tab decides
+            view.attrib.pop(attr, None)
+    for cell in X.iter_local(root, "c"):
+        value = _child(cell, "v")
+        text = value.text if value is not None else None
+        for child in list(cell):
+            if X.local(child.tag) not in ("v", "is"):
+                cell.remove(child)                      # the formula
+        for attr in ("cm", "vm"):                       # metadata this sheet does not have
+            cell.attrib.pop(attr, None)
+        if cell.get("t") == "str":                      # a formula's string: inline now
+            if value is not None:
+                cell.remove(value)
+            cell.set("t", "inlineStr")
+            inline = Element(f"{{{main}}}is")
+            t = Element(f"{{{main}}}t", {f"{{{X.XML_NS}}}space": "preserve"})
+            t.text = text or ""
+            inline.append(t)
+            cell.append(inline)
+    return X.serialize(X.XmlDoc(root, {root: [("", main)]}))
+
+
+def _own(el: Element, main: str) -> Element:
+    """A copy of ``el`` with only SpreadsheetML elements and attributes (no extensions,
+    no relationship ids, nothing in another namespace)."""
+    copy = Element(el.tag, {k: v for k, v in el.attrib.items()
+                            if k[:1] != "{" or k.startswith(f"{{{X.XML_NS}}}")})
+    copy.text = el.text
+    for child in el:
+        if X.ns(child.tag) == main and X.local(child.tag) != "extLst":
+            kept = _own(child, main)
+            kept.tail = child.tail
+            copy.append(kept)
+    return copy
 
 
 def _records(data: bytes) -> list[tuple[int, bytes]]:

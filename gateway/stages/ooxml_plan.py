@@ -26,17 +26,19 @@ Finding locations: a part ``word/vbaProject.bin``; a relationship
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
 from gateway.stages.links import is_web
-from gateway.stages.ooxml_excel import external_link_kind, is_xlsb_sheet, substitute_macrosheet
+from gateway.stages.ooxml_excel import external_link_kind, substitute_macrosheet
 from gateway.stages.ooxml_package import Package, Rel, RelsPart, relative_target
 from gateway.stages.ooxml_parts import process_parts
 
@@ -171,6 +173,10 @@ class Engine:
         self.recorded.add(name)
         self.record(kind, name, Action.REMOVED, detail)
 
+    def sheet_entry(self, name: str) -> bool:
+        """Whether the workbook (the main part) lists ``name`` as one of its sheets."""
+        return any(rel.part == name for rel in self.pkg.rels_of(self.pkg.main))
+
     def family(self) -> str:
         main_ct = self.ct(self.pkg.main)
         for fam, keys in (("word", ("wordprocessingml", "ms-word")),
@@ -235,9 +241,9 @@ class Engine:
             elif kind == "ooxml.external_link":
                 kind, detail = external_link_kind(self.pkg, name)
                 self.ext_links_removed = True
-            elif kind == "ooxml.xlm_macro" and is_xlsb_sheet(name):
-                substitute_macrosheet(self, name)
-                detail += "; an empty sheet takes its place"
+            elif kind == "ooxml.xlm_macro" and self.sheet_entry(name):
+                with contextlib.suppress(Malformed):  # unreadable: it and its <sheet> go
+                    detail += "; " + substitute_macrosheet(self, name)
             self.remove_part(name, kind, detail)
             return
         embed = _embedding(name, ct, kinds)

@@ -294,6 +294,28 @@ def patch_fields_doc(data: bytes) -> bytes:
     raise AssertionError("QUOTE field not found in fields.doc")
 
 
+#: what LibreOffice shows of the cached values of ``macro_formulas`` (it imports the
+#: boolean as its own =TRUE() and shows 1, like the original's number in A1)
+MACRO_VALUES = ("2.5", "実行", "#DIV/0!")
+
+
+def macro_formulas() -> list[ole_excel.Rec]:
+    """FORMULA records in column A, rows 2-6, one per kind of cached value (MS-XLS
+    2.5.133): a number, a string (in the STRING record after it), a boolean, an error
+    and an empty string; each formula is ``=1`` (the cached values are what matters)."""
+    def formula(row: int, value: bytes) -> ole_excel.Rec:
+        return ole_excel.Rec(ole_excel.FORMULA, struct.pack("<HHH", row, 0, 15) + value
+                             + struct.pack("<HIH", 0, 0, 3) + b"\x1e\x01\x00")
+    text = "実行"
+    return [formula(1, struct.pack("<d", 2.5)),
+            formula(2, bytes([0, 0, 0, 0, 0, 0, 0xFF, 0xFF])),
+            ole_excel.Rec(ole_excel.STRING, struct.pack("<HB", len(text), 1)
+                          + text.encode("utf-16-le")),
+            formula(3, bytes([1, 0, 1, 0, 0, 0, 0xFF, 0xFF])),
+            formula(4, bytes([2, 0, 0x07, 0, 0, 0, 0xFF, 0xFF])),
+            formula(5, bytes([3, 0, 0, 0, 0, 0, 0xFF, 0xFF]))]
+
+
 def hostile_xls(base: bytes, vba_donor: bytes, package_donor: bytes) -> bytes:
     """base.xls + _VBA_PROJECT_CUR + OBPROJ + an XLM macro sheet with a built-in
     Auto_Open name + a DDE SUPBOOK + an MBD package storage."""
@@ -321,8 +343,9 @@ def hostile_xls(base: bytes, vba_donor: bytes, package_donor: bytes) -> bytes:
     bof = ole_excel.Rec(ole_excel.BOF, struct.pack("<HHHHII", 0x0600, 0x0040, 0x0DBB, 0x07CC,
                                                     0, 0x0206))
     sheet = [bof,
-             ole_excel.Rec(ole_excel.DIMENSIONS, struct.pack("<IIHHH", 0, 1, 0, 1, 0)),
+             ole_excel.Rec(ole_excel.DIMENSIONS, struct.pack("<IIHHH", 0, 6, 0, 1, 0)),
              ole_excel.Rec(0x0203, struct.pack("<HHHd", 0, 0, 15, 1.0)),
+             *macro_formulas(),
              ole_excel.Rec(ole_excel.WINDOW2, struct.pack("<HHHIHHI", 0x06B6, 0, 0, 64, 0, 0, 0)),
              ole_excel.Rec(ole_excel.EOF, b"")]
     assert glob_eof > last_bs

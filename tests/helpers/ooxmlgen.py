@@ -205,15 +205,19 @@ MACROSHEET = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
               '<xm:macrosheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
               'xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main"><sheetData>'
               '<row r="1"><c r="A1" t="str"><f>EXEC("calc.exe")</f><v>実行</v></c></row>'
-              '<row r="2"><c r="A2" t="b"><f>HALT()</f><v>1</v></c></row>'
-              "</sheetData></xm:macrosheet>")
+              '<row r="2"><c r="A2" t="b"><f>HALT()</f><v>1</v></c>'
+              '<c r="B2" t="s"><v>0</v></c><c r="C2"><f>1+1</f><v>2</v></c></row>'
+              "</sheetData><drawing r:id=\"rId1\" xmlns:r=\"http://schemas.openxmlformats.org/"
+              'officeDocument/2006/relationships"/></xm:macrosheet>')
 
 
-def xlsm_xlm() -> bytes:
+def xlsm_xlm(*, broken: bool = False) -> bytes:
     """An XLM macro sheet placed first, run by _xlnm.Auto_Open; a print area on the
-    second sheet (index 1 -> 0 once the macro sheet is gone) and the active tab on it."""
+    second sheet and the active tab on it (index 1 -> 0 if the macro sheet goes).
+    ``broken``: the macro sheet is not well-formed XML."""
     p = Pkg(base_xlsx())
-    p.put("xl/macrosheets/sheet1.xml", MACROSHEET)
+    p.put("xl/macrosheets/sheet1.xml", MACROSHEET.replace("</sheetData>", "") if broken
+          else MACROSHEET)
     rid = p.rel("xl/workbook.xml", f"{MSR}/xlMacrosheet", "macrosheets/sheet1.xml")
     p.override("xl/macrosheets/sheet1.xml", "application/vnd.ms-excel.macrosheet+xml")
     p.override("xl/workbook.xml", XLSM_MAIN)

@@ -178,7 +178,17 @@ def test_excel_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
     assert_clean_output(out, data, edited={"Workbook"})
     recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
     assert not [r for r in recs if r.type == ole_excel.OBPROJ]
-    assert_opens(tmp_path, out, olegen.CELL)
+    # the macro sheet is a worksheet of its values: each formula became its cached value
+    sheet = next(r for r in recs if r.type == ole_excel.BOUNDSHEET and r.data.endswith(b"Macro1"))
+    assert sheet.data[5] == 0                                   # dt: worksheet
+    start = next(i for i, r in enumerate(recs) if r.pos == struct.unpack_from("<I", sheet.data)[0])
+    sub = recs[start:ole_excel._substream_end(recs, start) + 1]
+    assert struct.unpack_from("<H", sub[0].data, 2)[0] == 0x0010  # BOF dt: worksheet
+    assert [(r.type, r.data[:2]) for r in sub[2:-2]] == [
+        (ole_excel.NUMBER, b"\x00\x00"), (ole_excel.NUMBER, b"\x01\x00"),
+        (ole_excel.LABEL, b"\x02\x00"), (ole_excel.BOOLERR, b"\x03\x00"),
+        (ole_excel.BOOLERR, b"\x04\x00"), (ole_excel.BLANK, b"\x05\x00")]
+    assert_opens(tmp_path, out, olegen.CELL, *olegen.MACRO_VALUES)
 
 
 def test_excel_hyperlinks_to_scripts_files_and_shares_are_removed(

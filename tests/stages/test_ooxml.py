@@ -195,7 +195,9 @@ def test_custom_ui_with_callbacks_removed(tmp_path: Path) -> None:
     check_output(r, tmp_path)
 
 
-def test_xlm_macro_sheet_and_auto_open_removed(tmp_path: Path) -> None:
+def test_xlm_macro_sheet_becomes_a_worksheet_of_its_values(tmp_path: Path) -> None:
+    """The macros go, the text typed on the sheet stays: every formula is replaced by its
+    cached value, under the same <sheet> entry (name, visibility, indices unchanged)."""
     base = tmp_path / "base.xlsx"
     base.write_bytes(G.base_xlsx())
     r = run(tmp_path, G.xlsm_xlm(), "集計.xlsm")
@@ -203,10 +205,41 @@ def test_xlm_macro_sheet_and_auto_open_removed(tmp_path: Path) -> None:
     assert r.keys() == {("ooxml.macro_enabled", "xl/workbook.xml"),
                         ("ooxml.xlm_macro", "xl/macrosheets/sheet1.xml"),
                         ("ooxml.xlm_macro", "xl/workbook.xml#definedName[_xlnm.Auto_Open]")}
+    assert r.report.items[0].findings[1].detail == (
+        "Excel 4.0 (XLM) macro sheet; formulas removed, its cell values kept as a worksheet")
     assert r.report.output is not None and r.report.output.name == "集計.xlsx"
     workbook = r.part("xl/workbook.xml")
+    assert "Auto_Open" not in workbook
+    assert re.search(r'<sheet [^>]*name="Macro1" sheetId="9" state="hidden"', workbook)
+    # nothing moved: the print area of 集計 and the active tab keep index 1
+    assert 'localSheetId="1"' in workbook and 'activeTab="1"' in workbook
+    rid = re.search(r'name="Macro1"[^>]*r:id="([^"]+)"', workbook)
+    assert rid is not None
+    kind, target = rels(r, "xl/_rels/workbook.xml.rels")[rid.group(1)]
+    assert kind == "worksheet"
+    sheet = r.part("xl/" + target)
+    root = DET.fromstring(sheet.encode())
+    assert root.tag == "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}worksheet"
+    assert "<f>" not in sheet and "<f " not in sheet and "drawing" not in sheet
+    with r.zip() as zf:
+        assert not [n for n in zf.namelist() if "macrosheet" in n.lower()]
+    text = check_output(r, tmp_path, same_text=False)
+    base_text = oc.libreoffice_text(base)
+    assert all(line in text for line in base_text.splitlines())
+    assert "実行" in text                          # the formula's cached string, now a value
+
+
+def test_unreadable_xlm_macro_sheet_goes_with_its_entry(tmp_path: Path) -> None:
+    """A macro sheet that cannot be read is removed with its <sheet> entry; indices that
+    pointed past it (print area, active tab) follow."""
+    base = tmp_path / "base.xlsx"
+    base.write_bytes(G.base_xlsx())
+    r = run(tmp_path, G.xlsm_xlm(broken=True), "集計.xlsm")
+    assert r.keys() == {("ooxml.macro_enabled", "xl/workbook.xml"),
+                        ("ooxml.xlm_macro", "xl/macrosheets/sheet1.xml"),
+                        ("ooxml.xlm_macro", "xl/workbook.xml#definedName[_xlnm.Auto_Open]")}
+    workbook = r.part("xl/workbook.xml")
     assert "Macro1" not in workbook and "Auto_Open" not in workbook
-    # the print area of 集計 (sheet index 1 -> 0) and the active tab follow the sheet
     assert 'localSheetId="0"' in workbook and 'activeTab="0"' in workbook
     check_output(r, tmp_path, text=oc.libreoffice_text(base))
 
