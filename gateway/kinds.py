@@ -304,6 +304,18 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("text.csv_formula", _H, True,
              "spreadsheet formula that runs a program or sends data (CSV injection)",
              "プログラム実行・外部送信を行う数式 (CSV インジェクション)"),
+    KindInfo("sylk.formula", _H, True,
+             "SYLK formulas (Excel 4.0 macros, DDE); cells keep their last values",
+             "SYLK の数式（Excel 4.0 マクロ・DDE。セルには最後の値を保持）"),
+    KindInfo("sylk.macro_sheet", _H, True,
+             "SYLK sheet marked as an Excel 4.0 macro sheet", "SYLK の Excel 4.0 マクロシート指定"),
+    KindInfo("sylk.name", _H, True,
+             "SYLK defined name (Auto_Open runs macros)",
+             "SYLK の名前定義（Auto_Open でマクロ実行）"),
+    KindInfo("sylk.external_link", _M, True,
+             "SYLK link to another file or a DDE server", "SYLK の外部ファイル・DDE へのリンク"),
+    KindInfo("sylk.record", _L, True,
+             "SYLK record of an unknown type", "SYLK の不明な種類のレコード"),
 )
 
 KINDS: dict[str, KindInfo] = {k.kind: k for k in _KINDS}

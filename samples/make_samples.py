@@ -127,6 +127,10 @@ def encrypted() -> None:
 
 def text() -> None:
     write("text/memo.txt", "会議は10時から第2会議室です。\nMeeting at 10:00, room 2.\n".encode())
+    # SYLK turned into an Excel 4.0 macro sheet run on open; the macro only shows a message
+    write("text/xlm-macro.slk", b"ID;PWXL;N;E\r\nB;Y2;X2;D0 0 1 1\r\nO;L;E;D;V0;K47;G100 0.001\r\n"
+          b"NN;NAuto_Open;ER1C1\r\nC;Y1;X1;KFALSE;EALERT(\"sekisho sample\")\r\n"
+          b"C;Y1;X2;K\"Sekisho sample sheet\"\r\nC;Y2;X1;KTRUE;EHALT()\r\nE\r\n")
 
 
 if __name__ == "__main__":

@@ -265,7 +265,7 @@ _HTML_FRAGMENT = re.compile(rb"<(p|div|table|span|br|a|h[1-6]|ul|ol|meta|title|s
 def _textual(head: bytes, src: BinaryIO) -> str | None:
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
-        return "executable.slk"
+        return "text.sylk"
     if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
         return "executable.iqy"
     if b"<svg" in sample[:2048] and (sample.startswith(b"<?xml") or sample.startswith(b"<svg")
@@ -371,7 +371,9 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         type_id = _sniff_head(head, src)
     finally:
         src.seek(0)
-    if type_id.startswith("text.") and (_script_name(declared_name) or _SCRIPT.search(head)):
+    # script code in a SYLK file is in its formulas, which the text stage removes
+    if type_id.startswith("text.") and (_script_name(declared_name) or (
+            type_id != "text.sylk" and _SCRIPT.search(head))):
         type_id = "executable.script"
     description = type_id
     return Sniffed(type_id=type_id, description=description,
@@ -421,9 +423,9 @@ for _fam, _exts in {
     "image": "png jpg jpeg jpe gif bmp tif tiff webp",
     "html": "html htm xhtml",
     "svg": "svg",
-    "text": "txt csv tsv log",
+    "text": "txt csv tsv log slk",
     "mail": "eml msg",
-    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg iso img vhd vhdx xll iqy slk "
+    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg iso img vhd vhdx xll iqy "
                   "chm hta js jse vbs vbe wsf wsh ps1 bat cmd jar",
 }.items():
     for _ext in _exts.split():
@@ -432,7 +434,8 @@ for _fam, _exts in {
 #: canonical extension per type id, used to name outputs whose real type differs
 CANONICAL_EXT: dict[str, str] = {
     "pdf": "pdf", "rtf": "rtf", "html": "html", "svg": "svg",
-    "text.plain": "txt", "text.csv": "csv", "archive.zip": "zip", "mail.eml": "eml",
+    "text.plain": "txt", "text.csv": "csv", "text.sylk": "slk",
+    "archive.zip": "zip", "mail.eml": "eml",
     "image.png": "png", "image.jpeg": "jpg", "image.gif": "gif", "image.bmp": "bmp",
     "image.tiff": "tif", "image.webp": "webp",
     "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt",

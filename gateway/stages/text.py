@@ -1,4 +1,4 @@
-"""Plain text and CSV.
+"""Plain text, CSV and SYLK.
 
 Plain text has no active content of its own: its rebuild is its bytes. (Text
 that is really a script is sniffed as ``executable.script`` and never reaches
@@ -13,6 +13,10 @@ harmless formulas are left alone. Only changed rows are rewritten; the file
 keeps its encoding (UTF-8 with or without BOM, CP932…) and line endings.
 
 Locations are ``row[r]/col[c]`` (from 1, like a spreadsheet).
+
+SYLK (.slk) is a spreadsheet in text records whose formulas Excel runs as Excel 4.0
+macros: it is rebuilt without formulas, names and links (gateway/stages/sylk.py),
+whatever ``csv_formulas`` says.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import BinaryIO, ClassVar
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
+from gateway.stages import sylk
 
 _TRIGGER = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _DANGEROUS = re.compile(
@@ -37,7 +42,7 @@ _ENCODINGS = ("utf-8-sig", "utf-8", "cp932", "euc-jp")
 
 class TextStage:
     name: ClassVar[str] = "text"
-    formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv"})
+    formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv", "text.sylk"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         _process(src.read(), ctx)
@@ -51,6 +56,8 @@ def _is_csv(ctx: StageContext) -> bool:
 
 
 def _process(data: bytes, ctx: StageContext) -> bytes:
+    if ctx.type_id == "text.sylk":
+        return sylk.process(data, ctx)
     if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
         return data
     decoded = _decode(data)

@@ -132,7 +132,8 @@ def lo_convert(files: Iterable[Path], fmt: str, outdir: Path, timeout: float = 6
 
 
 _FLAT = {".doc": "fodt", ".dot": "fodt", ".xls": "fods", ".xlt": "fods", ".ppt": "fodp",
-         ".pps": "fodp", ".pot": "fodp", ".docx": "fodt", ".xlsx": "fods", ".pptx": "fodp"}
+         ".pps": "fodp", ".pot": "fodp", ".docx": "fodt", ".xlsx": "fods", ".pptx": "fodp",
+         ".slk": "fods"}
 
 
 def lo_texts(files: Iterable[Path], workdir: Path) -> dict[str, str | None]:

@@ -71,6 +71,16 @@ def _independent_check(type_id: str, out: Path) -> None:
             assert zf.testzip() is None
             for name in zf.namelist():
                 assert not zf.read(name).startswith(b"MZ"), name
+    elif type_id == "text.sylk":
+        records = [line.split(b";") for line in out.read_bytes().splitlines()]
+        assert not [r for r in records if r[0] in (b"C", b"O") and b"E" in [f[:1] for f in r[1:]]]
+        assert not [r for r in records if r[0] in (b"NN", b"NE", b"NU")]
+        from tests.helpers import olegen
+
+        slk = out.with_name("out.slk")
+        slk.write_bytes(out.read_bytes())
+        lo = olegen.lo_texts([slk], out.parent / "lo")[slk.name]
+        assert lo is not None and "Sekisho sample sheet" in lo
     elif family == "text":
         out.read_text(encoding="utf-8")
     elif family == "pdf":

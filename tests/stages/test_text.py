@@ -9,6 +9,7 @@ import pytest
 
 from gateway.models import Verdict
 from gateway.policy import FormatPolicy, load
+from tests.helpers import olegen
 from tests.helpers.pipeline import run
 
 POLICY = load("default")
@@ -49,3 +50,72 @@ def test_plain_text_is_delivered_byte_for_byte(tmp_path: Path) -> None:
     report, out = run(tmp_path, data, "minutes.txt")
     assert report.verdict is Verdict.CLEAN
     assert out.read_bytes() == data
+
+
+# ------------------------------------------------------------------------------ SYLK
+
+#: a SYLK file as Excel writes one, turned into an Excel 4.0 macro sheet that runs on
+#: open (O;E, NN Auto_Open), with an XLM macro, a DDE formula, a shared formula, a link
+#: to another file and a record type nobody knows
+SYLK = (b"ID;PWXL;N;E\r\n"
+        b"P;PGeneral\r\n"
+        b"F;P0;DG0G8;M292\r\n"
+        b"B;Y4;X2;D0 0 3 1\r\n"
+        b"O;L;E;D;V0;K47;G100 0.001\r\n"
+        b"NN;NAuto_Open;ER1C1\r\n"
+        b"NE;Fother.xls;SA1;EB1\r\n"
+        b"C;Y1;X1;KFALSE;EEXEC(\"cmd /c calc\")\r\n"
+        b'C;Y1;X2;K"\x8e\x73\x96\xf0\x8f\x8a;;\x95\x9f\x8e\x83"\r\n'   # 市役所;福祉 (CP932)
+        b"C;Y2;X1;K42;E=cmd|' /c calc'!A0\r\n"
+        b"C;Y3;X1;K7;ER2C1+1;S;R2;C1\r\n"
+        b"C;Y4;X1;K\"note\";AA comment\r\n"
+        b"ZZ;Xsomething\r\n"
+        b"E\r\n")
+
+
+def test_sylk_rebuilt_without_macros(tmp_path: Path) -> None:
+    report, out = run(tmp_path, SYLK, "集計.slk")
+    assert report.input.type == "text.sylk"
+    assert report.verdict is Verdict.DISARMED
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("sylk.macro_sheet", "O"), ("sylk.name", "NN[Auto_Open]"),
+        ("sylk.external_link", "NE[1]"), ("sylk.record", "ZZ[1]"),
+        ("sylk.formula", "cells")}
+    formula = next(f for f in report.items[0].findings if f.kind == "sylk.formula")
+    assert formula.detail == "3 formulas removed, the cells keep their last values"
+    assert out.read_bytes() == (
+        b"ID;PWXL;N;E\r\nP;PGeneral\r\nF;P0;DG0G8;M292\r\nB;Y4;X2;D0 0 3 1\r\n"
+        b"O;L;D;V0;K47;G100 0.001\r\n"
+        b"C;Y1;X1;KFALSE\r\n"
+        b'C;Y1;X2;K"\x8e\x73\x96\xf0\x8f\x8a;;\x95\x9f\x8e\x83"\r\n'
+        b"C;Y2;X1;K42\r\nC;Y3;X1;K7\r\nC;Y4;X1;K\"note\";AA comment\r\nE\r\n")
+    # the disarmed copy is clean when scanned again
+    (tmp_path / "again").mkdir()
+    again, _ = run(tmp_path / "again", out.read_bytes(), "集計.slk")
+    assert again.verdict is Verdict.CLEAN
+    # LibreOffice reads the values
+    text = olegen.lo_texts([out], tmp_path / "lo")[out.name]
+    assert text is not None
+    for value in ("42", "7", "note"):
+        assert value in text
+
+
+def test_sylk_of_values_only_is_delivered_byte_for_byte(tmp_path: Path) -> None:
+    data = b"ID;PWXL;N;E\nC;Y1;X1;K1\nC;Y1;X2;K\"a;;b\"\nE\n"
+    report, out = run(tmp_path, data, "values.slk")
+    assert report.verdict is Verdict.CLEAN
+    assert out.read_bytes() == data
+
+
+def test_sylk_macro_with_script_code_is_disarmed_unless_named_as_a_script(
+        tmp_path: Path) -> None:
+    """Script code in a SYLK formula goes with the formula; the same bytes named .js
+    are a script Windows would run."""
+    data = (b"ID;PWXL;N;E\r\nO;E\r\nNN;NAuto_Open;ER1C1\r\n"
+            b"C;Y1;X1;K0;EEXEC(\"powershell -EncodedCommand SQBFAFgA\")\r\nE\r\n")
+    report, out = run(tmp_path, data, "order.slk")
+    assert report.input.type == "text.sylk" and report.verdict is Verdict.DISARMED
+    assert b"powershell" not in out.read_bytes()
+    (tmp_path / "js").mkdir()
+    report, _ = run(tmp_path / "js", data, "order.js")
+    assert report.input.type == "executable.script" and report.verdict is Verdict.BLOCKED

@@ -53,7 +53,7 @@ CASES: list[tuple[str, bytes, str]] = [
     ("iso", b"\x00" * 0x8001 + b"CD001" + b"\x00" * 100, "executable.iso"),
     ("chm", b"ITSF\x03\x00\x00\x00" + b"\x00" * 32, "executable.chm"),
     ("vhd", b"conectix" + b"\x00" * 100, "executable.vhd"),
-    ("slk", b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\nE\r\n", "executable.slk"),
+    ("slk", b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\nE\r\n", "text.sylk"),
     ("iqy", b"WEB\r\n1\r\nhttp://example.invalid/x\r\n", "executable.iqy"),
     ("png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image.png"),
     ("jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image.jpeg"),
