@@ -37,6 +37,12 @@ class EncryptedContent(ItemError):
     reason = "encrypted"
 
 
+class PolicyBlocked(ItemError):
+    """A stage found content the policy says to block rather than disarm."""
+
+    reason = "policy"
+
+
 class Unsupported(ItemError):
     """No stage can disarm this type under the active policy."""
 

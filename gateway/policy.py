@@ -32,7 +32,7 @@ FORMAT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "html": {"keep": ("hyperlinks",)},
     "svg": {"keep": ("hyperlinks",)},
     "image": {},
-    "text": {"csv_formulas": ("keep", "neutralize")},
+    "text": {"csv_formulas": ("keep", "neutralize"), "sylk": ("disarm", "block")},
     "archive": {"encrypted": ("block", "quarantine")},
     "mail": {},
     "executable": {},

@@ -37,7 +37,8 @@ CHANGED = frozenset({Action.REMOVED, Action.NEUTRALIZED, Action.DISARMED})
 HARMLESS = frozenset({Action.KEPT, Action.REPORTED})
 
 _BLOCK_KIND = {"malformed": "block.malformed", "limit": "block.limit",
-               "encrypted": "block.encrypted", "unsupported": "block.unsupported"}
+               "encrypted": "block.encrypted", "unsupported": "block.unsupported",
+               "policy": "block.policy"}
 
 
 def new_job_id() -> str:

@@ -16,7 +16,7 @@ Locations are ``row[r]/col[c]`` (from 1, like a spreadsheet).
 
 SYLK (.slk) is a spreadsheet in text records whose formulas Excel runs as Excel 4.0
 macros: it is rebuilt without formulas, names and links (gateway/stages/sylk.py),
-whatever ``csv_formulas`` says.
+whatever ``csv_formulas`` says; ``sylk: block`` blocks it instead (the strict policy).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import io
 import re
 from typing import BinaryIO, ClassVar
 
+from gateway.errors import PolicyBlocked
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
@@ -57,6 +58,8 @@ def _is_csv(ctx: StageContext) -> bool:
 
 def _process(data: bytes, ctx: StageContext) -> bytes:
     if ctx.type_id == "text.sylk":
+        if ctx.option("sylk", "disarm") == "block":
+            raise PolicyBlocked(f"SYLK (.slk) is blocked by policy {ctx.policy.name}")
         return sylk.process(data, ctx)
     if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
         return data

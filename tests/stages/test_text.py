@@ -119,3 +119,12 @@ def test_sylk_macro_with_script_code_is_disarmed_unless_named_as_a_script(
     (tmp_path / "js").mkdir()
     report, _ = run(tmp_path / "js", data, "order.js")
     assert report.input.type == "executable.script" and report.verdict is Verdict.BLOCKED
+
+
+def test_sylk_blocked_by_the_strict_policy(tmp_path: Path) -> None:
+    """The design's "blocked outright" stays one setting away (text: sylk: block)."""
+    report, out = run(tmp_path, SYLK, "集計.slk", policy=load("strict"))
+    assert (report.verdict, report.reason) == (Verdict.BLOCKED,
+                                               "SYLK (.slk) is blocked by policy strict")
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {("block.policy", "")}
+    assert not out.exists()
