@@ -6,7 +6,10 @@ parsing, chardet…) for what is a small, well documented format (MS-OXMSG):
 ``__substg1.0_IIIITTTT`` streams hold variable-size properties, the
 ``__properties_version1.0`` stream the fixed-size ones, and
 ``__recip_version1.0_#N`` / ``__attach_version1.0_#N`` storages the recipients
-and attachments; an attached message is a nested storage ``__substg1.0_3701000D``.
+and attachments; an attached message is a nested storage ``__substg1.0_3701000D``,
+and so is an OLE object (attach method 6: a picture or document pasted into an RTF
+mail), handed on as a compound file of its own or as its bitmap
+(``mail_mapi.ole_object``).
 
 The Internet headers Outlook kept (PR_TRANSPORT_MESSAGE_HEADERS) give From, To,
 Date and Message-ID when present; otherwise they are built from properties.
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import io
 import struct
+import uuid
 from email.message import Message
 
 import olefile
 
 from gateway.errors import LimitExceeded, Malformed
 from gateway.pipeline.api import StageContext
+from gateway.stages import cfb_writer
 from gateway.stages import mail_mapi as mp
 
 MAX_EMBEDDED = 3
@@ -136,6 +141,9 @@ def _attachment(ole: olefile.OleFileIO, entries: list[tuple[str, ...]],
         mime=a.text(mp.ATTACH_MIME_TAG, cp), cid=a.text(mp.ATTACH_CONTENT_ID, cp))
     inner = (*prefix, f"{_SUBSTG}3701000D")
     if any(path[: len(inner)] == inner for path in entries):
+        if a.long(mp.ATTACH_METHOD) == _ATTACH_OLE:  # an OLE object, not a message
+            mp.ole_object(att, _storage(ole, entries, inner))
+            return att
         if depth >= MAX_EMBEDDED:
             raise LimitExceeded("Outlook messages nested too deeply")
         nested = _read(ole, entries, inner, depth + 1)
@@ -145,3 +153,28 @@ def _attachment(ole: olefile.OleFileIO, entries: list[tuple[str, ...]],
     data = a.raw(mp.ATTACH_DATA)
     att.data = data[1] if data is not None else None
     return att
+
+
+_ATTACH_OLE = 6
+
+
+def _storage(ole: olefile.OleFileIO, entries: list[tuple[str, ...]],
+             inner: tuple[str, ...]) -> bytes:
+    """The storage at ``inner`` as a compound file of its own."""
+    def clsid(path: tuple[str, ...]) -> bytes:
+        text = ole.getclsid(list(path))
+        return uuid.UUID(text).bytes_le if text else bytes(16)
+
+    root = cfb_writer.Node("Root Entry", True, clsid=clsid(inner))
+    nodes = {inner: root}
+    for path in sorted(p for p in entries if len(p) > len(inner) and p[:len(inner)] == inner):
+        parent = nodes.get(path[:-1])
+        if parent is None:
+            continue
+        if ole.get_type(list(path)) == olefile.STGTY_STORAGE:
+            nodes[path] = cfb_writer.Node(path[-1], True, clsid=clsid(path))
+            parent.children.append(nodes[path])
+        else:
+            parent.children.append(cfb_writer.Node(path[-1], False,
+                                                   ole.openstream(list(path)).read()))
+    return cfb_writer.write(root)

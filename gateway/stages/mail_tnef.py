@@ -9,6 +9,10 @@ input. Here every read is bounds-checked and any damage is Malformed.
 The RTF body (compressed RTF) is used only when the message has neither a
 plain-text nor an HTML body; it then becomes an attachment ``message-body.rtf``
 that goes through the pipeline like any other RTF file.
+
+An OLE object attachment (a picture or a document pasted into an RTF mail:
+``PR_ATTACH_DATA_OBJ`` holding IID_IStorage and a compound file) is handed on as
+its compound file, or as the bitmap of a static picture (``mail_mapi.ole_object``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ _FIXED = {0x0002: 4, 0x0003: 4, 0x0004: 4, 0x0005: 8, 0x0006: 8, 0x0007: 8, 0x00
           0x000B: 4, 0x0014: 8, 0x0040: 8, 0x0048: 16, 0x0001: 0}
 _VARIABLE = frozenset({0x001E, 0x001F, 0x0102, 0x000D})
 _IID_IMESSAGE = bytes.fromhex("0703020000000000c000000000000046")
+_IID_ISTORAGE = bytes.fromhex("0b00000000000000c000000000000046")
 
 
 def tnef_message(data: bytes, ctx: StageContext) -> Message:
@@ -128,6 +133,8 @@ def _attachment_props(att: mp.Attachment, found: dict[int, bytes | str], cp: str
             inner = read(obj[16:], ctx, depth + 1)
             att.embedded = mp.to_message(inner)
             att.name = att.name or (inner.subject[:60] or "message") + ".eml"
+        elif obj.startswith(_IID_ISTORAGE):
+            mp.ole_object(att, obj[16:])
         else:
             att.data = obj
 

@@ -6,6 +6,7 @@ import base64
 import io
 import struct
 import zipfile
+from collections.abc import Sequence
 
 EXE = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 248
 CRLF = b"\r\n"
@@ -139,8 +140,21 @@ def _mapi_unicode(pid: int, text: str) -> bytes:
     return struct.pack("<HHII", 0x001F, pid, 1, len(raw)) + raw + b"\x00" * (-len(raw) % 4)
 
 
-def tnef(subject: str, body: str, files: list[tuple[str, bytes]]) -> bytes:
-    """A winmail.dat: subject and plain body in MAPI properties, files as attachments."""
+def _mapi_object(pid: int, data: bytes) -> bytes:
+    return struct.pack("<HHII", 0x000D, pid, 1, len(data)) + data + b"\x00" * (-len(data) % 4)
+
+
+def tnef_ole_object(title: str, storage: bytes) -> tuple[str, bytes, bytes]:
+    """An OLE object attachment of ``tnef``: what Outlook writes for a picture or a
+    document pasted into an RTF mail (PR_ATTACH_DATA_OBJ = IID_IStorage + the storage)."""
+    iid_istorage = bytes.fromhex("0b00000000000000c000000000000046")
+    return title, b"", _mapi_object(0x3701, iid_istorage + storage)
+
+
+def tnef(subject: str, body: str, files: list[tuple[str, bytes]],
+         objects: Sequence[tuple[str, bytes, bytes]] = ()) -> bytes:
+    """A winmail.dat: subject and plain body in MAPI properties, files as attachments;
+    ``objects`` (from ``tnef_ole_object``) as OLE object attachments."""
     out = struct.pack("<IH", 0x223E9F78, 0x1234)
     out += _tnef_attr(1, 0x00089006, struct.pack("<I", 0x00010000))      # version
     out += _tnef_attr(1, 0x00069007, struct.pack("<II", 932, 0))         # OEM code page
@@ -151,6 +165,10 @@ def tnef(subject: str, body: str, files: list[tuple[str, bytes]]) -> bytes:
         out += _tnef_attr(2, 0x00018010, name.encode("cp932") + b"\x00")             # title
         out += _tnef_attr(2, 0x0006800F, data)                                       # data
         out += _tnef_attr(2, 0x00069005, struct.pack("<I", 1) + _mapi_unicode(0x3707, name))
+    for title, _, prop in objects:
+        out += _tnef_attr(2, 0x00069002, b"\x02\x00\xff\xff\xff\xff" + b"\x00" * 8)  # rend: OLE
+        out += _tnef_attr(2, 0x00018010, title.encode("cp932") + b"\x00")
+        out += _tnef_attr(2, 0x00069005, struct.pack("<I", 1) + prop)
     return out
 
 

@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import uuid
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -444,3 +445,34 @@ def oletools_flags(path: Path) -> list[str]:
     if dumped:
         flags.append("oleobj: embedded file")
     return flags
+
+
+def static_dib(dib: bytes) -> bytes:
+    """The compound file of a static picture object (CLSID StaticDib) holding ``dib``."""
+    root = cfb_writer.Node("Root Entry", True,
+                           clsid=uuid.UUID("00000316-0000-0000-C000-000000000046").bytes_le)
+    root.children.append(cfb_writer.Node("CONTENTS", False, dib))
+    return cfb_writer.write(root)
+
+
+def outlook_msg(subject: str, body: str, ole_objects: list[tuple[str, bytes]]) -> bytes:
+    """An Outlook .msg (MS-OXMSG) whose attachments are OLE objects (attach method 6):
+    (display name, the object's compound file) each."""
+    def text(pid: int, value: str) -> Node:
+        return Node(f"__substg1.0_{pid:04X}001F", False, value.encode("utf-16-le"))
+
+    root = Node("Root Entry", True, clsid=uuid.UUID(
+        "00020D0B-0000-0000-C000-000000000046").bytes_le)
+    header = struct.pack("<8xIIII8x", 0, len(ole_objects), 0, len(ole_objects))
+    root.children += [Node("__properties_version1.0", False, header),
+                      text(0x0037, subject), text(0x1000, body)]
+    for n, (name, storage) in enumerate(ole_objects):
+        att = Node(f"__attach_version1.0_#{n:08X}", True)
+        method = struct.pack("<IIII", (0x3705 << 16) | 0x0003, 6, 6, 0)  # ATTACH_OLE
+        obj = cfb_writer.read_tree(cfb_writer.open_ole(storage), len(storage))
+        att.children += [Node("__properties_version1.0", False, bytes(8) + method),
+                         text(0x3001, name),
+                         Node("__substg1.0_3701000D", True, clsid=obj.clsid,
+                              children=obj.children)]
+        root.children.append(att)
+    return cfb_writer.write(root)

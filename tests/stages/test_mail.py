@@ -23,6 +23,7 @@ from gateway.pipeline.run import process_file, scan_file
 from gateway.policy import load
 from tests.conftest import check_report_schema, corpus_dir
 from tests.helpers import mailgen as g
+from tests.helpers import olegen
 
 POLICY = load("default")
 JOB = "20261126-100000-abcdef012345"
@@ -372,6 +373,62 @@ def test_tnef_attachments_become_real_attachments(tmp_path: Path) -> None:
     assert attachments(msg) == {"議事録.txt": "議事録\n".encode()}
     assert "TNEF の本文です" in bodies(msg, "text/plain")
     assert all("tnef" not in p.get_content_type() for p in msg.walk())
+
+
+def test_tnef_ole_objects_become_attachments(tmp_path: Path) -> None:
+    """A picture pasted into an Outlook RTF mail (a static DIB object) arrives as a
+    bitmap; a pasted document as the document its storage is (both were blocked as
+    unknown data when the IID_IStorage prefix stayed on)."""
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (7, 5), (10, 120, 200)).save(picture, "BMP")
+    dib = picture.getvalue()[14:]                      # CONTENTS without the file header
+    winmail = g.tnef("写真の件", "写真を貼りました", [],
+                     [g.tnef_ole_object("Picture (Device Independent Bitmap)",
+                                        olegen.static_dib(dib)),
+                      g.tnef_ole_object("Document", (corpus_dir() / "c_ole" / "oletools"
+                                                     / "harmless-clean.doc").read_bytes())])
+    data = g.message(g.multipart("mixed", g.text("see attached"),
+                                 g.attachment("winmail.dat", winmail, "application/ms-tnef")))
+    report, out = run(tmp_path, data)
+    assert report.verdict is Verdict.DISARMED
+    assert not [k for k in keys(report) if k[0] == "mail.attachment_blocked"], keys(report)
+    got = attachments(parsed(out))
+    bmp = got["Picture (Device Independent Bitmap).bmp"]
+    with Image.open(io.BytesIO(bmp)) as im:
+        assert im.size == (7, 5) and im.convert("RGB").getpixel((3, 2)) == (10, 120, 200)
+    [doc] = [v for k, v in got.items() if k.startswith("Document")]
+    assert doc.startswith(bytes.fromhex("D0CF11E0A1B11AE1"))
+
+
+def test_outlook_msg_ole_objects_become_attachments(tmp_path: Path) -> None:
+    """The same in an Outlook .msg: an OLE object attachment was read as if it were an
+    attached message."""
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (6, 4), (200, 40, 10)).save(picture, "BMP")
+    doc = (corpus_dir() / "c_ole" / "oletools" / "harmless-clean.doc").read_bytes()
+    data = olegen.outlook_msg("写真の件", "写真を貼りました", [
+        ("Picture (Device Independent Bitmap)", olegen.static_dib(picture.getvalue())),
+        ("Document", doc)])
+    report, out = run(tmp_path, data, name="mail.msg")
+    assert report.input.type == "mail.msg" and report.verdict.delivered
+    assert not [k for k in keys(report) if k[0] == "mail.attachment_blocked"], keys(report)
+    got = attachments(parsed(out))
+    with Image.open(io.BytesIO(got["Picture (Device Independent Bitmap).bmp"])) as im:
+        assert im.size == (6, 4) and im.convert("RGB").getpixel((1, 1)) == (200, 40, 10)
+    [word] = [v for k, v in got.items() if k.startswith("Document")]
+    assert word.startswith(bytes.fromhex("D0CF11E0A1B11AE1"))
+    assert olefile_streams(word) >= {"WordDocument"}
+
+
+def olefile_streams(data: bytes) -> set[str]:
+    import olefile
+
+    with olefile.OleFileIO(io.BytesIO(data)) as ole:
+        return {"/".join(p) for p in ole.listdir()}
 
 
 def test_bare_winmail_dat_becomes_a_message(tmp_path: Path) -> None:
