@@ -423,6 +423,46 @@ def test_rar4_encrypted_is_blocked_as_encrypted(tmp_path: Path, where: str) -> N
     assert report.verdict.delivered and contents(out) == {"memo.txt": b"plain text"}
 
 
+def _cab_checksum(data: bytes, seed: int = 0) -> int:
+    """MS-CAB 2.4 CSUMCompute: XOR of little-endian words, the tail bytes big-endian."""
+    words = len(data) // 4
+    for i in range(words):
+        seed ^= struct.unpack_from("<I", data, 4 * i)[0]
+    return seed ^ int.from_bytes(data[4 * words:], "big")
+
+
+def cab(files: list[tuple[str, bytes]]) -> bytes:
+    """A cabinet (MS-CAB) with one folder of uncompressed data in one checksummed CFDATA
+    block. No tool here writes cabinets."""
+    names = [n.encode() + b"\0" for n, _ in files]
+    payload = b"".join(d for _, d in files)
+    data_at = 36 + 8 + sum(16 + len(n) for n in names)
+    sizes = struct.pack("<HH", len(payload), len(payload))
+    block = struct.pack("<I", _cab_checksum(sizes, _cab_checksum(payload))) + sizes + payload
+    out = b"MSCF" + struct.pack("<IIIIIBBHHHHH", 0, data_at + len(block), 0, 44, 0, 3, 1, 1,
+                                len(files), 0, 0x1234, 0)
+    out += struct.pack("<IHH", data_at, 1, 0)      # the folder: its data, 1 block, stored
+    offset = 0
+    for (_, data), raw in zip(files, names, strict=True):
+        out += struct.pack("<IIHHHH", len(data), offset, 0, 0x5B7B, 0x4800, 0x20) + raw
+        offset += len(data)
+    return out + block
+
+
+def test_damaged_cab_member_is_not_judged_as_content(tmp_path: Path) -> None:
+    """libarchive checks a cabinet block's checksum: a damaged member blocks the archive;
+    it is never judged as whatever it decodes to."""
+    files = [("memo.txt", "議事録\n".encode()), ("data.csv", b"a,b\n1,2\n")]
+    report, out = run(tmp_path, cab(files), "set.cab")
+    assert report.verdict.delivered and contents(out) == dict(files)
+    damaged = bytearray(cab(files))
+    damaged[-3] ^= 0xFF                                       # inside data.csv
+    report, out = run(tmp_path, bytes(damaged), "set.cab")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert keys(report) == {("block.malformed", "")}
+    assert report.reason.startswith("archive cannot be read (Checksum error")
+
+
 @pytest.mark.parametrize("kind", ["zip", "tgz", "7z"])
 def test_damaged_archives_are_blocked_not_failed(tmp_path: Path, kind: str) -> None:
     """Random byte damage must end in a clear verdict, never an internal error."""
