@@ -18,7 +18,9 @@ and ``calcChain.xml`` is dropped so Excel rebuilds it.
 
 xlsb: the workbook is binary (BIFF12 records). Sheet entries refer to sheets by
 relationship id and other records refer to sheets by index, so a macro sheet is
-replaced by an empty worksheet under the same relationship id (indices stay valid);
+replaced under the same relationship id (indices stay valid) by a worksheet of its
+values (formula cells become value cells with their cached values), or an empty one
+when it cannot be read;
 auto-run names are renamed ``Disabled_…`` in place (name indices stay valid).
 """
 
@@ -223,6 +225,41 @@ def _rec(rtype: int, body: bytes = b"") -> bytes:
 #: BrtBeginSheet, BrtWsDim, BrtBeginSheetData, BrtEndSheetData, BrtEndSheet
 EMPTY_SHEET_BIN = _rec(129) + _rec(148, bytes(16)) + _rec(145) + _rec(146) + _rec(130)
 
+#: records of a binary macro sheet kept in its values sheet (MS-XLSB 2.3): the sheet's
+#: frame, properties, dimension, views and selection, column formats, the cell table
+#: (row headers and the cell records of values), print options and margins
+_BIN_KEEP = frozenset({129, 130, 147, 148, 133, 134, 137, 138, 152, 485, 390, 391, 60,
+                       145, 146, 0, 1, 2, 3, 4, 5, 6, 7, 476, 477})
+#: a formula cell (BrtFmlaString/Num/Bool/Error) -> the value cell holding its cached value
+#: (BrtCellSt/Real/Bool/Error)
+_BIN_FORMULA = {8: 6, 9: 5, 10: 4, 11: 3}
+_BIN_FUTURE_BEGIN, _BIN_FUTURE_END = 37, 38   # BrtACBegin/BrtACEnd: extension blocks
+
+
+def values_sheet_bin(data: bytes) -> bytes:
+    """The binary worksheet holding the cell values of the binary macro sheet ``data``:
+    allow-listed records only, each formula cell replaced by its cached value."""
+    out: list[bytes] = []
+    depth = 0
+    for rtype, body in _records(data):
+        if rtype == _BIN_FUTURE_BEGIN:
+            depth += 1
+        elif rtype == _BIN_FUTURE_END:
+            depth = max(depth - 1, 0)
+        elif depth:
+            continue
+        elif rtype in _BIN_KEEP:
+            out.append(_rec(rtype, body))
+        elif rtype in _BIN_FORMULA and len(body) >= 9:
+            size = 1 if rtype in (10, 11) else 8
+            if rtype == 8:                       # XLWideString: cch (4) + UTF-16
+                size = 4 + 2 * struct.unpack_from("<I", body, 8)[0] if len(body) >= 12 else 0
+            if size and len(body) >= 8 + size:
+                out.append(_rec(_BIN_FORMULA[rtype], body[:8 + size]))
+    if not out or out[0] != _rec(129) or out[-1] != _rec(130):
+        raise Malformed("the binary macro sheet is not a sheet")
+    return b"".join(out)
+
 
 def substitute_macrosheet(eng: Engine, name: str) -> str:
     """Replace a macro sheet by a worksheet under the same relationship: xlsb an empty
@@ -230,8 +267,12 @@ def substitute_macrosheet(eng: Engine, name: str) -> str:
     Malformed when an XML macro sheet cannot be read."""
     xlsb = is_xlsb_sheet(name)
     if xlsb:
-        data, ext, ct, detail = EMPTY_SHEET_BIN, "bin", WORKSHEET_BIN_CT, \
-            "an empty sheet takes its place"
+        try:
+            data, detail = values_sheet_bin(eng.pkg.read(name)), \
+                "formulas removed, its cell values kept as a worksheet"
+        except Malformed:
+            data, detail = EMPTY_SHEET_BIN, "unreadable, an empty sheet takes its place"
+        ext, ct = "bin", WORKSHEET_BIN_CT
     else:
         data, ext, ct, detail = values_worksheet(eng.pkg.read(name), name), "xml", \
             WORKSHEET_CT, "formulas removed, its cell values kept as a worksheet"

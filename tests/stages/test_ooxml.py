@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import struct
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import defusedxml.ElementTree as DET
 import pytest
 
 import gateway.stages.ooxml  # noqa: F401 - registers the stage
+from gateway.errors import Malformed
 from gateway.models import Report, Verdict
 from gateway.pipeline.run import process_file, scan_file
 from gateway.policy import Policy, load
@@ -227,6 +229,32 @@ def test_xlm_macro_sheet_becomes_a_worksheet_of_its_values(tmp_path: Path) -> No
     base_text = oc.libreoffice_text(base)
     assert all(line in text for line in base_text.splitlines())
     assert "実行" in text                          # the formula's cached string, now a value
+
+
+def test_binary_macro_sheet_becomes_a_sheet_of_its_values() -> None:
+    """xlsb: formula cells become value cells with their cached values; extension blocks,
+    array formulas and anything not allow-listed go (MS-XLSB record numbers)."""
+    from gateway.stages.ooxml_excel import _rec, _records, values_sheet_bin
+
+    def cell(col: int) -> bytes:
+        return struct.pack("<II", col, 0)
+    text = "実行"
+    wide = struct.pack("<I", len(text)) + text.encode("utf-16-le")
+    formula = b"\x00\x00" + struct.pack("<I", 3) + b"\x1e\x01\x00" + bytes(4)
+    sheet = (_rec(129) + _rec(148, bytes(16)) + _rec(37, b"\x01\x00\x02\x0e\x00\x80")
+             + _rec(1045, b"\x08\x00") + _rec(38) + _rec(145) + _rec(0, bytes(25))
+             + _rec(9, cell(0) + struct.pack("<d", 2.5) + formula)
+             + _rec(8, cell(1) + wide + formula)
+             + _rec(10, cell(2) + b"\x01" + formula)
+             + _rec(11, cell(3) + b"\x07" + formula)
+             + _rec(7, cell(4) + struct.pack("<I", 0))
+             + _rec(426, bytes(30)) + _rec(146) + _rec(130))
+    assert _records(values_sheet_bin(sheet)) == [
+        (129, b""), (148, bytes(16)), (145, b""), (0, bytes(25)),
+        (5, cell(0) + struct.pack("<d", 2.5)), (6, cell(1) + wide), (4, cell(2) + b"\x01"),
+        (3, cell(3) + b"\x07"), (7, cell(4) + struct.pack("<I", 0)), (146, b""), (130, b"")]
+    with pytest.raises(Malformed):
+        values_sheet_bin(sheet[:-3])
 
 
 def test_unreadable_xlm_macro_sheet_goes_with_its_entry(tmp_path: Path) -> None:
