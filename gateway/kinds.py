@@ -140,6 +140,22 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("ooxml.signature_removed", _L, False,
              "digital signature removed (no longer valid after disarming)",
              "電子署名を削除 (無害化により無効になるため)"),
+    # --- OpenDocument (odt, ods, odp, odg) -------------------------------------------------
+    KindInfo("odf.macro", _H, True, "macro or script (LibreOffice Basic, Python…)",
+             "マクロ・スクリプト (LibreOffice Basic など)"),
+    KindInfo("odf.event", _H, True, "event that runs a macro or script (on open, on click…)",
+             "マクロ・スクリプトを実行するイベント (開いた時・クリック時など)"),
+    KindInfo("odf.ui_config", _M, True, "custom toolbars, menus or shortcuts (can call macros)",
+             "独自のツールバー・メニュー・ショートカット (マクロ呼び出し可能)"),
+    KindInfo("odf.ole_object", _H, True, "embedded OLE object (its preview picture stays)",
+             "埋め込み OLE オブジェクト (プレビュー画像は保持)"),
+    KindInfo("odf.plugin", _H, True, "applet or plugin", "アプレット・プラグイン"),
+    KindInfo("odf.external_link", _M, True,
+             "content loaded from elsewhere (linked section, table, picture, object, "
+             "template, DDE, form address)",
+             "外部から読み込む内容 (リンクされたセクション・表・画像・オブジェクト・"
+             "テンプレート・DDE・フォーム送信先)"),
+    KindInfo("odf.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
     # --- legacy OLE (doc/xls/ppt) ----------------------------------------------------------
     KindInfo("ole.encrypted", _I, False,
              "password encryption removed (opened with the password given or Excel's "

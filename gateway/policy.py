@@ -29,6 +29,7 @@ FORMAT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "ole": {"keep": ("hyperlinks",), "embedded": ("disarm", "remove"),
             "encrypted": ("block", "quarantine"), "legacy": ("keep", "convert")},
     "rtf": {"keep": ("hyperlinks",)},
+    "odf": {"keep": ("hyperlinks",)},
     "html": {"keep": ("hyperlinks",)},
     "svg": {"keep": ("hyperlinks",)},
     "image": {},

@@ -125,6 +125,14 @@ def encrypted() -> None:
           ooxmlgen.encrypt(ooxmlgen.xlsm(), "VelvetSweatshop"))
 
 
+def odf() -> None:
+    """A text document with a Basic macro run on open, an OLE object and links (the
+    macro calls Shell("calc.exe"); every URL is under example.net/.lg.jp)."""
+    from tests.helpers import odfgen
+
+    write("office/notice-with-macro.odt", odfgen.odt())
+
+
 def text() -> None:
     write("text/memo.txt", "会議は10時から第2会議室です。\nMeeting at 10:00, room 2.\n".encode())
     # SYLK turned into an Excel 4.0 macro sheet run on open; the macro only shows a message
@@ -137,5 +145,6 @@ if __name__ == "__main__":
     import sys
 
     sys.path.insert(0, str(HERE.parent))
-    for build in (html, svg, archive, image, executable, text, pdf, rtf, mail, encrypted):
+    for build in (html, svg, archive, image, executable, text, pdf, rtf, mail, odf,
+                  encrypted):
         build()

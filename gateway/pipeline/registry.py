@@ -25,6 +25,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "ooxml": "gateway.stages.ooxml",
     "ole": "gateway.stages.ole",
     "text": "gateway.stages.text",
+    "odf": "gateway.stages.odf",
 }
 BUILTIN_MODULES: tuple[str, ...] = tuple(dict.fromkeys(BUILTIN_STAGES.values()))
 

@@ -418,7 +418,7 @@ for _fam, _exts in {
     "ooxml": "docx docm dotx dotm xlsx xlsm xltx xltm xlam xlsb pptx pptm potx potm ppsx ppsm ppam",
     "ole": "doc dot xls xlt ppt pot pps",
     "rtf": "rtf",
-    "odf": "odt ods odp",
+    "odf": "odt ods odp odg ott ots otp otg",
     "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh",
     "image": "png jpg jpeg jpe gif bmp tif tiff webp",
     "html": "html htm xhtml",
@@ -439,6 +439,9 @@ CANONICAL_EXT: dict[str, str] = {
     "image.png": "png", "image.jpeg": "jpg", "image.gif": "gif", "image.bmp": "bmp",
     "image.tiff": "tif", "image.webp": "webp",
     "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt",
+    "odf.text": "odt", "odf.spreadsheet": "ods", "odf.presentation": "odp",
+    "odf.graphics": "odg", "odf.text-template": "ott", "odf.spreadsheet-template": "ots",
+    "odf.presentation-template": "otp", "odf.graphics-template": "otg",
 }
 for _id in _OOXML_MAIN.values():
     CANONICAL_EXT[_id] = _id.split(".", 1)[1]

@@ -190,6 +190,11 @@ class ZipOut:
         packed = comp.compress(data) + comp.flush()
         self._entry(name, zipfile.ZIP_DEFLATED, zlib.crc32(data), len(data), packed, date_time)
 
+    def add_stored(self, name: str, data: bytes,
+                   date_time: tuple[int, ...] = (1980, 1, 1, 0, 0, 0)) -> None:
+        """An uncompressed entry (ODF's ``mimetype`` must be one, and first)."""
+        self._entry(name, zipfile.ZIP_STORED, zlib.crc32(data), len(data), data, date_time)
+
     def add_raw(self, name: str, info: zipfile.ZipInfo, raw: bytes) -> None:
         self._entry(name, info.compress_type, info.CRC, info.file_size, raw, info.date_time)
 

@@ -71,6 +71,17 @@ def _independent_check(type_id: str, out: Path) -> None:
             assert zf.testzip() is None
             for name in zf.namelist():
                 assert not zf.read(name).startswith(b"MZ"), name
+    elif family == "odf":
+        with zipfile.ZipFile(out) as zf:
+            assert zf.testzip() is None and zf.namelist()[0] == "mimetype"
+            assert not [n for n in zf.namelist() if n.startswith(("Basic/", "Scripts/"))]
+            content = zf.read("content.xml")
+        assert b"event-listener" not in content and b"object-ole" not in content
+        from tests.helpers import officecheck
+
+        odt = out.with_name("out.odt")
+        odt.write_bytes(out.read_bytes())
+        assert "市役所からのお知らせ" in officecheck.libreoffice_text(odt)
     elif type_id == "text.sylk":
         records = [line.split(b";") for line in out.read_bytes().splitlines()]
         assert not [r for r in records if r[0] in (b"C", b"O") and b"E" in [f[:1] for f in r[1:]]]

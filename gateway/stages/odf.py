@@ -1,0 +1,244 @@
+"""OpenDocument (odt, ods, odp, odg and their templates): the package rebuilt without
+what runs, loads or links.
+
+An ODF package is a zip: ``mimetype`` (stored, first), ``META-INF/manifest.xml``,
+XML parts (``content.xml``, ``styles.xml``, ``meta.xml``, ``settings.xml``, the same
+inside each embedded sub-document ``Object N/``), pictures. Removed:
+
+* macro libraries and scripts: ``Basic/``, ``Dialogs/``, ``Scripts/`` (``odf.macro``,
+  location the file) and custom toolbars, menus and shortcuts that can call them,
+  ``Configurations2/`` (``odf.ui_config``); ``office:scripts`` in the XML;
+* events that run a macro or script (``office:event-listeners``,
+  ``presentation:event-listener``: on open, on click…; ``odf.event``), and macro
+  fields (``text:execute-macro``, unwrapped: its text stays);
+* OLE objects (a binary ``Object N`` and its ``draw:object-ole``; the replacement
+  picture beside it stays; ``odf.ole_object``), applets and plugins (``odf.plugin``);
+* links that load content from elsewhere (``odf.external_link``): linked sections,
+  tables and cell ranges, DDE (the last result of a DDE field stays), objects and
+  pictures outside the package, the template and the auto-reload URL of ``meta.xml``,
+  a form's submission address;
+* hyperlinks (``text:a``, ``draw:a``) that are not web or mail addresses are unwrapped
+  (their text stays); web and mail links stay or go by policy (``keep: [hyperlinks]``).
+
+Encrypted documents (``manifest:encryption-data``) are blocked as encrypted. Locations:
+a file (``Basic/Standard/Module1.xml``) or a place in a part
+(``content.xml#event-listeners[1]``, n counting that element in document order).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import BinaryIO, ClassVar
+from xml.etree.ElementTree import Element
+
+from gateway.errors import EncryptedContent, Malformed
+from gateway.kinds import Action
+from gateway.pipeline import registry
+from gateway.pipeline.api import Mode, StageContext
+from gateway.stages import ooxml_xml as X
+from gateway.stages.links import describe_target, is_web
+from gateway.stages.ooxml_zip import ZipIn, ZipOut
+
+ODF_TYPES = frozenset(f"odf.{kind}" for kind in (
+    "text", "spreadsheet", "presentation", "graphics", "text-template",
+    "spreadsheet-template", "presentation-template", "graphics-template"))
+
+_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+_SCRIPT = "urn:oasis:names:tc:opendocument:xmlns:script:1.0"
+_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+_TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+_DRAW = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+_PRESENTATION = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
+_FORM = "urn:oasis:names:tc:opendocument:xmlns:form:1.0"
+_META = "urn:oasis:names:tc:opendocument:xmlns:meta:1.0"
+_MANIFEST = "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+
+MANIFEST = "META-INF/manifest.xml"
+#: folders removed whole: (kind, detail)
+_FOLDERS = {"Basic/": ("odf.macro", "LibreOffice Basic macro library"),
+            "Dialogs/": ("odf.macro", "Basic dialog library"),
+            "Scripts/": ("odf.macro", "script (Python, JavaScript, BeanShell)"),
+            "Configurations2/": ("odf.ui_config", "custom toolbars, menus or shortcuts")}
+#: elements removed with everything inside: (namespace, local name) -> (kind, detail)
+_REMOVE = {
+    (_OFFICE, "scripts"): ("odf.macro", "scripts and their events"),
+    (_OFFICE, "event-listeners"): ("odf.event", "events that run macros or scripts"),
+    (_SCRIPT, "event-listener"): ("odf.event", "event that runs a macro or script"),
+    (_PRESENTATION, "event-listener"): ("odf.event", "click action"),
+    (_DRAW, "plugin"): ("odf.plugin", "plugin"),
+    (_DRAW, "applet"): ("odf.plugin", "Java applet"),
+    (_DRAW, "object-ole"): ("odf.ole_object", "OLE object (its preview picture stays)"),
+    (_TABLE, "table-source"): ("odf.external_link", "table linked to another file"),
+    (_TABLE, "cell-range-source"): ("odf.external_link", "cell range linked to a file"),
+    (_TEXT, "section-source"): ("odf.external_link", "section linked to another file"),
+    (_OFFICE, "dde-source"): ("odf.external_link", "DDE link"),
+    (_TEXT, "dde-connection-decls"): ("odf.external_link", "DDE links"),
+    (_TABLE, "dde-links"): ("odf.external_link", "DDE links"),
+    (_META, "template"): ("odf.external_link", "document template"),
+    (_META, "auto-reload"): ("odf.external_link", "automatic reload from an address"),
+}
+#: elements replaced by their content (their text stays)
+_UNWRAP = {
+    (_TEXT, "execute-macro"): ("odf.macro", "macro field (its text stays)"),
+    (_TEXT, "dde-connection"): ("odf.external_link", "DDE field (its last result stays)"),
+}
+_LINKS = {(_TEXT, "a"), (_DRAW, "a")}
+#: containers LibreOffice writes empty into every document: nothing to report then
+_CONTAINERS = {(_OFFICE, "scripts"), (_OFFICE, "event-listeners"),
+               (_TEXT, "dde-connection-decls"), (_TABLE, "dde-links")}
+
+
+class OdfStage:
+    name: ClassVar[str] = "odf"
+    formats: ClassVar[frozenset[str]] = ODF_TYPES
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        _run(src, None, ctx)
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        _run(src, dst, ctx)
+
+
+def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
+    zin = ZipIn(src, ctx.account)
+    if "mimetype" not in zin.entries:
+        raise Malformed("the package has no mimetype")
+    if MANIFEST not in zin.entries:
+        raise Malformed("the package has no META-INF/manifest.xml")
+    manifest = X.parse(zin.read(MANIFEST), MANIFEST)
+    if any(X.local(el.tag) == "encryption-data" for el in manifest.root.iter()):
+        raise EncryptedContent("document is password-protected")
+    media = {el.get(f"{{{_MANIFEST}}}full-path", ""): el.get(f"{{{_MANIFEST}}}media-type", "")
+             for el in manifest.root if X.local(el.tag) == "file-entry"}
+    removed: set[str] = set()
+    for name in zin.names:
+        folder = next((f for f in _FOLDERS if name.startswith(f)), None)
+        if folder is not None:
+            removed.add(name)
+            if zin.size(name):  # LibreOffice writes empty Configurations2/ files: no finding
+                kind, detail = _FOLDERS[folder]
+                ctx.record(kind, name, action=Action.REMOVED, detail=detail)
+        elif media.get(name) == "application/vnd.sun.star.oleobject" or (
+                _is_object(name) and zin.head(name, 8) == bytes.fromhex("D0CF11E0A1B11AE1")):
+            removed.add(name)
+            ctx.record("odf.ole_object", name, action=Action.REMOVED,
+                       detail="OLE object (its preview picture stays)")
+    keep_links = ctx.keeps("hyperlinks")
+    replaced: dict[str, bytes] = {}
+    for name in zin.names:
+        if name in removed or name == MANIFEST or not name.endswith(".xml"):
+            continue
+        doc = X.parse(zin.read(name), name)
+        if _clean(doc, name, ctx, keep_links):
+            replaced[name] = X.serialize(doc)
+    if removed:
+        _prune_manifest(manifest, removed)
+        replaced[MANIFEST] = X.serialize(manifest)
+    for name, scrubbed in zin.scrubbed.items():
+        ctx.record("xml.dtd", name, action=Action.REMOVED, detail=scrubbed.detail)
+    if dst is not None and ctx.mode is Mode.DISARM:
+        _write(zin, removed, replaced, dst)
+
+
+def _is_object(name: str) -> bool:
+    return posixpath.basename(name).startswith("Object ")
+
+
+def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> bool:
+    """Remove what runs, loads or links from one XML part; whether it changed."""
+    parents = doc.parents()
+    counts: dict[str, int] = {}
+    remove: list[Element] = []
+    unwrap: list[Element] = []
+    dropped = False                                         # an attribute removed
+
+    def where(name: str) -> str:
+        counts[name] = counts.get(name, 0) + 1
+        return f"{part}#{name}[{counts[name]}]"
+
+    stack = [doc.root]
+    while stack:
+        el = stack.pop()
+        key = (X.ns(el.tag), X.local(el.tag))
+        name = key[1]
+        if key in _CONTAINERS and len(el) == 0:
+            continue
+        found = _REMOVE.get(key) or _UNWRAP.get(key)
+        if found is not None:
+            kind, detail = found
+            ctx.record(kind, where(name), action=Action.REMOVED, detail=detail)
+            if key in _REMOVE:
+                remove.append(el)
+                continue                                    # its content goes with it
+            unwrap.append(el)
+        href = el.get(_XLINK_HREF)
+        target = (href or "").strip()
+        if href is None or found is not None or _internal(target):
+            pass
+        elif key in _LINKS:
+            keep = is_web(target) and keep_links
+            ctx.record("odf.hyperlink", where(name),
+                       action=Action.KEPT if keep else Action.REMOVED,
+                       detail=describe_target(target))
+            if not keep:
+                unwrap.append(el)                           # its text stays
+        else:
+            ctx.record("odf.external_link", where(name), action=Action.REMOVED,
+                       detail=f"{name} loading {describe_target(target)}")
+            if key == (_DRAW, "object"):
+                remove.append(el)                           # a linked object: nothing left
+                continue
+            del el.attrib[_XLINK_HREF]
+            dropped = True
+        stack.extend(reversed(list(el)))
+    for el in remove:
+        X.remove(parents, el)
+    for el in reversed(unwrap):                             # innermost first
+        X.unwrap(parents, el)
+    return bool(remove or unwrap) or dropped
+
+
+def _internal(target: str) -> bool:
+    """A place in the document ("#Table1") or a file of the package ("./Object 1",
+    "Pictures/1.png")."""
+    return target.startswith("#") or _packaged(target.removeprefix("./"))
+
+
+def _packaged(target: str) -> bool:
+    """A reference to a file of the package itself ("Pictures/1.png", "Object 1")."""
+    return ":" not in target and not target.startswith(("/", "\\")) \
+        and ".." not in target.split("/")
+
+
+def _prune_manifest(manifest: X.XmlDoc, removed: set[str]) -> None:
+    gone = {n.rstrip("/") for n in removed}
+    for el in list(manifest.root):
+        path = el.get(f"{{{_MANIFEST}}}full-path", "").rstrip("/")
+        if path in gone or any(path.startswith(f) for f in _FOLDERS):
+            manifest.root.remove(el)
+
+
+def _write(zin: ZipIn, removed: set[str], replaced: dict[str, bytes], dst: BinaryIO) -> None:
+    zout = ZipOut(dst)
+    info, raw = zin.raw("mimetype")
+    if info.compress_type == 0:
+        zout.add_raw("mimetype", info, raw)
+    else:
+        zout.add_stored("mimetype", zin.read("mimetype"), info.date_time)
+    for name in zin.names:
+        if name in removed or name == "mimetype":
+            continue
+        when = zin.entries[name].info.date_time
+        if name in replaced:
+            zout.add(name, replaced[name], when)
+        elif name in zin.scrubbed:
+            zout.add(name, zin.scrubbed[name].data, when)
+        else:
+            zin.check(name)
+            zinfo, data = zin.raw(name)
+            zout.add_raw(name, zinfo, data)
+    zout.close()
+
+
+registry.register(OdfStage())

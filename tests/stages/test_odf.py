@@ -1,0 +1,93 @@
+"""OpenDocument: a hostile text document built by hand, one item per thing ODF can run,
+load or link; exact findings; the output read back by zipfile, a parser of our own
+choosing (defusedxml) and LibreOffice."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import defusedxml.ElementTree as DET
+import pytest
+
+from gateway.models import Verdict
+from gateway.policy import load
+from tests.helpers import officecheck as oc
+from tests.helpers.odfgen import NS, odt
+from tests.helpers.pipeline import keys, run
+
+
+def test_hostile_odt_disarmed(tmp_path: Path) -> None:
+    report, out = run(tmp_path, odt(), "お知らせ.odt")
+    assert report.input.type == "odf.text"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("odf.macro", "Basic/script-lc.xml"), ("odf.macro", "Basic/Standard/script-lb.xml"),
+        ("odf.macro", "Basic/Standard/Module1.xml"), ("odf.ole_object", "Object 1"),
+        ("odf.macro", "content.xml#scripts[1]"),
+        ("odf.external_link", "content.xml#dde-connection-decls[1]"),
+        ("odf.hyperlink", "content.xml#a[1]"), ("odf.hyperlink", "content.xml#a[2]"),
+        ("odf.hyperlink", "content.xml#a[3]"),
+        ("odf.external_link", "content.xml#section-source[1]"),
+        ("odf.macro", "content.xml#execute-macro[1]"),
+        ("odf.external_link", "content.xml#dde-connection[1]"),
+        ("odf.ole_object", "content.xml#object-ole[1]"),
+        ("odf.external_link", "content.xml#image[1]"),
+        ("odf.external_link", "meta.xml#template[1]")}
+    actions = {(f.location, f.action) for f in report.items[0].findings
+               if f.kind == "odf.hyperlink"}
+    assert actions == {("content.xml#a[1]", "removed"), ("content.xml#a[2]", "kept"),
+                       ("content.xml#a[3]", "removed")}
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        assert names[0] == "mimetype" and zf.getinfo("mimetype").compress_type == 0
+        assert not [n for n in names if n.startswith(("Basic/", "Configurations2/"))]
+        assert "Object 1" not in names and "ObjectReplacements/Object 1" in names
+        manifest = DET.fromstring(zf.read("META-INF/manifest.xml"))
+        listed = {e.get(f"{{{NS['manifest']}}}full-path") for e in manifest}
+        assert listed == {"/", *[n for n in names if n not in ("mimetype",
+                                                               "META-INF/manifest.xml")]}
+        content = zf.read("content.xml").decode()
+        meta = zf.read("meta.xml").decode()
+    root = DET.fromstring(content.encode(), forbid_dtd=True)
+    hrefs = {el.get(f"{{{NS['xlink']}}}href") for el in root.iter()} - {None}
+    assert hrefs == {"https://www.city.example.lg.jp/", "#目次",
+                     "./ObjectReplacements/Object 1", "Pictures/logo.png"}
+    for gone in ("event-listener", "office:script", "execute-macro", "dde-connection",
+                 "section-source", "object-ole", "tracker.example"):
+        assert gone not in content, gone
+    assert "template" not in meta
+    text = oc.libreoffice_text(out)
+    for kept in ("市役所からのお知らせ", "クリック", "詳細", "台帳", "節の本文", "実行",
+                 "DDE結果"):
+        assert kept in text, kept
+
+
+def test_hyperlinks_removed_by_the_strict_policy(tmp_path: Path) -> None:
+    report, _ = run(tmp_path, odt(), "お知らせ.odt", policy=load("strict"))
+    assert report.verdict is Verdict.DISARMED
+    assert {(f.location, f.action) for f in report.items[0].findings
+            if f.kind == "odf.hyperlink"} == {("content.xml#a[1]", "removed"),
+                                              ("content.xml#a[2]", "removed"),
+                                              ("content.xml#a[3]", "removed")}
+
+
+def test_plain_odt_is_clean(tmp_path: Path) -> None:
+    """Nothing to report for a document as LibreOffice writes it: an empty
+    Configurations2/ file and no scripts."""
+    report, out = run(tmp_path, odt(hostile=False), "plain.odt")
+    assert report.verdict is Verdict.CLEAN, keys(report)
+    assert "plain" in oc.libreoffice_text(out)
+
+
+def test_encrypted_odt_is_blocked_as_encrypted(tmp_path: Path) -> None:
+    report, out = run(tmp_path, odt(encrypted=True), "secret.odt")
+    assert (report.verdict, report.reason) == (Verdict.BLOCKED, "document is password-protected")
+    assert keys(report) == {("block.encrypted", "")} and not out.exists()
+
+
+@pytest.mark.parametrize("name", ["list.ods", "slides.odp"])
+def test_other_odf_kinds_go_through_the_same_stage(tmp_path: Path, name: str) -> None:
+    kind = {"ods": "spreadsheet", "odp": "presentation"}[name[-3:]]
+    report, _ = run(tmp_path, odt(kind=kind), name)
+    assert report.input.type == f"odf.{kind}" and report.verdict is Verdict.DISARMED
