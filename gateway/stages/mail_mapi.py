@@ -233,17 +233,23 @@ _CLSID_STATIC_DIB = "00000316-0000-0000-C000-000000000046"
 
 
 def ole_object(att: Attachment, storage: bytes) -> None:
-    """An OLE object attachment (ATTACH_OLE: a picture or a document pasted into an RTF
-    mail) as what the pipeline can read: a static picture (CLSID StaticDib, Outlook's
-    "Picture (Device Independent Bitmap)") as the bitmap in its ``CONTENTS`` stream, a
-    ``.bmp`` the image stage rebuilds; any other object as its compound file, which the
-    pipeline reads like a .doc/.xls/.ppt (or blocks)."""
+    """An OLE object attachment (ATTACH_OLE: a picture, file or document pasted into an
+    RTF mail) as what the pipeline can read: a static picture (CLSID StaticDib,
+    Outlook's "Picture (Device Independent Bitmap)") as the bitmap in its ``CONTENTS``
+    stream, a ``.bmp`` the image stage rebuilds; an OLE Package (a file shown as an icon)
+    as the file it holds, under its own name; any other object as its compound file,
+    which the pipeline reads like a .doc/.xls/.ppt (or blocks)."""
     att.data = storage
     picture = _static_dib(storage)
     if picture is not None:
         att.data, att.mime = picture, "image/bmp"
         if "." not in att.name:
             att.name = (att.name or "picture") + ".bmp"
+        return
+    packaged = _package(storage)
+    if packaged is not None:     # a file pasted as an icon: the file itself, sniffed as usual
+        name, att.data = packaged
+        att.name, att.mime = name or att.name, ""
 
 
 def _static_dib(storage: bytes) -> bytes | None:
@@ -274,3 +280,42 @@ def _static_dib(storage: bytes) -> bytes | None:
     masks = 12 if compression == 3 and header == 40 else 0
     offset = 14 + header + masks + 4 * palette
     return struct.pack("<2sIHHI", b"BM", 14 + len(dib), 0, 0, offset) + dib
+
+
+def _package(storage: bytes) -> tuple[str, bytes] | None:
+    """(file name, bytes) of an OLE Package's ``\\x01Ole10Native`` stream (MS-OLEDS
+    2.3.6: size, type, label, source path, two longs, temporary path, data size, data);
+    None when the storage holds none or it does not parse."""
+    import io  # noqa: PLC0415 - only for OLE object attachments
+    import posixpath  # noqa: PLC0415
+
+    import olefile  # noqa: PLC0415
+
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(storage))
+        try:
+            if not ole.exists("\x01Ole10Native"):
+                return None
+            native: bytes = ole.openstream("\x01Ole10Native").read()
+        finally:
+            ole.close()
+    except (OSError, ValueError, IndexError, struct.error):
+        return None
+    try:
+        pos = 6                                           # native size, type
+        label, pos = _cstr(native, pos)
+        source, pos = _cstr(native, pos)
+        _, pos = _cstr(native, pos + 8)                   # two longs, the temporary path
+        (size,) = struct.unpack_from("<I", native, pos)
+    except (struct.error, ValueError):
+        return None
+    data = native[pos + 4:pos + 4 + size]
+    if len(data) != size:
+        return None
+    name = posixpath.basename((label or source).replace("\\", "/"))
+    return name, data
+
+
+def _cstr(data: bytes, pos: int) -> tuple[str, int]:
+    end = data.index(b"\x00", pos)                         # ValueError when unterminated
+    return data[pos:end].decode("cp1252", "replace"), end + 1

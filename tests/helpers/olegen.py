@@ -476,3 +476,17 @@ def outlook_msg(subject: str, body: str, ole_objects: list[tuple[str, bytes]]) -
                               children=obj.children)]
         root.children.append(att)
     return cfb_writer.write(root)
+
+
+def package_storage(name: str, data: bytes) -> bytes:
+    """The compound file of an OLE Package object (a file shown as an icon) holding
+    ``data`` as ``name`` (MS-OLEDS 2.3.6, laid out as Packager writes it)."""
+    path = f"C:\\Users\\staff\\{name}".encode("cp1252")
+    body = (struct.pack("<H", 2) + name.encode("cp1252") + b"\0" + path + b"\0"
+            + struct.pack("<HH", 0, 3) + struct.pack("<I", len(path) + 1) + path + b"\0"
+            + struct.pack("<I", len(data)) + data)
+    root = cfb_writer.Node("Root Entry", True,
+                           clsid=uuid.UUID("0003000C-0000-0000-C000-000000000046").bytes_le)
+    root.children.append(cfb_writer.Node("\x01Ole10Native", False,
+                                         struct.pack("<I", len(body)) + body))
+    return cfb_writer.write(root)

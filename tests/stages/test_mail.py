@@ -377,8 +377,9 @@ def test_tnef_attachments_become_real_attachments(tmp_path: Path) -> None:
 
 def test_tnef_ole_objects_become_attachments(tmp_path: Path) -> None:
     """A picture pasted into an Outlook RTF mail (a static DIB object) arrives as a
-    bitmap; a pasted document as the document its storage is (both were blocked as
-    unknown data when the IID_IStorage prefix stayed on)."""
+    bitmap, a pasted document as the document its storage is, a file shown as an icon
+    (an OLE Package) as that file (all were unknown data while the IID_IStorage prefix
+    stayed on)."""
     from PIL import Image
 
     picture = io.BytesIO()
@@ -388,13 +389,19 @@ def test_tnef_ole_objects_become_attachments(tmp_path: Path) -> None:
                      [g.tnef_ole_object("Picture (Device Independent Bitmap)",
                                         olegen.static_dib(dib)),
                       g.tnef_ole_object("Document", (corpus_dir() / "c_ole" / "oletools"
-                                                     / "harmless-clean.doc").read_bytes())])
+                                                     / "harmless-clean.doc").read_bytes()),
+                      g.tnef_ole_object("Package", olegen.package_storage(
+                          "quote.txt", b"quote: 1,200 yen\n")),
+                      g.tnef_ole_object("Package", olegen.package_storage("setup.exe", g.EXE))])
     data = g.message(g.multipart("mixed", g.text("see attached"),
                                  g.attachment("winmail.dat", winmail, "application/ms-tnef")))
     report, out = run(tmp_path, data)
     assert report.verdict is Verdict.DISARMED
-    assert not [k for k in keys(report) if k[0] == "mail.attachment_blocked"], keys(report)
+    # a packaged file is judged as the file it is: the program is blocked by its content
+    assert [k for k in keys(report) if k[0] == "mail.attachment_blocked"] == [
+        ("mail.attachment_blocked", "setup.exe")]
     got = attachments(parsed(out))
+    assert got["quote.txt"] == b"quote: 1,200 yen\n"
     bmp = got["Picture (Device Independent Bitmap).bmp"]
     with Image.open(io.BytesIO(bmp)) as im:
         assert im.size == (7, 5) and im.convert("RGB").getpixel((3, 2)) == (10, 120, 200)
