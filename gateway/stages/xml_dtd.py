@@ -79,8 +79,8 @@ def scrub(data: bytes) -> Scrubbed | None:
     if b"\x00" in data[:4] or not declares_entities(data):
         return None
     found = _prolog(data)
-    if found is None:
-        return None
+    if found is None or not found[4]:
+        return None  # a DTD without entities: not an attack (see the module docstring)
     start, end, root, entities, why = found
     match = _ENCODING.match(data[len(_BOM):] if data.startswith(_BOM) else data)
     utf8 = match is None or match.group(1).lower() in (b"utf-8", b"utf8")
@@ -117,10 +117,23 @@ def scrub(data: bytes) -> Scrubbed | None:
     return Scrubbed(head + body, why, replaced, removed)
 
 
+def without_doctype(data: bytes) -> bytes | None:
+    """``data`` without a DOCTYPE that declares no entity (OpenOffice.org wrote one in
+    every ODF manifest), for a parser that refuses DTDs; None when there is none or it
+    declares entities (that is ``scrub``'s work) or the prolog does not parse."""
+    if b"\x00" in data[:4] or data.find(_DOCTYPE) < 0:
+        return None
+    found = _prolog(data)
+    if found is None or found[4]:
+        return None
+    start, end = found[0], found[1]
+    return data[:start] + data[end:]
+
+
 def _prolog(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | None:
     """(start and end of the DOCTYPE, start of the root element, the substitutable
-    entities as escaped bytes, what the DTD declares) or None when expat cannot read
-    the prolog."""
+    entities as escaped bytes, what the DTD declares: "" for no entity) or None when
+    expat cannot read the prolog."""
     parser = pyexpat.ParserCreate()
     parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
     marks: dict[str, int] = {}
@@ -164,7 +177,7 @@ def _prolog(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | None
     if start < 0 or close < 0 or not start < close < marks["root"]:
         return None
     if not seen:
-        return None  # a DTD without entities: not ours to remove (see the module docstring)
+        return start, close + 1, marks["root"], entities, ""
     why = ("declares an external XML entity (XXE: reads files or URLs)" if "external" in seen
            else "declares nested XML entities (entity expansion, 'billion laughs')"
            if "nested" in seen else "declares XML entities")

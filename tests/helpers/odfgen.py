@@ -77,9 +77,11 @@ def _png(color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
-def odt(*, encrypted: bool = False, hostile: bool = True, kind: str = "text") -> bytes:
+def odt(*, encrypted: bool = False, hostile: bool = True, kind: str = "text",
+        ooo_doctype: bool = False) -> bytes:
     """A text document; ``hostile``: with everything of the module docstring of
-    gateway/stages/odf.py; ``encrypted``: its manifest says content.xml is encrypted."""
+    gateway/stages/odf.py; ``encrypted``: its manifest says content.xml is encrypted;
+    ``ooo_doctype``: the manifest has OpenOffice.org's DOCTYPE."""
     plain = CONTENT.partition("<office:scripts>")[0] + (
         "<office:body><office:text><text:p>plain</text:p></office:text></office:body>"
         "</office:document-content>")
@@ -101,7 +103,9 @@ def odt(*, encrypted: bool = False, hostile: bool = True, kind: str = "text") ->
         + ('<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>'
            if encrypted and name == "content.xml" else "")
         + "</manifest:file-entry>" for name in files)
-    manifest = (f'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+    doctype = ('<!DOCTYPE manifest:manifest PUBLIC "-//OpenOffice.org//DTD Manifest 1.0//EN"'
+               ' "Manifest.dtd">' if ooo_doctype else "")    # as OpenOffice.org 2/3 wrote it
+    manifest = (f'<?xml version="1.0" encoding="UTF-8"?>{doctype}<manifest:manifest '
                 f'xmlns:manifest="{NS["manifest"]}" manifest:version="1.3">'
                 '<manifest:file-entry manifest:full-path="/" '
                 f'manifest:media-type="application/vnd.oasis.opendocument.{kind}"/>'

@@ -80,6 +80,18 @@ def test_plain_odt_is_clean(tmp_path: Path) -> None:
     assert "plain" in oc.libreoffice_text(out)
 
 
+@pytest.mark.parametrize("hostile", [False, True])
+def test_openoffice_manifest_doctype_is_accepted(tmp_path: Path, hostile: bool) -> None:
+    """OpenOffice.org 2 and 3 wrote a DOCTYPE (no entities) into every manifest: such a
+    document is read, not refused; the rewritten manifest has none (both documents lose
+    a file: the hostile one its macros, the plain one an empty Configurations2/ file)."""
+    report, out = run(tmp_path, odt(hostile=hostile, ooo_doctype=True), "old.odt")
+    assert report.verdict is (Verdict.DISARMED if hostile else Verdict.CLEAN), keys(report)
+    assert ("xml.dtd", "META-INF/manifest.xml") not in keys(report)
+    with zipfile.ZipFile(out) as zf:
+        assert b"<!DOCTYPE" not in zf.read("META-INF/manifest.xml")
+
+
 def test_encrypted_odt_is_blocked_as_encrypted(tmp_path: Path) -> None:
     report, out = run(tmp_path, odt(encrypted=True), "secret.odt")
     assert (report.verdict, report.reason) == (Verdict.BLOCKED, "document is password-protected")

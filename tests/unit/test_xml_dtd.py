@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import defusedxml.ElementTree as DET
 import pytest
 
-from gateway.stages.xml_dtd import MAX_GROWTH, MAX_VALUE, scrub
+from gateway.stages.xml_dtd import MAX_GROWTH, MAX_VALUE, scrub, without_doctype
 
 
 def _clean(doc: bytes) -> bytes:
@@ -89,3 +89,11 @@ def test_growth_is_limited() -> None:
 ])
 def test_documents_not_handled_stay_refused(doc: bytes) -> None:
     assert scrub(doc) is None
+
+
+def test_without_doctype_only_for_a_dtd_without_entities() -> None:
+    ooo = (b'<?xml version="1.0"?>\n<!DOCTYPE manifest:manifest PUBLIC "-//OpenOffice.org//DTD'
+           b' Manifest 1.0//EN" "Manifest.dtd">\n<m/>')
+    assert without_doctype(ooo) == b'<?xml version="1.0"?>\n\n<m/>'
+    assert without_doctype(b"<m/>") is None
+    assert without_doctype(b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>') is None  # scrub's
