@@ -255,19 +255,8 @@ def ole_object(att: Attachment, storage: bytes) -> None:
 def _static_dib(storage: bytes) -> bytes | None:
     """The BMP file of a static picture object (its file header added when the stream
     holds only the DIB); None for any other storage or a damaged one."""
-    import io  # noqa: PLC0415 - only for OLE object attachments
-
-    import olefile  # noqa: PLC0415
-
-    try:
-        ole = olefile.OleFileIO(io.BytesIO(storage))
-        try:
-            if ole.root.clsid != _CLSID_STATIC_DIB or not ole.exists("CONTENTS"):
-                return None
-            dib: bytes = ole.openstream("CONTENTS").read()
-        finally:
-            ole.close()
-    except (OSError, ValueError, IndexError, struct.error):
+    dib = _stream(storage, "CONTENTS", _CLSID_STATIC_DIB)
+    if dib is None:
         return None
     if dib.startswith(b"BM"):
         return dib
@@ -286,20 +275,10 @@ def _package(storage: bytes) -> tuple[str, bytes] | None:
     """(file name, bytes) of an OLE Package's ``\\x01Ole10Native`` stream (MS-OLEDS
     2.3.6: size, type, label, source path, two longs, temporary path, data size, data);
     None when the storage holds none or it does not parse."""
-    import io  # noqa: PLC0415 - only for OLE object attachments
     import posixpath  # noqa: PLC0415
 
-    import olefile  # noqa: PLC0415
-
-    try:
-        ole = olefile.OleFileIO(io.BytesIO(storage))
-        try:
-            if not ole.exists("\x01Ole10Native"):
-                return None
-            native: bytes = ole.openstream("\x01Ole10Native").read()
-        finally:
-            ole.close()
-    except (OSError, ValueError, IndexError, struct.error):
+    native = _stream(storage, "\x01Ole10Native")
+    if native is None:
         return None
     try:
         pos = 6                                           # native size, type
@@ -319,3 +298,23 @@ def _package(storage: bytes) -> tuple[str, bytes] | None:
 def _cstr(data: bytes, pos: int) -> tuple[str, int]:
     end = data.index(b"\x00", pos)                         # ValueError when unterminated
     return data[pos:end].decode("cp1252", "replace"), end + 1
+
+
+def _stream(storage: bytes, name: str, clsid: str | None = None) -> bytes | None:
+    """Stream ``name`` of the compound file ``storage`` (whose root must have ``clsid``
+    when given); None when it is not there or the file is damaged."""
+    import io  # noqa: PLC0415 - only for OLE object attachments
+
+    import olefile  # noqa: PLC0415
+
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(storage))
+        try:
+            if (clsid is not None and ole.root.clsid != clsid) or not ole.exists(name):
+                return None
+            data: bytes = ole.openstream(name).read()
+        finally:
+            ole.close()
+    except (OSError, ValueError, IndexError, struct.error):
+        return None
+    return data
