@@ -154,6 +154,20 @@ def independent_check(type_id: str, out: Path) -> None:
     elif family == "image":
         with Image.open(out) as im:
             im.load()
+    elif family == "odf":
+        with zipfile.ZipFile(out) as zf:
+            assert zf.testzip() is None and zf.namelist()[0] == "mimetype"
+            bad = [n for n in zf.namelist() if n.startswith(("Basic/", "Scripts/", "Dialogs/"))]
+            assert bad == [], (out, bad)
+            for name in zf.namelist():
+                if name.endswith(".xml"):
+                    xml = zf.read(name)
+                    for active in (b"event-listener", b"<office:script", b"object-ole"):
+                        assert active not in xml, (out, name, active)
+    elif type_id == "text.sylk":
+        records = [line.split(b";") for line in data.splitlines()]
+        assert not [r for r in records if r[0] in (b"C", b"O") and b"E" in [f[:1] for f in r[1:]]]
+        assert not [r for r in records if r[0] in (b"NN", b"NE", b"NU")], out
     elif family == "text":
         pass  # delivered as is (CSV formulas neutralized): nothing active to look for
     else:
