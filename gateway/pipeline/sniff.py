@@ -262,6 +262,13 @@ _HTML_FRAGMENT = re.compile(rb"<(p|div|table|span|br|a|h[1-6]|ul|ol|meta|title|s
                             rb"img|form|font|center|b|i|u|strong|em|pre|object|embed)[\s>/]")
 
 
+#: the root of a single-file OpenDocument (any prefix) and of an Excel 2003 XML workbook
+_FLAT_ODF = re.compile(rb"<([\w.-]+:)?document\s[^>]*?([\w.-]+:)?mimetype\s*=\s*"
+                       rb"[\"']application/vnd\.oasis\.opendocument\.")
+_XMLSS_ROOT = re.compile(rb"<([\w.-]+:)?workbook\s[^>]*urn:schemas-microsoft-com:office:"
+                         rb"spreadsheet")
+
+
 def _textual(head: bytes, src: BinaryIO) -> str | None:
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
@@ -277,6 +284,11 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     # Flat OPC first: Word writes the same mso-application PI for both XML formats
     if b"<pkg:package" in sample[:2048]:
         return "ooxml.flatopc"
+    if _FLAT_ODF.search(sample) and b"urn:oasis:names:tc:opendocument:xmlns:office:1.0" in sample:
+        return "odf.flat"             # .fodt/.fods/.fodp/.fodg: one XML document, macros too
+    if b"<?mso-application progid=\"excel.sheet\"?>" in sample[:512] or \
+            _XMLSS_ROOT.search(sample[:4096]):
+        return "ooxml.xmlss"          # Excel 2003 XML spreadsheet: formulas (DDE), links
     if b"<?mso-application progid=\"word.document\"?>" in sample[:512] or \
             b"<w:worddocument" in sample[:4096]:
         return "ooxml.wordml"
@@ -418,7 +430,7 @@ for _fam, _exts in {
     "ooxml": "docx docm dotx dotm xlsx xlsm xltx xltm xlam xlsb pptx pptm potx potm ppsx ppsm ppam",
     "ole": "doc dot xls xlt ppt pot pps",
     "rtf": "rtf",
-    "odf": "odt ods odp odg ott ots otp otg",
+    "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
     "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh",
     "image": "png jpg jpeg jpe gif bmp tif tiff webp",
     "html": "html htm xhtml",

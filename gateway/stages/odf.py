@@ -20,9 +20,12 @@ inside each embedded sub-document ``Object N/``), pictures. Removed:
 * hyperlinks (``text:a``, ``draw:a``) that are not web or mail addresses are unwrapped
   (their text stays); web and mail links stay or go by policy (``keep: [hyperlinks]``).
 
-Encrypted documents (``manifest:encryption-data``) are blocked as encrypted. Locations:
-a file (``Basic/Standard/Module1.xml``) or a place in a part
-(``content.xml#event-listeners[1]``, n counting that element in document order).
+Encrypted documents (``manifest:encryption-data``) are blocked as encrypted. A
+single-file OpenDocument (.fodt, .fods…: macros in ``office:scripts``, objects inline)
+gets the same cleaning over its one XML document. Locations: a file
+(``Basic/Standard/Module1.xml``) or a place in a part (``content.xml#event-listeners[1]``,
+``document#scripts[1]`` in a single-file document; n counts that element in document
+order).
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ from gateway.stages.ooxml_zip import ZipIn, ZipOut
 
 ODF_TYPES = frozenset(f"odf.{kind}" for kind in (
     "text", "spreadsheet", "presentation", "graphics", "text-template",
-    "spreadsheet-template", "presentation-template", "graphics-template"))
+    "spreadsheet-template", "presentation-template", "graphics-template", "flat"))
+#: a single-file OpenDocument (.fodt, .fods, .fodp, .fodg): one XML document holding
+#: what a package spreads over files (macros in office:scripts, objects inline)
+FLAT = "odf.flat"
 
 _OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _SCRIPT = "urn:oasis:names:tc:opendocument:xmlns:script:1.0"
@@ -84,6 +90,7 @@ _UNWRAP = {
     (_TEXT, "dde-connection"): ("odf.external_link", "DDE field (its last result stays)"),
 }
 _LINKS = {(_TEXT, "a"), (_DRAW, "a")}
+_SCRIPTS = (_OFFICE, "scripts")
 #: containers LibreOffice writes empty into every document: nothing to report then
 _CONTAINERS = {(_OFFICE, "scripts"), (_OFFICE, "event-listeners"),
                (_TEXT, "dde-connection-decls"), (_TABLE, "dde-links")}
@@ -101,6 +108,9 @@ class OdfStage:
 
 
 def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
+    if ctx.type_id == FLAT:
+        _flat(src, dst, ctx)
+        return
     zin = ZipIn(src, ctx.account)
     if "mimetype" not in zin.entries:
         raise Malformed("the package has no mimetype")
@@ -141,6 +151,21 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         _write(zin, removed, replaced, dst)
 
 
+def _flat(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
+    """A single-file OpenDocument: the same cleaning over the one XML document."""
+    data = src.read()
+    scrubbed = xml_dtd.scrub(data)
+    if scrubbed is not None:
+        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)
+        data = scrubbed.data
+    doc = X.parse(xml_dtd.without_doctype(data) or data, "the XML document")
+    if X.local(doc.root.tag) != "document" or X.ns(doc.root.tag) != _OFFICE:
+        raise Malformed("not a single-file OpenDocument (no office:document root)")
+    changed = _clean(doc, "document", ctx, ctx.keeps("hyperlinks"))
+    if dst is not None and ctx.mode is Mode.DISARM:
+        dst.write(X.serialize(doc) if changed or scrubbed is not None else data)
+
+
 def _parse(zin: ZipIn, name: str) -> X.XmlDoc:
     """A part parsed with DTDs refused: an entity-declaring DTD was already cut out by
     ZipIn (reported), a DTD without entities (OpenOffice.org's manifest) is skipped."""
@@ -169,7 +194,7 @@ def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> boo
         el = stack.pop()
         key = (X.ns(el.tag), X.local(el.tag))
         name = key[1]
-        if key in _CONTAINERS and len(el) == 0:
+        if key in _CONTAINERS and (len(el) == 0 or (key == _SCRIPTS and _empty(el))):
             continue
         found = _REMOVE.get(key) or _UNWRAP.get(key)
         if found is not None:
@@ -204,6 +229,21 @@ def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> boo
     for el in reversed(unwrap):                             # innermost first
         X.unwrap(parents, el)
     return bool(remove or unwrap) or dropped
+
+
+#: what makes a script container more than LibreOffice's empty Basic library list
+_SUBSTANCE = frozenset({"module", "source-code", "library-linked", "event-listener"})
+
+
+def _empty(el: Element) -> bool:
+    """office:scripts holding only empty library declarations, as LibreOffice writes
+    into every single-file document."""
+    for sub in el.iter():
+        if sub is not el and X.local(sub.tag) in _SUBSTANCE:
+            return False
+        if (sub.text or "").strip() or (sub is not el and (sub.tail or "").strip()):
+            return False
+    return True
 
 
 def _internal(target: str) -> bool:

@@ -121,3 +121,21 @@ def odt(*, encrypted: bool = False, hostile: bool = True, kind: str = "text",
         for name, data in files.items():
             zf.writestr(zipfile.ZipInfo(name, when), data, compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
+
+
+def fodt() -> bytes:
+    """The hostile text document as a single-file OpenDocument (.fodt): the Basic module
+    and the on-open event in office:scripts, the same body as ``odt``'s content.xml."""
+    body = CONTENT.split("<office:body>", 1)[1].split("</office:document-content>", 1)[0]
+    scripts = ('<office:scripts><office:script script:language="ooo:Basic">'
+               '<ooo:libraries><ooo:library-embedded ooo:name="Standard">'
+               '<ooo:module ooo:name="Module1"><ooo:source-code>Sub Main\n'
+               'Shell("calc.exe")\nEnd Sub</ooo:source-code></ooo:module>'
+               "</ooo:library-embedded></ooo:libraries></office:script>"
+               '<office:event-listeners><script:event-listener script:language="ooo:script"'
+               f' script:event-name="dom:load" xlink:href="{MACRO}"/>'
+               "</office:event-listeners></office:scripts>")
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document {DECLS} '
+            'xmlns:ooo="http://openoffice.org/2004/office" office:version="1.3" '
+            'office:mimetype="application/vnd.oasis.opendocument.text">'
+            f"{scripts}<office:body>{body}</office:document>\n").encode()

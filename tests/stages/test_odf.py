@@ -13,7 +13,7 @@ import pytest
 from gateway.models import Verdict
 from gateway.policy import load
 from tests.helpers import officecheck as oc
-from tests.helpers.odfgen import NS, odt
+from tests.helpers.odfgen import NS, fodt, odt
 from tests.helpers.pipeline import keys, run
 
 
@@ -103,3 +103,28 @@ def test_other_odf_kinds_go_through_the_same_stage(tmp_path: Path, name: str) ->
     kind = {"ods": "spreadsheet", "odp": "presentation"}[name[-3:]]
     report, _ = run(tmp_path, odt(kind=kind), name)
     assert report.input.type == f"odf.{kind}" and report.verdict is Verdict.DISARMED
+
+
+def test_single_file_odt_disarmed(tmp_path: Path) -> None:
+    """A .fodt is one XML document: it used to be sniffed as plain text and delivered
+    with its Basic module and its on-open event."""
+    report, out = run(tmp_path, fodt(), "お知らせ.fodt")
+    assert report.input.type == "odf.flat" and report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("odf.macro", "document#scripts[1]"),
+        ("odf.external_link", "document#dde-connection-decls[1]"),
+        ("odf.hyperlink", "document#a[1]"), ("odf.hyperlink", "document#a[2]"),
+        ("odf.hyperlink", "document#a[3]"),
+        ("odf.external_link", "document#section-source[1]"),
+        ("odf.macro", "document#execute-macro[1]"),
+        ("odf.external_link", "document#dde-connection[1]"),
+        ("odf.ole_object", "document#object-ole[1]"),
+        ("odf.external_link", "document#image[1]")}
+    data = out.read_bytes()
+    DET.fromstring(data, forbid_dtd=True)
+    for gone in (b"source-code", b"Shell(", b"event-listener", b"execute-macro",
+                 b"section-source", b"tracker.example"):
+        assert gone not in data, gone
+    text = oc.libreoffice_text(out)
+    for kept in ("市役所からのお知らせ", "クリック", "詳細", "節の本文", "実行", "DDE結果"):
+        assert kept in text, kept
