@@ -55,9 +55,11 @@ OOXML_TYPES = frozenset({
     "ooxml.docx", "ooxml.docm", "ooxml.dotx", "ooxml.dotm",
     "ooxml.xlsx", "ooxml.xlsm", "ooxml.xltx", "ooxml.xltm", "ooxml.xlam", "ooxml.xlsb",
     "ooxml.pptx", "ooxml.pptm", "ooxml.potx", "ooxml.potm", "ooxml.ppsx", "ooxml.ppsm",
-    "ooxml.ppam", "ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.encrypted",
+    "ooxml.ppam", "ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.xmlss",
+    "ooxml.encrypted",
 })
-_ZIP_TYPES = OOXML_TYPES - {"ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.encrypted"}
+_ZIP_TYPES = OOXML_TYPES - {"ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.xmlss",
+                            "ooxml.encrypted"}
 #: encrypted documents are decrypted in memory: larger ones stay refused
 MAX_ENCRYPTED = 100 * 1024 * 1024
 _OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")

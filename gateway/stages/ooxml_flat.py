@@ -28,6 +28,7 @@ from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
 from gateway.stages import xml_dtd
 from gateway.stages.links import is_web
+from gateway.stages.ooxml_excel import AUTO_NAME
 from gateway.stages.ooxml_output import final_parts
 from gateway.stages.ooxml_package import ContentTypes, MemorySource, Package
 from gateway.stages.ooxml_plan import Engine
@@ -35,6 +36,15 @@ from gateway.stages.ooxml_zip import _check_name
 
 PKG_NS = "http://schemas.microsoft.com/office/2006/xmlPackage"
 WML2003 = "http://schemas.microsoft.com/office/word/2003/wordml"
+XMLSS = "urn:schemas-microsoft-com:office:spreadsheet"
+_XL = "urn:schemas-microsoft-com:office:excel"
+#: formulas that run code or fetch data when the workbook calculates: DDE (app|topic!item),
+#: a cell in another workbook ('C:\dir\[book.xls]Sheet1'!R1C1), and the functions that call
+#: DLLs, run macros or read the web
+_XMLSS_DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
+_XMLSS_EXTERNAL = re.compile(r"\[[^\]]+\][^!]*!")
+_XMLSS_CALLS = re.compile(r"\b(CALL|REGISTER(\.ID)?|EXEC|RUN|WEBSERVICE|FILTERXML|RTD|"
+                          r"DDE|DDEAUTO)\s*\(", re.IGNORECASE)
 _PROGID = re.compile(rb'<\?mso-application\s+progid="([A-Za-z.]+)"\s*\?>')
 _REMOTE = re.compile(r"^([a-z][a-z0-9+.-]+:|\\\\|//)", re.IGNORECASE)
 
@@ -53,10 +63,56 @@ def process(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         out = _flat_opc(doc, ctx, progid)
     elif X.local(root) == "wordDocument" and X.ns(root) == WML2003:
         out = _wordml(doc, ctx, progid)
+    elif X.local(root) == "Workbook" and X.ns(root) == XMLSS:
+        out = _xmlss(doc, ctx)
     else:
-        raise Malformed("neither a Flat OPC package nor a Word 2003 XML document")
+        raise Malformed("neither a Flat OPC package nor a Word 2003 or Excel 2003 XML document")
     if dst is not None and ctx.mode is Mode.DISARM:
         dst.write(out)
+
+
+def _xmlss(doc: X.XmlDoc, ctx: StageContext) -> bytes:
+    """Excel 2003 XML: formulas that run or fetch something lose the formula (the cell keeps
+    its last value), cell hyperlinks follow the link rule, auto-run names and web queries
+    go."""
+    part = "Workbook"
+    parents = doc.parents()
+    keep_links = ctx.keeps("hyperlinks")
+    cells = 0
+    gone: list[Element] = []
+    for el in doc.root.iter():
+        name, uri = X.local(el.tag), X.ns(el.tag)
+        if uri == XMLSS and name == "Cell":
+            cells += 1
+            where = f"{part}#cell[{cells}]"
+            formula = el.get(f"{{{XMLSS}}}Formula", "")
+            kind = ("ooxml.dde" if _XMLSS_DDE.search(formula)
+                    else "ooxml.external_link" if _XMLSS_EXTERNAL.search(formula)
+                    else "ooxml.xlm_macro" if _XMLSS_CALLS.search(formula) else None)
+            if kind:
+                del el.attrib[f"{{{XMLSS}}}Formula"]
+                ctx.record(kind, where, action=Action.NEUTRALIZED,
+                           detail="formula replaced by its last value")
+            href = el.get(f"{{{XMLSS}}}HRef")
+            if href is not None and not href.startswith("#"):
+                keep = keep_links and is_web(href)
+                ctx.record("ooxml.hyperlink", where,
+                           action=Action.KEPT if keep else Action.REMOVED,
+                           detail=f"{href[:100]}")
+                if not keep:
+                    del el.attrib[f"{{{XMLSS}}}HRef"]
+        elif uri == XMLSS and name == "NamedRange" and AUTO_NAME.match(
+                el.get(f"{{{XMLSS}}}Name", "")):
+            ctx.record("ooxml.xlm_macro", f"{part}#NamedRange[{el.get(f'{{{XMLSS}}}Name')}]",
+                       action=Action.REMOVED, detail="auto-run name")
+            gone.append(el)
+        elif uri == _XL and name == "QueryTable":
+            ctx.record("ooxml.external_data", f"{part}#QueryTable", action=Action.REMOVED,
+                       detail="web or database query refreshed from outside")
+            gone.append(el)
+    for el in gone:
+        X.remove(parents, el)
+    return _pi("Excel.Sheet") + X.serialize(doc, declaration=False)
 
 
 def _pi(progid: str) -> bytes:

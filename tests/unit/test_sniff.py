@@ -54,6 +54,14 @@ CASES: list[tuple[str, bytes, str]] = [
     ("chm", b"ITSF\x03\x00\x00\x00" + b"\x00" * 32, "executable.chm"),
     ("vhd", b"conectix" + b"\x00" * 100, "executable.vhd"),
     ("slk", b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\nE\r\n", "text.sylk"),
+    ("fods", b'<?xml version="1.0"?>\n<office:document xmlns:office="urn:oasis:names:tc:'
+             b'opendocument:xmlns:office:1.0" office:version="1.3" office:mimetype='
+             b'"application/vnd.oasis.opendocument.spreadsheet"/>', "odf.flat"),
+    ("xml2003", b'<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
+                b'<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"/>',
+     "ooxml.xmlss"),
+    ("xml2003-no-pi", b'<?xml version="1.0"?>\n<ss:Workbook xmlns:ss="urn:schemas-microsoft-'
+                      b'com:office:spreadsheet"/>', "ooxml.xmlss"),
     ("iqy", b"WEB\r\n1\r\nhttp://example.invalid/x\r\n", "executable.iqy"),
     ("png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image.png"),
     ("jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image.jpeg"),
