@@ -17,12 +17,12 @@ from gateway import kinds, reasons
 #: kinds (space-separated where several read the same) -> (ja noun, en singular,
 #: en plural), for the kinds people meet every day
 _NOUN_TABLE: dict[str, tuple[str, str, str]] = {
-    "ooxml.vba ole.vba": ("マクロ", "macro", "macros"),
-    "ooxml.xlm_macro ole.xlm_macro": ("Excel 4.0 マクロ", "Excel 4.0 macro sheet",
-                                      "Excel 4.0 macro sheets"),
+    "ooxml.vba ole.vba odf.macro": ("マクロ", "macro", "macros"),
+    "ooxml.xlm_macro ole.xlm_macro sylk.macro_sheet":
+        ("Excel 4.0 マクロ", "Excel 4.0 macro sheet", "Excel 4.0 macro sheets"),
     "ooxml.activex ole.activex": ("ActiveX コントロール", "ActiveX control", "ActiveX controls"),
-    "ooxml.ole_object ole.object rtf.object": ("埋め込みオブジェクト", "embedded object",
-                                               "embedded objects"),
+    "ooxml.ole_object ole.object rtf.object odf.ole_object":
+        ("埋め込みオブジェクト", "embedded object", "embedded objects"),
     "ooxml.embedded_package ole.package rtf.package pdf.embedded_file":
         ("埋め込みファイル", "embedded file", "embedded files"),
     "pdf.file_attachment": ("添付ファイル注釈", "file attachment", "file attachments"),
@@ -30,9 +30,14 @@ _NOUN_TABLE: dict[str, tuple[str, str, str]] = {
     "ooxml.external_link": ("他のブックへのリンク", "link to another workbook",
                             "links to other workbooks"),
     "ooxml.dde ole.dde rtf.dde": ("DDE フィールド", "DDE field", "DDE fields"),
-    "ooxml.hyperlink html.hyperlink rtf.hyperlink svg.hyperlink":
+    "ooxml.hyperlink html.hyperlink rtf.hyperlink svg.hyperlink odf.hyperlink":
         ("ハイパーリンク", "hyperlink", "hyperlinks"),
     "pdf.uri": ("Web リンク", "web link", "web links"),
+    "odf.event": ("マクロを実行するイベント", "event that runs a macro",
+                  "events that run macros"),
+    "odf.external_link": ("外部から読み込む内容へのリンク", "link to outside content",
+                          "links to outside content"),
+    "xml.dtd": ("実体宣言を含む DTD", "DTD declaring entities", "DTDs declaring entities"),
     "pdf.javascript": ("JavaScript", "JavaScript script", "JavaScript scripts"),
     "pdf.open_action": ("開いた時の自動動作", "action run on open", "actions run on open"),
     "pdf.additional_actions": ("自動動作", "automatic action", "automatic actions"),
