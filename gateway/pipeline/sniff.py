@@ -397,14 +397,18 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
 #: "GrimResource"), settings shortcuts that run a command (.settingcontent-ms), library
 #: and search connectors that open a remote share (.library-ms, .searchconnector-ms),
 #: ClickOnce and Java Web Start launchers, themes that load remote files, Excel web,
-#: database and OLAP queries
+#: database and OLAP queries; and the text types of Outlook's Level 1 blocked attachment
+#: list (Windows Sandbox configurations, HTML components, shell, Perl and Python scripts…)
 SCRIPT_EXTENSIONS = frozenset({"js", "jse", "vbs", "vbe", "wsf", "wsh", "wsc", "ps1", "psm1",
                                "psd1", "psc1", "bat", "cmd", "sct", "reg", "inf", "scf", "url",
                                "desktop", "sh", "command", "applescript", "rdp", "msc",
                                "settingcontent-ms", "library-ms", "searchconnector-ms",
                                "search-ms", "appref-ms", "application", "jnlp", "website",
                                "theme", "iqy", "dqy", "oqy", "rqy", "ins", "isp", "xbap",
-                               "py", "pyw"})
+                               "py", "pyw", "pyz", "pyzw", "pl", "csh", "ksh", "bas", "vb",
+                               "vbp", "vsmacros", "ws", "wsb", "htc", "msh", "msh1", "msh2",
+                               "mshxml", "msh1xml", "msh2xml", "ps1xml", "ps2xml", "psc2",
+                               "psdm1", "prf", "xnk", "mcf", "osd", "hpj", "cnt", "grp"})
 #: unmistakable script code in text, whatever the name
 _SCRIPT = re.compile(
     rb"WScript\.Shell|Scripting\.FileSystemObject|new\s+ActiveXObject\s*\(|"

@@ -198,6 +198,8 @@ def test_mismatched_name_is_corrected_on_delivery(tmp_path: Path) -> None:
                        b"\\\\evil.example@80\\share</url></libraryDescription>"),
     ("web.iqy", b"http://evil.example/q\r\n"),
     ("db.dqy", b"XLODBC\r\n1\r\nDRIVER=SQL Server;SERVER=evil.example\r\n"),
+    ("sandbox.wsb", b"<Configuration><LogonCommand><Command>calc.exe</Command>"
+                    b"</LogonCommand></Configuration>"),
 ])
 def test_scripts_are_blocked_by_content_and_extension(tmp_path: Path, name: str,
                                                        data: bytes) -> None:
