@@ -32,6 +32,8 @@ from gateway.pipeline.api import StageContext
 _KEEP = frozenset({b"ID", b"P", b"F", b"B", b"W", b"E"})
 #: fields of a C record that are kept: position, value, comment, protection
 _CELL_FIELDS = frozenset(b"XYKANPH")
+#: fields that make a cell a formula: its own (E) or a shared one (S, D, G, M)
+_FORMULA_FIELDS = frozenset(b"ESDGM")
 _FIELD = re.compile(rb"(?:[^;]|;;)*")
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r|$)")
 
@@ -52,7 +54,7 @@ def process(data: bytes, ctx: StageContext) -> bytes:
         if rtype == b"C":
             kept = [f for f in fields[1:] if f[:1] and f[0] in _CELL_FIELDS]
             if len(kept) != len(fields) - 1:
-                formulas += any(f[:1] == b"E" for f in fields[1:])
+                formulas += any(f[:1] and f[0] in _FORMULA_FIELDS for f in fields[1:])
                 body = b";".join([fields[0], *kept])
         elif rtype == b"O":
             kept = [f for f in fields[1:] if f != b"E"]

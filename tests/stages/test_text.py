@@ -100,6 +100,16 @@ def test_sylk_rebuilt_without_macros(tmp_path: Path) -> None:
         assert value in text
 
 
+def test_sylk_shared_formula_reference_counts_as_a_formula(tmp_path: Path) -> None:
+    """A cell that only refers to a shared formula (S, R, C fields) is a formula too."""
+    data = b"ID;PWXL;N;E\nC;Y1;X1;K2;ER1C2*2;D\nC;Y2;X1;K4;S;R1;C1\nE\n"
+    report, out = run(tmp_path, data, "shared.slk")
+    [finding] = report.items[0].findings
+    assert (finding.kind, finding.detail) == (
+        "sylk.formula", "2 formulas removed, the cells keep their last values")
+    assert out.read_bytes() == b"ID;PWXL;N;E\nC;Y1;X1;K2\nC;Y2;X1;K4\nE\n"
+
+
 def test_sylk_of_values_only_is_delivered_byte_for_byte(tmp_path: Path) -> None:
     data = b"ID;PWXL;N;E\nC;Y1;X1;K1\nC;Y1;X2;K\"a;;b\"\nE\n"
     report, out = run(tmp_path, data, "values.slk")
