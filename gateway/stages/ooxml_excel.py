@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 AUTO_NAME = re.compile(r"^(_xlnm\.)?auto_(open|close|activate|deactivate)", re.IGNORECASE)
 _EXTREF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\[])'?\[\d+\]")
-_DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
+#: a DDE call in a formula: application|topic!item (``cmd|' /c calc'!A0``)
+DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
 WORKSHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"
 WORKSHEET_BIN_CT = "application/vnd.ms-excel.worksheet"
 WORKSHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
@@ -152,7 +153,7 @@ def formulas(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
         if f is None:
             continue
         text = f.text or ""
-        if "|" in text and _DDE.search(text):
+        if "|" in text and DDE.search(text):
             eng.record("ooxml.dde", f"{part}#cell[{cell.get('r', '?')}]", Action.NEUTRALIZED,
                        "DDE formula replaced by its last value")
         elif eng.ext_links_removed and _EXTREF.search(text):

@@ -28,7 +28,7 @@ from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
 from gateway.stages import xml_dtd
 from gateway.stages.links import is_web
-from gateway.stages.ooxml_excel import AUTO_NAME
+from gateway.stages.ooxml_excel import AUTO_NAME, DDE
 from gateway.stages.ooxml_output import final_parts
 from gateway.stages.ooxml_package import ContentTypes, MemorySource, Package
 from gateway.stages.ooxml_plan import Engine
@@ -38,10 +38,9 @@ PKG_NS = "http://schemas.microsoft.com/office/2006/xmlPackage"
 WML2003 = "http://schemas.microsoft.com/office/word/2003/wordml"
 XMLSS = "urn:schemas-microsoft-com:office:spreadsheet"
 _XL = "urn:schemas-microsoft-com:office:excel"
-#: formulas that run code or fetch data when the workbook calculates: DDE (app|topic!item),
-#: a cell in another workbook ('C:\dir\[book.xls]Sheet1'!R1C1), and the functions that call
-#: DLLs, run macros or read the web
-_XMLSS_DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
+#: formulas that run code or fetch data when the workbook calculates: DDE
+#: (``ooxml_excel.DDE``), a cell in another workbook ('C:\dir\[book.xls]Sheet1'!R1C1),
+#: and the functions that call DLLs, run macros or read the web
 _XMLSS_EXTERNAL = re.compile(r"\[[^\]]+\][^!]*!")
 _XMLSS_CALLS = re.compile(r"\b(CALL|REGISTER(\.ID)?|EXEC|RUN|WEBSERVICE|FILTERXML|RTD|"
                           r"DDE|DDEAUTO)\s*\(", re.IGNORECASE)
@@ -86,7 +85,7 @@ def _xmlss(doc: X.XmlDoc, ctx: StageContext) -> bytes:
             cells += 1
             where = f"{part}#cell[{cells}]"
             formula = el.get(f"{{{XMLSS}}}Formula", "")
-            kind = ("ooxml.dde" if _XMLSS_DDE.search(formula)
+            kind = ("ooxml.dde" if DDE.search(formula)
                     else "ooxml.external_link" if _XMLSS_EXTERNAL.search(formula)
                     else "ooxml.xlm_macro" if _XMLSS_CALLS.search(formula) else None)
             if kind:
