@@ -276,15 +276,10 @@ def _write(zin: ZipIn, removed: set[str], replaced: dict[str, bytes], dst: Binar
     for name in zin.names:
         if name in removed or name == "mimetype":
             continue
-        when = zin.entries[name].info.date_time
         if name in replaced:
-            zout.add(name, replaced[name], when)
-        elif name in zin.scrubbed:
-            zout.add(name, zin.scrubbed[name].data, when)
+            zout.add(name, replaced[name], zin.entries[name].info.date_time)
         else:
-            zin.check(name)
-            zinfo, data = zin.raw(name)
-            zout.add_raw(name, zinfo, data)
+            zout.copy(zin, name)
     zout.close()
 
 

@@ -59,12 +59,8 @@ def write_zip(pkg: Package, zin: ZipIn, e: Edits, dst: BinaryIO) -> None:
     for out_name, in_name, data in parts:
         if in_name is None:
             zout.add(out_name, data or b"")
-        elif data is None and in_name in zin.scrubbed:
-            zout.add(out_name, zin.scrubbed[in_name].data, zin.entries[in_name].info.date_time)
         elif data is None:
-            zin.check(in_name)
-            info, raw = zin.raw(in_name)
-            zout.add_raw(out_name, info, raw)
+            zout.copy(zin, in_name, out_name)
         else:
             zout.add(out_name, data, zin.entries[in_name].info.date_time)
     zout.close()

@@ -58,6 +58,7 @@ class ZipIn:
         self.names: list[str] = []
         #: entries that are XML with a DTD, as read: DTD cut out, entities resolved
         self.scrubbed: dict[str, xml_dtd.Scrubbed] = {}
+        self._verified: set[str] = set()   # inflated whole once: size and CRC proven
         seen: set[str] = set()
         total = 0
         for info in infos:
@@ -124,6 +125,7 @@ class ZipIn:
             raise Malformed(f"zip entry {name[:80]!r} is damaged ({_short(exc)})") from None
         if len(data) != info.file_size:
             raise Malformed(f"zip entry {name[:80]!r} is damaged (size)")
+        self._verified.add(name)
         scrubbed = xml_dtd.scrub(data)
         if scrubbed is None:
             return data
@@ -139,7 +141,10 @@ class ZipIn:
             raise Malformed(f"zip entry {name[:80]!r} is damaged ({_short(exc)})") from None
 
     def check(self, name: str) -> None:
-        """Inflate one entry and throw the bytes away: proves its CRC before a raw copy."""
+        """Inflate one entry and throw the bytes away: proves its CRC before a raw copy
+        (once: an entry already read whole was proven then)."""
+        if name in self._verified:
+            return
         info = self.entries[name].info
         try:
             with self._zf.open(info) as f:
@@ -147,6 +152,7 @@ class ZipIn:
                     pass
         except _ZIP_ERRORS as exc:
             raise Malformed(f"zip entry {name[:80]!r} is damaged ({_short(exc)})") from None
+        self._verified.add(name)
 
     def raw(self, name: str) -> tuple[zipfile.ZipInfo, bytes]:
         entry = self.entries[name]
@@ -194,6 +200,17 @@ class ZipOut:
                    date_time: tuple[int, ...] = (1980, 1, 1, 0, 0, 0)) -> None:
         """An uncompressed entry (ODF's ``mimetype`` must be one, and first)."""
         self._entry(name, zipfile.ZIP_STORED, zlib.crc32(data), len(data), data, date_time)
+
+    def copy(self, zin: ZipIn, name: str, out_name: str | None = None) -> None:
+        """Entry ``name`` of ``zin`` as the reader handed it out: its scrubbed bytes when
+        a DTD was cut out, else its compressed bytes as they are (CRC proven first)."""
+        info = zin.entries[name].info
+        if name in zin.scrubbed:
+            self.add(out_name or name, zin.scrubbed[name].data, info.date_time)
+            return
+        zin.check(name)
+        _, raw = zin.raw(name)
+        self.add_raw(out_name or name, info, raw)
 
     def add_raw(self, name: str, info: zipfile.ZipInfo, raw: bytes) -> None:
         self._entry(name, info.compress_type, info.CRC, info.file_size, raw, info.date_time)
