@@ -33,11 +33,12 @@ would otherwise amplify memory use).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +126,7 @@ def _why(exc: Exception) -> str:
 
 def read_tree(ole: Any, file_size: int) -> Node:
     """The whole directory of ``ole`` as a Node tree with every stream's bytes."""
-    try:
+    with _damage():
         root_entry = ole.root
         total = sum(e.size for e in ole.direntries
                     if e is not None and e.entry_type == _STREAM)
@@ -134,13 +135,33 @@ def read_tree(ole: Any, file_size: int) -> Node:
         root = Node(name=_name(root_entry), is_storage=True, clsid=_clsid(root_entry.clsid),
                     state=root_entry.dwUserFlags, mtime=root_entry.modifyTime)
         _read_children(ole, root_entry, root, depth=0)
+    return root
+
+
+def read_storage(ole: Any, path: Sequence[str]) -> Node:
+    """The storage at ``path`` of ``ole`` as the root of a tree of its own (an object
+    kept inside another file, to be written as a compound file of its own)."""
+    with _damage():
+        entry = ole.direntries[ole._find(list(path))]
+        if entry is None or entry.entry_type != _STORAGE:
+            raise Malformed(f"OLE entry {_short('/'.join(path))!r} is not a storage")
+        root = Node(name="Root Entry", is_storage=True, clsid=_clsid(entry.clsid),
+                    state=entry.dwUserFlags, mtime=entry.modifyTime)
+        _read_children(ole, entry, root, depth=0)
+    return root
+
+
+@contextlib.contextmanager
+def _damage() -> Iterator[None]:
+    """Whatever olefile raises on a damaged file, as Malformed."""
+    try:
+        yield
     except Malformed:
         raise
     except RecursionError:
         raise Malformed("OLE storages nested too deeply") from None
     except Exception as exc:
         raise Malformed(f"damaged OLE compound file ({_why(exc)})") from None
-    return root
 
 
 def _read_children(ole: Any, entry: Any, node: Node, depth: int) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import struct
-import uuid
 from email.message import Message
 
 import olefile
@@ -142,7 +141,7 @@ def _attachment(ole: olefile.OleFileIO, entries: list[tuple[str, ...]],
     inner = (*prefix, f"{_SUBSTG}3701000D")
     if any(path[: len(inner)] == inner for path in entries):
         if a.long(mp.ATTACH_METHOD) == _ATTACH_OLE:  # an OLE object, not a message
-            mp.ole_object(att, _storage(ole, entries, inner))
+            mp.ole_object(att, _storage(ole, inner))
             return att
         if depth >= MAX_EMBEDDED:
             raise LimitExceeded("Outlook messages nested too deeply")
@@ -158,23 +157,6 @@ def _attachment(ole: olefile.OleFileIO, entries: list[tuple[str, ...]],
 _ATTACH_OLE = 6
 
 
-def _storage(ole: olefile.OleFileIO, entries: list[tuple[str, ...]],
-             inner: tuple[str, ...]) -> bytes:
+def _storage(ole: olefile.OleFileIO, inner: tuple[str, ...]) -> bytes:
     """The storage at ``inner`` as a compound file of its own."""
-    def clsid(path: tuple[str, ...]) -> bytes:
-        text = ole.getclsid(list(path))
-        return uuid.UUID(text).bytes_le if text else bytes(16)
-
-    root = cfb_writer.Node("Root Entry", True, clsid=clsid(inner))
-    nodes = {inner: root}
-    for path in sorted(p for p in entries if len(p) > len(inner) and p[:len(inner)] == inner):
-        parent = nodes.get(path[:-1])
-        if parent is None:
-            continue
-        if ole.get_type(list(path)) == olefile.STGTY_STORAGE:
-            nodes[path] = cfb_writer.Node(path[-1], True, clsid=clsid(path))
-            parent.children.append(nodes[path])
-        else:
-            parent.children.append(cfb_writer.Node(path[-1], False,
-                                                   ole.openstream(list(path)).read()))
-    return cfb_writer.write(root)
+    return cfb_writer.write(cfb_writer.read_storage(ole, inner))
