@@ -230,6 +230,7 @@ def decompress_rtf(data: bytes) -> bytes:
 # ----------------------------------------------------------------------- OLE objects
 
 _CLSID_STATIC_DIB = "00000316-0000-0000-C000-000000000046"
+_PICTURE, _NATIVE = "CONTENTS", "\x01Ole10Native"
 
 
 def ole_object(att: Attachment, storage: bytes) -> None:
@@ -240,24 +241,42 @@ def ole_object(att: Attachment, storage: bytes) -> None:
     as the file it holds, under its own name; any other object as its compound file,
     which the pipeline reads like a .doc/.xls/.ppt (or blocks)."""
     att.data = storage
-    picture = _static_dib(storage)
+    clsid, streams = _object_streams(storage)
+    picture = _bitmap(streams[_PICTURE]) if clsid == _CLSID_STATIC_DIB and \
+        _PICTURE in streams else None
     if picture is not None:
         att.data, att.mime = picture, "image/bmp"
         if "." not in att.name:
             att.name = (att.name or "picture") + ".bmp"
         return
-    packaged = _package(storage)
+    packaged = _package(streams[_NATIVE]) if _NATIVE in streams else None
     if packaged is not None:     # a file pasted as an icon: the file itself, sniffed as usual
         name, att.data = packaged
         att.name, att.mime = name or att.name, ""
 
 
-def _static_dib(storage: bytes) -> bytes | None:
-    """The BMP file of a static picture object (its file header added when the stream
-    holds only the DIB); None for any other storage or a damaged one."""
-    dib = _stream(storage, "CONTENTS", _CLSID_STATIC_DIB)
-    if dib is None:
-        return None
+def _object_streams(storage: bytes) -> tuple[str, dict[str, bytes]]:
+    """The root CLSID of the compound file ``storage`` and those of its streams that
+    say what the object is (picture, package); nothing for a damaged file."""
+    import io  # noqa: PLC0415 - only for OLE object attachments
+
+    import olefile  # noqa: PLC0415
+
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(storage))
+        try:
+            streams = {name: ole.openstream(name).read()
+                       for name in (_PICTURE, _NATIVE) if ole.exists(name)}
+            return str(ole.root.clsid or ""), streams
+        finally:
+            ole.close()
+    except (OSError, ValueError, IndexError, struct.error):
+        return "", {}
+
+
+def _bitmap(dib: bytes) -> bytes | None:
+    """A static picture's BMP file (its file header added when the stream holds only
+    the DIB); None when it is no bitmap."""
     if dib.startswith(b"BM"):
         return dib
     if len(dib) < 40:
@@ -271,15 +290,12 @@ def _static_dib(storage: bytes) -> bytes | None:
     return struct.pack("<2sIHHI", b"BM", 14 + len(dib), 0, 0, offset) + dib
 
 
-def _package(storage: bytes) -> tuple[str, bytes] | None:
+def _package(native: bytes) -> tuple[str, bytes] | None:
     """(file name, bytes) of an OLE Package's ``\\x01Ole10Native`` stream (MS-OLEDS
     2.3.6: size, type, label, source path, two longs, temporary path, data size, data);
-    None when the storage holds none or it does not parse."""
+    None when it does not parse."""
     import posixpath  # noqa: PLC0415
 
-    native = _stream(storage, "\x01Ole10Native")
-    if native is None:
-        return None
     try:
         pos = 6                                           # native size, type
         label, pos = _cstr(native, pos)
@@ -298,23 +314,3 @@ def _package(storage: bytes) -> tuple[str, bytes] | None:
 def _cstr(data: bytes, pos: int) -> tuple[str, int]:
     end = data.index(b"\x00", pos)                         # ValueError when unterminated
     return data[pos:end].decode("cp1252", "replace"), end + 1
-
-
-def _stream(storage: bytes, name: str, clsid: str | None = None) -> bytes | None:
-    """Stream ``name`` of the compound file ``storage`` (whose root must have ``clsid``
-    when given); None when it is not there or the file is damaged."""
-    import io  # noqa: PLC0415 - only for OLE object attachments
-
-    import olefile  # noqa: PLC0415
-
-    try:
-        ole = olefile.OleFileIO(io.BytesIO(storage))
-        try:
-            if (clsid is not None and ole.root.clsid != clsid) or not ole.exists(name):
-                return None
-            data: bytes = ole.openstream(name).read()
-        finally:
-            ole.close()
-    except (OSError, ValueError, IndexError, struct.error):
-        return None
-    return data
