@@ -123,7 +123,7 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
              for el in manifest.root if X.local(el.tag) == "file-entry"}
     removed: set[str] = set()
     for name in zin.names:
-        folder = next((f for f in _FOLDERS if name.startswith(f)), None)
+        folder = _folder(name)
         if folder is not None:
             removed.add(name)
             if zin.size(name):  # LibreOffice writes empty Configurations2/ files: no finding
@@ -171,6 +171,12 @@ def _parse(zin: ZipIn, name: str) -> X.XmlDoc:
     ZipIn (reported), a DTD without entities (OpenOffice.org's manifest) is skipped."""
     data = zin.read(name)
     return X.parse(xml_dtd.without_doctype(data) or data, name)
+
+
+def _folder(name: str) -> str | None:
+    """The removed folder ``name`` lies in, at the top or in an embedded sub-document
+    (``Object 1/Basic/…``: an embedded document carries its own libraries)."""
+    return next((f for f in _FOLDERS if name.startswith(f) or f"/{f}" in name), None)
 
 
 def _is_object(name: str) -> bool:
@@ -262,7 +268,7 @@ def _prune_manifest(manifest: X.XmlDoc, removed: set[str]) -> None:
     gone = {n.rstrip("/") for n in removed}
     for el in list(manifest.root):
         path = el.get(f"{{{_MANIFEST}}}full-path", "").rstrip("/")
-        if path in gone or any(path.startswith(f) for f in _FOLDERS):
+        if path in gone or _folder(path + "/") is not None:
             manifest.root.remove(el)
 
 

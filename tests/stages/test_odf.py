@@ -4,6 +4,7 @@ choosing (defusedxml) and LibreOffice."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -128,3 +129,17 @@ def test_single_file_odt_disarmed(tmp_path: Path) -> None:
     text = oc.libreoffice_text(out)
     for kept in ("市役所からのお知らせ", "クリック", "詳細", "節の本文", "実行", "DDE結果"):
         assert kept in text, kept
+
+
+def test_macros_of_an_embedded_document_are_removed(tmp_path: Path) -> None:
+    """An embedded sub-document (Object 1/) carries its own Basic libraries."""
+    data = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(odt(hostile=False))) as src, \
+            zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr("Object 1/Basic/Standard/Module1.xml", b"<m>Shell(\"calc\")</m>")
+    report, out = run(tmp_path, data.getvalue(), "embedded.odt")
+    assert keys(report) == {("odf.macro", "Object 1/Basic/Standard/Module1.xml")}
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if "Basic/" in n]
