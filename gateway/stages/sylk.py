@@ -57,7 +57,7 @@ def process(data: bytes, ctx: StageContext) -> bytes:
                 formulas += any(f[:1] and f[0] in _FORMULA_FIELDS for f in fields[1:])
                 body = b";".join([fields[0], *kept])
         elif rtype == b"O":
-            kept = [f for f in fields[1:] if f != b"E"]
+            kept = [f for f in fields[1:] if f.strip() != b"E"]
             if len(kept) != len(fields) - 1:
                 ctx.record("sylk.macro_sheet", "O", action=Action.REMOVED,
                            detail="the sheet was marked an Excel 4.0 macro sheet")

@@ -138,3 +138,10 @@ def test_sylk_blocked_by_the_strict_policy(tmp_path: Path) -> None:
                                                "SYLK (.slk) is blocked by policy strict")
     assert {(f.kind, f.location) for f in report.items[0].findings} == {("block.policy", "")}
     assert not out.exists()
+
+
+def test_sylk_macro_sheet_flag_with_blanks_is_removed(tmp_path: Path) -> None:
+    report, out = run(tmp_path, b"ID;PWXL;N;E\nO;L; E ;V0\nC;Y1;X1;K1\nE\n", "m.slk")
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("sylk.macro_sheet", "O")}
+    assert out.read_bytes() == b"ID;PWXL;N;E\nO;L;V0\nC;Y1;X1;K1\nE\n"
