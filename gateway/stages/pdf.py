@@ -5,7 +5,8 @@ How it works
 The input is opened with pikepdf (qpdf), which repairs damage it can and decodes
 hex-escaped names (``/J#61vaScript`` is ``/JavaScript``). When qpdf cannot open a
 file at all, ``pdf_salvage`` rebuilds it from the objects found in its bytes and
-qpdf gets a second try (a salvaged file with no page left is refused). Then:
+qpdf gets a second try. A document in which no page is found (script-only proofs of
+concept, fuzzed files) gets one blank page, so that every reader opens it. Then:
 
 1. phase 1 (``pdf_walk``) walks the places actions live, by structure: the catalog
    (/OpenAction, /AA), /Names (/JavaScript tree, /EmbeddedFiles tree,
@@ -171,7 +172,6 @@ class PdfStage:
     @staticmethod
     def _rebuild(pdf: pikepdf.Pdf, src: BinaryIO, dst: BinaryIO | None,
                  ctx: StageContext, salvaged: str | None) -> None:
-        mark = len(ctx.findings)
         notes = list(pdf.get_warnings())
         if salvaged is not None:
             notes.insert(0, f"rebuilt from the objects of a damaged file ({salvaged})")
@@ -184,9 +184,8 @@ class PdfStage:
         orphans = Graph(pdf, suspects=False).orphans()
         walk = Walk(pdf, ctx)
         walk.run(root)
-        if salvaged is not None and walk.page_count == 0:
-            del ctx.findings[mark:]  # nothing is delivered: nothing was removed
-            raise Malformed(f"PDF is damaged beyond repair: {salvaged}; no page could be recovered")
+        if walk.page_count == 0:
+            walk.blank_page(root)
         sweep(walk)
         if dst is not None:
             if "/Size" not in pdf.trailer:
@@ -207,6 +206,8 @@ class PdfStage:
                               "(earlier revisions or hidden data)")
         problems = [_message(w, src) for w in notes[:1]] + walk.repairs + \
             [_message(w, src) for w in notes[1:]]
+        if walk.blanked:  # first, as the one a recipient of a blank document needs to read
+            problems.insert(0, "no page found: one blank page added so that the document opens")
         if problems:
             ctx.record("pdf.repaired", "", action=Action.REPAIRED,
                        detail=f"{len(problems)} structural problems repaired; "

@@ -67,6 +67,7 @@ class Walk:
         self.dropped = ObjectSet()             # annotations taken off their pages
         self.repairs: list[str] = []
         self.page_count = 0
+        self.blanked = False  # the document had no page: one blank page was added
         self.files = EmbeddedFiles(ctx, self.record)
         self._recorded: set[tuple[str, str, str]] = set()
 
@@ -277,6 +278,22 @@ class Walk:
         self.anchor(tree, loc)
         for i, page in enumerate(found):
             self.page(page, loc.index("Kids", i))
+
+    def blank_page(self, root: Object) -> None:
+        """Give a document without a single page one blank A4 page.
+
+        Script-only files (proofs of concept that run from /OpenAction or the
+        /JavaScript name tree) and fuzzed files whose only page is unreadable have
+        no page; most readers refuse a document without one. Nothing visible is lost:
+        no reader found a page to show either."""
+        tree = self.pdf.make_indirect(Dictionary(Type=Name.Pages, Kids=Array(), Count=1))
+        page = self.pdf.make_indirect(Dictionary(
+            Type=Name.Page, Parent=tree, MediaBox=Array([0, 0, 595, 842]),
+            Resources=Dictionary()))
+        tree["/Kids"].append(page)
+        root["/Pages"] = tree
+        self.page_count = 1
+        self.blanked = True
 
     @staticmethod
     def _recount(order: list[Object]) -> None:

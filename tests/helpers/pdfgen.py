@@ -457,6 +457,26 @@ def root_in_trailer() -> bytes:
     ])
 
 
+def script_only() -> bytes:
+    """A proof of concept without a page: an empty /Pages, the script in /OpenAction.
+
+    Adobe Reader runs it; qpdf opens it with warnings; poppler finds no page.
+    """
+    return b"".join([
+        b"%PDF-1.4\n1 0 obj\n<<>>\n%endobj\n\n",
+        b"trailer\n<<\n/Root\n  <</Pages <<>>\n  /OpenAction\n      <<\n      /S/JavaScript\n",
+        b"      /JS(app.alert\\(\"Hello\"\\);)\n      >>\n  >>\n>>\n",
+    ])
+
+
+def no_pages_names_js() -> bytes:
+    """A well-formed document whose page tree is empty; the script is in /Names."""
+    pdf = pikepdf.new()
+    pdf.Root.Names = pikepdf.Dictionary(JavaScript=pikepdf.Dictionary(Names=pikepdf.Array([
+        pikepdf.String("1"), pdf.make_indirect(js("app.alert(1)"))])))
+    return save(pdf)
+
+
 def broken_page_tree() -> bytes:
     """No xref and a /Kids array that does not parse: qpdf's recovery gives up on it."""
     content = b"BT /F1 14 Tf 72 720 Td (" + TEXT[1].encode() + b") Tj ET"

@@ -389,6 +389,32 @@ def test_catalog_in_the_trailer(tmp_path: Path) -> None:
     assert pdfwalk.check(str(out)) == []
 
 
+@pytest.mark.parametrize(("builder", "removed"), [
+    ("script_only", {("pdf.open_action", "/Root/OpenAction"), ("pdf.orphans", "")}),
+    ("no_pages_names_js", {("pdf.javascript", "/Root/Names/JavaScript/Names[1]")}),
+])
+def test_document_without_a_page_gets_a_blank_one(tmp_path: Path, builder: str,
+                                                   removed: set[tuple[str, str]]) -> None:
+    """Script-only files are delivered disarmed with one blank page (was: blocked); the
+    page is what lets qpdf, poppler and every viewer open the result."""
+    data = getattr(pdfgen, builder)()
+    src = tmp_path / "raw.pdf"
+    src.write_bytes(data)
+    info = subprocess.run(["pdfinfo", str(src)], capture_output=True, check=False)
+    assert b"Pages:           1" not in info.stdout  # poppler finds no page in the original
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED
+    assert {(k, loc) for k, loc, _ in triples(report)} == removed | {("pdf.repaired", "")}
+    repaired = next(f for f in report.items[0].findings if f.kind == "pdf.repaired")
+    assert "no page found: one blank page added" in repaired.detail
+    assert qpdf_check(out).returncode == 0
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, check=True)
+    assert b"Pages:           1" in info.stdout
+    assert b"595 x 842 pts (A4)" in info.stdout
+    assert pdfwalk.check(str(out)) == []
+    assert raw_script_tokens(out, tmp_path) == []
+
+
 def test_orphaned_javascript_is_not_written(tmp_path: Path) -> None:
     for data in (pdfgen.orphan_js(), pdfgen.earlier_revision_js()):
         assert b"/JavaScript" in data
@@ -522,10 +548,6 @@ EXPECTED_BLOCKED = {
                                    "truncated fragment: the catalog is not in the file"),
     "pdfjs/poppler-742-0-fuzzed.pdf": ("block.malformed",
                                        "fuzzed: trailer and catalog too damaged for qpdf to parse"),
-    "pdfjs/poppler-937-0-fuzzed.pdf": ("block.malformed",
-                                       "fuzzed: the only page object is unparseable: no page left"),
-    "corkami-pocs/js-eval.pdf": ("block.malformed",
-                                 "a JavaScript-only PoC without a single page"),
 }
 
 _RUNNER = """
