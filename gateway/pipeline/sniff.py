@@ -329,9 +329,13 @@ def _mail(head: bytes, src: BinaryIO) -> str | None:
     return "mail.eml" if _looks_like_headers(text) else None
 
 
-def _looks_like_headers(text: bytes) -> bool:
+def _looks_like_headers(text: bytes, *, named_as_mail: bool = False) -> bool:
+    """A header block: two known mail headers; or a MIME structure declared by one
+    Content-Type (multipart/…, message/…: mail clients open such a file as a message);
+    or, for a file named as a mail (.eml), any header line."""
     known = 0
     lines = 0
+    mime = False
     for line in text.split(b"\n")[:200]:
         if not line.strip(b"\r"):
             break  # end of the header block
@@ -340,9 +344,13 @@ def _looks_like_headers(text: bytes) -> bool:
         if not _HEADER_LINE.match(line):
             return False
         lines += 1
-        if line.split(b":", 1)[0].strip().lower() in _MAIL_HEADERS:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() in _MAIL_HEADERS:
             known += 1
-    return lines >= 2 and known >= 2
+            if name.strip().lower() == b"content-type" and \
+                    value.strip().lower().startswith((b"multipart/", b"message/")):
+                mime = True
+    return (lines >= 2 and known >= 2) or mime or (named_as_mail and lines >= 1)
 
 
 def _libmagic(head: bytes) -> str:
@@ -383,6 +391,9 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         type_id = _sniff_head(head, src)
     finally:
         src.seek(0)
+    if type_id.startswith("text.") and _mail_name(declared_name) and \
+            _looks_like_headers(head[:16384], named_as_mail=True):
+        type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers
     # script code in a SYLK file is in its formulas, which the text stage removes
     if type_id.startswith("text.") and (_script_name(declared_name) or (
             type_id != "text.sylk" and _SCRIPT.search(head))):
@@ -415,6 +426,10 @@ _SCRIPT = re.compile(
     rb"CreateObject\s*\(\s*\"(WScript|Shell\.Application|MSXML2|ADODB)|"
     rb"(?i:Invoke-Expression|\bIEX\s*\(|DownloadString\s*\(|-EncodedCommand\b|"
     rb"FromBase64String\s*\(|Start-Process\b)")
+
+
+def _mail_name(name: str | None) -> bool:
+    return bool(name) and PurePath(name or "").suffix.lower() in (".eml", ".mht", ".mhtml")
 
 
 def _script_name(name: str | None) -> bool:

@@ -107,6 +107,20 @@ def test_html_body_is_sanitized_and_links_neutralized(tmp_path: Path) -> None:
     assert plain == ["プレーン hxxps://example[.]com/a です"]
 
 
+def test_message_with_only_a_content_type_header_is_a_message(tmp_path: Path) -> None:
+    """rubymail's utf8_multipart_boundary.eml: one header line, an HTML part. It was taken
+    for text and delivered as it was; a mail client opens it as a message, script and all."""
+    data = (b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+            b"Content-Type: text/html; charset=UTF-8\r\n\r\n"
+            b"<p>Hello</p><script>alert(1)</script>\r\n--b--\r\n")
+    report, out = run(tmp_path, data, name="message.eml")
+    assert report.input.type == "mail.eml"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.script", "1/script[0]")}
+    [html] = bodies(parsed(out), "text/html")
+    assert "<script" not in html and "alert" not in html and "Hello" in html
+
+
 @pytest.mark.parametrize("links", ["keep", "remove"])
 def test_links_keep_or_remove(tmp_path: Path, links: str) -> None:
     data = g.message(g.text(g.HOSTILE_HTML, subtype="html"))

@@ -77,6 +77,10 @@ CASES: list[tuple[str, bytes, str]] = [
      "mail.eml"),
     ("mbox", b"From a@example.jp Thu Nov 26 10:00:00 2026\nFrom: a@example.jp\nTo: b@x\n\nhi\n",
      "mail.mbox"),
+    ("mime with one header", b'Content-Type: multipart/alternative; boundary="b"\n\n--b\n'
+                             b"Content-Type: text/html\n\n<script>alert(1)</script>\n--b--\n",
+     "mail.eml"),
+    ("text with a colon line", b"Note: the meeting moved\n\nSee you.\n", "text.plain"),
     ("text", "議事録です。\n".encode(), "text.plain"),
     ("empty", b"", "unknown.empty"),
 ]
@@ -103,3 +107,13 @@ def test_ooxml_kind_comes_from_content_types_not_name() -> None:
 ])
 def test_declared_type_mismatch(name: str, data: bytes, mismatch: bool) -> None:
     assert sniff_bytes(data, name).mismatch is mismatch
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("message.eml", "mail.eml"), ("page.mht", "mail.eml"), ("notes.txt", "text.plain"),
+    (None, "text.plain")])
+def test_one_header_is_a_message_when_named_as_one(name: str | None, expected: str) -> None:
+    """Outlook opens a .eml with a single header line as a message (rubymail's
+    bad_encoded_subject.eml); without the name it is text with a colon in it."""
+    data = b"Subject: =?NONE?B?VEVTVA=?=\r\n\r\nTEST\r\n"
+    assert sniff_bytes(data, name).type_id == expected
