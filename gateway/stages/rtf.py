@@ -152,8 +152,9 @@ class Analysis:
         self._bare = False
         self.counts: Counter[str] = Counter()
         self.unclosed: list[int] = []        # groups still open at EOF (their "{" offsets)
+        self.tail: list[tuple[int, int]] = []  # from a \bin running past the end to EOF
         self._walk()
-        self.cuts = rt.merge([c for span in self.spans for c in span.cuts()])
+        self.cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
         self.missing = rt.count_uncut(self.unclosed, self.cuts)  # Word closes them, others don't
 
     # ------------------------------------------------------------------- walk
@@ -201,6 +202,8 @@ class Analysis:
                 else:
                     skip = 0
             elif kind == rt.BIN:
+                if tok.name == b"short":
+                    self._short_bin(tok)
                 frame.at_head = bare = False
                 if frame.hex is not None:
                     frame.hex.binary(data[tok.start:tok.end])
@@ -240,6 +243,16 @@ class Analysis:
             self.spans.append(span)
         while stack:  # missing closing braces: the groups end at EOF, as in Word
             self._close(stack.pop(), len(data), closed=False)
+
+    def _short_bin(self, tok: rt.Token) -> None:
+        """A \\binN claiming more bytes than are left: whether a reader takes the rest as
+        data or goes on reading RTF in it differs, so the word and the rest go."""
+        start = self.data.rfind(b"\\bin", 0, tok.start)
+        self.tail.append((start, len(self.data)))
+        self.hits.append(_Hit("rtf.repaired", "document", Action.REPAIRED,
+                              f"\\bin claims {tok.param} bytes, {tok.end - tok.start} "
+                              "are left: it and the rest of the file removed",
+                              start))
 
     def _word(self, frame: _Frame, tok: rt.Token, name: bytes, head: bool, bare: bool) -> None:
         pos = tok.start

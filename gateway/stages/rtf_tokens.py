@@ -15,9 +15,11 @@ follow what oletools' rtfobj learned about Word's parser:
   one of them is ``\\``, ``{`` or ``}`` readers disagree on the structure, so the
   input is refused (:class:`Malformed`) rather than guessed.
 * ``\\binN`` is followed by N raw bytes that are never tokenized. A missing or
-  negative N means 0 (as in Word). A length that runs past the end of the
-  input, or a parameter so long that Word would cut it (LibreOffice doesn't),
-  is refused: readers disagree there, and no real writer produces it. So is
+  negative N means 0 (as in Word). A length that runs past the end of the input
+  gives a BIN token to the end named ``short``: readers disagree on what follows
+  (the rest of the file as data, or as RTF), so the caller removes the word and
+  everything after it. A parameter so long that Word would cut it (LibreOffice
+  doesn't) is refused: readers disagree there, and no real writer produces it. So is
   ``\\BIN`` in any other case (control words are case-sensitive, but a reader
   that disagrees would skip different bytes).
 * Everything else up to the next ``\\``, ``{`` or ``}`` is one text token.
@@ -85,7 +87,8 @@ def tokens(data: bytes) -> Iterator[Token]:
             end = tok.end
             if name == b"bin" and tok.param is not None and tok.param > 0:
                 if end + tok.param > size:
-                    raise Malformed(f"\\bin at byte {pos} claims {tok.param} bytes past the end")
+                    yield Token(BIN, end, size, b"short", tok.param)
+                    return
                 yield Token(BIN, end, end + tok.param)
                 end += tok.param
         elif pair is not None:

@@ -158,6 +158,38 @@ def test_refused_inputs_are_blocked(tmp_path: Path, name: str, data: bytes, kind
     assert not out.exists()
 
 
+def test_bin_running_past_the_end_goes_with_the_rest_of_the_file(tmp_path: Path) -> None:
+    """oletools' issue_185.rtf: \\bin6 with 5 bytes left. A reader that takes the
+    rest as data and one that reads RTF in it disagree, so neither reading is kept:
+    the word and the rest of the file go (was: the file was blocked). Here the rest
+    hides an object from the first kind of reader."""
+    head = rtfgen.document(rtfgen.kept(b"Text before."))[:-1]   # without its "}"
+    data = head + b"{\\*\\junk \\bin400 }" + rtfgen.obj(
+        rb"\objemb", rtfgen.PACKAGE, rtfgen.PREVIEW) + b"}"
+    assert len(data) - data.index(b"\\bin400 ") - 8 < 400
+    report, out = disarm(tmp_path, data)
+    assert report.verdict is Verdict.CLEAN  # a repair: nothing active was read in the rest
+    assert [(k, loc) for k, loc, _ in triples(report)] == [("rtf.repaired", "document")] * 2
+    assert report.items[0].findings[1].detail.startswith("2 missing closing braces added")
+    assert report.items[0].findings[0].detail.startswith(
+        "\\bin claims 400 bytes, ") and "are left: it and the rest of the file removed" in \
+        report.items[0].findings[0].detail
+    result = out.read_bytes()
+    assert result == head + b"{\\*\\junk }}"
+    assert rtfobj_objects(result) == 0 and b"\\object" not in result
+
+
+def test_bin_past_the_end_inside_object_data(tmp_path: Path) -> None:
+    data = b"{\\rt{\\object\\objautlink\\objupdate\\rsltpict\\objw37542\\objh829" \
+        b"{\\*\\objclass \\'77}{\\*\\objdata 32\\bin6 FF}}}"   # oletools' issue_185.rtf
+    report, out = disarm(tmp_path, data)
+    assert report.verdict is Verdict.DISARMED
+    assert [(k, loc) for k, loc, _ in triples(report)] == [
+        ("rtf.ole_link", "object[0]"), ("rtf.repaired", "document"),
+        ("rtf.repaired", "document")]
+    assert out.read_bytes() == b"{\\rt}"
+
+
 def test_verify_blocks_an_output_with_leftovers(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Analysis, "output", lambda self: self.data)
