@@ -258,6 +258,9 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("svg.processing_instruction", _M, True,
              "xml-stylesheet processing instruction", "xml-stylesheet 処理命令"),
     KindInfo("svg.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
+    KindInfo("svg.repaired", _I, False,
+             "not well-formed XML: rebuilt as an XML parser recovers it",
+             "整形式でない XML を修復して再構成"),
     # --- mail (MIME, TNEF, Outlook .msg, mbox) -----------------------------------------
     KindInfo("mail.attachment_blocked", _H, True,
              "attachment removed (could not be made safe)", "安全にできない添付ファイルを削除"),

@@ -10,6 +10,13 @@ A DTD declaring entities (XXE, billion laughs; Illustrator's namespace entities)
 cut out and the references resolved as text (gateway/stages/xml_dtd.py); the output
 never has a DTD (ElementTree writes none).
 
+An SVG that is not well-formed XML (unclosed or mismatched tags, CDATA that
+"closes" an element: PayloadsAllTheThings' SVG_XSS*.svg) is read as libxml2's
+recovery mode reads it (lxml), written out well-formed and then cleaned like any
+other (``svg.repaired``): no viewer shows the original, the rebuilt one opens. A
+recovered document must still have <svg> as its root, and one with a DTD is not
+recovered (refused as before) unless the DTD declares no entity (it is left out).
+
 Locations are ``name[n]`` (the n-th element with that local name, from 0),
 with ``@attribute`` for a removed attribute; ``?xml-stylesheet`` for the
 processing instruction.
@@ -24,6 +31,7 @@ from typing import BinaryIO, ClassVar
 
 import defusedxml
 import defusedxml.ElementTree as DET
+import lxml.etree
 
 from gateway.errors import Malformed
 from gateway.kinds import Action
@@ -70,6 +78,14 @@ def _parse(data: bytes, ctx: StageContext) -> ET.Element:
         return _defused(data)
     except _Entities:
         pass
+    except _NotWellFormed as exc:
+        recovered = _recover(data)
+        if recovered is None:
+            raise
+        ctx.record("svg.repaired", "", action=Action.REPAIRED,
+                   detail=f"{exc.args[0].removeprefix('SVG is ')}; rebuilt as an XML parser "
+                          "in recovery mode reads it")
+        return _defused(recovered)
     scrubbed = xml_dtd.scrub(data)
     if scrubbed is None:
         raise Malformed("SVG declares XML entities (XXE or entity expansion)")
@@ -84,6 +100,32 @@ class _Entities(Exception):
     """The document declares entities (handled by cutting out its DTD)."""
 
 
+class _NotWellFormed(Malformed):
+    """Not well-formed XML (perhaps recovered)."""
+
+
+_DTD = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
+
+
+def _recover(data: bytes) -> bytes | None:
+    """The document as libxml2's recovery mode reads it, well-formed; None when that
+    gives no <svg> root. No DTD, entity or network access is ever involved."""
+    if _DTD.search(data):
+        bare = xml_dtd.without_doctype(data)  # <!DOCTYPE svg PUBLIC …>, no entities
+        if bare is None or _DTD.search(bare):
+            return None
+        data = bare
+    parser = lxml.etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
+                                  load_dtd=False, huge_tree=False)
+    try:
+        root = lxml.etree.fromstring(data, parser)
+    except lxml.etree.Error:
+        return None
+    if root is None or not isinstance(root.tag, str) or _local(root.tag) != "svg":
+        return None
+    return bytes(lxml.etree.tostring(root, encoding="utf-8"))
+
+
 def _defused(data: bytes) -> ET.Element:
     try:
         return DET.fromstring(data, forbid_dtd=False, forbid_entities=True,
@@ -93,7 +135,7 @@ def _defused(data: bytes) -> ET.Element:
     except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
         raise _Entities from None
     except ET.ParseError as exc:
-        raise Malformed(f"SVG is not well-formed XML ({exc})") from None
+        raise _NotWellFormed(f"SVG is not well-formed XML ({exc})") from None
 
 
 def _local(name: str) -> str:
