@@ -292,7 +292,15 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     if b"<?mso-application progid=\"word.document\"?>" in sample[:512] or \
             b"<w:worddocument" in sample[:4096]:
         return "ooxml.wordml"
+    if _XHTML_PAGE.match(sample):
+        return "html"                 # an XHTML page behind its XML declaration
     return None
+
+
+#: an XHTML page behind its XML declaration: HTML for the html stage (libmagic calls it
+#: text/xml, and it was delivered as plain text, scripts and all)
+_XHTML_PAGE = re.compile(rb"<\?xml[^>]*>(?:\s|<!--.*?-->|<\?.*?\?>)*(?:<!doctype\s+html|<html)",
+                         re.S)
 
 
 #: extra checks registered by plugins (tests, site-specific types); run first

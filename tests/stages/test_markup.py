@@ -72,6 +72,20 @@ def test_html_page(tmp_path: Path) -> None:
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in html
 
 
+def test_xhtml_page_with_an_xml_declaration_is_html(tmp_path: Path) -> None:
+    """libmagic calls it text/xml: it was delivered as plain text, script and all."""
+    page = (b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML '
+            b'1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n'
+            b'<html xmlns="http://www.w3.org/1999/xhtml"><head><title>t</title></head>'
+            b"<body><p>\xe5\xb8\x82</p><script>alert(1)</script></body></html>")
+    report, out = run(tmp_path, page, "page.html")
+    assert report.input.type == "html"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.script", "script[0]")}
+    assert html_problems(out) == []
+    assert "市" in html_text(out)
+
+
 def test_html_links_removed_under_strict(tmp_path: Path) -> None:
     report, out = run(tmp_path, PAGE.encode(), "notice.html", policy=STRICT)
     assert report.verdict is Verdict.DISARMED
