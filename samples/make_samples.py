@@ -135,6 +135,16 @@ def odf() -> None:
 
 def text() -> None:
     write("text/memo.txt", "会議は10時から第2会議室です。\nMeeting at 10:00, room 2.\n".encode())
+    # a data file a browser opens as XML: the XHTML script runs, the DTD reads a file
+    write("text/ledger-xxe-xss.xml", """<?xml version="1.0" encoding="UTF-8"?>
+<?xml-stylesheet type="text/xsl" href="http://attacker.example.invalid/x.xsl"?>
+<!DOCTYPE ledger [<!ENTITY xxe SYSTEM "file:///etc/passwd"><!ENTITY city "関所市">]>
+<ledger xmlns:h="http://www.w3.org/1999/xhtml">
+  <entry><name>&city; 台帳</name><note>&xxe;</note></entry>
+  <h:script>alert("sekisho sample")</h:script>
+  <h:p>詳細は<h:a href="https://www.example.invalid/ledger">こちら</h:a></h:p>
+</ledger>
+""".encode())
     # SYLK turned into an Excel 4.0 macro sheet run on open; the macro only shows a message
     write("text/xlm-macro.slk", b"ID;PWXL;N;E\r\nB;Y2;X2;D0 0 1 1\r\nO;L;E;D;V0;K47;G100 0.001\r\n"
           b"NN;NAuto_Open;ER1C1\r\nC;Y1;X1;KFALSE;EALERT(\"sekisho sample\")\r\n"

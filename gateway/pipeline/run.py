@@ -244,8 +244,8 @@ def _route(job: _Job, item: ItemReport, sniffed: Sniffed, src: BinaryIO, dst: Bi
         assert dst is not None
         stage.disarm(src, dst, ctx)
         out_type = ctx.output_type[0] if ctx.output_type else sniffed.type_id
-        _verify(job, stage, dst, out_type, location, depth)
         out_name = _delivery_name(name, sniffed, ctx.output_type)
+        _verify(job, stage, dst, out_type, location, out_name, depth)
     else:
         stage.scan(src, ctx)
         out_type = sniffed.type_id
@@ -304,15 +304,16 @@ def _verified_key(name: str, data: bytes) -> bytes:
 
 
 def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str,
-            depth: int) -> None:
-    """Re-sniff and re-scan our own output; leftovers or an unparsable output block it."""
+            out_name: str, depth: int) -> None:
+    """Re-sniff (under the name it is delivered with, as the recipient's machine reads
+    it) and re-scan our own output; leftovers or an unparsable output block it."""
     dst.flush()
     dst.seek(0)
     # notes that replace too-deep members sit one level below the deepest allowed item
     limits = replace(job.policy.limits, max_depth=job.policy.limits.max_depth + 1)
     check = _Job(policy=job.policy, budget=Budget(limits, job.budget.input_size),
                  job_id=job.job_id, verified=job.verified)
-    got = sniff(dst)
+    got = sniff(dst, out_name)
     verifier = registry.stage_for(got.type_id)
     if got.family != out_type.split(".", 1)[0] or verifier is None:
         raise _Stop(Verdict.BLOCKED, "block.verify_failed",

@@ -294,6 +294,8 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
         return "ooxml.wordml"
     if _XHTML_PAGE.match(sample):
         return "html"                 # an XHTML page behind its XML declaration
+    if sample.startswith(b"<?xml") or (sample.startswith(b"<!doctype") and b"<!entity" in sample):
+        return "text.xml"             # data, XSLT, XHTML inside XML (xss.xml), XXE payloads
     return None
 
 
@@ -399,6 +401,9 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         type_id = _sniff_head(head, src)
     finally:
         src.seek(0)
+    if type_id in ("text.plain", "html") and _xml_name(declared_name) and \
+            head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        type_id = "text.xml"  # a browser reads a .xml file as XML, whatever its root
     if type_id.startswith("text.") and _mail_name(declared_name) and \
             _looks_like_headers(head[:16384], named_as_mail=True):
         type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers
@@ -434,6 +439,10 @@ _SCRIPT = re.compile(
     rb"CreateObject\s*\(\s*\"(WScript|Shell\.Application|MSXML2|ADODB)|"
     rb"(?i:Invoke-Expression|\bIEX\s*\(|DownloadString\s*\(|-EncodedCommand\b|"
     rb"FromBase64String\s*\(|Start-Process\b)")
+
+
+def _xml_name(name: str | None) -> bool:
+    return bool(name) and PurePath(name or "").suffix.lower() in (".xml", ".xsl", ".xslt")
 
 
 def _mail_name(name: str | None) -> bool:
@@ -482,7 +491,7 @@ for _fam, _exts in {
 #: canonical extension per type id, used to name outputs whose real type differs
 CANONICAL_EXT: dict[str, str] = {
     "pdf": "pdf", "rtf": "rtf", "html": "html", "svg": "svg",
-    "text.plain": "txt", "text.csv": "csv", "text.sylk": "slk",
+    "text.plain": "txt", "text.csv": "csv", "text.sylk": "slk", "text.xml": "xml",
     "archive.zip": "zip", "mail.eml": "eml",
     "image.png": "png", "image.jpeg": "jpg", "image.gif": "gif", "image.bmp": "bmp",
     "image.tiff": "tif", "image.webp": "webp",

@@ -17,6 +17,10 @@ Locations are ``row[r]/col[c]`` (from 1, like a spreadsheet).
 SYLK (.slk) is a spreadsheet in text records whose formulas Excel runs as Excel 4.0
 macros: it is rebuilt without formulas, names and links (gateway/stages/sylk.py),
 whatever ``csv_formulas`` says; ``sylk: block`` blocks it instead (the strict policy).
+
+XML documents that are no Office, OpenDocument or SVG format (data files, XSLT
+stylesheets, XHTML inside XML) lose entity DTDs, stylesheet instructions and the
+HTML/SVG parts a browser runs (gateway/stages/xml_doc.py).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from gateway.errors import PolicyBlocked
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import sylk
+from gateway.stages import sylk, xml_doc
 
 _TRIGGER = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _DANGEROUS = re.compile(
@@ -43,7 +47,8 @@ _ENCODINGS = ("utf-8-sig", "utf-8", "cp932", "euc-jp")
 
 class TextStage:
     name: ClassVar[str] = "text"
-    formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv", "text.sylk"})
+    formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv", "text.sylk",
+                                                   "text.xml"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         _process(src.read(), ctx)
@@ -61,6 +66,8 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         if ctx.option("sylk", "disarm") == "block":
             raise PolicyBlocked(f"SYLK (.slk) is blocked by policy {ctx.policy.name}")
         return sylk.process(data, ctx)
+    if ctx.type_id == "text.xml":
+        return xml_doc.process(data, ctx)
     if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
         return data
     decoded = _decode(data)

@@ -26,6 +26,7 @@ the HTML stage; the OOXML parser still refuses one in an Office part).
 
 from __future__ import annotations
 
+import html.entities
 import pyexpat
 import re
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ _DOCTYPE = b"<!DOCTYPE"
 _NEXT = re.compile(rb"&|<!--|<!\[CDATA\[|<\?")
 _CLOSERS = {b"<!--": b"-->", b"<![CDATA[": b"]]>", b"<?": b"?>"}
 _REFERENCE = re.compile(rb"&([^\s&;<>\"'#][^\s&;<>\"']{0,200});")
+_EXTERNAL_ID = re.compile(rb"\s(SYSTEM|PUBLIC)\s")
 _ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -81,7 +83,30 @@ def scrub(data: bytes) -> Scrubbed | None:
     found = _prolog(data)
     if found is None or not found[4]:
         return None  # a DTD without entities: not an attack (see the module docstring)
-    start, end, root, entities, why = found
+    return _substitute(data, *found)
+
+
+def external_subset(data: bytes) -> Scrubbed | None:
+    """``data`` without a DOCTYPE that declares no entity but names an external DTD
+    (``SYSTEM "http://…"``, ``PUBLIC … "file:///…"``), which a validating parser
+    fetches (out-of-band XXE). References to the entities the HTML/XHTML DTDs define
+    (``&nbsp;``) become their characters; any other goes. None when there is no such
+    DOCTYPE or the prolog does not parse."""
+    if b"\x00" in data[:4] or data.find(_DOCTYPE) < 0:
+        return None
+    found = _prolog(data)
+    if found is None or found[4]:
+        return None
+    start, end, root = found[:3]
+    subset = data.find(b"[", start, end)
+    if not _EXTERNAL_ID.search(data, start, subset if subset >= 0 else end):
+        return None
+    return _substitute(data, start, end, root, _HTML_ENTITIES,
+                       "names an external DTD (a validating parser fetches it)")
+
+
+def _substitute(data: bytes, start: int, end: int, root: int, entities: dict[bytes, bytes],
+                why: str) -> Scrubbed | None:
     match = _ENCODING.match(data[len(_BOM):] if data.startswith(_BOM) else data)
     utf8 = match is None or match.group(1).lower() in (b"utf-8", b"utf8")
     out: list[bytes] = []
@@ -169,7 +194,7 @@ def _prolog(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | None
     except _Root:
         pass
     except (pyexpat.ExpatError, ValueError, UnicodeError, RecursionError):
-        return None
+        return _unreadable(data)
     if not {"doctype", "doctype_end", "root"} <= marks.keys():
         return None
     start = data.rfind(_DOCTYPE, 0, marks["doctype"] + 1)
@@ -184,7 +209,56 @@ def _prolog(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | None
     return start, close + 1, marks["root"], entities, why
 
 
+_SKIP = re.compile(rb"\s+|<!--.*?-->|<\?.*?\?>", re.S)
+
+
+def _unreadable(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | None:
+    """The DOCTYPE of a prolog expat cannot read (``<!ELEMENT data (#ANY)>`` in
+    PayloadsAllTheThings' XXE files), found by its brackets and quotes: no entity is
+    substituted (every reference goes). None when it declares no entity or its end or
+    the root element is not found."""
+    pos = len(_BOM) if data.startswith(_BOM) else 0
+    while (m := _SKIP.match(data, pos)) is not None:  # declaration, comments, PIs
+        pos = m.end()
+    if not data.startswith(_DOCTYPE, pos):
+        return None
+    start, i, depth, quote = pos, pos + len(_DOCTYPE), 0, 0
+    while i < len(data):
+        c = data[i]
+        if quote:
+            quote = 0 if c == quote else quote
+        elif c in b"\"'":
+            quote = c
+        elif data.startswith(b"<!--", i):
+            i = data.find(b"-->", i)
+            if i < 0:
+                return None
+            i += 2
+        elif c == ord("["):
+            depth += 1
+        elif c == ord("]"):
+            depth -= 1
+        elif c == ord(">") and depth <= 0:
+            break
+        i += 1
+    else:
+        return None
+    end = pos = i + 1
+    if b"<!ENTITY" not in data[start:end]:
+        return None
+    while (m := _SKIP.match(data, pos)) is not None:
+        pos = m.end()
+    if not data.startswith(b"<", pos) or data.startswith(b"<!", pos):
+        return None
+    return start, end, pos, {}, "declares XML entities in a DTD that does not parse (XXE)"
+
+
 def _escape(value: str) -> bytes:
     """An entity's value as it may stand in content or in a quoted attribute value."""
     return (value.replace(">", "&gt;").replace('"', "&quot;").replace("'", "&apos;")
             .encode("utf-8"))
+
+
+#: the entities of the HTML 4 / XHTML 1.0 DTDs (&nbsp; …), as escaped text
+_HTML_ENTITIES = {name.encode(): _escape(chr(code))
+                  for name, code in html.entities.name2codepoint.items()}

@@ -1,4 +1,4 @@
-"""Independent checks for HTML and SVG outputs, with lxml (not our scanner)."""
+"""Independent checks for HTML, SVG and XML outputs, with lxml (not our scanner)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,38 @@ def html_text(path: Path) -> str:
     for bad in root.xpath("//script|//style|//head|//noscript"):
         bad.drop_tree()
     return " ".join(root.text_content().split())
+
+
+XHTML = "http://www.w3.org/1999/xhtml"
+SVG = "http://www.w3.org/2000/svg"
+
+
+def xml_problems(path: Path) -> list[str]:
+    """What a browser opening the file as XML, or a DTD-reading parser, would act on."""
+    data = path.read_bytes()
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    tree = lxml.etree.ElementTree(lxml.etree.fromstring(data, parser))  # well-formed
+    problems = []
+    if b"<!ENTITY" in data or tree.docinfo.system_url:
+        problems.append("DTD")
+    for node in tree.getroot().itersiblings(preceding=True):
+        if isinstance(node, lxml.etree._ProcessingInstruction) and \
+                node.target == "xml-stylesheet":
+            problems.append("xml-stylesheet")
+    for el in tree.getroot().iter():
+        if not isinstance(el.tag, str):
+            continue
+        qname = lxml.etree.QName(el)
+        if qname.namespace in (XHTML, SVG):
+            if qname.localname.lower() in ("script", "iframe", "object", "embed",
+                                           "foreignobject"):
+                problems.append(qname.localname)
+            for attr, value in el.attrib.items():
+                name = lxml.etree.QName(attr).localname.lower()
+                if name.startswith("on"):
+                    problems.append("@" + name)
+                if value.strip().lower().startswith(("javascript:", "vbscript:")):
+                    problems.append("url:" + name)
+        if qname.namespace == "urn:schemas-microsoft-com:xslt" and qname.localname == "script":
+            problems.append("msxsl:script")
+    return problems

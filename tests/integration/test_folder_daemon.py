@@ -25,7 +25,7 @@ from PIL import Image
 
 from tests.conftest import ROOT, check_report_schema, corpus_dir
 from tests.helpers import pdfwalk
-from tests.helpers.markupcheck import html_problems, svg_problems
+from tests.helpers.markupcheck import html_problems, svg_problems, xml_problems
 from tests.helpers.officecheck import olevba_findings
 from tests.helpers.smtppeers import Daemon, wait_for
 
@@ -168,6 +168,8 @@ def independent_check(type_id: str, out: Path) -> None:
         records = [line.split(b";") for line in data.splitlines()]
         assert not [r for r in records if r[0] in (b"C", b"O") and b"E" in [f[:1] for f in r[1:]]]
         assert not [r for r in records if r[0] in (b"NN", b"NE", b"NU")], out
+    elif type_id == "text.xml":
+        assert xml_problems(out) == [], out
     elif family == "text":
         pass  # delivered as is (CSV formulas neutralized): nothing active to look for
     else:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from tests.conftest import ROOT, check_report_schema
 from tests.helpers import pdfwalk
-from tests.helpers.markupcheck import html_problems, svg_problems
+from tests.helpers.markupcheck import html_problems, svg_problems, xml_problems
 
 CATALOG = ROOT / "samples" / "catalog.yaml"
 ENTRIES: list[dict[str, Any]] = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))["samples"]
@@ -92,6 +92,10 @@ def _independent_check(type_id: str, out: Path) -> None:
         slk.write_bytes(out.read_bytes())
         lo = olegen.lo_texts([slk], out.parent / "lo")[slk.name]
         assert lo is not None and "Sekisho sample sheet" in lo
+    elif type_id == "text.xml":
+        assert xml_problems(out) == []
+        text = out.read_text(encoding="utf-8")
+        assert "関所市 台帳" in text and "passwd" not in text and "alert" not in text
     elif family == "text":
         out.read_text(encoding="utf-8")
     elif family == "pdf":

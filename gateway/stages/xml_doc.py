@@ -1,0 +1,272 @@
+"""Generic XML documents (``text.xml``): data files, XSLT stylesheets, XHTML inside XML.
+
+A browser opens a ``.xml`` file as XML: an element in the XHTML namespace runs as
+HTML (``<x:script xmlns:x="http://www.w3.org/1999/xhtml">`` — PayloadsAllTheThings'
+xss.xml), SVG elements run as SVG, and an ``xml-stylesheet`` processing instruction
+fetches an XSLT stylesheet whose output may carry script. Other programs resolve the
+DTD's entities (XXE: read files, call URLs; entity expansion). So the stage removes:
+
+* a DTD declaring entities (``xml.dtd``; references become their text, see
+  gateway/stages/xml_dtd.py), and a DOCTYPE naming an external DTD, which a validating
+  parser fetches (``xml.dtd``; ``&nbsp;`` and the other XHTML entities become their
+  characters);
+* ``xml-stylesheet`` processing instructions (``xml.stylesheet``);
+* in XHTML and SVG elements — and in elements without a namespace when the root is
+  ``<html>`` or an XSLT stylesheet, whose literal result elements become HTML —
+  scripts (``xml.script``), frames, objects, embeds, applets and foreignObject
+  (``xml.frame``), event-handler attributes (``xml.event_handler``), javascript:,
+  vbscript: and data: URLs (``xml.javascript_url``, a data: image stays), references
+  that load something from elsewhere: ``base``, ``link``, a refreshing ``meta``, remote
+  stylesheets, remote pictures (``xml.remote_resource``); hyperlinks (``a``) to web or
+  mail addresses follow the policy (``xml.hyperlink``), others go;
+* XInclude elements (``xml.remote_resource``) and msxsl:script (``xml.script``: C# or
+  JScript run by .NET and MSXML transformations).
+
+Everything else stays as it was written: comments, CDATA sections, other processing
+instructions, namespace prefixes, the encoding and the XML declaration. A document
+with nothing to remove is delivered byte for byte. One that is not well-formed is read
+as libxml2's recovery mode reads it (``xml.repaired``), like SVG; one that gives no
+element at all is refused.
+
+Elements without a namespace in ordinary data (``<script>`` in a film database,
+``online="yes"`` attributes) are data and stay.
+
+Locations are ``name[n]`` (the n-th element with that local name, from 0) with
+``@attribute`` for an attribute, ``?xml-stylesheet[n]`` for the processing
+instruction and ``!DOCTYPE`` for the DTD.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from lxml import etree
+
+from gateway.errors import Malformed
+from gateway.kinds import Action
+from gateway.pipeline.api import StageContext
+from gateway.stages import links, xml_dtd
+
+XHTML = "http://www.w3.org/1999/xhtml"
+SVG = "http://www.w3.org/2000/svg"
+XSLT = "http://www.w3.org/1999/XSL/Transform"
+MSXSL = "urn:schemas-microsoft-com:xslt"
+XINCLUDE = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
+
+_SCRIPTS = frozenset({"script", "handler", "listener"})
+_FRAMES = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet",
+                     "foreignobject", "portal"})
+_URL_ATTRS = frozenset({"href", "src", "action", "formaction", "data", "background", "poster",
+                        "lowsrc", "dynsrc", "codebase", "cite", "longdesc", "usemap",
+                        "manifest", "icon", "srcset"})
+_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|livescript|data)\s*:", re.I)
+_IMAGE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.I)
+_CSS_LOAD = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behavior\s*:", re.I)
+
+
+def process(data: bytes, ctx: StageContext) -> bytes:
+    """The disarmed document (``data`` itself when nothing had to change)."""
+    text = _without_entities(data, ctx)
+    tree, repaired = _parse(text, ctx)
+    changed = _stylesheets(tree, ctx)
+    changed = _Walk(ctx, tree.getroot()).run() or changed
+    if not (changed or repaired) and text is data:
+        return data
+    head = data[:200].lstrip(b"\xef\xbb\xbf")
+    declared = head.startswith(b"<?xml")
+    standalone = tree.docinfo.standalone if b"standalone" in head.split(b"?>", 1)[0] else None
+    encoding = tree.docinfo.encoding or "UTF-8"
+    if standalone is None:
+        out = etree.tostring(tree, encoding=encoding, xml_declaration=declared)
+    else:
+        out = etree.tostring(tree, encoding=encoding, xml_declaration=declared,
+                             standalone=standalone)
+    assert isinstance(out, bytes)
+    return out + (b"\n" if data.endswith(b"\n") else b"")
+
+
+def _without_entities(data: bytes, ctx: StageContext) -> bytes:
+    if not xml_dtd.declares_entities(data):
+        external = xml_dtd.external_subset(data)
+        if external is None:
+            return data
+        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=external.detail)
+        return external.data
+    scrubbed = xml_dtd.scrub(data)
+    if scrubbed is None or xml_dtd.declares_entities(scrubbed.data):
+        raise Malformed("XML declares entities in a DTD that cannot be read safely")
+    ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)
+    return scrubbed.data
+
+
+def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, bool]:
+    strict = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, strip_cdata=False, remove_blank_text=False)
+    try:
+        return etree.ElementTree(etree.fromstring(data, strict)), False
+    except etree.XMLSyntaxError as exc:
+        problem = str(exc)
+    loose = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
+                            load_dtd=False, huge_tree=False, strip_cdata=False)
+    try:
+        root = etree.fromstring(data, loose)
+    except etree.Error:
+        root = None
+    if root is None or not isinstance(root.tag, str):
+        raise Malformed(f"XML is not well-formed and cannot be recovered ({problem[:120]})")
+    ctx.record("xml.repaired", "", action=Action.REPAIRED,
+               detail=f"not well-formed ({problem[:120]}); rebuilt as an XML parser in "
+                      "recovery mode reads it")
+    return etree.ElementTree(root), True
+
+
+def _stylesheets(tree: etree._ElementTree, ctx: StageContext) -> bool:
+    """Remove xml-stylesheet processing instructions, wherever they are."""
+    root = tree.getroot()
+    before = list(reversed(list(root.itersiblings(preceding=True))))
+    after = list(root.itersiblings())
+    found = [n for n in (*before, *after, *root.iter(etree.ProcessingInstruction))
+             if isinstance(n, etree._ProcessingInstruction) and n.target == "xml-stylesheet"]
+    for i, node in enumerate(found):
+        ctx.record("xml.stylesheet", f"?xml-stylesheet[{i}]",
+                   detail=f"loads a stylesheet from {links.describe_target(node.get('href'))}")
+    if not found:
+        return False
+    for node in found:
+        _remove(node)  # those inside the root element
+    if any(n in found for n in (*before, *after)):
+        def others(nodes: list[etree._Element]) -> list[tuple[str, str | None]]:
+            return [(str(n.target), n.text) for n in nodes
+                    if isinstance(n, etree._ProcessingInstruction) and n not in found]
+        keep_before, keep_after = others(before), others(after)
+        # lxml removes a sibling of the root only with all processing instructions there
+        etree.strip_elements(tree, etree.ProcessingInstruction, with_tail=False)
+        for target, text in keep_before:
+            root.addprevious(etree.ProcessingInstruction(target, text or ""))
+        for target, text in reversed(keep_after):
+            root.addnext(etree.ProcessingInstruction(target, text or ""))
+    return True
+
+
+def _remove(node: etree._Element) -> None:
+    """Remove ``node``, keeping the text that follows it."""
+    parent = node.getparent()
+    if parent is None:
+        return
+    if node.tail:
+        prev = node.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + node.tail
+        else:
+            parent.text = (parent.text or "") + node.tail
+    parent.remove(node)
+
+
+class _Walk:
+    def __init__(self, ctx: StageContext, root: etree._Element) -> None:
+        self.ctx = ctx
+        self.root = root
+        self.keep_links = ctx.keeps("hyperlinks")
+        ns, name = _split(root.tag)
+        # no-namespace elements are HTML when the root says so (or an XSLT stylesheet
+        # writes them out as HTML)
+        self.html_mode = (ns == "" and name.lower() == "html") or ns == XSLT
+        self.counts: Counter[str] = Counter()
+        self.changed = False
+
+    def run(self) -> bool:
+        """Visit the elements in document order (so ``name[n]`` counts as read)."""
+        self._element(self.root, f"{_split(str(self.root.tag))[1]}[root]")
+        stack = list(reversed(self.root))
+        while stack:
+            child = stack.pop()
+            tag: object = child.tag
+            if not isinstance(tag, str):
+                continue  # comments, processing instructions, entities
+            ns, name = _split(tag)
+            where = f"{name}[{self.counts[name]}]"
+            self.counts[name] += 1
+            kind = self._element_kind(ns, name, child)
+            if kind is not None:
+                self.ctx.record(kind[0], where, detail=kind[1])
+                _remove(child)
+                self.changed = True
+                continue
+            self._element(child, where)
+            stack.extend(reversed(child))
+        return self.changed
+
+    def _markup(self, ns: str) -> bool:
+        return ns in (XHTML, SVG) or (ns == "" and self.html_mode)
+
+    def _element_kind(self, ns: str, name: str,
+                      el: etree._Element) -> tuple[str, str] | None:
+        if ns in XINCLUDE:
+            return "xml.remote_resource", f"XInclude of {links.describe_target(el.get('href'))}"
+        if ns == MSXSL and name == "script":
+            return "xml.script", f"{el.get('language') or 'script'} run by the transformation"
+        if not self._markup(ns):
+            return None
+        low = name.lower()
+        if low in _SCRIPTS:
+            return "xml.script", ""
+        if low in _FRAMES:
+            return "xml.frame", ""
+        if low == "base" or (low == "link" and not (el.get("href") or "").startswith("#")):
+            return "xml.remote_resource", f"<{name}> loads from elsewhere"
+        if low == "meta" and (el.get("http-equiv") or "").strip().lower() == "refresh":
+            return "xml.remote_resource", "automatic redirect"
+        if low == "style" and _CSS_LOAD.search("".join(map(str, el.itertext()))):
+            return "xml.remote_resource", "stylesheet with @import or url()"
+        return None
+
+    def _element(self, el: etree._Element, where: str) -> None:
+        ns, name = _split(el.tag)
+        if not self._markup(ns):
+            return
+        for raw in list(el.attrib):
+            key = str(raw)
+            attr_ns, attr = _split(key)
+            low = attr.lower()
+            value = str(el.attrib[key])
+            loc = f"{where}@{attr}"
+            if low.startswith("on") and not attr_ns:
+                self._drop(el, key, "xml.event_handler", loc)
+            elif low == "srcdoc":
+                self._drop(el, key, "xml.frame", loc)
+            elif low == "style" and _CSS_LOAD.search(value):
+                self._drop(el, key, "xml.remote_resource", loc, "style with url()")
+            elif low in _URL_ATTRS:
+                self._url(el, key, name.lower(), low, value, loc)
+
+    def _url(self, el: etree._Element, key: str, name: str, attr: str, value: str,
+             loc: str) -> None:
+        target = value.strip()
+        if not target or target.startswith("#"):
+            return
+        if name in ("img", "image") and _IMAGE_DATA.match(target):
+            return
+        if _SCRIPT_URL.match(target):
+            self._drop(el, key, "xml.javascript_url", loc)
+        elif name == "a" and attr == "href" and links.is_web(target):
+            action = Action.KEPT if self.keep_links else Action.REMOVED
+            self.ctx.record("xml.hyperlink", loc, action=action,
+                            detail=links.describe_target(target))
+            if not self.keep_links:
+                del el.attrib[key]
+                self.changed = True
+        else:
+            self._drop(el, key, "xml.remote_resource", loc, links.describe_target(target))
+
+    def _drop(self, el: etree._Element, key: str, kind: str, loc: str, detail: str = "") -> None:
+        self.ctx.record(kind, loc, detail=detail)
+        del el.attrib[key]
+        self.changed = True
+
+
+def _split(tag: str) -> tuple[str, str]:
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return ns, name
+    return "", tag

