@@ -52,7 +52,7 @@ CUTOFF = 4096
 FREESECT, ENDOFCHAIN, FATSECT, DIFSECT = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFC
 NOSTREAM = 0xFFFFFFFF
 MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
-_STORAGE, _STREAM, _ROOT = 1, 2, 5
+_UNALLOCATED, _STORAGE, _STREAM, _ROOT = 0, 1, 2, 5
 _RED, _BLACK = 0, 1
 _PER_SECTOR = SECTOR // 4     # FAT entries in one sector
 _HEADER_DIFAT = 109
@@ -169,6 +169,10 @@ def _read_children(ole: Any, entry: Any, node: Node, depth: int) -> None:
         raise Malformed("OLE storages nested too deeply")
     seen: set[str] = set()
     for kid in entry.kids:
+        if kid.entry_type in (_UNALLOCATED, _ROOT):
+            # a free directory slot, or the root again, that a damaged tree points to:
+            # no content of its own; Office and LibreOffice skip them too
+            continue
         name = _name(kid)
         if name.upper() in seen:
             raise Malformed(f"duplicate entry name {_short(name)!r} in one OLE storage")

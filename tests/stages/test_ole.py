@@ -421,6 +421,38 @@ def test_encrypted_excel_whose_filepass_overruns_the_stream_is_malformed(
     assert report.reason is not None and "cannot be read" in report.reason
 
 
+def point_a_leaf_at_a_free_slot(data: bytes) -> bytes:
+    """A fuzzer's damage (POI clusterfuzz .xls): a stream's right-sibling pointer leads to
+    an unallocated directory entry whose own sibling pointers lead back to the root."""
+    buf = bytearray(data)
+    size = 1 << struct.unpack_from("<H", buf, 0x1E)[0]
+    fat = olefile.OleFileIO(data).fat
+    chain, sect = [], struct.unpack_from("<I", buf, 0x30)[0]
+    while sect < 0xFFFFFFFA:
+        chain.append(sect)
+        sect = fat[sect]
+    entries = [(s + 1) * size + i * 128 for s in chain for i in range(size // 128)]
+    leaf = next(e for e in entries if buf[e + 0x42] == 2
+                and struct.unpack_from("<I", buf, e + 0x48)[0] == 0xFFFFFFFF)
+    free = next(i for i, e in enumerate(entries) if buf[e + 0x42] == 0)
+    struct.pack_into("<I", buf, leaf + 0x48, free)
+    struct.pack_into("<II", buf, entries[free] + 0x44, 0, 0)  # left, right: the root
+    return bytes(buf)
+
+
+def test_free_directory_slot_in_the_tree_is_skipped(tmp_path: Path,
+                                                    bases: dict[str, bytes]) -> None:
+    """Was blocked ("OLE entry has unknown type 0"); Office and LibreOffice skip it."""
+    data = point_a_leaf_at_a_free_slot(bases["base.xls"])
+    src = tmp_path / "free.xls"
+    src.write_bytes(data)
+    assert_opens(tmp_path / "lo-in", src, "sekisho-cell-alpha")
+    report, out = run(tmp_path, data, "free-slot.xls")
+    assert report.verdict is Verdict.CLEAN
+    assert_clean_output(out, bases["base.xls"], set())
+    assert_opens(tmp_path, out, "sekisho-cell-alpha")
+
+
 def test_encrypted_ppt_is_blocked(tmp_path: Path, bases: dict[str, bytes]) -> None:
     root = olegen.tree(bases["base.ppt"])
     user = root.child("Current User")
