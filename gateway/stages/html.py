@@ -44,7 +44,9 @@ _STYLE_PROPERTIES = {
     "border-color", "border-style", "border-width", "border-collapse", "border-spacing",
     "list-style-type", "display", "float", "clear", "letter-spacing", "word-break",
 }
-_DROP_WITH_CONTENT = {"script", "style", "template", "iframe", "object", "embed", "applet",
+# <object> and <applet> are unwrapped instead: their content is the fallback a browser
+# shows when it cannot run the plugin (every browser today), ordinary cleaned HTML
+_DROP_WITH_CONTENT = {"script", "style", "template", "iframe", "embed",
                       "frame", "frameset", "noembed", "svg", "math", "xml", "head",
                       # noscript content is raw text to the parser when scripting is on, and
                       # HTML (remote images…) when it is off: it cannot be cleaned reliably

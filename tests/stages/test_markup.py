@@ -72,6 +72,23 @@ def test_html_page(tmp_path: Path) -> None:
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in html
 
 
+def test_plugin_fallback_text_stays(tmp_path: Path) -> None:
+    """What a browser shows for an <object> or <applet> it cannot run is its content:
+    the element goes, the fallback text stays (it was dropped with the element)."""
+    page = (b"<html><body><p>Intro</p><object data='clip.swf'><param name='movie' "
+            b"value='clip.swf'><p>\xe5\x8b\x95\xe7\x94\xbb\xe3\x81\xae\xe4\xbb\xa3\xe6"
+            b"\x9b\xbf\xe3\x83\x86\xe3\x82\xad\xe3\x82\xb9\xe3\x83\x88</p>"
+            b"<embed src='clip.swf'></object><applet code='A.class'>Java fallback"
+            b"<script>alert(1)</script></applet></body></html>")
+    report, out = run(tmp_path, page, "page.html")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.frame", "object[0]"), ("html.frame", "embed[0]"),
+                            ("html.frame", "applet[0]"), ("html.script", "script[0]")}
+    assert html_problems(out) == []
+    text = html_text(out)
+    assert "動画の代替テキスト" in text and "Java fallback" in text and "alert" not in text
+
+
 def test_xhtml_page_with_an_xml_declaration_is_html(tmp_path: Path) -> None:
     """libmagic calls it text/xml: it was delivered as plain text, script and all."""
     page = (b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML '
