@@ -262,6 +262,12 @@ _HTML_FRAGMENT = re.compile(rb"<(p|div|table|span|br|a|h[1-6]|ul|ol|meta|title|s
                             rb"img|form|font|center|b|i|u|strong|em|pre|object|embed)[\s>/]")
 
 
+#: an SVG document: its root element after the XML declaration, comments (Inkscape and
+#: other editors put theirs first), processing instructions and the DOCTYPE
+_SVG_ROOT = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->|<!doctype[^\[>]*(?:\[.*?\])?\s*>)*"
+                       rb"<(?:[\w.-]+:)?svg[\s>/]", re.S)
+
+
 #: the root of a single-file OpenDocument (any prefix) and of an Excel 2003 XML workbook
 _FLAT_ODF = re.compile(rb"<([\w.-]+:)?document\s[^>]*?([\w.-]+:)?mimetype\s*=\s*"
                        rb"[\"']application/vnd\.oasis\.opendocument\.")
@@ -270,13 +276,14 @@ _XMLSS_ROOT = re.compile(rb"<([\w.-]+:)?workbook\s[^>]*urn:schemas-microsoft-com
 
 
 def _textual(head: bytes, src: BinaryIO) -> str | None:
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM: browsers read it
+        head = head[:16384].decode("utf-16", "ignore").encode("utf-8", "ignore")
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
         return "text.sylk"
     if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
         return "executable.iqy"
-    if b"<svg" in sample[:2048] and (sample.startswith(b"<?xml") or sample.startswith(b"<svg")
-                                     or sample.startswith(b"<!doctype svg")):
+    if _SVG_ROOT.match(sample):
         return "svg"
     if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")) or \
             _HTML_FRAGMENT.match(sample):

@@ -218,7 +218,7 @@ def test_svg_not_well_formed_is_rebuilt(tmp_path: Path, payload: bytes,
 
 
 @pytest.mark.parametrize("payload", [
-    b'<?xml version="1.0"?>\n<!-- <svg> -->\n<doc><p>x</doc',  # recovered, root not <svg>
+    b"<svg:svg>x</svg:svg>",  # recovered, but the root is <svg:svg> in no namespace
     b'<!DOCTYPE svg [<!ENTITY x "y">]><svg><text>&x;</svg>',  # entities and not well-formed
 ])
 def test_svg_beyond_recovery_stays_blocked(tmp_path: Path, payload: bytes) -> None:
@@ -226,6 +226,20 @@ def test_svg_beyond_recovery_stays_blocked(tmp_path: Path, payload: bytes) -> No
     assert report.verdict is Verdict.BLOCKED
     assert (report.reason or "").startswith("SVG ")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8"])
+def test_svg_in_utf16_or_behind_a_comment_is_svg(tmp_path: Path, encoding: str) -> None:
+    """Both were delivered untouched (UTF-16: taken for text) or emptied (a leading
+    comment made it HTML, and the HTML stage drops <svg> with its content)."""
+    svg = (f'<?xml version="1.0" encoding="{encoding.upper()}"?>\n' if encoding == "utf-16"
+           else "") + ('<!-- Created with Inkscape -->\n<svg xmlns="http://www.w3.org/2000/svg">'
+                       "<text>市役所</text><script>alert(1)</script></svg>")
+    report, out = run(tmp_path, svg.encode(encoding), "map.svg")
+    assert report.input.type == "svg" and report.verdict is Verdict.DISARMED
+    assert keys(report) == {("svg.script", "script[0]")}
+    assert svg_problems(out) == []
+    assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == "市役所"
 
 
 #: how Adobe Illustrator writes SVG: namespace URIs declared as entities

@@ -73,6 +73,15 @@ CASES: list[tuple[str, bytes, str]] = [
     ("html", b"<!DOCTYPE html><html><body>x</body></html>", "html"),
     ("html fragment", b"<p>hello <b>there</b></p>\n<script>alert(1)</script>", "html"),
     ("svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "svg"),
+    # editors that write their comment first; a DOCTYPE with an internal subset; UTF-16
+    ("svg after a comment", b"<!-- Created with Inkscape -->\n<svg xmlns="
+                            b'"http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "svg"),
+    ("svg after a dtd", b'<?xml version="1.0"?>\n<!-- g -->\n<!DOCTYPE svg PUBLIC "a" "b" [\n'
+                        b'<!ENTITY ns "x">\n]>\n<svg version="1.1"/>', "svg"),
+    ("svg in utf-16", '<?xml version="1.0" encoding="UTF-16"?><svg xmlns="http://www.w3.org/'
+                      '2000/svg"><script>alert(1)</script></svg>'.encode("utf-16"), "svg"),
+    ("xml with svg inside", b'<?xml version="1.0"?>\n<doc><svg xmlns="http://www.w3.org/2000/'
+                            b'svg"/></doc>', "text.xml"),
     ("mail", b"From: a@example.jp\r\nTo: b@example.jp\r\nSubject: hi\r\n\r\nbody\r\n",
      "mail.eml"),
     ("mbox", b"From a@example.jp Thu Nov 26 10:00:00 2026\nFrom: a@example.jp\nTo: b@x\n\nhi\n",
