@@ -31,7 +31,13 @@ from gateway.pipeline.api import StageContext
 MAX_PIXELS = 120_000_000
 
 _FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image.bmp": "BMP",
-            "image.tiff": "TIFF", "image.webp": "WEBP"}
+            "image.tiff": "TIFF", "image.webp": "WEBP",
+            # less common raster formats Pillow reads and writes: re-encoded the same way
+            "image.vnd.microsoft.icon": "ICO", "image.x-icns": "ICNS", "image.x-tga": "TGA",
+            "image.x-portable-pixmap": "PPM", "image.x-portable-greymap": "PPM",
+            "image.x-portable-bitmap": "PPM", "image.x-pcx": "PCX", "image.jp2": "JPEG2000",
+            "image.x-jp2-codestream": "JPEG2000", "image.x-qoi": "QOI"}
+
 
 
 class ImageStage:
@@ -78,7 +84,7 @@ def _report(im: Image.Image, data: bytes, ctx: StageContext) -> None:
              "version", "progressive", "progression", "jfif", "jfif_version", "jfif_unit",
              "jfif_density", "aspect", "interlace", "compression", "srgb", "chromaticity",
              "disposal", "lossless", "bbox", "default_image", "blend", "adobe_transform",
-             "resolution", "exif_note")
+             "resolution", "exif_note", "sizes", "orientation")
     # everything that is not how to draw the pixels is metadata (PNG text chunks land in
     # info under their own keywords, JPEG APPn segments under exif/xmp/photoshop/adobe…)
     found = sorted(k for k in im.info if isinstance(k, str) and k not in known)
@@ -181,10 +187,21 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
             opts["loop"] = im.info.get("loop", 0)
     elif fmt == "TIFF":
         opts["compression"] = "tiff_adobe_deflate"
+    elif fmt == "ICO" and im.info.get("sizes"):  # every size the icon held, drawn anew
+        opts["sizes"] = sorted({tuple(size[:2]) for size in im.info["sizes"]})
+    elif fmt == "JPEG2000":
+        opts["irreversible"] = False  # lossless (5/3 wavelet)
+        if im.format == "JPEG2000" and data_is_codestream(im):
+            opts["no_jp2"] = True
     elif fmt == "PNG" and len(frames) > 1:
         opts["duration"] = [f.info.get("duration", 100) for f in frames]
         opts["loop"] = im.info.get("loop", 0)
     return opts
+
+
+def data_is_codestream(im: Image.Image) -> bool:
+    """A raw JPEG 2000 codestream (.j2k) rather than the JP2 container."""
+    return getattr(im, "codec", "jp2") == "j2k"
 
 
 def _trailing_bytes(fmt: str, data: bytes) -> int:

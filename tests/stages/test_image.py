@@ -57,6 +57,32 @@ def test_jpeg_exif_comment_and_appended_payload(tmp_path: Path) -> None:
     assert same_pixels(base, result, tolerance=8)  # same quantization tables: near-identical
 
 
+@pytest.mark.parametrize(("fmt", "name", "mode", "opts"), [
+    ("ICO", "favicon.ico", "RGBA", {"sizes": [(16, 16), (32, 32), (48, 48)]}),
+    ("TGA", "scan.tga", "RGB", {}),
+    ("PPM", "scan.ppm", "RGB", {}),
+    ("PPM", "scan.pgm", "L", {}),
+    ("PCX", "scan.pcx", "RGB", {}),
+    ("JPEG2000", "scan.jp2", "RGB", {"irreversible": False}),
+    ("QOI", "scan.qoi", "RGBA", {}),
+])
+def test_other_raster_formats_are_rebuilt_not_blocked(tmp_path: Path, fmt: str, name: str,
+                                                      mode: str, opts: dict[str, object]) -> None:
+    """Icons, Targa, Netpbm, PCX, JPEG 2000 and QOI were blocked (no stage); they are
+    re-encoded in their own format like PNG, and whatever follows the picture goes."""
+    base = encode(picture(mode, (48, 48)), fmt, **opts)
+    data = base + b"<script>alert('appended payload')</script>"
+    report, out = run(tmp_path, data, name)
+    assert report.verdict in (Verdict.CLEAN, Verdict.DISARMED), report.reason
+    result = out.read_bytes()
+    assert b"appended payload" not in result
+    with Image.open(out) as im:
+        assert im.format == fmt and im.size == (48, 48)
+        if fmt == "ICO":
+            assert im.info["sizes"] == {(16, 16), (32, 32), (48, 48)}
+    assert same_pixels(base, result)  # all of them lossless
+
+
 def test_png_text_chunks_and_trailing_data(tmp_path: Path) -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "<svg onload=alert(1)>")
