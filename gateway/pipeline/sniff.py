@@ -319,6 +319,9 @@ EXTRA_CHECKS: list[Check] = []
 
 _MIME_TYPES: dict[str, str] = {
     "application/x-tar": "archive.tar",
+    "application/x-archive": "archive.ar",      # Unix ar (a .deb is named apart: blocked)
+    "application/x-cpio": "archive.cpio",
+    "application/x-lzma": "archive.lzma",
     "application/zip": "archive.zip",
     "application/gzip": "archive.gzip",
     "application/x-7z-compressed": "archive.7z",
@@ -483,7 +486,7 @@ for _fam, _exts in {
     "ole": "doc dot xls xlt ppt pot pps",
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
-    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh",
+    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio",
     "image": "png jpg jpeg jpe gif bmp tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 j2k "
              "jpf jpx qoi",
     "html": "html htm xhtml",

@@ -1,6 +1,7 @@
 """Archives: every member goes back through the pipeline; the output is a new zip.
 
-zip, tar (plain, .gz, .bz2, .xz), single-file gzip/bzip2/xz and 7z are read;
+zip, tar (plain, .gz, .bz2, .xz), single-file gzip/bzip2/xz/lzma, 7z, RAR, CAB, LZH,
+ar and cpio are read (a single compressed file keeps its name without the suffix);
 the output is always a zip (Windows opens it without extra software). A member
 that is blocked (an executable, a password-protected document…) is replaced by
 a short note file in Japanese and English, so the recipient sees what was
@@ -44,7 +45,10 @@ from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
-          "archive.7z", "archive.rar", "archive.cab", "archive.lzh")
+          "archive.lzma", "archive.7z", "archive.rar", "archive.cab", "archive.lzh",
+          "archive.ar", "archive.cpio")
+#: what a single compressed file is called without its compression suffix
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma")
 NOTE_SUFFIX = ".removed.txt"
 
 
@@ -129,13 +133,15 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     seen: set[str] = set()
     readers = {"archive.zip": _zip_members, "archive.tar": _tar_members,
                "archive.7z": _7z_members, "archive.rar": _libarchive_members,
-               "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members}
+               "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members,
+               "archive.ar": _libarchive_members, "archive.cpio": _libarchive_members}
     reader = readers.get(ctx.type_id)
     if ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
                                                     "archive.rar"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
     else:
-        raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit)
+        raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit,
+                                                        _inner_name(ctx.location))
     try:
         yield from _unique_members(raw, seen)
     except _DAMAGE as exc:  # decoders raise many things on damaged input
@@ -270,11 +276,19 @@ def _tar_time(mtime: float) -> tuple[int, int, int, int, int, int]:
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
-def _single(src: BinaryIO, type_id: str, limit: int) -> Iterator[Member]:
+def _inner_name(location: str) -> str:
+    """``report.txt`` for ``mail/2/report.txt.bz2``; "content" when nothing is left."""
+    name = location.replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return "content"
+
+
+def _single(src: BinaryIO, type_id: str, limit: int, name: str) -> Iterator[Member]:
     try:
         with _decompressor(type_id, src) as f:
             data = _read_capped(f, limit, "compressed file")
-        name = "content"
         if type_id == "archive.gzip":
             src.seek(0)
             name = _gzip_name(src.read(1024)) or name
@@ -293,6 +307,8 @@ def _decompressor(type_id: str, src: BinaryIO) -> BinaryIO:
         return gzip.GzipFile(fileobj=src)  # type: ignore[return-value]
     if type_id == "archive.bzip2":
         return bz2.BZ2File(src)  # type: ignore[return-value]
+    if type_id == "archive.lzma":  # the legacy .lzma ("alone") format of LZMA Utils
+        return lzma.LZMAFile(src, format=lzma.FORMAT_ALONE)  # type: ignore[return-value]
     return lzma.LZMAFile(src)  # type: ignore[return-value]
 
 
@@ -395,7 +411,7 @@ def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> It
 
 def _libarchive_members(src: BinaryIO, limit: int,
                         password: str | None = None) -> Iterator[Member]:
-    """RAR (4 and 5), CAB, LZH and encrypted zip through libarchive (libarchive-c binds
+    """RAR (4 and 5), CAB, LZH, ar, cpio and encrypted zip through libarchive (libarchive-c binds
     the system library Debian ships as libarchive13): read-only, which is all we need."""
     import libarchive  # noqa: PLC0415 - only needed for these formats
     import libarchive.exception  # noqa: PLC0415
@@ -416,7 +432,10 @@ def _libarchive_members(src: BinaryIO, limit: int,
                 if entry.isdir:
                     yield Member(name.rstrip("/") + "/", b"", when)
                     continue
-                if not entry.isreg:
+                # ar members carry no file type (0): plain files all the same
+                plain = entry.isreg or (entry.filetype == 0 and not entry.issym
+                                        and not entry.islnk)
+                if not plain:
                     yield Member(name, None, when, "archive.link", "link or special file")
                     continue
                 if (entry.size or 0) > limit:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import struct
 import tarfile
 import zipfile
@@ -163,6 +165,55 @@ def test_tar_gz_is_repacked_as_zip(tmp_path: Path) -> None:
     assert keys(report) == {("archive.member_blocked", "a/run.exe"),
                             ("archive.link", "a/shadow")}
     assert sorted(contents(out)) == ["a/readme.txt", "a/run.exe.removed.txt"]
+
+
+def ar_archive(members: dict[str, bytes]) -> bytes:
+    """A Unix ar archive (GNU/System V member headers), as ``ar rcD`` writes it."""
+    out = [b"!<arch>\n"]
+    for name, data in members.items():
+        out.append(f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{0o644:<8o}{len(data):<10}`\n".encode())
+        out.append(data + (b"\n" if len(data) % 2 else b""))
+    return b"".join(out)
+
+
+def cpio_archive(members: dict[str, bytes]) -> bytes:
+    """A cpio archive in the "newc" format (what ``cpio -H newc`` writes)."""
+    out = []
+    for ino, (name, data) in enumerate([*members.items(), ("TRAILER!!!", b"")], start=1):
+        raw = name.encode() + b"\0"
+        mode = 0o100644 if data or name != "TRAILER!!!" else 0
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(raw), 0]
+        head = b"070701" + b"".join(b"%08X" % f for f in fields) + raw
+        out.append(head + b"\0" * (-len(head) % 4) + data + b"\0" * (-len(data) % 4))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(("name", "build"), [("lib.a", ar_archive), ("initrd.cpio", cpio_archive)])
+def test_ar_and_cpio_are_repacked_not_blocked(tmp_path: Path, name: str,
+                                              build: object) -> None:
+    """Were blocked as unknown types; libarchive reads both."""
+    data = build({"memo.txt": b"meeting at ten\n", "page.html": HTML, "run.exe": EXE})  # type: ignore[operator]
+    report, out = run(tmp_path, data, name)
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.member_active", "page.html"),
+                            ("archive.member_blocked", "run.exe")}
+    files = contents(out)
+    assert sorted(files) == ["memo.txt", "page.html", "run.exe.removed.txt"]
+    assert files["memo.txt"] == b"meeting at ten\n" and b"<script" not in files["page.html"]
+
+
+@pytest.mark.parametrize(("name", "compress"), [
+    ("minutes.txt.lzma", lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE)),
+    ("minutes.txt.xz", lzma.compress),
+    ("minutes.txt.bz2", bz2.compress),
+])
+def test_single_compressed_file_keeps_its_name(tmp_path: Path, name: str,
+                                               compress: object) -> None:
+    """The member was called "content" (no extension: Windows cannot open it); .lzma
+    was blocked as an unknown type."""
+    report, out = run(tmp_path, compress("議事録\n".encode()), name)  # type: ignore[operator]
+    assert report.verdict is Verdict.CLEAN
+    assert contents(out) == {"minutes.txt": "議事録\n".encode()}
 
 
 def test_7z(tmp_path: Path) -> None:
