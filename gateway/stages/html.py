@@ -156,6 +156,15 @@ class _Scanner(HTMLParser):
         self.feed(text)
         self.close()
 
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        """``<![CD…`` with an unknown keyword: the standard library raises
+        AssertionError; browsers read a bogus comment up to the next ``>``."""
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 3)
+            return -1 if end < 0 else end + 1
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         index = self.counts[tag]
         self.counts[tag] += 1

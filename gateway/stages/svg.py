@@ -136,6 +136,8 @@ def _defused(data: bytes) -> ET.Element:
         raise _Entities from None
     except ET.ParseError as exc:
         raise _NotWellFormed(f"SVG is not well-formed XML ({exc})") from None
+    except LookupError as exc:  # an encoding Python does not know
+        raise Malformed(f"SVG declares an unknown encoding ({exc})") from None
 
 
 def _local(name: str) -> str:

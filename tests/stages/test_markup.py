@@ -89,6 +89,21 @@ def test_plugin_fallback_text_stays(tmp_path: Path) -> None:
     assert "動画の代替テキスト" in text and "Java fallback" in text and "alert" not in text
 
 
+def test_unknown_marked_section_is_no_internal_error(tmp_path: Path) -> None:
+    """``<![CD…`` made the standard library's HTMLParser raise AssertionError (found by
+    mutating fixtures); browsers read a bogus comment up to the next ``>``."""
+    report, out = run(tmp_path, b"<p>a<![CD<x>b</p><script>alert(1)</script>", "m.html")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.script", "script[0]")}
+    assert html_problems(out) == [] and "alert" not in html_text(out)
+
+
+def test_svg_with_an_unknown_encoding_is_blocked_cleanly(tmp_path: Path) -> None:
+    report, out = run(tmp_path, b'<?xml version="1.0" encoding="UTF-1U"?><svg/>', "x.svg")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert (report.reason or "").startswith("SVG declares an unknown encoding")
+
+
 def test_xhtml_page_with_an_xml_declaration_is_html(tmp_path: Path) -> None:
     """libmagic calls it text/xml: it was delivered as plain text, script and all."""
     page = (b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML '
