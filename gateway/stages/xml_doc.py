@@ -38,6 +38,7 @@ instruction and ``!DOCTYPE`` for the DTD.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 
@@ -67,8 +68,20 @@ _CSS_LOAD = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behav
 
 def process(data: bytes, ctx: StageContext) -> bytes:
     """The disarmed document (``data`` itself when nothing had to change)."""
+    try:
+        return _process(data, ctx)
+    except (ValueError, LookupError, etree.Error) as exc:  # what lxml refuses to write
+        raise Malformed(f"XML cannot be rebuilt ({type(exc).__name__}: "
+                        f"{str(exc)[:100]})") from None
+
+
+def _process(data: bytes, ctx: StageContext) -> bytes:
     text = _without_entities(data, ctx)
     tree, repaired = _parse(text, ctx)
+    encoding = tree.docinfo.encoding or "UTF-8"
+    if _dtd_left(tree):  # a prolog the byte-level cut could not read (damaged, unusual)
+        tree = _without_dtd(tree, ctx, recorded=text is not data)
+        repaired = True
     changed = _stylesheets(tree, ctx)
     changed = _Walk(ctx, tree.getroot()).run() or changed
     if not (changed or repaired) and text is data:
@@ -76,7 +89,6 @@ def process(data: bytes, ctx: StageContext) -> bytes:
     head = data[:200].lstrip(b"\xef\xbb\xbf")
     declared = head.startswith(b"<?xml")
     standalone = tree.docinfo.standalone if b"standalone" in head.split(b"?>", 1)[0] else None
-    encoding = tree.docinfo.encoding or "UTF-8"
     if standalone is None:
         out = etree.tostring(tree, encoding=encoding, xml_declaration=declared)
     else:
@@ -100,6 +112,48 @@ def _without_entities(data: bytes, ctx: StageContext) -> bytes:
     return scrubbed.data
 
 
+def _dtd_left(tree: etree._ElementTree) -> bool:
+    """A DOCTYPE naming an external DTD or declaring entities is still there."""
+    info = tree.docinfo
+    internal = info.internalDTD
+    entities = getattr(internal, "iterentities", None)
+    return bool(getattr(info, "system_url", None) or info.public_id or (
+        entities is not None and any(True for _ in entities())))
+
+
+def _without_dtd(tree: etree._ElementTree, ctx: StageContext, *,
+                 recorded: bool) -> etree._ElementTree:
+    """The document rebuilt without its DOCTYPE; entity references it left unresolved
+    become the character an XHTML DTD gives them, or nothing."""
+    if not recorded:
+        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED,
+                   detail="declares entities or names an external DTD; removed with the "
+                          "entity references")
+    root = tree.getroot()
+    for ref in list(root.iter(etree.Entity)):
+        char = xml_dtd.html_entity(str(getattr(ref, "name", "")))
+        parent = ref.getparent()
+        if parent is None:
+            continue
+        text = (char or "") + (ref.tail or "")
+        prev = ref.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + text
+        else:
+            parent.text = (parent.text or "") + text
+        parent.remove(ref)
+    before = list(reversed(list(root.itersiblings(preceding=True))))
+    after = list(root.itersiblings())
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, strip_cdata=False)
+    fresh = etree.fromstring(etree.tostring(root, encoding="utf-8"), parser)
+    for node in before:
+        fresh.addprevious(copy.copy(node))
+    for node in reversed(after):
+        fresh.addnext(copy.copy(node))
+    return etree.ElementTree(fresh)
+
+
 def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, bool]:
     strict = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                              huge_tree=False, strip_cdata=False, remove_blank_text=False)
@@ -113,6 +167,15 @@ def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, bool]:
         root = etree.fromstring(data, loose)
     except etree.Error:
         root = None
+    if (root is None or not isinstance(root.tag, str)) and \
+            (span := xml_dtd.doctype_span(data)) is not None:
+        # a DOCTYPE libxml2 gives up on: the document without it, references dropped
+        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED,
+                   detail="a DTD no parser reads; removed")
+        try:
+            root = etree.fromstring(data[:span[0]] + data[span[1]:], loose)
+        except etree.Error:
+            root = None
     if root is None or not isinstance(root.tag, str):
         raise Malformed(f"XML is not well-formed and cannot be recovered ({problem[:120]})")
     ctx.record("xml.repaired", "", action=Action.REPAIRED,
@@ -121,24 +184,32 @@ def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, bool]:
     return etree.ElementTree(root), True
 
 
+_PI_TARGET = re.compile(r"^[A-Za-z_][\w.-]*$")
+
+
 def _stylesheets(tree: etree._ElementTree, ctx: StageContext) -> bool:
-    """Remove xml-stylesheet processing instructions, wherever they are."""
+    """Remove xml-stylesheet processing instructions, wherever they are (recorded), and
+    ones no XML parser accepts (a broken declaration recovered as ``<?xml}``)."""
     root = tree.getroot()
     before = list(reversed(list(root.itersiblings(preceding=True))))
     after = list(root.itersiblings())
-    found = [n for n in (*before, *after, *root.iter(etree.ProcessingInstruction))
-             if isinstance(n, etree._ProcessingInstruction) and n.target == "xml-stylesheet"]
+    pis = [n for n in (*before, *after, *root.iter(etree.ProcessingInstruction))
+           if isinstance(n, etree._ProcessingInstruction)]
+    found = [n for n in pis if n.target == "xml-stylesheet"]
+    invalid = [n for n in pis if not _PI_TARGET.match(str(n.target))
+               or str(n.target).lower() == "xml"]
     for i, node in enumerate(found):
         ctx.record("xml.stylesheet", f"?xml-stylesheet[{i}]",
                    detail=f"loads a stylesheet from {links.describe_target(node.get('href'))}")
-    if not found:
+    gone = found + invalid
+    if not gone:
         return False
-    for node in found:
+    for node in gone:
         _remove(node)  # those inside the root element
-    if any(n in found for n in (*before, *after)):
+    if any(n in gone for n in (*before, *after)):
         def others(nodes: list[etree._Element]) -> list[tuple[str, str | None]]:
             return [(str(n.target), n.text) for n in nodes
-                    if isinstance(n, etree._ProcessingInstruction) and n not in found]
+                    if isinstance(n, etree._ProcessingInstruction) and n not in gone]
         keep_before, keep_after = others(before), others(after)
         # lxml removes a sibling of the root only with all processing instructions there
         etree.strip_elements(tree, etree.ProcessingInstruction, with_tail=False)

@@ -217,6 +217,15 @@ def _unreadable(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | 
     PayloadsAllTheThings' XXE files), found by its brackets and quotes: no entity is
     substituted (every reference goes). None when it declares no entity or its end or
     the root element is not found."""
+    span = doctype_span(data)
+    if span is None or b"<!ENTITY" not in data[span[0]:span[1]]:
+        return None
+    return (*span, {}, "declares XML entities in a DTD that does not parse (XXE)")
+
+
+def doctype_span(data: bytes) -> tuple[int, int, int] | None:
+    """Where the DOCTYPE starts and ends and the root element starts, found by brackets,
+    quotes and comments only (for prologs no parser reads); None when not found."""
     pos = len(_BOM) if data.startswith(_BOM) else 0
     while (m := _SKIP.match(data, pos)) is not None:  # declaration, comments, PIs
         pos = m.end()
@@ -244,13 +253,11 @@ def _unreadable(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | 
     else:
         return None
     end = pos = i + 1
-    if b"<!ENTITY" not in data[start:end]:
-        return None
     while (m := _SKIP.match(data, pos)) is not None:
         pos = m.end()
     if not data.startswith(b"<", pos) or data.startswith(b"<!", pos):
         return None
-    return start, end, pos, {}, "declares XML entities in a DTD that does not parse (XXE)"
+    return start, end, pos
 
 
 def _escape(value: str) -> bytes:
@@ -262,3 +269,9 @@ def _escape(value: str) -> bytes:
 #: the entities of the HTML 4 / XHTML 1.0 DTDs (&nbsp; …), as escaped text
 _HTML_ENTITIES = {name.encode(): _escape(chr(code))
                   for name, code in html.entities.name2codepoint.items()}
+
+
+def html_entity(name: str) -> str | None:
+    """The character an HTML 4 / XHTML 1.0 DTD defines for ``name`` (``nbsp``)."""
+    code = html.entities.name2codepoint.get(name)
+    return chr(code) if code is not None else None

