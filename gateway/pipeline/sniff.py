@@ -329,6 +329,9 @@ _MIME_TYPES: dict[str, str] = {
     "application/vnd.rar": "archive.rar",
     "application/vnd.ms-tnef": "mail.tnef",
     "application/x-ms-wim": "executable.wim",
+    # ImageMagick's drawing scripts (ImageTragick: "fill 'url(https://…\";curl …)'"),
+    # which ImageMagick recognises by content whatever the name: a script, not a picture
+    "image/x-mvg": "executable.script",
     "application/vnd.ms-cab-compressed": "archive.cab",
     "application/x-iso9660-image": "executable.iso",
 }

@@ -63,6 +63,10 @@ CASES: list[tuple[str, bytes, str]] = [
     ("xml2003-no-pi", b'<?xml version="1.0"?>\n<ss:Workbook xmlns:ss="urn:schemas-microsoft-'
                       b'com:office:spreadsheet"/>', "ooxml.xmlss"),
     ("iqy", b"WEB\r\n1\r\nhttp://example.invalid/x\r\n", "executable.iqy"),
+    # PayloadsAllTheThings' imagetragik1_payload_url_curl.png: an ImageMagick script
+    ("mvg named as a picture", b"push graphic-context\nviewbox 0 0 640 480\nfill 'url(https://"
+                               b"example.invalid/x.jpg\";curl \"127.0.0.1)'\npop graphic-context\n",
+     "executable.script"),
     ("png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image.png"),
     ("jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 20, "image.jpeg"),
     ("gif", b"GIF89a" + b"\x00" * 20, "image.gif"),
