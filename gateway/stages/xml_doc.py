@@ -10,7 +10,9 @@ DTD's entities (XXE: read files, call URLs; entity expansion). So the stage remo
   gateway/stages/xml_dtd.py), and a DOCTYPE naming an external DTD, which a validating
   parser fetches (``xml.dtd``; ``&nbsp;`` and the other XHTML entities become their
   characters);
-* ``xml-stylesheet`` processing instructions (``xml.stylesheet``);
+* ``xml-stylesheet`` processing instructions (``xml.stylesheet``), and the
+  ``mso-infoPathSolution`` one by which an InfoPath data file names its form template
+  (a URL or UNC path InfoPath fetches: ``xml.remote_resource``);
 * in XHTML and SVG elements — and in elements without a namespace when the root is
   ``<html>`` or an XSLT stylesheet, whose literal result elements become HTML —
   scripts (``xml.script``), frames, objects, embeds, applets and foreignObject
@@ -201,7 +203,17 @@ def _stylesheets(tree: etree._ElementTree, ctx: StageContext) -> bool:
     for i, node in enumerate(found):
         ctx.record("xml.stylesheet", f"?xml-stylesheet[{i}]",
                    detail=f"loads a stylesheet from {links.describe_target(node.get('href'))}")
-    gone = found + invalid
+    # an InfoPath form's data file names its form template (code, data connections) by
+    # URL or UNC path; InfoPath fetches it on open
+    forms = [n for n in pis if str(n.target).lower() == "mso-infopathsolution"]
+    for i, node in enumerate(forms):
+        ctx.record("xml.remote_resource", f"?mso-infoPathSolution[{i}]",
+                   detail=f"InfoPath form template from {links.describe_target(node.get('href'))}"
+                          "; the file opens as plain XML")
+    if forms:  # and what makes Windows hand the file to InfoPath
+        forms += [n for n in pis if str(n.target).lower() == "mso-application"
+                  and "infopath" in (n.text or "").lower()]
+    gone = found + invalid + forms
     if not gone:
         return False
     for node in gone:

