@@ -25,6 +25,7 @@ import nh3
 from gateway.errors import Malformed
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
+from gateway.stages import links
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"font", "tfoot", "section", "main", "address", "big", "label",
                                  "legend", "fieldset"}
@@ -57,8 +58,8 @@ _FORMS = {"form", "input", "button", "select", "textarea", "isindex"}
 _REMOVED_WHOLE = _FRAMES | _FORMS | {"script", "link", "base"}
 _URL_ATTRS = {"href", "src", "action", "formaction", "background", "poster", "data", "srcset",
               "lowsrc", "dynsrc", "codebase", "cite", "longdesc", "xlink:href"}
-_SAFE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.I)
-_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|livescript|mocha|data)\s*:", re.I)
+_SAFE_DATA = links.IMAGE_DATA_URL
+_SCRIPT_URL = links.SCRIPT_URL
 _LINK_URL = re.compile(r"^\s*(https?|mailto|ftp|tel)\s*:|^\s*//", re.I)
 _CSS_ACTIVE = re.compile(r"url\s*\(|@import|expression\s*\(|behavio(u)?r\s*:|-moz-binding", re.I)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)

@@ -37,7 +37,7 @@ from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import xml_dtd
+from gateway.stages import links, xml_dtd
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -49,10 +49,7 @@ _DROP = {"script": "svg.script", "handler": "svg.script", "listener": "svg.scrip
          "embed": "svg.foreign_object", "object": "svg.foreign_object",
          "link": "svg.external_reference"}
 _ANIMATIONS = {"set", "animate", "animateTransform", "animateMotion", "animateColor"}
-_SAFE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp);base64,", re.I)
-_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|data)\s*:", re.I)
 _LINK_URL = re.compile(r"^\s*(https?|mailto)\s*:", re.I)
-_EXTERNAL_CSS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(", re.I)
 _PI = re.compile(rb"<\?xml-stylesheet", re.I)
 
 
@@ -176,9 +173,9 @@ def _element_kind(el: ET.Element, name: str) -> str | None:
         if target in ("href", "xlink:href") or target.startswith("on"):
             return "svg.animation"
         values = " ".join(el.get(a, "") for a in ("to", "from", "values", "by"))
-        if _SCRIPT_URL.search(values):
+        if links.SCRIPT_URL.search(values):
             return "svg.animation"
-    if name == "style" and _EXTERNAL_CSS.search("".join(el.itertext())):
+    if name == "style" and links.CSS_LOADS.search("".join(el.itertext())):
         return "svg.stylesheet"
     return None
 
@@ -197,17 +194,17 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
         elif attr == "href":
             if value.startswith("#"):
                 continue
-            if name == "image" and _SAFE_DATA.match(value):
+            if name == "image" and links.IMAGE_DATA_URL.match(value):
                 continue
-            if _SCRIPT_URL.match(value):
+            if links.SCRIPT_URL.match(value):
                 kind = "svg.javascript_url"
             elif name == "a" and _LINK_URL.match(value):
                 kind, action = "svg.hyperlink", "kept" if keep_links else "removed"
             else:
                 kind = "svg.external_reference"
-        elif attr == "style" and _EXTERNAL_CSS.search(value):
+        elif attr == "style" and links.CSS_LOADS.search(value):
             kind = "svg.stylesheet"
-        elif "url(" in value.replace(" ", "") and _EXTERNAL_CSS.search(value):
+        elif "url(" in value.replace(" ", "") and links.CSS_LOADS.search(value):
             kind = "svg.external_reference"
         if kind is None:
             continue

@@ -63,9 +63,6 @@ _FRAMES = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet",
 _URL_ATTRS = frozenset({"href", "src", "action", "formaction", "data", "background", "poster",
                         "lowsrc", "dynsrc", "codebase", "cite", "longdesc", "usemap",
                         "manifest", "icon", "srcset"})
-_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|livescript|data)\s*:", re.I)
-_IMAGE_DATA = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.I)
-_CSS_LOAD = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behavior\s*:", re.I)
 
 
 def process(data: bytes, ctx: StageContext) -> bytes:
@@ -300,7 +297,7 @@ class _Walk:
             return "xml.remote_resource", f"<{name}> loads from elsewhere"
         if low == "meta" and (el.get("http-equiv") or "").strip().lower() == "refresh":
             return "xml.remote_resource", "automatic redirect"
-        if low == "style" and _CSS_LOAD.search("".join(map(str, el.itertext()))):
+        if low == "style" and links.CSS_LOADS.search("".join(map(str, el.itertext()))):
             return "xml.remote_resource", "stylesheet with @import or url()"
         return None
 
@@ -318,7 +315,7 @@ class _Walk:
                 self._drop(el, key, "xml.event_handler", loc)
             elif low == "srcdoc":
                 self._drop(el, key, "xml.frame", loc)
-            elif low == "style" and _CSS_LOAD.search(value):
+            elif low == "style" and links.CSS_LOADS.search(value):
                 self._drop(el, key, "xml.remote_resource", loc, "style with url()")
             elif low in _URL_ATTRS:
                 self._url(el, key, name.lower(), low, value, loc)
@@ -328,9 +325,9 @@ class _Walk:
         target = value.strip()
         if not target or target.startswith("#"):
             return
-        if name in ("img", "image") and _IMAGE_DATA.match(target):
+        if name in ("img", "image") and links.IMAGE_DATA_URL.match(target):
             return
-        if _SCRIPT_URL.match(target):
+        if links.SCRIPT_URL.match(target):
             self._drop(el, key, "xml.javascript_url", loc)
         elif name == "a" and attr == "href" and links.is_web(target):
             action = Action.KEPT if self.keep_links else Action.REMOVED
