@@ -57,6 +57,10 @@ XSLT = "http://www.w3.org/1999/XSL/Transform"
 MSXSL = "urn:schemas-microsoft-com:xslt"
 XINCLUDE = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
 
+#: namespaces whose elements the walk acts on (XHTML, SVG, XInclude, msxsl)
+_MARKUP_NS = re.compile(rb"http://www\.w3\.org/1999/xhtml|http://www\.w3\.org/2000/svg|"
+                        rb"http://www\.w3\.org/200[13]/XInclude|urn:schemas-microsoft-com:xslt",
+                        re.I)
 _SCRIPTS = frozenset({"script", "handler", "listener"})
 _FRAMES = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet",
                      "foreignobject", "portal"})
@@ -82,7 +86,11 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         tree = _without_dtd(tree, ctx, recorded=text is not data)
         repaired = True
     changed = _stylesheets(tree, ctx)
-    changed = _Walk(ctx, tree.getroot()).run() or changed
+    walk = _Walk(ctx, tree.getroot())
+    # without these namespaces no element falls under the walk's rules (a namespace
+    # written with character references is read as such: the walk runs then too)
+    if walk.html_mode or b"&#" in text or _MARKUP_NS.search(text):
+        changed = walk.run() or changed
     if not (changed or repaired) and text is data:
         return data
     head = data[:200].lstrip(b"\xef\xbb\xbf")

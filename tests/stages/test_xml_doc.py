@@ -90,6 +90,17 @@ def test_hostile_data_file(tmp_path: Path) -> None:
         assert gone not in text
 
 
+def test_namespace_written_with_character_references_is_still_read(tmp_path: Path) -> None:
+    """The walk is skipped for files without the XHTML/SVG/XInclude/msxsl namespaces (a
+    large data file costs one parse); a namespace spelled with character references
+    must not slip past that shortcut."""
+    data = (b'<?xml version="1.0"?>\n<r xmlns:h="http://www.w3.org/1999/&#x78;html">'
+            b"<h:script>alert(1)</h:script><v>1</v></r>")
+    report, out = run(tmp_path, data, "r.xml")
+    assert keys(report) == {("xml.script", "script[0]")}
+    assert xml_problems(out) == [] and b"alert" not in out.read_bytes()
+
+
 def test_infopath_form_template_reference_goes(tmp_path: Path) -> None:
     data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<?mso-infoPathSolution solutionVersion='
             b'"1.0.0.1" productVersion="14.0.0" PIVersion="1.0.0.0" href="\\\\attacker.example'
