@@ -29,7 +29,6 @@ _RANK = {"rtf.dde": 4, "rtf.obfuscated_field": 4, "rtf.include_field": 3, "rtf.h
 _BLANKS = " \t\r\n\"'\u00a0"
 _KEYWORD = re.compile(r"([A-Za-z]+)(.?)", re.S)
 _ARG = re.compile(r'\s*(?:"([^"]*)"?|(\S+))')
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _PRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 
@@ -142,19 +141,10 @@ def _hyperlink(text: str) -> FieldVerdict | None:
 
 
 def _target(rest: str) -> str:
+    """What the first argument of an INCLUDE field names (the rule of every format)."""
     m = _ARG.match(rest)
     arg = (m.group(1) if m and m.group(1) is not None else (m.group(2) if m else "")) or ""
-    arg = arg.strip()
-    if not arg:
-        return "no target"
-    if arg.startswith(("\\\\", "//")):
-        return "UNC path"
-    scheme = _SCHEME.match(arg)
-    if scheme:
-        return f"{scheme.group(1).lower()} URL"
-    if re.match(r"^[A-Za-z]:", arg):
-        return "local path"
-    return "relative path"
+    return describe_target(arg)
 
 
 # ------------------------------------------------------------------------- objects

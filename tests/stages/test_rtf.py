@@ -101,6 +101,19 @@ def test_base_document_is_clean_and_unchanged(tmp_path: Path) -> None:
     assert out.read_bytes() == rtfgen.BASE
 
 
+@pytest.mark.parametrize(("name", "detail"), [
+    ("includepicture", "INCLUDEPICTURE field (http address)"),
+    ("includetext", "INCLUDETEXT field (UNC path)"),
+])
+def test_include_field_names_its_target_like_every_format(tmp_path: Path, name: str,
+                                                          detail: str) -> None:
+    """The target is described by the one rule of gateway/stages/links.py."""
+    fx = next(f for f in HOSTILE if f.name == name)
+    report, _ = disarm(tmp_path, fx.data)
+    assert report.items[0].findings[0].detail.startswith(detail + ";"), \
+        report.items[0].findings[0].detail
+
+
 def test_hyperlink_kept_by_policy(tmp_path: Path) -> None:
     fx = next(f for f in HOSTILE if f.name == "hyperlink")
     report, out = disarm(tmp_path, fx.data, KEEP)
