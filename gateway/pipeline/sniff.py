@@ -455,7 +455,9 @@ _SCRIPT = re.compile(
 
 
 def _xml_name(name: str | None) -> bool:
-    return bool(name) and PurePath(name or "").suffix.lower() in (".xml", ".xsl", ".xslt")
+    """Files a browser reads as XML by their name (.xhtml: XHTML parsed as XML)."""
+    return bool(name) and PurePath(name or "").suffix.lower() in (".xml", ".xsl", ".xslt",
+                                                                   ".xhtml", ".xht")
 
 
 def _mail_name(name: str | None) -> bool:
@@ -492,9 +494,9 @@ for _fam, _exts in {
     "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio",
     "image": "png jpg jpeg jpe gif bmp tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 j2k "
              "jpf jpx qoi",
-    "html": "html htm xhtml",
+    "html": "html htm",
     "svg": "svg",
-    "text": "txt csv tsv log slk",
+    "text": "txt csv tsv log slk xhtml xht",   # .xhtml: XML (text.xml), see sniff()
     "mail": "eml msg",
     "executable": "exe dll scr com pif cpl sys msi lnk one onepkg iso img vhd vhdx xll iqy "
                   "chm hta js jse vbs vbe wsf wsh ps1 bat cmd jar",

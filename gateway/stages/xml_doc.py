@@ -120,12 +120,14 @@ def _without_entities(data: bytes, ctx: StageContext) -> bytes:
 
 
 def _dtd_left(tree: etree._ElementTree) -> bool:
-    """A DOCTYPE naming an external DTD or declaring entities is still there."""
+    """A DOCTYPE declaring entities, or naming an external DTD other than the W3C's
+    own (XHTML pages name theirs), is still there."""
     info = tree.docinfo
-    internal = info.internalDTD
-    entities = getattr(internal, "iterentities", None)
-    return bool(getattr(info, "system_url", None) or info.public_id or (
-        entities is not None and any(True for _ in entities())))
+    entities = getattr(info.internalDTD, "iterentities", None)
+    if entities is not None and any(True for _ in entities()):
+        return True
+    system = getattr(info, "system_url", None)
+    return bool(system) and not xml_dtd.standard_dtd(str(system))
 
 
 def _without_dtd(tree: etree._ElementTree, ctx: StageContext, *,

@@ -44,6 +44,8 @@ _NEXT = re.compile(rb"&|<!--|<!\[CDATA\[|<\?")
 _CLOSERS = {b"<!--": b"-->", b"<![CDATA[": b"]]>", b"<?": b"?>"}
 _REFERENCE = re.compile(rb"&([^\s&;<>\"'#][^\s&;<>\"']{0,200});")
 _EXTERNAL_ID = re.compile(rb"\s(SYSTEM|PUBLIC)\s")
+_LITERAL = re.compile(rb"\"[^\"]*\"|'[^']*'")
+_STANDARD_DTD = re.compile(r"^https?://www\.w3\.org/(TR|Graphics|Math)/[\w./-]+\.dtd$")
 _ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -89,7 +91,8 @@ def scrub(data: bytes) -> Scrubbed | None:
 def external_subset(data: bytes) -> Scrubbed | None:
     """``data`` without a DOCTYPE that declares no entity but names an external DTD
     (``SYSTEM "http://…"``, ``PUBLIC … "file:///…"``), which a validating parser
-    fetches (out-of-band XXE). References to the entities the HTML/XHTML DTDs define
+    fetches (out-of-band XXE); the W3C's own DTDs (XHTML, SVG, MathML) stay. References
+    to the entities the HTML/XHTML DTDs define
     (``&nbsp;``) become their characters; any other goes. None when there is no such
     DOCTYPE or the prolog does not parse."""
     if b"\x00" in data[:4] or data.find(_DOCTYPE) < 0:
@@ -99,10 +102,19 @@ def external_subset(data: bytes) -> Scrubbed | None:
         return None
     start, end, root = found[:3]
     subset = data.find(b"[", start, end)
-    if not _EXTERNAL_ID.search(data, start, subset if subset >= 0 else end):
+    head = data[start:subset if subset >= 0 else end]
+    if not _EXTERNAL_ID.search(head):
         return None
+    literals = _LITERAL.findall(head)
+    if literals and standard_dtd(literals[-1][1:-1].decode("ascii", "replace")):
+        return None  # the W3C's own XHTML/SVG/MathML DTDs: what XHTML pages name
     return _substitute(data, start, end, root, _HTML_ENTITIES,
                        "names an external DTD (a validating parser fetches it)")
+
+
+def standard_dtd(system_id: str) -> bool:
+    """Whether a DOCTYPE's system identifier is one of the W3C's own DTDs."""
+    return _STANDARD_DTD.match(system_id.strip()) is not None
 
 
 def _substitute(data: bytes, start: int, end: int, root: int, entities: dict[bytes, bytes],

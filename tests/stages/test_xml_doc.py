@@ -207,6 +207,23 @@ def test_mangled_prologs_are_no_internal_error(tmp_path: Path, payload: bytes) -
         assert xml_problems(out) == []
 
 
+def test_xhtml_page_keeps_the_w3c_dtd_and_stays_xml(tmp_path: Path) -> None:
+    """A .xhtml file is XML to a browser: it stays well-formed XML (the HTML stage writes
+    HTML5, which no XML parser reads), and the W3C's own DTD it names is no finding."""
+    page = (b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML '
+            b'1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n<html xmlns='
+            b'"http://www.w3.org/1999/xhtml"><head><title>t</title></head><body><p>a&nbsp;b</p>'
+            b"<script>alert(1)</script></body></html>\n")
+    report, out = run(tmp_path, page, "page.xhtml")
+    assert report.input.type == "text.xml" and report.output is not None
+    assert report.output.name.endswith(".xhtml")
+    assert keys(report) == {("xml.script", "script[0]")}
+    result = out.read_bytes()
+    assert b"xhtml1-strict.dtd" in result and b"alert" not in result
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    assert lxml.etree.fromstring(result, parser) is not None  # well-formed
+
+
 def test_plain_data_file_is_delivered_byte_for_byte(tmp_path: Path) -> None:
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n<!-- 予算 -->\n<budget year="2026">'
             '<item online="no"><name>道路</name><yen>1200</yen></item>'
@@ -237,6 +254,7 @@ def test_not_well_formed_is_recovered_or_blocked(tmp_path: Path) -> None:
     ("xss.xml", b"<html><body><p>x</p></body></html>", "text.xml"),
     ("page.html", b"<html><body><p>x</p></body></html>", "html"),
     ("notes.xml", b"no markup at all\n", "text.plain"),
+    ("page.xhtml", b"<html><body><p>x</p></body></html>", "text.xml"),
 ])
 def test_sniffing(name: str | None, data: bytes, expected: str) -> None:
     assert sniff_bytes(data, name).type_id == expected
