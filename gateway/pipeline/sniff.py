@@ -420,9 +420,10 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
     if type_id.startswith("text.") and _mail_name(declared_name) and \
             _looks_like_headers(head[:16384], named_as_mail=True):
         type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers
-    # script code in a SYLK file is in its formulas, which the text stage removes
+    # script code in a SYLK file is in its formulas, which the text stage removes; in
+    # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell)
     if type_id.startswith("text.") and (_script_name(declared_name) or (
-            type_id != "text.sylk" and _SCRIPT.search(head))):
+            type_id not in ("text.sylk", "text.xml") and _SCRIPT.search(head))):
         type_id = "executable.script"
     description = type_id
     return Sniffed(type_id=type_id, description=description,

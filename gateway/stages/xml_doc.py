@@ -33,9 +33,11 @@ element at all is refused.
 Elements without a namespace in ordinary data (``<script>`` in a film database,
 ``online="yes"`` attributes) are data and stay.
 
-Locations are ``name[n]`` (the n-th element with that local name, from 0) with
-``@attribute`` for an attribute, ``?xml-stylesheet[n]`` for the processing
-instruction and ``!DOCTYPE`` for the DTD.
+Locations are ``name[n]`` (the n-th element with that local name, from 0, in document
+order) with ``@attribute`` for an attribute, ``?xml-stylesheet[n]`` and
+``?mso-infoPathSolution[n]`` for the processing instructions and ``!DOCTYPE`` for the
+DTD. Documents without any of the namespaces above (and without an ``<html>`` or XSLT
+root) skip the element walk: a large data file costs one parse.
 """
 
 from __future__ import annotations

@@ -126,16 +126,20 @@ def test_xslt_scripts_and_literal_html_scripts(tmp_path: Path) -> None:
   <msxsl:script implements-prefix="App" language="C#"><![CDATA[
     public string F(string d) { System.Diagnostics.Process.Start("cmd.exe"); return d; }
   ]]></msxsl:script>
+  <msxsl:script implements-prefix="J" language="JScript"><![CDATA[
+    function G() { new ActiveXObject("WScript.Shell").Run("calc"); }
+  ]]></msxsl:script>
   <xsl:template match="/"><html><body onload="x()"><script>alert(1)</script>
     <p><xsl:value-of select="App:F(Test)"/></p></body></html></xsl:template>
 </xsl:stylesheet>"""
     report, out = run(tmp_path, xsl, "report.xsl")
     assert report.verdict is Verdict.DISARMED
-    assert keys(report) == {("xml.script", "script[0]"), ("xml.event_handler", "body[0]@onload"),
-                            ("xml.script", "script[1]")}
+    assert keys(report) == {("xml.script", "script[0]"), ("xml.script", "script[1]"),
+                            ("xml.event_handler", "body[0]@onload"), ("xml.script", "script[2]")}
     assert xml_problems(out) == []
     data = out.read_bytes()
     assert b"Process.Start" not in data and b"alert(1)" not in data and b"onload" not in data
+    assert b"WScript" not in data  # a script the text rule would have blocked the file for
     assert b'<xsl:value-of select="App:F(Test)"/>' in data
 
 
