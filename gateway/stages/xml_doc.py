@@ -264,6 +264,7 @@ class _Walk:
         # no-namespace elements are HTML when the root says so (or an XSLT stylesheet
         # writes them out as HTML)
         self.html_mode = (ns == "" and name.lower() == "html") or ns == XSLT
+        self.xslt = ns == XSLT
         self.counts: Counter[str] = Counter()
         self.changed = False
 
@@ -337,6 +338,8 @@ class _Walk:
         target = value.strip()
         if not target or target.startswith("#"):
             return
+        if self.xslt and "{" in target:
+            return  # an attribute value template: the transformation computes it
         if name in ("img", "image") and links.IMAGE_DATA_URL.match(target):
             return
         if links.SCRIPT_URL.match(target):

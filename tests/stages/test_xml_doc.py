@@ -130,7 +130,7 @@ def test_xslt_scripts_and_literal_html_scripts(tmp_path: Path) -> None:
     function G() { new ActiveXObject("WScript.Shell").Run("calc"); }
   ]]></msxsl:script>
   <xsl:template match="/"><html><body onload="x()"><script>alert(1)</script>
-    <p><xsl:value-of select="App:F(Test)"/></p></body></html></xsl:template>
+    <p><xsl:value-of select="App:F(Test)"/><img src="{@photo}"/></p></body></html></xsl:template>
 </xsl:stylesheet>"""
     report, out = run(tmp_path, xsl, "report.xsl")
     assert report.verdict is Verdict.DISARMED
@@ -141,6 +141,7 @@ def test_xslt_scripts_and_literal_html_scripts(tmp_path: Path) -> None:
     assert b"Process.Start" not in data and b"alert(1)" not in data and b"onload" not in data
     assert b"WScript" not in data  # a script the text rule would have blocked the file for
     assert b'<xsl:value-of select="App:F(Test)"/>' in data
+    assert b'<img src="{@photo}"/>' in data  # an attribute value template stays
 
 
 @pytest.mark.parametrize(("payload", "detail", "text"), [
