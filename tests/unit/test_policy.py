@@ -18,7 +18,10 @@ def test_default_policy() -> None:
     pol = policy.load("default")
     assert pol.name == "default"
     assert pol.format("pdf").action == "disarm"
-    assert pol.format("pdf").keep == frozenset({"hyperlinks"})
+    # PDF link actions go (the phishing PDF's payload; DocBleach removes them too); the
+    # URL stays in the report. Office documents keep web links.
+    assert pol.format("pdf").keep == frozenset()
+    assert pol.format("ooxml").keep == frozenset({"hyperlinks"})
     assert pol.format("executable").action == "block"
     assert pol.format("no-such-family").action == "block"
     assert pol.limits.max_size == 50 * 1024**2
