@@ -39,7 +39,6 @@ _FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image
             "image.x-jp2-codestream": "JPEG2000", "image.x-qoi": "QOI"}
 
 
-
 class ImageStage:
     name: ClassVar[str] = "image"
     formats: ClassVar[frozenset[str]] = frozenset(_FORMATS)
@@ -191,7 +190,7 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
         opts["sizes"] = sorted({tuple(size[:2]) for size in im.info["sizes"]})
     elif fmt == "JPEG2000":
         opts["irreversible"] = False  # lossless (5/3 wavelet)
-        if im.format == "JPEG2000" and data_is_codestream(im):
+        if im.format == "JPEG2000" and _is_codestream(im):
             opts["no_jp2"] = True
     elif fmt == "PNG" and len(frames) > 1:
         opts["duration"] = [f.info.get("duration", 100) for f in frames]
@@ -199,7 +198,7 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
     return opts
 
 
-def data_is_codestream(im: Image.Image) -> bool:
+def _is_codestream(im: Image.Image) -> bool:
     """A raw JPEG 2000 codestream (.j2k) rather than the JP2 container."""
     return getattr(im, "codec", "jp2") == "j2k"
 
