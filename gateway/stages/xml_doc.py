@@ -26,9 +26,10 @@ DTD's entities (XXE: read files, call URLs; entity expansion). So the stage remo
 
 Everything else stays as it was written: comments, CDATA sections, other processing
 instructions, namespace prefixes, the encoding and the XML declaration. A document
-with nothing to remove is delivered byte for byte. One that is not well-formed is read
-as libxml2's recovery mode reads it (``xml.repaired``), like SVG; one that gives no
-element at all is refused.
+with nothing to remove is delivered byte for byte, also when it is not well-formed (no
+reader runs anything from it). One that is not well-formed and has something to remove
+is read as libxml2's recovery mode reads it and rebuilt (``xml.repaired``), like SVG;
+one that gives no element at all is refused.
 
 Elements without a namespace in ordinary data (``<script>`` in a film database,
 ``online="yes"`` attributes) are data and stay.
@@ -82,19 +83,25 @@ def process(data: bytes, ctx: StageContext) -> bytes:
 
 def _process(data: bytes, ctx: StageContext) -> bytes:
     text = _without_entities(data, ctx)
-    tree, repaired = _parse(text, ctx)
+    tree, problem, cut = _parse(text, ctx)
     encoding = tree.docinfo.encoding or "UTF-8"
     if _dtd_left(tree):  # a prolog the byte-level cut could not read (damaged, unusual)
-        tree = _without_dtd(tree, ctx, recorded=text is not data)
-        repaired = True
+        tree = _without_dtd(tree, ctx, recorded=text is not data or cut)
+        cut = True
     changed = _stylesheets(tree, ctx)
     walk = _Walk(ctx, tree.getroot())
     # without these namespaces no element falls under the walk's rules (a namespace
     # written with character references is read as such: the walk runs then too)
     if walk.html_mode or b"&#" in text or _MARKUP_NS.search(text):
         changed = walk.run() or changed
-    if not (changed or repaired) and text is data:
+    if not (changed or cut) and text is data:
+        # nothing to remove; one that is not well-formed too: no reader runs anything
+        # from it, and rebuilding it would lose what the recovery skips
         return data
+    if problem is not None:
+        ctx.record("xml.repaired", "", action=Action.REPAIRED,
+                   detail=f"not well-formed ({problem}); rebuilt as an XML parser in "
+                          "recovery mode reads it")
     head = data[:200].lstrip(b"\xef\xbb\xbf")
     declared = head.startswith(b"<?xml")
     standalone = tree.docinfo.standalone if b"standalone" in head.split(b"?>", 1)[0] else None
@@ -165,21 +172,25 @@ def _without_dtd(tree: etree._ElementTree, ctx: StageContext, *,
     return etree.ElementTree(fresh)
 
 
-def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, bool]:
+def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, str | None, bool]:
+    """The tree; why it is not well-formed (None when it is); whether a DTD no parser
+    reads had to be cut out first."""
     strict = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                              huge_tree=False, strip_cdata=False, remove_blank_text=False)
     try:
-        return etree.ElementTree(etree.fromstring(data, strict)), False
+        return etree.ElementTree(etree.fromstring(data, strict)), None, False
     except etree.XMLSyntaxError as exc:
-        problem = str(exc)
+        problem = str(exc)[:120]
     loose = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
                             load_dtd=False, huge_tree=False, strip_cdata=False)
     try:
         root = etree.fromstring(data, loose)
     except etree.Error:
         root = None
+    cut = False
     if (root is None or not isinstance(root.tag, str)) and \
             (span := xml_dtd.doctype_span(data)) is not None:
+        cut = True
         # a DOCTYPE libxml2 gives up on: the document without it, references dropped
         ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED,
                    detail="a DTD no parser reads; removed")
@@ -188,11 +199,8 @@ def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, bool]:
         except etree.Error:
             root = None
     if root is None or not isinstance(root.tag, str):
-        raise Malformed(f"XML is not well-formed and cannot be recovered ({problem[:120]})")
-    ctx.record("xml.repaired", "", action=Action.REPAIRED,
-               detail=f"not well-formed ({problem[:120]}); rebuilt as an XML parser in "
-                      "recovery mode reads it")
-    return etree.ElementTree(root), True
+        raise Malformed(f"XML is not well-formed and cannot be recovered ({problem})")
+    return etree.ElementTree(root), problem, cut
 
 
 _PI_TARGET = re.compile(r"^[A-Za-z_][\w.-]*$")

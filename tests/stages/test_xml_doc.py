@@ -208,7 +208,7 @@ def test_mangled_prologs_are_no_internal_error(tmp_path: Path, payload: bytes) -
     assert report.verdict is not Verdict.FAILED, report.reason
     if report.verdict is Verdict.BLOCKED:
         assert (report.reason or "").startswith("XML ")
-    else:
+    elif out.read_bytes() != payload:  # nothing to remove: delivered as it was
         assert xml_problems(out) == []
 
 
@@ -249,6 +249,17 @@ def test_not_well_formed_is_recovered_or_blocked(tmp_path: Path) -> None:
     assert report.verdict is Verdict.BLOCKED
     assert (report.reason or "").startswith("XML is not well-formed and cannot be recovered")
     assert not out.exists()
+
+
+def test_not_well_formed_without_anything_to_remove_is_delivered_as_is(
+        tmp_path: Path) -> None:
+    """No reader runs anything from a document it cannot parse; rebuilding it from the
+    recovery would lose what the recovery skips (here the rows after the broken byte)."""
+    data = ('<?xml version="1.0" encoding="UTF-8"?>\n<rows><row>東京</row><row a="1" a="2">'
+            "大阪</row><row>札幌</row></rows>\n").encode()
+    report, out = run(tmp_path, data, "rows.xml")
+    assert report.verdict is Verdict.CLEAN and keys(report) == set()
+    assert out.read_bytes() == data
 
 
 @pytest.mark.parametrize(("name", "data", "expected"), [
