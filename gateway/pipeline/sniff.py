@@ -417,6 +417,8 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
     if type_id in ("text.plain", "html") and _xml_name(declared_name) and \
             head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         type_id = "text.xml"  # a browser reads a .xml file as XML, whatever its root
+    elif type_id == "text.xml" and declared_family(declared_name) == "html":
+        type_id = "html"  # and a .html file as HTML: <script> runs whatever the root
     if type_id.startswith("text.") and _mail_name(declared_name) and \
             _looks_like_headers(head[:16384], named_as_mail=True):
         type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers

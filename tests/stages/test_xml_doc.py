@@ -251,6 +251,17 @@ def test_not_well_formed_is_recovered_or_blocked(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_xml_named_html_is_cleaned_as_html(tmp_path: Path) -> None:
+    """A browser opens a .html file with its HTML parser, whatever the XML declaration
+    and root say: the un-namespaced <script> runs there, so the HTML stage cleans it
+    (the XML stage, reading it as XML, would have seen inert data)."""
+    data = b'<?xml version="1.0"?>\n<foo><p>\xe5\xb8\x82</p><script>alert(1)</script></foo>'
+    report, out = run(tmp_path, data, "page.html")
+    assert report.input.type == "html" and report.verdict is Verdict.DISARMED
+    assert ("html.script", "script[0]") in keys(report)
+    assert b"alert" not in out.read_bytes() and "市".encode() in out.read_bytes()
+
+
 def test_not_well_formed_without_anything_to_remove_is_delivered_as_is(
         tmp_path: Path) -> None:
     """No reader runs anything from a document it cannot parse; rebuilding it from the
@@ -269,6 +280,10 @@ def test_not_well_formed_without_anything_to_remove_is_delivered_as_is(
            b"<body>x</body></html>", "html"),
     ("xss.xml", b"<html><body><p>x</p></body></html>", "text.xml"),
     ("page.html", b"<html><body><p>x</p></body></html>", "html"),
+    # XML named .html: a browser's HTML parser runs the un-namespaced script
+    ("page.html", b'<?xml version="1.0"?>\n<foo><script>alert(1)</script></foo>', "html"),
+    ("page.htm", b'<?xml version="1.0"?>\n<foo><p>x</p></foo>', "html"),
+    (None, b'<?xml version="1.0"?>\n<foo><script>alert(1)</script></foo>', "text.xml"),
     ("notes.xml", b"no markup at all\n", "text.plain"),
     ("page.xhtml", b"<html><body><p>x</p></body></html>", "text.xml"),
 ])
