@@ -448,7 +448,10 @@ SCRIPT_EXTENSIONS = frozenset({"js", "jse", "vbs", "vbe", "wsf", "wsh", "wsc", "
                                "py", "pyw", "pyz", "pyzw", "pl", "csh", "ksh", "bas", "vb",
                                "vbp", "vsmacros", "ws", "wsb", "htc", "msh", "msh1", "msh2",
                                "mshxml", "msh1xml", "msh2xml", "ps1xml", "ps2xml", "psc2",
-                               "psdm1", "prf", "xnk", "mcf", "osd", "hpj", "cnt", "grp"})
+                               "psdm1", "prf", "xnk", "mcf", "osd", "hpj", "cnt", "grp",
+                               # XML that installs software from a URL on a double click:
+                               # App Installer (Emotet, 2021) and Office VSTO add-ins
+                               "appinstaller", "vsto"})
 #: unmistakable script code in text, whatever the name
 _SCRIPT = re.compile(
     rb"WScript\.Shell|Scripting\.FileSystemObject|new\s+ActiveXObject\s*\(|"

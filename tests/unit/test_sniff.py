@@ -130,3 +130,15 @@ def test_one_header_is_a_message_when_named_as_one(name: str | None, expected: s
     bad_encoded_subject.eml); without the name it is text with a colon in it."""
     data = b"Subject: =?NONE?B?VEVTVA=?=\r\n\r\nTEST\r\n"
     assert sniff_bytes(data, name).type_id == expected
+
+
+@pytest.mark.parametrize("name", ["update.appinstaller", "addin.vsto"])
+def test_installer_manifests_are_scripts(name: str) -> None:
+    """XML that installs software from a URL when double-clicked (App Installer, used by
+    Emotet in 2021; Office VSTO add-ins): blocked by name like the shell's other types,
+    not delivered as XML."""
+    data = (b'<?xml version="1.0" encoding="utf-8"?>\n<AppInstaller Uri="https://example.invalid'
+            b'/a.appinstaller" Version="1.0.0.0" xmlns="http://schemas.microsoft.com/appx/'
+            b'appinstaller/2018"><MainPackage Name="x" Uri="https://example.invalid/x.msix"/>'
+            b"</AppInstaller>")
+    assert sniff_bytes(data, name).type_id == "executable.script"
