@@ -37,7 +37,7 @@ from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import links, xml_dtd
+from gateway.stages import links, xml_doc, xml_dtd
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -112,13 +112,8 @@ def _recover(data: bytes) -> bytes | None:
         if bare is None or _DTD.search(bare):
             return None
         data = bare
-    parser = lxml.etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
-                                  load_dtd=False, huge_tree=False)
-    try:
-        root = lxml.etree.fromstring(data, parser)
-    except lxml.etree.Error:
-        return None
-    if root is None or not isinstance(root.tag, str) or _local(root.tag) != "svg":
+    root = xml_doc.recover(data)
+    if root is None or _local(str(root.tag)) != "svg":
         return None
     return bytes(lxml.etree.tostring(root, encoding="utf-8"))
 

@@ -149,17 +149,8 @@ def _without_dtd(tree: etree._ElementTree, ctx: StageContext, *,
                           "entity references")
     root = tree.getroot()
     for ref in list(root.iter(etree.Entity)):
-        char = xml_dtd.html_entity(str(getattr(ref, "name", "")))
-        parent = ref.getparent()
-        if parent is None:
-            continue
-        text = (char or "") + (ref.tail or "")
-        prev = ref.getprevious()
-        if prev is not None:
-            prev.tail = (prev.tail or "") + text
-        else:
-            parent.text = (parent.text or "") + text
-        parent.remove(ref)
+        ref.tail = (xml_dtd.html_entity(str(getattr(ref, "name", ""))) or "") + (ref.tail or "")
+        _remove(ref)
     before = list(reversed(list(root.itersiblings(preceding=True))))
     after = list(root.itersiblings())
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
@@ -181,26 +172,29 @@ def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, str | No
         return etree.ElementTree(etree.fromstring(data, strict)), None, False
     except etree.XMLSyntaxError as exc:
         problem = str(exc)[:120]
-    loose = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
-                            load_dtd=False, huge_tree=False, strip_cdata=False)
-    try:
-        root = etree.fromstring(data, loose)
-    except etree.Error:
-        root = None
+    root = recover(data)
     cut = False
-    if (root is None or not isinstance(root.tag, str)) and \
-            (span := xml_dtd.doctype_span(data)) is not None:
+    if root is None and (span := xml_dtd.doctype_span(data)) is not None:
         cut = True
         # a DOCTYPE libxml2 gives up on: the document without it, references dropped
         ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED,
                    detail="a DTD no parser reads; removed")
-        try:
-            root = etree.fromstring(data[:span[0]] + data[span[1]:], loose)
-        except etree.Error:
-            root = None
-    if root is None or not isinstance(root.tag, str):
+        root = recover(data[:span[0]] + data[span[1]:])
+    if root is None:
         raise Malformed(f"XML is not well-formed and cannot be recovered ({problem})")
     return etree.ElementTree(root), problem, cut
+
+
+def recover(data: bytes) -> etree._Element | None:
+    """The root element as libxml2's recovery mode reads ``data`` (no DTD loaded, no
+    entity resolved, no network); None when that gives no element."""
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
+                             load_dtd=False, huge_tree=False, strip_cdata=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.Error:
+        return None
+    return root if root is not None and isinstance(root.tag, str) else None
 
 
 _PI_TARGET = re.compile(r"^[A-Za-z_][\w.-]*$")
