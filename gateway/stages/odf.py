@@ -274,9 +274,9 @@ def _prune_manifest(manifest: X.XmlDoc, removed: set[str]) -> None:
 
 def _write(zin: ZipIn, removed: set[str], replaced: dict[str, bytes], dst: BinaryIO) -> None:
     zout = ZipOut(dst)
-    info, raw = zin.raw("mimetype")
+    info = zin.entries["mimetype"].info
     if info.compress_type == 0:
-        zout.add_raw("mimetype", info, raw)
+        zout.copy(zin, "mimetype")
     else:
         zout.add_stored("mimetype", zin.read("mimetype"), info.date_time)
     for name in zin.names:
