@@ -58,8 +58,6 @@ _FORMS = {"form", "input", "button", "select", "textarea", "isindex"}
 _REMOVED_WHOLE = _FRAMES | _FORMS | {"script", "link", "base"}
 _URL_ATTRS = {"href", "src", "action", "formaction", "background", "poster", "data", "srcset",
               "lowsrc", "dynsrc", "codebase", "cite", "longdesc", "xlink:href"}
-_SAFE_DATA = links.IMAGE_DATA_URL
-_SCRIPT_URL = links.SCRIPT_URL
 _LINK_URL = re.compile(r"^\s*(https?|mailto|ftp|tel)\s*:|^\s*//", re.I)
 _CSS_ACTIVE = re.compile(r"url\s*\(|@import|expression\s*\(|behavio(u)?r\s*:|-moz-binding", re.I)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
@@ -128,7 +126,7 @@ def clean_fragment(fragment: str, *, keep_links: bool) -> str:
                 return value
             return None
         if attr in _URL_ATTRS:
-            return value if _SAFE_DATA.match(value) or value.startswith("cid:") else None
+            return value if links.IMAGE_DATA_URL.match(value) or value.startswith("cid:") else None
         if attr == "style" and _CSS_ACTIVE.search(value):
             return None
         return value
@@ -209,14 +207,15 @@ class _Scanner(HTMLParser):
         if key.startswith("on"):
             rec("html.event_handler", loc)
         elif key in _URL_ATTRS or key == "href":
-            if _SCRIPT_URL.match(value) and not (key != "href" and _SAFE_DATA.match(value)):
+            picture = links.IMAGE_DATA_URL.match(value) is not None
+            if links.SCRIPT_URL.match(value) and not (key != "href" and picture):
                 rec("html.javascript_url", loc, detail=value.split(":", 1)[0].strip().lower()
                     + ": URL")
             elif key == "href":
                 if _LINK_URL.match(value) and tag == "a":
                     rec("html.hyperlink", loc,
                         action="kept" if self.keep_links else "removed")
-            elif value.strip() and not (_SAFE_DATA.match(value) or value.startswith("cid:")
+            elif value.strip() and not (picture or value.startswith("cid:")
                                         or tag in _FRAMES or tag in ("script", "link", "base")):
                 rec("html.remote_resource", loc, detail="remote or local resource reference")
         elif key == "style" and _CSS_ACTIVE.search(value):
