@@ -105,7 +105,7 @@ from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
 from gateway.stages.pdf_actions import is_dictlike
-from gateway.stages.pdf_salvage import salvage
+from gateway.stages.pdf_salvage import ENCRYPT, salvage
 from gateway.stages.pdf_sweep import Graph, sweep
 from gateway.stages.pdf_walk import Walk
 
@@ -122,8 +122,10 @@ def _message(exc: object, src: object = None) -> str:
     return (text[:160] + "…") if len(text) > 160 else (text or type(exc).__name__)
 
 
-def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str | None]:
-    """The document, and why it had to be salvaged (None when qpdf opened it)."""
+def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str | None, bool]:
+    """The document, why it had to be salvaged (None when qpdf opened it), and whether
+    the salvage ignored an /Encrypt that is not a dictionary: its strings and streams
+    may be ciphertext whose key is lost."""
     src.seek(0)
     try:
         src.fileno()
@@ -133,20 +135,61 @@ def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str 
     try:
         return pikepdf.open(src, password=password or "", inherit_page_attributes=False,
                             suppress_warnings=True, attempt_recovery=True,
-                            access_mode=mode), None
+                            access_mode=mode), None, False
     except pikepdf.PasswordError:
         raise EncryptedContent("the password is not correct" if password
                                else "PDF requires a password to open") from None
     except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
         error = _message(exc, src)
     src.seek(0)
-    for rebuilt in salvage(src.read()):
+    data = src.read()
+    ciphertext = ENCRYPT.search(data) is not None  # salvage() refuses real encryption
+    first: pikepdf.Pdf | None = None
+    for rebuilt in salvage(data):
         try:
-            return pikepdf.open(io.BytesIO(rebuilt), inherit_page_attributes=False,
-                                suppress_warnings=True), error
+            pdf = pikepdf.open(io.BytesIO(rebuilt), inherit_page_attributes=False,
+                               suppress_warnings=True)
         except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, pikepdf.PasswordError):
             continue
+        if _has_pages(pdf):
+            if first is not None:
+                first.close()
+            return pdf, error, ciphertext
+        if first is None:  # kept in case no candidate has a page (a blank one is added)
+            first = pdf
+        else:
+            pdf.close()
+    if first is not None:
+        return first, error, ciphertext
     raise Malformed(f"PDF is damaged beyond repair: {error}")
+
+
+def _blank_undecodable(pdf: pikepdf.Pdf) -> int:
+    """Empty the page content streams that cannot be decoded; how many there were.
+
+    Only for a file whose /Encrypt was ignored: its streams are ciphertext, which no
+    reader can show (poppler draws a blank page) and qpdf --check reports as errors.
+    """
+    emptied = 0
+    for page in pdf.pages:
+        contents = page.obj.get("/Contents")
+        streams = list(contents) if isinstance(contents, pikepdf.Array) else [contents]
+        for stream in streams:
+            if not isinstance(stream, pikepdf.Stream):
+                continue
+            try:
+                stream.read_bytes()
+            except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, RuntimeError):
+                stream.write(b"")
+                emptied += 1
+    return emptied
+
+
+def _has_pages(pdf: pikepdf.Pdf) -> bool:
+    try:
+        return len(pdf.pages) > 0
+    except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, RuntimeError, ValueError):
+        return False
 
 
 class PdfStage:
@@ -160,10 +203,10 @@ class PdfStage:
         self._run(src, dst, ctx)
 
     def _run(self, src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
-        pdf, salvaged = _open(src, ctx.password)
+        pdf, salvaged, ciphertext = _open(src, ctx.password)
         try:
             with pdf:
-                self._rebuild(pdf, src, dst, ctx, salvaged)
+                self._rebuild(pdf, src, dst, ctx, salvaged, ciphertext)
         except pikepdf.PasswordError:
             raise EncryptedContent("PDF requires a password to open") from None
         except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
@@ -171,10 +214,11 @@ class PdfStage:
 
     @staticmethod
     def _rebuild(pdf: pikepdf.Pdf, src: BinaryIO, dst: BinaryIO | None,
-                 ctx: StageContext, salvaged: str | None) -> None:
+                 ctx: StageContext, salvaged: str | None, ciphertext: bool = False) -> None:
         notes = list(pdf.get_warnings())
         if salvaged is not None:
             notes.insert(0, f"rebuilt from the objects of a damaged file ({salvaged})")
+        emptied = _blank_undecodable(pdf) if ciphertext else 0
         root = pdf.trailer.get("/Root")
         if root is None or not is_dictlike(root):
             raise Malformed("PDF has no document catalog")
@@ -208,6 +252,9 @@ class PdfStage:
             [_message(w, src) for w in notes[1:]]
         if walk.blanked:  # first, as the one a recipient of a blank document needs to read
             problems.insert(0, "no page found: one blank page added so that the document opens")
+        if emptied:  # the same: pages that show nothing
+            problems.insert(0, f"{emptied} page content streams were encrypted with a key "
+                               "the file no longer holds: left empty")
         if problems:
             ctx.record("pdf.repaired", "", action=Action.REPAIRED,
                        detail=f"{len(problems)} structural problems repaired; "

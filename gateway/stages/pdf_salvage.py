@@ -6,11 +6,18 @@ without ``endobj``, a trailer that is missing or unreadable. Here the raw bytes 
 scanned for ``N G obj`` headers; each object's extent is found with a small lexer
 (strings, hex strings, comments, nested ``<< >>`` and ``[ ]``), streams are cut
 at ``endstream`` and get a true /Length, and a new file with a correct
-cross-reference table and trailer is written. qpdf then parses every object
-itself; nothing here interprets content, and the rebuilt document goes through
-the same two phases and the same verify step as any other.
+cross-reference table and trailer is written. A dictionary or array whose brackets
+do not balance (a fuzzed ``> >>`` for ``>> >>``: qpdf then finds no catalog) gets
+them balanced as lenient readers such as poppler read it: a stray ``>`` or a closer
+that matches nothing is dropped, what is still open at the object's end (a string
+too) is closed. Page objects found by shape (for a new page tree) leave out
+annotations: a widget has /Parent and /Contents as a page does, but also /Rect.
+qpdf then parses every object itself; nothing here interprets content, and the
+rebuilt document goes through the same two phases and the same verify step as any
+other.
 
-Encrypted files and files whose objects live in object streams are not salvaged.
+Encrypted files and files whose objects live in object streams are not salvaged; a
+trailer's /Encrypt that is not a dictionary is ignored, as poppler ignores it.
 """
 
 from __future__ import annotations
@@ -31,7 +38,11 @@ _BOUND = re.compile(rb"(?<![A-Za-z])(?:endobj|stream|endstream|xref|trailer)(?![
 _PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z0-9])|/Parent(?=[\s/<\[(]).*?/(?:Contents|MediaBox)"
                    rb"|/(?:Contents|MediaBox)(?=[\s/<\[(]).*?/Parent(?![A-Za-z])", re.DOTALL)
 _KIDS = re.compile(rb"/Kids(?![A-Za-z])")
+#: annotations (widgets have /Parent and /Contents too) must have /Rect; a page has none
+_RECT = re.compile(rb"/Rect(?=[\s/<\[(])")
+_TYPED_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z0-9])")
 _PAGES = re.compile(rb"/Pages(?=[\s/<\[(])")
+ENCRYPT = re.compile(rb"/Encrypt(?![A-Za-z])")
 _CATALOG = re.compile(rb"/Type\s*/Catalog(?![A-Za-z0-9])")
 
 #: objects beyond this many are not salvaged (a file this broken is not worth it)
@@ -126,6 +137,75 @@ class _Object:
         self.gen, self.body, self.stream = gen, body, stream
 
 
+def _open_parens(data: bytes, i: int) -> int:
+    """How many of the string starting at ``i`` are still open at the end of ``data``."""
+    depth, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c == 0x5C:
+            i += 2
+            continue
+        depth += (c == 0x28) - (c == 0x29)
+        if depth == 0:
+            return 0
+        i += 1
+    return depth
+
+
+def balanced(body: bytes) -> bytes:
+    """``body`` with its ``<< >>`` and ``[ ]`` balanced (unchanged when they are)."""
+    if not body.startswith((b"<<", b"[")):
+        return body
+    out = bytearray()
+    stack: list[bytes] = []
+    i, n, changed = 0, len(body), False
+    while i < n:
+        c = body[i]
+        if c == 0x25:  # a comment runs to the end of its line
+            end = _skip(body, i)
+        elif body.startswith(b"<<", i):
+            stack.append(b">>")
+            end = i + 2
+        elif body.startswith(b">>", i):
+            while stack and stack[-1] == b"]":  # an array left open inside the dict
+                out += b"]"
+                stack.pop()
+                changed = True
+            if not stack:
+                i, changed = i + 2, True
+                continue
+            stack.pop()
+            end = i + 2
+        elif c == 0x28:
+            end = _string_end(body, i)
+            if end == n and _open_parens(body, i):  # a string left open: close it
+                out += body[i:end] + b")" * _open_parens(body, i)
+                i, changed = end, True
+                continue
+        elif c == 0x3C:  # hex string
+            end = body.find(b">", i)
+            end = n if end < 0 else end + 1
+        elif c == 0x5B:
+            stack.append(b"]")
+            end = i + 1
+        elif c in (0x5D, 0x3E):  # a closer that matches nothing, or a stray ">"
+            if c == 0x5D and stack and stack[-1] == b"]":
+                stack.pop()
+                end = i + 1
+            else:
+                out += b" "
+                i, changed = i + 1, True
+                continue
+        else:
+            end = i + 1
+        out += body[i:end]
+        i = end
+    if stack:
+        out += b" " + b" ".join(reversed(stack))
+        changed = True
+    return bytes(out) if changed else body
+
+
 def _objects(data: bytes) -> dict[int, _Object]:
     found: dict[int, _Object] = {}
     pos = 0
@@ -140,7 +220,7 @@ def _objects(data: bytes) -> dict[int, _Object]:
         bound = _BOUND.search(data, start)
         if bound is not None and bound.start() < end:
             end = bound.start()
-        body = data[start:end].strip()
+        body = balanced(data[start:end].strip())
         pos = max(end, m.end())
         stream = None
         after = _skip(data, end)
@@ -188,9 +268,11 @@ def salvage(data: bytes) -> list[bytes]:
     The second candidate also gets a new page tree listing every page object, for
     files whose own page tree is beyond qpdf's repair.
     """
-    if re.search(rb"/Encrypt(?![A-Za-z])", data) or re.search(rb"/ObjStm(?![A-Za-z])", data):
+    if re.search(rb"/ObjStm(?![A-Za-z])", data):
         return []
     objects = _objects(data)
+    if ENCRYPT.search(data) and _encrypted(data, objects):
+        return []
     found = _root(objects, data)
     if found is None:
         return []
@@ -202,12 +284,40 @@ def salvage(data: bytes) -> list[bytes]:
     return candidates
 
 
+def _encrypted(data: bytes, objects: dict[int, _Object]) -> bool:
+    """Whether the file is encrypted as a reader sees it: some trailer's /Encrypt is a
+    dictionary. One that is not (a fuzzed ``E< /Filter ...``, a missing object) is
+    ignored by poppler, which shows the file unencrypted; qpdf refuses to open it.
+    /Encrypt anywhere but in a classic trailer (an xref stream) counts as encrypted."""
+    seen = False
+    for m in _TRAILER.finditer(data):
+        start = _skip(data, m.end())
+        if not data.startswith(b"<<", start):
+            continue
+        text = data[start:value_end(data, start)]
+        at = ENCRYPT.search(text)
+        if at is None:
+            continue
+        seen = True
+        vstart = _skip(text, at.end())
+        ref = _REF.match(text, vstart)
+        if ref is None:
+            if text.startswith(b"<<", vstart):
+                return True
+            continue
+        obj = objects.get(int(ref.group(1)))
+        if obj is not None and obj.body.startswith(b"<<"):
+            return True
+    return not seen or len(ENCRYPT.findall(data)) > len(_TRAILER.findall(data))
+
+
 def _with_page_tree(objects: dict[int, _Object], root: bytes) -> dict[int, _Object] | None:
     ref = _REF.fullmatch(root)
     assert ref is not None
     catalog = objects[int(ref.group(1))]
     pages = [n for n, o in sorted(objects.items()) if o.stream is None and _PAGE.search(o.body)
-             and not _KIDS.search(o.body)]
+             and not _KIDS.search(o.body)
+             and (_TYPED_PAGE.search(o.body) or not _RECT.search(o.body))]
     if not pages or not catalog.body.startswith(b"<<"):
         return None
     tree = max(objects) + 1

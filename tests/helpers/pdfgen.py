@@ -493,6 +493,52 @@ def broken_page_tree() -> bytes:
     ])
 
 
+def unbalanced_catalog() -> bytes:
+    """A fuzzed catalog (``> >>`` where ``>> >>`` belongs, as in pdf.js'
+    poppler-742-0-fuzzed.pdf), a /Kids array without its ``[``, a widget whose
+    /Parent and /Contents look like a page's, and a title string left open.
+
+    qpdf finds no catalog; poppler opens it and shows the page's text.
+    """
+    content = b"BT /F1 14 Tf 72 720 Td (" + TEXT[2].encode() + b") Tj ET"
+    return b"".join([
+        b"%PDF-1.4\n",
+        b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R",
+        b" /AcroForm << /Fields [ 7 0 R ] /DA (/F1 0 Tf 0 g) > >>\nendobj\n",
+        b"2 0 obj\n<< /Type /Pages /Kids  3 0 R ] /Count 1 >>\nendobj\n",
+        b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R",
+        b" /Resources << /Font << /F1 6 0 R >> >> /Annots [ 7 0 R ] >>\nendobj\n",
+        b"4 0 obj\n<< /Length %d >>\nstream\n%s\nendstream\nendobj\n" % (len(content), content),
+        b"5 0 obj\n<< /S /JavaScript /JS (app.alert\\(1\\)) >>\nendobj\n",
+        b"6 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
+        b"7 0 obj\n<< /Subtype /Widget /FT /Btn /T (ok) /Parent 8 0 R /Contents (tip)",
+        b" /Rect [72 600 144 620] /P 3 0 R >>\nendobj\n",
+        b"8 0 obj\n<< /T (group) /Kids [ 7 0 R ] /TU (left \\( open >>\nendobj\n",
+        b"trailer\n<< /Root 1 0 R >>\n%%EOF\n",
+    ])
+
+
+def bogus_encrypt(ciphertext: bool = False) -> bytes:
+    """A trailer's /Encrypt naming an object that is not a dictionary (a fuzzed
+    ``E<`` for ``<<``, as in pdf.js' PDFBOX-4352-0.pdf); nothing is encrypted, or
+    with ``ciphertext`` the page's content is bytes no filter decodes (as there).
+
+    qpdf refuses the file; poppler opens it as unencrypted and shows its text.
+    """
+    pdf = base(1)
+    pdf.Root.OpenAction = pdf.make_indirect(js())
+    if ciphertext:
+        pdf.pages[0].Contents.write(random.Random(4352).randbytes(64),
+                                    filter=Name.FlateDecode)
+    data = _classic(pdf)
+    root, _, size = _catalog(data)
+    bogus = b"E< /Filter /Standard /V 5 /R 6 /Length 256 /P -4 /O <00> /U <00> >>"
+    data = append_update(data, {size: bogus}, root, size + 1)
+    at = data.rindex(b"trailer")
+    return data[:at] + data[at:].replace(b"/Root %d 0 R" % root,
+                                         b"/Root %d 0 R /Encrypt %d 0 R" % (root, size))
+
+
 def combination() -> bytes:
     """Many of the above at once, saved with object streams."""
     pdf = base()

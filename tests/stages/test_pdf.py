@@ -27,6 +27,7 @@ import gateway.stages.pdf  # registers the stage
 from gateway.models import Report, Verdict
 from gateway.pipeline.run import process_file, scan_file
 from gateway.policy import FormatPolicy, Policy, load
+from gateway.stages.pdf_salvage import balanced, salvage
 from tests.helpers import pdfgen, pdfwalk
 
 DEFAULT = load("default")
@@ -541,13 +542,9 @@ def test_200_pages_in_under_a_second(tmp_path: Path) -> None:
 EXPECTED_BLOCKED = {
     "pdfjs/print_protection.pdf": ("block.encrypted", "needs its user password to open"),
     "pdfjs/saslprep-r6.pdf": ("block.encrypted", "needs its user password to open"),
-    "pdfjs/PDFBOX-4352-0.pdf": ("block.malformed",
-                                "AES-256 encryption dictionary destroyed: content undecryptable"),
     "qpdf/issue-100.pdf": ("block.malformed", "fuzzer garbage: no trailer, no catalog"),
     "pdfjs/REDHAT-1531897-0.pdf": ("block.malformed",
                                    "truncated fragment: the catalog is not in the file"),
-    "pdfjs/poppler-742-0-fuzzed.pdf": ("block.malformed",
-                                       "fuzzed: trailer and catalog too damaged for qpdf to parse"),
 }
 
 _RUNNER = """
@@ -598,3 +595,84 @@ def test_corpus(rel: str, pdf_corpus: Path, tmp_path: Path) -> None:
     except pikepdf.PdfError:
         return  # pikepdf cannot count the original's pages (a broken page tree)
     assert page_count(out) == before
+
+
+def test_unbalanced_catalog_is_salvaged(tmp_path: Path) -> None:
+    """Brackets a fuzzer broke are balanced as poppler reads them; qpdf finds no catalog
+    in the original. The widget (it has /Parent and /Contents) does not become a page."""
+    data = pdfgen.unbalanced_catalog()
+    src = tmp_path / "raw.pdf"
+    src.write_bytes(data)
+    assert b"unable to find /Root dictionary" in qpdf_check(src).stderr
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED
+    assert {(k, loc) for k, loc, _ in triples(report)} == {
+        ("pdf.open_action", "/Root/OpenAction"), ("pdf.repaired", "")}
+    assert qpdf_check(out).returncode == 0
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, check=True)
+    assert b"Pages:           1" in info.stdout
+    assert text_of(out) == pdfgen.TEXT[2]
+    assert pdfwalk.check(str(out)) == []
+    with pikepdf.open(out) as pdf:
+        assert [str(f.T) for f in pdf.Root.AcroForm.Fields] == ["ok"]
+
+
+def test_encrypt_that_is_not_a_dictionary_is_ignored(tmp_path: Path) -> None:
+    """qpdf refuses a trailer whose /Encrypt is not a dictionary; poppler reads the file
+    as unencrypted, and so does the salvage (was: blocked as damaged beyond repair)."""
+    data = pdfgen.bogus_encrypt()
+    src = tmp_path / "raw.pdf"
+    src.write_bytes(data)
+    assert b"is not a dictionary" in qpdf_check(src).stderr
+    assert text_of(src) == pdfgen.TEXT[0]
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED
+    assert {(k, loc) for k, loc, _ in triples(report)} == {
+        ("pdf.open_action", "/Root/OpenAction"), ("pdf.repaired", ""), ("pdf.orphans", ""),
+        ("pdf.uri", "/Root/Pages/Kids[0]/Annots[0]/A")}  # kept by this policy
+    repaired = next(f for f in report.items[0].findings if f.kind == "pdf.repaired")
+    assert "/Encrypt in trailer dictionary is not a dictionary" in repaired.detail
+    assert qpdf_check(out).returncode == 0
+    assert text_of(out) == pdfgen.TEXT[0]
+    assert pdfwalk.check(str(out), keep_uri=True) == []  # the policy keeps links
+    with pikepdf.open(out) as pdf:
+        assert not pdf.is_encrypted and "/Encrypt" not in pdf.trailer
+
+
+def test_ciphertext_content_of_an_ignored_encrypt_is_emptied(tmp_path: Path) -> None:
+    """Content encrypted with the key the damaged /Encrypt held decodes in no reader;
+    it is emptied (poppler draws the same blank page) so qpdf --check passes."""
+    data = pdfgen.bogus_encrypt(ciphertext=True)
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED
+    repaired = next(f for f in report.items[0].findings if f.kind == "pdf.repaired")
+    assert repaired.detail.endswith("first: 1 page content streams were encrypted with a key "
+                                    "the file no longer holds: left empty")
+    assert qpdf_check(out).returncode == 0
+    with pikepdf.open(out) as pdf:
+        assert pdf.pages[0].Contents.read_bytes() == b""
+    _report, plain = run(tmp_path, pdfgen.bogus_encrypt(), POLICIES["keep"], "plain.pdf")
+    assert text_of(plain) == pdfgen.TEXT[0]  # decodable content is never emptied
+
+
+def test_real_encryption_is_never_salvaged_away() -> None:
+    """Only a non-dictionary /Encrypt is ignored: an encrypted file is not rebuilt
+    without its encryption (its strings and streams would be ciphertext)."""
+    data = pdfgen.bogus_encrypt().replace(b"E< /Filter", b"<< /Filter")
+    assert salvage(data) == []
+    assert salvage(pdfgen.bogus_encrypt()) != []
+
+
+@pytest.mark.parametrize(("body", "fixed"), [
+    (b"<< /A << /Q 0 > >>", b"<< /A << /Q 0   >> >>"),             # stray ">", then closed
+    (b"<< /Kids 8 0 R ] /Count 1 >>", b"<< /Kids 8 0 R   /Count 1 >>"),  # "]" matching nothing
+    (b"<< /A [1 2 >>", b"<< /A [1 2 ]>>"),                         # array left open in a dict
+    (b"<< /T (left \\( open >>", b"<< /T (left \\( open >>) >>"),   # string left open
+    (b"<< /T (a (b) >>", b"<< /T (a (b) >>) >>"),
+    (b"[ 1 2", b"[ 1 2 ]"),
+    (b"<< /S (a>b]) /H <41> /C [ (x) ] >>", None),                 # balanced: unchanged
+    (b"<< % a comment >> here\n /A 1 >>", None),
+    (b"42", None),
+])
+def test_salvage_balances_brackets(body: bytes, fixed: bytes | None) -> None:
+    assert balanced(body) == (body if fixed is None else fixed)
