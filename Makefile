@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+## install also byte-compiles gateway/ (quick when nothing changed): the editable install
+## leaves that to the first import, which never writes it where PYTHONDONTWRITEBYTECODE is
+## set, so every `sekisho` command compiled ~110 modules again (0.26 -> 0.20 s a file).
 install: $(STAMP)
+	@$(BIN)/python -m compileall -q gateway
 
 ## run: install, then start the daemon with its embedded defaults, all on loopback: SMTP on
 ## 127.0.0.1:2525 (queue mode, mail for @localhost into one Maildir per recipient under
