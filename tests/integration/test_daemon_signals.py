@@ -51,7 +51,7 @@ def test_sighup_reloads_policies_and_refuses_a_broken_one(tmp_path: Path) -> Non
 
         site = d.workdir / "policies" / "site.yaml"
         site.write_text(site.read_text(encoding="utf-8").replace(
-            "html:  {action: disarm, keep: [hyperlinks]}", "html:  {action: block}"),
+            "html:  {action: disarm}", "html:  {action: block}"),
             encoding="utf-8")
         os.kill(d.proc.pid, signal.SIGHUP)
         wait_for(lambda: events(d, "sekisho.reloaded"), 30, "reload")

@@ -60,14 +60,15 @@ def test_html_page(tmp_path: Path) -> None:
         ("html.form", "input[0]"),
         ("html.remote_resource", "img[2]@src"),
     }
-    kept = [f for f in report.items[0].findings if f.action == "kept"]
-    assert [(f.kind, f.location) for f in kept] == [("html.hyperlink", "a[0]@href")]
+    link = next(f for f in report.items[0].findings if f.location == "a[0]@href")
+    assert link.action == "removed"  # the default policy takes web links out
+    assert "https://www.city.example.lg.jp/zei" in link.detail
     assert html_problems(out) == []
     text = html_text(out)
     for phrase in ("住民税の申告について", "期限は3月15日です。", "詳しくはこちら", "以上"):
         assert phrase in text
     html = out.read_text(encoding="utf-8")
-    assert 'href="https://www.city.example.lg.jp/zei"' in html
+    assert "href=" not in html
     assert "<title>お知らせ</title>" in html
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in html
 

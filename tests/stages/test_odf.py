@@ -4,6 +4,7 @@ choosing (defusedxml) and LibreOffice."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from pathlib import Path
@@ -37,8 +38,8 @@ def test_hostile_odt_disarmed(tmp_path: Path) -> None:
         ("odf.external_link", "meta.xml#template[1]")}
     actions = {(f.location, f.action) for f in report.items[0].findings
                if f.kind == "odf.hyperlink"}
-    assert actions == {("content.xml#a[1]", "removed"), ("content.xml#a[2]", "kept"),
-                       ("content.xml#a[3]", "removed")}
+    assert actions == {("content.xml#a[1]", "removed"), ("content.xml#a[2]", "removed"),
+                       ("content.xml#a[3]", "removed")}  # the default takes web links out too
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         assert names[0] == "mimetype" and zf.getinfo("mimetype").compress_type == 0
@@ -52,8 +53,7 @@ def test_hostile_odt_disarmed(tmp_path: Path) -> None:
         meta = zf.read("meta.xml").decode()
     root = DET.fromstring(content.encode(), forbid_dtd=True)
     hrefs = {el.get(f"{{{NS['xlink']}}}href") for el in root.iter()} - {None}
-    assert hrefs == {"https://www.city.example.lg.jp/", "#目次",
-                     "./ObjectReplacements/Object 1", "Pictures/logo.png"}
+    assert hrefs == {"#目次", "./ObjectReplacements/Object 1", "Pictures/logo.png"}
     for gone in ("event-listener", "office:script", "execute-macro", "dde-connection",
                  "section-source", "object-ole", "tracker.example"):
         assert gone not in content, gone
@@ -64,13 +64,22 @@ def test_hostile_odt_disarmed(tmp_path: Path) -> None:
         assert kept in text, kept
 
 
-def test_hyperlinks_removed_by_the_strict_policy(tmp_path: Path) -> None:
-    report, _ = run(tmp_path, odt(), "お知らせ.odt", policy=load("strict"))
+@pytest.mark.parametrize(("keep", "web"), [(True, "kept"), (False, "removed")])
+def test_web_links_stay_only_by_policy(tmp_path: Path, keep: bool, web: str) -> None:
+    """``keep: [hyperlinks]`` keeps web and mail links; script and file links go anyway."""
+    default = load("default")
+    fmt = dataclasses.replace(default.formats["odf"],
+                              keep=frozenset({"hyperlinks"}) if keep else frozenset())
+    pol = dataclasses.replace(default, formats={**default.formats, "odf": fmt})
+    report, out = run(tmp_path, odt(), "お知らせ.odt", policy=pol)
     assert report.verdict is Verdict.DISARMED
     assert {(f.location, f.action) for f in report.items[0].findings
             if f.kind == "odf.hyperlink"} == {("content.xml#a[1]", "removed"),
-                                              ("content.xml#a[2]", "removed"),
+                                              ("content.xml#a[2]", web),
                                               ("content.xml#a[3]", "removed")}
+    with zipfile.ZipFile(out) as zf:
+        content = zf.read("content.xml").decode()
+    assert ("https://www.city.example.lg.jp/" in content) is keep
 
 
 def test_plain_odt_is_clean(tmp_path: Path) -> None:

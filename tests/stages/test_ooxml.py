@@ -36,6 +36,7 @@ def variant(**changes: object) -> Policy:
 
 
 NO_LINKS = variant(keep=frozenset())
+KEEP_LINKS = variant(keep=frozenset({"hyperlinks"}))  # the default takes web links out
 REMOVE_EMBEDDED = variant(options={"embedded": "remove", "encrypted": "quarantine"})
 
 
@@ -483,7 +484,7 @@ def test_data_connection_neutralized(tmp_path: Path) -> None:
 
 
 def test_hyperlinks_kept_by_policy(tmp_path: Path) -> None:
-    r = run(tmp_path, G.docx_hyperlinks(), "links.docx")
+    r = run(tmp_path, G.docx_hyperlinks(), "links.docx", KEEP_LINKS)
     assert r.keys() == {("ooxml.hyperlink", "word/_rels/document.xml.rels"),
                         ("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdExe")}
     assert r.action("ooxml.hyperlink", "word/_rels/document.xml.rels") == "kept"
@@ -494,7 +495,15 @@ def test_hyperlinks_kept_by_policy(tmp_path: Path) -> None:
 
 
 def test_hyperlinks_removed_without_keep(tmp_path: Path) -> None:
-    r = run(tmp_path, G.docx_hyperlinks(), "links.docx", NO_LINKS)
+    """The default policy: the link text stays, the address is in the report, and
+    oletools' oleobj finds no external relationship left (it flags hyperlinks)."""
+    assert DEFAULT.formats["ooxml"].keep == NO_LINKS.formats["ooxml"].keep
+    r = run(tmp_path, G.docx_hyperlinks(), "links.docx")
+    assert r.action("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdWeb") == "removed"
+    found = oc.oleobj_findings(r.src)
+    assert any("'hyperlink' with external link https://www.example.jp/sekisho" in f
+               for f in found), found
+    assert r.out is not None and oc.oleobj_findings(r.out) == []
     assert r.keys() == {("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdWeb"),
                         ("ooxml.hyperlink", "word/_rels/document.xml.rels#rIdExe")}
     xml = doc_xml(r)
@@ -533,7 +542,7 @@ def test_hyperlink_fields_kept_only_with_web_targets(tmp_path: Path) -> None:
     """Like hyperlink relationships: javascript:, UNC and computed targets go, web and
     bookmark links stay; without the keep every HYPERLINK field goes."""
     data = G.docx_hyperlink_fields()
-    r = run(tmp_path, data, "fields.docx")
+    r = run(tmp_path, data, "fields.docx", KEEP_LINKS)
     assert r.keys() == {("ooxml.hyperlink", "word/document.xml#field[1]"),
                         ("ooxml.hyperlink", "word/document.xml#field[2]"),
                         ("ooxml.hyperlink", "word/document.xml#field[5]")}
@@ -743,7 +752,7 @@ XMLSS = """<?xml version="1.0"?>
 
 def test_excel2003_xml_disarmed_in_place(tmp_path: Path) -> None:
     """Excel 2003 XML was sniffed as plain text and delivered with its DDE formula."""
-    r = run(tmp_path, XMLSS.encode(), "集計.xml")
+    r = run(tmp_path, XMLSS.encode(), "集計.xml", KEEP_LINKS)
     assert r.report.input.type == "ooxml.xmlss" and r.report.verdict is Verdict.DISARMED
     assert r.keys() == {("ooxml.xlm_macro", "Workbook#NamedRange[Auto_Open]"),
                         ("ooxml.dde", "Workbook#cell[2]"),
@@ -769,7 +778,7 @@ def test_excel2003_xml_disarmed_in_place(tmp_path: Path) -> None:
 
 
 def test_word2003_xml_disarmed_in_place(tmp_path: Path) -> None:
-    r = run(tmp_path, G.wordml_2003(), "2003.xml")
+    r = run(tmp_path, G.wordml_2003(), "2003.xml", KEEP_LINKS)
     assert r.report.input.type == "ooxml.wordml"
     assert oc.olevba_findings(r.src) and dde(r.src)
     assert r.keys() == {("ooxml.vba", "wordDocument#docSuppData"),

@@ -20,4 +20,4 @@ def test_odf_findings_read_like_office_ones(tmp_path: Path) -> None:
     assert "埋め込みオブジェクトを2件削除しました" in summary["ja"]
     assert "外部から読み込む内容へのリンクを5件削除しました" in summary["ja"]
     assert "Removed 5 links to outside content" in summary["en"]
-    assert "ハイパーリンクを1件ポリシーにより残しました" in summary["ja"]
+    assert "ハイパーリンクを3件削除しました" in summary["ja"]  # the default keeps none

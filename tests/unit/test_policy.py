@@ -18,10 +18,10 @@ def test_default_policy() -> None:
     pol = policy.load("default")
     assert pol.name == "default"
     assert pol.format("pdf").action == "disarm"
-    # PDF link actions go (the phishing PDF's payload; DocBleach removes them too); the
-    # URL stays in the report. Office documents keep web links.
-    assert pol.format("pdf").keep == frozenset()
-    assert pol.format("ooxml").keep == frozenset({"hyperlinks"})
+    # web links go from documents (the phishing document's payload; DocBleach removes
+    # PDF links too, oleobj flags Office ones); the URL stays in the report
+    for family in ("pdf", "ooxml", "odf", "html"):
+        assert pol.format(family).keep == frozenset(), family
     assert pol.format("executable").action == "block"
     assert pol.format("no-such-family").action == "block"
     assert pol.limits.max_size == 50 * 1024**2
