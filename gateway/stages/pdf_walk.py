@@ -8,7 +8,7 @@ Order (it decides which path names an object reached twice): the catalog's
 
 from __future__ import annotations
 
-from pikepdf import Array, Dictionary, Name, Object, ObjectSet, Pdf
+from pikepdf import Array, Dictionary, Name, Object, ObjectSet, Pdf, Stream
 
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
@@ -265,9 +265,11 @@ class Walk:
         found: list[Object] = []
         for each in self.pdf.objects:
             obj: object = each
+            # an annotation must have /Rect (a widget has /Parent and /Contents too)
             if isinstance(obj, Dictionary) and "/Kids" not in obj and (
                     name_of(obj.get("/Type")) == "Page"
-                    or ("/Parent" in obj and ("/Contents" in obj or "/MediaBox" in obj))):
+                    or ("/Parent" in obj and "/Rect" not in obj
+                        and ("/Contents" in obj or "/MediaBox" in obj))):
                 found.append(obj)
         tree = self.pdf.make_indirect(Dictionary(Type=Name.Pages, Kids=Array(found),
                                                  Count=len(found)))
@@ -319,6 +321,7 @@ class Walk:
         if name_of(page.get("/Type")) != "Page":
             page["/Type"] = Name.Page  # viewers skip leaves that do not say they are pages
             self.repairs.append("page without /Type /Page")
+        self._contents(page)
         self.aa(page, loc)
         annots = page.get("/Annots")
         if not isinstance(annots, Array):
@@ -326,6 +329,22 @@ class Walk:
         keep = [a for i, a in enumerate(annots) if self.annotation(a, loc.index("Annots", i))]
         if len(keep) != len(annots):
             page["/Annots"] = Array(keep)
+
+    def _contents(self, page: Object) -> None:
+        """Keep only streams in a page's /Contents: a reference to a missing object or
+        any other value is drawn by no reader, and qpdf --check reports it as an error."""
+        contents = page.get("/Contents")
+        if contents is None or isinstance(contents, Stream):
+            return
+        streams = [c for c in contents if isinstance(c, Stream)] \
+            if isinstance(contents, Array) else []
+        if isinstance(contents, Array) and len(streams) == len(contents):
+            return
+        if streams:
+            page["/Contents"] = Array(streams)
+        else:
+            del page["/Contents"]
+        self.repairs.append("page content that is not a stream dropped")
 
     def annotation(self, annot: Object, loc: Loc) -> bool:
         """Handle one annotation of a page; False: take it off the page."""

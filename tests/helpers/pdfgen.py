@@ -493,6 +493,30 @@ def broken_page_tree() -> bytes:
     ])
 
 
+def widget_and_bare_kids(dangling_content: bool = False) -> bytes:
+    """A root /Pages whose /Kids is a bare reference, not an array (qpdf opens the file,
+    the walk rebuilds the page tree from page objects), and a form widget whose /Parent
+    and /Contents look like a page's. With ``dangling_content`` the page's /Contents is
+    an array holding a reference to a missing object too."""
+    pdf = base(1)
+    field = pdf.make_indirect(Dictionary(T=String("group")))
+    widget = pdf.make_indirect(Dictionary(
+        Type=Name.Annot, Subtype=Name.Widget, FT=Name.Btn, T=String("ok"), Parent=field,
+        Contents=String("tip"), Rect=Array([72, 600, 144, 620])))
+    field.Kids = Array([widget])
+    add_annot(pdf, widget)
+    pdf.Root.AcroForm = Dictionary(Fields=Array([field]))
+    data = _classic(pdf)
+    with pikepdf.open(io.BytesIO(data)) as saved:
+        pages = saved.Root.Pages.objgen[0]
+        content = saved.pages[0].Contents.objgen[0]
+    data = re.sub(rb"((?<![0-9])%d 0 obj\s*<<[^>]*?)/Kids \[ ([0-9 R]+) \]" % pages,
+                  rb"\1/Kids   \2  ", data, count=1)
+    if dangling_content:  # the xref is off by a few bytes then: qpdf rebuilds it
+        data = data.replace(b"/Contents %d 0 R" % content, b"/Contents [ %d 0 R 99 0 R ]" % content)
+    return data
+
+
 def unbalanced_catalog() -> bytes:
     """A fuzzed catalog (``> >>`` where ``>> >>`` belongs, as in pdf.js'
     poppler-742-0-fuzzed.pdf), a /Kids array without its ``[``, a widget whose

@@ -676,3 +676,26 @@ def test_real_encryption_is_never_salvaged_away() -> None:
 ])
 def test_salvage_balances_brackets(body: bytes, fixed: bytes | None) -> None:
     assert balanced(body) == (body if fixed is None else fixed)
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["widget", "widget+dangling-content"])
+def test_rebuilt_page_tree_leaves_widgets_and_non_streams_out(tmp_path: Path,
+                                                              dangling: bool) -> None:
+    """A root /Pages whose /Kids is not an array: the page tree is rebuilt from page
+    objects, and a widget (it has /Parent and /Contents, but also /Rect) is not one of
+    them (it became a second page poppler could not draw). A /Contents reference to a
+    missing object is dropped: qpdf --check called it an error."""
+    data = pdfgen.widget_and_bare_kids(dangling)
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.CLEAN  # repaired only: this policy keeps the link
+    assert {(k, loc) for k, loc, _ in triples(report)} == {
+        ("pdf.repaired", ""), ("pdf.uri", "/Root/Pages/Kids[0]/Annots[0]/A")}
+    assert qpdf_check(out).returncode == 0
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, check=True)
+    assert b"Pages:           1" in info.stdout and not info.stderr
+    assert text_of(out) == pdfgen.TEXT[0]
+    with pikepdf.open(out) as pdf:
+        assert [str(f.T) for f in pdf.Root.AcroForm.Fields] == ["group"]
+        contents = pdf.pages[0].obj.Contents
+        assert isinstance(contents, pikepdf.Stream) or all(
+            isinstance(c, pikepdf.Stream) for c in contents)
