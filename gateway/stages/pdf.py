@@ -185,6 +185,27 @@ def _blank_undecodable(pdf: pikepdf.Pdf) -> int:
     return emptied
 
 
+def _save(pdf: pikepdf.Pdf, dst: BinaryIO) -> bool:
+    """Write ``pdf`` keeping its object streams; False when one of them was too damaged
+    for qpdf to write it again (an object stream that turned out to be a plain
+    dictionary), and every object was written on its own instead."""
+    def write(mode: pikepdf.ObjectStreamMode) -> None:
+        pdf.save(dst, encryption=False, fix_metadata_version=False, object_stream_mode=mode,
+                 compress_streams=True, recompress_flate=False, linearize=False)
+
+    with warnings.catch_warnings():  # pikepdf's advice about form widgets: not ours
+        warnings.simplefilter("ignore", pikepdf.PageCopyWarning)
+        start = dst.tell()
+        try:
+            write(pikepdf.ObjectStreamMode.preserve)
+            return True
+        except (pikepdf.PdfError, pikepdf.QpdfRuntimeError):
+            dst.seek(start)
+            dst.truncate()
+        write(pikepdf.ObjectStreamMode.disable)
+        return False
+
+
 def _has_pages(pdf: pikepdf.Pdf) -> bool:
     try:
         return len(pdf.pages) > 0
@@ -234,11 +255,8 @@ class PdfStage:
         if dst is not None:
             if "/Size" not in pdf.trailer:
                 pdf.trailer["/Size"] = 0  # qpdf writes the true size, but only if the key exists
-            with warnings.catch_warnings():  # pikepdf's advice about form widgets: not ours
-                warnings.simplefilter("ignore", pikepdf.PageCopyWarning)
-                pdf.save(dst, encryption=False, fix_metadata_version=False,
-                         object_stream_mode=pikepdf.ObjectStreamMode.preserve,
-                         compress_streams=True, recompress_flate=False, linearize=False)
+            if not _save(pdf, dst):
+                walk.repairs.append("a damaged object stream: objects written one by one")
         notes.extend(pdf.get_warnings())
         if pdf.is_encrypted:
             ctx.record("pdf.encrypted", "/Encrypt", action=Action.REMOVED,

@@ -517,6 +517,20 @@ def widget_and_bare_kids(dangling_content: bool = False) -> bytes:
     return data
 
 
+def broken_object_stream() -> bytes:
+    """Two object streams; the second one's ``stream`` keyword is damaged, so it reads
+    as a plain dictionary (as a flipped byte did to pikepdf's form_dd0293.pdf). qpdf
+    opens the file but cannot write that object stream again."""
+    pdf = base(2)
+    pdf.Root.OpenAction = pdf.make_indirect(js())
+    pdf.Root.PieceInfo = Dictionary(Filler=Array(
+        [pdf.make_indirect(Dictionary(N=i)) for i in range(150)]))
+    data = save(pdf, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    second = list(re.finditer(rb"/Type\s*/ObjStm[^>]*>>\s*stream", data))[1]
+    at = data.index(b"stream", second.start())
+    return data[:at] + b"strean" + data[at + 6:]
+
+
 def unbalanced_catalog() -> bytes:
     """A fuzzed catalog (``> >>`` where ``>> >>`` belongs, as in pdf.js'
     poppler-742-0-fuzzed.pdf), a /Kids array without its ``[``, a widget whose

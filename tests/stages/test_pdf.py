@@ -699,3 +699,20 @@ def test_rebuilt_page_tree_leaves_widgets_and_non_streams_out(tmp_path: Path,
         contents = pdf.pages[0].obj.Contents
         assert isinstance(contents, pikepdf.Stream) or all(
             isinstance(c, pikepdf.Stream) for c in contents)
+
+
+def test_damaged_object_stream_is_written_without_object_streams(tmp_path: Path) -> None:
+    """qpdf opens the file but refuses to write an object stream that reads as a plain
+    dictionary (was: blocked as damaged beyond repair); every object is written on
+    its own instead, and what the damaged stream held is gone."""
+    data = pdfgen.broken_object_stream()
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED
+    assert ("pdf.open_action", "/Root/OpenAction", R) in triples(report)
+    repaired = next(f for f in report.items[0].findings if f.kind == "pdf.repaired")
+    assert repaired.detail.startswith("3 structural problems repaired; first: "
+                                      "(object 83 0, offset 1504): expected endobj")
+    assert qpdf_check(out).returncode == 0
+    assert text_of(out) == " ".join(pdfgen.TEXT[:2])
+    assert pdfwalk.check(str(out), keep_uri=True) == []
+    assert b"/ObjStm" not in out.read_bytes()
