@@ -200,8 +200,8 @@ def balanced(body: bytes) -> bytes:
             end = i + 1
         out += body[i:end]
         i = end
-    if stack:
-        out += b" " + b" ".join(reversed(stack))
+    if stack:  # on a line of its own: the body may end in a comment
+        out += b"\n" + b" ".join(reversed(stack))
         changed = True
     return bytes(out) if changed else body
 

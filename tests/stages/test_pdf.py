@@ -664,14 +664,16 @@ def test_real_encryption_is_never_salvaged_away() -> None:
 
 
 @pytest.mark.parametrize(("body", "fixed"), [
-    (b"<< /A << /Q 0 > >>", b"<< /A << /Q 0   >> >>"),             # stray ">", then closed
+    (b"<< /A << /Q 0 > >>", b"<< /A << /Q 0   >>\n>>"),            # stray ">", then closed
     (b"<< /Kids 8 0 R ] /Count 1 >>", b"<< /Kids 8 0 R   /Count 1 >>"),  # "]" matching nothing
     (b"<< /A [1 2 >>", b"<< /A [1 2 ]>>"),                         # array left open in a dict
-    (b"<< /T (left \\( open >>", b"<< /T (left \\( open >>) >>"),   # string left open
-    (b"<< /T (a (b) >>", b"<< /T (a (b) >>) >>"),
-    (b"[ 1 2", b"[ 1 2 ]"),
+    (b"<< /A 1 % comment", b"<< /A 1 % comment\n>>"),             # closed after the comment
+    (b"<< /T (left \\( open >>", b"<< /T (left \\( open >>)\n>>"),  # string left open
+    (b"<< /T (a (b) >>", b"<< /T (a (b) >>)\n>>"),
+    (b"[ 1 2", b"[ 1 2\n]"),
     (b"<< /S (a>b]) /H <41> /C [ (x) ] >>", None),                 # balanced: unchanged
     (b"<< % a comment >> here\n /A 1 >>", None),
+    (b"<< % a comment >> here\n /A 1", b"<< % a comment >> here\n /A 1\n>>"),
     (b"42", None),
 ])
 def test_salvage_balances_brackets(body: bytes, fixed: bytes | None) -> None:
