@@ -422,6 +422,15 @@ NOTES = [
     "MAIL/RCPT/DATA/body towards the downstream), most of it waiting to run again after "
     "waking the peer on a 2-core machine, not CPU. Neither reaches the factor of about 2 "
     "that 50% of Postfix needs; not built.",
+    "session 7 (2026-11-27), CPU per message by process (/proc of the daemon and of "
+    "every worker sampled every 50 ms, 2000 smtp-source messages, four runs): daemon "
+    "3.4-3.8 ms (user 2.0-2.3, system 1.4-1.6), workers 4.2-4.7 ms (user 3.0-3.5, "
+    "system 1.1-1.3), machine 80-86% busy; a worker's job alone, in process: pipeline "
+    "1.6 ms CPU, pipeline with quarantine and audit 3.5 ms CPU (4.5 ms wall, 7 fsyncs). "
+    "Half of Postfix's delivered/s needs about 4 ms for both together. Tried and not "
+    "kept: uvloop as the daemon's event loop (daemon -0.3 ms CPU per message, "
+    "accepted/delivered within the noise in two alternating pairs), 3 or 4 workers "
+    "instead of 2 (no gain; slower in one run).",
     "memory: a 30 MB message raises the daemon's RSS by about 2 MiB "
     "(tests/integration/test_smtp_memory.py); before, aiosmtpd held it whole in memory "
     "(about twice its size while joining the lines).",
