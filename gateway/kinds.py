@@ -174,8 +174,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "link to an external template", "外部テンプレートへの参照"),
     KindInfo("ole.dde", _H, True, "DDE field", "DDE フィールド"),
     KindInfo("ole.hyperlink", _M, True,
-             "hyperlink to a script, file or share",
-             "スクリプト・ファイル・共有フォルダーへのハイパーリンク"),
+             "hyperlink (to a script, file or share; to a web or mail address by policy)",
+             "ハイパーリンク（スクリプト・ファイル・共有フォルダーへのもの、ポリシーにより Web・"
+             "メールへのもの）"),
     KindInfo("ole.include_field", _H, True,
              "INCLUDEPICTURE/INCLUDETEXT field", "INCLUDEPICTURE/INCLUDETEXT フィールド"),
     KindInfo("ole.activex", _H, True, "ActiveX control", "ActiveX コントロール"),

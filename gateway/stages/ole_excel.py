@@ -161,7 +161,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             if new is not None:
                 out[i] = new
     _orphan_sheets(recs, glob_end, replaced, sname, biff8, ctx)
-    _hyperlinks(recs, out, sname, ctx)
+    _hyperlinks(recs, out, sname, ctx, ctx.keeps("hyperlinks"))
     ctls = root.child("Ctls")
     if ctls is not None:
         ctx.record("ole.activex", "Ctls", action=Action.REMOVED, detail="ActiveX control data")
@@ -182,14 +182,15 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         node.data = serialize(recs, final, biff8)
 
 
-def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext) -> None:
-    """Drop HLINK records (and their tooltips) that open anything but a web or mail
-    address or a place in the workbook."""
+def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext,
+                keep_web: bool) -> None:
+    """Drop HLINK records (and their tooltips) that open anything but a place in the
+    workbook, or a web or mail address when the policy keeps hyperlinks."""
     n = 0
     for i, rec in enumerate(recs):
         if rec.type != HLINK:
             continue
-        why = _hlink_problem(rec.data)
+        why = _hlink_problem(rec.data, keep_web)
         if why is not None:
             ctx.record("ole.hyperlink", f"{sname}#HLINK[{n}]", action=Action.REMOVED,
                        detail=f"hyperlink to a {why} removed, cell text kept")
@@ -199,7 +200,7 @@ def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext) 
         n += 1
 
 
-def _hlink_problem(data: bytes) -> str | None:
+def _hlink_problem(data: bytes, keep_web: bool) -> str | None:
     """What kind of place an HLINK record's hyperlink opens, when it may not stay."""
     try:
         flags = struct.unpack_from("<I", data, 28)[0]  # after ref8, the CLSID, version
@@ -219,7 +220,9 @@ def _hlink_problem(data: bytes) -> str | None:
             return "file or share path"  # a file moniker, or another kind
     except (struct.error, IndexError):
         return "damaged hyperlink"
-    return None if is_web(target) else describe_target(target)
+    if is_web(target):
+        return None if keep_web else f"web or mail address ({target[:300]}, by policy)"
+    return describe_target(target)
 
 
 def _string(data: bytes, pos: int) -> tuple[str, int]:

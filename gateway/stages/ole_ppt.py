@@ -155,7 +155,9 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
 
 
 def _hyperlinks(data: bytearray, ctx: StageContext, apply: bool) -> list[str]:
-    """Neutralize the hyperlinks that may not stay; their targets."""
+    """Neutralize the hyperlinks that may not stay (web and mail ones too unless the
+    policy keeps hyperlinks); their targets."""
+    keep_web = ctx.keeps("hyperlinks")
     blanked: list[str] = []
     pos = data.find(_EX_HYPERLINK)
     while pos >= 0:
@@ -171,11 +173,13 @@ def _hyperlinks(data: bytearray, ctx: StageContext, apply: bool) -> list[str]:
             span = strings.get(_TARGET)
             target = data[span[0]:span[1]].decode("utf-16-le", "replace").strip("\x00 ") \
                 if span else ""
-            if target and not is_web(target):
+            web = is_web(target)
+            if target and not (web and keep_web):
+                what = f"{target[:300]} (removed by policy)" if web \
+                    else f"a {describe_target(target)}"
                 ctx.record("ole.hyperlink", f"{STREAM}#ExHyperlink@0x{pos:x}",
                            action=Action.NEUTRALIZED,
-                           detail=f"hyperlink to a {describe_target(target)}: target "
-                                  "blanked, text kept")
+                           detail=f"hyperlink to {what}: target blanked, text kept")
                 blanked.append(target)
                 if apply:
                     for instance, (lo, hi) in strings.items():

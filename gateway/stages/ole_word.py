@@ -269,6 +269,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     plcfld = _PlcFld(fib, table)
     fields = _fields(text)
     by_begin = {f.begin: f for f in fields}
+    keep_web = ctx.keeps("hyperlinks")
     links: list[_Field] = []   # neutralized hyperlinks: their Data-stream objects go too
     targets: list[str] = []    # and their targets, for the summary's copy
     for n, f in enumerate(fields):
@@ -279,11 +280,13 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             kind, keyword = "ole.computed_field", "computed"
         target: str | None = None
         if kind is None and (keyword == "HYPERLINK" or flt == _HYPERLINK_FLT):
-            kind, target = _hyperlink(text, f)
+            kind, target = _hyperlink(text, f, keep_web)
         if kind is None:
             continue
         what = (f"HYPERLINK to a {describe_target(target)}:" if kind == "ole.hyperlink"
                 else f"{keyword or 'field'} field")
+        if kind == "ole.hyperlink" and target and is_web(target):
+            what = f"HYPERLINK to {target[:300]} (removed by policy):"
         ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
                    detail=f"{what} instruction blanked, result kept")
         if apply:
@@ -306,14 +309,15 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         ole_objects.blank_summary_links(root, targets)
 
 
-def _hyperlink(text: str, f: _Field) -> tuple[str | None, str | None]:
-    """("ole.hyperlink", target) for a HYPERLINK that may not stay, else (None, None)."""
+def _hyperlink(text: str, f: _Field, keep_web: bool) -> tuple[str | None, str | None]:
+    """("ole.hyperlink", target) for a HYPERLINK that may not stay, else (None, None);
+    a web or mail address stays only when the policy keeps hyperlinks."""
     instr = text[f.begin + 1:f.stop]
     if any(ch == "\x13" for ch in instr):  # a nested field computes part of it
         return "ole.hyperlink", None
     target = hyperlink_target(instr.replace("\x01", " ").strip())
-    if target is None or is_web(target):
-        return None, None  # a bookmark of this document, or a web address
+    if target is None or (keep_web and is_web(target)):
+        return None, None  # a bookmark of this document, or a web address kept
     return "ole.hyperlink", target
 
 

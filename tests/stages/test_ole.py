@@ -48,6 +48,17 @@ def policy(**ole: str) -> Policy:
     return Policy(name="test-ole", formats=formats)
 
 
+def keep_links() -> Policy:
+    """The default policy with ``ole: {keep: [hyperlinks]}`` (the default takes web links
+    out too)."""
+    base = load("default")
+    old = base.formats["ole"]
+    formats = {**base.formats, "ole": FormatPolicy(action=old.action,
+                                                   keep=frozenset({"hyperlinks"}),
+                                                   options=dict(old.options))}
+    return Policy(name="keep-links", formats=formats)
+
+
 def run(tmp_path: Path, data: bytes, name: str, pol: Policy | None = None) -> tuple[Report, Path]:
     src = tmp_path / name
     src.write_bytes(data)
@@ -128,10 +139,18 @@ def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
 
 def test_word_hyperlinks_to_scripts_files_and_shares_are_neutralized(
         tmp_path: Path, bases: dict[str, bytes]) -> None:
-    """Web, mail and bookmark links stay; javascript:, file and share targets lose their
-    field and the hyperlink object in the Data stream; every link text stays."""
+    """With keep: [hyperlinks], web, mail and bookmark links stay; javascript:, file and
+    share targets lose their field and the hyperlink object in the Data stream; every
+    link text stays. The default policy takes the web and mail links out too."""
     data = bases["links.doc"]
-    report, out = run(tmp_path, data, "links.doc")
+    report, default_out = run(tmp_path, data, "default.doc")
+    assert found(report) == {("ole.hyperlink", f"WordDocument#field[{n}]", "neutralized")
+                             for n in (0, 1, 2, 3, 4)}
+    web = next(f for f in report.items[0].findings if f.location == "WordDocument#field[0]")
+    assert "www.city.example.lg.jp" in web.detail and "removed by policy" in web.detail
+    for gone in ("www.city.example.lg.jp", "info@city.example.lg.jp"):
+        assert gone.encode("utf-16-le") not in default_out.read_bytes()
+    report, out = run(tmp_path, data, "links.doc", keep_links())
     assert report.verdict is Verdict.DISARMED
     assert found(report) == {("ole.hyperlink", f"WordDocument#field[{n}]", "neutralized")
                              for n in (2, 3, 4)}
@@ -194,9 +213,13 @@ def test_excel_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
 def test_excel_hyperlinks_to_scripts_files_and_shares_are_removed(
         tmp_path: Path, bases: dict[str, bytes]) -> None:
     """Cell hyperlinks (HLINK records) to file paths and shares (file monikers) or
-    javascript: go; web, mail and in-workbook links stay; every cell keeps its text."""
+    javascript: go; with keep: [hyperlinks] web, mail and in-workbook links stay (the
+    default takes web and mail links out too); every cell keeps its text."""
     data = bases["links.xls"]
-    report, out = run(tmp_path, data, "links.xls")
+    report, _ = run(tmp_path, data, "default.xls")
+    assert found(report) == {("ole.hyperlink", f"Workbook#HLINK[{n}]", "removed")
+                             for n in (0, 1, 2, 3, 4)}
+    report, out = run(tmp_path, data, "links.xls", keep_links())
     assert report.verdict is Verdict.DISARMED
     assert found(report) == {("ole.hyperlink", f"Workbook#HLINK[{n}]", "removed")
                              for n in (2, 3, 4)}
@@ -265,7 +288,8 @@ def test_ppt_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
 def test_ppt_hyperlinks_to_scripts_files_and_shares_are_blanked(
         tmp_path: Path, bases: dict[str, bytes]) -> None:
     """ExHyperlink targets to file paths, shares and javascript: are zeroed in place;
-    the web link and every text stay."""
+    with keep: [hyperlinks] the web link stays (the default blanks it too); every text
+    stays."""
     data = bases["links.ppt"]
     stream = olegen.streams(data)["PowerPoint Document"]
     bad = set()  # the ExHyperlink containers (0x0FD7) holding a bad target
@@ -273,7 +297,14 @@ def test_ppt_hyperlinks_to_scripts_files_and_shares_are_blanked(
         at = stream.find(word.encode("utf-16-le"))
         assert at > 0, word
         bad.add(stream.rfind(b"\x0f\x00\xd7\x0f", 0, at))
-    report, out = run(tmp_path, data, "links.ppt")
+    web = stream.rfind(b"\x0f\x00\xd7\x0f", 0,
+                       stream.find("www.city.example.lg.jp".encode("utf-16-le")))
+    report, default_out = run(tmp_path, data, "default.ppt")
+    assert found(report) == {("ole.hyperlink", f"PowerPoint Document#ExHyperlink@0x{pos:x}",
+                              "neutralized") for pos in {*bad, web}}
+    assert "www.city.example.lg.jp".encode("utf-16-le") not in \
+        olegen.streams(default_out.read_bytes())["PowerPoint Document"]
+    report, out = run(tmp_path, data, "links.ppt", keep_links())
     assert report.verdict is Verdict.DISARMED
     assert found(report) == {("ole.hyperlink", f"PowerPoint Document#ExHyperlink@0x{pos:x}",
                               "neutralized") for pos in bad}
