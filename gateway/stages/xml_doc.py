@@ -348,8 +348,10 @@ class _Walk:
             self._drop(el, key, "xml.javascript_url", loc)
         elif name == "a" and attr == "href" and links.is_web(target):
             action = Action.KEPT if self.keep_links else Action.REMOVED
+            shown = " ".join(target.split())[:300]
             self.ctx.record("xml.hyperlink", loc, action=action,
-                            detail=links.describe_target(target))
+                            detail=f"link to {shown}" if self.keep_links
+                            else f"link to {shown}, removed by policy")
             if not self.keep_links:
                 del el.attrib[key]
                 self.changed = True
