@@ -30,7 +30,8 @@ _NOUN_TABLE: dict[str, tuple[str, str, str]] = {
     "ooxml.external_link": ("他のブックへのリンク", "link to another workbook",
                             "links to other workbooks"),
     "ooxml.dde ole.dde rtf.dde": ("DDE フィールド", "DDE field", "DDE fields"),
-    "ooxml.hyperlink html.hyperlink rtf.hyperlink svg.hyperlink odf.hyperlink xml.hyperlink":
+    "ooxml.hyperlink ole.hyperlink html.hyperlink rtf.hyperlink svg.hyperlink odf.hyperlink "
+    "xml.hyperlink":
         ("ハイパーリンク", "hyperlink", "hyperlinks"),
     "pdf.uri": ("Web リンク", "web link", "web links"),
     "odf.event": ("マクロを実行するイベント", "event that runs a macro",

@@ -21,3 +21,12 @@ def test_odf_findings_read_like_office_ones(tmp_path: Path) -> None:
     assert "外部から読み込む内容へのリンクを5件削除しました" in summary["ja"]
     assert "Removed 5 links to outside content" in summary["en"]
     assert "ハイパーリンクを3件削除しました" in summary["ja"]  # the default keeps none
+
+
+def test_legacy_office_links_read_like_the_others() -> None:
+    """A .doc's neutralized hyperlink is counted under the same word as a .docx's."""
+    finding = {"kind": "ole.hyperlink", "action": "neutralized", "location": "x",
+               "detail": "", "severity": "medium"}
+    summary = summarize({"items": [{"findings": [finding, finding]}]}, "disarmed")
+    assert "ハイパーリンクを2件無効化しました" in summary["ja"]
+    assert "Neutralized 2 hyperlinks" in summary["en"]
