@@ -215,10 +215,14 @@ def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> boo
         if href is None or found is not None or _internal(target):
             pass
         elif key in _LINKS:
-            keep = is_web(target) and keep_links
+            web = is_web(target)
+            keep = web and keep_links
+            shown = " ".join(target.split())[:300]
             ctx.record("odf.hyperlink", where(name),
                        action=Action.KEPT if keep else Action.REMOVED,
-                       detail=describe_target(target))
+                       detail=(f"link to {shown}" if keep else
+                               f"link to {shown}, removed by policy") if web
+                       else describe_target(target))
             if not keep:
                 unwrap.append(el)                           # its text stays
         else:

@@ -136,7 +136,8 @@ def _hyperlink(text: str) -> FieldVerdict | None:
     if target is None:
         return None
     if is_web(target):
-        return FieldVerdict("rtf.hyperlink", "HYPERLINK field", keepable=True)
+        shown = " ".join(target.split())[:300]
+        return FieldVerdict("rtf.hyperlink", f"HYPERLINK field to {shown}", keepable=True)
     return FieldVerdict("rtf.hyperlink", f"HYPERLINK field to a {describe_target(target)}")
 
 

@@ -77,6 +77,9 @@ def test_web_links_stay_only_by_policy(tmp_path: Path, keep: bool, web: str) -> 
             if f.kind == "odf.hyperlink"} == {("content.xml#a[1]", "removed"),
                                               ("content.xml#a[2]", web),
                                               ("content.xml#a[3]", "removed")}
+    web_link = next(f for f in report.items[0].findings if f.location == "content.xml#a[2]")
+    assert web_link.detail == "link to https://www.city.example.lg.jp/" + (
+        "" if keep else ", removed by policy")
     with zipfile.ZipFile(out) as zf:
         content = zf.read("content.xml").decode()
     assert ("https://www.city.example.lg.jp/" in content) is keep

@@ -120,6 +120,9 @@ def test_hyperlink_kept_by_policy(tmp_path: Path) -> None:
     assert triples(report) == [("rtf.hyperlink", "field[0]", "kept")]
     assert report.verdict is Verdict.CLEAN
     assert out.read_bytes() == fx.data
+    report, _ = disarm(tmp_path, fx.data)  # the default takes it out, naming the address
+    assert triples(report) == [("rtf.hyperlink", "field[0]", "neutralized")]
+    assert report.items[0].findings[0].detail.startswith("HYPERLINK field to http")
 
 
 @pytest.mark.parametrize(("inst", "detail"), [
