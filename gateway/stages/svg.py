@@ -184,6 +184,7 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
         loc = f"{where}@{shown}"
         kind: str | None = None
         action = "removed"
+        detail = ""
         if attr.lower().startswith("on"):
             kind = "svg.event_handler"
         elif attr == "href":
@@ -195,6 +196,8 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
                 kind = "svg.javascript_url"
             elif name == "a" and _LINK_URL.match(value):
                 kind, action = "svg.hyperlink", "kept" if keep_links else "removed"
+                shown_url = " ".join(value.split())[:300]
+                detail = f"link to {shown_url}" + ("" if keep_links else ", removed by policy")
             else:
                 kind = "svg.external_reference"
         elif attr == "style" and links.CSS_LOADS.search(value):
@@ -203,7 +206,7 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
             kind = "svg.external_reference"
         if kind is None:
             continue
-        ctx.record(kind, loc, action=action)
+        ctx.record(kind, loc, action=action, detail=detail)
         if action == "removed":
             del el.attrib[key]
 

@@ -180,6 +180,9 @@ def test_svg(tmp_path: Path) -> None:
         ("svg.animation", "set[0]"),
         ("svg.foreign_object", "foreignObject[0]"),
     }
+    link = next(f for f in report.items[0].findings if f.kind == "svg.hyperlink")
+    assert link.action == "removed" and link.detail.startswith("link to http")
+    assert link.detail.endswith(", removed by policy")
     assert svg_problems(out) == []
     text = out.read_text(encoding="utf-8")
     assert "市役所" in text and 'fill="url(#g)"' in text and 'xlink:href="#g"' in text
