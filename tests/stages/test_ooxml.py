@@ -13,10 +13,14 @@ import io
 import re
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import defusedxml.ElementTree as DET
+import openpyxl
 import pytest
+from pptx import Presentation
+from pptx.util import Inches
 
 import gateway.stages.ooxml  # noqa: F401 - registers the stage
 from gateway.errors import Malformed
@@ -509,6 +513,49 @@ def test_hyperlinks_removed_without_keep(tmp_path: Path) -> None:
     xml = doc_xml(r)
     assert "w:hyperlink" not in xml and "関所のサイト" in xml and "電卓" in xml
     check_output(r, tmp_path)
+
+
+def _xlsx_with_links() -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A1"] = "市のサイト"
+    ws["A1"].hyperlink = "https://www.city.example.lg.jp/"
+    ws["B1"] = "値"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _pptx_with_links() -> bytes:
+    prs = Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "お知らせ"
+    run = slide.shapes.add_textbox(Inches(1), Inches(2), Inches(5), Inches(1)) \
+        .text_frame.paragraphs[0].add_run()
+    run.text = "市のサイト"
+    run.hyperlink.address = "https://www.city.example.lg.jp/"
+    shape = slide.shapes.add_textbox(Inches(1), Inches(3), Inches(5), Inches(1))
+    shape.text_frame.text = "図形のリンク"
+    shape.click_action.hyperlink.address = "https://login.example.invalid/"
+    buf = io.BytesIO()
+    prs.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("build", "name", "links"), [
+    (_xlsx_with_links, "links.xlsx", 1), (_pptx_with_links, "links.pptx", 2)])
+def test_web_links_go_from_workbooks_and_slides_by_default(
+        tmp_path: Path, build: Callable[[], bytes], name: str, links: int) -> None:
+    """A cell hyperlink, a text-run link and a shape's click link: oleobj reports each in
+    the input and none in the output; the text stays (LibreOffice, check_output)."""
+    data = build()
+    r = run(tmp_path, data, name)
+    found = [f for f in oc.oleobj_findings(r.src) if "'hyperlink'" in f]
+    assert len(found) == links, found
+    assert {(f.kind, f.action) for f in r.report.items[0].findings} == {
+        ("ooxml.hyperlink", "removed")}
+    text = check_output(r, tmp_path)
+    assert "市のサイト" in text
 
 
 # ------------------------------------------------------------------------------ fields
