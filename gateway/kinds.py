@@ -191,6 +191,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "マクロ・プログラムを実行する動作 (自動実行名・クリック時の動作)"),
     KindInfo("ole.converted", _I, False,
              "converted to Office Open XML", "Office Open XML 形式に変換"),
+    KindInfo("ole.repaired", _I, False,
+             "structural damage repaired (a truncated document-properties stream left out)",
+             "構造の破損を修復（途中で切れた文書プロパティのストリームを除外）"),
     # --- RTF -----------------------------------------------------------------------------
     KindInfo("rtf.object", _H, True, "embedded object (\\object)",
              "埋め込みオブジェクト (\\object)"),

@@ -53,6 +53,7 @@ FREESECT, ENDOFCHAIN, FATSECT, DIFSECT = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xF
 NOSTREAM = 0xFFFFFFFF
 MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 _UNALLOCATED, _STORAGE, _STREAM, _ROOT = 0, 1, 2, 5
+_PROPERTY_SET = "\x05"   # SummaryInformation, DocumentSummaryInformation
 _RED, _BLACK = 0, 1
 _PER_SECTOR = SECTOR // 4     # FAT entries in one sector
 _HEADER_DIFAT = 109
@@ -70,6 +71,8 @@ class Node:
     ctime: int = 0
     mtime: int = 0
     children: list[Node] = field(default_factory=list)
+    #: on a tree's root: what reading it left out (a damaged document-properties stream)
+    repairs: list[str] = field(default_factory=list)
 
     def child(self, name: str) -> Node | None:
         """The child called ``name`` (CFB names are case-insensitive)."""
@@ -129,12 +132,13 @@ def read_tree(ole: Any, file_size: int) -> Node:
     with _damage():
         root_entry = ole.root
         total = sum(e.size for e in ole.direntries
-                    if e is not None and e.entry_type == _STREAM)
+                    if e is not None and e.entry_type == _STREAM
+                    and not _name(e).startswith(_PROPERTY_SET))
         if total > file_size:
             raise Malformed("OLE streams overlap (sizes add up to more than the file)")
         root = Node(name=_name(root_entry), is_storage=True, clsid=_clsid(root_entry.clsid),
                     state=root_entry.dwUserFlags, mtime=root_entry.modifyTime)
-        _read_children(ole, root_entry, root, depth=0)
+        _read_children(ole, root_entry, root, depth=0, repairs=root.repairs)
     return root
 
 
@@ -147,7 +151,7 @@ def read_storage(ole: Any, path: Sequence[str]) -> Node:
             raise Malformed(f"OLE entry {_short('/'.join(path))!r} is not a storage")
         root = Node(name="Root Entry", is_storage=True, clsid=_clsid(entry.clsid),
                     state=entry.dwUserFlags, mtime=entry.modifyTime)
-        _read_children(ole, entry, root, depth=0)
+        _read_children(ole, entry, root, depth=0, repairs=root.repairs)
     return root
 
 
@@ -164,7 +168,7 @@ def _damage() -> Iterator[None]:
         raise Malformed(f"damaged OLE compound file ({_why(exc)})") from None
 
 
-def _read_children(ole: Any, entry: Any, node: Node, depth: int) -> None:
+def _read_children(ole: Any, entry: Any, node: Node, depth: int, repairs: list[str]) -> None:
     if depth > 64:
         raise Malformed("OLE storages nested too deeply")
     seen: set[str] = set()
@@ -180,10 +184,16 @@ def _read_children(ole: Any, entry: Any, node: Node, depth: int) -> None:
         if kid.entry_type == _STORAGE:
             child = Node(name=name, is_storage=True, clsid=_clsid(kid.clsid),
                          state=kid.dwUserFlags, ctime=kid.createTime, mtime=kid.modifyTime)
-            _read_children(ole, kid, child, depth + 1)
+            _read_children(ole, kid, child, depth + 1, repairs)
         elif kid.entry_type == _STREAM:
             data = ole._open(kid.isectStart, kid.size).read() if kid.size else b""
             if len(data) != kid.size:
+                if name.startswith(_PROPERTY_SET):
+                    # document properties (title, author…): Office and LibreOffice open
+                    # the document without them; nothing of its content is lost
+                    repairs.append(f"document-properties stream {_short(name[1:])!r} is "
+                                   "truncated: left out")
+                    continue
                 raise Malformed(f"OLE stream {_short(name)!r} is truncated")
             child = Node(name=name, is_storage=False, data=data, clsid=_clsid(kid.clsid),
                          state=kid.dwUserFlags)

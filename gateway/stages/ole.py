@@ -78,6 +78,8 @@ class OleStage:
             raise LimitExceeded("the compound file is too large")
         ole = cfb_writer.open_ole(data)
         root = cfb_writer.read_tree(ole, len(data))
+        for repair in root.repairs:
+            ctx.record("ole.repaired", "", action=Action.REPAIRED, detail=repair)
         kind = ctx.type_id
         if kind not in ("ole.doc", "ole.xls", "ole.ppt"):
             raise Unsupported("this OLE compound file is not a Word, Excel or PowerPoint file")

@@ -409,6 +409,24 @@ def hostile_ppt(base: bytes, vba_donor: bytes, package_donor: bytes) -> bytes:
 # -------------------------------------------------------------------------- checks
 
 
+def grow_stream_size(data: bytes, name: str, extra: int) -> bytes:
+    """``data`` with the directory entry of stream ``name`` claiming ``extra`` more bytes
+    than its sector chain holds (a truncated or damaged file), nothing else changed."""
+    ole = olefile.OleFileIO(io.BytesIO(data))
+    sid = ole._find([name])
+    size = ole.direntries[sid].size
+    chain, sector = [], ole.first_dir_sector
+    while sector not in (olefile.ENDOFCHAIN, olefile.FREESECT) and len(chain) < 10_000:
+        chain.append(sector)
+        sector = ole.fat[sector]
+    per = ole.sectorsize // 128
+    at = (chain[sid // per] + 1) * ole.sectorsize + (sid % per) * 128 + 120
+    raw = bytearray(data)
+    assert struct.unpack_from("<I", raw, at)[0] == size
+    struct.pack_into("<I", raw, at, size + extra)
+    return bytes(raw)
+
+
 def olefile_check(data: bytes) -> olefile.OleFileIO:
     """The output parses with olefile without any defect."""
     assert olefile.isOleFile(data)

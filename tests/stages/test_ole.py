@@ -167,6 +167,26 @@ def test_word_hyperlinks_to_scripts_files_and_shares_are_neutralized(
                  "FILE LINK", "JUMP LINK")
 
 
+def test_truncated_properties_stream_is_left_out(tmp_path: Path,
+                                                  bases: dict[str, bytes]) -> None:
+    """A SummaryInformation stream shorter than its directory entry says: LibreOffice
+    opens the document anyway, so it is delivered without that stream (was: blocked).
+    A truncated content stream is still refused."""
+    data = olegen.grow_stream_size(bases["base.doc"], "\x05SummaryInformation", 700)
+    assert olegen.lo_texts([_write(tmp_path, "in.doc", data)], tmp_path)["in.doc"]
+    report, out = run(tmp_path, data, "props.doc")
+    assert report.verdict is Verdict.CLEAN
+    assert [(f.kind, f.location, f.action, f.detail) for f in report.items[0].findings] == [
+        ("ole.repaired", "", "repaired",
+         "document-properties stream 'SummaryInformation' is truncated: left out")]
+    assert "\x05SummaryInformation" not in olegen.streams(out.read_bytes())
+    assert_opens(tmp_path, out, olegen.TEXT)
+    broken = olegen.grow_stream_size(bases["base.doc"], "WordDocument", 700)
+    report, _ = run(tmp_path, broken, "body.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.reason == "OLE stream 'WordDocument' is truncated"
+
+
 def test_word_dde_corpus_sample(tmp_path: Path) -> None:
     data = sample("oletools/dde-test-from-office2016.doc")
     report, out = run(tmp_path, data, "dde.doc")
