@@ -192,8 +192,10 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("ole.converted", _I, False,
              "converted to Office Open XML", "Office Open XML 形式に変換"),
     KindInfo("ole.repaired", _I, False,
-             "structural damage repaired (a truncated document-properties stream left out)",
-             "構造の破損を修復（途中で切れた文書プロパティのストリームを除外）"),
+             "structural damage repaired (a truncated stream read as far as it goes; "
+             "truncated document properties left out)",
+             "構造の破損を修復（途中で切れたストリームは読める範囲まで、途中で切れた文書"
+             "プロパティは除外）"),
     # --- RTF -----------------------------------------------------------------------------
     KindInfo("rtf.object", _H, True, "embedded object (\\object)",
              "埋め込みオブジェクト (\\object)"),

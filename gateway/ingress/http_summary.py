@@ -119,9 +119,8 @@ _STATEMENTS: dict[str, tuple[str, str]] = {
     "pdf.orphans": ("参照されないオブジェクト（旧版・隠しデータ）を削除しました",
                     "Dropped unreferenced objects (old revisions, hidden data)"),
     "rtf.repaired": ("RTF の構造の破損を修復しました", "Repaired structural damage in the RTF"),
-    "ole.repaired": ("壊れた文書プロパティ（タイトル・作成者など）を除いて修復しました",
-                     "Repaired the file, leaving out its damaged document properties "
-                     "(title, author…)"),
+    "ole.repaired": ("途中で切れたファイルを読める範囲で修復しました",
+                     "Repaired a truncated file as far as it could be read"),
     "svg.repaired": ("整形式でない SVG を修復しました", "Repaired an SVG that was not well-formed"),
     "xml.repaired": ("整形式でない XML を修復しました", "Repaired XML that was not well-formed"),
     "rtf.overlay": ("文書の終端より後ろのデータを削除しました",

@@ -194,7 +194,10 @@ def _read_children(ole: Any, entry: Any, node: Node, depth: int, repairs: list[s
                     repairs.append(f"document-properties stream {_short(name[1:])!r} is "
                                    "truncated: left out")
                     continue
-                raise Malformed(f"OLE stream {_short(name)!r} is truncated")
+                # LibreOffice reads what the sector chain holds; so do the stages after
+                # this one (a content stream too damaged for them is refused there)
+                repairs.append(f"stream {_short(name)!r} is truncated: its {len(data)} "
+                               "readable bytes kept")
             child = Node(name=name, is_storage=False, data=data, clsid=_clsid(kid.clsid),
                          state=kid.dwUserFlags)
         else:

@@ -171,7 +171,7 @@ def test_truncated_properties_stream_is_left_out(tmp_path: Path,
                                                   bases: dict[str, bytes]) -> None:
     """A SummaryInformation stream shorter than its directory entry says: LibreOffice
     opens the document anyway, so it is delivered without that stream (was: blocked).
-    A truncated content stream is still refused."""
+    A content stream is read as far as its sectors go, as LibreOffice reads it."""
     data = olegen.grow_stream_size(bases["base.doc"], "\x05SummaryInformation", 700)
     assert olegen.lo_texts([_write(tmp_path, "in.doc", data)], tmp_path)["in.doc"]
     report, out = run(tmp_path, data, "props.doc")
@@ -181,10 +181,17 @@ def test_truncated_properties_stream_is_left_out(tmp_path: Path,
          "document-properties stream 'SummaryInformation' is truncated: left out")]
     assert "\x05SummaryInformation" not in olegen.streams(out.read_bytes())
     assert_opens(tmp_path, out, olegen.TEXT)
-    broken = olegen.grow_stream_size(bases["base.doc"], "WordDocument", 700)
-    report, _ = run(tmp_path, broken, "body.doc")
-    assert report.verdict is Verdict.BLOCKED
-    assert report.reason == "OLE stream 'WordDocument' is truncated"
+    # under the 4096-byte cutoff the stream stays in the mini stream, whose last 64-byte
+    # sector is read whole
+    size = -(-len(olegen.streams(bases["base.doc"])["WordDocument"]) // 64) * 64
+    assert size + 300 < 4096
+    body = olegen.grow_stream_size(bases["base.doc"], "WordDocument", 300)
+    report, out = run(tmp_path, body, "body.doc")
+    assert report.verdict is Verdict.CLEAN
+    assert [(f.kind, f.detail) for f in report.items[0].findings] == [
+        ("ole.repaired", f"stream 'WordDocument' is truncated: its {size} readable bytes kept")]
+    assert len(olegen.streams(out.read_bytes())["WordDocument"]) == size
+    assert_opens(tmp_path, out, olegen.TEXT)
 
 
 def test_word_dde_corpus_sample(tmp_path: Path) -> None:
