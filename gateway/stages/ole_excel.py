@@ -78,15 +78,37 @@ def _stream(root: Node) -> Node:
     raise Malformed("no Workbook stream")
 
 
-def records(data: bytes) -> list[Rec]:
+def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
+    """The records of a workbook stream.
+
+    A record whose length runs past the end of the stream is refused, unless
+    ``repairs`` is given and the workbook globals (with their BOUNDSHEET records) are
+    complete: then the damaged sheet ends there (an EOF record is put in) and reading
+    goes on at the next sheet's BOUNDSHEET offset, as Excel and LibreOffice read each
+    sheet from its offset; what lies between is dropped and the repair noted.
+    """
     out: list[Rec] = []
+    sheets: list[int] = []      # BOUNDSHEET offsets of the globals
     pos = 0
     while pos + 4 <= len(data):
         rtype, size = struct.unpack_from("<HH", data, pos)
         if pos + 4 + size > len(data):
             if any(r.type == EOF for r in out[-1:]) or rtype == 0:
                 break   # junk after the last EOF is dropped
-            raise Malformed(f"Excel record at 0x{pos:x} runs past the end of the stream")
+            globals_done = any(r.type == EOF for r in out)
+            if repairs is None or not globals_done:
+                raise Malformed(f"Excel record at 0x{pos:x} runs past the end of the stream")
+            out.append(Rec(EOF, b"", pos))
+            later = [s for s in sheets if s > pos]
+            repairs.append(f"Excel record at 0x{pos:x} runs past the end of the stream: "
+                           + (f"its sheet ends there, reading goes on at 0x{min(later):x}"
+                              if later else "its sheet ends there"))
+            if not later:
+                break
+            pos = min(later)
+            continue
+        if rtype == BOUNDSHEET and size >= 4 and not any(r.type == EOF for r in out):
+            sheets.append(struct.unpack_from("<I", data, pos + 4)[0])
         out.append(Rec(rtype, data[pos + 4:pos + 4 + size], pos))
         pos += 4 + size
     if not out or out[0].type != BOF:
@@ -125,7 +147,10 @@ def _sheet_name(data: bytes, biff8: bool) -> str:
 def process(root: Node, ctx: StageContext, apply: bool) -> None:
     node = _stream(root)
     sname = node.name
-    recs = records(node.data)
+    repairs: list[str] = []
+    recs = records(node.data, repairs)
+    for repair in repairs:
+        ctx.record("ole.repaired", sname, action=Action.REPAIRED, detail=repair)
     biff8 = _biff8(recs)
     by_pos = {r.pos: i for i, r in enumerate(recs)}
     out = list(recs)

@@ -16,6 +16,7 @@ import pytest
 
 import gateway.stages.ole  # registers the stage
 import gateway.stages.ooxml  # noqa: F401 - embedded and converted OOXML go through it
+from gateway.errors import Malformed
 from gateway.models import Report, Verdict
 from gateway.pipeline.run import process_file, scan_file
 from gateway.pipeline.sniff import sniff_bytes
@@ -259,6 +260,82 @@ def test_excel_hyperlinks_to_scripts_files_and_shares_are_removed(
         assert kept.encode("utf-16-le") in raw
     assert_opens(tmp_path, out, "WEB LINK", "MAIL LINK", "FILE LINK", "SHARE LINK",
                  "SCRIPT LINK", "JUMP LINK")
+
+
+def _biff(rtype: int, payload: bytes) -> bytes:
+    return struct.pack("<HH", rtype, len(payload)) + payload
+
+
+def _two_sheet_stream(damage: str) -> tuple[bytes, int, int]:
+    """A BIFF8 workbook stream: globals with two BOUNDSHEETs, two sheets of one LABEL
+    each; ``damage`` ("sheet1" or "globals") gets a record whose length runs past the
+    end. Returns the stream, the damaged record's offset and sheet 2's."""
+    def bof(dt: int) -> bytes:
+        return _biff(ole_excel.BOF, struct.pack("<HH", 0x0600, dt) + bytes(12))
+
+    def label(text: bytes) -> bytes:
+        return _biff(ole_excel.LABEL, struct.pack("<HHHH", 0, 0, 0, len(text)) + b"\x00" + text)
+
+    eof = _biff(ole_excel.EOF, b"")
+    broken = struct.pack("<HH", 0x023E, 0xFFFF) + bytes(4)
+
+    def sheet_entry(pos: int, name: bytes) -> bytes:
+        return _biff(ole_excel.BOUNDSHEET, struct.pack("<IBBBB", pos, 0, 0, len(name), 0)
+                     + name)
+
+    head_len = len(bof(5)) + 2 * len(sheet_entry(0, b"S1")) + len(eof)
+    if damage == "globals":
+        head_len += len(broken)
+    sheet1 = bof(0x10) + label(b"first sheet") + (broken if damage == "sheet1" else b"") \
+        + bytes(40) + eof
+    sheet2 = bof(0x10) + label(b"second sheet") + eof
+    s1, s2 = head_len, head_len + len(sheet1)
+    head = bof(5) + sheet_entry(s1, b"S1") + sheet_entry(s2, b"S2") \
+        + (broken if damage == "globals" else b"") + eof
+    assert len(head) == head_len
+    at = (s1 + len(bof(0x10)) + len(label(b"first sheet"))) if damage == "sheet1" \
+        else head_len - len(broken) - len(eof)
+    return head + sheet1 + sheet2, at, s2
+
+
+def test_excel_record_running_past_the_end_resyncs_at_the_next_sheet() -> None:
+    """Excel and LibreOffice read each sheet from its BOUNDSHEET offset: a damaged
+    record length ends its sheet, reading goes on at the next one; the bytes between
+    are dropped. Damage inside the globals (where the offsets are) is still refused."""
+    data, at, sheet2 = _two_sheet_stream("sheet1")
+    with pytest.raises(Malformed, match="runs past the end of the stream"):
+        ole_excel.records(data)
+    repairs: list[str] = []
+    recs = ole_excel.records(data, repairs)
+    labels = [r.data[8:] for r in recs if r.type == ole_excel.LABEL]
+    assert labels == [b"\x00first sheet", b"\x00second sheet"]
+    assert [r.type for r in recs].count(ole_excel.EOF) == 3
+    assert next(r.pos for r in recs if r.data.endswith(b"second sheet")) > sheet2
+    assert repairs == [f"Excel record at 0x{at:x} runs past the end of the stream: "
+                       f"its sheet ends there, reading goes on at 0x{sheet2:x}"]
+    data, _, _ = _two_sheet_stream("globals")
+    with pytest.raises(Malformed, match="runs past the end of the stream"):
+        ole_excel.records(data, [])
+
+
+def test_excel_record_running_past_the_end_of_the_last_sheet(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """The damaged record is the last sheet's WINDOW2: the sheet ends before it, its
+    cells stay, LibreOffice shows the same text as in the damaged original."""
+    tree = olegen.tree(bases["base.xls"])
+    wb = tree.child("Workbook")
+    assert wb is not None
+    window2 = next(r for r in ole_excel.records(wb.data) if r.type == 0x023E)
+    raw = bytearray(wb.data)
+    struct.pack_into("<H", raw, window2.pos + 2, 0xFFFF)
+    wb.data = bytes(raw)
+    data = cfb_writer.write(tree)
+    report, out = run(tmp_path, data, "damaged.xls")
+    assert report.verdict is Verdict.CLEAN
+    assert [(f.kind, f.location, f.detail) for f in report.items[0].findings] == [
+        ("ole.repaired", "Workbook", f"Excel record at 0x{window2.pos:x} runs past the end "
+         "of the stream: its sheet ends there")]
+    assert_opens(tmp_path, out, olegen.CELL)
 
 
 @pytest.mark.parametrize("rel", ["oletools/excel4_sample_macro.xls",
