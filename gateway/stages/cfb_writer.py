@@ -191,17 +191,19 @@ def _read_children(ole: Any, entry: Any, node: Node, depth: int, repairs: list[s
                 if name.startswith(_PROPERTY_SET):
                     # document properties (title, author…): Office and LibreOffice open
                     # the document without them; nothing of its content is lost
-                    repairs.append(f"document-properties stream {_short(name[1:])!r} is "
+                    repairs.append(f"document-properties stream '{_short(name[1:])}' is "
                                    "truncated: left out")
                     continue
                 # LibreOffice reads what the sector chain holds; so do the stages after
                 # this one (a content stream too damaged for them is refused there)
-                repairs.append(f"stream {_short(name)!r} is truncated: its {len(data)} "
+                repairs.append(f"stream '{_short(name)}' is truncated: its {len(data)} "
                                "readable bytes kept")
             child = Node(name=name, is_storage=False, data=data, clsid=_clsid(kid.clsid),
                          state=kid.dwUserFlags)
         else:
-            raise Malformed(f"OLE entry {_short(name)!r} has unknown type {kid.entry_type}")
+            # a damaged type byte: LibreOffice skips the entry; its content is not delivered
+            repairs.append(f"entry '{_short(name)}' of unknown type {kid.entry_type} left out")
+            continue
         node.children.append(child)
 
 

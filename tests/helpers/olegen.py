@@ -409,21 +409,34 @@ def hostile_ppt(base: bytes, vba_donor: bytes, package_donor: bytes) -> bytes:
 # -------------------------------------------------------------------------- checks
 
 
-def grow_stream_size(data: bytes, name: str, extra: int) -> bytes:
-    """``data`` with the directory entry of stream ``name`` claiming ``extra`` more bytes
-    than its sector chain holds (a truncated or damaged file), nothing else changed."""
+def _entry_offset(data: bytes, name: str) -> tuple[int, int]:
+    """Where the directory entry of stream ``name`` sits in ``data``, and its size."""
     ole = olefile.OleFileIO(io.BytesIO(data))
     sid = ole._find([name])
-    size = ole.direntries[sid].size
     chain, sector = [], ole.first_dir_sector
     while sector not in (olefile.ENDOFCHAIN, olefile.FREESECT) and len(chain) < 10_000:
         chain.append(sector)
         sector = ole.fat[sector]
     per = ole.sectorsize // 128
-    at = (chain[sid // per] + 1) * ole.sectorsize + (sid % per) * 128 + 120
+    return (chain[sid // per] + 1) * ole.sectorsize + (sid % per) * 128, \
+        ole.direntries[sid].size
+
+
+def grow_stream_size(data: bytes, name: str, extra: int) -> bytes:
+    """``data`` with the directory entry of stream ``name`` claiming ``extra`` more bytes
+    than its sector chain holds (a truncated or damaged file), nothing else changed."""
+    at, size = _entry_offset(data, name)
     raw = bytearray(data)
-    assert struct.unpack_from("<I", raw, at)[0] == size
-    struct.pack_into("<I", raw, at, size + extra)
+    assert struct.unpack_from("<I", raw, at + 120)[0] == size
+    struct.pack_into("<I", raw, at + 120, size + extra)
+    return bytes(raw)
+
+
+def set_entry_type(data: bytes, name: str, entry_type: int) -> bytes:
+    """``data`` with the type byte of stream ``name``'s directory entry replaced."""
+    at, _ = _entry_offset(data, name)
+    raw = bytearray(data)
+    raw[at + 66] = entry_type
     return bytes(raw)
 
 

@@ -195,6 +195,18 @@ def test_truncated_properties_stream_is_left_out(tmp_path: Path,
     assert_opens(tmp_path, out, olegen.TEXT)
 
 
+def test_entry_of_unknown_type_is_left_out(tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """A directory entry whose type byte is damaged (62): LibreOffice skips it and opens
+    the document; so is it left out here (was: blocked)."""
+    data = olegen.set_entry_type(bases["base.doc"], "\x05SummaryInformation", 62)
+    report, out = run(tmp_path, data, "type.doc")
+    assert report.verdict is Verdict.CLEAN
+    assert [(f.kind, f.detail) for f in report.items[0].findings] == [
+        ("ole.repaired", "entry '\\x05SummaryInformation' of unknown type 62 left out")]
+    assert "\x05SummaryInformation" not in olegen.streams(out.read_bytes())
+    assert_opens(tmp_path, out, olegen.TEXT)
+
+
 def test_word_dde_corpus_sample(tmp_path: Path) -> None:
     data = sample("oletools/dde-test-from-office2016.doc")
     report, out = run(tmp_path, data, "dde.doc")
