@@ -71,7 +71,8 @@ class Node:
     ctime: int = 0
     mtime: int = 0
     children: list[Node] = field(default_factory=list)
-    #: on a tree's root: what reading it left out (a damaged document-properties stream)
+    #: on a tree's root: the damage reading it worked around (truncated streams, entries
+    #: of unknown type)
     repairs: list[str] = field(default_factory=list)
 
     def child(self, name: str) -> Node | None:
