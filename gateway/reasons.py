@@ -39,6 +39,8 @@ _TABLE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"executable\.|.*executable|.*script", "実行ファイル・スクリプトは受け付けません"),
         (r"declared type differs", "拡張子と実際の形式が一致しません"),
         (r"the file is empty", "空のファイルです"),
+        (r"an empty file with a program's name",
+         "プログラムの名前が付いた空のファイルは受け付けません"),
         (r".*held for review", "管理者の確認が必要なため保留しています"),
         (r"left after disarm", "無害化しても危険な要素が残ったため渡せません"),
         (r"the output (does not|cannot)|.*verify", "無害化の結果を確認できませんでした"),

@@ -26,7 +26,13 @@ from gateway.models import FileInfo, Finding, ItemReport, Report, Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Embedded, Mode, Stage, StageContext
 from gateway.pipeline.limits import Budget, JobLimitExceeded
-from gateway.pipeline.sniff import CANONICAL_EXT, Sniffed, sniff
+from gateway.pipeline.sniff import (
+    CANONICAL_EXT,
+    EXTENSIONS,
+    SCRIPT_EXTENSIONS,
+    Sniffed,
+    sniff,
+)
 from gateway.policy import Policy
 
 log = structlog.get_logger("sekisho.pipeline")
@@ -207,9 +213,24 @@ def _verdict_action(verdict: Verdict) -> str:
     return Action.FAILED if verdict is Verdict.FAILED else Action.BLOCKED
 
 
+def _empty(src: BinaryIO, dst: BinaryIO | None, name: str) -> _Outcome:
+    """A file without a single byte holds nothing to run and nothing to lose: it is
+    delivered as the empty file it is (an empty member of an archive or attachment of
+    a mail too, instead of a "removed" note), except under a program's or script's name,
+    which nobody needs empty and an administrator should not see pass."""
+    ext = PurePath(name).suffix.lower().lstrip(".")
+    if EXTENSIONS.get(ext) == "executable" or ext in SCRIPT_EXTENSIONS:
+        raise _Stop(Verdict.BLOCKED, "block.empty", f"an empty file with a program's name (.{ext})")
+    if dst is not None:
+        _copy(src, dst)
+    return _Outcome(Verdict.CLEAN, "unknown.empty", "unknown.empty", name, None)
+
+
 def _route(job: _Job, item: ItemReport, sniffed: Sniffed, src: BinaryIO, dst: BinaryIO | None,
            name: str, location: str, mode: Mode, depth: int) -> _Outcome:
     policy = job.policy
+    if sniffed.type_id == "unknown.empty":
+        return _empty(src, dst, name)
     if sniffed.mismatch:
         ext = PurePath(name).suffix.lower()
         item.findings.append(Finding(
@@ -219,8 +240,6 @@ def _route(job: _Job, item: ItemReport, sniffed: Sniffed, src: BinaryIO, dst: Bi
             raise _Stop(Verdict.BLOCKED, "block.policy", "declared type differs from content")
     family = sniffed.family
     fmt = policy.format(family)
-    if sniffed.type_id == "unknown.empty":
-        raise _Stop(Verdict.BLOCKED, "block.empty", "the file is empty")
     if fmt.action == "block":
         kind = "block.unknown_type" if family == "unknown" else "block.policy"
         raise _Stop(Verdict.BLOCKED, kind, f"{sniffed.type_id} is blocked by policy {policy.name}")

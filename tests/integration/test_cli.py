@@ -27,6 +27,7 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "memo.txt").write_text("会議は10時から\n", encoding="utf-8")
     (tmp_path / "tool.exe").write_bytes(b"MZ\x90\x00" + b"\x00" * 120)
     (tmp_path / "empty.pdf").write_bytes(b"")
+    (tmp_path / "empty.exe").write_bytes(b"")
     noise = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(64))
     (tmp_path / "noise.bin").write_bytes(noise)  # libmagic: application/octet-stream
     return tmp_path
@@ -46,7 +47,7 @@ def test_single_clean_writes_output_and_report(files: Path) -> None:
 
 @pytest.mark.parametrize(("name", "reason"), [
     ("tool.exe", "executable.pe is blocked"),
-    ("empty.pdf", "the file is empty"),
+    ("empty.exe", "an empty file with a program's name (.exe)"),
     ("noise.bin", "unknown.application-octet-stream is blocked"),
 ])
 def test_blocked_exit_3_no_output_report_written(files: Path, name: str, reason: str) -> None:

@@ -73,6 +73,19 @@ def test_members_are_disarmed_blocked_or_kept(tmp_path: Path) -> None:
         assert sorted(zf.namelist()) == ["memo.txt", "tool.exe.removed.txt"]
 
 
+def test_empty_members_stay_empty(tmp_path: Path) -> None:
+    """An empty file (a placeholder, an empty CSV) is delivered empty, not replaced by a
+    "removed" note; an empty file under a program's name is still taken out."""
+    data = make_zip({"docs/readme.txt": b"hello", "docs/.gitkeep": b"", "data/empty.csv": b"",
+                     "setup.exe": b""})
+    report, out = run(tmp_path, data, "bundle.zip")
+    assert keys(report) == {("archive.member_blocked", "setup.exe")}
+    files = contents(out)
+    assert sorted(files) == ["data/empty.csv", "docs/.gitkeep", "docs/readme.txt",
+                             "setup.exe.removed.txt"]
+    assert files["docs/.gitkeep"] == files["data/empty.csv"] == b""
+
+
 def test_unsafe_names_are_cleaned(tmp_path: Path) -> None:
     text = "平文のテキストです。\n".encode()
     data = make_zip({"../../etc/cron.d/x.txt": text, "/abs/path.txt": text,

@@ -57,10 +57,25 @@ def test_executable_is_blocked_even_when_named_pdf(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_empty_file_is_blocked(tmp_path: Path) -> None:
-    report, _ = run(tmp_path, b"")
+def test_empty_file_is_delivered_empty(tmp_path: Path) -> None:
+    """Nothing to run, nothing to lose: an empty file is delivered as it is (it was
+    blocked, and in an archive or a mail replaced by a "removed" note)."""
+    report, out = run(tmp_path, b"")
+    assert report.verdict is Verdict.CLEAN
+    assert keys(report.items[0]) == set()
+    assert out.exists() and out.read_bytes() == b""
+
+
+@pytest.mark.parametrize("name", ["setup.exe", "run.bat", "invoice.js", "shortcut.lnk"])
+def test_empty_file_with_a_program_name_stays_blocked(tmp_path: Path, name: str) -> None:
+    src = tmp_path / name
+    src.write_bytes(b"")
+    out = tmp_path / f"out-{name}"
+    report = process_file(src, out, policy=evil.policy())
     assert report.verdict is Verdict.BLOCKED
     assert keys(report.items[0]) == {("block.empty", "")}
+    assert report.reason == f"an empty file with a program's name ({src.suffix})"
+    assert not out.exists()
 
 
 def test_stage_exception_fails_closed(tmp_path: Path) -> None:

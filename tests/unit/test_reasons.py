@@ -30,6 +30,9 @@ from gateway import reasons
     ("input is larger than the 52428800-byte limit",
      "ファイルが大きさの上限を超えています（input is larger than the 52428800-byte limit）"),
     ("the file is empty", "空のファイルです"),
+    ("an empty file with a program's name (.exe)",
+     "プログラムの名前が付いた空のファイルは受け付けません"
+     "（an empty file with a program's name (.exe)）"),
     ("internal error: OSError", "内部エラーが発生しました"),
     ("something nobody planned for", "安全にできませんでした（something nobody planned for）"),
     ("", ""),
