@@ -213,11 +213,9 @@ class _Scanner(HTMLParser):
                     + ": URL")
             elif key == "href":
                 if _LINK_URL.match(value) and tag == "a":
-                    target = " ".join(value.split())[:300]
                     rec("html.hyperlink", loc,
                         action="kept" if self.keep_links else "removed",
-                        detail=f"link to {target}" if self.keep_links
-                        else f"link to {target}, removed by policy")
+                        detail=links.link_detail(value, self.keep_links))
             elif value.strip() and not (picture or value.startswith("cid:")
                                         or tag in _FRAMES or tag in ("script", "link", "base")):
                 rec("html.remote_resource", loc, detail="remote or local resource reference")

@@ -23,6 +23,13 @@ IMAGE_DATA_URL = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", 
 CSS_LOADS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behavio(u)?r\s*:|"
                        r"-moz-binding", re.IGNORECASE)
 FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
+
+
+def link_detail(target: str, kept: bool) -> str:
+    """A web link's finding detail: its address (blanks folded, at most 300 characters)
+    and, when the policy took it out, that it did."""
+    shown = " ".join(target.split())[:300]
+    return f"link to {shown}" if kept else f"link to {shown}, removed by policy"
 #: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
 #: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)

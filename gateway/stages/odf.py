@@ -40,7 +40,7 @@ from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_xml as X
 from gateway.stages import xml_dtd
-from gateway.stages.links import describe_target, is_web
+from gateway.stages.links import describe_target, is_web, link_detail
 from gateway.stages.ooxml_zip import ZipIn, ZipOut
 
 ODF_TYPES = frozenset(f"odf.{kind}" for kind in (
@@ -217,12 +217,9 @@ def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> boo
         elif key in _LINKS:
             web = is_web(target)
             keep = web and keep_links
-            shown = " ".join(target.split())[:300]
             ctx.record("odf.hyperlink", where(name),
                        action=Action.KEPT if keep else Action.REMOVED,
-                       detail=(f"link to {shown}" if keep else
-                               f"link to {shown}, removed by policy") if web
-                       else describe_target(target))
+                       detail=link_detail(target, keep) if web else describe_target(target))
             if not keep:
                 unwrap.append(el)                           # its text stays
         else:

@@ -196,8 +196,7 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
                 kind = "svg.javascript_url"
             elif name == "a" and _LINK_URL.match(value):
                 kind, action = "svg.hyperlink", "kept" if keep_links else "removed"
-                shown_url = " ".join(value.split())[:300]
-                detail = f"link to {shown_url}" + ("" if keep_links else ", removed by policy")
+                detail = links.link_detail(value, keep_links)
             else:
                 kind = "svg.external_reference"
         elif attr == "style" and links.CSS_LOADS.search(value):

@@ -348,10 +348,8 @@ class _Walk:
             self._drop(el, key, "xml.javascript_url", loc)
         elif name == "a" and attr == "href" and links.is_web(target):
             action = Action.KEPT if self.keep_links else Action.REMOVED
-            shown = " ".join(target.split())[:300]
             self.ctx.record("xml.hyperlink", loc, action=action,
-                            detail=f"link to {shown}" if self.keep_links
-                            else f"link to {shown}, removed by policy")
+                            detail=links.link_detail(target, self.keep_links))
             if not self.keep_links:
                 del el.attrib[key]
                 self.changed = True
