@@ -34,6 +34,7 @@ format are relative to a record and do not move.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from bisect import bisect_right
 from collections.abc import Callable
@@ -89,26 +90,29 @@ def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
     """
     out: list[Rec] = []
     sheets: list[int] = []      # BOUNDSHEET offsets of the globals
+    globals_done = False        # the globals' EOF has been read
     pos = 0
     while pos + 4 <= len(data):
         rtype, size = struct.unpack_from("<HH", data, pos)
         if pos + 4 + size > len(data):
             if any(r.type == EOF for r in out[-1:]) or rtype == 0:
                 break   # junk after the last EOF is dropped
-            globals_done = any(r.type == EOF for r in out)
             if repairs is None or not globals_done:
                 raise Malformed(f"Excel record at 0x{pos:x} runs past the end of the stream")
             out.append(Rec(EOF, b"", pos))
-            later = [s for s in sheets if s > pos]
+            sheets.sort()  # the globals are complete: no offset is added any more
+            at = bisect.bisect_right(sheets, pos)
+            nxt = sheets[at] if at < len(sheets) else None
             repairs.append(f"Excel record at 0x{pos:x} runs past the end of the stream: "
-                           + (f"its sheet ends there, reading goes on at 0x{min(later):x}"
-                              if later else "its sheet ends there"))
-            if not later:
+                           + (f"its sheet ends there, reading goes on at 0x{nxt:x}"
+                              if nxt is not None else "its sheet ends there"))
+            if nxt is None:
                 break
-            pos = min(later)
+            pos = nxt
             continue
-        if rtype == BOUNDSHEET and size >= 4 and not any(r.type == EOF for r in out):
+        if rtype == BOUNDSHEET and size >= 4 and not globals_done:
             sheets.append(struct.unpack_from("<I", data, pos + 4)[0])
+        globals_done = globals_done or rtype == EOF
         out.append(Rec(rtype, data[pos + 4:pos + 4 + size], pos))
         pos += 4 + size
     if not out or out[0].type != BOF:
