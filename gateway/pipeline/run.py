@@ -26,13 +26,7 @@ from gateway.models import FileInfo, Finding, ItemReport, Report, Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Embedded, Mode, Stage, StageContext
 from gateway.pipeline.limits import Budget, JobLimitExceeded
-from gateway.pipeline.sniff import (
-    CANONICAL_EXT,
-    EXTENSIONS,
-    SCRIPT_EXTENSIONS,
-    Sniffed,
-    sniff,
-)
+from gateway.pipeline.sniff import CANONICAL_EXT, Sniffed, declared_family, script_name, sniff
 from gateway.policy import Policy
 
 log = structlog.get_logger("sekisho.pipeline")
@@ -218,9 +212,9 @@ def _empty(src: BinaryIO, dst: BinaryIO | None, name: str) -> _Outcome:
     delivered as the empty file it is (an empty member of an archive or attachment of
     a mail too, instead of a "removed" note), except under a program's or script's name,
     which nobody needs empty and an administrator should not see pass."""
-    ext = PurePath(name).suffix.lower().lstrip(".")
-    if EXTENSIONS.get(ext) == "executable" or ext in SCRIPT_EXTENSIONS:
-        raise _Stop(Verdict.BLOCKED, "block.empty", f"an empty file with a program's name (.{ext})")
+    if declared_family(name) == "executable" or script_name(name):
+        raise _Stop(Verdict.BLOCKED, "block.empty", "an empty file with a program's name "
+                    f"({PurePath(name).suffix.lower()})")
     if dst is not None:
         _copy(src, dst)
     return _Outcome(Verdict.CLEAN, "unknown.empty", "unknown.empty", name, None)

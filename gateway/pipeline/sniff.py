@@ -424,7 +424,7 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers
     # script code in a SYLK file is in its formulas, which the text stage removes; in
     # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell)
-    if type_id.startswith("text.") and (_script_name(declared_name) or (
+    if type_id.startswith("text.") and (script_name(declared_name) or (
             type_id not in ("text.sylk", "text.xml") and _SCRIPT.search(head))):
         type_id = "executable.script"
     description = type_id
@@ -470,7 +470,8 @@ def _mail_name(name: str | None) -> bool:
     return bool(name) and PurePath(name or "").suffix.lower() in (".eml", ".mht", ".mhtml")
 
 
-def _script_name(name: str | None) -> bool:
+def script_name(name: str | None) -> bool:
+    """Whether ``name`` is one the Windows shell runs or acts on as a script."""
     return bool(name) and PurePath(name or "").suffix.lower().lstrip(".") in SCRIPT_EXTENSIONS
 
 
