@@ -153,9 +153,7 @@ def _without_dtd(tree: etree._ElementTree, ctx: StageContext, *,
         _remove(ref)
     before = list(reversed(list(root.itersiblings(preceding=True))))
     after = list(root.itersiblings())
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, strip_cdata=False)
-    fresh = etree.fromstring(etree.tostring(root, encoding="utf-8"), parser)
+    fresh = etree.fromstring(etree.tostring(root, encoding="utf-8"), _parser())
     for node in before:
         fresh.addprevious(copy.copy(node))
     for node in reversed(after):
@@ -166,10 +164,8 @@ def _without_dtd(tree: etree._ElementTree, ctx: StageContext, *,
 def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, str | None, bool]:
     """The tree; why it is not well-formed (None when it is); whether a DTD no parser
     reads had to be cut out first."""
-    strict = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, strip_cdata=False, remove_blank_text=False)
     try:
-        return etree.ElementTree(etree.fromstring(data, strict)), None, False
+        return etree.ElementTree(etree.fromstring(data, _parser())), None, False
     except etree.XMLSyntaxError as exc:
         problem = str(exc)[:120]
     root = recover(data)
@@ -185,13 +181,18 @@ def _parse(data: bytes, ctx: StageContext) -> tuple[etree._ElementTree, str | No
     return etree.ElementTree(root), problem, cut
 
 
+def _parser(*, recover: bool = False) -> etree.XMLParser:
+    """The one parser set-up of this stage: no DTD loaded, no entity resolved, no network,
+    CDATA sections kept as written; ``recover``: libxml2's recovery mode."""
+    return etree.XMLParser(recover=recover, resolve_entities=False, no_network=True,
+                           load_dtd=False, huge_tree=False, strip_cdata=False)
+
+
 def recover(data: bytes) -> etree._Element | None:
     """The root element as libxml2's recovery mode reads ``data`` (no DTD loaded, no
     entity resolved, no network); None when that gives no element."""
-    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
-                             load_dtd=False, huge_tree=False, strip_cdata=False)
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, _parser(recover=True))
     except etree.Error:
         return None
     return root if root is not None and isinstance(root.tag, str) else None
