@@ -178,8 +178,8 @@ def balanced(body: bytes) -> bytes:
             end = i + 2
         elif c == 0x28:
             end = _string_end(body, i)
-            if end == n and _open_parens(body, i):  # a string left open: close it
-                out += body[i:end] + b")" * _open_parens(body, i)
+            if end == n and (missing := _open_parens(body, i)):  # a string left open
+                out += body[i:end] + b")" * missing
                 i, changed = end, True
                 continue
         elif c == 0x3C:  # hex string
