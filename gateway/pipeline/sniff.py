@@ -263,8 +263,11 @@ _HTML_FRAGMENT = re.compile(rb"<(p|div|table|span|br|a|h[1-6]|ul|ol|meta|title|s
 
 
 #: an SVG document: its root element after the XML declaration, comments (Inkscape and
-#: other editors put theirs first), processing instructions and the DOCTYPE
-_SVG_ROOT = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->|<!doctype[^\[>]*(?:\[.*?\])?\s*>)*"
+#: other editors put theirs first), processing instructions and the DOCTYPE. Each of
+#: those is taken whole and never re-split (atomic group, possessive repeat): a prolog of
+#: many ``<?a?>`` that is not followed by <svg> would otherwise be retried in every way
+#: its pieces can be joined, exponentially.
+_SVG_ROOT = re.compile(rb"(?>\s|<\?.*?\?>|<!--.*?-->|<!doctype[^\[>]*(?:\[.*?\])?\s*>)*+"
                        rb"<(?:[\w.-]+:)?svg[\s>/]", re.S)
 
 
