@@ -283,10 +283,12 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             kind, target = _hyperlink(text, f, keep_web)
         if kind is None:
             continue
-        what = (f"HYPERLINK to a {describe_target(target)}:" if kind == "ole.hyperlink"
-                else f"{keyword or 'field'} field")
-        if kind == "ole.hyperlink" and target and is_web(target):
+        if kind != "ole.hyperlink":
+            what = f"{keyword or 'field'} field"
+        elif target and is_web(target):
             what = f"HYPERLINK to {target[:300]} (removed by policy):"
+        else:
+            what = f"HYPERLINK to a {describe_target(target)}:"
         ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
                    detail=f"{what} instruction blanked, result kept")
         if apply:
