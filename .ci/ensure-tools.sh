@@ -1,7 +1,8 @@
 #!/bin/sh
 # Make sure the Debian tools Sekisho needs are present.
-#   runtime: libmagic (python-magic), used by the daemon and CLI
+#   runtime: libmagic (python-magic), libarchive, 7-Zip (disk images, ARJ): daemon and CLI
 #   test:    + qpdf, poppler-utils, LibreOffice (independent checkers and openers in the tests)
+#            + genisoimage and arj (disk images and ARJ archives built in the tests)
 #            + postfix (smtp-source/smtp-sink: SMTP load and fault peers), swaks with TLS
 #              (libnet-ssleay-perl, libio-socket-ssl-perl), openssl (test certificates).
 #              postfix is preseeded to "No configuration": no system MTA is set up or started.
@@ -14,6 +15,7 @@ need=""
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 have_lib libmagic.so.1 || need="$need libmagic1"
 have_lib libarchive.so.13 || need="$need libarchive13"
+command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || need="$need 7zip"
 if [ "${1:-runtime}" = test ]; then
   command -v qpdf >/dev/null 2>&1 || need="$need qpdf"
   command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"
@@ -22,6 +24,8 @@ if [ "${1:-runtime}" = test ]; then
   command -v unshare >/dev/null 2>&1 || need="$need util-linux"
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need="$need postfix"
   command -v swaks >/dev/null 2>&1 || need="$need swaks"
+  command -v genisoimage >/dev/null 2>&1 || need="$need genisoimage"
+  command -v arj >/dev/null 2>&1 || need="$need arj"
   perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need="$need libnet-ssleay-perl"
   perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need="$need libio-socket-ssl-perl"
   command -v openssl >/dev/null 2>&1 || need="$need openssl"

@@ -35,7 +35,7 @@ FORMAT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "image": {},
     "text": {"keep": ("hyperlinks",), "csv_formulas": ("keep", "neutralize"),
              "sylk": ("disarm", "block")},
-    "archive": {"encrypted": ("block", "quarantine")},
+    "archive": {"encrypted": ("block", "quarantine"), "disk_images": ("disarm", "block")},
     "mail": {},
     "executable": {},
     "unknown": {},

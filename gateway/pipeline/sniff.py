@@ -218,8 +218,9 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"ITSF", "executable.chm"),
     (0, b"conectix", "executable.vhd"),
     (0, b"vhdxfile", "executable.vhd"),
-    (0x8001, b"CD001", "executable.iso"),
-    (0x9001, b"CD001", "executable.iso"),
+    (0x8001, b"CD001", "archive.iso"),
+    (0x9001, b"CD001", "archive.iso"),
+    (0, b"MSWIM\x00\x00\x00", "archive.wim"),
     (0, b"7z\xbc\xaf\x27\x1c", "archive.7z"),
     (0, b"Rar!\x1a\x07", "archive.rar"),
     (0, b"\x1f\x8b", "archive.gzip"),
@@ -247,11 +248,42 @@ def _signature(head: bytes, src: BinaryIO) -> str | None:
         if window == magic:
             if type_id == "image.bmp" and len(head) < 26:
                 continue
+            if type_id == "archive.iso" and _udf(head):
+                return "archive.udf"  # a UDF bridge: Windows shows its UDF tree
             return type_id
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image.webp"
     if re.fullmatch(rb"-l[hz][0-9a-z]-", head[2:7]):  # LHA/LZH, still common in Japan
         return "archive.lzh"
+    return _disk_image(head, src)
+
+
+def _udf(head: bytes) -> bool:
+    """UDF's volume recognition sequence (BEA01 ... NSR02/NSR03) from sector 16 on."""
+    for sector in range(16, 32):
+        ident = head[sector * 2048 + 1 : sector * 2048 + 6]
+        if ident in (b"NSR02", b"NSR03"):
+            return True
+        if ident not in (b"BEA01", b"CD001", b"CDW02", b"BOOT2", b"TEA01"):
+            return False
+    return False
+
+
+def _disk_image(head: bytes, src: BinaryIO) -> str | None:
+    """UDF without an ISO 9660 tree (libmagic: "data"), an Apple DMG (its "koly"
+    trailer is in the last 512 bytes) and ARJ (0x60 0xEA, a header of at most 2600)."""
+    if _udf(head):
+        return "archive.udf"
+    if head[:2] == b"\x60\xea" and 0 < int.from_bytes(head[2:4], "little") <= 2600:
+        return "archive.arj"
+    src.seek(0, 2)
+    size = src.tell()
+    if size >= 1024:
+        src.seek(size - 512)
+        trailer = src.read(12)
+        if trailer[:4] == b"koly" and trailer[4:8] == b"\x00\x00\x00\x04" and \
+                trailer[8:12] == b"\x00\x00\x02\x00":
+            return "archive.dmg"
     return None
 
 
@@ -331,12 +363,13 @@ _MIME_TYPES: dict[str, str] = {
     "application/x-rar": "archive.rar",
     "application/vnd.rar": "archive.rar",
     "application/vnd.ms-tnef": "mail.tnef",
-    "application/x-ms-wim": "executable.wim",
+    "application/x-ms-wim": "archive.wim",
+    "application/x-arj": "archive.arj",
     # ImageMagick's drawing scripts (ImageTragick: "fill 'url(https://…\";curl …)'"),
     # which ImageMagick recognises by content whatever the name: a script, not a picture
     "image/x-mvg": "executable.script",
     "application/vnd.ms-cab-compressed": "archive.cab",
-    "application/x-iso9660-image": "executable.iso",
+    "application/x-iso9660-image": "archive.iso",
 }
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:[ \t]?[^\r\n]*\r?$")
@@ -501,14 +534,14 @@ for _fam, _exts in {
     "ole": "doc dot xls xlt ppt pot pps",
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
-    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio",
+    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio iso img udf wim dmg arj",
     "image": "png jpg jpeg jpe gif bmp tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 j2k "
              "jpf jpx qoi",
     "html": "html htm",
     "svg": "svg",
     "text": "txt csv tsv log slk xhtml xht",   # .xhtml: XML (text.xml), see sniff()
     "mail": "eml msg",
-    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg iso img vhd vhdx xll iqy "
+    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg vhd vhdx xll iqy "
                   "chm hta js jse vbs vbe wsf wsh ps1 bat cmd jar",
 }.items():
     for _ext in _exts.split():

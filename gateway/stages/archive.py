@@ -1,7 +1,8 @@
 """Archives: every member goes back through the pipeline; the output is a new zip.
 
 zip, tar (plain, .gz, .bz2, .xz), single-file gzip/bzip2/xz/lzma, 7z, RAR, CAB, LZH,
-ar and cpio are read (a single compressed file keeps its name without the suffix);
+ar and cpio are read (a single compressed file keeps its name without the suffix),
+and disk images (ISO 9660, UDF, WIM, DMG) and ARJ through 7-Zip (archive_images.py);
 the output is always a zip (Windows opens it without extra software). A member
 that is blocked (an executable, a password-protected document…) is replaced by
 a short note file in Japanese and English, so the recipient sees what was
@@ -38,15 +39,16 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO, ClassVar, Protocol
 
-from gateway.errors import EncryptedContent, LimitExceeded, Malformed
+from gateway.errors import EncryptedContent, LimitExceeded, Malformed, PolicyBlocked
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
+from gateway.stages import archive_images
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
           "archive.lzma", "archive.7z", "archive.rar", "archive.cab", "archive.lzh",
-          "archive.ar", "archive.cpio")
+          "archive.ar", "archive.cpio", *archive_images.FORMATS)
 #: what a single compressed file is called without its compression suffix
 _COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma")
 NOTE_SUFFIX = ".removed.txt"
@@ -136,7 +138,9 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
                "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members,
                "archive.ar": _libarchive_members, "archive.cpio": _libarchive_members}
     reader = readers.get(ctx.type_id)
-    if ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
+    if ctx.type_id in archive_images.FORMATS:
+        raw = _image_members(src, ctx)
+    elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
                                                     "archive.rar"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
     else:
@@ -152,6 +156,19 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
 _DAMAGE = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError,
            lzma.LZMAError, zlib.error, NotImplementedError, struct.error, IndexError,
            KeyError, UnicodeDecodeError)
+
+
+def _image_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
+    if ctx.option("disk_images", "disarm") == "block":
+        raise PolicyBlocked("disk images are blocked by policy")
+    limits = ctx.policy.limits
+    for entry in archive_images.entries(src, ctx.type_id, limits.max_size, limits.max_members,
+                                        max(5.0, limits.timeout * 0.8)):
+        when = _tar_time(entry.mtime)
+        if entry.data is None:
+            yield Member(entry.path, None, when, "archive.link", "link or special file")
+        else:
+            yield Member(entry.path, entry.data, when)
 
 
 def _unique_members(raw: Iterator[Member], seen: set[str]) -> Iterator[Member]:

@@ -34,6 +34,14 @@ from gateway import reasons
      "プログラムの名前が付いた空のファイルは受け付けません"
      "（an empty file with a program's name (.exe)）"),
     ("internal error: OSError", "内部エラーが発生しました"),
+    ("archive is password-protected", "パスワードで保護（暗号化）されています"),
+    ("reading disk images needs 7-Zip (Debian package 7zip), which is not installed",
+     "この形式には対応していません"
+     "（reading disk images needs 7-Zip (Debian package 7zip), which is not installed）"),
+    ("the image holds too many items (more than 1000)",
+     "展開後の大きさや数が上限を超えています（the image holds too many items (more than 1000)）"),
+    ("processing took longer than 48 s (7-Zip)",
+     "処理時間の上限を超えました（processing took longer than 48 s (7-Zip)）"),
     ("something nobody planned for", "安全にできませんでした（something nobody planned for）"),
     ("", ""),
     (None, ""),

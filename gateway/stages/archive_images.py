@@ -1,0 +1,212 @@
+"""Disk images (ISO 9660, UDF, WIM, Apple DMG) and ARJ archives, read with 7-Zip.
+
+Emotet, IcedID and Qakbot mailed ISO and IMG files because Windows opens them with a
+double click and, before 2022, did not mark what was inside as "from the internet".
+What made them dangerous is what they held: a LNK, a DLL, a script. Sekisho unpacks
+the image, sends every file in it through the pipeline like a zip member (so the LNK
+and the DLL are blocked and a document is disarmed) and hands over a zip of the
+result. The image itself never reaches the recipient. ``archive: {disk_images: block}``
+in a policy blocks images instead.
+
+No maintained Python library reads these formats; 7-Zip does (Debian's ``7zip``
+package, ``7zz``), and it is the tool Windows users open such files with. It runs as a
+child process of the worker, which holds the job's resource limits:
+
+- the listing comes first: an encrypted entry is EncryptedContent, more members than
+  the policy allows or more bytes than one input may have is LimitExceeded, and the
+  format 7-Zip opened must be the one the sniffer named (a polyglot is not read as
+  something else);
+- extraction goes into a private temporary directory, with a file-size limit
+  (``prlimit --fsize``), a wall-clock timeout after which the process group is killed,
+  and death with the worker (``setpriv --pdeathsig``); 7-Zip itself refuses paths and
+  links that lead outside the directory;
+- only regular files are read back (``lstat``, never following a link); a link or a
+  special file becomes an ``archive.link`` finding; empty folders are left out (HFS+
+  keeps its own private ones in every image).
+
+Without 7-Zip the image is refused (Unsupported), never passed through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
+
+#: sniffed type -> (7-Zip format names it may report, the -t switch; None: 7-Zip
+#: detects, which for a DMG also opens the file system inside it). The type is forced
+#: where it can be: an ISO made bootable for USB sticks starts with an MBR, which 7-Zip
+#: would otherwise open as a partition table.
+FORMATS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "archive.iso": (("iso",), "iso"),
+    "archive.udf": (("udf",), "udf"),
+    "archive.wim": (("wim",), "wim"),
+    "archive.dmg": (("dmg",), None),
+    "archive.arj": (("arj",), "arj"),
+}
+#: not a password anyone uses: 7-Zip must never wait for one on a terminal
+_NO_PASSWORD = "-psekisho-no-password"  # noqa: S105 - a switch, not a credential
+_COMMON = ("-bd", "-sccUTF-8", "-scsUTF-8", _NO_PASSWORD)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One thing 7-Zip read out of the image."""
+
+    path: str                   # relative, "/"-separated, as extracted
+    data: bytes | None          # None: a link or special file, not read
+    mtime: float
+
+
+def seven_zip() -> str | None:
+    return shutil.which("7zz") or shutil.which("7z")
+
+
+def entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
+            timeout: float) -> Iterator[Entry]:
+    """The files in the image ``src`` (a ``FORMATS`` type), read by 7-Zip."""
+    program = seven_zip()
+    if program is None:
+        raise Unsupported("reading disk images needs 7-Zip (Debian package 7zip), which is "
+                          "not installed")
+    allowed, switch = FORMATS[type_id]
+    what = type_id.split(".", 1)[1].upper() + (" archive" if type_id == "archive.arj"
+                                                else " image")
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory(prefix="sekisho-7z-") as tmp:
+        work = Path(tmp)
+        image = work / "image"
+        with image.open("wb") as f:
+            src.seek(0)
+            shutil.copyfileobj(src, f)
+        forced = (f"-t{switch}",) if switch else ()
+        listing = _Listing(limit, max_members)
+        status = _run([program, "l", "-slt", *_COMMON, *forced, "--", str(image)], work,
+                      limit, deadline, listing)
+        if status != 0 or not listing.items_started:
+            raise Malformed(f"the {what} cannot be read ({listing.error(status)})")
+        if not listing.types or listing.types[0] not in allowed:
+            raise Malformed(f"the {what} cannot be read as such (7-Zip read it as "
+                            f"{listing.types[0] if listing.types else 'nothing'})")
+        out = work / "x"
+        extracting = _Listing(limit, max_members)  # only its error lines are used
+        status = _run([program, "x", "-y", "-aos", *_COMMON, *forced, f"-o{out}", "--",
+                       str(image)], work, limit, deadline, extracting)
+        if status not in (0, 1):  # 1: a warning (e.g. data after the end of the image)
+            raise Malformed(f"the {what} is damaged ({extracting.error(status)})")
+        yield from _walk(out, limit)
+
+
+class _Listing:
+    """Reads ``7zz l -slt`` output line by line, so a listing of millions of entries is
+    stopped at the member limit instead of being held in memory."""
+
+    def __init__(self, limit: int, max_members: int) -> None:
+        self.limit, self.max_members = limit, max_members
+        self.types: list[str] = []
+        self.items_started = False
+        self.count = self.total = 0
+        self.errors: list[str] = []
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        if line.startswith(("ERROR", "Open ERROR", "Is not archive", "Can not open")):
+            if len(self.errors) < 5:
+                self.errors.append(line)
+        elif line == "----------":
+            self.items_started = True
+        elif not self.items_started:
+            if line.startswith("Type = "):
+                self.types.append(line[7:].strip().lower())
+        elif line.startswith("Path = "):
+            self.count += 1
+            if self.count > self.max_members:
+                raise LimitExceeded(f"the image holds too many items (more than "
+                                    f"{self.max_members})")
+        elif line == "Encrypted = +":
+            raise EncryptedContent("archive is password-protected")
+        elif line.startswith("Size = ") and line[7:].isdigit():
+            self.total += int(line[7:])
+            if self.total > self.limit:
+                raise LimitExceeded(f"the image expands to more than {self.limit} bytes")
+
+    def error(self, status: int) -> str:
+        """7-Zip's first error, without paths (they name our temporary files)."""
+        for line in self.errors:
+            # "ERROR: /tmp/…/image : Can not open…": the part after the path
+            text = line.split(":", 1)[0] + ": " + line.rsplit(" : ", 1)[-1] \
+                if " : " in line else line
+            if "/" not in text:
+                return text.strip()[:100]
+        return f"7-Zip exit status {status}"
+
+
+def _run(cmd: list[str], work: Path, limit: int, deadline: float, listing: _Listing) -> int:
+    """Run 7-Zip, feeding its output to ``listing``; its exit status."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise LimitExceeded("processing took longer than the job's time limit (7-Zip)")
+    # no file bigger than one input may be; the child dies with the worker
+    wrapped = ["prlimit", f"--fsize={limit + 1}", "--", "setpriv", "--pdeathsig", "KILL",
+               "--", *cmd]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
+           "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": str(work)}
+    proc = subprocess.Popen(wrapped, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, cwd=work, text=True,
+                            errors="replace", start_new_session=True)
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(left, kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                listing.feed(line)
+        status = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if expired.is_set():
+        raise LimitExceeded(f"processing took longer than {left:.0f} s (7-Zip)")
+    return status
+
+
+def _walk(root: Path, limit: int) -> Iterator[Entry]:
+    if not root.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        here = Path(dirpath)
+        for name in sorted(filenames) + [d for d in dirnames if (here / d).is_symlink()]:
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                yield Entry(rel, None, st.st_mtime)
+                continue
+            if st.st_size > limit:
+                raise LimitExceeded(f"member {rel[:60]!r} is larger than {limit} bytes")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                yield Entry(rel, f.read(limit + 1), st.st_mtime)
