@@ -518,7 +518,17 @@ def _sniff_head(head: bytes, src: BinaryIO) -> str:
         type_id = check(head, src)
         if type_id:
             return type_id
-    return _libmagic(head)
+    found = _libmagic(head)
+    if found == "unknown.application-octet-stream" and len(head) < HEAD and \
+            head.endswith(b"\x00"):
+        # text padded with NUL bytes to a record or block size (TNEF and MAPI
+        # attachments, fixed-size exports): libmagic calls any NUL binary
+        text = head.rstrip(b"\x00")
+        if text and b"\x00" not in text:
+            inner = _libmagic(text)
+            if inner.startswith("text.") or inner == "html":
+                return inner
+    return found
 
 
 def sniff_bytes(data: bytes, declared_name: str | None = None) -> Sniffed:

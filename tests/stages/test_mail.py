@@ -389,6 +389,17 @@ def test_tnef_attachments_become_real_attachments(tmp_path: Path) -> None:
     assert all("tnef" not in p.get_content_type() for p in msg.walk())
 
 
+def test_nul_padded_text_attachment_is_delivered(tmp_path: Path) -> None:
+    """TNEF writers pad attachment data with NUL bytes (tnefparse's minimal_attachment:
+    "this is a test\\n\\0"); libmagic calls that binary, and it was blocked as unknown."""
+    winmail = g.tnef("件", "本文", [("memo", b"this is a test\n\x00")])
+    data = g.message(g.multipart("mixed", g.text("see attached"),
+                                 g.attachment("winmail.dat", winmail, "application/ms-tnef")))
+    report, out = run(tmp_path, data)
+    assert keys(report) == {("mail.tnef_decoded", "2")}
+    assert attachments(parsed(out)) == {"memo.txt": b"this is a test\n\x00"}
+
+
 def test_tnef_ole_objects_become_attachments(tmp_path: Path) -> None:
     """A picture pasted into an Outlook RTF mail (a static DIB object) arrives as a
     bitmap, a pasted document as the document its storage is, a file shown as an icon
