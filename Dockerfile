@@ -20,12 +20,14 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
 FROM python:3.11-slim-bookworm
 ARG DEBIAN_FRONTEND=noninteractive
 # libmagic (type sniffing), libarchive (RAR, CAB, LZH, password zips), 7-Zip (ISO, UDF,
-# WIM, DMG and ARJ), qpdf (PDF checks); prlimit and setpriv (util-linux) bound 7-Zip
+# WIM, DMG and ARJ), unar (solid and old RAR), qpdf (PDF checks); prlimit and setpriv
+# (util-linux) bound 7-Zip and unar
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libmagic1=1:5.44-3 \
         libarchive13=3.6.2-1+deb12u5 \
         7zip=22.01+really26.02+dfsg-0+deb12u1 \
+        unar=1.10.7+ds1+really1.10.1-2+b2 \
         qpdf=11.3.0-1+deb12u1 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/sekisho \

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Make sure the Debian tools Sekisho needs are present.
-#   runtime: libmagic (python-magic), libarchive, 7-Zip (disk images, ARJ): daemon and CLI
+#   runtime: libmagic (python-magic), libarchive, 7-Zip (disk images, ARJ), unar (RAR that
+#            libarchive cannot read): daemon and CLI
 #   test:    + qpdf, poppler-utils, LibreOffice (independent checkers and openers in the tests)
 #            + genisoimage and arj (disk images and ARJ archives built in the tests)
 #            + postfix (smtp-source/smtp-sink: SMTP load and fault peers), swaks with TLS
@@ -16,6 +17,7 @@ have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 have_lib libmagic.so.1 || need="$need libmagic1"
 have_lib libarchive.so.13 || need="$need libarchive13"
 command -v 7zz >/dev/null 2>&1 || command -v 7z >/dev/null 2>&1 || need="$need 7zip"
+command -v unar >/dev/null 2>&1 || need="$need unar"
 if [ "${1:-runtime}" = test ]; then
   command -v qpdf >/dev/null 2>&1 || need="$need qpdf"
   command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"

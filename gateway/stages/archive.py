@@ -2,7 +2,7 @@
 
 zip, tar (plain, .gz, .bz2, .xz), single-file gzip/bzip2/xz/lzma, 7z, RAR, CAB, LZH,
 ar and cpio are read (a single compressed file keeps its name without the suffix),
-and disk images (ISO 9660, UDF, WIM, DMG) and ARJ through 7-Zip (archive_images.py);
+and disk images (ISO 9660, UDF, WIM, DMG) and ARJ through 7-Zip (archive_external.py);
 the output is always a zip (Windows opens it without extra software). A member
 that is blocked (an executable, a password-protected document…) is replaced by
 a short note file in Japanese and English, so the recipient sees what was
@@ -44,11 +44,12 @@ from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
-from gateway.stages import archive_images
+from gateway.pipeline.limits import RATIO_FLOOR
+from gateway.stages import archive_external
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
           "archive.lzma", "archive.7z", "archive.rar", "archive.cab", "archive.lzh",
-          "archive.ar", "archive.cpio", *archive_images.FORMATS)
+          "archive.ar", "archive.cpio", *archive_external.FORMATS)
 #: what a single compressed file is called without its compression suffix
 _COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma")
 NOTE_SUFFIX = ".removed.txt"
@@ -134,12 +135,14 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     limit = ctx.policy.limits.max_size
     seen: set[str] = set()
     readers = {"archive.zip": _zip_members, "archive.tar": _tar_members,
-               "archive.7z": _7z_members, "archive.rar": _libarchive_members,
+               "archive.7z": _7z_members,
                "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members,
                "archive.ar": _libarchive_members, "archive.cpio": _libarchive_members}
     reader = readers.get(ctx.type_id)
-    if ctx.type_id in archive_images.FORMATS:
+    if ctx.type_id in archive_external.FORMATS:
         raw = _image_members(src, ctx)
+    elif ctx.type_id == "archive.rar" and ctx.password is None:
+        raw = _rar_members(src, ctx)
     elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
                                                     "archive.rar"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
@@ -162,8 +165,41 @@ def _image_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     if ctx.option("disk_images", "disarm") == "block":
         raise PolicyBlocked("disk images are blocked by policy")
     limits = ctx.policy.limits
-    for entry in archive_images.entries(src, ctx.type_id, limits.max_size, limits.max_members,
-                                        max(5.0, limits.timeout * 0.8)):
+    yield from _external(archive_external.image_entries(
+        src, ctx.type_id, limits.max_size, limits.max_members, _external_timeout(ctx)))
+
+
+def _rar_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
+    """RAR through libarchive; what libarchive cannot read (solid RAR 4, RAR 1.5-2.x)
+    through unar. libarchive's members are collected before any is handed on, so a
+    failure half-way never delivers a member twice; they are held to the job's
+    expansion allowance while collected."""
+    limits = ctx.policy.limits
+    src.seek(0, 2)
+    allowed = max(RATIO_FLOOR, int(src.tell() * limits.max_ratio))
+    members: list[Member] = []
+    total = 0
+    try:
+        for member in _libarchive_members(src, limits.max_size):
+            total += len(member.data or b"")
+            if total > allowed:
+                raise LimitExceeded(f"content expands more than {limits.max_ratio:g}x the "
+                                    "input size")
+            members.append(member)
+    except Malformed:
+        if archive_external.unar() is None:
+            raise
+        members = list(_external(archive_external.rar_entries(
+            src, limits.max_size, limits.max_members, _external_timeout(ctx))))
+    yield from members
+
+
+def _external_timeout(ctx: StageContext) -> float:
+    return max(5.0, ctx.policy.limits.timeout * 0.8)
+
+
+def _external(entries: Iterator[archive_external.Entry]) -> Iterator[Member]:
+    for entry in entries:
         when = _tar_time(entry.mtime)
         if entry.data is None:
             yield Member(entry.path, None, when, "archive.link", "link or special file")

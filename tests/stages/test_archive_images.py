@@ -15,7 +15,7 @@ import gateway.stages.ooxml  # noqa: F401 - registers the stages
 from gateway.models import Verdict
 from gateway.pipeline.sniff import sniff_bytes
 from gateway.policy import FormatPolicy, load
-from gateway.stages import archive_images
+from gateway.stages import archive_external
 from tests.helpers import imagegen
 from tests.helpers.ooxmlgen import docm
 from tests.helpers.pipeline import keys, run
@@ -149,7 +149,7 @@ def test_without_7zip_images_are_refused(tmp_path: Path,
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    assert archive_images.seven_zip() is None
+    assert archive_external.seven_zip() is None
     report, _ = run(tmp_path, data, "a.iso")
     assert report.verdict is Verdict.BLOCKED
     assert "7zip" in (report.items[0].error or "")
@@ -210,8 +210,8 @@ def test_a_7zip_that_hangs_is_killed(tmp_path: Path) -> None:
 
     started = time.monotonic()
     with pytest.raises(LimitExceeded, match="processing took longer than"):
-        archive_images._run(["sleep", "30"], tmp_path, 1000, time.monotonic() + 0.5,
-                            archive_images._Listing(1000, 10))
+        archive_external._run(["sleep", "30"], tmp_path, 1000, time.monotonic() + 0.5,
+                            archive_external._Listing(1000, 10))
     assert time.monotonic() - started < 5
 
 

@@ -38,8 +38,8 @@ from gateway import reasons
     ("reading disk images needs 7-Zip (Debian package 7zip), which is not installed",
      "この形式には対応していません"
      "（reading disk images needs 7-Zip (Debian package 7zip), which is not installed）"),
-    ("the image holds too many items (more than 1000)",
-     "展開後の大きさや数が上限を超えています（the image holds too many items (more than 1000)）"),
+    ("the archive holds too many items (more than 1000)",
+     "展開後の大きさや数が上限を超えています（the archive holds too many items (more than 1000)）"),
     ("processing took longer than 48 s (7-Zip)",
      "処理時間の上限を超えました（processing took longer than 48 s (7-Zip)）"),
     ("something nobody planned for", "安全にできませんでした（something nobody planned for）"),

@@ -1,30 +1,37 @@
-"""Disk images (ISO 9660, UDF, WIM, Apple DMG) and ARJ archives, read with 7-Zip.
+"""Archives read by external programs: disk images (ISO 9660, UDF, WIM, Apple DMG)
+and ARJ with 7-Zip; RAR that libarchive cannot read with unar.
 
-Emotet, IcedID and Qakbot mailed ISO and IMG files because Windows opens them with a
-double click and, before 2022, did not mark what was inside as "from the internet".
-What made them dangerous is what they held: a LNK, a DLL, a script. Sekisho unpacks
-the image, sends every file in it through the pipeline like a zip member (so the LNK
-and the DLL are blocked and a document is disarmed) and hands over a zip of the
-result. The image itself never reaches the recipient. ``archive: {disk_images: block}``
-in a policy blocks images instead.
+Disk images. Emotet, IcedID and Qakbot mailed ISO and IMG files because Windows opens
+them with a double click and, before 2022, did not mark what was inside as "from the
+internet". What made them dangerous is what they held: a LNK, a DLL, a script. Sekisho
+unpacks the image, sends every file in it through the pipeline like a zip member (so
+the LNK and the DLL are blocked and a document is disarmed) and hands over a zip of
+the result. The image itself never reaches the recipient. ``archive: {disk_images:
+block}`` in a policy blocks images instead. No maintained Python library reads these
+formats; 7-Zip does (Debian's ``7zip`` package, ``7zz``), and it is the tool Windows
+users open such files with.
 
-No maintained Python library reads these formats; 7-Zip does (Debian's ``7zip``
-package, ``7zz``), and it is the tool Windows users open such files with. It runs as a
-child process of the worker, which holds the job's resource limits:
+RAR. libarchive (3.6) reads RAR 5 and plain RAR 4 archives, not solid RAR 4 ones (only
+their first file) nor those RAR 1.5-2.x wrote; Debian's 7-Zip has no RAR code (it is
+not free software). unar (The Unarchiver's command-line tools, Debian's ``unar``; also
+what the rarfile library prefers) reads them all.
 
-- the listing comes first: an encrypted entry is EncryptedContent, more members than
-  the policy allows or more bytes than one input may have is LimitExceeded, and the
-  format 7-Zip opened must be the one the sniffer named (a polyglot is not read as
-  something else);
+Either program runs as a child process of the worker, which holds the job's resource
+limits:
+
+- the listing comes first, read line by line: an encrypted entry is
+  EncryptedContent, more members than the policy allows or more bytes than one input
+  may have is LimitExceeded (before anything is unpacked), and for 7-Zip the format it
+  opened must be the one the sniffer named (a polyglot is not read as something else);
 - extraction goes into a private temporary directory, with a file-size limit
-  (``prlimit --fsize``), a wall-clock timeout after which the process group is killed,
-  and death with the worker (``setpriv --pdeathsig``); 7-Zip itself refuses paths and
-  links that lead outside the directory;
-- only regular files are read back (``lstat``, never following a link); a link or a
-  special file becomes an ``archive.link`` finding; empty folders are left out (HFS+
-  keeps its own private ones in every image).
+  (``prlimit --fsize``), a wall-clock timer after which the process group is killed,
+  and death with the worker (``setpriv --pdeathsig``); both programs refuse paths
+  that lead outside the directory and do not write through links;
+- only regular files are read back (``lstat``, ``O_NOFOLLOW``, never following a
+  link); a link or a special file becomes an ``archive.link`` finding; empty folders
+  are left out (HFS+ keeps its own private ones in every image).
 
-Without 7-Zip the image is refused (Unsupported), never passed through.
+Without the program the file is refused (Unsupported), never passed through.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ FORMATS: dict[str, tuple[tuple[str, ...], str | None]] = {
 #: not a password anyone uses: 7-Zip must never wait for one on a terminal
 _NO_PASSWORD = "-psekisho-no-password"  # noqa: S105 - a switch, not a credential
 _COMMON = ("-bd", "-sccUTF-8", "-scsUTF-8", _NO_PASSWORD)
+_UNAR_PASSWORD = "sekisho-no-password"  # noqa: S105 - never a right one (see above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +82,8 @@ def seven_zip() -> str | None:
     return shutil.which("7zz") or shutil.which("7z")
 
 
-def entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
-            timeout: float) -> Iterator[Entry]:
+def image_entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
+                  timeout: float) -> Iterator[Entry]:
     """The files in the image ``src`` (a ``FORMATS`` type), read by 7-Zip."""
     program = seven_zip()
     if program is None:
@@ -87,10 +95,7 @@ def entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="sekisho-7z-") as tmp:
         work = Path(tmp)
-        image = work / "image"
-        with image.open("wb") as f:
-            src.seek(0)
-            shutil.copyfileobj(src, f)
+        image = _copy(src, work)
         forced = (f"-t{switch}",) if switch else ()
         listing = _Listing(limit, max_members)
         status = _run([program, "l", "-slt", *_COMMON, *forced, "--", str(image)], work,
@@ -107,6 +112,50 @@ def entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
         if status not in (0, 1):  # 1: a warning (e.g. data after the end of the image)
             raise Malformed(f"the {what} is damaged ({extracting.error(status)})")
         yield from _walk(out, limit)
+
+
+def unar() -> tuple[str, str] | None:
+    """unar and lsar, when both are installed."""
+    extract, listing = shutil.which("unar"), shutil.which("lsar")
+    return (extract, listing) if extract and listing else None
+
+
+def rar_entries(src: BinaryIO, limit: int, max_members: int,
+                timeout: float) -> Iterator[Entry]:
+    """The files in the RAR archive ``src``, read by unar."""
+    programs = unar()
+    if programs is None:
+        raise Unsupported("this RAR archive needs unar (Debian package unar), which is not "
+                          "installed")
+    extract, lister = programs
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory(prefix="sekisho-unar-") as tmp:
+        work = Path(tmp)
+        archive = _copy(src, work)
+        listing = _LsarListing(limit, max_members)
+        status = _run([lister, "-j", "-p", _UNAR_PASSWORD, "--", str(archive)], work, limit,
+                      deadline, listing)
+        if status != 0 or listing.failed:
+            raise Malformed(f"RAR archive cannot be read (unar: {listing.error(status)})")
+        if listing.count == 0:  # e.g. one part of a multi-volume archive, alone
+            raise Malformed("RAR archive cannot be read (unar finds no file in it)")
+        out = work / "x"
+        # -nr: members as they are (a .tar.gz member stays one file); -k skip: no Mac
+        # resource forks; -D: no folder of its own around the members
+        extracting = _LsarListing(limit, max_members)
+        status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", _UNAR_PASSWORD,
+                       "-o", str(out), "--", str(archive)], work, limit, deadline, extracting)
+        if status != 0:
+            raise Malformed("RAR archive is damaged (unar could not unpack every file)")
+        yield from _walk(out, limit)
+
+
+def _copy(src: BinaryIO, work: Path) -> Path:
+    path = work / "archive"
+    with path.open("wb") as f:
+        src.seek(0)
+        shutil.copyfileobj(src, f)
+    return path
 
 
 class _Listing:
@@ -131,16 +180,22 @@ class _Listing:
             if line.startswith("Type = "):
                 self.types.append(line[7:].strip().lower())
         elif line.startswith("Path = "):
-            self.count += 1
-            if self.count > self.max_members:
-                raise LimitExceeded(f"the image holds too many items (more than "
-                                    f"{self.max_members})")
+            self._item()
         elif line == "Encrypted = +":
             raise EncryptedContent("archive is password-protected")
         elif line.startswith("Size = ") and line[7:].isdigit():
-            self.total += int(line[7:])
-            if self.total > self.limit:
-                raise LimitExceeded(f"the image expands to more than {self.limit} bytes")
+            self._size(int(line[7:]))
+
+    def _item(self) -> None:
+        self.count += 1
+        if self.count > self.max_members:
+            raise LimitExceeded(f"the archive holds too many items (more than "
+                                f"{self.max_members})")
+
+    def _size(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limit:
+            raise LimitExceeded(f"the archive expands to more than {self.limit} bytes")
 
     def error(self, status: int) -> str:
         """7-Zip's first error, without paths (they name our temporary files)."""
@@ -151,6 +206,24 @@ class _Listing:
             if "/" not in text:
                 return text.strip()[:100]
         return f"7-Zip exit status {status}"
+
+
+class _LsarListing(_Listing):
+    """Reads ``lsar -j`` output (JSON, one key per line) the same way."""
+
+    failed = False
+
+    def feed(self, line: str) -> None:
+        key, _, value = line.strip().rstrip(",").partition(": ")
+        if key == '"XADFileName"':
+            self._item()
+        elif key == '"XADIsEncrypted"' and value == "1":
+            raise EncryptedContent("archive is password-protected")
+        elif key == '"XADFileSize"' and value.isdigit():
+            self._size(int(value))
+        elif key == '"lsarError"':
+            self.failed = True
+            self.errors.append(f"error {value}")
 
 
 def _run(cmd: list[str], work: Path, limit: int, deadline: float, listing: _Listing) -> int:
