@@ -453,8 +453,11 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
     if type_id in ("text.plain", "html") and _xml_name(declared_name) and \
             head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         type_id = "text.xml"  # a browser reads a .xml file as XML, whatever its root
-    elif type_id == "text.xml" and declared_family(declared_name) == "html":
-        type_id = "html"  # and a .html file as HTML: <script> runs whatever the root
+    elif declared_family(declared_name) == "html" and (
+            type_id.startswith("text.") or type_id == "unknown.application-javascript"):
+        # and a .html file as HTML, whatever libmagic calls its text (plain text with a
+        # tag in it, CSV, XML, a template it takes for JavaScript): <img onerror> runs
+        type_id = "html"
     if type_id.startswith("text.") and _mail_name(declared_name) and \
             _looks_like_headers(head[:16384], named_as_mail=True):
         type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers

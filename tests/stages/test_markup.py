@@ -73,6 +73,20 @@ def test_html_page(tmp_path: Path) -> None:
     assert 'src="data:image/png;base64,iVBORw0KGgo="' in html
 
 
+def test_html_file_libmagic_calls_text_is_sanitized(tmp_path: Path) -> None:
+    """A .html file whose first lines are plain text: libmagic says text/plain, a browser
+    renders it as HTML. It was delivered unchanged, <img onerror> and all."""
+    data = ("お知らせ: 住民税の申告について\n期限は3月15日です。\n"
+            "<img src=x onerror=alert(1)><p>以上</p>\n").encode()
+    report, out = run(tmp_path, data, "notice.html")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.event_handler", "img[0]@onerror"),
+                            ("html.remote_resource", "img[0]@src")}
+    assert html_problems(out) == []
+    text = html_text(out)
+    assert "期限は3月15日です。" in text and "以上" in text
+
+
 def test_plugin_fallback_text_stays(tmp_path: Path) -> None:
     """What a browser shows for an <object> or <applet> it cannot run is its content:
     the element goes, the fallback text stays (it was dropped with the element)."""

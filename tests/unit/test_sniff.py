@@ -156,6 +156,25 @@ def test_one_header_is_a_message_when_named_as_one(name: str | None, expected: s
     assert sniff_bytes(data, name).type_id == expected
 
 
+#: text libmagic does not call HTML: plain text with a tag in it, CSV, a Jinja template
+#: it takes for JavaScript (python-docx's docs/_themes/armstrong/layout.html)
+_NOT_HTML_TO_LIBMAGIC = [
+    b"hello world, this is a note about things\nand more text\n<img src=x onerror=alert(1)>\n",
+    b"name,amount\nA,1\nB,<svg onload=alert(1)>\n",
+    b'{% extends "basic/layout.html" %}\n{% set script_files = script_files + '
+    b'[pathto("_static/searchtools.js", 1)] %}\n{% block footer %}<div>{{ x }}</div>\n',
+]
+
+
+@pytest.mark.parametrize("data", _NOT_HTML_TO_LIBMAGIC)
+def test_a_html_name_is_read_as_html(data: bytes) -> None:
+    """A browser renders a .html file as HTML whatever its text: the HTML stage must see
+    it (as plain text its <img onerror> was delivered unchanged)."""
+    assert sniff_bytes(data, "note.html").type_id == "html"
+    assert sniff_bytes(data, "note.htm").type_id == "html"
+    assert sniff_bytes(data, "note.txt").type_id != "html"
+
+
 @pytest.mark.parametrize("name", ["update.appinstaller", "addin.vsto"])
 def test_installer_manifests_are_scripts(name: str) -> None:
     """XML that installs software from a URL when double-clicked (App Installer, used by
