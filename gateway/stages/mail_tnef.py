@@ -94,8 +94,10 @@ def read(data: bytes, ctx: StageContext, depth: int) -> mp.Mapped:
             if isinstance(cp, bytes) and len(cp) >= 4:
                 internet_cp = mp.codepage_name(struct.unpack_from("<I", cp)[0])
             _message_props(m, found, internet_cp or codepage)
-    if depth == 0 and not m.attachments and not (m.body or m.html or m.rtf):
-        raise Malformed("TNEF holds neither a body nor attachments")
+    if depth == 0 and count == 0:
+        raise Malformed("TNEF cannot be read (it holds no attributes)")
+    # no body and no attachment is a message all the same: a read receipt, an
+    # appointment (tnefparse's garbage-at-end and multi-name-property examples)
     return m
 
 

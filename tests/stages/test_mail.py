@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import struct
 import zipfile
 from dataclasses import replace
 from email.message import EmailMessage
@@ -387,6 +388,19 @@ def test_tnef_attachments_become_real_attachments(tmp_path: Path) -> None:
     assert attachments(msg) == {"議事録.txt": "議事録\n".encode()}
     assert "TNEF の本文です" in bodies(msg, "text/plain")
     assert all("tnef" not in p.get_content_type() for p in msg.walk())
+
+
+def test_tnef_without_body_or_attachments_is_a_message(tmp_path: Path) -> None:
+    """A read receipt or an appointment in TNEF has properties only (tnefparse's
+    garbage-at-end and multi-name-property examples): delivered as a message with its
+    subject, not blocked as damaged; a stream with no attribute at all still is."""
+    report, out = run(tmp_path, g.tnef("開封確認: 会議の件", "", []), "receipt.tnef")
+    assert report.verdict.delivered
+    assert keys(report) == {("mail.tnef_decoded", "body")}
+    assert "開封確認: 会議の件" in str(parsed(out)["Subject"])
+    report, out = run(tmp_path, struct.pack("<IH", 0x223E9F78, 0x1234), "empty.tnef")
+    assert report.verdict is Verdict.BLOCKED and out is None
+    assert report.reason == "TNEF cannot be read (it holds no attributes)"
 
 
 def test_nul_padded_text_attachment_is_delivered(tmp_path: Path) -> None:
