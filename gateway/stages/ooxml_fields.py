@@ -2,6 +2,8 @@
 (every one when the policy drops hyperlinks; when it keeps them, those whose target is
 not an http, https or mailto address: javascript:, file:, UNC and local paths, as for
 hyperlink relationships) are neutralized; their last displayed result stays.
+MACROBUTTON (runs a macro or a Word command on a double click; oletools' msodde reports
+it) has no result: its display text, the end of its instruction, becomes plain text.
 
 A simple field ``<w:fldSimple w:instr="DDEAUTO …">runs</w:fldSimple>`` is replaced by its
 runs. A complex field is a sequence of run contents in document order::
@@ -43,7 +45,18 @@ DANGEROUS = {
     "INCLUDEPICTURE": "ooxml.include_field", "INCLUDETEXT": "ooxml.include_field",
     "INCLUDE": "ooxml.include_field", "IMPORT": "ooxml.include_field",
     "LINK": "ooxml.external_relationship",
+    "MACROBUTTON": "ooxml.macro_field",
 }
+#: MACROBUTTON's display text: what follows the macro (or Word command) name
+_MACROBUTTON = re.compile(r"\s*MACROBUTTON\s+\S+\s?(.*)", re.S | re.I)
+
+
+def macrobutton_text(instr: str) -> str:
+    """The text a MACROBUTTON field shows (it has no result: the text is in the
+    instruction, after the name of the macro or Word command it runs on a double
+    click)."""
+    m = _MACROBUTTON.match(instr)
+    return m.group(1) if m else ""
 
 
 @dataclass(slots=True)
@@ -123,7 +136,7 @@ def _unescape(b: bytes) -> str:
     return re.sub(r"&(lt|gt|quot|apos|amp);", lambda m: _ENTITIES[m.group(0)], s)
 
 
-_KEYWORDS = re.compile(rb"(?i)(DDE|INCLUDE|IMPORT|HYPERLINK|(?<![A-Za-z])LINK)")
+_KEYWORDS = re.compile(rb"(?i)(DDE|INCLUDE|IMPORT|HYPERLINK|MACROBUTTON|(?<![A-Za-z])LINK)")
 
 
 def quick_check(data: bytes, keep_links: bool) -> bool:
@@ -197,6 +210,19 @@ def _attr(tag: str, name: str) -> str:
     return f"{{{X.ns(tag)}}}{name}"
 
 
+_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
+
+
+def _add_run(simple: Element, text: str) -> None:
+    """Give a fldSimple without runs one run showing ``text``."""
+    w = X.ns(simple.tag)
+    run = Element(f"{{{w}}}r")
+    t = Element(f"{{{w}}}t", {_XML_SPACE: "preserve"})
+    t.text = text
+    run.append(t)
+    simple.append(run)
+
+
 Record = Callable[[str, str, str], None]
 
 
@@ -207,6 +233,7 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
         return False
     drop: set[int] = set()
     unwrap: list[Element] = []
+    shown: dict[int, str] = {}   # instruction token -> text it becomes (MACROBUTTON)
     for f in analyze(tokens):
         kind = classify(f, keep_links)
         if kind is None or f.start in drop:
@@ -215,18 +242,36 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
         if kind == "ooxml.hyperlink" and keep_links:
             label += (" whose address a nested field computes" if f.nested
                       else f" to a {describe_target(hyperlink_target(f.instr))}")
-        record(kind, f"{part}#field[{f.index}]", f"{label}; its displayed result kept")
+        button = kind == "ooxml.macro_field" and f.sep is None
+        record(kind, f"{part}#field[{f.index}]",
+               f"{label}; its display text kept" if button
+               else f"{label}; its displayed result kept")
         if f.simple:
             el = tokens[f.start].el
             if el is not None:
+                if button and not any(X.local(c.tag) == "r" for c in el):
+                    _add_run(el, macrobutton_text(f.instr))
                 unwrap.append(el)
             continue
         stop = f.sep if f.sep is not None else (f.end if f.end is not None else len(tokens) - 1)
         drop.update(range(f.start, stop + 1))
         if f.end is not None:
             drop.add(f.end)
+        if button:
+            first = next((i for i in range(f.start, stop + 1) if tokens[i].kind == "instr"),
+                         None)
+            if first is not None:
+                shown[first] = macrobutton_text(f.instr)
+                drop.discard(first)
     if not drop and not unwrap:
         return False
+    for i, text in shown.items():
+        el = tokens[i].el
+        if el is not None:  # the instruction's first piece becomes the display text
+            el.tag = f"{{{X.ns(el.tag)}}}t"
+            el.attrib.clear()
+            el.set(_XML_SPACE, "preserve")
+            el.text = text
     parents = doc.parents()
     touched: list[Element] = []
     for i in sorted(drop):

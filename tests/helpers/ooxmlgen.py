@@ -419,6 +419,18 @@ def docx_dde(complex_field: bool) -> bytes:
     return p.build()
 
 
+def docx_macrobutton() -> bytes:
+    """MACROBUTTON fields as Word templates use them (oletools' msodde reports every one):
+    a complex field whose display text is split over runs and a fldSimple without a
+    result run; the text shows until double-clicked, which runs the macro or command."""
+    p = Pkg(base_docx())
+    p.body("<w:p><w:r><w:t xml:space=\"preserve\">氏名: </w:t></w:r>" + _fld("begin")
+           + _instr(" MACROBUTTON  NoMacro ［ここをクリックして")
+           + _instr("氏名を入力］ ") + _fld("end") + "</w:p>")
+    p.body('<w:p><w:fldSimple w:instr=" MACROBUTTON FileOpen 資料を開く "/></w:p>')
+    return p.build()
+
+
 def docx_ole_disguised() -> bytes:
     """A VBA project (an OLE file) in parts Office never runs: an image relationship's
     target named .png, and a custom XML item."""

@@ -575,6 +575,19 @@ def test_ddeauto_field_neutralized_result_kept(tmp_path: Path, complex_field: bo
     assert result in text
 
 
+def test_macrobutton_fields_become_their_display_text(tmp_path: Path) -> None:
+    r = run(tmp_path, G.docx_macrobutton(), "template.docx")
+    assert [line for line in oc.msodde_findings(r.src) if "MACROBUTTON" in line]
+    assert r.keys() == {("ooxml.macro_field", "word/document.xml#field[1]"),
+                        ("ooxml.macro_field", "word/document.xml#field[2]")}
+    assert r.action("ooxml.macro_field", "word/document.xml#field[1]") == "neutralized"
+    xml = doc_xml(r)
+    assert "MACROBUTTON" not in xml and "fldChar" not in xml and "fldSimple" not in xml
+    assert not oc.msodde_findings(r.out)
+    text = check_output(r, tmp_path)
+    assert "［ここをクリックして" in text and "氏名を入力］" in text and "資料を開く" in text
+
+
 def test_include_fields_neutralized(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_include_fields(), "include.docx")
     assert r.keys() == {("ooxml.include_field", "word/document.xml#field[1]"),
