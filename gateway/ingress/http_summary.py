@@ -30,7 +30,7 @@ _NOUN_TABLE: dict[str, tuple[str, str, str]] = {
     "ooxml.external_link": ("他のブックへのリンク", "link to another workbook",
                             "links to other workbooks"),
     "ooxml.dde ole.dde rtf.dde": ("DDE フィールド", "DDE field", "DDE fields"),
-    "ooxml.macro_field": ("マクロボタン", "macro button", "macro buttons"),
+    "ooxml.macro_field rtf.macro_field": ("マクロボタン", "macro button", "macro buttons"),
     "ooxml.hyperlink ole.hyperlink html.hyperlink rtf.hyperlink svg.hyperlink odf.hyperlink "
     "xml.hyperlink":
         ("ハイパーリンク", "hyperlink", "hyperlinks"),

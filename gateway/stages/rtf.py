@@ -19,6 +19,7 @@ since rtfobj shows Word honours them elsewhere too):
   ``rtf.template``), ``\\*\\mailmerge`` (external data source, ``rtf.mail_merge``).
 * ``\\field`` groups whose instruction is DDE/DDEAUTO (``rtf.dde``),
   INCLUDEPICTURE/INCLUDETEXT/INCLUDE/IMPORT/LINK/DATABASE/RD (``rtf.include_field``),
+  MACROBUTTON (``rtf.macro_field``: runs a macro or Word command on a double click),
   a field type built by a nested field or an instruction holding anything we cut
   (``rtf.obfuscated_field``: cutting it would change the instruction), or HYPERLINK
   (``rtf.hyperlink``) when the policy does not keep hyperlinks or the target is not a

@@ -24,8 +24,10 @@ _FIELD_KIND = {"DDE": "rtf.dde", "DDEAUTO": "rtf.dde",
                "INCLUDEPICTURE": "rtf.include_field", "INCLUDETEXT": "rtf.include_field",
                "INCLUDE": "rtf.include_field", "IMPORT": "rtf.include_field",
                "LINK": "rtf.include_field", "DATABASE": "rtf.include_field",
-               "RD": "rtf.include_field", "HYPERLINK": "rtf.hyperlink"}
-_RANK = {"rtf.dde": 4, "rtf.obfuscated_field": 4, "rtf.include_field": 3, "rtf.hyperlink": 1}
+               "RD": "rtf.include_field", "HYPERLINK": "rtf.hyperlink",
+               "MACROBUTTON": "rtf.macro_field"}
+_RANK = {"rtf.dde": 4, "rtf.obfuscated_field": 4, "rtf.include_field": 3,
+         "rtf.macro_field": 2, "rtf.hyperlink": 1}
 _BLANKS = " \t\r\n\"'\u00a0"
 _KEYWORD = re.compile(r"([A-Za-z]+)(.?)", re.S)
 _ARG = re.compile(r'\s*(?:"([^"]*)"?|(\S+))')

@@ -222,6 +222,11 @@ def hostile() -> list[Fixture]:
                   rb"{\f1 included text}"),
               kept(rb"{\f1 included text}"), [_neutralized("rtf.include_field", "field[0]")],
               ("included text",)),
+        # as LibreOffice writes it (Word templates: "click here and type" placeholders)
+        _slot("macrobutton", fld(rb" MACROBUTTON NoMacro [click here] ",
+                                 rb"[click here] "),
+              kept(rb"[click here] "), [_neutralized("rtf.macro_field", "field[0]")],
+              ("[click here]",)),
         _slot("hyperlink", fld(rb' HYPERLINK "https://www.example.invalid/" ',
                                rb"{\ul\cf2 link text}"),
               kept(rb"{\ul\cf2 link text}"), [_neutralized("rtf.hyperlink", "field[0]")],

@@ -94,6 +94,17 @@ def test_hostile_fixture_is_disarmed_exactly(tmp_path: Path, fx: rtfgen.Fixture)
     assert msodde_links(out) == ""
 
 
+def test_macrobutton_leaves_nothing_msodde_reports(tmp_path: Path) -> None:
+    """msodde reports every field it does not know to be harmless; MACROBUTTON runs a
+    macro or Word command on a double click."""
+    fx = next(f for f in HOSTILE if f.name == "macrobutton")
+    src = tmp_path / "src.rtf"
+    src.write_bytes(fx.data)
+    assert "MACROBUTTON" in msodde.process_file(str(src), msodde.FIELD_FILTER_DEFAULT)
+    _, out = disarm(tmp_path, fx.data)
+    assert msodde.process_file(str(out), msodde.FIELD_FILTER_DEFAULT).strip() == ""
+
+
 def test_base_document_is_clean_and_unchanged(tmp_path: Path) -> None:
     report, out = disarm(tmp_path, rtfgen.BASE)
     assert report.verdict is Verdict.CLEAN
