@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, PngImagePlugin
 
-import gateway.stages.image  # noqa: F401 - registers the stage
+import gateway.stages.image  # registers the stage
 from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import load
@@ -173,6 +173,56 @@ def test_gif_whose_later_frame_is_a_bomb_is_blocked(tmp_path: Path) -> None:
     assert keys(report) == {("block.limit", "")}
     assert report.reason is not None and "too large to decode" in report.reason
     assert not out.exists()
+
+
+def test_fax_scan_compresses_far_beyond_the_job_ratio(tmp_path: Path) -> None:
+    """Three A4 pages at 400 dpi, black and white, CCITT G4: 46 MB of pixels from a few
+    kB (Pillow's g4-multi.tiff is such a file). They were blocked as a bomb by the job's
+    100x expansion ratio; now they arrive with the same pixels, still G4."""
+    from PIL import ImageDraw
+
+    pages = []
+    for n in range(3):
+        page = Image.new("1", (3307, 4677), 1)
+        ImageDraw.Draw(page).rectangle((300, 300 + 400 * n, 3000, 360 + 400 * n), fill=0)
+        pages.append(page)
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", compression="group4", save_all=True, append_images=pages[1:])
+    data = buf.getvalue()
+    assert len(data) * 100 < 3307 * 4677 * 3
+    report, out = run(tmp_path, data, "scan.tif")
+    assert report.verdict is Verdict.CLEAN
+    with Image.open(out) as got:
+        assert got.n_frames == 3 and got.info.get("compression") == "group4"
+        for n, page in enumerate(pages):
+            got.seek(n)
+            assert ImageChops.difference(got.convert("L"), page.convert("L")).getbbox() is None
+
+
+def test_long_animation_of_a_small_gif(tmp_path: Path) -> None:
+    """31 frames of 640x480 from a small file (like Pillow's chi.gif): animation is what
+    GIF compresses well; it was blocked by the job's expansion ratio."""
+    frames = [Image.new("RGB", (640, 480), (255, 255, 255)) for _ in range(31)]
+    for n, frame in enumerate(frames):
+        frame.paste((200, 30, 30), (n * 20, 200, n * 20 + 20, 220))
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    report, out = run(tmp_path, buf.getvalue(), "banner.gif")
+    assert report.verdict.delivered
+    with Image.open(out) as got:
+        assert got.n_frames == 31
+
+
+def test_decoded_size_of_all_frames_is_capped(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames are held together while re-encoded: over MAX_DECODED bytes is a bomb."""
+    monkeypatch.setattr(gateway.stages.image, "MAX_DECODED", 10 * 320 * 240)
+    frames = [Image.new("L", (320, 240), n * 20) for n in range(12)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    report, out = run(tmp_path, buf.getvalue(), "long.gif")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert "image decodes to more than" in (report.reason or "")
 
 
 def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
