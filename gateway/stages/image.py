@@ -107,7 +107,7 @@ def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
     try:  # a later frame may declare a bomb of a size the first did not
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            frames, truncated = _decode(im, ctx)
+            frames, truncated = _decode(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
     options = _save_options(im, fmt, frames, lossless=lossless)
@@ -119,26 +119,34 @@ def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
     return truncated
 
 
-def _decode(im: Image.Image, ctx: StageContext) -> tuple[list[Image.Image], bool]:
-    """Every frame's pixels, and whether the input was truncated."""
+def _decode(im: Image.Image) -> tuple[list[Image.Image], bool]:
+    """Every frame's pixels, and whether the input was truncated or damaged: then the
+    frames before the damage (an APNG whose later frame chunks are broken shows its
+    first frame in a browser, a GIF cut short its first frames)."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    frames: list[Image.Image] = []
     try:
-        return _frames(im, ctx), False
+        return _frames(im, frames), False
     except OSError:
         ImageFile.LOAD_TRUNCATED_IMAGES = True  # decode what is there, like viewers
+        frames = []
         try:
             im.seek(0)
-            return _frames(im, ctx), True
+            return _frames(im, frames), True
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            if frames:
+                return frames, True
             raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = False
-    except (ValueError, SyntaxError, struct.error) as exc:
+    except (ValueError, SyntaxError, EOFError, struct.error) as exc:
+        if frames:
+            return frames, True
         raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
 
 
-def _frames(im: Image.Image, ctx: StageContext) -> list[Image.Image]:
-    frames: list[Image.Image] = []
+def _frames(im: Image.Image, frames: list[Image.Image]) -> list[Image.Image]:
+    """Decode every frame into ``frames`` (which keeps what decoded if one fails)."""
     count = getattr(im, "n_frames", 1)
     if count > 10_000:
         raise LimitExceeded(f"image has {count} frames")

@@ -225,6 +225,32 @@ def test_decoded_size_of_all_frames_is_capped(tmp_path: Path,
     assert "image decodes to more than" in (report.reason or "")
 
 
+def _without_chunks(png: bytes, kind: bytes) -> bytes:
+    out, pos = png[:8], 8
+    while pos < len(png):
+        length = struct.unpack(">I", png[pos:pos + 4])[0]
+        chunk = png[pos:pos + 12 + length]
+        if chunk[4:8] != kind:
+            out += chunk
+        pos += 12 + length
+    return out
+
+
+def test_apng_with_broken_later_frames_keeps_its_first(tmp_path: Path) -> None:
+    """An APNG whose frame data chunks are missing (Pillow's chunk_no_fdat.png): a
+    browser shows the default image; it was blocked as undecodable."""
+    frames = [picture(), picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    data = _without_chunks(buf.getvalue(), b"fdAT")
+    report, out = run(tmp_path, data, "anim.png")
+    assert report.verdict.delivered
+    assert keys(report) == {("image.repaired", "")}
+    with Image.open(out) as got:
+        assert getattr(got, "n_frames", 1) == 1
+        assert ImageChops.difference(got.convert("RGB"), frames[0]).getbbox() is None
+
+
 def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
     data = encode(picture(size=(200, 200)), "PNG")
     report, out = run(tmp_path, data[: len(data) // 2], "cut.png")
