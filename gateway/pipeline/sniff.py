@@ -548,8 +548,8 @@ for _fam, _exts in {
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
     "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio iso img udf wim dmg arj",
-    "image": "png jpg jpeg jpe gif bmp tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 j2k "
-             "jpf jpx qoi",
+    "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
+             "j2k jpf jpx qoi avif",
     "html": "html htm",
     "svg": "svg",
     "text": "txt csv tsv log slk xhtml xht",   # .xhtml: XML (text.xml), see sniff()
@@ -570,6 +570,8 @@ CANONICAL_EXT: dict[str, str] = {
     "image.x-icns": "icns", "image.x-tga": "tga", "image.x-portable-pixmap": "ppm",
     "image.x-portable-greymap": "pgm", "image.x-portable-bitmap": "pbm", "image.x-pcx": "pcx",
     "image.jp2": "jp2", "image.x-jp2-codestream": "j2k", "image.x-qoi": "qoi",
+    "image.avif": "avif", "image.jpx": "jpf", "image.x-ms-bmp": "dib",
+    "image.x-portable-graymap": "pgm",
     "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt",
     "odf.text": "odt", "odf.spreadsheet": "ods", "odf.presentation": "odp",
     "odf.graphics": "odg", "odf.text-template": "ott", "odf.spreadsheet-template": "ots",

@@ -43,7 +43,11 @@ _FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image
             "image.vnd.microsoft.icon": "ICO", "image.x-icns": "ICNS", "image.x-tga": "TGA",
             "image.x-portable-pixmap": "PPM", "image.x-portable-greymap": "PPM",
             "image.x-portable-bitmap": "PPM", "image.x-pcx": "PCX", "image.jp2": "JPEG2000",
-            "image.x-jp2-codestream": "JPEG2000", "image.x-qoi": "QOI"}
+            "image.x-jp2-codestream": "JPEG2000", "image.x-qoi": "QOI",
+            # libmagic's other names for some of them: plain (P2) PGM, a .dib, a .jpf
+            "image.x-portable-graymap": "PPM", "image.x-ms-bmp": "BMP", "image.jpx": "JPEG2000",
+            # AVIF (phones, the web): Pillow reads and writes it through libavif
+            "image.avif": "AVIF"}
 
 
 class ImageStage:
@@ -177,7 +181,7 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
                   lossless: bool) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     icc = im.info.get("icc_profile")
-    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP", "AVIF"):
         opts["icc_profile"] = icc
     if fmt == "JPEG":
         tables = getattr(im, "quantization", None)
@@ -202,6 +206,8 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
         if len(frames) > 1:
             opts["duration"] = [f.info.get("duration", 100) for f in frames]
             opts["loop"] = im.info.get("loop", 0)
+    elif fmt == "AVIF":
+        opts["quality"] = 90
     elif fmt == "TIFF":  # black and white (scans, faxes): CCITT G4, as scanners write it
         bilevel = all(f.mode == "1" for f in frames)
         opts["compression"] = "group4" if bilevel else "tiff_adobe_deflate"

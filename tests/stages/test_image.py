@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,47 @@ def test_other_formats_round_trip(tmp_path: Path, fmt: str, name: str) -> None:
     report, out = run(tmp_path, data, name)
     assert report.verdict is Verdict.CLEAN
     assert report.output is not None and report.output.type == report.input.type
+    assert same_pixels(data, out.read_bytes())
+
+
+def test_avif_is_rebuilt(tmp_path: Path) -> None:
+    """AVIF (phones, the web) was blocked as a format without a stage; its EXIF goes."""
+    im = picture()
+    exif = Image.Exif()
+    exif[0x010F] = "SomeCamera"
+    buf = io.BytesIO()
+    im.save(buf, "AVIF", quality=95, exif=exif.tobytes())
+    data = buf.getvalue() + b"<script>alert('appended payload')</script>"
+    report, out = run(tmp_path, data, "photo.avif")
+    assert report.verdict is Verdict.DISARMED
+    assert ("image.metadata", "") in keys(report)
+    result = out.read_bytes()
+    assert b"appended payload" not in result and b"SomeCamera" not in result
+    with Image.open(out) as got:
+        assert got.format == "AVIF" and got.size == im.size
+    assert same_pixels(buf.getvalue(), result, tolerance=24)
+
+
+def _plain_pgm(im: Image.Image) -> bytes:
+    """A plain (ASCII, P2) PGM: libmagic calls it image/x-portable-graymap."""
+    pixels = " ".join(str(v) for v in im.convert("L").getdata())
+    return f"P2\n{im.width} {im.height}\n255\n{pixels}\n".encode()
+
+
+@pytest.mark.parametrize(("name", "build"), [
+    ("plain.pgm", lambda im: _plain_pgm(im)),
+    ("clip.dib", lambda im: encode(im, "DIB")),
+    ("photo.jpf", lambda im: encode(im, "JPEG2000", irreversible=False, no_jp2=False)),
+])
+def test_other_names_libmagic_gives_known_formats(tmp_path: Path, name: str,
+                                                  build: Callable[[Image.Image], bytes],
+                                                  ) -> None:
+    """Plain PGM, a .dib and a .jpf came as image.x-portable-graymap, image.x-ms-bmp and
+    image.jpx: formats the stage handles, blocked for want of the name."""
+    data = build(picture())
+    report, out = run(tmp_path, data, name)
+    assert report.verdict.delivered, report.reason
+    assert keys(report) <= {("image.metadata", "")}  # OpenJPEG signs its files
     assert same_pixels(data, out.read_bytes())
 
 
