@@ -351,6 +351,11 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("archive.path_cleaned", _M, False,
              "unsafe member name cleaned (.., absolute path, control characters)",
              "危険なファイル名を修正 (..・絶対パス・制御文字)"),
+    KindInfo("archive.repaired", _I, False,
+             "zip without its central directory (one part of a split zip, a cut-off "
+             "download) read from its entries' own headers",
+             "中央ディレクトリのない ZIP（分割 ZIP の一部・途中で切れたもの）を各ファイルの"
+             "ヘッダーから読み取り"),
     # --- text ----------------------------------------------------------------------
     KindInfo("text.csv_formula", _H, True,
              "spreadsheet formula that runs a program or sends data (CSV injection)",

@@ -143,6 +143,10 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
         raw = _image_members(src, ctx)
     elif ctx.type_id == "archive.rar" and ctx.password is None:
         raw = _rar_members(src, ctx)
+    elif ctx.type_id == "archive.zip" and ctx.password is None and _headless_zip(src):
+        ctx.record("archive.repaired", "", action=Action.REPAIRED,
+                   detail="no central directory: the entries read from their own headers")
+        raw = _local_entries(src, limit)
     elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
                                                     "archive.rar"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
@@ -192,6 +196,73 @@ def _rar_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
         members = list(_external(archive_external.rar_entries(
             src, limits.max_size, limits.max_members, _external_timeout(ctx))))
     yield from members
+
+
+def _local_entries(src: BinaryIO, limit: int) -> Iterator[Member]:
+    """The entries of a zip without a central directory, read front to back from their
+    local headers (APPNOTE 4.3.7). An entry must be whole and match its CRC; one whose
+    sizes follow its data (flag bit 3) or that is cut off makes the archive Malformed."""
+    data = _read_capped(src, limit, "zip archive")
+    pos = 0
+    while data.startswith(b"PK\x03\x04", pos) and pos + 30 <= len(data):
+        (flag, method, mtime, mdate, crc, csize, usize, nlen, elen) = struct.unpack_from(
+            "<2xHHHHIIIHH", data, pos + 4)
+        raw_name = data[pos + 30:pos + 30 + nlen]
+        start = pos + 30 + nlen + elen
+        if flag & 0x1:
+            raise EncryptedContent("zip archive is password-protected")
+        if flag & 0x8 or 0xFFFFFFFF in (csize, usize):
+            raise Malformed("zip archive without its central directory cannot be read (an "
+                            "entry keeps its sizes elsewhere)")
+        if start + csize > len(data):
+            raise Malformed("zip archive is cut off inside an entry")
+        if usize > limit:
+            raise LimitExceeded(f"zip member is larger than {limit} bytes")
+        try:
+            content = _inflate(method, data[start:start + csize], usize)
+        except (zlib.error, OSError, EOFError, ValueError):
+            raise Malformed("zip member cannot be decompressed") from None
+        if len(content) != usize or zlib.crc32(content) != crc:
+            raise Malformed("zip member does not match its CRC")
+        name = raw_name.decode("utf-8", "replace") if flag & 0x800 else \
+            _japanese_name(raw_name.decode("cp437"))
+        when = ((mdate >> 9) + 1980, min(max(1, (mdate >> 5) & 15), 12), max(1, mdate & 31),
+                min((mtime >> 11) & 31, 23), min((mtime >> 5) & 63, 59), min((mtime & 31) * 2, 58))
+        if name.endswith("/"):
+            yield Member(name, b"", when)
+        else:
+            yield Member(name, content, when)
+        pos = start + csize
+    if data[pos:] and not data.startswith((b"PK\x01\x02", b"PK\x06\x06"), pos):
+        # not the start of a central directory: an entry we could not read, which must
+        # not go missing without a word
+        raise Malformed("zip archive without its central directory has unreadable data "
+                        f"at byte {pos}")
+
+
+def _inflate(method: int, packed: bytes, size: int) -> bytes:
+    if method == 0:
+        return packed
+    if method == 8:
+        inflater = zlib.decompressobj(-15)
+        return inflater.decompress(packed, size + 1)
+    if method == 12:
+        return bz2.BZ2Decompressor().decompress(packed, size + 1)
+    raise Malformed(f"zip compression method {method} is not supported here")
+
+
+def _headless_zip(src: BinaryIO) -> bool:
+    """A zip that starts with an entry but has no end-of-central-directory record: the
+    first part of a split zip (volume.zip.001), a download cut off. Explorer refuses
+    it; 7-Zip and libarchive read the entries that are complete."""
+    src.seek(0)
+    head = src.read(4)
+    src.seek(0)
+    if head != b"PK\x03\x04":
+        return False
+    found = zipfile.is_zipfile(src)
+    src.seek(0)
+    return not found
 
 
 def _external_timeout(ctx: StageContext) -> float:

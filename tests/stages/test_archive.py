@@ -400,8 +400,8 @@ def test_corpus_archives(tmp_path: Path) -> None:
     assert {k for k, v in blocked.items() if v in ("block.unsupported", "block.unknown_type",
                                                     "block.policy")} \
         == {"sysvbanner_1.0-17fakesync1_amd64.deb"}
-    # one part of a split zip is not an archive
-    assert {k for k, v in blocked.items() if v == "block.malformed"} == {"volume.zip.001"}
+    # the first part of a split zip is read from its entries' own headers
+    assert not {k for k, v in blocked.items() if v == "block.malformed"}
     assert blocked.get("TIKA-216.tgz") == "block.limit"       # recursive archive bomb
     assert "small5.rar" not in blocked and "cabinet.cab" not in blocked
 
@@ -486,6 +486,31 @@ def test_rar4_encrypted_is_blocked_as_encrypted(tmp_path: Path, where: str) -> N
     assert keys(report) == {("block.encrypted", "")} and not out.exists()
     report, out = run(tmp_path, rar4("memo.txt", b"plain text"), "plain.rar")
     assert report.verdict.delivered and contents(out) == {"memo.txt": b"plain text"}
+
+
+def test_zip_without_central_directory_is_read_from_its_entries(tmp_path: Path) -> None:
+    """The first part of a split zip, or a download cut off after its last entry: no
+    end-of-central-directory record. Explorer refuses it; 7-Zip reads the entries.
+    A zip cut inside an entry stays blocked."""
+    whole = make_zip({"docs/memo.txt": "議事録\n".encode() * 50, "page.html": HTML,
+                      "setup.exe": EXE})
+    entries_end = whole.find(b"PK\x01\x02")  # where the central directory starts
+    report, out = run(tmp_path, whole[:entries_end], "part.zip.001")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.repaired", ""), ("archive.member_active", "page.html"),
+                            ("archive.member_blocked", "setup.exe")}
+    files = contents(out)
+    assert sorted(files) == ["docs/memo.txt", "page.html", "setup.exe.removed.txt"]
+    assert files["docs/memo.txt"] == "議事録\n".encode() * 50
+    cut = whole.find(b"page.html") + 20  # inside the second entry's data
+    report, out = run(tmp_path, whole[:cut], "cut.zip")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    # an entry whose header is damaged must not go missing without a word
+    broken = whole[:entries_end].replace(b"PK\x03\x04", b"PK\x03\x05", 2).replace(
+        b"PK\x03\x05", b"PK\x03\x04", 1)
+    report, out = run(tmp_path, broken, "damaged.zip")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert "unreadable data at byte" in (report.reason or "")
 
 
 def solid_rar4(files: dict[str, bytes]) -> bytes:
