@@ -285,9 +285,10 @@ async def test_wrong_passwords_lock_the_job_out(env: Env) -> None:
 
 async def test_block_policy_does_not_hold(env: Env, tmp_path: Path) -> None:
     text = (Path(load("default").source).read_text(encoding="utf-8")
-            .replace("archive: {action: disarm, encrypted: quarantine}",
-                     "archive: {action: disarm, encrypted: block}")
+            .replace("archive: {action: disarm, encrypted: quarantine",
+                     "archive: {action: disarm, encrypted: block")
             .replace("name: default", "name: noppap"))
+    assert "encrypted: block" in text
     (tmp_path / "noppap.yaml").write_text(text, encoding="utf-8")
     svc = JobService(env.store, env.pool, {"noppap": load(str(tmp_path / "noppap.yaml"))},
                      default_policy="noppap", quarantine=env.quarantine)
