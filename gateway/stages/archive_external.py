@@ -109,9 +109,11 @@ def image_entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
         extracting = _Listing(limit, max_members)  # only its error lines are used
         status = _run([program, "x", "-y", "-aos", *_COMMON, *forced, f"-o{out}", "--",
                        str(image)], work, limit, deadline, extracting)
-        if status not in (0, 1):  # 1: a warning (e.g. data after the end of the image)
+        # 1: a warning (e.g. data after the end of the image); 2 with nothing but refused
+        # links (a Mac disk image's "Applications -> /Applications"): everything else is out
+        if status not in (0, 1) and (status != 2 or extracting.errors or not extracting.links):
             raise Malformed(f"the {what} is damaged ({extracting.error(status)})")
-        yield from _walk(out, limit)
+        yield from _walk(out, limit, extracting.links)
 
 
 def unar() -> tuple[str, str] | None:
@@ -168,10 +170,14 @@ class _Listing:
         self.items_started = False
         self.count = self.total = 0
         self.errors: list[str] = []
+        self.links: set[str] = set()   # links 7-Zip refused to create (outside the folder)
 
     def feed(self, line: str) -> None:
         line = line.rstrip("\r\n")
-        if line.startswith(("ERROR", "Open ERROR", "Is not archive", "Can not open")):
+        if line.startswith("ERROR: Dangerous link path was ignored : "):
+            # "... : name : target": 7-Zip left an empty file in the link's place
+            self.links.add(line.split(" : ")[1])
+        elif line.startswith(("ERROR", "Open ERROR", "Is not archive", "Can not open")):
             if len(self.errors) < 5:
                 self.errors.append(line)
         elif line == "----------":
@@ -265,7 +271,8 @@ def _run(cmd: list[str], work: Path, limit: int, deadline: float, listing: _List
     return status
 
 
-def _walk(root: Path, limit: int) -> Iterator[Entry]:
+def _walk(root: Path, limit: int, links: set[str] | frozenset[str] = frozenset()
+          ) -> Iterator[Entry]:
     if not root.is_dir():
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -275,7 +282,7 @@ def _walk(root: Path, limit: int) -> Iterator[Entry]:
             path = here / name
             rel = path.relative_to(root).as_posix()
             st = path.lstat()
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or rel in links:
                 yield Entry(rel, None, st.st_mtime)
                 continue
             if st.st_size > limit:

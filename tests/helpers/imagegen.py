@@ -45,13 +45,14 @@ def udf_only(members: dict[str, bytes]) -> bytes:
     return bytes(data)
 
 
-def wim(members: dict[str, bytes]) -> bytes:
-    """A Windows imaging (WIM) file, as 7-Zip writes it."""
+def wim(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    """A Windows imaging (WIM) file, as 7-Zip writes it (``links``: symbolic links,
+    stored as links)."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
-        _tree(src, members, {})
+        _tree(src, members, links or {})
         out = Path(tmp) / "out.wim"
-        subprocess.run(["7zz", "a", "-bd", "-bso0", "-twim", str(out), "."], cwd=src,
+        subprocess.run(["7zz", "a", "-bd", "-bso0", "-snl", "-twim", str(out), "."], cwd=src,
                        check=True)
         return out.read_bytes()
 

@@ -95,6 +95,20 @@ def test_wim_image(tmp_path: Path) -> None:
     assert sorted(zip_contents(out)) == ["Windows/run.exe.removed.txt", "docs/note.txt"]
 
 
+def test_links_in_an_image_are_findings_not_files(tmp_path: Path) -> None:
+    """A link leading out of the image (7-Zip refuses to create it and says so), one to
+    an absolute path and one inside: none is followed, each is an archive.link finding,
+    and the image is not blocked for them (Mac disk images carry
+    "Applications -> /Applications")."""
+    data = imagegen.wim({"docs/note.txt": b"note"},
+                        {"up": "../../../etc", "abs": "/etc/passwd", "docs/rel": "note.txt"})
+    report, out = run(tmp_path, data, "links.wim")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == {("archive.link", "up"), ("archive.link", "abs"),
+                            ("archive.link", "docs/rel")}
+    assert zip_contents(out) == {"docs/note.txt": b"note"}
+
+
 def test_arj_archive(tmp_path: Path) -> None:
     data = imagegen.arj({"memo.txt": b"memo", "tool.exe": DLL})
     assert sniff_bytes(data, "old.arj").type_id == "archive.arj"
