@@ -348,11 +348,20 @@ def _zip_members(src: BinaryIO, limit: int) -> Iterator[Member]:
 
 def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:
     """Overlapping entries (a classic zip bomb and parser-confusion trick) are refused."""
-    spans = sorted((i.header_offset, i.header_offset + 30 + len(i.orig_filename.encode(
-        "utf-8", "replace")) + i.compress_size) for i in infos if not i.is_dir())
+    spans = sorted((i.header_offset, i.header_offset + 30 + _raw_name_length(i)
+                    + i.compress_size) for i in infos if not i.is_dir())
     for (_, end), (start, _) in itertools.pairwise(spans):
         if start < end:
             raise Malformed("zip entries overlap (zip bomb or ambiguous archive)")
+
+
+def _raw_name_length(info: zipfile.ZipInfo) -> int:
+    """Bytes of the name as stored: zipfile decoded it as UTF-8 when flag bit 11 is set,
+    else as CP437 (a Japanese Windows zip's CP932 names), which encodes back exactly.
+    Counting CP437-decoded names in UTF-8 made every Japanese zip of two or more files
+    look like overlapping entries."""
+    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    return len(info.orig_filename.encode(encoding, "replace"))
 
 
 def _japanese_name(name: str) -> str:

@@ -121,6 +121,21 @@ def test_japanese_names_without_utf8_flag(tmp_path: Path) -> None:
     assert contents(out) == {"見積書.txt": b"estimate"}
 
 
+def test_japanese_zip_of_several_files_is_not_taken_for_overlapping(tmp_path: Path) -> None:
+    """What Japanese Windows writes: CP932 names, no UTF-8 flag, entries back to back. The
+    overlap check counted the CP437-decoded names in UTF-8 bytes (two or three per
+    character), saw each entry run into the next and blocked every such zip."""
+    names = ["令和6年度予算案について.txt", "議事録（第3回）.txt", "資料/見積書.csv"]
+    raw = [n.encode("cp932") for n in names]
+    placeholders = [f"{i}".encode() * (len(r) - 4) + r[-4:] for i, r in enumerate(raw)]
+    data = make_zip({p.decode(): f"本文{i}\n".encode() for i, p in enumerate(placeholders)})
+    for placeholder, name in zip(placeholders, raw, strict=True):
+        data = data.replace(placeholder, name)
+    report, out = run(tmp_path, data, "japanese.zip")
+    assert report.verdict is Verdict.CLEAN, report.reason
+    assert contents(out) == {n: f"本文{i}\n".encode() for i, n in enumerate(names)}
+
+
 def test_encrypted_zip_is_blocked(tmp_path: Path) -> None:
     data = bytearray(make_zip({"a.txt": b"secret"}))
     for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set "encrypted" flags
