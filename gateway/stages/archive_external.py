@@ -71,7 +71,7 @@ _UNAR_PASSWORD = "sekisho-no-password"  # noqa: S105 - never a right one (see ab
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One thing 7-Zip read out of the image."""
+    """One file (or link) read out of an image or archive."""
 
     path: str                   # relative, "/"-separated, as extracted
     data: bytes | None          # None: a link or special file, not read
@@ -144,9 +144,9 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int,
         out = work / "x"
         # -nr: members as they are (a .tar.gz member stays one file); -k skip: no Mac
         # resource forks; -D: no folder of its own around the members
-        extracting = _LsarListing(limit, max_members)
         status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", _UNAR_PASSWORD,
-                       "-o", str(out), "--", str(archive)], work, limit, deadline, extracting)
+                       "-o", str(out), "--", str(archive)], work, limit, deadline,
+                      _LsarListing(limit, max_members))  # its output is not needed
         if status != 0:
             raise Malformed("RAR archive is damaged (unar could not unpack every file)")
         yield from _walk(out, limit)
