@@ -80,7 +80,8 @@ class NotHeld(Exception):
 
 
 #: sniffed types whose stage can open them with a password
-HOLDABLE = frozenset({"archive.zip", "archive.7z", "pdf", "ooxml.encrypted", "ole.xls"})
+HOLDABLE = frozenset({"archive.zip", "archive.7z", "archive.rar", "pdf", "ooxml.encrypted",
+                      "ole.xls"})
 WRONG_KEY = "the password is not correct"
 LOCKED_OUT = "too many wrong passwords"
 

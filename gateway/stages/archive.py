@@ -12,10 +12,10 @@ are decoded as CP932, symlinks/hardlinks/devices are dropped, and duplicate
 names keep only the first member. Encrypted archives are refused
 (EncryptedContent: held for quarantine by policy) unless the job carries the
 password (the PPAP flow: the recipient enters it on the web page): then zip
-(ZipCrypto and WinZip AES, through libarchive) and 7z (py7zr) are decrypted
-and the output is a plain zip of disarmed members. A wrong password is still
-EncryptedContent, saying so. Encrypted RAR cannot be decrypted here (libarchive
-does not implement RAR encryption).
+(ZipCrypto and WinZip AES, through libarchive), 7z (py7zr) and RAR (unar:
+libarchive does not implement RAR encryption) are decrypted and the output is a
+plain zip of disarmed members. A wrong password is still EncryptedContent,
+saying so.
 
 Locations are member paths inside the archive, e.g. ``docs/見積書.docm``.
 """
@@ -143,12 +143,14 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
         raw = _image_members(src, ctx)
     elif ctx.type_id == "archive.rar" and ctx.password is None:
         raw = _rar_members(src, ctx)
+    elif ctx.type_id == "archive.rar":  # libarchive cannot decrypt RAR; unar can
+        raw = _external(archive_external.rar_entries(
+            src, limit, ctx.policy.limits.max_members, _external_timeout(ctx), ctx.password))
     elif ctx.type_id == "archive.zip" and ctx.password is None and _headless_zip(src):
         ctx.record("archive.repaired", "", action=Action.REPAIRED,
                    detail="no central directory: the entries read from their own headers")
         raw = _local_entries(src, limit)
-    elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z",
-                                                    "archive.rar"):
+    elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
     else:
         raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit,
@@ -519,7 +521,7 @@ def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Itera
                 yield Member(info.filename, _read_capped(product, limit, "7z member"))
 
 
-WRONG_KEY = "the password is not correct"
+WRONG_KEY = archive_external.WRONG_KEY
 
 
 def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> Iterator[Member]:

@@ -67,6 +67,7 @@ FORMATS: dict[str, tuple[tuple[str, ...], str | None]] = {
 _NO_PASSWORD = "-psekisho-no-password"  # noqa: S105 - a switch, not a credential
 _COMMON = ("-bd", "-sccUTF-8", "-scsUTF-8", _NO_PASSWORD)
 _UNAR_PASSWORD = "sekisho-no-password"  # noqa: S105 - never a right one (see above)
+WRONG_KEY = "the password is not correct"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +123,10 @@ def unar() -> tuple[str, str] | None:
     return (extract, listing) if extract and listing else None
 
 
-def rar_entries(src: BinaryIO, limit: int, max_members: int,
-                timeout: float) -> Iterator[Entry]:
-    """The files in the RAR archive ``src``, read by unar."""
+def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
+                password: str | None = None) -> Iterator[Entry]:
+    """The files in the RAR archive ``src``, read by unar; ``password`` opens an
+    encrypted one (RAR 3 and 5, file data or headers) for the PPAP flow."""
     programs = unar()
     if programs is None:
         raise Unsupported("this RAR archive needs unar (Debian package unar), which is not "
@@ -134,9 +136,12 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int,
     with tempfile.TemporaryDirectory(prefix="sekisho-unar-") as tmp:
         work = Path(tmp)
         archive = _copy(src, work)
-        listing = _LsarListing(limit, max_members)
-        status = _run([lister, "-j", "-p", _UNAR_PASSWORD, "--", str(archive)], work, limit,
+        key = _UNAR_PASSWORD if password is None else password
+        listing = _LsarListing(limit, max_members, encrypted_ok=password is not None)
+        status = _run([lister, "-j", "-p", key, "--", str(archive)], work, limit,
                       deadline, listing)
+        if (status != 0 or listing.failed) and password is not None:
+            raise EncryptedContent(WRONG_KEY)  # encrypted headers did not decrypt
         if status != 0 or listing.failed:
             raise Malformed(f"RAR archive cannot be read (unar: {listing.error(status)})")
         if listing.count == 0:  # e.g. one part of a multi-volume archive, alone
@@ -144,9 +149,11 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int,
         out = work / "x"
         # -nr: members as they are (a .tar.gz member stays one file); -k skip: no Mac
         # resource forks; -D: no folder of its own around the members
-        status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", _UNAR_PASSWORD,
+        status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", key,
                        "-o", str(out), "--", str(archive)], work, limit, deadline,
                       _LsarListing(limit, max_members))  # its output is not needed
+        if status != 0 and listing.encrypted:
+            raise EncryptedContent(WRONG_KEY)  # its check data did not match the password
         if status != 0:
             raise Malformed("RAR archive is damaged (unar could not unpack every file)")
         yield from _walk(out, limit)
@@ -215,16 +222,24 @@ class _Listing:
 
 
 class _LsarListing(_Listing):
-    """Reads ``lsar -j`` output (JSON, one key per line) the same way."""
+    """Reads ``lsar -j`` output (JSON, one key per line) the same way; an encrypted
+    entry is EncryptedContent unless the caller has the password (``encrypted_ok``)."""
 
     failed = False
+
+    def __init__(self, limit: int, max_members: int, *, encrypted_ok: bool = False) -> None:
+        super().__init__(limit, max_members)
+        self.encrypted_ok = encrypted_ok
+        self.encrypted = False
 
     def feed(self, line: str) -> None:
         key, _, value = line.strip().rstrip(",").partition(": ")
         if key == '"XADFileName"':
             self._item()
         elif key == '"XADIsEncrypted"' and value == "1":
-            raise EncryptedContent("archive is password-protected")
+            self.encrypted = True
+            if not self.encrypted_ok:
+                raise EncryptedContent("archive is password-protected")
         elif key == '"XADFileSize"' and value.isdigit():
             self._size(int(value))
         elif key == '"lsarError"':

@@ -239,6 +239,27 @@ async def test_password_zip_is_held_then_unlocked(env: Env) -> None:
     await svc.stop(1)
 
 
+async def test_password_rar_is_held_then_unlocked(env: Env) -> None:
+    """RAR is holdable too: unar decrypts it (samples/archive/rarfile-rar5-hpsw.rar, headers
+    encrypted with the password "password")."""
+    svc = env.service(max_password_attempts=3)
+    await svc.start()
+    data = (Path(__file__).parents[2] / "samples/archive/rarfile-rar5-hpsw.rar").read_bytes()
+    rec = await svc.submit(env.file("資料.rar", data), name="資料.rar", origin="test")
+    held = await svc.wait(rec.job_id, 60)
+    assert held is not None and (held.state, held.reason) == (
+        HELD, "archive is password-protected")
+    wrong = await svc.unlock(rec.job_id, "guess")
+    assert (wrong.state, wrong.reason) == (HELD, "the password is not correct")
+    done = await svc.unlock(rec.job_id, "password")
+    assert (done.state, done.verdict) == (DELIVERED, "clean")
+    out = svc.result_path(rec.job_id)
+    assert out is not None and done.output_name == "資料.zip"
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == ["stest1.txt", "stest2.txt"]
+    await svc.stop(1)
+
+
 async def test_password_xls_is_held_then_unlocked(env: Env) -> None:
     import msoffcrypto
 

@@ -503,6 +503,25 @@ def test_rar4_encrypted_is_blocked_as_encrypted(tmp_path: Path, where: str) -> N
     assert report.verdict.delivered and contents(out) == {"memo.txt": b"plain text"}
 
 
+@pytest.mark.parametrize("sample", ["rarfile-rar5-psw.rar", "rarfile-rar5-hpsw.rar"])
+def test_password_opens_an_encrypted_rar(tmp_path: Path, sample: str) -> None:
+    """rarfile's RAR 5 archives with encrypted file data and with encrypted headers
+    (password "password"): held without the password, refused with a wrong one, opened
+    by unar with the right one (libarchive cannot decrypt RAR at all)."""
+    src = Path(__file__).parents[2] / "samples/archive" / sample
+    out = tmp_path / "out.zip"
+    for password, reason in ((None, "archive is password-protected"),
+                             ("wrong", "the password is not correct")):
+        report = process_file(src, out, policy=POLICY, password=password)
+        assert (report.verdict, report.reason) == (Verdict.BLOCKED, reason)
+        assert not out.exists()
+    report = process_file(src, out, policy=POLICY, password="password")
+    assert report.verdict is Verdict.CLEAN, report.reason
+    files = contents(out)
+    assert sorted(files) == ["stest1.txt", "stest2.txt"]
+    assert [len(d) for d in files.values()] == [2048, 2048]
+
+
 def test_zip_without_central_directory_is_read_from_its_entries(tmp_path: Path) -> None:
     """The first part of a split zip, or a download cut off after its last entry: no
     end-of-central-directory record. Explorer refuses it; 7-Zip reads the entries.
