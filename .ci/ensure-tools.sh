@@ -3,7 +3,8 @@
 #   runtime: libmagic (python-magic), libarchive, 7-Zip (disk images, ARJ), unar (RAR that
 #            libarchive cannot read): daemon and CLI
 #   test:    + qpdf, poppler-utils, LibreOffice (independent checkers and openers in the tests)
-#            + genisoimage and arj (disk images and ARJ archives built in the tests)
+#            + genisoimage, arj, qemu-utils, dosfstools, mtools, fdisk (disk images and ARJ
+#              archives built in the tests)
 #            + postfix (smtp-source/smtp-sink: SMTP load and fault peers), swaks with TLS
 #              (libnet-ssleay-perl, libio-socket-ssl-perl), openssl (test certificates).
 #              postfix is preseeded to "No configuration": no system MTA is set up or started.
@@ -28,6 +29,10 @@ if [ "${1:-runtime}" = test ]; then
   command -v swaks >/dev/null 2>&1 || need="$need swaks"
   command -v genisoimage >/dev/null 2>&1 || need="$need genisoimage"
   command -v arj >/dev/null 2>&1 || need="$need arj"
+  command -v qemu-img >/dev/null 2>&1 || need="$need qemu-utils"
+  command -v mkfs.vfat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.vfat ] || need="$need dosfstools"
+  command -v mcopy >/dev/null 2>&1 || need="$need mtools"
+  command -v sfdisk >/dev/null 2>&1 || [ -x /usr/sbin/sfdisk ] || need="$need fdisk"
   perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need="$need libnet-ssleay-perl"
   perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need="$need libio-socket-ssl-perl"
   command -v openssl >/dev/null 2>&1 || need="$need openssl"

@@ -216,8 +216,8 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, bytes.fromhex("4C0000000114020000000000C000000000000046"), "executable.lnk"),
     (0, bytes.fromhex("E4525C7B8CD8A74DAEB15378D02996D3"), "executable.onenote"),
     (0, b"ITSF", "executable.chm"),
-    (0, b"conectix", "executable.vhd"),
-    (0, b"vhdxfile", "executable.vhd"),
+    (0, b"conectix", "archive.vhd"),     # a dynamic VHD's copy of its footer
+    (0, b"vhdxfile", "archive.vhdx"),
     (0x8001, b"CD001", "archive.iso"),
     (0x9001, b"CD001", "archive.iso"),
     (0, b"MSWIM\x00\x00\x00", "archive.wim"),
@@ -271,7 +271,8 @@ def _udf(head: bytes) -> bool:
 
 def _disk_image(head: bytes, src: BinaryIO) -> str | None:
     """UDF without an ISO 9660 tree (libmagic: "data"), an Apple DMG (its "koly"
-    trailer is in the last 512 bytes) and ARJ (0x60 0xEA, a header of at most 2600)."""
+    trailer is in the last 512 bytes), a fixed VHD (its "conectix" footer too) and ARJ
+    (0x60 0xEA, a header of at most 2600)."""
     if _udf(head):
         return "archive.udf"
     if head[:2] == b"\x60\xea" and 0 < int.from_bytes(head[2:4], "little") <= 2600:
@@ -281,6 +282,8 @@ def _disk_image(head: bytes, src: BinaryIO) -> str | None:
     if size >= 1024:
         src.seek(size - 512)
         trailer = src.read(12)
+        if trailer[:8] == b"conectix":  # a fixed VHD: the raw disk, then its footer
+            return "archive.vhd"
         if trailer[:4] == b"koly" and trailer[4:8] == b"\x00\x00\x00\x04" and \
                 trailer[8:12] == b"\x00\x00\x02\x00":
             return "archive.dmg"
@@ -547,14 +550,15 @@ for _fam, _exts in {
     "ole": "doc dot xls xlt ppt pot pps",
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
-    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio iso img udf wim dmg arj",
+    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio iso img udf wim dmg arj "
+               "vhd vhdx",
     "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
              "j2k jpf jpx qoi avif",
     "html": "html htm",
     "svg": "svg",
     "text": "txt csv tsv log slk xhtml xht",   # .xhtml: XML (text.xml), see sniff()
     "mail": "eml msg",
-    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg vhd vhdx xll iqy "
+    "executable": "exe dll scr com pif cpl sys msi lnk one onepkg xll iqy "
                   "chm hta js jse vbs vbe wsf wsh ps1 bat cmd jar",
 }.items():
     for _ext in _exts.split():

@@ -1,7 +1,7 @@
-"""Archives read by external programs: disk images (ISO 9660, UDF, WIM, Apple DMG)
-and ARJ with 7-Zip; RAR that libarchive cannot read with unar.
+"""Archives read by external programs: disk images (ISO 9660, UDF, WIM, Apple DMG,
+VHD/VHDX) and ARJ with 7-Zip; RAR that libarchive cannot read with unar.
 
-Disk images. Emotet, IcedID and Qakbot mailed ISO and IMG files because Windows opens
+Disk images. Emotet, IcedID and Qakbot mailed ISO, IMG and VHD files because Windows opens
 them with a double click and, before 2022, did not mark what was inside as "from the
 internet". What made them dangerous is what they held: a LNK, a DLL, a script. Sekisho
 unpacks the image, sends every file in it through the pipeline like a zip member (so
@@ -61,6 +61,10 @@ FORMATS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "archive.udf": (("udf",), "udf"),
     "archive.wim": (("wim",), "wim"),
     "archive.dmg": (("dmg",), None),
+    # 7-Zip opens the partition table and the file system inside by itself; a fixed VHD
+    # is the raw disk followed by its footer, so 7-Zip may take it for what it starts with
+    "archive.vhd": (("vhd", "mbr", "gpt", "fat", "ntfs"), None),
+    "archive.vhdx": (("vhdx",), None),
     "archive.arj": (("arj",), "arj"),
 }
 #: not a password anyone uses: 7-Zip must never wait for one on a terminal

@@ -1,6 +1,6 @@
 """Disk images and ARJ archives built from harmless files with the tools that make
 them for real: genisoimage (ISO 9660 with Rock Ridge and Joliet, optionally a UDF
-bridge), 7-Zip (WIM) and arj."""
+bridge), 7-Zip (WIM), arj, and sfdisk + mkfs.vfat + mtools + qemu-img (VHD/VHDX)."""
 
 from __future__ import annotations
 
@@ -66,4 +66,27 @@ def arj(members: dict[str, bytes], password: str | None = None) -> bytes:
         cmd = ["arj", "a", "-r", "-y", *([f"-g{password}"] if password else []), str(out),
                *sorted(members)]
         subprocess.run(cmd, cwd=src, check=True, stdout=subprocess.DEVNULL)
+        return out.read_bytes()
+
+
+def vhd(members: dict[str, bytes], fmt: str = "vpc", *, fixed: bool = False) -> bytes:
+    """A virtual disk as Windows' Disk Management makes one: an MBR partition table with
+    one FAT partition holding ``members`` (flat names), as VHD (``vpc``, dynamic or
+    ``fixed``) or VHDX."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        disk = work / "disk.img"
+        disk.write_bytes(bytes(8 * 1024 * 1024))
+        subprocess.run(["sfdisk", "-q", str(disk)], input=b"start=2048, type=06\n",
+                       check=True)
+        subprocess.run(["mkfs.vfat", "--offset=2048", "-n", "DATA", str(disk), "6000"],
+                       check=True, capture_output=True)
+        for name, data in members.items():
+            (work / name).write_bytes(data)
+            subprocess.run(["mcopy", "-i", f"{disk}@@1M", str(work / name), "::/"],
+                           check=True)
+        out = work / "out.vhd"
+        options = ["-o", "subformat=fixed"] if fixed else []
+        subprocess.run(["qemu-img", "convert", "-O", fmt, *options, str(disk), str(out)],
+                       check=True)
         return out.read_bytes()

@@ -87,6 +87,23 @@ def test_udf_images(tmp_path: Path, kind: str) -> None:
     assert sorted(zip_contents(out)) == ["setup.exe.removed.txt", "文書/メモ.txt"]
 
 
+@pytest.mark.parametrize(("fmt", "fixed", "name"), [("vpc", False, "disk.vhd"),
+                                                   ("vpc", True, "fixed.vhd"),
+                                                   ("vhdx", False, "disk.vhdx")])
+def test_virtual_disks(tmp_path: Path, fmt: str, fixed: bool, name: str) -> None:
+    """VHD and VHDX (mounted by a double click like ISO, and mailed the same way): the
+    partition table and the FAT file system inside are opened by 7-Zip."""
+    data = imagegen.vhd({"readme.txt": TEXT, "update.dll": DLL}, fmt, fixed=fixed)
+    assert sniff_bytes(data, name).type_id == ("archive.vhdx" if fmt == "vhdx"
+                                               else "archive.vhd")
+    report, out = run(tmp_path, data, name)
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == {("archive.member_blocked", "update.dll")}
+    files = zip_contents(out)
+    assert sorted(files) == ["readme.txt", "update.dll.removed.txt"]
+    assert files["readme.txt"] == TEXT
+
+
 def test_wim_image(tmp_path: Path) -> None:
     data = imagegen.wim({"Windows/run.exe": DLL, "docs/note.txt": b"note"})
     assert sniff_bytes(data, "install.wim").type_id == "archive.wim"

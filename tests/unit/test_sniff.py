@@ -63,7 +63,9 @@ CASES: list[tuple[str, bytes, str]] = [
     ("arj", b"\x60\xea\x2b\x00" + bytes(60), "archive.arj"),
     ("dmg", bytes(2048) + b"koly\x00\x00\x00\x04\x00\x00\x02\x00" + bytes(500), "archive.dmg"),
     ("chm", b"ITSF\x03\x00\x00\x00" + b"\x00" * 32, "executable.chm"),
-    ("vhd", b"conectix" + b"\x00" * 100, "executable.vhd"),
+    ("vhd", b"conectix" + b"\x00" * 100, "archive.vhd"),
+    ("fixed vhd", bytes(4096) + b"conectix" + bytes(504), "archive.vhd"),
+    ("vhdx", b"vhdxfile" + b"\x00" * 100, "archive.vhdx"),
     ("slk", b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\nE\r\n", "text.sylk"),
     ("fods", b'<?xml version="1.0"?>\n<office:document xmlns:office="urn:oasis:names:tc:'
              b'opendocument:xmlns:office:1.0" office:version="1.3" office:mimetype='
