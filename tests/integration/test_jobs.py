@@ -239,21 +239,28 @@ async def test_password_zip_is_held_then_unlocked(env: Env) -> None:
     await svc.stop(1)
 
 
+async def held_then_unlocked(env: Env, svc: JobService, name: str, data: bytes, reason: str,
+                             password: str) -> JobRecord:
+    """Submit ``data``: it is held for ``reason``; a wrong password keeps it held, the
+    right one finishes it. The finished record."""
+    rec = await svc.submit(env.file(name, data), name=name, origin="test")
+    held = await svc.wait(rec.job_id, 60)
+    assert held is not None and (held.state, held.reason) == (HELD, reason)
+    wrong = await svc.unlock(rec.job_id, "guess")
+    assert (wrong.state, wrong.reason) == (HELD, "the password is not correct")
+    return await svc.unlock(rec.job_id, password)
+
+
 async def test_password_rar_is_held_then_unlocked(env: Env) -> None:
     """RAR is holdable too: unar decrypts it (samples/archive/rarfile-rar5-hpsw.rar, headers
     encrypted with the password "password")."""
     svc = env.service(max_password_attempts=3)
     await svc.start()
-    data = (Path(__file__).parents[2] / "samples/archive/rarfile-rar5-hpsw.rar").read_bytes()
-    rec = await svc.submit(env.file("資料.rar", data), name="資料.rar", origin="test")
-    held = await svc.wait(rec.job_id, 60)
-    assert held is not None and (held.state, held.reason) == (
-        HELD, "archive is password-protected")
-    wrong = await svc.unlock(rec.job_id, "guess")
-    assert (wrong.state, wrong.reason) == (HELD, "the password is not correct")
-    done = await svc.unlock(rec.job_id, "password")
+    data = (ROOT / "samples" / "archive" / "rarfile-rar5-hpsw.rar").read_bytes()
+    done = await held_then_unlocked(env, svc, "資料.rar", data,
+                                    "archive is password-protected", "password")
     assert (done.state, done.verdict) == (DELIVERED, "clean")
-    out = svc.result_path(rec.job_id)
+    out = svc.result_path(done.job_id)
     assert out is not None and done.output_name == "資料.zip"
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["stest1.txt", "stest2.txt"]
@@ -267,15 +274,10 @@ async def test_password_xls_is_held_then_unlocked(env: Env) -> None:
     await svc.start()
     sample = (ROOT / "samples" / "office" / "oletools-autostart-velvetsweatshop.xls").read_bytes()
     locked = rekey_xls(sample, "VelvetSweatshop", "見積2026")
-    rec = await svc.submit(env.file("見積.xls", locked), name="見積.xls", origin="test")
-    held = await svc.wait(rec.job_id, 60)
-    assert held is not None and (held.state, held.reason) == (
-        HELD, "the Excel workbook is encrypted")
-    wrong = await svc.unlock(rec.job_id, "guess")
-    assert (wrong.state, wrong.reason) == (HELD, "the password is not correct")
-    done = await svc.unlock(rec.job_id, "見積2026")
+    done = await held_then_unlocked(env, svc, "見積.xls", locked,
+                                    "the Excel workbook is encrypted", "見積2026")
     assert (done.state, done.verdict, done.output_name) == (DELIVERED, "disarmed", "見積.xls")
-    out = svc.result_path(rec.job_id)
+    out = svc.result_path(done.job_id)
     assert out is not None
     with out.open("rb") as fh:
         assert not msoffcrypto.OfficeFile(fh).is_encrypted()
