@@ -44,13 +44,14 @@ from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
-from gateway.pipeline.limits import RATIO_FLOOR
 from gateway.stages import archive_external
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
           "archive.lzma", "archive.7z", "archive.rar", "archive.cab", "archive.lzh",
           "archive.ar", "archive.cpio", *archive_external.FORMATS)
 #: what a single compressed file is called without its compression suffix
+#: bytes of RAR members held back while libarchive may still fail (see _rar_members)
+RAR_HOLD = 64 * 1024 * 1024
 _COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma")
 NOTE_SUFFIX = ".removed.txt"
 
@@ -177,27 +178,28 @@ def _image_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
 
 def _rar_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     """RAR through libarchive; what libarchive cannot read (solid RAR 4, RAR 1.5-2.x)
-    through unar. libarchive's members are collected before any is handed on, so a
-    failure half-way never delivers a member twice; they are held to the job's
-    expansion allowance while collected."""
+    through unar. libarchive fails on those early (a solid archive at its second file),
+    so its members are held back up to RAR_HOLD bytes: a failure in that stretch hands
+    the archive to unar without delivering anything twice. Past it the rest streams as
+    before, and a later failure blocks the archive."""
     limits = ctx.policy.limits
-    src.seek(0, 2)
-    allowed = max(RATIO_FLOOR, int(src.tell() * limits.max_ratio))
-    members: list[Member] = []
-    total = 0
+    reader = _libarchive_members(src, limits.max_size)
+    held: list[Member] = []
+    size = 0
     try:
-        for member in _libarchive_members(src, limits.max_size):
-            total += len(member.data or b"")
-            if total > allowed:
-                raise LimitExceeded(f"content expands more than {limits.max_ratio:g}x the "
-                                    "input size")
-            members.append(member)
+        for member in reader:
+            held.append(member)
+            size += len(member.data or b"")
+            if size > RAR_HOLD:
+                break
     except Malformed:
         if archive_external.unar() is None:
             raise
-        members = list(_external(archive_external.rar_entries(
-            src, limits.max_size, limits.max_members, _external_timeout(ctx))))
-    yield from members
+        yield from _external(archive_external.rar_entries(
+            src, limits.max_size, limits.max_members, _external_timeout(ctx)))
+        return
+    yield from held
+    yield from reader
 
 
 def _local_entries(src: BinaryIO, limit: int) -> Iterator[Member]:

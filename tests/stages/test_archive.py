@@ -547,17 +547,31 @@ def test_zip_without_central_directory_is_read_from_its_entries(tmp_path: Path) 
     assert "unreadable data at byte" in (report.reason or "")
 
 
-def solid_rar4(files: dict[str, bytes]) -> bytes:
+def solid_rar4(files: dict[str, bytes], *, solid: bool = True) -> bytes:
     """A solid RAR 2.9 archive (main flag 0x08; every file after the first flagged as
     continuing the solid stream, 0x10) of stored files: libarchive 3.6 reads its first
-    file only ("RAR solid archive support unavailable")."""
-    out = b"Rar!\x1a\x07\x00" + _rar4_block(0x73, 0x08, bytes(6))
+    file only ("RAR solid archive support unavailable"). ``solid=False``: a plain one."""
+    out = b"Rar!\x1a\x07\x00" + _rar4_block(0x73, 0x08 if solid else 0, bytes(6))
     for i, (name, payload) in enumerate(files.items()):
         raw = name.encode()
         fields = struct.pack("<IIBIIBBHI", len(payload), len(payload), 3, zlib.crc32(payload),
                              0x5B7B0000, 20, 0x30, len(raw), 0x20) + raw
-        out += _rar4_block(0x74, 0x8000 | (0x10 if i else 0), fields, payload)
+        out += _rar4_block(0x74, 0x8000 | (0x10 if i and solid else 0), fields, payload)
     return out + _rar4_block(0x7B, 0x4000, b"")
+
+
+def test_rar_members_stream_past_the_hold(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """libarchive's RAR members are held back (for a fallback to unar) only up to
+    RAR_HOLD bytes; past it they stream as before: a plain archive is delivered whole,
+    a solid one that fails after that point is blocked (nothing goes twice)."""
+    monkeypatch.setattr(gateway.stages.archive, "RAR_HOLD", 1)
+    files = {f"memo{i}.txt": f"議事録 {i}\n".encode() for i in range(3)}
+    report, out = run(tmp_path, solid_rar4(files, solid=False), "plain.rar")
+    assert report.verdict is Verdict.CLEAN and contents(out) == files
+    report, out = run(tmp_path, solid_rar4(files), "solid.rar")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert "solid archive support unavailable" in (report.reason or "")
 
 
 def test_solid_rar4_is_read_with_unar(tmp_path: Path) -> None:
