@@ -268,7 +268,8 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
     for i, text in shown.items():
         el = tokens[i].el
         if el is not None:  # the instruction's first piece becomes the display text
-            el.tag = f"{{{X.ns(el.tag)}}}t"
+            deleted = X.local(el.tag) == "delInstrText"  # inside a tracked deletion
+            el.tag = f"{{{X.ns(el.tag)}}}{'delText' if deleted else 't'}"
             el.attrib.clear()
             el.set(_XML_SPACE, "preserve")
             el.text = text

@@ -431,6 +431,16 @@ def docx_macrobutton() -> bytes:
     return p.build()
 
 
+def docx_deleted_macrobutton() -> bytes:
+    """A MACROBUTTON field inside a tracked deletion: its instruction is w:delInstrText."""
+    p = Pkg(base_docx())
+    p.body('<w:p><w:del w:id="1" w:author="職員" w:date="2026-11-27T00:00:00Z">'
+           '<w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+           '<w:r><w:delInstrText xml:space="preserve"> MACROBUTTON NoMacro 削除された案内 '
+           '</w:delInstrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:del></w:p>')
+    return p.build()
+
+
 def docx_ole_disguised() -> bytes:
     """A VBA project (an OLE file) in parts Office never runs: an image relationship's
     target named .png, and a custom XML item."""

@@ -588,6 +588,18 @@ def test_macrobutton_fields_become_their_display_text(tmp_path: Path) -> None:
     assert "［ここをクリックして" in text and "氏名を入力］" in text and "資料を開く" in text
 
 
+def test_deleted_macrobutton_stays_deleted_text(tmp_path: Path) -> None:
+    """Inside a tracked deletion the display text must be w:delText (a w:t there is
+    invalid WordprocessingML)."""
+    r = run(tmp_path, G.docx_deleted_macrobutton(), "tracked.docx")
+    assert r.keys() == {("ooxml.macro_field", "word/document.xml#field[1]")}
+    xml = doc_xml(r)
+    assert "MACROBUTTON" not in xml and "delInstrText" not in xml
+    assert re.search(r"<w:del\b[^>]*>\s*<w:r>\s*(<w:rPr/>)?\s*<w:delText[^>]*>削除された案内",
+                     xml), xml[-600:]
+    check_output(r, tmp_path)
+
+
 def test_include_fields_neutralized(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_include_fields(), "include.docx")
     assert r.keys() == {("ooxml.include_field", "word/document.xml#field[1]"),
