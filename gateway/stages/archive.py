@@ -264,7 +264,10 @@ def _headless_zip(src: BinaryIO) -> bool:
     src.seek(0)
     if head != b"PK\x03\x04":
         return False
-    found = zipfile.is_zipfile(src)
+    try:
+        found = zipfile.is_zipfile(src)
+    except zipfile.BadZipFile:  # a damaged zip64 end record: there is one (the zip path
+        found = True            # reports the damage)
     src.seek(0)
     return not found
 

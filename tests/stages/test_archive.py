@@ -547,6 +547,17 @@ def test_zip_without_central_directory_is_read_from_its_entries(tmp_path: Path) 
     assert "unreadable data at byte" in (report.reason or "")
 
 
+def test_damaged_zip64_end_record_is_no_internal_error(tmp_path: Path) -> None:
+    """A zip64 end locator claiming several disks: zipfile.is_zipfile raises BadZipFile
+    rather than answering (found by fuzzing corkami's zip64.zip)."""
+    data = make_zip({"a.txt": b"hello world\n"})
+    end = data.rfind(b"PK\x05\x06")
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 3)  # zip64 end on disk 0 of 3
+    report, out = run(tmp_path, data[:end] + locator + data[end:], "zip64.zip")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert (report.reason or "").startswith("zip archive is damaged")
+
+
 def solid_rar4(files: dict[str, bytes], *, solid: bool = True) -> bytes:
     """A solid RAR 2.9 archive (main flag 0x08; every file after the first flagged as
     continuing the solid stream, 0x10) of stored files: libarchive 3.6 reads its first
