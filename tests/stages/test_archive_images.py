@@ -1,5 +1,5 @@
-"""Disk images (ISO 9660, UDF, WIM, DMG) and ARJ: unpacked with 7-Zip, every file through
-the pipeline, delivered as a zip; built from harmless files with the real tools."""
+"""Disk images (ISO 9660, UDF, WIM, DMG, VHD/VHDX) and ARJ: unpacked with 7-Zip, every file
+through the pipeline, delivered as a zip; built from harmless files with the real tools."""
 
 from __future__ import annotations
 
