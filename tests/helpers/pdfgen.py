@@ -477,20 +477,26 @@ def no_pages_names_js() -> bytes:
     return save(pdf)
 
 
+def _hand_written(text: str, objects: dict[int, bytes]) -> bytes:
+    """A PDF written by hand without a cross-reference table: ``objects`` (numbered as
+    given, the damage written out in them) plus object 4, a content stream showing
+    ``text``, and object 6, the Helvetica font it uses; the trailer names catalog 1."""
+    content = b"BT /F1 14 Tf 72 720 Td (" + text.encode() + b") Tj ET"
+    every = {4: b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+             6: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>", **objects}
+    body = b"".join(b"%d 0 obj\n%s\nendobj\n" % (n, every[n]) for n in sorted(every))
+    return b"%PDF-1.4\n" + body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
 def broken_page_tree() -> bytes:
     """No xref and a /Kids array that does not parse: qpdf's recovery gives up on it."""
-    content = b"BT /F1 14 Tf 72 720 Td (" + TEXT[1].encode() + b") Tj ET"
-    return b"".join([
-        b"%PDF-1.4\n",
-        b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R >>\nendobj\n",
-        b"2 0 obj\n<< /Type /Pages /Kids \x00 3 0 R] /Count 1 >>\nendobj\n",
-        b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R",
-        b" /Resources << /Font << /F1 6 0 R >> >> >>\nendobj\n",
-        b"4 0 obj\n<< /Length %d >>\nstream\n%s\nendstream\nendobj\n" % (len(content), content),
-        b"5 0 obj\n<< /S /Launch /F (cmd.exe) >>\nendobj\n",
-        b"6 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
-        b"trailer\n<< /Root 1 0 R >>\n%%EOF\n",
-    ])
+    return _hand_written(TEXT[1], {
+        1: b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R >>",
+        2: b"<< /Type /Pages /Kids \x00 3 0 R] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+           b" /Resources << /Font << /F1 6 0 R >> >> >>",
+        5: b"<< /S /Launch /F (cmd.exe) >>",
+    })
 
 
 def widget_and_bare_kids(dangling_content: bool = False) -> bytes:
@@ -538,22 +544,17 @@ def unbalanced_catalog() -> bytes:
 
     qpdf finds no catalog; poppler opens it and shows the page's text.
     """
-    content = b"BT /F1 14 Tf 72 720 Td (" + TEXT[2].encode() + b") Tj ET"
-    return b"".join([
-        b"%PDF-1.4\n",
-        b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R",
-        b" /AcroForm << /Fields [ 7 0 R ] /DA (/F1 0 Tf 0 g) > >>\nendobj\n",
-        b"2 0 obj\n<< /Type /Pages /Kids  3 0 R ] /Count 1 >>\nendobj\n",
-        b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R",
-        b" /Resources << /Font << /F1 6 0 R >> >> /Annots [ 7 0 R ] >>\nendobj\n",
-        b"4 0 obj\n<< /Length %d >>\nstream\n%s\nendstream\nendobj\n" % (len(content), content),
-        b"5 0 obj\n<< /S /JavaScript /JS (app.alert\\(1\\)) >>\nendobj\n",
-        b"6 0 obj\n<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>\nendobj\n",
-        b"7 0 obj\n<< /Subtype /Widget /FT /Btn /T (ok) /Parent 8 0 R /Contents (tip)",
-        b" /Rect [72 600 144 620] /P 3 0 R >>\nendobj\n",
-        b"8 0 obj\n<< /T (group) /Kids [ 7 0 R ] /TU (left \\( open >>\nendobj\n",
-        b"trailer\n<< /Root 1 0 R >>\n%%EOF\n",
-    ])
+    return _hand_written(TEXT[2], {
+        1: b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R"
+           b" /AcroForm << /Fields [ 7 0 R ] /DA (/F1 0 Tf 0 g) > >>",
+        2: b"<< /Type /Pages /Kids  3 0 R ] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+           b" /Resources << /Font << /F1 6 0 R >> >> /Annots [ 7 0 R ] >>",
+        5: b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>",
+        7: b"<< /Subtype /Widget /FT /Btn /T (ok) /Parent 8 0 R /Contents (tip)"
+           b" /Rect [72 600 144 620] /P 3 0 R >>",
+        8: b"<< /T (group) /Kids [ 7 0 R ] /TU (left \\( open >>",
+    })
 
 
 def bogus_encrypt(ciphertext: bool = False) -> bytes:
