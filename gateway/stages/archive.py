@@ -49,9 +49,9 @@ from gateway.stages import archive_external
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
           "archive.lzma", "archive.7z", "archive.rar", "archive.cab", "archive.lzh",
           "archive.ar", "archive.cpio", *archive_external.FORMATS)
-#: what a single compressed file is called without its compression suffix
 #: bytes of RAR members held back while libarchive may still fail (see _rar_members)
 RAR_HOLD = 64 * 1024 * 1024
+#: what a single compressed file is called without its compression suffix
 _COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma")
 NOTE_SUFFIX = ".removed.txt"
 
@@ -142,15 +142,10 @@ def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     reader = readers.get(ctx.type_id)
     if ctx.type_id in archive_external.FORMATS:
         raw = _image_members(src, ctx)
-    elif ctx.type_id == "archive.rar" and ctx.password is None:
+    elif ctx.type_id == "archive.rar":
         raw = _rar_members(src, ctx)
-    elif ctx.type_id == "archive.rar":  # libarchive cannot decrypt RAR; unar can
-        raw = _external(archive_external.rar_entries(
-            src, limit, ctx.policy.limits.max_members, _external_timeout(ctx), ctx.password))
-    elif ctx.type_id == "archive.zip" and ctx.password is None and _headless_zip(src):
-        ctx.record("archive.repaired", "", action=Action.REPAIRED,
-                   detail="no central directory: the entries read from their own headers")
-        raw = _local_entries(src, limit)
+    elif ctx.type_id == "archive.zip" and ctx.password is None:
+        raw = _plain_zip(src, ctx, limit)
     elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
     else:
@@ -181,8 +176,13 @@ def _rar_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     through unar. libarchive fails on those early (a solid archive at its second file),
     so its members are held back up to RAR_HOLD bytes: a failure in that stretch hands
     the archive to unar without delivering anything twice. Past it the rest streams as
-    before, and a later failure blocks the archive."""
+    before, and a later failure blocks the archive. With a password (PPAP) unar reads
+    it directly: libarchive cannot decrypt RAR."""
     limits = ctx.policy.limits
+    if ctx.password is not None:
+        yield from _external(archive_external.rar_entries(
+            src, limits.max_size, limits.max_members, _external_timeout(ctx), ctx.password))
+        return
     reader = _libarchive_members(src, limits.max_size)
     held: list[Member] = []
     size = 0
@@ -228,8 +228,7 @@ def _local_entries(src: BinaryIO, limit: int) -> Iterator[Member]:
             raise Malformed("zip member cannot be decompressed") from None
         if len(content) != usize or zlib.crc32(content) != crc:
             raise Malformed("zip member does not match its CRC")
-        name = raw_name.decode("utf-8", "replace") if flag & 0x800 else \
-            _japanese_name(raw_name.decode("cp437"))
+        name = _entry_name(raw_name)  # UTF-8 (flagged or not), else CP932
         when = ((mdate >> 9) + 1980, min(max(1, (mdate >> 5) & 15), 12), max(1, mdate & 31),
                 min((mtime >> 11) & 31, 23), min((mtime >> 5) & 63, 59), min((mtime & 31) * 2, 58))
         if name.endswith("/"):
@@ -256,9 +255,9 @@ def _inflate(method: int, packed: bytes, size: int) -> bytes:
 
 
 def _headless_zip(src: BinaryIO) -> bool:
-    """A zip that starts with an entry but has no end-of-central-directory record: the
-    first part of a split zip (volume.zip.001), a download cut off. Explorer refuses
-    it; 7-Zip and libarchive read the entries that are complete."""
+    """Whether a zip zipfile refused starts with an entry but has no end-of-central-
+    directory record: the first part of a split zip (volume.zip.001), a download cut
+    off. Explorer refuses it; 7-Zip and libarchive read the entries that are complete."""
     src.seek(0)
     head = src.read(4)
     src.seek(0)
@@ -266,8 +265,8 @@ def _headless_zip(src: BinaryIO) -> bool:
         return False
     try:
         found = zipfile.is_zipfile(src)
-    except zipfile.BadZipFile:  # a damaged zip64 end record: there is one (the zip path
-        found = True            # reports the damage)
+    except zipfile.BadZipFile:  # a damaged zip64 end record: there is one, damaged
+        found = True
     src.seek(0)
     return not found
 
@@ -324,6 +323,25 @@ def _zip_members(src: BinaryIO, limit: int) -> Iterator[Member]:
         zf = zipfile.ZipFile(src)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise Malformed(f"zip archive is damaged ({exc})") from None
+    yield from _zip_entries(zf, limit)
+
+
+def _plain_zip(src: BinaryIO, ctx: StageContext, limit: int) -> Iterator[Member]:
+    """A zip without a password: as zipfile reads it, or, when it has no end of central
+    directory at all, from its entries' own headers (reported as archive.repaired)."""
+    try:
+        zf = zipfile.ZipFile(src)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        if not _headless_zip(src):
+            raise Malformed(f"zip archive is damaged ({exc})") from None
+        ctx.record("archive.repaired", "", action=Action.REPAIRED,
+                   detail="no central directory: the entries read from their own headers")
+        yield from _local_entries(src, limit)
+        return
+    yield from _zip_entries(zf, limit)
+
+
+def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
     with zf:
         infos = zf.infolist()
         _check_overlap(infos)
