@@ -154,8 +154,7 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         # -nr: members as they are (a .tar.gz member stays one file); -k skip: no Mac
         # resource forks; -D: no folder of its own around the members
         status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", key,
-                       "-o", str(out), "--", str(archive)], work, limit, deadline,
-                      _LsarListing(limit, max_members))  # its output is not needed
+                       "-o", str(out), "--", str(archive)], work, limit, deadline)
         if status != 0 and listing.encrypted:
             raise EncryptedContent(WRONG_KEY)  # its check data did not match the password
         if status != 0:
@@ -251,11 +250,13 @@ class _LsarListing(_Listing):
             self.errors.append(f"error {value}")
 
 
-def _run(cmd: list[str], work: Path, limit: int, deadline: float, listing: _Listing) -> int:
-    """Run 7-Zip, feeding its output to ``listing``; its exit status."""
+def _run(cmd: list[str], work: Path, limit: int, deadline: float,
+         listing: _Listing | None = None) -> int:
+    """Run 7-Zip or unar, feeding its output to ``listing`` (if any); its exit status."""
+    program = Path(cmd[0]).name
     left = deadline - time.monotonic()
     if left <= 0:
-        raise LimitExceeded("processing took longer than the job's time limit (7-Zip)")
+        raise LimitExceeded(f"processing took longer than the job's time limit ({program})")
     # no file bigger than one input may be; the child dies with the worker
     wrapped = ["prlimit", f"--fsize={limit + 1}", "--", "setpriv", "--pdeathsig", "KILL",
                "--", *cmd]
@@ -277,7 +278,8 @@ def _run(cmd: list[str], work: Path, limit: int, deadline: float, listing: _List
         assert proc.stdout is not None
         with proc.stdout:
             for line in proc.stdout:
-                listing.feed(line)
+                if listing is not None:
+                    listing.feed(line)
         status = proc.wait()
     finally:
         timer.cancel()
@@ -286,7 +288,7 @@ def _run(cmd: list[str], work: Path, limit: int, deadline: float, listing: _List
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     if expired.is_set():
-        raise LimitExceeded(f"processing took longer than {left:.0f} s (7-Zip)")
+        raise LimitExceeded(f"processing took longer than {left:.0f} s ({program})")
     return status
 
 
