@@ -138,15 +138,18 @@ def _decode(im: Image.Image) -> tuple[list[Image.Image], bool]:
             im.seek(0)
             return _frames(im, frames), True
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            if frames:
-                return frames, True
-            raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+            return _before_damage(frames, exc)
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = False
     except (ValueError, SyntaxError, EOFError, struct.error) as exc:
-        if frames:
-            return frames, True
+        return _before_damage(frames, exc)
+
+
+def _before_damage(frames: list[Image.Image], exc: Exception) -> tuple[list[Image.Image], bool]:
+    """The frames decoded before ``exc`` (marked truncated); none: Malformed."""
+    if not frames:
         raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+    return frames, True
 
 
 def _frames(im: Image.Image, frames: list[Image.Image]) -> list[Image.Image]:
