@@ -255,7 +255,7 @@ def _signature(head: bytes, src: BinaryIO) -> str | None:
         return "image.webp"
     if re.fullmatch(rb"-l[hz][0-9a-z]-", head[2:7]):  # LHA/LZH, still common in Japan
         return "archive.lzh"
-    return _disk_image(head, src)
+    return None
 
 
 def _udf(head: bytes) -> bool:
@@ -441,8 +441,9 @@ def _libmagic(head: bytes) -> str:
     return "unknown." + mime.replace("/", "-")
 
 
-#: the ordered table: first match wins
-TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _textual, _mail)
+#: the ordered table: first match wins (disk images last: their check reads the file's
+#: end, which text, the most common input, need not pay for)
+TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _textual, _mail, _disk_image)
 
 
 def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
