@@ -25,10 +25,15 @@ CSS_LOADS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behav
 FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
 
 
+def shown_address(target: str) -> str:
+    """A link's address as findings name it: blanks folded, at most 300 characters."""
+    return " ".join(target.split())[:300]
+
+
 def link_detail(target: str, kept: bool) -> str:
-    """A web link's finding detail: its address (blanks folded, at most 300 characters)
-    and, when the policy took it out, that it did."""
-    shown = " ".join(target.split())[:300]
+    """A web link's finding detail: its address and, when the policy took it out, that
+    it did."""
+    shown = shown_address(target)
     return f"link to {shown}" if kept else f"link to {shown}, removed by policy"
 #: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')

@@ -44,7 +44,7 @@ from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages.cfb_writer import Node
-from gateway.stages.links import describe_target, is_web
+from gateway.stages.links import describe_target, is_web, shown_address
 
 BOF, EOF, BOUNDSHEET, NAME, OBPROJ, INDEX, EXTSST = 0x0809, 0x000A, 0x0085, 0x0018, 0x00D3, \
     0x020B, 0x00FF
@@ -250,7 +250,7 @@ def _hlink_problem(data: bytes, keep_web: bool) -> str | None:
     except (struct.error, IndexError):
         return "damaged hyperlink"
     if is_web(target):
-        return None if keep_web else f"web or mail address ({target[:300]}, by policy)"
+        return None if keep_web else f"web or mail address ({shown_address(target)}, by policy)"
     return describe_target(target)
 
 

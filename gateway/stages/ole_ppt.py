@@ -42,7 +42,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import cfb_writer, ole_objects
 from gateway.stages.cfb_writer import Node
-from gateway.stages.links import describe_target, is_web
+from gateway.stages.links import describe_target, is_web, shown_address
 
 STREAM = "PowerPoint Document"
 _EX_OLE_OBJ_STG = re.compile(rb"[\x00\x10]\x00\x11\x10", re.DOTALL)
@@ -175,7 +175,7 @@ def _hyperlinks(data: bytearray, ctx: StageContext, apply: bool) -> list[str]:
                 if span else ""
             web = is_web(target)
             if target and not (web and keep_web):
-                what = f"{target[:300]} (removed by policy)" if web \
+                what = f"{shown_address(target)} (removed by policy)" if web \
                     else f"a {describe_target(target)}"
                 ctx.record("ole.hyperlink", f"{STREAM}#ExHyperlink@0x{pos:x}",
                            action=Action.NEUTRALIZED,

@@ -46,7 +46,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import ole_objects
 from gateway.stages.cfb_writer import Node
-from gateway.stages.links import describe_target, hyperlink_target, is_web
+from gateway.stages.links import describe_target, hyperlink_target, is_web, shown_address
 
 _DDE = {"DDE", "DDEAUTO"}
 _INCLUDE = {"INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT"}
@@ -286,7 +286,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         if kind != "ole.hyperlink":
             what = f"{keyword or 'field'} field"
         elif target and is_web(target):
-            what = f"HYPERLINK to {target[:300]} (removed by policy):"
+            what = f"HYPERLINK to {shown_address(target)} (removed by policy):"
         else:
             what = f"HYPERLINK to a {describe_target(target)}:"
         ctx.record(kind, f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,

@@ -16,7 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from gateway.stages.links import describe_target, hyperlink_target, is_web
+from gateway.stages.links import describe_target, hyperlink_target, is_web, shown_address
 
 _CAP = 4096  # characters of an instruction kept after leading blanks
 
@@ -138,8 +138,8 @@ def _hyperlink(text: str) -> FieldVerdict | None:
     if target is None:
         return None
     if is_web(target):
-        shown = " ".join(target.split())[:300]
-        return FieldVerdict("rtf.hyperlink", f"HYPERLINK field to {shown}", keepable=True)
+        return FieldVerdict("rtf.hyperlink", f"HYPERLINK field to {shown_address(target)}",
+                            keepable=True)
     return FieldVerdict("rtf.hyperlink", f"HYPERLINK field to a {describe_target(target)}")
 
 
