@@ -130,7 +130,9 @@ def unar() -> tuple[str, str] | None:
 def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
                 password: str | None = None) -> Iterator[Entry]:
     """The files in the RAR archive ``src``, read by unar; ``password`` opens an
-    encrypted one (RAR 3 and 5, file data or headers) for the PPAP flow."""
+    encrypted one (RAR 3 and 5, file data or headers) for the PPAP flow. unar takes a
+    password only on its command line, where other local users may see it while it
+    runs (README: hidepid)."""
     programs = unar()
     if programs is None:
         raise Unsupported("this RAR archive needs unar (Debian package unar), which is not "
