@@ -59,7 +59,7 @@ class Limits:
     max_depth: int = 5                # nesting of containers (embedded files, archives)
     max_members: int = 1000           # items inside one job, all levels together
     max_ratio: float = 100.0          # expanded bytes / input bytes
-    timeout: float = 60.0             # wall-clock seconds per job
+    timeout: float = 60.0             # seconds of a job's own time (jobclock)
     max_memory: int = 2 * 1024**3     # address space of a worker, bytes
     max_cpu: float = 120.0            # CPU seconds per job
 

@@ -35,7 +35,7 @@ import os
 import resource
 import signal
 from collections.abc import Sequence
-from concurrent.futures import Future, TimeoutError
+from concurrent.futures import CancelledError, Future, TimeoutError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,10 +45,15 @@ import structlog
 
 from gateway.models import Report, Verdict
 from gateway.pipeline import registry
+from gateway.pipeline.jobclock import Slots, Watchdog
 from gateway.pipeline.run import failed_report, process_file, scan_file
 from gateway.policy import Policy
 
 log = structlog.get_logger("sekisho.workers")
+
+#: pebble's own wall-clock limit, as a multiple of the job's limit: reached only by a
+#: job the watchdog could not see (or one starved of CPU that long)
+BACKSTOP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +85,20 @@ class Done:
 # ------------------------------------------------------------------------ child side
 
 
-def _child_init(plugins: Sequence[str], log_json: bool, log_level: str) -> None:
+_slots: Slots | None = None  # in a worker: where it says which job it runs
+
+
+def _child_init(plugins: Sequence[str], log_json: bool, log_level: str, nice: int,
+                slots: Slots) -> None:
     from gateway.log import configure  # noqa: PLC0415 - configured once per child
 
+    global _slots  # noqa: PLW0603 - one per worker process
     configure(json=log_json, level=log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    if nice:
+        os.nice(nice)
+    _slots = slots
+    slots.claim()
     registry.load_plugins(plugins)
 
 
@@ -103,7 +117,17 @@ def _set_limits(policy: Policy) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
 
 
-def _run_job(spec: JobSpec, policy: Policy, then: Then | None = None) -> Done:
+def _run_job(spec: JobSpec, policy: Policy, then: Then | None = None, token: int = 0) -> Done:
+    if _slots is None:
+        return _job(spec, policy, then)
+    _slots.start(token)
+    try:
+        return _job(spec, policy, then)
+    finally:
+        _slots.stop()
+
+
+def _job(spec: JobSpec, policy: Policy, then: Then | None) -> Done:
     _set_limits(policy)
     if spec.out is None:
         report = scan_file(spec.src, name=spec.name, policy=policy, job_id=spec.job_id,
@@ -129,8 +153,9 @@ class WorkerPool:
     def __init__(self, workers: int = 0, *, max_tasks_per_child: int = 200, retries: int = 1,
                  plugins: Sequence[str] = (), log_json: bool = False,
                  log_level: str = "INFO", start_method: str = "forkserver",
-                 preload: Sequence[str] = ()) -> None:
-        """``preload``: more modules the forkserver imports once (e.g. a ``Then``'s)."""
+                 preload: Sequence[str] = (), nice: int = 0) -> None:
+        """``preload``: more modules the forkserver imports once (e.g. a ``Then``'s);
+        ``nice``: how many steps below this process's CPU priority the workers run."""
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.retries = retries
         ctx = multiprocessing.get_context(start_method)
@@ -140,9 +165,13 @@ class WorkerPool:
         elif start_method == "fork":
             # children inherit what the parent imported; stages load on first use
             registry.load_plugins(plugins)
+        # a slot for each worker, and as many again for replacements starting while a
+        # dead worker's slot is not yet seen free
+        slots = Slots(ctx, 2 * self.workers + 2)
+        self._watchdog = Watchdog(slots)
         self._pool = pebble.ProcessPool(
-            max_workers=self.workers, max_tasks=max_tasks_per_child,
-            initializer=_child_init, initargs=(tuple(plugins), log_json, log_level), context=ctx)
+            max_workers=self.workers, max_tasks=max_tasks_per_child, initializer=_child_init,
+            initargs=(tuple(plugins), log_json, log_level, nice, slots), context=ctx)
 
     def submit(self, spec: JobSpec, policy: Policy) -> Future[Report]:
         result: Future[Report] = Future()
@@ -161,6 +190,7 @@ class WorkerPool:
         return self.submit(spec, policy).result()
 
     def close(self, *, wait: bool = True) -> None:
+        self._watchdog.close()
         if wait:
             self._pool.close()  # type: ignore[no-untyped-call]
         else:
@@ -177,19 +207,30 @@ class WorkerPool:
 
     def _schedule(self, spec: JobSpec, policy: Policy, then: Then | None,
                   result: Future[Done], attempt: int) -> None:
+        limit = policy.limits.timeout
+        token = self._watchdog.token()
         try:
-            fut = self._pool.schedule(_run_job, args=(spec, policy, then),
-                                      timeout=policy.limits.timeout)
+            # the watchdog ends a job when its own time (jobclock) passes the limit;
+            # pebble's wall clock stays as a backstop should the watchdog not see it
+            fut = self._pool.schedule(_run_job, args=(spec, policy, then, token),
+                                      timeout=limit * BACKSTOP)
         except RuntimeError as exc:  # pool closed
             self._finish(result, spec, policy, "fail.error", f"worker pool unavailable: {exc}")
             return
-        fut.add_done_callback(lambda f: self._done(f, spec, policy, then, result, attempt))
+        self._watchdog.watch(token, fut, limit)
+        fut.add_done_callback(
+            lambda f: self._done(f, spec, policy, then, result, attempt, token))
 
     def _done(self, fut: Future[Done], spec: JobSpec, policy: Policy, then: Then | None,
-              result: Future[Done], attempt: int) -> None:
+              result: Future[Done], attempt: int, token: int) -> None:
+        expired = self._watchdog.forget(token)
         try:
             done = fut.result()
-        except TimeoutError:
+        except (TimeoutError, CancelledError) as exc:
+            if isinstance(exc, CancelledError) and not expired:  # nobody else cancels
+                log.error("job.error", job_id=spec.job_id, error="CancelledError")
+                self._finish(result, spec, policy, "fail.error", "internal error (cancelled)")
+                return
             log.warning("job.timeout", job_id=spec.job_id, timeout=policy.limits.timeout)
             self._finish(result, spec, policy, "fail.timeout",
                          f"processing took longer than {policy.limits.timeout:g} s")

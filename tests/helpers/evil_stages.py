@@ -21,7 +21,7 @@ from gateway.policy import FORMAT_OPTIONS, FormatPolicy, Policy
 
 PREFIX = b"SEKISHO-TEST:"
 BEHAVIOURS = ("ok", "active", "hang", "spin", "alloc", "abort", "segv", "raise", "malformed",
-              "leave", "wrongtype", "container")
+              "leave", "wrongtype", "container", "busy")
 
 FORMAT_OPTIONS.setdefault("testonly", {})
 kinds.KINDS.setdefault("testonly.active", kinds.KindInfo(
@@ -86,6 +86,11 @@ class EvilStage:
             n = 0
             while True:
                 n += 1
+        if behaviour == "busy":  # body: "<CPU seconds> <cpu>": compute that long on that CPU
+            seconds, cpu = body.split()
+            _busy(float(seconds), int(cpu))
+            dst.write(make("ok", body))
+            return
         if behaviour == "alloc":
             hog = []
             while True:
@@ -123,6 +128,17 @@ class EvilStage:
             return
         assert ctx.mode is Mode.DISARM
         dst.write(make("ok", body))
+
+
+def _busy(seconds: float, cpu: int) -> None:
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def _split(data: bytes) -> tuple[str, bytes]:

@@ -30,3 +30,11 @@ class Dies:
 
     def __call__(self, report: Report, spec: JobSpec) -> None:
         os.kill(os.getpid(), signal.SIGABRT)
+
+
+@dataclass(frozen=True)
+class Niceness:
+    """Returns the nice value of the process it ran in."""
+
+    def __call__(self, report: Report, spec: JobSpec) -> int:
+        return os.getpriority(os.PRIO_PROCESS, 0)

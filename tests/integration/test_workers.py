@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from gateway.models import Verdict
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.policy import FormatPolicy, Limits, Policy
 from tests.helpers import evil_stages as evil
-from tests.helpers.thens import Broken, Dies, WhereAmI
+from tests.helpers.thens import Broken, Dies, Niceness, WhereAmI
 
 PLUGIN = "tests.helpers.evil_stages"
 FAST = Policy(name="fast", limits=Limits(timeout=3, max_cpu=2, max_memory=512 * 1024**2),
@@ -133,3 +135,34 @@ def test_worker_killed_during_follow_up_is_retried_then_fails_without_it(
     assert done.report.reason == "worker process was killed by SIGABRT (2 attempts)"
     assert spec.out is not None and not spec.out.exists()
     ok_after(pool, tmp_path)
+
+
+# ------------------------------------------------------------------ job time
+
+
+def test_waiting_for_a_cpu_does_not_count_against_the_time_limit(tmp_path: Path) -> None:
+    """Workers at nice 19 share one CPU with a busy process at nice 0: a job needing
+    0.1 s of CPU takes seconds of wall time, far past its 1 s limit, and is not
+    failed for it (the limit is on the job's own time: jobclock). A job that hangs
+    for real is still stopped at its limit (test_hang_times_out_and_pool_recovers)."""
+    cpu = min(os.sched_getaffinity(0))
+    limits = Policy(name="slow-cpu", limits=Limits(timeout=1, max_cpu=30),
+                    formats={"testonly": FormatPolicy("disarm")})
+    src = tmp_path / "busy.bin"
+    src.write_bytes(evil.make("busy", f"0.1 {cpu}".encode()))
+    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})"
+                            "\nwhile True: pass"])
+    try:
+        with WorkerPool(1, nice=19, plugins=[PLUGIN]) as pool:
+            assert pool.submit_then(job(tmp_path, "ok"), limits, Niceness()).result().after \
+                >= 19
+            started = time.monotonic()
+            spec = JobSpec("job-busy", src, tmp_path / "busy.out", src.name)
+            report = pool.run(spec, limits)
+            took = time.monotonic() - started
+    finally:
+        hog.kill()
+        hog.wait()
+    assert report.verdict is Verdict.CLEAN, report.reason
+    assert took > 1.5, f"the job was not kept waiting for a CPU ({took:.2f} s): no test"
+    assert spec.out is not None and spec.out.read_bytes() == evil.make("ok", f"0.1 {cpu}".encode())
