@@ -121,7 +121,8 @@ class App:
             cfg.var_dir / "quarantine", self.keys, retention=cfg.quarantine_retention,
             audit=self.audit)
         self.pool = WorkerPool(cfg.workers, log_json=self.log_json, log_level=cfg.log_level,
-                               start_method="forkserver", preload=("gateway.relay.custody",))
+                               start_method="forkserver", preload=("gateway.relay.custody",),
+                               nice=cfg.nice)
         max_active = cfg.queue.max_active or max(20, 4 * self.pool.workers)
         self.egress = self._egress()
         processor = Processor(spool=spool, quarantine=quarantine, pool=self.pool,
@@ -181,6 +182,7 @@ class App:
         self._purger = asyncio.create_task(self._purge_loop(quarantine))
         log.info("sekisho.started", config=cfg.source, mode=cfg.delivery.mode,
                  target=processor.egress.name, workers=self.pool.workers,
+                 worker_nice=cfg.nice,
                  domains=list(cfg.smtp.domains), var_dir=str(cfg.var_dir))
 
     def reload(self) -> bool:

@@ -112,6 +112,24 @@ class Daemon:
         raise TimeoutError(f"daemon did not log smtp.listening in {timeout:g} s:\n"
                            + self._since(offset))
 
+    def worker_nice(self) -> list[int]:
+        """The nice values of the pipeline workers: the daemon's grandchildren (daemon ->
+        multiprocessing's forkserver -> the workers it forks)."""
+        assert self.proc is not None
+        parents: dict[int, int] = {}
+        nice: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            parents[int(entry.name)] = int(fields[1])
+            nice[int(entry.name)] = int(fields[16])
+        return sorted(nice[p] for p, pp in parents.items()
+                      if parents.get(pp) == self.proc.pid)
+
     def _since(self, offset: int) -> str:
         """What this start logged (its last 3000 characters); lines that are not JSON
         marked, since only whole JSON lines are read as events."""

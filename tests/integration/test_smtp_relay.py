@@ -264,6 +264,8 @@ def test_queue_survives_restart(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     wait_for(lambda: len(list((d.var / "spool" / "deferred").iterdir())) == 50, 30,
              "50 deferred entries (downstream is down)")
+    # queue mode: sanitizing is background work, the SMTP sessions come first
+    assert d.worker_nice() == [19, 19]
     assert d.stop() == 0  # SIGTERM: graceful
     s.start()
     try:
@@ -306,6 +308,8 @@ def test_through_reply_text_passed_on(tmp_path: Path) -> None:
         assert replies(out.stdout)[-2] == "550 5.1.1 No such user here"
         assert re.search(r"451 4\.2\.1 Mailbox busy",
                          swaks(d.port, "--to", "bad4@localhost").stdout)
+        # the client waits for the sanitizing: the workers are not put behind the sessions
+        assert d.worker_nice() == [0, 0]
     finally:
         d.stop()
         picky.stop()

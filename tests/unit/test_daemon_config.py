@@ -52,6 +52,14 @@ jobs: {{max_active: 3, retention: 2d}}
     assert config.load(write(tmp_path, "folders: []\n")).folder_pairs == ()
 
 
+def test_worker_priority_follows_the_delivery_mode(tmp_path: Path) -> None:
+    assert config.load(None).nice == 19  # queue mode: the SMTP sessions first
+    assert config.load(write(tmp_path, "delivery: {mode: through}\n")).nice == 0
+    cfg = config.load(write(tmp_path, "worker_nice: 5\ndelivery: {mode: through}\n"))
+    assert (cfg.worker_nice, cfg.nice) == (5, 5)
+    assert config.load(write(tmp_path, "worker_nice: 0\n")).nice == 0
+
+
 def test_example_config_loads() -> None:
     cfg = config.load(ROOT / "config" / "example-lgwan.yaml")
     assert cfg.delivery.mode == "through" and cfg.delivery.target == "smtp"
@@ -102,6 +110,7 @@ def test_listen_and_domains(tmp_path: Path) -> None:
     ("jobs: {max_pending: 0}\n", "jobs.max_pending: 0"),
     ("http: {public_url: 'ftp://sekisho.example'}\n", "http.public_url: 'ftp://sekisho.example'"),
     ("jobs: {max_password_attempts: 0}\n", "jobs.max_password_attempts: 0"),
+    ("worker_nice: 20\n", "worker_nice: 20"),
 ])
 def test_errors_name_file_key_and_value(tmp_path: Path, text: str, needle: str) -> None:
     path = write(tmp_path, text)
