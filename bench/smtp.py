@@ -17,7 +17,9 @@ end-to-end time of each message can be read off the dump file's mtime):
 - ``direct``: smtp-sink itself (the ceiling of the load generators);
 - ``postfix``: a plain Postfix relay (private config dir, loopback ports, no
   content filter) — what an MTA hop costs;
-- ``sekisho-queue`` / ``sekisho-through``: the daemon in each delivery mode.
+- ``sekisho-queue`` / ``sekisho-through``: the daemon in each delivery mode;
+  ``sekisho-queue-nice0``: queue mode with the workers at the daemon's priority
+  (``worker_nice: 0``, what queue mode did before 2026-11-27), the A/B in one run.
 
 Peak RSS is sampled from /proc (VmHWM) for the daemon and its worker processes.
 ``--write-results`` appends (or, same day, replaces) a section of bench/RESULTS.md.
@@ -177,11 +179,15 @@ def _postfix(sink_port: int, work: Path) -> tuple[int, Callable[[], object], int
     return relay.start(), relay.stop, None
 
 
-def _sekisho(mode: str) -> Start:
+def _sekisho(mode: str, nice: int | None = None) -> Start:
     def start(sink_port: int, work: Path) -> tuple[int, Callable[[], object], int | None]:
-        d = Daemon(work, {"delivery": {"mode": mode, "target": "smtp",
-                                       "smtp": {"port": sink_port, "starttls": "no"}},
-                          "smtp": {"max_sessions": 200}})
+        settings: dict[str, object] = {
+            "delivery": {"mode": mode, "target": "smtp",
+                         "smtp": {"port": sink_port, "starttls": "no"}},
+            "smtp": {"max_sessions": 200}}
+        if nice is not None:
+            settings["worker_nice"] = nice
+        d = Daemon(work, settings)
         port = d.start()
         assert d.proc is not None
         return port, lambda: d.stop(), d.proc.pid  # noqa: PLW0108 - returns the exit code
@@ -363,7 +369,8 @@ NOTES = [
     "end's latency comes from waiting for a CPU and for its commit thread (fsyncs, then "
     "the GIL).",
     "tried and not kept (A/B, alternating runs of the same script): pipeline workers at nice "
-    "10 — accepted/s +10-20%, delivered/s -10-20% (sustained throughput matters more); "
+    "10 — accepted/s +10-20%, delivered/s -10-20% (sustained throughput matters more; "
+    "taken up again in session 9 with more runs: delivered/s does not drop, see below); "
     "sys.setswitchinterval 1 ms or 20 ms instead of 5 ms — both slower; 2 or 8 commit "
     "threads instead of 4 — both slower.",
     "verdict on the issue's targets: memory is bounded (large messages go to disk, no "
@@ -431,6 +438,21 @@ NOTES = [
     "kept: uvloop as the daemon's event loop (daemon -0.3 ms CPU per message, "
     "accepted/delivered within the noise in two alternating pairs), 3 or 4 workers "
     "instead of 2 (no gain; slower in one run).",
+    "session 9 (2026-11-27): the front end alone (queue mode, no queue workers running, "
+    "an experiment build) accepted smtp-source's 2000 messages at 736-769/s with 1.6 ms "
+    "of daemon CPU per message, so the front end was not the limit: the two worker "
+    "processes, at the daemon's priority, took the CPU it needed. Queue mode now runs them "
+    "at nice 19 (worker_nice; through mode keeps 0, its client waits for the pipeline). "
+    "Alternating runs before the change (workers nice 0 / 19, accepted/delivered per s): "
+    "313/152 375/134, 269/147 473/154, 263/136 340/117, 321/158 523/170; nice 5 and 10 "
+    "gave about half the gain, SCHED_BATCH none. Then three runs with the row "
+    "sekisho-queue-nice0 of this script beside it: accepted 480 / 446 / 411 against "
+    "294 / 286 / 273 (about 1.55x), delivered 162 / 161 / 156 against 172 / 163 / 151 "
+    "(the same); against Postfix's 711 / 1009 / 1039 accepted in those runs that is "
+    "68%, 44%, 40%. Postfix's own figure moves by up to 2x between runs on this machine. "
+    "Through mode with the workers at nice 19 was 7-10% slower (one run), hence 0 "
+    "there. A job's time limit now counts its own time, not waiting for a CPU "
+    "(gateway/pipeline/jobclock.py), so the lower priority cannot time documents out.",
     "memory: a 30 MB message raises the daemon's RSS by about 2 MiB "
     "(tests/integration/test_smtp_memory.py); before, aiosmtpd held it whole in memory "
     "(about twice its size while joining the lines).",
@@ -438,16 +460,17 @@ NOTES = [
 
 
 def ratios(rows: list[Row]) -> list[str]:
-    """sekisho-queue against Postfix, per load, from this run."""
+    """sekisho-queue (and its nice0 variant) against Postfix, per load, from this run."""
     out = []
-    for load in dict.fromkeys(r.load for r in rows):
-        mine = next((r for r in rows if r.target == "sekisho-queue" and r.load == load), None)
-        base = next((r for r in rows if r.target == "postfix" and r.load == load), None)
-        if mine and base and base.accepted_per_s and base.delivered_per_s:
-            out.append(f"sekisho-queue / postfix, {load}: accepted "
-                       f"{100 * mine.accepted_per_s / base.accepted_per_s:.0f}%, delivered "
-                       f"{100 * mine.delivered_per_s / base.delivered_per_s:.0f}% "
-                       f"(target for text mail: >= 50%)")
+    for target in ("sekisho-queue", "sekisho-queue-nice0"):
+        for load in dict.fromkeys(r.load for r in rows):
+            mine = next((r for r in rows if r.target == target and r.load == load), None)
+            base = next((r for r in rows if r.target == "postfix" and r.load == load), None)
+            if mine and base and base.accepted_per_s and base.delivered_per_s:
+                out.append(f"{target} / postfix, {load}: accepted "
+                           f"{100 * mine.accepted_per_s / base.accepted_per_s:.0f}%, delivered "
+                           f"{100 * mine.delivered_per_s / base.delivered_per_s:.0f}% "
+                           f"(target for text mail: >= 50%)")
     return out
 
 
@@ -456,12 +479,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", type=int, default=2000, help="smtp-source messages (0: skip)")
     p.add_argument("--mix", type=int, default=1000, help="mixed messages (0: skip)")
     p.add_argument("--sessions", type=int, default=20)
-    p.add_argument("--targets", default="direct,postfix,sekisho-queue,sekisho-through")
+    p.add_argument("--targets",
+                   default="direct,postfix,sekisho-queue,sekisho-queue-nice0,sekisho-through")
     p.add_argument("--write-results", action="store_true")
     args = p.parse_args(argv)
     load_before = _loadavg()
     starts: dict[str, Start] = {"direct": _direct, "postfix": _postfix,
                                 "sekisho-queue": _sekisho("queue"),
+                                # the workers at the daemon's priority (before 2026-11-27)
+                                "sekisho-queue-nice0": _sekisho("queue", nice=0),
                                 "sekisho-through": _sekisho("through")}
     rows: list[Row] = []
     notes = list(NOTES)
