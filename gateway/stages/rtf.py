@@ -43,6 +43,7 @@ ones), ``objdata[i]``, ``objflag[i]``, ``datastore[i]``, ``template[i]``,
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar
@@ -72,6 +73,23 @@ _GROUPS = {b"datastore": ("rtf.datastore", "datastore", "data store"),
 _READ = frozenset({b"fldinst", b"objclass"})  # \* destinations whose text we read
 _WATCH = frozenset({b"object", b"objdata", b"objclass", b"field", b"fldinst", b"result",
                     b"fldrslt", *_OBJ_FLAGS, *_GROUPS})
+# Plain content: text, hex escapes, control symbols and control words other than the
+# watched ones, \bin and \uc (any case), ending with text. Where the walk reads nothing
+# (not at a group's head, no field instruction, object data or class being read), such a
+# stretch changes nothing but "the last token was text", so the tokenizer passes over it
+# as one RUN token. Each alternative matches exactly one token of rt.tokens, parameter
+# and delimiter included (a name over 32 letters or a parameter over 200 digits, which
+# Word may cut, ends the stretch instead), so the stretch ends on a token boundary and
+# with a text token; group 1 is the control tokens after its last text (rt.tokens).
+# Possessive quantifiers: nothing is ever given back, so the scan is linear. A Japanese
+# document is mostly \uN? pairs, two tokens per character: this is where its time went.
+_UNWATCHED = b"|".join(sorted({*_WATCH, b"bin", b"uc"}))
+_CONTROL = (rb"\\u(?!-?[0-9]{201})-?[0-9]{1,200} ?"                  # \uN, the most common
+            rb"|\\'[0-9A-Fa-f]{2}"                                     # hex escape
+            rb"|\\[^A-Za-z']"                                          # control symbol
+            rb"|\\(?!(?i:" + _UNWATCHED + rb")(?![A-Za-z]))"           # control word
+            rb"[A-Za-z]{1,32}(?![A-Za-z])(?!-?[0-9]{201})(?:-?[0-9]{1,200})? ?")
+_RUN = re.compile(rb"(?:(?:" + _CONTROL + rb")*+[^\\{}]++)*+((?:" + _CONTROL + rb")*+)", re.S)
 
 
 class _Span:
@@ -143,7 +161,8 @@ class _Frame:
 class Analysis:
     """One pass over an RTF document: the findings and the byte spans to cut."""
 
-    def __init__(self, data: bytes, keep_links: bool) -> None:
+    def __init__(self, data: bytes, keep_links: bool, *, runs: bool = True) -> None:
+        """``runs=False``: every token through the walk (tests compare the two)."""
         if not data.startswith(b"{"):
             raise Malformed("not an RTF document (it does not start with '{')")
         self.data, self.keep_links = data, keep_links
@@ -154,27 +173,38 @@ class Analysis:
         self.counts: Counter[str] = Counter()
         self.unclosed: list[int] = []        # groups still open at EOF (their "{" offsets)
         self.tail: list[tuple[int, int]] = []  # from a \bin running past the end to EOF
-        self._walk()
+        self._frame: _Frame | None = None    # the group the walk is in
+        self._walk(runs)
         self.cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
         self.missing = rt.count_uncut(self.unclosed, self.cuts)  # Word closes them, others don't
 
     # ------------------------------------------------------------------- walk
 
-    def _walk(self) -> None:
+    def _plain(self) -> bool:
+        """Whether the walk has no use for the tokens of plain content here (see _RUN):
+        not at a group's head, no field instruction, object data or class being read."""
+        frame = self._frame
+        return frame is not None and not frame.at_head and frame.inst is None \
+            and frame.hex is None and frame.cls is None
+
+    def _walk(self, runs: bool) -> None:
         data = self.data
         stack: list[_Frame] = []
         frame: _Frame | None = None
         bare = False   # the previous token is a control word without its delimiter
         skip = 0       # \uN fallback characters still to skip (Word reading of fields)
         tok = rt.Token(rt.TEXT, 0, 0)
-        for tok in rt.tokens(data):
+        for tok in rt.tokens(data, _RUN if runs else None, self._plain):
             kind = tok.type
+            if kind == rt.RUN:  # plain content passed over: the state after a text token
+                bare, skip = False, 0
+                continue
             if kind == rt.OPEN:
                 if frame is not None:
                     frame.at_head = False
                 if len(stack) >= MAX_DEPTH:
                     raise LimitExceeded(f"RTF groups nested deeper than {MAX_DEPTH}")
-                frame = _Frame(tok.start, frame)
+                frame = self._frame = _Frame(tok.start, frame)
                 frame.glue = bare
                 stack.append(frame)
                 bare, skip = False, 0
@@ -186,7 +216,7 @@ class Analysis:
                 if not stack:
                     self._overlay(tok.end)
                     return
-                frame = stack[-1]
+                frame = self._frame = stack[-1]
             elif kind == rt.TEXT:
                 chunk = data[tok.start:tok.end]
                 if frame.at_head and not chunk.strip(_BLANK):

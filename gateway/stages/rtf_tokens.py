@@ -24,6 +24,14 @@ follow what oletools' rtfobj learned about Word's parser:
   that disagrees would skip different bytes).
 * Everything else up to the next ``\\``, ``{`` or ``}`` is one text token.
 
+A caller that has no use for most of a document's tokens can pass a ``run``
+pattern and a ``plain`` callback. ``run`` must match at every position (possibly
+nothing); the match up to the start of its group 1 is a stretch of whole tokens
+(possibly empty), and the match goes on as far as a stretch could still start.
+Where ``plain()`` says the caller has no use for plain tokens right now and the
+stretch there is not empty, one RUN token stands for the tokens in it (the caller
+vouches that nothing in them matters to it).
+
 The scanner is one compiled regular expression applied at each position, so
 long runs of text (hex object data) cost one match, not one loop per byte.
 """
@@ -32,12 +40,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from gateway.errors import Malformed
 
-TEXT, OPEN, CLOSE, WORD, SYMBOL, BIN = range(6)
+TEXT, OPEN, CLOSE, WORD, SYMBOL, BIN, RUN = range(7)
 
 MAX_NAME = 250        # letters Word reads in a control word name (rtfobj)
 MAX_WORD = 254        # bytes of "\" + name + parameter Word reads (rtfobj)
@@ -63,11 +71,30 @@ class Token:
     bare: bool = False         # WORD: ended without a delimiter space (see glue hazards)
 
 
-def tokens(data: bytes) -> Iterator[Token]:
-    """Yield the tokens of ``data`` in order; together they cover every byte."""
+def tokens(data: bytes, run: re.Pattern[bytes] | None = None,
+           plain: Callable[[], bool] | None = None) -> Iterator[Token]:
+    """Yield the tokens of ``data`` in order; together they cover every byte.
+
+    ``run``/``plain``: at each boundary ``plain()`` is asked (lazily: after the caller
+    has handled every token before it); where it says True and ``run`` finds a stretch,
+    one RUN token is yielded for it. Where no stretch starts, none is looked for again
+    before the end of ``run``'s match, so each byte is scanned about once however the
+    document is made."""
     pos, size = 0, len(data)
     match = _TOKEN.match
+    run_match = run.match if run is not None and plain is not None else None
+    ask: Callable[[], bool] = plain or (lambda: False)
+    quiet = 0  # no stretch is looked for before this offset
     while pos < size:
+        if run_match is not None and pos >= quiet and ask():
+            r = run_match(data, pos)
+            assert r is not None  # it matches everywhere, possibly nothing
+            stop = r.start(1)
+            if stop > pos:
+                yield Token(RUN, pos, stop)
+                pos = stop
+                continue
+            quiet = r.end()
         m = match(data, pos)
         assert m is not None  # every byte starts some alternative
         end = m.end()

@@ -287,6 +287,63 @@ def test_disarm_is_idempotent_and_verifies(parts: list[bytes], close: bool, keep
     assert second.output() == out
 
 
+# ------------------------------------------- property: plain stretches passed over
+
+
+def outcome(data: bytes, keep: bool, runs: bool) -> object:
+    try:
+        a = Analysis(data, keep, runs=runs)
+    except ItemError as exc:
+        return repr(exc)
+    return [(h.kind, h.location, h.action, h.detail, h.pos) for h in a.findings()], a.output()
+
+
+# what ends a plain stretch, or is easily mistaken for part of one: long parameters
+# and names (\u11111111111 is one control word, not \u and text), watched words in
+# other cases, \uc inside field instructions, hex escapes that are not hex
+_EDGES = [rb"\u11111111111", rb"\u-", rb"\f" + b"7" * 201, rb"\u" + b"3" * 200,
+          b"\\" + b"q" * 40, b"\\" + b"z" * 260, rb"\OBJECT", rb"\FldInst ", rb"\UC2", rb"\uc2",
+          rb"\Bin", rb"\binary", rb"\'zz", rb"\'8a", b"?", rb"\~", rb"\ul", rb"\u12354?",
+          rb"{\*\fldinst \u68?DDE "]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.sampled_from(_FRAGMENTS + _EDGES), max_size=40), close=st.booleans(),
+       keep=st.booleans())
+def test_passing_over_plain_content_changes_nothing(parts: list[bytes], close: bool,
+                                                    keep: bool) -> None:
+    """The tokenizer passes over plain stretches where the walk reads nothing (the
+    speed of Japanese documents, two tokens per character); the findings, cuts and
+    output must be exactly those of the walk over every token."""
+    data = b"{\\rtf1 " + b"".join(parts) + (b"}" if close else b"")
+    assert outcome(data, keep, runs=True) == outcome(data, keep, runs=False)
+
+
+# a cut group right after a control word without delimiter gets a space before what
+# follows (rt.splice): whether the word before it is bare must survive the passing over
+_EDGE_DOCS = [rb"{\rtf1 ab\u11111111111{\object}x}", rb"{\rtf1 ab\f" + b"7" * 201 + rb"{\object}x}",
+              rb"{\rtf1 ab" + b"\\" + b"q" * 40 + rb"{\object}x}", rb"{\rtf1 ab\u-{\object}x}",
+              rb"{\rtf1 \u12354?{\field{\*\fldinst \u68?DDE c:\\x}{\fldrslt r}}}",
+              rb"{\rtf1 \uc2\u12354??\fldinst \u68??DDE c:\\x}",
+              rb"{\rtf1 x\'zz{\object}y\'8a{\*\datastore 01}z}"]
+
+
+@pytest.mark.parametrize("data", _EDGE_DOCS)
+def test_passing_over_plain_content_at_the_edges(data: bytes) -> None:
+    for keep in (False, True):
+        assert outcome(data, keep, runs=True) == outcome(data, keep, runs=False)
+
+
+def test_passing_over_plain_content_on_real_and_hostile_documents() -> None:
+    docs = [fx.data for fx in HOSTILE]
+    docs += [p.read_bytes() for p in sorted(corpus_dir().rglob("*.rtf"))]
+    docs += [p.read_bytes() for p in sorted(Path(__file__).parents[2].glob("samples/**/*.rtf"))]
+    assert len(docs) > len(HOSTILE)
+    for data in docs:
+        for keep in (False, True):
+            assert outcome(data, keep, runs=True) == outcome(data, keep, runs=False)
+
+
 # --------------------------------------------------------------------- LibreOffice
 
 
