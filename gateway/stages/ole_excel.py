@@ -64,7 +64,7 @@ _SHEET_DT = {1: ("ole.xlm_macro", "Excel 4.0 macro sheet: formulas removed, its 
 _BOF_DT = {0x0040: 1, 0x0006: 6}
 
 
-@dataclass
+@dataclass(slots=True)
 class Rec:
     type: int
     data: bytes
@@ -79,6 +79,9 @@ def _stream(root: Node) -> Node:
     raise Malformed("no Workbook stream")
 
 
+_HEADER = struct.Struct("<HH")  # record type, length
+
+
 def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
     """The records of a workbook stream.
 
@@ -91,10 +94,12 @@ def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
     out: list[Rec] = []
     sheets: list[int] = []      # BOUNDSHEET offsets of the globals
     globals_done = False        # the globals' EOF has been read
-    pos = 0
-    while pos + 4 <= len(data):
-        rtype, size = struct.unpack_from("<HH", data, pos)
-        if pos + 4 + size > len(data):
+    pos, n = 0, len(data)
+    header, append = _HEADER.unpack_from, out.append  # the loop runs once per record
+    while pos + 4 <= n:
+        rtype, size = header(data, pos)
+        end = pos + 4 + size
+        if end > n:
             if any(r.type == EOF for r in out[-1:]) or rtype == 0:
                 break   # junk after the last EOF is dropped
             if repairs is None or not globals_done:
@@ -110,11 +115,13 @@ def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
                 break
             pos = nxt
             continue
-        if rtype == BOUNDSHEET and size >= 4 and not globals_done:
-            sheets.append(struct.unpack_from("<I", data, pos + 4)[0])
-        globals_done = globals_done or rtype == EOF
-        out.append(Rec(rtype, data[pos + 4:pos + 4 + size], pos))
-        pos += 4 + size
+        if not globals_done:
+            if rtype == BOUNDSHEET and size >= 4:
+                sheets.append(struct.unpack_from("<I", data, pos + 4)[0])
+            elif rtype == EOF:
+                globals_done = True
+        append(Rec(rtype, data[pos + 4:end], pos))
+        pos = end
     if not out or out[0].type != BOF:
         raise Malformed("the Excel stream does not start with a BOF record")
     return out
@@ -196,7 +203,8 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         ctx.record("ole.activex", "Ctls", action=Action.REMOVED, detail="ActiveX control data")
         if apply:
             root.remove(ctls)
-    if apply:
+    if apply and (replaced or repairs or any(a is not b for a, b in zip(out, recs, strict=True))
+                  or _covered(recs) != len(node.data)):
         final: list[Rec] = []
         i = 0
         while i < len(out):
@@ -426,6 +434,18 @@ def _supbook(rec: Rec, n: int, sname: str, ctx: StageContext) -> Rec | None:
         kind, detail = "ole.external_link", "link to another workbook made unused"
     ctx.record(kind, f"{sname}#SUPBOOK[{n}]", action=Action.NEUTRALIZED, detail=detail)
     return Rec(SUPBOOK, struct.pack("<HH", 0, 1) + b"\x00 ", rec.pos)
+
+
+def _covered(recs: list[Rec]) -> int:
+    """Bytes of the stream the records span end to end from its start (-1: not so);
+    a stream they span whole and nothing changed is kept as it is (writing it again
+    would give the same bytes)."""
+    pos = 0
+    for rec in recs:
+        if rec.pos != pos:
+            return -1
+        pos += 4 + len(rec.data)
+    return pos
 
 
 def serialize(orig: list[Rec], final: list[Rec], biff8: bool) -> bytes:
