@@ -5,7 +5,11 @@ Each job runs in a pebble process pool with:
   parser can't grow forever;
 - resource limits set in the child per job: address space (RLIMIT_AS) and CPU
   seconds (RLIMIT_CPU, soft limit = CPU used so far + the job's allowance);
-- a wall-clock timeout per job: pebble kills the stuck child and starts a new one.
+- a time limit per job on the job's own time, waiting for a CPU not counted
+  (gateway/pipeline/jobclock.py): the watchdog cancels the job, pebble kills the
+  stuck child and starts a new one; pebble's wall clock at ``BACKSTOP`` times the
+  limit remains behind it;
+- ``nice``: the children run that many steps below the parent's CPU priority.
 
 Start method: ``forkserver`` (the default) for long-running, multi-threaded
 processes such as the daemon; ``fork`` for the single-threaded CLI, where it
