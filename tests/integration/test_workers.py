@@ -166,3 +166,17 @@ def test_waiting_for_a_cpu_does_not_count_against_the_time_limit(tmp_path: Path)
     assert report.verdict is Verdict.CLEAN, report.reason
     assert took > 1.5, f"the job was not kept waiting for a CPU ({took:.2f} s): no test"
     assert spec.out is not None and spec.out.read_bytes() == evil.make("ok", f"0.1 {cpu}".encode())
+
+
+def test_replaced_workers_keep_their_jobs_timed(tmp_path: Path) -> None:
+    """Every new worker claims a slot in the job clock's array (a dead one's slot is
+    taken over): after many replacements a hang still ends at its limit, not at the
+    pool's 10x wall-clock backstop."""
+    with WorkerPool(2, max_tasks_per_child=1, plugins=[PLUGIN]) as pool:
+        oks = [pool.submit(job(tmp_path, "ok", i), FAST) for i in range(16)]
+        assert [f.result().verdict for f in oks] == [Verdict.CLEAN] * 16
+        started = time.monotonic()
+        report = pool.run(job(tmp_path, "hang", 99), FAST)
+        took = time.monotonic() - started
+    assert [f.kind for f in report.findings] == ["fail.timeout"]
+    assert took < 3 * FAST.limits.timeout, f"ended after {took:.1f} s"
