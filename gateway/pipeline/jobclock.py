@@ -1,20 +1,26 @@
-"""A job's own time: what the wall-clock limit of a job is measured against.
+"""A job's own time: what the time limit of a job is measured against.
 
 ``limits.timeout`` stops a job that hangs or loops. On a busy machine a job also
 waits for a CPU, more so when the workers run at a lower priority than the
 daemon (``worker_nice``), and that wait is not the document's doing: counted
 against it, load alone would turn documents into "failed". So a job's time is
-the wall time since it started minus the time its process was ready to run but
-waiting for a CPU (Linux ``/proc/PID/schedstat``, second field: run-queue wait
-in nanoseconds). Sleeping in a system call (a hang) counts, computing counts,
-queueing for a CPU does not. Where schedstat cannot be read, the job's time is
-the wall time, as before.
+what its process spends computing (its CPU time, /proc/PID/stat) plus what it
+spends asleep in a system call (a hang, waiting for a program it runs): the
+watchdog looks at the process a few times a second, and an interval in which it
+was found sleeping counts whole. Ready to run but waiting for a CPU does not
+count. Only /proc/PID/stat is read (no scheduler statistics are needed); where it
+cannot be read, the job's time is the wall time, as before. A job kept waiting
+more than ten times its limit is still ended by the pool's wall clock (workers.BACKSTOP).
+
+A program the job runs (7-Zip, unar) is timed the same way by its runner, which
+also ``credit``s the job with the program's waits for a CPU: the job sleeps
+meanwhile, and that sleep would otherwise count.
 
 Each worker process holds a slot in a small array in shared memory: its pid,
 the token of the job it runs (0: none), when that job started (CLOCK_MONOTONIC,
-the same clock in every process) and its run-queue wait at that moment. The
+the same clock in every process), its CPU time then, and the credit. The
 parent's watchdog (gateway/pipeline/workers.py) reads the slots and each running
-worker's schedstat a few times a second; no message per job crosses a pipe, so
+worker's /proc entry a few times a second; no message per job crosses a pipe, so
 the daemon's event loop pays nothing for it.
 """
 
@@ -33,17 +39,57 @@ import structlog
 
 log = structlog.get_logger("sekisho.workers")
 
-_FIELDS = 4  # pid, token, started (monotonic ns), run-queue wait at start (ns; -1: unknown)
+#: pid, token, started (monotonic ns), CPU time then (ns; -1: unknown), and the time a
+#: program the job runs has waited for a CPU meanwhile (ns; see ``credit``)
+_FIELDS = 5
+_TICK_NS = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") or 100)
+_SLEEPING = frozenset("SDTtWPI")  # asleep, in disk wait, stopped, idle: not ready to run
 
 
-def run_queue_wait(pid: int) -> int | None:
-    """Nanoseconds the process ``pid`` (its main thread) has waited for a CPU so far;
-    None where the kernel does not say (no schedstat, process gone)."""
+def sample(pid: int) -> tuple[str, int] | None:
+    """The state of process ``pid`` (its main thread: "R" ready or running, "S"
+    asleep…) and the CPU time of all its threads in ns; None where not known."""
     try:
-        with open(f"/proc/{pid}/schedstat", "rb") as f:
-            return int(f.read().split()[1])
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (fields[0].decode("ascii", "replace"),
+                (int(fields[11]) + int(fields[12])) * _TICK_NS)
     except (OSError, ValueError, IndexError):
         return None
+
+
+@dataclass(slots=True)
+class Clock:
+    """The own time of one process, advanced by ``look`` a few times a second."""
+
+    pid: int
+    cpu0: int           # CPU time at the start (ns)
+    last: int           # when it was last looked at (monotonic ns)
+    cpu_last: int = -1  # CPU time at the last look (ns)
+    slept: int = 0      # time found asleep so far (ns)
+    lost: bool = False  # /proc could not be read: the wall time counts from then on
+    wall: int = 0       # time counted as wall time since then (ns)
+
+    def look(self, now: int) -> tuple[int, int]:
+        """(own time so far, time it was ready to run but not running since the last
+        look), in ns. The interval since the last look counts as asleep or not by the
+        state seen now; ready-to-run time is the interval less the CPU time used."""
+        interval, self.last = now - self.last, now
+        seen = None if self.lost else sample(self.pid)
+        if seen is None:
+            self.lost = True
+            self.wall += interval
+            return self._cpu() + self.slept + self.wall, 0
+        state, cpu = seen
+        used = cpu - (self.cpu0 if self.cpu_last < 0 else self.cpu_last)
+        self.cpu_last = cpu
+        if state in _SLEEPING:
+            self.slept += interval
+            return self._cpu() + self.slept, 0
+        return self._cpu() + self.slept, max(0, interval - used)
+
+    def _cpu(self) -> int:
+        return max(0, (self.cpu0 if self.cpu_last < 0 else self.cpu_last) - self.cpu0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +99,18 @@ class Running:
     pid: int
     token: int
     started_ns: int
-    wait_ns: int | None
+    cpu_ns: int         # the worker's CPU time when the job started; -1: unknown
+    credit_ns: int = 0  # what programs it ran waited for a CPU
 
-    def own_seconds(self, now_ns: int) -> float:
-        """Seconds of the job's own time: wall time since it started, less the time
-        its process has since waited for a CPU."""
-        wall = (now_ns - self.started_ns) / 1e9
-        if self.wait_ns is None:
-            return wall
-        now_wait = run_queue_wait(self.pid)
-        if now_wait is None or now_wait < self.wait_ns:
-            return wall
-        return wall - (now_wait - self.wait_ns) / 1e9
+
+_worker_slots: Slots | None = None  # in a worker: the slots ``credit`` reports through
+
+
+def credit(seconds: float) -> None:
+    """In a worker: a program the running job started (7-Zip, unar) waited this long
+    for a CPU while the job waited for it; not held against the job's time limit."""
+    if _worker_slots is not None and seconds > 0:
+        _worker_slots.add_credit(int(seconds * 1e9))
 
 
 class Slots:
@@ -85,8 +131,10 @@ class Slots:
             for i in range(self.count):
                 owner = self._array[i * _FIELDS]
                 if owner in (0, pid) or not _alive(owner):
-                    self._array[i * _FIELDS:(i + 1) * _FIELDS] = [pid, 0, 0, 0]
+                    self._array[i * _FIELDS:(i + 1) * _FIELDS] = [pid, 0, 0, 0, 0]
                     self._mine = i
+                    global _worker_slots  # noqa: PLW0603 - one per worker process
+                    _worker_slots = self
                     return
         # every slot taken by a live process (cannot happen with enough slots): this
         # worker's jobs are timed by the pool's wall-clock backstop alone
@@ -94,11 +142,16 @@ class Slots:
     def start(self, token: int) -> None:
         if self._mine < 0:
             return
-        wait = run_queue_wait(os.getpid())
+        seen = sample(os.getpid())
         base = self._mine * _FIELDS
         with self._array.get_lock():
             self._array[base + 1:base + _FIELDS] = [token, time.monotonic_ns(),
-                                                    -1 if wait is None else wait]
+                                                    -1 if seen is None else seen[1], 0]
+
+    def add_credit(self, ns: int) -> None:
+        if self._mine >= 0:
+            with self._array.get_lock():
+                self._array[self._mine * _FIELDS + 4] += ns
 
     def stop(self) -> None:
         if self._mine >= 0:
@@ -113,9 +166,9 @@ class Slots:
             raw = self._array[:]
         out = {}
         for i in range(self.count):
-            pid, token, started, wait = raw[i * _FIELDS:(i + 1) * _FIELDS]
+            pid, token, started, cpu, credited = raw[i * _FIELDS:(i + 1) * _FIELDS]
             if pid and token:
-                out[token] = Running(pid, token, started, None if wait < 0 else wait)
+                out[token] = Running(pid, token, started, cpu, credited)
         return out
 
 
@@ -138,6 +191,7 @@ class Watchdog:
     def __init__(self, slots: Slots) -> None:
         self.slots = slots
         self._jobs: dict[int, tuple[Future[Any], float]] = {}
+        self._clocks: dict[int, Clock] = {}  # by token, once its worker reports it
         self._expired: set[int] = set()
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
@@ -162,6 +216,7 @@ class Watchdog:
         """Stop watching ``token``; True when the watchdog ended it (its time ran out)."""
         with self._lock:
             self._jobs.pop(token, None)
+            self._clocks.pop(token, None)
             if token in self._expired:
                 self._expired.discard(token)
                 return True
@@ -179,8 +234,18 @@ class Watchdog:
             jobs = list(self._jobs.items())
         for token, (future, limit) in jobs:
             job = running.get(token)
-            if job is None or job.own_seconds(now) <= limit:
-                continue  # still queued in the pool, or within its time
+            if job is None:
+                continue  # still queued in the pool
+            with self._lock:
+                if token not in self._jobs:
+                    continue  # finished meanwhile
+                clock = self._clocks.get(token)
+                if clock is None or clock.pid != job.pid:
+                    clock = self._clocks[token] = Clock(job.pid, job.cpu_ns, job.started_ns,
+                                                        lost=job.cpu_ns < 0)
+            own, _ = clock.look(now)
+            if (own - job.credit_ns) / 1e9 <= limit:
+                continue  # within its time
             with self._lock:
                 self._expired.add(token)
             if not future.cancel():  # it finished meanwhile: its own result stands

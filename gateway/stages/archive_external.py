@@ -24,9 +24,11 @@ limits:
   may have is LimitExceeded (before anything is unpacked), and for 7-Zip the format it
   opened must be the one the sniffer named (a polyglot is not read as something else);
 - extraction goes into a private temporary directory, with a file-size limit
-  (``prlimit --fsize``), a wall-clock timer after which the process group is killed,
-  and death with the worker (``setpriv --pdeathsig``); both programs refuse paths
-  that lead outside the directory and do not write through links;
+  (``prlimit --fsize``), a timer after which the process group is killed (it counts
+  the program's own time: waiting for a CPU moves it out, and is credited to the job's
+  clock, gateway/pipeline/jobclock.py), and death with the worker (``setpriv
+  --pdeathsig``); both programs refuse paths that lead outside the directory and do
+  not write through links;
 - only regular files are read back (``lstat``, ``O_NOFOLLOW``, never following a
   link); a link or a special file becomes an ``archive.link`` finding; empty folders
   are left out (HFS+ keeps its own private ones in every image).
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
+from gateway.pipeline import jobclock
 
 #: sniffed type -> (7-Zip format names it may report, the -t switch; None: 7-Zip
 #: detects, which for a DMG also opens the file system inside it). The type is forced
@@ -72,6 +75,7 @@ _NO_PASSWORD = "-psekisho-no-password"  # noqa: S105 - a switch, not a credentia
 _COMMON = ("-bd", "-sccUTF-8", "-scsUTF-8", _NO_PASSWORD)
 _UNAR_PASSWORD = "sekisho-no-password"  # noqa: S105 - never a right one (see above)
 WRONG_KEY = "the password is not correct"
+TICK = 0.2  # seconds between looks at a running program's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,15 +271,28 @@ def _run(cmd: list[str], work: Path, limit: int, deadline: float,
     proc = subprocess.Popen(wrapped, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env, cwd=work, text=True,
                             errors="replace", start_new_session=True)
-    expired = threading.Event()
+    expired, done = threading.Event(), threading.Event()
 
-    def kill() -> None:
-        expired.set()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    def watch() -> None:
+        # the time limit counts the program's own time: what it spends waiting for a
+        # CPU (a busy machine, the workers' lower priority) moves the end out, and is
+        # credited to the job's clock too (the job waits for the program meanwhile)
+        seen = jobclock.sample(proc.pid)
+        clock = jobclock.Clock(proc.pid, seen[1] if seen else 0, time.monotonic_ns(),
+                               lost=seen is None)
+        end = time.monotonic() + left
+        while not done.wait(TICK):
+            _, waiting = clock.look(time.monotonic_ns())
+            end += waiting / 1e9
+            jobclock.credit(waiting / 1e9)
+            if time.monotonic() >= end:
+                expired.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                return
 
-    timer = threading.Timer(left, kill)
-    timer.start()
+    watcher = threading.Thread(target=watch, name=f"{program}-timer", daemon=True)
+    watcher.start()
     try:
         assert proc.stdout is not None
         with proc.stdout:
@@ -284,7 +301,8 @@ def _run(cmd: list[str], work: Path, limit: int, deadline: float,
                     listing.feed(line)
         status = proc.wait()
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join()
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
