@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -63,33 +63,39 @@ class Clock:
     """The own time of one process, advanced by ``look`` a few times a second."""
 
     pid: int
-    cpu0: int           # CPU time at the start (ns)
+    cpu0: int           # CPU time at the start (ns; -1: unknown, and then ``lost``)
     last: int           # when it was last looked at (monotonic ns)
-    cpu_last: int = -1  # CPU time at the last look (ns)
-    slept: int = 0      # time found asleep so far (ns)
-    lost: bool = False  # /proc could not be read: the wall time counts from then on
-    wall: int = 0       # time counted as wall time since then (ns)
+    lost: bool = False  # /proc could not be read: every interval counts whole from then
+    cpu: int = field(init=False)  # CPU time at the last look (ns)
+    slept: int = field(init=False, default=0)  # counted whole: asleep, /proc unreadable
+
+    def __post_init__(self) -> None:
+        self.cpu = self.cpu0
+
+    @classmethod
+    def of(cls, pid: int, now: int) -> Clock:
+        """A clock for process ``pid`` starting ``now``."""
+        seen = sample(pid)
+        return cls(pid, -1 if seen is None else seen[1], now, lost=seen is None)
 
     def look(self, now: int) -> tuple[int, int]:
         """(own time so far, time it was ready to run but not running since the last
-        look), in ns. The interval since the last look counts as asleep or not by the
-        state seen now; ready-to-run time is the interval less the CPU time used."""
+        look), in ns. The interval since the last look counts whole (asleep, or /proc
+        unreadable) or not by what is seen now; ready-to-run time is the interval less
+        the CPU time used."""
         interval, self.last = now - self.last, now
         seen = None if self.lost else sample(self.pid)
+        waiting = 0
         if seen is None:
             self.lost = True
-            self.wall += interval
-            return self._cpu() + self.slept + self.wall, 0
-        state, cpu = seen
-        used = cpu - (self.cpu0 if self.cpu_last < 0 else self.cpu_last)
-        self.cpu_last = cpu
-        if state in _SLEEPING:
             self.slept += interval
-            return self._cpu() + self.slept, 0
-        return self._cpu() + self.slept, max(0, interval - used)
-
-    def _cpu(self) -> int:
-        return max(0, (self.cpu0 if self.cpu_last < 0 else self.cpu_last) - self.cpu0)
+        else:
+            used, self.cpu = seen[1] - self.cpu, seen[1]
+            if seen[0] in _SLEEPING:
+                self.slept += interval
+            else:
+                waiting = max(0, interval - used)
+        return self.cpu - self.cpu0 + self.slept, waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,17 @@ class Running:
 
 
 _worker_slots: Slots | None = None  # in a worker: the slots ``credit`` reports through
+
+
+def job_started(token: int) -> None:
+    """In a worker: the job ``token`` starts (no-op outside a pool's worker)."""
+    if _worker_slots is not None:
+        _worker_slots.start(token)
+
+
+def job_ended() -> None:
+    if _worker_slots is not None:
+        _worker_slots.stop()
 
 
 def credit(seconds: float) -> None:

@@ -48,7 +48,7 @@ import pebble
 import structlog
 
 from gateway.models import Report, Verdict
-from gateway.pipeline import registry
+from gateway.pipeline import jobclock, registry
 from gateway.pipeline.jobclock import Slots, Watchdog
 from gateway.pipeline.run import failed_report, process_file, scan_file
 from gateway.policy import Policy
@@ -89,20 +89,15 @@ class Done:
 # ------------------------------------------------------------------------ child side
 
 
-_slots: Slots | None = None  # in a worker: where it says which job it runs
-
-
 def _child_init(plugins: Sequence[str], log_json: bool, log_level: str, nice: int,
                 slots: Slots) -> None:
     from gateway.log import configure  # noqa: PLC0415 - configured once per child
 
-    global _slots  # noqa: PLW0603 - one per worker process
     configure(json=log_json, level=log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     if nice:
         os.nice(nice)
-    _slots = slots
-    slots.claim()
+    slots.claim()  # where this worker says which job it runs (jobclock)
     registry.load_plugins(plugins)
 
 
@@ -122,13 +117,11 @@ def _set_limits(policy: Policy) -> None:
 
 
 def _run_job(spec: JobSpec, policy: Policy, then: Then | None = None, token: int = 0) -> Done:
-    if _slots is None:
-        return _job(spec, policy, then)
-    _slots.start(token)
+    jobclock.job_started(token)
     try:
         return _job(spec, policy, then)
     finally:
-        _slots.stop()
+        jobclock.job_ended()
 
 
 def _job(spec: JobSpec, policy: Policy, then: Then | None) -> Done:

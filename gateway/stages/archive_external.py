@@ -277,9 +277,7 @@ def _run(cmd: list[str], work: Path, limit: int, deadline: float,
         # the time limit counts the program's own time: what it spends waiting for a
         # CPU (a busy machine, the workers' lower priority) moves the end out, and is
         # credited to the job's clock too (the job waits for the program meanwhile)
-        seen = jobclock.sample(proc.pid)
-        clock = jobclock.Clock(proc.pid, seen[1] if seen else 0, time.monotonic_ns(),
-                               lost=seen is None)
+        clock = jobclock.Clock.of(proc.pid, time.monotonic_ns())
         end = time.monotonic() + left
         while not done.wait(TICK):
             _, waiting = clock.look(time.monotonic_ns())
