@@ -173,19 +173,11 @@ class Analysis:
         self.counts: Counter[str] = Counter()
         self.unclosed: list[int] = []        # groups still open at EOF (their "{" offsets)
         self.tail: list[tuple[int, int]] = []  # from a \bin running past the end to EOF
-        self._frame: _Frame | None = None    # the group the walk is in
         self._walk(runs)
         self.cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
         self.missing = rt.count_uncut(self.unclosed, self.cuts)  # Word closes them, others don't
 
     # ------------------------------------------------------------------- walk
-
-    def _plain(self) -> bool:
-        """Whether the walk has no use for the tokens of plain content here (see _RUN):
-        not at a group's head, no field instruction, object data or class being read."""
-        frame = self._frame
-        return frame is not None and not frame.at_head and frame.inst is None \
-            and frame.hex is None and frame.cls is None
 
     def _walk(self, runs: bool) -> None:
         data = self.data
@@ -194,7 +186,14 @@ class Analysis:
         bare = False   # the previous token is a control word without its delimiter
         skip = 0       # \uN fallback characters still to skip (Word reading of fields)
         tok = rt.Token(rt.TEXT, 0, 0)
-        for tok in rt.tokens(data, _RUN if runs else None, self._plain):
+
+        def plain() -> bool:
+            """Whether the walk has no use for the tokens of plain content here (_RUN):
+            not at a group's head, no field instruction, object data or class read."""
+            return frame is not None and not frame.at_head and frame.inst is None \
+                and frame.hex is None and frame.cls is None
+
+        for tok in rt.tokens(data, _RUN if runs else None, plain):
             kind = tok.type
             if kind == rt.RUN:  # plain content passed over: the state after a text token
                 bare, skip = False, 0
@@ -204,7 +203,7 @@ class Analysis:
                     frame.at_head = False
                 if len(stack) >= MAX_DEPTH:
                     raise LimitExceeded(f"RTF groups nested deeper than {MAX_DEPTH}")
-                frame = self._frame = _Frame(tok.start, frame)
+                frame = _Frame(tok.start, frame)
                 frame.glue = bare
                 stack.append(frame)
                 bare, skip = False, 0
@@ -216,7 +215,7 @@ class Analysis:
                 if not stack:
                     self._overlay(tok.end)
                     return
-                frame = self._frame = stack[-1]
+                frame = stack[-1]
             elif kind == rt.TEXT:
                 chunk = data[tok.start:tok.end]
                 if frame.at_head and not chunk.strip(_BLANK):
