@@ -135,8 +135,7 @@ def _note(name: str, reason: str) -> str:
 def _members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     limit = ctx.policy.limits.max_size
     seen: set[str] = set()
-    readers = {"archive.zip": _zip_members, "archive.tar": _tar_members,
-               "archive.7z": _7z_members,
+    readers = {"archive.tar": _tar_members, "archive.7z": _7z_members,
                "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members,
                "archive.ar": _libarchive_members, "archive.cpio": _libarchive_members}
     reader = readers.get(ctx.type_id)
