@@ -24,6 +24,11 @@ CSS_LOADS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behav
                        r"-moz-binding", re.IGNORECASE)
 FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
 
+#: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
+_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
+#: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
+_SWITCH_ARG = frozenset({"\\l", "\\o", "\\t"})
+
 
 def shown_address(target: str) -> str:
     """A link's address as findings name it: blanks folded, at most 300 characters."""
@@ -35,10 +40,6 @@ def link_detail(target: str, kept: bool) -> str:
     it did."""
     shown = shown_address(target)
     return f"link to {shown}" if kept else f"link to {shown}, removed by policy"
-#: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
-_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
-#: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
-_SWITCH_ARG = frozenset({"\\l", "\\o", "\\t"})
 
 
 def is_web(target: str) -> bool:
