@@ -222,12 +222,14 @@ class Watchdog:
 
     def watch(self, token: int, future: Future[Any], limit: float) -> None:
         with self._lock:
+            idle = not self._jobs  # only then is the watchdog waiting to be woken
             self._jobs[token] = (future, limit)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="job-watchdog",
                                                 daemon=True)
                 self._thread.start()
-        self._wake.set()
+        if idle:  # a busy pool does not wake it for every job: it looks every TICK
+            self._wake.set()
 
     def forget(self, token: int) -> bool:
         """Stop watching ``token``; True when the watchdog ended it (its time ran out)."""
