@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 from gateway.models import Verdict
 from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.policy import FormatPolicy, Limits, Policy
+from tests.helpers import cpu as cpu_load
 from tests.helpers import evil_stages as evil
 from tests.helpers.thens import Broken, Dies, Niceness, WhereAmI
 
@@ -151,19 +150,12 @@ def test_waiting_for_a_cpu_does_not_count_against_the_time_limit(tmp_path: Path)
                     formats={"testonly": FormatPolicy("disarm")})
     src = tmp_path / "busy.bin"
     src.write_bytes(evil.make("busy", f"0.15 {cpu}".encode()))
-    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})"
-                            "\nwhile True: pass"])
-    try:
-        with WorkerPool(1, nice=19, plugins=[PLUGIN]) as pool:
-            assert pool.submit_then(job(tmp_path, "ok"), limits, Niceness()).result().after \
-                >= 19
-            started = time.monotonic()
-            spec = JobSpec("job-busy", src, tmp_path / "busy.out", src.name)
-            report = pool.run(spec, limits)
-            took = time.monotonic() - started
-    finally:
-        hog.kill()
-        hog.wait()
+    with cpu_load.busy(cpu), WorkerPool(1, nice=19, plugins=[PLUGIN]) as pool:
+        assert pool.submit_then(job(tmp_path, "ok"), limits, Niceness()).result().after >= 19
+        started = time.monotonic()
+        spec = JobSpec("job-busy", src, tmp_path / "busy.out", src.name)
+        report = pool.run(spec, limits)
+        took = time.monotonic() - started
     assert report.verdict is Verdict.CLEAN, report.reason
     assert took > 3, f"the job was not kept waiting for a CPU ({took:.2f} s): no test"
     assert spec.out is not None and spec.out.read_bytes() == evil.make("ok",

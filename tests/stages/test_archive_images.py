@@ -252,25 +252,19 @@ def test_a_program_kept_waiting_for_a_cpu_is_not_killed(tmp_path: Path) -> None:
     finish. (The program runs in a session of its own, so with the kernel's autogroups
     its task nice would not matter: it lowers its session's.)"""
     import os
-    import subprocess
     import sys
     import time
 
+    from tests.helpers import cpu as cpu_load
+
     cpu = min(os.sched_getaffinity(0))
-    spin = (f"import os, time; os.sched_setaffinity(0, {{{cpu}}}); end = time.process_time()"
-            " + 0.1\nwhile time.process_time() < end: pass")
-    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})"
-                            "\nwhile True: pass"])
-    try:
-        time.sleep(0.5)  # the busy process is up and pinned
+    low = 'echo 19 > /proc/$$/autogroup 2>/dev/null; exec nice -n 19 "$0" -c "$1"'
+    with cpu_load.busy(cpu):
         started = time.monotonic()
-        low = 'echo 19 > /proc/$$/autogroup 2>/dev/null; exec nice -n 19 "$0" -c "$1"'
-        status = archive_external._run(["sh", "-c", low, sys.executable, spin],
+        status = archive_external._run(["sh", "-c", low, sys.executable,
+                                        cpu_load.spin(0.1, cpu)],
                                        tmp_path, 1000, time.monotonic() + 2.0)
         took = time.monotonic() - started
-    finally:
-        hog.kill()
-        hog.wait()
     assert status == 0
     assert took > 3, f"the program was not kept waiting ({took:.2f} s): no test"
 
