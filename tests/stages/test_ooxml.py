@@ -998,6 +998,18 @@ def test_scan_reports_what_disarm_changes(tmp_path: Path, name: str) -> None:
     assert done.verdict is Verdict.DISARMED
 
 
+@pytest.mark.parametrize(("macros", "type_id"), [(False, "ooxml.vsdx"), (True, "ooxml.vsdm")])
+def test_visio_drawings_are_refused_by_name(tmp_path: Path, macros: bool, type_id: str) -> None:
+    """No stage reads Visio's ShapeSheet formulas (a double-click that runs an add-on,
+    CALLTHIS, OPENFILE…) yet: a .vsdx is refused as what it is, not as a damaged Word,
+    Excel or PowerPoint package ("no main document part"), and never delivered."""
+    r = run(tmp_path, G.vsdx(macros=macros), "配置図." + type_id.split(".")[1])
+    assert r.report.verdict is Verdict.BLOCKED and r.out is None
+    assert r.report.input.type == type_id
+    assert r.keys() == {("block.unsupported", "")}
+    assert r.report.reason == f"no disarm stage for {type_id} yet"
+
+
 # ------------------------------------------------------------------------------ corpus
 
 #: corpus samples that are not delivered, and why (everything else must be delivered)

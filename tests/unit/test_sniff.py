@@ -11,6 +11,7 @@ import pytest
 
 from gateway.pipeline.sniff import sniff_bytes
 from tests.conftest import ROOT
+from tests.helpers import ooxmlgen as G
 
 
 def ooxml(main_ctype: str, extra: dict[str, bytes] | None = None) -> bytes:
@@ -43,6 +44,8 @@ CASES: list[tuple[str, bytes, str]] = [
                                  b"\nendobj\n", "pdf"),
     ("docx", ooxml(W), "ooxml.docx"),
     ("docm", ooxml(WM), "ooxml.docm"),
+    ("vsdx", G.vsdx(), "ooxml.vsdx"),
+    ("vsdm", G.vsdx(macros=True), "ooxml.vsdm"),
     ("zip", plain_zip(), "archive.zip"),
     ("rtf", b"{\\rtf1\\ansi hello}", "rtf"),
     ("rtf word-style header", b"{\\rtxyz hello}", "rtf"),
