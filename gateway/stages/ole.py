@@ -55,6 +55,20 @@ from gateway.stages.cfb_writer import Node
 MAX_INPUT = 256 * 1024 * 1024
 
 
+def _other_product(root: Node) -> str | None:
+    """What an ``ole.other`` file is, where its root entries say so for certain: the
+    refusal then names the program, which tells the administrator (and, through the
+    notice, the recipient) what to ask the sender for instead."""
+    if (visio := root.child("VisioDocument")) is not None and not visio.is_storage:
+        return "a Visio drawing (.vsd)"
+    if (quill := root.child("Quill")) is not None and quill.is_storage:
+        return "a Publisher document (.pub)"
+    header = root.child("FileHeader")
+    if header is not None and header.data.startswith(b"HWP Document File"):
+        return "a Hangul (HWP) document"
+    return None
+
+
 class OleStage:
     name: ClassVar[str] = "ole"
     #: ole.other is accepted only to name the reason it is refused: damaged
@@ -82,7 +96,12 @@ class OleStage:
             ctx.record("ole.repaired", "", action=Action.REPAIRED, detail=repair)
         kind = ctx.type_id
         if kind not in ("ole.doc", "ole.xls", "ole.ppt"):
-            raise Unsupported("this OLE compound file is not a Word, Excel or PowerPoint file")
+            what = _other_product(root)
+            if what is None:
+                raise Unsupported("this OLE compound file is not a Word, Excel or "
+                                  "PowerPoint file")
+            raise Unsupported(f"{what}: only Word, Excel and PowerPoint compound files "
+                              "are disarmed")
         # encryption first: nothing else can be judged in an encrypted file
         if kind == "ole.doc":
             ole_word.check_encryption(root)

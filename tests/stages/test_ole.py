@@ -647,11 +647,28 @@ def test_sniff_ole_kinds(bases: dict[str, bytes]) -> None:
     assert sniff_bytes(cfb_writer.write(other)).type_id == "ole.other"
 
 
-def test_other_ole_is_blocked_unsupported(tmp_path: Path) -> None:
-    other = Node("Root Entry", True, children=[Node("VisioDocument", False, b"z")])
-    report, _ = run(tmp_path, cfb_writer.write(other), "x.vsd")
-    assert report.verdict is Verdict.BLOCKED
-    assert report.items[0].findings[-1].kind == "block.unsupported"
+@pytest.mark.parametrize(("children", "name", "reason"), [
+    ([Node("VisioDocument", False, b"Visio (TM) Drawing\r\n")], "x.vsd",
+     "a Visio drawing (.vsd): only Word, Excel and PowerPoint compound files are disarmed"),
+    ([Node("Quill", True, children=[Node("QuillSub", True)]), Node("Contents", False, b"c")],
+     "x.pub",
+     "a Publisher document (.pub): only Word, Excel and PowerPoint compound files are disarmed"),
+    ([Node("FileHeader", False, b"HWP Document File" + bytes(15)), Node("BodyText", True)],
+     "x.hwp",
+     "a Hangul (HWP) document: only Word, Excel and PowerPoint compound files are disarmed"),
+    # nothing names the program for certain (an Ichitaro .jtd, say): the plain reason
+    ([Node("DocumentText", False, b"t"), Node("VisioDocument", True)], "x.jtd",
+     "this OLE compound file is not a Word, Excel or PowerPoint file"),
+])
+def test_other_ole_is_blocked_unsupported_by_name(tmp_path: Path, children: list[Node],
+                                                  name: str, reason: str) -> None:
+    report, _ = run(tmp_path, cfb_writer.write(Node("Root Entry", True, children=children)),
+                    name)
+    assert report.verdict is Verdict.BLOCKED and report.output is None
+    assert report.input.type == "ole.other"
+    assert [(f.kind, f.location) for f in report.items[0].findings] == [("block.unsupported",
+                                                                          "")]
+    assert report.reason == reason
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
