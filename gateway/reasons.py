@@ -33,8 +33,9 @@ _TABLE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r".*(refers to an external XML entity|XXE)", "外部実体参照（XXE）を含む不正な XML です"),
         (r".*(damaged|truncated|cannot be read|cannot be decoded|does not parse|"
          r"is missing|inconsistent|overlap)", "ファイルが壊れています"),
-        (r".*not supported|.*unsupported|.*needs (LibreOffice|7-Zip)|.*needs network namespaces",
-         "この形式には対応していません"),
+        (r".*not supported|.*unsupported|.*needs (LibreOffice|7-Zip)|.*needs network namespaces|"
+         r"no disarm stage for|.*only Word, Excel and PowerPoint compound files|"
+         r".*not a Word, Excel or PowerPoint file", "この形式には対応していません"),
         (r"unknown\.|unknown (file )?type", "形式を判別できないため受け付けません"),
         (r"executable\.|.*executable|.*script", "実行ファイル・スクリプトは受け付けません"),
         (r"declared type differs", "拡張子と実際の形式が一致しません"),

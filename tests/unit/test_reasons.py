@@ -42,6 +42,14 @@ from gateway import reasons
      "展開後の大きさや数が上限を超えています（the archive holds too many items (more than 1000)）"),
     ("processing took longer than 48 s (7zz)",
      "処理時間の上限を超えました（processing took longer than 48 s (7zz)）"),
+    ("a Visio drawing (.vsd): only Word, Excel and PowerPoint compound files are disarmed",
+     "この形式には対応していません"
+     "（a Visio drawing (.vsd): only Word, Excel and PowerPoint compound files are disarmed）"),
+    ("this OLE compound file is not a Word, Excel or PowerPoint file",
+     "この形式には対応していません"
+     "（this OLE compound file is not a Word, Excel or PowerPoint file）"),
+    ("no disarm stage for ooxml.vsdx yet",
+     "この形式には対応していません（no disarm stage for ooxml.vsdx yet）"),
     ("something nobody planned for", "安全にできませんでした（something nobody planned for）"),
     ("", ""),
     (None, ""),
