@@ -37,6 +37,11 @@ class EncryptedContent(ItemError):
     reason = "encrypted"
 
 
+#: what every stage says when the password a job carries does not open its content (the
+#: jobs service and the Japanese notices read the same sentence)
+WRONG_PASSWORD = "the password is not correct"  # noqa: S105 - a message, not a credential
+
+
 class PolicyBlocked(ItemError):
     """A stage found content the policy says to block rather than disarm."""
 

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from gateway.errors import WRONG_PASSWORD
 from gateway.jobs.store import (
     DELIVERED,
     DONE,
@@ -82,7 +83,6 @@ class NotHeld(Exception):
 #: sniffed types whose stage can open them with a password
 HOLDABLE = frozenset({"archive.zip", "archive.7z", "archive.rar", "pdf", "ooxml.encrypted",
                       "ole.xls"})
-WRONG_KEY = "the password is not correct"
 LOCKED_OUT = "too many wrong passwords"
 
 
@@ -369,7 +369,7 @@ class JobService:
                 report = await asyncio.wrap_future(self.pool.submit(spec, pol))
             wrong = _encrypted(report)
             if wrong and rec.password_attempts < self.max_password_attempts:
-                rec.reason = WRONG_KEY
+                rec.reason = WRONG_PASSWORD
                 await asyncio.to_thread(self._attempt_failed, rec)
                 log.info("jobs.unlock_failed", job_id=job_id, attempt=rec.password_attempts)
                 return rec
@@ -389,7 +389,7 @@ class JobService:
         self.store.path(rec.job_id, ".result.tmp").unlink(missing_ok=True)
         if self.audit is not None:
             self.audit.record("unlock", job_id=rec.job_id, origin=rec.origin,
-                              verdict="held", reason=WRONG_KEY,
+                              verdict="held", reason=WRONG_PASSWORD,
                               attempt=rec.password_attempts)
 
     async def _give_up(self, rec: JobRecord, reason: str) -> None:

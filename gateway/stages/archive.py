@@ -39,7 +39,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO, ClassVar, Protocol
 
-from gateway.errors import EncryptedContent, LimitExceeded, Malformed, PolicyBlocked
+from gateway.errors import (
+    WRONG_PASSWORD,
+    EncryptedContent,
+    LimitExceeded,
+    Malformed,
+    PolicyBlocked,
+)
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
@@ -507,11 +513,11 @@ def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Itera
         raise EncryptedContent("7z archive is password-protected") from None
     except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
         if password is not None:  # encrypted headers decrypted with the wrong key
-            raise EncryptedContent(WRONG_KEY) from None
+            raise EncryptedContent(WRONG_PASSWORD) from None
         raise Malformed(f"7z archive is damaged ({type(exc).__name__})") from None
     except (TypeError, KeyError, IndexError, struct.error):
         if password is not None:  # py7zr parses the garbage a wrong key decrypts to
-            raise EncryptedContent(WRONG_KEY) from None
+            raise EncryptedContent(WRONG_PASSWORD) from None
         raise
     with archive:
         if archive.needs_password() and password is None:
@@ -527,7 +533,7 @@ def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Itera
         except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError,
                 py7zr.exceptions.UnsupportedCompressionMethodError) as exc:
             if encrypted:  # a wrong key decrypts to garbage the decoder refuses
-                raise EncryptedContent(WRONG_KEY) from None
+                raise EncryptedContent(WRONG_PASSWORD) from None
             raise Malformed(f"7z archive cannot be read ({type(exc).__name__})") from None
         for info in infos:
             if info.is_directory:
@@ -541,9 +547,6 @@ def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Itera
                     continue
                 product.seek(0)
                 yield Member(info.filename, _read_capped(product, limit, "7z member"))
-
-
-WRONG_KEY = archive_external.WRONG_KEY
 
 
 def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> Iterator[Member]:
@@ -605,7 +608,7 @@ def _libarchive_members(src: BinaryIO, limit: int,
             # 256 gets past it and fails later as a decompression or CRC error (WinZip
             # AES: 1 in 65536, then the authentication code). With a password given,
             # an encrypted entry that does not decode is a wrong password.
-            raise EncryptedContent(WRONG_KEY) from None
+            raise EncryptedContent(WRONG_PASSWORD) from None
         if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
             raise EncryptedContent("archive is password-protected") from None
         raise Malformed(f"archive cannot be read ({text[:80]})") from None

@@ -52,7 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
+from gateway.errors import (
+    WRONG_PASSWORD,
+    EncryptedContent,
+    LimitExceeded,
+    Malformed,
+    Unsupported,
+)
 from gateway.pipeline import jobclock
 
 #: sniffed type -> (7-Zip format names it may report, the -t switch; None: 7-Zip
@@ -74,7 +80,6 @@ FORMATS: dict[str, tuple[tuple[str, ...], str | None]] = {
 _NO_PASSWORD = "-psekisho-no-password"  # noqa: S105 - a switch, not a credential
 _COMMON = ("-bd", "-sccUTF-8", "-scsUTF-8", _NO_PASSWORD)
 _UNAR_PASSWORD = "sekisho-no-password"  # noqa: S105 - never a right one (see above)
-WRONG_KEY = "the password is not correct"
 TICK = 0.2  # seconds between looks at a running program's clock
 
 
@@ -151,7 +156,7 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         status = _run([lister, "-j", "-p", key, "--", str(archive)], work, limit,
                       deadline, listing)
         if (status != 0 or listing.failed) and password is not None:
-            raise EncryptedContent(WRONG_KEY)  # encrypted headers did not decrypt
+            raise EncryptedContent(WRONG_PASSWORD)  # encrypted headers did not decrypt
         if status != 0 or listing.failed:
             raise Malformed(f"RAR archive cannot be read (unar: {listing.error(status)})")
         if listing.count == 0:  # e.g. one part of a multi-volume archive, alone
@@ -162,7 +167,7 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", key,
                        "-o", str(out), "--", str(archive)], work, limit, deadline)
         if status != 0 and listing.encrypted:
-            raise EncryptedContent(WRONG_KEY)  # its check data did not match the password
+            raise EncryptedContent(WRONG_PASSWORD)  # its check data did not match the password
         if status != 0:
             raise Malformed("RAR archive is damaged (unar could not unpack every file)")
         yield from _walk(out, limit)

@@ -30,12 +30,11 @@ import io
 import struct
 from xml.parsers.expat import ExpatError
 
-from gateway.errors import EncryptedContent, Malformed
+from gateway.errors import WRONG_PASSWORD, EncryptedContent, Malformed
 from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
 
 #: Office's built-in password for workbooks protected only against modification
 DEFAULT_PASSWORDS = ("VelvetSweatshop",)
-WRONG_KEY = "the password is not correct"
 NEEDS_KEY = "document is password-protected"
 
 
@@ -83,4 +82,4 @@ def _open(data: bytes, password: str | None, needs_key: str) -> tuple[bytes, boo
                 EOFError, ExpatError) as exc:  # ExpatError: a damaged agile XML descriptor
             raise Malformed(f"the encrypted document is damaged ({type(exc).__name__})") from None
         return out.getvalue(), given
-    raise EncryptedContent(WRONG_KEY if password else needs_key)
+    raise EncryptedContent(WRONG_PASSWORD if password else needs_key)

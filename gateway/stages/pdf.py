@@ -100,7 +100,7 @@ from typing import BinaryIO, ClassVar
 
 import pikepdf
 
-from gateway.errors import EncryptedContent, Malformed
+from gateway.errors import WRONG_PASSWORD, EncryptedContent, Malformed
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
@@ -137,7 +137,7 @@ def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str 
                             suppress_warnings=True, attempt_recovery=True,
                             access_mode=mode), None, False
     except pikepdf.PasswordError:
-        raise EncryptedContent("the password is not correct" if password
+        raise EncryptedContent(WRONG_PASSWORD if password
                                else "PDF requires a password to open") from None
     except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
         error = _message(exc, src)
