@@ -326,7 +326,7 @@ def values_worksheet(data: bytes, name: str) -> bytes:
                 cell.remove(value)
             cell.set("t", "inlineStr")
             inline = Element(f"{{{main}}}is")
-            t = Element(f"{{{main}}}t", {f"{{{X.XML_NS}}}space": "preserve"})
+            t = Element(f"{{{main}}}t", {X.XML_SPACE: "preserve"})
             t.text = text or ""
             inline.append(t)
             cell.append(inline)

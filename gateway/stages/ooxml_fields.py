@@ -210,14 +210,11 @@ def _attr(tag: str, name: str) -> str:
     return f"{{{X.ns(tag)}}}{name}"
 
 
-_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
-
-
 def _add_run(simple: Element, text: str) -> None:
     """Give a fldSimple without runs one run showing ``text``."""
     w = X.ns(simple.tag)
     run = Element(f"{{{w}}}r")
-    t = Element(f"{{{w}}}t", {_XML_SPACE: "preserve"})
+    t = Element(f"{{{w}}}t", {X.XML_SPACE: "preserve"})
     t.text = text
     run.append(t)
     simple.append(run)
@@ -271,7 +268,7 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
             deleted = X.local(el.tag) == "delInstrText"  # inside a tracked deletion
             el.tag = f"{{{X.ns(el.tag)}}}{'delText' if deleted else 't'}"
             el.attrib.clear()
-            el.set(_XML_SPACE, "preserve")
+            el.set(X.XML_SPACE, "preserve")
             el.text = text
     parents = doc.parents()
     touched: list[Element] = []

@@ -32,6 +32,7 @@ O_NS = "urn:schemas-microsoft-com:office:office"
 V_NS = "urn:schemas-microsoft-com:vml"
 A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
+XML_SPACE = f"{{{XML_NS}}}space"  # xml:space, as ElementTree names it
 
 #: prefixes used when we must declare a namespace the input never declared
 _PREFERRED = {
