@@ -323,22 +323,21 @@ def _read_capped(f: _Readable, limit: int, what: str) -> bytes:
     return data
 
 
-def _zip_members(src: BinaryIO, limit: int) -> Iterator[Member]:
+def _open_zip(src: BinaryIO) -> zipfile.ZipFile:
     try:
-        zf = zipfile.ZipFile(src)
+        return zipfile.ZipFile(src)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise Malformed(f"zip archive is damaged ({exc})") from None
-    yield from _zip_entries(zf, limit)
 
 
 def _plain_zip(src: BinaryIO, ctx: StageContext, limit: int) -> Iterator[Member]:
     """A zip without a password: as zipfile reads it, or, when it has no end of central
     directory at all, from its entries' own headers (reported as archive.repaired)."""
     try:
-        zf = zipfile.ZipFile(src)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        zf = _open_zip(src)
+    except Malformed:
         if not _headless_zip(src):
-            raise Malformed(f"zip archive is damaged ({exc})") from None
+            raise
         ctx.record("archive.repaired", "", action=Action.REPAIRED,
                    detail="no central directory: the entries read from their own headers")
         yield from _local_entries(src, limit)
@@ -557,15 +556,12 @@ def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> It
         yield from _7z_members(src, limit, password)
         return
     if type_id == "archive.zip":
-        try:
-            with zipfile.ZipFile(src) as zf:
-                infos = zf.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise Malformed(f"zip archive is damaged ({exc})") from None
-        src.seek(0)
-        if not any(i.flag_bits & 0x1 for i in infos):
-            yield from _zip_members(src, limit)
+        zf = _open_zip(src)
+        if not any(i.flag_bits & 0x1 for i in zf.infolist()):
+            yield from _zip_entries(zf, limit)  # read as it is (it closes zf)
             return
+        zf.close()
+        src.seek(0)
     yield from _libarchive_members(src, limit, password)
 
 
