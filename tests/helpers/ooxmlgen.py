@@ -726,51 +726,35 @@ def vsdx(*, macros: bool = False) -> bytes:
     """A minimal Visio 2013+ drawing (MS-VSDX parts, content types and relationships):
     one page, one shape whose double-click runs a program (the ShapeSheet formula
     RUNADDON); with ``macros`` a .vsdm (macro-enabled main part and a VBA project)."""
-    main_ct = ("application/vnd.ms-visio.drawing.macroEnabled.main+xml" if macros
-               else "application/vnd.ms-visio.drawing.main+xml")
-    vba = ('<Override PartName="/visio/vbaProject.bin" '
-           'ContentType="application/vnd.ms-office.vbaProject"/>' if macros else "")
-    doc_rels = (f'<Relationship Id="rId1" Type="{_VISIO_REL}pages" Target="pages/pages.xml"/>'
-                + ('<Relationship Id="rId2" Type="http://schemas.microsoft.com/office/2006/'
-                   'relationships/vbaProject" Target="vbaProject.bin"/>' if macros else ""))
-    parts = {
-        "[Content_Types].xml": (
-            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-            f'<Override PartName="/visio/document.xml" ContentType="{main_ct}"/>'
-            '<Override PartName="/visio/pages/pages.xml" '
-            'ContentType="application/vnd.ms-visio.pages+xml"/>'
-            '<Override PartName="/visio/pages/page1.xml" '
-            f'ContentType="application/vnd.ms-visio.page+xml"/>{vba}</Types>'),
-        "_rels/.rels": _rels(f'<Relationship Id="rId1" Type="{_VISIO_REL}document" '
-                             'Target="visio/document.xml"/>'),
-        "visio/document.xml": f'<?xml version="1.0" encoding="utf-8"?><VisioDocument '
-                              f'xmlns="{_VISIO_NS}"/>',
-        "visio/_rels/document.xml.rels": _rels(doc_rels),
-        "visio/pages/pages.xml": (
-            f'<?xml version="1.0" encoding="utf-8"?><Pages xmlns="{_VISIO_NS}" xmlns:r="http://'
-            'schemas.openxmlformats.org/officeDocument/2006/relationships"><Page ID="0" '
-            'NameU="Page-1" Name="ページ-1"><PageSheet/><Rel r:id="rId1"/></Page></Pages>'),
-        "visio/pages/_rels/pages.xml.rels": _rels(
-            f'<Relationship Id="rId1" Type="{_VISIO_REL}page" Target="page1.xml"/>'),
-        "visio/pages/page1.xml": (
-            f'<?xml version="1.0" encoding="utf-8"?><PageContents xmlns="{_VISIO_NS}"><Shapes>'
-            '<Shape ID="1" Type="Shape"><Cell N="EventDblClick" V="0" '
-            'F="RUNADDON(&quot;calc.exe&quot;)"/><Text>庁舎配置図</Text></Shape>'
-            "</Shapes></PageContents>"),
-    }
+    empty = io.BytesIO()
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8" '
+                    'standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/'
+                    'package/2006/content-types"></Types>')
+    p = Pkg(empty.getvalue())
+    p.default("rels", "application/vnd.openxmlformats-package.relationships+xml")
+    p.default("xml", "application/xml")
+    p.put("visio/document.xml", f'<?xml version="1.0" encoding="utf-8"?><VisioDocument '
+                                f'xmlns="{_VISIO_NS}"/>')
+    p.override("visio/document.xml", "application/vnd.ms-visio.drawing.macroEnabled.main+xml"
+               if macros else "application/vnd.ms-visio.drawing.main+xml")
+    p.rel("", _VISIO_REL + "document", "visio/document.xml", rid="rId1")
+    p.put("visio/pages/pages.xml", (
+        f'<?xml version="1.0" encoding="utf-8"?><Pages xmlns="{_VISIO_NS}" xmlns:r="http://'
+        'schemas.openxmlformats.org/officeDocument/2006/relationships"><Page ID="0" '
+        'NameU="Page-1" Name="ページ-1"><PageSheet/><Rel r:id="rId1"/></Page></Pages>'))
+    p.override("visio/pages/pages.xml", "application/vnd.ms-visio.pages+xml")
+    p.rel("visio/document.xml", _VISIO_REL + "pages", "pages/pages.xml", rid="rId1")
+    p.put("visio/pages/page1.xml", (
+        f'<?xml version="1.0" encoding="utf-8"?><PageContents xmlns="{_VISIO_NS}"><Shapes>'
+        '<Shape ID="1" Type="Shape"><Cell N="EventDblClick" V="0" '
+        'F="RUNADDON(&quot;calc.exe&quot;)"/><Text>庁舎配置図</Text></Shape>'
+        "</Shapes></PageContents>"))
+    p.override("visio/pages/page1.xml", "application/vnd.ms-visio.page+xml")
+    p.rel("visio/pages/pages.xml", _VISIO_REL + "page", "page1.xml", rid="rId1")
     if macros:
-        parts["visio/vbaProject.bin"] = vba_project()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in parts.items():
-            zf.writestr(name, data if isinstance(data, bytes) else data.encode("utf-8"))
-    return buf.getvalue()
-
-
-def _rels(body: str) -> str:
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships '
-            f'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{body}'
-            "</Relationships>")
+        p.put("visio/vbaProject.bin", vba_project())
+        p.override("visio/vbaProject.bin", "application/vnd.ms-office.vbaProject")
+        p.rel("visio/document.xml", "http://schemas.microsoft.com/office/2006/relationships/"
+              "vbaProject", "vbaProject.bin", rid="rId2")
+    return p.build()
