@@ -84,7 +84,8 @@ location; ``pdf.encrypted`` is ``/Encrypt``.
 Embedded files (``embedded_files`` policy option): ``remove`` (default) takes them
 out; ``disarm`` runs each through the pipeline and re-embeds the delivered copy. A
 FileAttachment annotation is treated the same way: it stays with the disarmed file,
-or is taken off the page when its file is removed.
+or is taken off the page when its file is removed (also when the name tree removed
+that file first) or is not in the document at all (a path outside it).
 
 Names that are not UTF-8: pikepdf cannot look such keys up. They are never action
 slots, so they are skipped; where script-like names sit inside an object that has

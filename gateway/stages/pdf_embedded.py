@@ -47,6 +47,8 @@ MIME_BY_EXT: dict[str, str] = {
 }
 
 _NAME_KEYS = ("/UF", "/F", "/Unix", "/DOS", "/Mac")
+ATTACHMENT = "pdf.file_attachment"
+_OUTSIDE = "file attachment that refers to a file outside the document"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +93,33 @@ class EmbeddedFiles:
         self.remove = ctx.option("embedded_files", "remove") == "remove"
         self.handled = ObjectSet()   # file specifications and streams dealt with
         self._done: dict[tuple[int, int], _Result] = {}
+        #: file specifications whose file was removed, with why: a second reference to
+        #: one (an annotation showing a file the name tree lists) goes with it
+        self._removed: dict[tuple[int, int], str] = {}
 
     def filespec(self, spec: object, loc: Loc, kind: str, fallback: str = "") -> bool:
         """Apply the policy to the file embedded in ``spec``; record it under ``kind``.
 
         Returns False when the file was removed: the caller drops what held it
-        (a name tree entry, a FileAttachment annotation).
+        (a name tree entry, a FileAttachment annotation). A FileAttachment annotation
+        whose file is not in the document (no /EF: a path outside it) has nothing to
+        open but that path, and is dropped too.
         """
+        attachment = kind == ATTACHMENT
         if not is_dictlike(spec):
-            return True
+            if attachment:
+                self.record(kind, loc, Action.REMOVED, _OUTSIDE)
+            return not attachment
+        why = self._removed.get(spec.objgen)
+        if why is not None:  # (0, 0), a direct object, is never in it
+            self.record(kind, loc, Action.REMOVED, why)
+            return False
         ef = spec.get("/EF")
         if ef is None:
-            return True
+            if attachment:
+                self.record(kind, loc, Action.REMOVED, f"{display_name(spec, fallback)}: "
+                                                       f"{_OUTSIDE}")
+            return not attachment
         self.handled.add(spec)
         name = display_name(spec, fallback)
         streams: list[Stream] = []
@@ -114,18 +131,16 @@ class EmbeddedFiles:
                     streams.append(value)
         if not streams:
             del spec["/EF"]
-            self.record(kind, loc, Action.REMOVED, f"{name}: file entry without data")
-            return False
+            return self._removed_as(spec, kind, loc, f"{name}: file entry without data")
         if self.remove:
             self._remove(spec, streams)
-            self.record(kind, loc, Action.REMOVED, f"{name}: embedded files are removed by policy")
-            return False
+            return self._removed_as(spec, kind, loc,
+                                    f"{name}: embedded files are removed by policy")
         results = [self._process(stream, name) for stream in streams]
         failed = next((r for r in results if not r.keep), None)
         if failed is not None:
             self._remove(spec, streams)
-            self.record(kind, loc, Action.REMOVED, failed.detail)
-            return False
+            return self._removed_as(spec, kind, loc, failed.detail)
         actions = {r.action for r in results}
         action = Action.DISARMED if Action.DISARMED in actions else Action.KEPT
         new_name = results[0].new_name
@@ -134,6 +149,12 @@ class EmbeddedFiles:
             spec["/UF"] = String(new_name)
         self.record(kind, loc, action, results[0].detail)
         return True
+
+    def _removed_as(self, spec: Object, kind: str, loc: Loc, why: str) -> bool:
+        if spec.objgen != (0, 0):
+            self._removed[spec.objgen] = why
+        self.record(kind, loc, Action.REMOVED, why)
+        return False
 
     def _remove(self, spec: Object, streams: list[Stream]) -> None:
         if "/EF" in spec:

@@ -304,6 +304,29 @@ def file_attachment(name: str = "notes.txt", data: bytes = b"plain notes\n") -> 
     return build
 
 
+def shared_attachment() -> bytes:
+    """One file specification listed in /EmbeddedFiles and shown by a FileAttachment
+    annotation, as qpdf --add-attachment and Acrobat write it."""
+    pdf = base()
+    spec = filespec(pdf, "setup.exe", EXE)
+    pdf.Root.Names = Dictionary(EmbeddedFiles=Dictionary(Names=Array([String("setup.exe"),
+                                                                      spec])))
+    add_annot(pdf, Dictionary(Type=Name.Annot, Subtype=Name.FileAttachment,
+                              Rect=[400, 700, 420, 720], Name=Name.PushPin, FS=spec))
+    return save(pdf)
+
+
+def outside_attachment() -> bytes:
+    """FileAttachment annotations whose files are not in the document: a path outside it
+    (a dictionary without /EF, and a bare string)."""
+    pdf = base()
+    for fs in (pdf.make_indirect(Dictionary(Type=Name.Filespec, F=String("C:\\Windows\\calc.exe"))),
+               String("..\\payload.exe")):
+        add_annot(pdf, Dictionary(Type=Name.Annot, Subtype=Name.FileAttachment,
+                                  Rect=[400, 700, 420, 720], Name=Name.PushPin, FS=fs))
+    return save(pdf)
+
+
 def associated_file() -> bytes:
     """An executable reachable only through the catalog's /AF (found by the sweep)."""
     pdf = base()
@@ -660,6 +683,8 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "embedded_files": embedded_files,
     "file_attachment_txt": file_attachment(),
     "file_attachment_exe": file_attachment("setup.exe", EXE),
+    "shared_attachment": shared_attachment,
+    "outside_attachment": outside_attachment,
     "associated_file": associated_file,
     "xfa": xfa,
     "media_annots": media_annots,

@@ -119,6 +119,13 @@ CASES = [
     case("file_attachment_txt", LINK, ("pdf.file_attachment", A2, D), embedded=True),
     case("file_attachment_txt", LINK, ("pdf.file_attachment", A2, R), policy="remove"),
     case("file_attachment_exe", LINK, ("pdf.file_attachment", A2, R)),
+    # the annotation goes with the file, whichever reference the walk meets first
+    case("shared_attachment", LINK, ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R),
+         ("pdf.file_attachment", A2, R)),
+    case("shared_attachment", LINK, ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R),
+         ("pdf.file_attachment", A2, R), policy="remove"),
+    case("outside_attachment", LINK, ("pdf.file_attachment", A2, R),
+         ("pdf.file_attachment", "/Root/Pages/Kids[0]/Annots[3]", R)),
     case("associated_file", LINK, ("pdf.embedded_file", "/Root/AF[0]", R)),
     case("xfa", LINK, ("pdf.xfa", "/Root/AcroForm/XFA", R)),
     case("media_annots", LINK, ("pdf.rich_media", A2, R),
