@@ -111,6 +111,11 @@ from gateway.stages.pdf_sweep import Graph, sweep
 from gateway.stages.pdf_walk import Walk
 
 _DESCRIPTION = re.compile(r"^\s*(?:stream\s+)?<[^>]*>\s*")
+#: libqpdf 12 reads a stream as empty when no ``endstream`` follows its /Length bytes
+#: and it cannot find where the stream ends either (no ``endstream`` or ``endobj``
+#: further on, as in qpdf's own bad39.pdf); poppler and Acrobat read the /Length bytes
+_EMPTIED = re.compile(r"\(object (\d+) (\d+), offset (\d+)\): unable to recover stream "
+                      r"data; treating stream as empty")
 
 
 def _message(exc: object, src: object = None) -> str:
@@ -207,6 +212,46 @@ def _save(pdf: pikepdf.Pdf, dst: BinaryIO) -> bool:
         return False
 
 
+def _restore_emptied(pdf: pikepdf.Pdf, src: BinaryIO, notes: list[str]) -> list[str]:
+    """Give the streams qpdf read as empty (``_EMPTIED``) their /Length bytes back.
+
+    ``notes``: qpdf's warnings since the objects were parsed; the offset in such a
+    warning is where the stream's data starts in ``src``. Only a direct or indirect
+    integer /Length that stays inside the file is trusted; what the bytes hold goes
+    through the same walk as any other stream. Returns what was restored, as notes.
+    """
+    restored: list[str] = []
+    size = src.seek(0, io.SEEK_END)
+    for note in notes:
+        m = _EMPTIED.search(str(note))
+        if m is None:
+            continue
+        num, gen, offset = (int(g) for g in m.groups())
+        try:
+            stream = pdf.get_object((num, gen))
+            if not isinstance(stream, pikepdf.Stream) or stream.read_raw_bytes():
+                continue
+            length = _integer(stream.get("/Length"))
+            if length is None or not 0 < length <= size - offset:
+                continue
+            filters, parms = stream.get("/Filter"), stream.get("/DecodeParms")
+            if not isinstance(filters, pikepdf.Name | pikepdf.Array | None) or \
+                    not isinstance(parms, pikepdf.Dictionary | pikepdf.Array | None):
+                continue
+            src.seek(offset)
+            stream.write(src.read(length), filter=filters, decode_parms=parms)  # as encoded
+        except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, ValueError, TypeError):
+            continue
+        restored.append(f"object {num} {gen}: stream read by its /Length ({length} bytes), "
+                        "no endstream after it")
+    return restored
+
+
+def _integer(obj: object) -> int | None:
+    """A PDF integer (pikepdf gives it as an int, a direct or an indirect one alike)."""
+    return obj if isinstance(obj, int) and not isinstance(obj, bool) else None
+
+
 def _has_pages(pdf: pikepdf.Pdf) -> bool:
     try:
         return len(pdf.pages) > 0
@@ -247,7 +292,11 @@ class PdfStage:
         if not root.is_indirect:  # written into the trailer: most readers need a reference
             root = pdf.trailer["/Root"] = pdf.make_indirect(root)
             notes.append("document catalog written into the trailer")
-        orphans = Graph(pdf, suspects=False).orphans()
+        orphans = Graph(pdf, suspects=False).orphans()  # parses every reachable object
+        parsed = [str(w) for w in pdf.get_warnings()]
+        if salvaged is None:  # a salvaged file's offsets are those of the rebuilt bytes
+            notes.extend(_restore_emptied(pdf, src, parsed))
+        notes.extend(parsed)
         walk = Walk(pdf, ctx)
         walk.run(root)
         if walk.page_count == 0:

@@ -725,3 +725,24 @@ def test_damaged_object_stream_is_written_without_object_streams(tmp_path: Path)
     assert text_of(out) == " ".join(pdfgen.TEXT[:2])
     assert pdfwalk.check(str(out), keep_uri=True) == []
     assert b"/ObjStm" not in out.read_bytes()
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "flate"])
+def test_stream_without_endstream_keeps_its_declared_bytes(compress: bool,
+                                                           tmp_path: Path) -> None:
+    """A stream whose /Length bytes are followed by neither ``endstream`` nor ``endobj``
+    (qpdf's own test file bad39.pdf): libqpdf 12 finds no end to recover and treats it
+    as empty, poppler reads the /Length bytes. The page keeps its text."""
+    data = pdfgen.save(pdfgen.base(1), compress_streams=compress,
+                       object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    assert data.count(b"endstream\nendobj") == 1
+    assert (b"/FlateDecode" in data) is compress
+    src = tmp_path / "in.pdf"
+    src.write_bytes(data.replace(b"endstream\nendobj", b"enxstream\nenxobj"))
+    assert pdfgen.TEXT[0] in text_of(src)  # what a viewer shows of the input
+    report, out = run(tmp_path, src.read_bytes(), POLICIES["keep"])
+    assert report.verdict is Verdict.CLEAN, report.reason
+    repaired = [f for f in report.items[0].findings if f.kind == "pdf.repaired"]
+    assert [(f.location, f.action) for f in repaired] == [("", REP)]
+    assert pdfgen.TEXT[0] in text_of(out)
+    assert qpdf_check(out).returncode == 0
