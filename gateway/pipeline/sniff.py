@@ -334,6 +334,11 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")) or \
             _HTML_FRAGMENT.match(sample):
         return "html"
+    # the XML formats below are looked for inside the first kilobytes, so only in a file
+    # that is XML from its first byte: an ar or cpio archive (their signatures come from
+    # libmagic, after this check) whose first member is such a document is no document
+    if not sample.startswith(b"<"):
+        return None
     # Flat OPC first: Word writes the same mso-application PI for both XML formats
     if b"<pkg:package" in sample[:2048]:
         return "ooxml.flatopc"

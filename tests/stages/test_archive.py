@@ -20,6 +20,7 @@ from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import Limits, load
 from tests.conftest import corpus_dir
+from tests.helpers import ooxmlgen as G
 from tests.helpers.archivegen import PASSWORD, encrypted_zip
 from tests.helpers.pipeline import keys, run
 
@@ -719,3 +720,24 @@ def test_damaged_archives_are_blocked_not_failed(tmp_path: Path, kind: str) -> N
         src.write_bytes(bytes(data))
         report = process_file(src, out, policy=POLICY)
         assert report.verdict is not Verdict.FAILED, report.reason
+
+
+@pytest.mark.parametrize(("name", "build"), [("lib.a", ar_archive), ("initrd.cpio", cpio_archive)])
+@pytest.mark.parametrize("first", ["flat_opc", "wordml"])
+def test_xml_document_first_in_ar_or_cpio_leaves_it_an_archive(tmp_path: Path, name: str,
+                                                               build: object,
+                                                               first: str) -> None:
+    """The markers of Flat OPC and of Word 2003 XML were looked for anywhere in the first
+    kilobytes, so an ar or cpio archive whose first member is such a document was taken
+    for that document and blocked as malformed XML."""
+    doc = G.zip_to_flat(G.docm()) if first == "flat_opc" else G.wordml_2003()
+    data = build({"report.xml": doc, "memo.txt": b"meeting at ten\n"})  # type: ignore[operator]
+    report, out = run(tmp_path, data, name)
+    assert report.input.type == ("archive.ar" if name.endswith(".a") else "archive.cpio")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    files = contents(out)
+    assert sorted(files) == ["memo.txt", "report.xml"]
+    assert files["memo.txt"] == b"meeting at ten\n"
+    active = [b"vbaProject"] if first == "flat_opc" else [b"editdata.mso", b"DDEAUTO"]
+    assert [m for m in active if m in doc] == active  # the member held them
+    assert [m for m in active if m in files["report.xml"]] == []
