@@ -26,7 +26,14 @@ from gateway.models import FileInfo, Finding, ItemReport, Report, Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Embedded, Mode, Stage, StageContext
 from gateway.pipeline.limits import Budget, JobLimitExceeded
-from gateway.pipeline.sniff import CANONICAL_EXT, Sniffed, declared_family, script_name, sniff
+from gateway.pipeline.sniff import (
+    CANONICAL_EXT,
+    Sniffed,
+    declared_family,
+    script_name,
+    sniff,
+    xml_name,
+)
 from gateway.policy import Policy
 
 log = structlog.get_logger("sekisho.pipeline")
@@ -351,7 +358,10 @@ def _delivery_name(name: str, sniffed: Sniffed, output_type: tuple[str, str] | N
     path = PurePath(name)
     if output_type is not None:
         return path.stem + "." + output_type[1]
-    if sniffed.mismatch or not path.suffix:
+    # HTML under a name a browser reads as XML: text came before the first tag (else it
+    # would have been sniffed as XML), but the cleaned copy starts with one, so the name
+    # would now make it XML. It is HTML that was cleaned as HTML: named so.
+    if sniffed.mismatch or not path.suffix or (sniffed.type_id == "html" and xml_name(name)):
         ext = CANONICAL_EXT.get(sniffed.type_id)
         if ext:
             return (path.stem if path.suffix else path.name) + "." + ext

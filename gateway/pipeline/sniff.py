@@ -467,7 +467,7 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         type_id = _sniff_head(head, src)
     finally:
         src.seek(0)
-    if type_id in ("text.plain", "html") and _xml_name(declared_name) and \
+    if type_id in ("text.plain", "html") and xml_name(declared_name) and \
             head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         type_id = "text.xml"  # a browser reads a .xml file as XML, whatever its root
     elif declared_family(declared_name) == "html" and (
@@ -516,7 +516,7 @@ _SCRIPT = re.compile(
     rb"FromBase64String\s*\(|Start-Process\b)")
 
 
-def _xml_name(name: str | None) -> bool:
+def xml_name(name: str | None) -> bool:
     """Files a browser reads as XML by their name (.xhtml: XHTML parsed as XML)."""
     return bool(name) and PurePath(name or "").suffix.lower() in (".xml", ".xsl", ".xslt",
                                                                    ".xhtml", ".xht")

@@ -264,6 +264,20 @@ def test_xml_named_html_is_cleaned_as_html(tmp_path: Path) -> None:
     assert b"alert" not in out.read_bytes() and "市".encode() in out.read_bytes()
 
 
+def test_html_named_xml_that_does_not_start_as_xml_is_delivered_as_html(
+        tmp_path: Path) -> None:
+    """Text before the first tag: no XML parser reads it, libmagic calls it HTML and the
+    HTML stage cleans it. Its cleaned copy starts with a tag, which under the .xml name
+    sniffed as XML, so the verify step refused it; it is delivered as .html now."""
+    data = b"Notes first\nmore text\n<p>\xe5\xb8\x82</p><script>alert(1)</script>\n"
+    report, out = run(tmp_path, data, "notes.xml")
+    assert report.input.type == "html" and report.verdict is Verdict.DISARMED, report.reason
+    assert ("html.script", "script[0]") in keys(report)
+    assert report.output is not None and report.output.name == "notes.html"
+    assert sniff_bytes(out.read_bytes(), "notes.html").type_id == "html"
+    assert b"alert" not in out.read_bytes() and "市".encode() in out.read_bytes()
+
+
 def test_not_well_formed_without_anything_to_remove_is_delivered_as_is(
         tmp_path: Path) -> None:
     """No reader runs anything from a document it cannot parse; rebuilding it from the
