@@ -234,6 +234,8 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x1f\x8b", "archive.gzip"),
     (0, b"BZh", "archive.bzip2"),
     (0, b"\xfd7zXZ\x00", "archive.xz"),
+    (0, b"\x28\xb5\x2f\xfd", "archive.zstd"),  # a Zstandard frame (.zst, .tar.zst)
+    (0, b"\x04\x22\x4d\x18", "archive.lz4"),   # an LZ4 frame (.lz4, .tar.lz4)
     (0, b"MSCF", "archive.cab"),
     (257, b"ustar", "archive.tar"),
     (0, b"\x89PNG\r\n\x1a\n", "image.png"),
@@ -564,7 +566,8 @@ for _fam, _exts in {
     "ole": "doc dot xls xlt ppt pot pps",
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
-    "archive": "zip 7z rar gz tgz tar bz2 xz cab lzh lzma a ar cpio iso img udf wim dmg arj "
+    "archive": "zip 7z rar gz tgz tar bz2 xz zst tzst lz4 cab lzh lzma a ar cpio iso img udf "
+               "wim dmg arj "
                "vhd vhdx",
     "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
              "j2k jpf jpx qoi avif",

@@ -53,12 +53,15 @@ from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import archive_external
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
-          "archive.lzma", "archive.7z", "archive.rar", "archive.cab", "archive.lzh",
+          "archive.zstd", "archive.lz4", "archive.lzma", "archive.7z", "archive.rar",
+          "archive.cab", "archive.lzh",
           "archive.ar", "archive.cpio", *archive_external.FORMATS)
 #: bytes of RAR members held back while libarchive may still fail (see _rar_members)
 RAR_HOLD = 64 * 1024 * 1024
 #: what a single compressed file is called without its compression suffix
-_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma")
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bz", ".xz", ".lzma", ".zst", ".lz4")
+#: single compressed files Python has no decoder for: libarchive's filters read them
+_LIBARCHIVE_FILTERED = ("archive.zstd", "archive.lz4")
 NOTE_SUFFIX = ".removed.txt"
 
 
@@ -449,8 +452,11 @@ def _inner_name(location: str) -> str:
 
 def _single(src: BinaryIO, type_id: str, limit: int, name: str) -> Iterator[Member]:
     try:
-        with _decompressor(type_id, src) as f:
-            data = _read_capped(f, limit, "compressed file")
+        if type_id in _LIBARCHIVE_FILTERED:
+            data = _filtered(src, limit)
+        else:
+            with _decompressor(type_id, src) as f:
+                data = _read_capped(f, limit, "compressed file")
         if type_id == "archive.gzip":
             src.seek(0)
             name = _gzip_name(src.read(1024)) or name
@@ -462,6 +468,29 @@ def _single(src: BinaryIO, type_id: str, limit: int, name: str) -> Iterator[Memb
         yield from _tar_members(inner, limit)
         return
     yield Member(name, data)
+
+
+def _filtered(src: BinaryIO, limit: int) -> bytes:
+    """The one stream of a Zstandard or LZ4 file, through libarchive's filters (its "raw"
+    format: the decompressed bytes as a single entry)."""
+    import libarchive  # noqa: PLC0415 - only needed for these formats
+    import libarchive.exception  # noqa: PLC0415
+
+    src.seek(0)
+    packed = _read_capped(src, limit, "compressed file")
+    out = bytearray()
+    try:
+        with libarchive.memory_reader(packed, format_name="raw", filter_name="all") as archive:
+            for entry in archive:
+                for block in entry.get_blocks():
+                    out += block
+                    if len(out) > limit:
+                        raise LimitExceeded(f"compressed file expands beyond {limit} bytes")
+                break
+    except libarchive.exception.ArchiveError as exc:
+        raise Malformed("compressed file is damaged "
+                        f"({str(exc).split(' (errno')[0]})") from None
+    return bytes(out)
 
 
 def _decompressor(type_id: str, src: BinaryIO) -> BinaryIO:

@@ -245,6 +245,39 @@ def test_single_compressed_file_keeps_its_name(tmp_path: Path, name: str,
     assert contents(out) == {"minutes.txt": "議事録\n".encode()}
 
 
+def _libarchive_file(path: Path, fmt: str, flt: str, members: dict[str, bytes]) -> bytes:
+    import libarchive
+
+    with libarchive.file_writer(str(path), fmt, flt) as archive:
+        for name, data in members.items():
+            archive.add_file_from_memory(name, len(data), data)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("flt", ["zstd", "lz4"])
+def test_zstd_and_lz4_are_read_not_blocked(tmp_path: Path, flt: str) -> None:
+    """Were blocked as unknown types (Python has no decoder for either; libarchive's
+    filters read both): a compressed file and a compressed tar."""
+    ext = {"zstd": "zst", "lz4": "lz4"}[flt]
+    single = _libarchive_file(tmp_path / "a", "raw", flt, {"minutes.txt": "議事録\n".encode()})
+    report, out = run(tmp_path, single, f"minutes.txt.{ext}")
+    assert (report.input.type, report.verdict) == (f"archive.{flt}", Verdict.CLEAN)
+    assert contents(out) == {"minutes.txt": "議事録\n".encode()}
+    tar = _libarchive_file(tmp_path / "b", "ustar", flt,
+                           {"memo.txt": b"meeting at ten\n", "page.html": HTML, "run.exe": EXE})
+    report, out = run(tmp_path, tar, f"bundle.tar.{ext}")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.member_active", "page.html"),
+                            ("archive.member_blocked", "run.exe")}
+    assert report.output is not None and report.output.name == "bundle.tar.zip"
+    files = contents(out)
+    assert sorted(files) == ["memo.txt", "page.html", "run.exe.removed.txt"]
+    assert b"<script" not in files["page.html"]
+    report, out = run(tmp_path, tar[: len(tar) // 2], f"cut.tar.{ext}")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert (report.reason or "").startswith("compressed file is damaged"), report.reason
+
+
 def test_7z(tmp_path: Path) -> None:
     import py7zr
 
