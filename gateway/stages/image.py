@@ -17,6 +17,7 @@ viewers show it.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import warnings
 from typing import Any, BinaryIO, ClassVar
@@ -36,6 +37,7 @@ MAX_PIXELS = 120_000_000
 #: dpi decodes to 46 MB, a 85 kB animated GIF of 31 frames to 9.5 MB), and both were
 #: blocked as bombs.
 MAX_DECODED = 512 * 1024 * 1024
+MAX_FRAMES = 10_000  #: frames of one image
 
 _FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image.bmp": "BMP",
             "image.tiff": "TIFF", "image.webp": "WEBP",
@@ -80,7 +82,8 @@ def _open(data: bytes) -> Image.Image:
             im.size  # noqa: B018 - forces header parsing inside the warning filter
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error,
+            IndexError) as exc:
         raise Malformed(f"image cannot be decoded ({type(exc).__name__})") from None
     w, h = im.size
     if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
@@ -137,11 +140,11 @@ def _decode(im: Image.Image) -> tuple[list[Image.Image], bool]:
         try:
             im.seek(0)
             return _frames(im, frames), True
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
             return _before_damage(frames, exc)
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = False
-    except (ValueError, SyntaxError, EOFError, struct.error) as exc:
+    except (ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
         return _before_damage(frames, exc)
 
 
@@ -153,13 +156,25 @@ def _before_damage(frames: list[Image.Image], exc: Exception) -> tuple[list[Imag
 
 
 def _frames(im: Image.Image, frames: list[Image.Image]) -> list[Image.Image]:
-    """Decode every frame into ``frames`` (which keeps what decoded if one fails)."""
-    count = getattr(im, "n_frames", 1)
-    if count > 10_000:
-        raise LimitExceeded(f"image has {count} frames")
+    """Decode every frame into ``frames`` (which keeps what decoded if one fails).
+
+    Pillow counts a GIF's frames by reading through all of them, which fails on damage
+    in a later frame before the first is decoded; then the frames are visited by
+    seeking until one fails, and that failure, like any other, marks the damage.
+    """
+    try:
+        declared: int | None = getattr(im, "n_frames", 1)
+    except (IndexError, EOFError, OSError, ValueError, SyntaxError, struct.error):
+        declared = None
+    if declared is not None and declared > MAX_FRAMES:
+        raise LimitExceeded(f"image has {declared} frames")
     decoded = 0
-    for index in range(count):
-        im.seek(index)
+    for index in itertools.count():
+        if declared is not None and index >= declared:
+            break
+        if index >= MAX_FRAMES:
+            raise LimitExceeded(f"image has more than {MAX_FRAMES} frames")
+        im.seek(index)  # past the last good frame of a damaged file: raises
         frame = im.copy()
         frame.load()
         decoded += frame.width * frame.height * len(frame.getbands())
@@ -168,7 +183,7 @@ def _frames(im: Image.Image, frames: list[Image.Image]) -> list[Image.Image]:
         frame.info = {k: v for k, v in im.info.items() if k in ("duration", "loop", "disposal",
                                                                   "transparency", "background")}
         frames.append(frame)
-    if count == 1 and im.format in ("JPEG", "TIFF", "WEBP", "PNG"):
+    if len(frames) == 1 and im.format in ("JPEG", "TIFF", "WEBP", "PNG"):
         method = _ORIENTATION.get(im.getexif().get(0x0112, 1))
         if method is not None:  # rotate the pixels before EXIF (and its orientation) goes
             frames[0] = frames[0].transpose(method)

@@ -302,6 +302,32 @@ def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
         assert im.size == (200, 200)
 
 
+def test_gif_cut_inside_a_later_frame_keeps_the_frames_before(tmp_path: Path) -> None:
+    """Cut so that Pillow's frame count itself fails (IndexError reading past the end,
+    found by mutation fuzzing): an internal error. A browser shows the frames before
+    the cut; so does the delivered copy."""
+    frames = [picture().convert("P"), picture().rotate(90).convert("P"),
+              picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT).convert("P")]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+    def count_fails(cut: int) -> bool:
+        try:
+            with Image.open(io.BytesIO(data[:cut])) as im:
+                _ = im.n_frames
+        except IndexError:
+            return True
+        return False
+
+    cut = next(c for c in range(len(data) - 1, 0, -1) if count_fails(c))
+    report, out = run(tmp_path, data[:cut], "cut.gif")
+    assert report.verdict.delivered, report.reason
+    assert keys(report) == {("image.repaired", "")}
+    with Image.open(out) as got:
+        assert 1 <= got.n_frames < 3
+        assert ImageChops.difference(got.convert("RGB"), frames[0].convert("RGB")).getbbox() \
+            is None
+
+
 def test_undecodable_image_is_blocked(tmp_path: Path) -> None:
     report, out = run(tmp_path, b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "junk.png")
     assert report.verdict is Verdict.BLOCKED
