@@ -419,6 +419,8 @@ def _looks_like_headers(text: bytes, *, named_as_mail: bool = False) -> bool:
         if line[:1] in (b" ", b"\t"):
             continue  # folded continuation
         if not _HEADER_LINE.match(line):
+            if named_as_mail and lines:
+                break  # where a mail client ends the header block it cannot read on
             return False
         lines += 1
         name, _, value = line.partition(b":")
@@ -473,13 +475,17 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
             head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         type_id = "text.xml"  # a browser reads a .xml file as XML, whatever its root
     elif declared_family(declared_name) == "html" and (
-            type_id.startswith("text.") or type_id == "unknown.application-javascript"):
+            type_id.startswith("text.") or type_id == "unknown.application-javascript" or
+            (type_id == _OCTETS and _mostly_text(head) and b"<" in head)):
         # and a .html file as HTML, whatever libmagic calls its text (plain text with a
-        # tag in it, CSV, XML, a template it takes for JavaScript): <img onerror> runs
+        # tag in it, CSV, XML, a template it takes for JavaScript; "data" for a page with
+        # a stray control byte, which a browser shows all the same): <img onerror> runs
         type_id = "html"
-    if type_id.startswith("text.") and _mail_name(declared_name) and \
-            _looks_like_headers(head[:16384], named_as_mail=True):
-        type_id = "mail.eml"  # a mail client opens it as a message, whatever few headers
+    if (type_id.startswith("text.") or type_id == _OCTETS) and _mail_name(declared_name) \
+            and _looks_like_headers(head[:16384], named_as_mail=True):
+        # a mail client opens it as a message, whatever few headers, and whatever stray
+        # bytes made libmagic call it data
+        type_id = "mail.eml"
     # script code in a SYLK file is in its formulas, which the text stage removes; in
     # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell)
     if type_id.startswith("text.") and (script_name(declared_name) or (
@@ -522,6 +528,19 @@ def xml_name(name: str | None) -> bool:
     """Files a browser reads as XML by their name (.xhtml: XHTML parsed as XML)."""
     return bool(name) and PurePath(name or "").suffix.lower() in (".xml", ".xsl", ".xslt",
                                                                    ".xhtml", ".xht")
+
+
+_OCTETS = "unknown.application-octet-stream"   # libmagic's "data"
+#: bytes below 0x20 that text holds (tab, line ends, form feed, escape: ISO-2022-JP)
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\x1b")
+
+
+def _mostly_text(head: bytes) -> bool:
+    """At most one byte in twenty of the first 8 KiB a control character text never
+    holds: text with stray bytes, not a binary format libmagic does not know."""
+    sample = head[:8192]
+    stray = sum(1 for b in sample if b < 0x20 and b not in _TEXT_CONTROLS)
+    return bool(sample) and stray * 20 <= len(sample)
 
 
 def _mail_name(name: str | None) -> bool:

@@ -565,3 +565,22 @@ def test_fragments_and_external_bodies_are_removed(tmp_path: Path) -> None:
     msg = parsed(out)
     assert [p.get_content_type() for p in msg.walk()] == [
         "multipart/mixed", "text/plain", "text/plain"]  # notice first, then the body
+
+
+def test_message_with_stray_bytes_and_a_broken_header_is_delivered(tmp_path: Path) -> None:
+    """A control byte in a header and a header line no parser can read made libmagic call
+    the file data and the job was blocked as an unknown type (found by mutation
+    fuzzing). A mail client opens it: its header block ends at the broken line. The
+    delivered copy has the rest as text, the control byte gone, the script inert."""
+    data = (b"From: a@example.jp\r\nSubject: Redac\x11ed\r\n\xfeo: b@example.jp\r\n"
+            b"Content-Type: text/html\r\n\r\n<p>body</p><script>alert(1)</script>\r\n")
+    report, out = run(tmp_path, data, "broken.eml")
+    assert report.input.type == "mail.eml"
+    assert report.verdict.delivered, report.reason
+    assert out is not None
+    msg = email.message_from_bytes(out, policy=email.policy.default)
+    assert msg["Subject"] == "Redac ed"
+    body = msg.get_body(("plain", "html"))
+    assert body is not None and msg.get_content_type() == "text/plain"
+    text = body.get_content()
+    assert "<p>body</p>" in text and "b@example.jp" in text  # shown as text, not run

@@ -180,6 +180,27 @@ def test_a_html_name_is_read_as_html(data: bytes) -> None:
     assert sniff_bytes(data, "note.txt").type_id != "html"
 
 
+#: a page and a message with a stray control byte, which libmagic calls "data"
+_STRAY_PAGE = b"<!-- Licensed to the city -->\n<html><body><p>\x01notes</p>" \
+              b"<img src=x onerror=alert(1)></body></html>\n"
+_STRAY_MAIL = (b"From: a@example.jp\r\nSubject: Redac\x11ed\r\n\xfeo: b@example.jp\r\n"
+               b"Content-Type: text/html\r\n\r\n<p>body</p>\r\n")
+
+
+def test_stray_control_bytes_keep_a_page_a_page_and_a_message_a_message() -> None:
+    """Were blocked as unknown binary data (found by mutation fuzzing): a browser renders
+    the page, a mail client opens the message (its header block ends at the line it
+    cannot read). A file of mostly control bytes stays unknown."""
+    assert sniff_bytes(_STRAY_PAGE).type_id == "unknown.application-octet-stream"
+    assert sniff_bytes(_STRAY_PAGE, "page.html").type_id == "html"
+    assert sniff_bytes(_STRAY_MAIL).type_id == "unknown.application-octet-stream"
+    assert sniff_bytes(_STRAY_MAIL, "message.eml").type_id == "mail.eml"
+    binary = bytes((i * 37 + 11) % 32 for i in range(512)) + b"<p>"
+    assert sniff_bytes(binary, "page.html").type_id == "unknown.application-octet-stream"
+    assert sniff_bytes(b"\xfeo: x\r\n\r\nbody\r\n" + bytes(range(9)) * 40,
+                       "message.eml").type_id != "mail.eml"
+
+
 @pytest.mark.parametrize("name", ["update.appinstaller", "addin.vsto"])
 def test_installer_manifests_are_scripts(name: str) -> None:
     """XML that installs software from a URL when double-clicked (App Installer, used by
