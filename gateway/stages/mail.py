@@ -156,7 +156,7 @@ def _mixed(parts: list[Message]) -> Message:
 
 
 def _with_first(body: Message, first: Message) -> Message:
-    payload = body.get_payload()
+    payload = body.get_payload() if body.is_multipart() else None
     if body.get_content_type() == "multipart/mixed" and isinstance(payload, list):
         payload.insert(0, first)
         return body

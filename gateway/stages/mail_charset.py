@@ -62,7 +62,8 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
         return _try(data, fallbacks)
     try:
         info = codecs.lookup(name)
-    except (LookupError, UnicodeError):  # UnicodeError: a label with raw 8-bit bytes in it
+    except (LookupError, UnicodeError, ValueError):
+        # UnicodeError: a label with raw 8-bit bytes in it; ValueError: one with a NUL
         return guess(data)
     if info.name in _REFUSED or not getattr(info, "_is_text_encoding", True):
         return guess(data)

@@ -133,12 +133,14 @@ class Walker:
     # ------------------------------------------------------------------ containers
 
     def _multipart(self, part: Message, sub: str, where: str, depth: int) -> list[Message]:
-        payload = part.get_payload()
-        if not isinstance(payload, list):  # boundary never found: the body is just text
+        if not part.is_multipart():  # boundary never found: the body is just text
             self.ctx.record("mail.defect", where, action=Action.REPAIRED,
                             detail="multipart without its boundary, kept as text")
             data = payload_bytes(part, where, self.ctx)
             return self._text(part, "plain", data, where, declared=False)
+        payload = part.get_payload()
+        if not isinstance(payload, list):  # is_multipart() says it is; for the type checker
+            payload = []
         if sub == "encrypted":
             self._encrypted(where, "multipart/encrypted")
         if sub == "signed":
@@ -251,7 +253,7 @@ class Walker:
         return [attachment_part(got.data, got.name, declared, charset, cid, inline)]
 
     def _message(self, part: Message, where: str) -> list[Message]:
-        payload = part.get_payload()
+        payload = part.get_payload() if part.is_multipart() else None
         inner = payload[0] if isinstance(payload, list) and payload else None
         if inner is None or not isinstance(inner, Message):
             data = payload_bytes(part, where, self.ctx)
@@ -322,7 +324,7 @@ def _cte(part: Message) -> str:
 
 def payload_bytes(part: Message, where: str, ctx: StageContext) -> bytes:
     """The decoded body of a leaf part (transfer encoding undone, leniently)."""
-    if isinstance(part.get_payload(), list):
+    if part.is_multipart():
         return _serialize_payload(part)
     before = len(part.defects)
     data = part.get_payload(decode=True)
@@ -378,10 +380,12 @@ def serialize(msg: Message) -> bytes:
 
 
 def _serialize_payload(part: Message) -> bytes:
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return b"\r\n".join(serialize(p) for p in payload if isinstance(p, Message))
-    return str(payload or "").encode("ascii", "surrogateescape")
+    if part.is_multipart():
+        return b"\r\n".join(serialize(p) for p in part.get_payload() if isinstance(p, Message))
+    # get_payload() without decode reads 8-bit text under the part's charset label, and
+    # raises ValueError when that label holds a NUL; with decode it never looks at it
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
 
 
 def header_text(part: Message, name: str) -> str:

@@ -584,3 +584,16 @@ def test_message_with_stray_bytes_and_a_broken_header_is_delivered(tmp_path: Pat
     assert body is not None and msg.get_content_type() == "text/plain"
     text = body.get_content()
     assert "<p>body</p>" in text and "b@example.jp" in text  # shown as text, not run
+
+
+def test_charset_label_with_a_nul_is_guessed_not_an_internal_error(tmp_path: Path) -> None:
+    """codecs.lookup raises ValueError for a name with a NUL in it, which the charset
+    code did not expect: the job failed with an internal error (mutation fuzzing)."""
+    data = ("From: a@example.jp\r\nTo: b@example.jp\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: text/plain; charset="utf\x00-8"\r\n'
+            "Content-Transfer-Encoding: 8bit\r\n\r\n会議は十時からです。\r\n").encode()
+    report, out = run(tmp_path, data, "nul.eml")
+    assert report.verdict.delivered, report.reason
+    assert out is not None
+    msg = email.message_from_bytes(out, policy=email.policy.default)
+    assert "会議は十時からです。" in msg.get_content()
