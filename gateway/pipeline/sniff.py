@@ -388,6 +388,9 @@ _MIME_TYPES: dict[str, str] = {
     "image/x-mvg": "executable.script",
     "application/vnd.ms-cab-compressed": "archive.cab",
     "application/x-iso9660-image": "archive.iso",
+    # SVG our own root check missed (a root it cannot match, a prolog past its reach):
+    # the SVG stage reads it, or refuses it with a reason, not "no stage for this type"
+    "image/svg+xml": "svg",
 }
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:[ \t]?[^\r\n]*\r?$")
@@ -481,6 +484,9 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         # tag in it, CSV, XML, a template it takes for JavaScript; "data" for a page with
         # a stray control byte, which a browser shows all the same): <img onerror> runs
         type_id = "html"
+    elif declared_family(declared_name) == "svg" and type_id == _OCTETS and \
+            _mostly_text(head) and b"<svg" in head.lower():
+        type_id = "svg"  # the same for an SVG drawing with a stray byte
     if (type_id.startswith("text.") or type_id == _OCTETS) and _mail_name(declared_name) \
             and _looks_like_headers(head[:16384], named_as_mail=True):
         # a mail client opens it as a message, whatever few headers, and whatever stray

@@ -201,6 +201,19 @@ def test_stray_control_bytes_keep_a_page_a_page_and_a_message_a_message() -> Non
                        "message.eml").type_id != "mail.eml"
 
 
+def test_svg_our_root_check_misses_goes_to_the_svg_stage() -> None:
+    """libmagic's image/svg+xml was turned into "image.svg+xml", for which there is no
+    stage (blocked as unsupported); an .svg with a stray byte before its root was
+    blocked as data. Both now reach the SVG stage, which recovers or refuses them."""
+    mangled_root = (b'<svg\xdawidth="200" height="200"\n  xmlns="http://www.w3.org/2000/svg">\n'
+                    b' <rect width="10" height="10"/>\n</svg>\n')
+    assert sniff_bytes(mangled_root).type_id == "svg"
+    stray = (b'\x01<svg xmlns="http://www.w3.org/2000/svg"><text>memo</text>'
+             b"<script>alert(1)</script></svg>\n")
+    assert sniff_bytes(stray).type_id == "unknown.application-octet-stream"
+    assert sniff_bytes(stray, "drawing.svg").type_id == "svg"
+
+
 @pytest.mark.parametrize("name", ["update.appinstaller", "addin.vsto"])
 def test_installer_manifests_are_scripts(name: str) -> None:
     """XML that installs software from a URL when double-clicked (App Installer, used by
