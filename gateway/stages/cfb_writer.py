@@ -128,18 +128,29 @@ def _why(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
+class _Budget:
+    """Bytes every stream read may add up to: twice the file. Entries whose sector
+    chains are shared (each claiming the whole file) would otherwise multiply it; a
+    file cut short, whose streams declare more than is left, stays well inside."""
+
+    def __init__(self, file_size: int) -> None:
+        self.left = 2 * file_size + 64 * 1024
+
+    def spend(self, nbytes: int) -> None:
+        self.left -= nbytes
+        if self.left < 0:
+            raise Malformed("OLE streams overlap (what they hold adds up to more than "
+                            "twice the file)")
+
+
 def read_tree(ole: Any, file_size: int) -> Node:
     """The whole directory of ``ole`` as a Node tree with every stream's bytes."""
     with _damage():
         root_entry = ole.root
-        total = sum(e.size for e in ole.direntries
-                    if e is not None and e.entry_type == _STREAM
-                    and not _name(e).startswith(_PROPERTY_SET))
-        if total > file_size:
-            raise Malformed("OLE streams overlap (sizes add up to more than the file)")
         root = Node(name=_name(root_entry), is_storage=True, clsid=_clsid(root_entry.clsid),
                     state=root_entry.dwUserFlags, mtime=root_entry.modifyTime)
-        _read_children(ole, root_entry, root, depth=0, repairs=root.repairs)
+        _read_children(ole, root_entry, root, depth=0, repairs=root.repairs,
+                       budget=_Budget(file_size))
     return root
 
 
@@ -152,7 +163,8 @@ def read_storage(ole: Any, path: Sequence[str]) -> Node:
             raise Malformed(f"OLE entry {_short('/'.join(path))!r} is not a storage")
         root = Node(name="Root Entry", is_storage=True, clsid=_clsid(entry.clsid),
                     state=entry.dwUserFlags, mtime=entry.modifyTime)
-        _read_children(ole, entry, root, depth=0, repairs=root.repairs)
+        _read_children(ole, entry, root, depth=0, repairs=root.repairs,
+                       budget=_Budget(ole._filesize))
     return root
 
 
@@ -169,7 +181,8 @@ def _damage() -> Iterator[None]:
         raise Malformed(f"damaged OLE compound file ({_why(exc)})") from None
 
 
-def _read_children(ole: Any, entry: Any, node: Node, depth: int, repairs: list[str]) -> None:
+def _read_children(ole: Any, entry: Any, node: Node, depth: int, repairs: list[str],
+                   budget: _Budget) -> None:
     if depth > 64:
         raise Malformed("OLE storages nested too deeply")
     seen: set[str] = set()
@@ -185,9 +198,10 @@ def _read_children(ole: Any, entry: Any, node: Node, depth: int, repairs: list[s
         if kid.entry_type == _STORAGE:
             child = Node(name=name, is_storage=True, clsid=_clsid(kid.clsid),
                          state=kid.dwUserFlags, ctime=kid.createTime, mtime=kid.modifyTime)
-            _read_children(ole, kid, child, depth + 1, repairs)
+            _read_children(ole, kid, child, depth + 1, repairs, budget)
         elif kid.entry_type == _STREAM:
             data = ole._open(kid.isectStart, kid.size).read() if kid.size else b""
+            budget.spend(len(data))
             if len(data) != kid.size:
                 if name.startswith(_PROPERTY_SET):
                     # document properties (title, author…): Office and LibreOffice open

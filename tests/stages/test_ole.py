@@ -727,11 +727,46 @@ def test_writer_round_trip_with_difat_and_size_edges() -> None:
     assert again == data
 
 
-def test_reader_refuses_cross_linked_streams(bases: dict[str, bytes]) -> None:
-    ole = olefile.OleFileIO(io.BytesIO(bases["base.doc"]))
-    assert ole.exists("WordDocument")
+def _cross_linked(count: int) -> bytes:
+    """A compound file whose ``count`` small streams all point at the sector chain of
+    one 100 KB stream, each claiming its whole size (an amplification bomb)."""
+    kids = [Node("Big", False, b"A" * 100_000),
+            *(Node(f"s{i:02d}", False, b"x") for i in range(count))]
+    data = bytearray(cfb_writer.write(Node("Root Entry", True, children=kids)))
+    entries = {}
+    for at in range(512, len(data) - 127, 128):
+        size = struct.unpack_from("<H", data, at + 64)[0]
+        if 2 <= size <= 64:
+            entries[data[at:at + size - 2].decode("utf-16-le", "replace")] = at
+    big = entries["Big"]
+    start, length = struct.unpack_from("<IQ", data, big + 116)
+    for i in range(count):
+        struct.pack_into("<IQ", data, entries[f"s{i:02d}"] + 116, start, length)
+    return bytes(data)
+
+
+def test_reader_refuses_cross_linked_streams() -> None:
+    data = _cross_linked(40)
+    ole = olefile.OleFileIO(io.BytesIO(data))
+    assert ole.openstream("s07").read() == b"A" * 100_000  # each claims the big one
     with pytest.raises(Exception, match="overlap"):
-        cfb_writer.read_tree(ole, 100)
+        cfb_writer.read_tree(ole, len(data))
+
+
+def test_reader_reads_a_stream_longer_than_its_chain() -> None:
+    """A stream that declares more than its sector chain holds (what a file cut off in
+    a broken download looks like, its directory intact): the old sum-of-sizes guard
+    took it for cross-linked streams and refused the file. LibreOffice opens what the
+    chain holds; so does the reader, noting the truncation."""
+    kids = [Node("Big", False, b"A" * 100_000), Node("Small", False, b"B" * 5000)]
+    data = bytearray(cfb_writer.write(Node("Root Entry", True, children=kids)))
+    at = next(a for a in range(512, len(data) - 127, 128)
+              if data[a:a + 6] == "Big".encode("utf-16-le"))
+    struct.pack_into("<Q", data, at + 120, 3 * len(data))
+    root = cfb_writer.read_tree(cfb_writer.open_ole(bytes(data)), len(data))
+    got = {n.name: n.data for n in root.children}
+    assert got["Big"][:100_000] == b"A" * 100_000 and got["Small"] == b"B" * 5000
+    assert any("'Big' is truncated" in r for r in root.repairs)
 
 
 # ---------------------------------------------------------------------------- corpus
