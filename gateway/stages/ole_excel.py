@@ -89,7 +89,8 @@ def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
     ``repairs`` is given and the workbook globals (with their BOUNDSHEET records) are
     complete: then the damaged sheet ends there (an EOF record is put in) and reading
     goes on at the next sheet's BOUNDSHEET offset, as Excel and LibreOffice read each
-    sheet from its offset; what lies between is dropped and the repair noted.
+    sheet from its offset; what lies between is dropped and the repair noted. A stream
+    that ends inside a sheet gets that sheet's EOF the same way.
     """
     out: list[Rec] = []
     sheets: list[int] = []      # BOUNDSHEET offsets of the globals
@@ -124,7 +125,24 @@ def records(data: bytes, repairs: list[str] | None = None) -> list[Rec]:
         pos = end
     if not out or out[0].type != BOF:
         raise Malformed("the Excel stream does not start with a BOF record")
+    if repairs is not None and globals_done:
+        _close_open_sheet(out, repairs)
     return out
+
+
+def _close_open_sheet(out: list[Rec], repairs: list[str]) -> None:
+    """A stream that ends inside a sheet (cut off at a record boundary): the sheet ends
+    there, as Excel and LibreOffice read it, with the EOF records it lacks."""
+    glob_end = next(i for i, r in enumerate(out) if r.type == EOF)
+    depth = 0
+    for rec in out[glob_end + 1:]:
+        if rec.type == BOF:
+            depth += 1
+        elif rec.type == EOF:
+            depth = max(0, depth - 1)
+    if depth:
+        out.extend(Rec(EOF, b"", -1) for _ in range(depth))
+        repairs.append("the stream ends inside a sheet: the sheet ends there")
 
 
 def check_encryption(root: Node) -> None:

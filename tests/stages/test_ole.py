@@ -892,3 +892,28 @@ def test_excel_macro_sheet_disguised_as_worksheet(tmp_path: Path) -> None:
     recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
     assert not [r for r in recs if r.type == ole_excel.BOF and r.data[2:4] == b"\x40\x00"]
     assert_opens(tmp_path, out)
+
+
+def test_workbook_that_ends_inside_a_sheet_is_read_to_its_end(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """A Workbook stream cut at a record boundary inside its last sheet (what a broken
+    download or a truncated stream leaves): was refused ("an Excel sheet has no EOF
+    record"); LibreOffice opens it, and so does the delivered copy, whose last sheet
+    now ends where the stream did."""
+    root = olegen.tree(bases["base.xls"])
+    book = root.child("Workbook")
+    assert book is not None
+    recs = ole_excel.records(book.data)
+    assert recs[-1].type == ole_excel.EOF
+    cut = recs[-1].pos  # drop the last sheet's EOF (and nothing else)
+    book.data = book.data[:cut]
+    data = cfb_writer.write(root)
+    src = tmp_path / "cut.xls"
+    src.write_bytes(data)
+    assert_opens(tmp_path / "lo-in", src, "sekisho-cell-alpha")
+    report, out = run(tmp_path, data, "cut.xls")
+    assert report.verdict.delivered, report.reason
+    assert {(k, loc) for k, loc, _ in found(report)} == {("ole.repaired", "Workbook")}
+    assert ole_excel.records(olegen.tree(out.read_bytes()).child("Workbook").data)[-1].type \
+        == ole_excel.EOF  # type: ignore[union-attr]
+    assert_opens(tmp_path, out, "sekisho-cell-alpha")
