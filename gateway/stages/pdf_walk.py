@@ -195,6 +195,10 @@ class Walk:
         kept: list[Object] = []
         for key, value, vloc in entries:
             fallback = text_of(key) or ""
+            if not is_dictlike(value):  # no file specification: nothing to open, only clutter
+                self.record("pdf.embedded_file", vloc, detail="entry without a file "
+                                                              "specification")
+                continue
             if self.files.filespec(value, vloc, "pdf.embedded_file", fallback):
                 kept.extend((key, value))
         if len(kept) == 2 * len(entries):

@@ -316,6 +316,15 @@ def shared_attachment() -> bytes:
     return save(pdf)
 
 
+def junk_embedded_entry() -> bytes:
+    """An /EmbeddedFiles name tree whose only entry is a string, not a file
+    specification (a damaged file): nothing to open, but the tree stayed."""
+    pdf = base()
+    pdf.Root.Names = Dictionary(EmbeddedFiles=Dictionary(Names=Array([String("PDF1.pdf"),
+                                                                      String("x")])))
+    return save(pdf)
+
+
 def outside_attachment() -> bytes:
     """FileAttachment annotations whose files are not in the document: a path outside it
     (a dictionary without /EF, and a bare string)."""
@@ -685,6 +694,7 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "file_attachment_exe": file_attachment("setup.exe", EXE),
     "shared_attachment": shared_attachment,
     "outside_attachment": outside_attachment,
+    "junk_embedded_entry": junk_embedded_entry,
     "associated_file": associated_file,
     "xfa": xfa,
     "media_annots": media_annots,

@@ -126,6 +126,8 @@ CASES = [
          ("pdf.file_attachment", A2, R), policy="remove"),
     case("outside_attachment", LINK, ("pdf.file_attachment", A2, R),
          ("pdf.file_attachment", "/Root/Pages/Kids[0]/Annots[3]", R)),
+    case("junk_embedded_entry", LINK,
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R)),
     case("associated_file", LINK, ("pdf.embedded_file", "/Root/AF[0]", R)),
     case("xfa", LINK, ("pdf.xfa", "/Root/AcroForm/XFA", R)),
     case("media_annots", LINK, ("pdf.rich_media", A2, R),
