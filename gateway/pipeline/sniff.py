@@ -487,10 +487,10 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
     elif declared_family(declared_name) == "svg" and type_id == _OCTETS and \
             _mostly_text(head) and b"<svg" in head.lower():
         type_id = "svg"  # the same for an SVG drawing with a stray byte
-    if (type_id.startswith("text.") or type_id == _OCTETS) and _mail_name(declared_name) \
-            and _looks_like_headers(head[:16384], named_as_mail=True):
+    if (type_id.startswith("text.") or (type_id == _OCTETS and _mostly_text(head))) and \
+            _mail_name(declared_name) and _looks_like_headers(head[:16384], named_as_mail=True):
         # a mail client opens it as a message, whatever few headers, and whatever stray
-        # bytes made libmagic call it data
+        # bytes made libmagic call it data (binary data behind a header block is no message)
         type_id = "mail.eml"
     # script code in a SYLK file is in its formulas, which the text stage removes; in
     # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell)

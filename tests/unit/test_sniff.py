@@ -199,6 +199,11 @@ def test_stray_control_bytes_keep_a_page_a_page_and_a_message_a_message() -> Non
     assert sniff_bytes(binary, "page.html").type_id == "unknown.application-octet-stream"
     assert sniff_bytes(b"\xfeo: x\r\n\r\nbody\r\n" + bytes(range(9)) * 40,
                        "message.eml").type_id != "mail.eml"
+    # binary data behind a header block (what the relay makes of DATA that is no message,
+    # its own Received: line on top) stays data
+    noise = bytes(b for b in range(256) if b not in (10, 13))
+    assert sniff_bytes(b"Received: from x by y\r\n\r\n" + noise * 20,
+                       "message.eml").type_id == "unknown.application-octet-stream"
 
 
 def test_svg_our_root_check_misses_goes_to_the_svg_stage() -> None:
