@@ -95,6 +95,11 @@ def process_parts(eng: Engine) -> None:
                     e.replaced[name] = new
             continue
         data = pkg.read(name)
+        wide = X.as_utf8(data, name)
+        if wide is not None:  # checked, and delivered, as UTF-8
+            data = wide
+            if eng.writing:
+                e.replaced[name] = data
         full = X.needs_full_parse(data)
         hidden = full or b"&#" in data          # content a byte search could miss
         tasks: list[Task] = []

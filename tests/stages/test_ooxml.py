@@ -577,6 +577,39 @@ def test_ddeauto_field_neutralized_result_kept(tmp_path: Path, complex_field: bo
     assert result in text
 
 
+def _recode(package: bytes, part: str, codec: str) -> bytes:
+    """``package`` with ``part`` stored in ``codec`` (its declaration saying so)."""
+    src, buf = zipfile.ZipFile(io.BytesIO(package)), io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == part:
+                text = re.sub(r"encoding=(['\"])UTF-8\1", "encoding='UTF-16'",
+                              data.decode("utf-8"), count=1)
+                data = text.encode(codec)
+            out.writestr(info, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"], ids=["le-bom", "be-no-bom"])
+def test_part_in_utf16_is_checked_as_office_reads_it(tmp_path: Path, codec: str) -> None:
+    """OPC parts may be stored in UTF-16 and Office reads them. The byte-level checks
+    look for ASCII tokens (instrText, fldSimple, ppaction…), which UTF-16 spreads over
+    NUL bytes: a DDEAUTO field in a UTF-16 document.xml was delivered as clean, and
+    msodde found it in the output. Such a part is checked, and delivered, as UTF-8."""
+    data = _recode(G.docx_dde(True), "word/document.xml", codec)
+    assert zipfile.ZipFile(io.BytesIO(data)).read("word/document.xml")[:4] in (
+        b"\xff\xfe<\x00", b"\x00<\x00?")
+    r = run(tmp_path, data, "wide.docx")
+    assert [line for line in oc.msodde_findings(r.src) if "DDEAUTO" in line]
+    assert r.keys() == {("ooxml.dde", "word/document.xml#field[1]")}
+    xml = doc_xml(r)
+    assert "DDE" not in xml and "最後の表示結果" in xml
+    assert r.out is not None
+    assert zipfile.ZipFile(r.out).read("word/document.xml").startswith(b"<?xml")
+    assert "最後の表示結果" in check_output(r, tmp_path)
+
+
 def test_macrobutton_fields_become_their_display_text(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_macrobutton(), "template.docx")
     assert [line for line in oc.msodde_findings(r.src) if "MACROBUTTON" in line]
