@@ -43,6 +43,10 @@ _DANGEROUS = re.compile(
     r"cscript|msexec|msiexec)\b|\b(HYPERLINK|WEBSERVICE|IMPORTXML|IMPORTDATA|IMPORTHTML|"
     r"IMPORTFEED|IMAGE|CALL|REGISTER|EXEC|DDE|DDEAUTO|FILTERXML|INFO|CELL)\s*\(", re.I)
 _ENCODINGS = ("utf-8-sig", "utf-8", "cp932", "euc-jp")
+#: byte order marks Excel and LibreOffice honour in a CSV (Excel's "Unicode text" export
+#: is UTF-16 with its BOM), UTF-32 first: its little-endian BOM starts like UTF-16's
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
 class TextStage:
@@ -99,7 +103,8 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
     body = "".join(out_lines)
     if encoding == "utf-8-sig":
         return codecs.BOM_UTF8 + body.encode("utf-8")
-    return body.encode(encoding)
+    bom = next((b for b, enc in _BOMS if enc == encoding), b"")
+    return bom + body.encode(encoding, "replace")
 
 
 def _dangerous(cell: str) -> bool:
@@ -108,6 +113,9 @@ def _dangerous(cell: str) -> bool:
 
 
 def _decode(data: bytes) -> tuple[str, str] | None:
+    for bom, wide in _BOMS:
+        if data.startswith(bom):  # what the spreadsheet reads, even with a broken tail
+            return data[len(bom):].decode(wide, "replace"), wide
     for enc in _ENCODINGS:
         if enc == "utf-8-sig" and not data.startswith(codecs.BOM_UTF8):
             continue

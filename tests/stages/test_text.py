@@ -37,6 +37,28 @@ def test_csv_formulas_neutralized_keeping_encoding(tmp_path: Path, encoding: str
     assert out.read_bytes().startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
 
 
+@pytest.mark.parametrize(("bom", "codec"), [(b"\xff\xfe", "utf-16-le"),
+                                           (b"\xfe\xff", "utf-16-be"),
+                                           (b"\xff\xfe\x00\x00", "utf-32-le")])
+@pytest.mark.parametrize(("name", "sep"), [("list.csv", ","), ("export.txt.tsv", "\t")])
+def test_csv_formulas_neutralized_in_utf16(tmp_path: Path, bom: bytes, codec: str,
+                                          name: str, sep: str) -> None:
+    """Excel's "Unicode text" is UTF-16 with a BOM, tab-separated, and Excel and
+    LibreOffice read a .csv with that BOM as such. None of the 8-bit decodings read
+    it, so its =cmd|... cells were delivered as they were."""
+    data = bom + CSV.replace(",", sep).encode(codec)
+    report, out = run(tmp_path, data, name)
+    assert report.verdict is Verdict.DISARMED
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[3]/col[1]"), ("text.csv_formula", "row[4]/col[3]"),
+        ("text.csv_formula", "row[5]/col[1]")}
+    raw = out.read_bytes()
+    assert raw.startswith(bom)
+    lines = raw[len(bom):].decode(codec).split("\r\n")
+    assert lines[0] == sep.join(["氏名", "金額", "備考"])
+    assert lines[2] == sep.join(["'=cmd|' /C calc'!A0", "100", "x"])
+
+
 def test_csv_formulas_kept_by_policy(tmp_path: Path) -> None:
     pol = replace(POLICY, formats={**POLICY.formats, "text": FormatPolicy(
         action="disarm", options={"csv_formulas": "keep"})})
