@@ -33,6 +33,7 @@ from gateway.kinds import Action
 from gateway.stages import ooxml_excel as XL
 from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
+from gateway.stages import xml_wide
 
 if TYPE_CHECKING:
     from gateway.stages.ooxml_plan import Engine
@@ -95,7 +96,7 @@ def process_parts(eng: Engine) -> None:
                     e.replaced[name] = new
             continue
         data = pkg.read(name)
-        wide = X.as_utf8(data, name)
+        wide = xml_wide.as_utf8(data, name)
         if wide is not None:  # checked, and delivered, as UTF-8
             data = wide
             if eng.writing:

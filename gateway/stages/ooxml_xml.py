@@ -130,32 +130,6 @@ def _short(exc: Exception) -> str:
 _DECLARATION = re.compile(rb"(\xef\xbb\xbf)?\s*<\?xml\s")
 
 
-#: byte order marks and first bytes of an XML document (XML 1.0 appendix F) in encodings
-#: that are not ASCII-compatible, longest first
-_WIDE = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
-         (b"\x3c\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00\x3c", "utf-32-be"),
-         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
-         (b"\x3c\x00", "utf-16-le"), (b"\x00\x3c", "utf-16-be"))
-_ENCODING_DECL = re.compile(r"""^(\s*<\?xml\b[^>]*?\bencoding\s*=\s*)(["'])[^"']*\2""")
-
-
-def as_utf8(data: bytes, part: str) -> bytes | None:
-    """A part stored in UTF-16 or UTF-32 (OPC allows UTF-16, and Office reads it), as
-    UTF-8 with a declaration that says so; None for a part in an ASCII-compatible
-    encoding. Every byte-level check (the quick field check, the searches for action
-    and formula markup) looks for ASCII tokens, which a wide encoding spreads over
-    NUL bytes: a DDEAUTO field in a UTF-16 document.xml went through unseen."""
-    codec = next((c for prefix, c in _WIDE if data.startswith(prefix)), None)
-    if codec is None:
-        return None
-    try:
-        text = data.decode(codec).lstrip("\ufeff")
-    except UnicodeDecodeError:
-        raise Malformed(f"{part} is not valid {codec.upper()[:6]} text") from None
-    text = _ENCODING_DECL.sub(r"\1\2UTF-8\2", text, count=1)
-    return text.encode("utf-8")
-
-
 def needs_full_parse(data: bytes) -> bool:
     """True when a part must be parsed even if nothing in it looks active.
 

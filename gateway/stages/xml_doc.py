@@ -52,7 +52,7 @@ from lxml import etree
 from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
-from gateway.stages import links, xml_dtd
+from gateway.stages import links, xml_dtd, xml_wide
 
 XHTML = "http://www.w3.org/1999/xhtml"
 SVG = "http://www.w3.org/2000/svg"
@@ -82,6 +82,9 @@ def process(data: bytes, ctx: StageContext) -> bytes:
 
 
 def _process(data: bytes, ctx: StageContext) -> bytes:
+    # read, checked and delivered as UTF-8: the checks below that decide whether the
+    # walk runs look for namespaces in the bytes, which UTF-16 spreads over NULs
+    data = xml_wide.as_utf8(data, "the XML document") or data
     text = _without_entities(data, ctx)
     tree, problem, cut = _parse(text, ctx)
     encoding = tree.docinfo.encoding or "UTF-8"

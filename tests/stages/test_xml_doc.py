@@ -45,6 +45,24 @@ def test_xhtml_script_in_xml_is_removed_the_rest_kept(tmp_path: Path) -> None:
     assert b"<value>http://google.com</value>" in data
 
 
+@pytest.mark.parametrize(("codec", "bom"), [("utf-16-le", b"\xff\xfe"),
+                                           ("utf-16-be", b"\xfe\xff")], ids=["le", "be"])
+def test_xhtml_script_in_utf16_xml_is_removed(tmp_path: Path, codec: str, bom: bytes) -> None:
+    """Browsers read XML stored in UTF-16. Whether the walk ran was decided by looking for
+    the XHTML namespace in the bytes, which UTF-16 spreads over NULs: the script went
+    through and the file was reported clean. It is read, checked and delivered as UTF-8."""
+    text = ('<?xml version="1.0" encoding="UTF-16"?>\n<ledger><h:script xmlns:h='
+            '"http://www.w3.org/1999/xhtml">alert(1)</h:script><value>関所</value></ledger>\n')
+    report, out = run(tmp_path, bom + text.encode(codec), "ledger.xml")
+    assert report.input.type == "text.xml"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.script", "script[0]")}
+    assert xml_problems(out) == []
+    data = out.read_bytes()
+    assert data.startswith(b"<?xml") and b"alert(1)" not in data
+    assert "<value>関所</value>".encode() in data
+
+
 # a data file with everything a browser or parser acts on, among data that looks alike
 HOSTILE = """<?xml version="1.0" encoding="Shift_JIS"?>
 <?xml-stylesheet type="text/xsl" href="http://evil.example/x.xsl"?>
