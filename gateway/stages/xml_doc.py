@@ -84,7 +84,7 @@ def process(data: bytes, ctx: StageContext) -> bytes:
 def _process(data: bytes, ctx: StageContext) -> bytes:
     # read, checked and delivered as UTF-8: the checks below that decide whether the
     # walk runs look for namespaces in the bytes, which UTF-16 spreads over NULs
-    data = xml_wide.as_utf8(data, "the XML document") or data
+    data = xml_wide.as_utf8(data, "XML") or data
     text = _without_entities(data, ctx)
     tree, problem, cut = _parse(text, ctx)
     encoding = tree.docinfo.encoding or "UTF-8"
