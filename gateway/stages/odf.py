@@ -39,7 +39,7 @@ from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_xml as X
-from gateway.stages import xml_dtd
+from gateway.stages import xml_dtd, xml_wide
 from gateway.stages.links import describe_target, is_web, link_detail
 from gateway.stages.ooxml_zip import ZipIn, ZipOut
 
@@ -154,6 +154,7 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
 def _flat(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     """A single-file OpenDocument: the same cleaning over the one XML document."""
     data = src.read()
+    data = xml_wide.as_utf8(data, "the XML document") or data
     scrubbed = xml_dtd.scrub(data)
     if scrubbed is not None:
         ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)
@@ -170,6 +171,7 @@ def _parse(zin: ZipIn, name: str) -> X.XmlDoc:
     """A part parsed with DTDs refused: an entity-declaring DTD was already cut out by
     ZipIn (reported), a DTD without entities (OpenOffice.org's manifest) is skipped."""
     data = zin.read(name)
+    data = xml_wide.as_utf8(data, name) or data  # UTF-7, EBCDIC: LibreOffice reads them
     return X.parse(xml_dtd.without_doctype(data) or data, name)
 
 

@@ -37,7 +37,7 @@ from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import links, xml_doc, xml_dtd
+from gateway.stages import links, xml_doc, xml_dtd, xml_wide
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -58,16 +58,22 @@ class SvgStage:
     formats: ClassVar[frozenset[str]] = frozenset({"svg"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
-        data = src.read()
+        data = _utf8(src.read())
         _clean(_parse(data, ctx), data, ctx)
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
-        data = src.read()
+        data = _utf8(src.read())
         root = _parse(data, ctx)
         _clean(root, data, ctx)
         dst.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
         dst.write(ET.tostring(root, encoding="utf-8", xml_declaration=False))
         dst.write(b"\n")
+
+
+def _utf8(data: bytes) -> bytes:
+    """UTF-16, UTF-7 or EBCDIC read as UTF-8 (the parser reads no multi-byte encoding
+    but UTF-8 and UTF-16, and the DTD checks look at bytes); the output is UTF-8."""
+    return xml_wide.as_utf8(data, "SVG") or data
 
 
 def _parse(data: bytes, ctx: StageContext) -> ET.Element:
@@ -126,7 +132,7 @@ def _defused(data: bytes) -> ET.Element:
         raise Malformed("SVG with a DTD is not accepted") from None
     except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
         raise _Entities from None
-    except ET.ParseError as exc:
+    except (ET.ParseError, ValueError) as exc:  # ValueError: an encoding expat lacks
         raise _NotWellFormed(f"SVG is not well-formed XML ({exc})") from None
     except LookupError as exc:  # an encoding Python does not know
         raise Malformed(f"SVG declares an unknown encoding ({exc})") from None

@@ -326,3 +326,18 @@ def test_corpus_html_svg(tmp_path: Path) -> None:
         else:
             blocked[path.name] = report.reason or ""
     assert {k: v.split(" (")[0] for k, v in blocked.items()} == expected_blocked
+
+
+def test_svg_declared_in_utf7_is_cleaned_not_an_internal_error(tmp_path: Path) -> None:
+    """The XML parser reads no multi-byte encoding but UTF-8 and UTF-16 and raised
+    ValueError for UTF-7: an internal error. The drawing is read as UTF-8 and cleaned
+    (here its <script> tag is spelled with a base64 block, as UTF-7 allows)."""
+    svg = ('<?xml version="1.0" encoding="UTF-7"?><svg xmlns="http://www.w3.org/2000/svg" '
+           'onload="alert(1)"><script>alert(2)</script><text>関所</text></svg>')
+    data = svg.encode("utf-7").replace(b"<script>", b"<+AHM-cript>")
+    report, out = run(tmp_path, data, "drawing.svg")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == {("svg.event_handler", "svg[root]@onload"),
+                            ("svg.script", "script[0]")}
+    assert svg_problems(out) == []
+    assert "関所".encode() in out.read_bytes()

@@ -155,3 +155,28 @@ def test_macros_of_an_embedded_document_are_removed(tmp_path: Path) -> None:
     assert keys(report) == {("odf.macro", "Object 1/Basic/Standard/Module1.xml")}
     with zipfile.ZipFile(out) as zf:
         assert not [n for n in zf.namelist() if "Basic/" in n]
+
+
+@pytest.mark.parametrize(("codec", "label"), [("utf-7", "UTF-7"), ("cp037", "IBM037"),
+                                              ("utf-16", "UTF-16")])
+def test_content_in_another_encoding_is_disarmed_as_the_same(tmp_path: Path, codec: str,
+                                                            label: str) -> None:
+    """LibreOffice reads an ODF part declared in UTF-7 or an EBCDIC code page; the
+    parser here reads neither, so such a document was refused. Its parts are now read
+    as UTF-8 and cleaned exactly as the UTF-8 original is."""
+    original, _ = run(tmp_path, odt(), "plain.odt")
+    src, buf = zipfile.ZipFile(io.BytesIO(odt())), io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zout:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "content.xml":
+                text = data.decode("utf-8").replace("encoding='UTF-8'", f"encoding='{label}'")
+                text = text.replace('encoding="UTF-8"', f'encoding="{label}"')
+                data = text.encode(codec, "replace")
+            zout.writestr(info, data, compress_type=info.compress_type)
+    report, out = run(tmp_path, buf.getvalue(), "encoded.odt")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == keys(original)
+    with zipfile.ZipFile(out) as zf:
+        content = zf.read("content.xml")
+    assert b"execute-macro" not in content and b"dde-connection" not in content
