@@ -115,7 +115,7 @@ def _package(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     if ct_name is None:
         raise Malformed("the package has no [Content_Types].xml")
     content_types = ContentTypes.parse(zin.read(ct_name))
-    if ct_name != CT_PART or ct_name in zin.scrubbed:
+    if ct_name != CT_PART or ct_name in zin.scrubbed or ct_name in zin.transcoded:
         content_types.changed = True
     zin.names.remove(ct_name)
     pkg = Package(zin, content_types)

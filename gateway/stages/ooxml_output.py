@@ -54,8 +54,7 @@ def write_zip(pkg: Package, zin: ZipIn, e: Edits, dst: BinaryIO) -> None:
     if pkg.ct.changed or e.removed or e.renamed or e.added:
         zout.add(CT_PART, pkg.ct.serialize({n.lower(): n for n, _, _ in parts}))
     else:
-        info, raw = zin.raw(CT_PART)
-        zout.add_raw(CT_PART, info, raw)
+        zout.copy(zin, CT_PART)  # as read: transcoded to UTF-8 if it had to be
     for out_name, in_name, data in parts:
         if in_name is None:
             zout.add(out_name, data or b"")

@@ -19,6 +19,7 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden
 
 from gateway.errors import Malformed
+from gateway.stages import xml_wide
 
 # ------------------------------------------------------------------------- namespaces
 
@@ -95,7 +96,9 @@ class _Builder(ET.TreeBuilder):
 
 
 def parse(data: bytes, part: str) -> XmlDoc:
-    """Parse one XML part; DTDs, entities and external references are refused."""
+    """Parse one XML part; DTDs, entities and external references are refused. A part
+    in UTF-7 or EBCDIC (which the parser cannot read, LibreOffice can) is read as UTF-8."""
+    data = xml_wide.as_utf8(data, part) or data
     builder = _Builder()
     parser = DET.DefusedXMLParser(target=builder, forbid_dtd=True)
     try:

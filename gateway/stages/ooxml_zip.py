@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from gateway.errors import LimitExceeded, Malformed
-from gateway.stages import xml_dtd
+from gateway.stages import xml_dtd, xml_wide
 
 MAX_ENTRIES = 10_000
 #: deflate cannot expand by more than ~1032:1; more than this is a lie or a bomb
 MAX_ENTRY_RATIO = 1100
 _CHUNK = 1 << 20
+#: entries read as XML by their name (parts, relationships, VML drawings)
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError,
                ValueError, NotImplementedError, RuntimeError, struct.error)
 
@@ -58,6 +60,9 @@ class ZipIn:
         self.names: list[str] = []
         #: entries that are XML with a DTD, as read: DTD cut out, entities resolved
         self.scrubbed: dict[str, xml_dtd.Scrubbed] = {}
+        #: XML entries stored in UTF-16, UTF-7 or EBCDIC, as read: in UTF-8 (xml_wide),
+        #: so every check sees ASCII as ASCII and the writer copies what was checked
+        self.transcoded: dict[str, bytes] = {}
         self._verified: set[str] = set()   # inflated whole once: size and CRC proven
         seen: set[str] = set()
         total = 0
@@ -117,6 +122,8 @@ class ZipIn:
         writer never copies the original); no XML parser here ever sees an entity."""
         if name in self.scrubbed:
             return self.scrubbed[name].data
+        if name in self.transcoded:
+            return self.transcoded[name]
         info = self.entries[name].info
         try:
             with self._zf.open(info) as f:
@@ -126,6 +133,10 @@ class ZipIn:
         if len(data) != info.file_size:
             raise Malformed(f"zip entry {name[:80]!r} is damaged (size)")
         self._verified.add(name)
+        if name.lower().endswith(_XML_SUFFIXES):
+            wide = xml_wide.as_utf8(data, name)
+            if wide is not None:
+                data = self.transcoded[name] = wide
         scrubbed = xml_dtd.scrub(data)
         if scrubbed is None:
             return data
@@ -207,6 +218,9 @@ class ZipOut:
         info = zin.entries[name].info
         if name in zin.scrubbed:
             self.add(out_name or name, zin.scrubbed[name].data, info.date_time)
+            return
+        if name in zin.transcoded:
+            self.add(out_name or name, zin.transcoded[name], info.date_time)
             return
         zin.check(name)
         _, raw = zin.raw(name)

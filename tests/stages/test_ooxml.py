@@ -616,6 +616,28 @@ def test_part_in_another_encoding_is_checked_as_office_reads_it(
     check_output(r, tmp_path)
 
 
+@pytest.mark.parametrize(("codec", "label"), [("utf-7", "UTF-7"), ("cp037", "IBM037")])
+def test_relationships_in_another_encoding_are_read(tmp_path: Path, codec: str,
+                                                    label: str) -> None:
+    """Relationship parts declared in UTF-7 or EBCDIC (LibreOffice follows them): the
+    parser could not read them and the document was refused. They are read as UTF-8:
+    the remote template goes as it does from a UTF-8 package."""
+    src, buf = zipfile.ZipFile(io.BytesIO(G.docx_attached_template())), io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith(".rels"):
+                text = re.sub(r"^<\?xml[^>]*\?>", "", data.decode("utf-8").lstrip())
+                data = f"<?xml version='1.0' encoding='{label}'?>{text}".encode(codec)
+            out.writestr(info, data)
+    r = run(tmp_path, buf.getvalue(), "template.docx")
+    assert r.report.verdict is Verdict.DISARMED, r.report.reason
+    assert r.keys() == {("ooxml.external_relationship", "word/_rels/settings.xml.rels#rIdTpl")}
+    # LibreOffice reads UTF-7 relationships, not EBCDIC ones (its package layer has its
+    # own parser): the EBCDIC input does not open there, its disarmed copy does
+    check_output(r, tmp_path, same_text=codec != "cp037")
+
+
 def test_macrobutton_fields_become_their_display_text(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_macrobutton(), "template.docx")
     assert [line for line in oc.msodde_findings(r.src) if "MACROBUTTON" in line]
