@@ -53,6 +53,8 @@ def as_utf8(data: bytes, part: str) -> bytes | None:
     codec = next((c for prefix, c in _WIDE if data.startswith(prefix)), None)
     if codec is None:
         label = _declared(data)
+        if label is None and data.startswith(_EBCDIC):
+            raise Malformed(f"{part} is in EBCDIC without naming its code page")
         if label is None or data.startswith(codecs.BOM_UTF8):
             return None
         try:
@@ -65,6 +67,8 @@ def as_utf8(data: bytes, part: str) -> bytes | None:
         if not getattr(info, "_is_text_encoding", True):
             raise Malformed(f"{part} declares an encoding that is no text encoding "
                             f"({label[:40]!r})")
+        if info.name.startswith(("utf-16", "utf-32")):
+            return None  # labelled wide, written in ASCII bytes: readers go by the bytes
         if _writes_ascii_as_ascii(info.name) and not data.startswith(_EBCDIC):
             return None
         codec = info.name

@@ -33,6 +33,7 @@ def test_encodings_that_hide_ascii_are_read_as_utf8(codec: str, label: str,
 @pytest.mark.parametrize(("codec", "label"), [
     ("utf-8", "UTF-8"), ("shift_jis", "Shift_JIS"), ("euc-jp", "EUC-JP"),
     ("iso2022_jp", "ISO-2022-JP"), ("latin-1", "ISO-8859-1"), ("utf-8", "UTF-1U"),
+    ("utf-8", "UTF-16"),   # mislabelled: the bytes say UTF-8, and readers follow them
 ])
 def test_encodings_that_write_ascii_as_ascii_are_left_alone(codec: str, label: str) -> None:
     assert as_utf8(DOC.format(label).encode(codec, "replace"), "r.xml") is None
@@ -43,3 +44,5 @@ def test_undecodable_or_unknown_ebcdic_is_refused() -> None:
         as_utf8(b"\xff\xfe<\x00?\x00\x00\xd8", "r.xml")  # a lone surrogate
     with pytest.raises(Malformed, match="cannot be read"):
         as_utf8(DOC.format("EBCDIC-NOSUCH").encode("cp037", "replace"), "r.xml")
+    with pytest.raises(Malformed, match="without naming"):
+        as_utf8('<?xml version="1.0"?><r/>'.encode("cp037"), "r.xml")
