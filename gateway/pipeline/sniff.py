@@ -323,9 +323,24 @@ _XMLSS_ROOT = re.compile(rb"<([\w.-]+:)?workbook\s[^>]*urn:schemas-microsoft-com
                          rb"spreadsheet")
 
 
+def _xml_head(head: bytes) -> bytes:
+    """An XML head declared in an encoding that writes ASCII as other bytes (UTF-7 may
+    write the <?mso-application?> or <pkg:package> markers in base64 blocks), in UTF-8;
+    the head as it is otherwise. The stages read the whole document the same way."""
+    from gateway.errors import Malformed  # noqa: PLC0415
+    from gateway.stages import xml_wide  # noqa: PLC0415 - the stages' reading, shared
+
+    try:  # the head may end inside a multi-byte sequence: what decodes is enough
+        return xml_wide.as_utf8(head[:16384], "the document", errors="ignore") or head
+    except Malformed:
+        return head
+
+
 def _textual(head: bytes, src: BinaryIO) -> str | None:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM: browsers read it
         head = head[:16384].decode("utf-16", "ignore").encode("utf-8", "ignore")
+    elif head.lstrip(b" \t\r\n").startswith(b"<?xml"):
+        head = _xml_head(head)
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
         return "text.sylk"

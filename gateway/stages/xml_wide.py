@@ -45,11 +45,12 @@ def _declared(data: bytes) -> str | None:
     return m.group(3).strip() if m else None
 
 
-def as_utf8(data: bytes, part: str) -> bytes | None:
+def as_utf8(data: bytes, part: str, errors: str = "strict") -> bytes | None:
     """``data`` as UTF-8 with a declaration that says so when it is stored in UTF-16,
     UTF-32 (detected as XML 1.0 appendix F does) or a declared encoding that does not
     write ASCII as ASCII (UTF-7, EBCDIC); None when the byte-level checks can read it
-    as it is. ``part`` names the document in the error for one that cannot be read."""
+    as it is. ``part`` names the document in the error for one that cannot be read;
+    ``errors`` is the decoding's (the sniffer reads a head that may end mid-sequence)."""
     codec = next((c for prefix, c in _WIDE if data.startswith(prefix)), None)
     if codec is None:
         label = _declared(data)
@@ -73,7 +74,7 @@ def as_utf8(data: bytes, part: str) -> bytes | None:
             return None
         codec = info.name
     try:
-        text = data.decode(codec).lstrip("\ufeff")
+        text = data.decode(codec, errors).lstrip("\ufeff")
     except UnicodeDecodeError:
         raise Malformed(f"{part} is not valid {codec} text") from None
     text = _ENCODING_DECL.sub(r"\1\2UTF-8\2", text, count=1)

@@ -638,6 +638,25 @@ def test_relationships_in_another_encoding_are_read(tmp_path: Path, codec: str,
     check_output(r, tmp_path, same_text=codec != "cp037")
 
 
+def test_flat_opc_in_utf7_is_sniffed_and_disarmed_as_flat_opc(tmp_path: Path) -> None:
+    """A Flat OPC document declared in UTF-7 with its markers (<?mso-application?>,
+    <pkg:package>) and its field written in base64 blocks: the sniffer, reading bytes,
+    took it for plain XML, and the XML stage's UTF-8 copy then sniffed as Flat OPC, so
+    the verify step refused it. The sniffer reads the head as the stages read the
+    whole document; the field is neutralized."""
+    flat = G.zip_to_flat(G.docx_dde(False)).decode("utf-8")
+    data = (flat.replace('encoding="UTF-8"', 'encoding="UTF-7"').encode("utf-7")
+            .replace(b"pkg:package", b"pkg:+AHA-ackage")
+            .replace(b"mso-application", b"mso-+AGE-pplication")
+            .replace(b"DDEAUTO", b"+AEQARABFAEEAVQBUAE8-"))
+    assert b"pkg:package" not in data and "pkg:package" in data.decode("utf-7")
+    r = run(tmp_path, data, "document.xml")
+    assert r.report.input.type == "ooxml.flatopc"
+    assert r.report.verdict is Verdict.DISARMED, r.report.reason
+    assert r.keys() == {("ooxml.dde", "word/document.xml#field[1]")}
+    assert r.out is not None and b"AUTO" not in r.out.read_bytes()
+
+
 def test_macrobutton_fields_become_their_display_text(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_macrobutton(), "template.docx")
     assert [line for line in oc.msodde_findings(r.src) if "MACROBUTTON" in line]
