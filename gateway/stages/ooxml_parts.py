@@ -33,6 +33,7 @@ from gateway.kinds import Action
 from gateway.stages import ooxml_excel as XL
 from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
+from gateway.stages import xml_wide
 
 if TYPE_CHECKING:
     from gateway.stages.ooxml_plan import Engine
@@ -94,7 +95,12 @@ def process_parts(eng: Engine) -> None:
                 if new is not None:
                     e.replaced[name] = new
             continue
-        data = pkg.read(name)  # UTF-16, UTF-7, EBCDIC: as UTF-8 (ooxml_zip, xml_wide)
+        data = pkg.read(name)  # UTF-16, UTF-7, EBCDIC: as UTF-8 (ooxml_zip, xml_wide)...
+        wide = xml_wide.as_utf8(data, name)
+        if wide is not None:  # ...when named .xml; an XML part by content type otherwise
+            data = wide
+            if eng.writing:
+                e.replaced[name] = data
         full = X.needs_full_parse(data)
         hidden = full or b"&#" in data          # content a byte search could miss
         tasks: list[Task] = []

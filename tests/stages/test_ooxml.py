@@ -638,6 +638,30 @@ def test_relationships_in_another_encoding_are_read(tmp_path: Path, codec: str,
     check_output(r, tmp_path, same_text=codec != "cp037")
 
 
+def test_utf16_part_under_a_name_that_is_not_xml(tmp_path: Path) -> None:
+    """A part's name need not end in .xml: its content type says it is XML. The zip
+    reader turns entries into UTF-8 by their name, so the main document stored in UTF-16
+    as word/document.bin kept its DDEAUTO field (LibreOffice opens it and shows it);
+    XML parts by content type are read as UTF-8 too."""
+    src, buf = zipfile.ZipFile(io.BytesIO(G.docx_dde(False))), io.BytesIO()
+    renames = {"word/document.xml": "word/document.bin",
+               "word/_rels/document.xml.rels": "word/_rels/document.bin.rels"}
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                data = re.sub(r"encoding=(['\"])UTF-8\1", "encoding='UTF-16'",
+                              data.decode("utf-8"), count=1).encode("utf-16")
+            elif info.filename in ("[Content_Types].xml", "_rels/.rels"):
+                data = data.replace(b"/document.xml", b"/document.bin")
+            out.writestr(renames.get(info.filename, info.filename), data)
+    r = run(tmp_path, buf.getvalue(), "renamed.docx")
+    assert r.keys() == {("ooxml.dde", "word/document.bin#field[1]")}
+    assert r.out is not None
+    assert zipfile.ZipFile(r.out).read("word/document.bin").startswith(b"<?xml")
+    check_output(r, tmp_path)
+
+
 def test_flat_opc_in_utf7_is_sniffed_and_disarmed_as_flat_opc(tmp_path: Path) -> None:
     """A Flat OPC document declared in UTF-7 with its markers (<?mso-application?>,
     <pkg:package>) and its field written in base64 blocks: the sniffer, reading bytes,
