@@ -159,6 +159,23 @@ def base_pptx() -> bytes:
     return out.getvalue()
 
 
+def pptx_click_actions() -> bytes:
+    """A slide whose title starts a program when clicked (ppaction://program with an
+    external target), whose body runs an OLE verb on hover, and a third shape that only
+    jumps to the next slide (harmless, kept)."""
+    p = Pkg(base_pptx())
+    slide = "ppt/slides/slide1.xml"
+    rid = p.rel(slide, R + "/hyperlink", "file:///C:/Windows/System32/calc.exe", external=True)
+    p.sub(slide, '<p:cNvPr id="2" name="Title 1"/>',
+          f'<p:cNvPr id="2" name="Title 1"><a:hlinkClick r:id="{rid}" '
+          'action="ppaction://program"/></p:cNvPr>')
+    p.sub(slide, '<p:cNvPr id="3" name="Content Placeholder 2"/>',
+          '<p:cNvPr id="3" name="Content Placeholder 2"><a:hlinkHover r:id="" '
+          'action="ppaction://ole?verb=0"/><a:hlinkClick r:id="" '
+          'action="ppaction://hlinkshowjump?jump=nextslide"/></p:cNvPr>')
+    return p.build()
+
+
 # --------------------------------------------------------------------------- macros
 
 

@@ -681,6 +681,25 @@ def test_flat_opc_in_utf7_is_sniffed_and_disarmed_as_flat_opc(tmp_path: Path) ->
     assert r.out is not None and b"AUTO" not in r.out.read_bytes()
 
 
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+def test_slide_actions_that_start_programs_are_removed(tmp_path: Path, codec: str) -> None:
+    """PowerPoint click and hover actions that start a program or an OLE verb go, with the
+    relationship to the program; a jump to the next slide stays. Also with the slide
+    stored in UTF-16, where the byte search for "ppaction" sees nothing."""
+    data = G.pptx_click_actions()
+    if codec != "utf-8":
+        data = _recode(data, "ppt/slides/slide1.xml", codec, "UTF-16")
+    r = run(tmp_path, data, "slides.pptx")
+    assert r.keys() == {("ooxml.external_relationship", "ppt/slides/slide1.xml#action[1]"),
+                        ("ooxml.external_relationship", "ppt/slides/slide1.xml#action[2]"),
+                        ("ooxml.hyperlink", "ppt/slides/_rels/slide1.xml.rels#rId101")}
+    slide = r.part("ppt/slides/slide1.xml")
+    assert "ppaction://program" not in slide and "ppaction://ole" not in slide
+    assert "ppaction://hlinkshowjump?jump=nextslide" in slide
+    assert "calc.exe" not in r.part("ppt/slides/_rels/slide1.xml.rels")
+    check_output(r, tmp_path)
+
+
 def test_macrobutton_fields_become_their_display_text(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_macrobutton(), "template.docx")
     assert [line for line in oc.msodde_findings(r.src) if "MACROBUTTON" in line]
