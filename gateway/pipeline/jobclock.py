@@ -65,18 +65,20 @@ class Clock:
     pid: int
     cpu0: int           # CPU time at the start (ns; -1: unknown, and then ``lost``)
     last: int           # when it was last looked at (monotonic ns)
-    lost: bool = False  # /proc could not be read: every interval counts whole from then
+    #: /proc could not be read: every interval counts whole from then
+    lost: bool = field(init=False)
     cpu: int = field(init=False)  # CPU time at the last look (ns)
     slept: int = field(init=False, default=0)  # counted whole: asleep, /proc unreadable
 
     def __post_init__(self) -> None:
         self.cpu = self.cpu0
+        self.lost = self.cpu0 < 0
 
     @classmethod
     def of(cls, pid: int, now: int) -> Clock:
         """A clock for process ``pid`` starting ``now``."""
         seen = sample(pid)
-        return cls(pid, -1 if seen is None else seen[1], now, lost=seen is None)
+        return cls(pid, -1 if seen is None else seen[1], now)
 
     def look(self, now: int) -> tuple[int, int]:
         """(own time so far, time it was ready to run but not running since the last
@@ -260,8 +262,7 @@ class Watchdog:
                     continue  # finished meanwhile
                 clock = self._clocks.get(token)
                 if clock is None or clock.pid != job.pid:
-                    clock = self._clocks[token] = Clock(job.pid, job.cpu_ns, job.started_ns,
-                                                        lost=job.cpu_ns < 0)
+                    clock = self._clocks[token] = Clock(job.pid, job.cpu_ns, job.started_ns)
             own, _ = clock.look(now)
             if (own - job.credit_ns) / 1e9 <= limit:
                 continue  # within its time
