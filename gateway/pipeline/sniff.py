@@ -21,6 +21,9 @@ from typing import BinaryIO
 
 import defusedxml.ElementTree as DET
 
+from gateway.errors import Malformed
+from gateway.pipeline import xml_wide
+
 HEAD = 64 * 1024
 
 
@@ -327,9 +330,6 @@ def _xml_head(head: bytes) -> bytes:
     """An XML head declared in an encoding that writes ASCII as other bytes (UTF-7 may
     write the <?mso-application?> or <pkg:package> markers in base64 blocks), in UTF-8;
     the head as it is otherwise. The stages read the whole document the same way."""
-    from gateway.errors import Malformed  # noqa: PLC0415
-    from gateway.stages import xml_wide  # noqa: PLC0415 - the stages' reading, shared
-
     try:  # the head may end inside a multi-byte sequence: what decodes is enough
         return xml_wide.as_utf8(head[:16384], "the document", errors="ignore") or head
     except Malformed:

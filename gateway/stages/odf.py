@@ -36,10 +36,10 @@ from xml.etree.ElementTree import Element
 
 from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
-from gateway.pipeline import registry
+from gateway.pipeline import registry, xml_wide
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_xml as X
-from gateway.stages import xml_dtd, xml_wide
+from gateway.stages import xml_dtd
 from gateway.stages.links import describe_target, is_web, link_detail
 from gateway.stages.ooxml_zip import ZipIn, ZipOut
 

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
 from gateway.kinds import Action
+from gateway.pipeline import xml_wide
 from gateway.stages import ooxml_excel as XL
 from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_xml as X
-from gateway.stages import xml_wide
 
 if TYPE_CHECKING:
     from gateway.stages.ooxml_plan import Engine

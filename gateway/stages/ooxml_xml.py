@@ -19,7 +19,7 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden
 
 from gateway.errors import Malformed
-from gateway.stages import xml_wide
+from gateway.pipeline import xml_wide
 
 # ------------------------------------------------------------------------- namespaces
 

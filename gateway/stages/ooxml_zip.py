@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from gateway.errors import LimitExceeded, Malformed
-from gateway.stages import xml_dtd, xml_wide
+from gateway.pipeline import xml_wide
+from gateway.stages import xml_dtd
 
 MAX_ENTRIES = 10_000
 #: deflate cannot expand by more than ~1032:1; more than this is a lie or a bomb

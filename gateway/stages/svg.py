@@ -35,9 +35,9 @@ import lxml.etree
 
 from gateway.errors import Malformed
 from gateway.kinds import Action
-from gateway.pipeline import registry
+from gateway.pipeline import registry, xml_wide
 from gateway.pipeline.api import StageContext
-from gateway.stages import links, xml_doc, xml_dtd, xml_wide
+from gateway.stages import links, xml_doc, xml_dtd
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"

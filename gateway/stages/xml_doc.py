@@ -51,8 +51,9 @@ from lxml import etree
 
 from gateway.errors import Malformed
 from gateway.kinds import Action
+from gateway.pipeline import xml_wide
 from gateway.pipeline.api import StageContext
-from gateway.stages import links, xml_dtd, xml_wide
+from gateway.stages import links, xml_dtd
 
 XHTML = "http://www.w3.org/1999/xhtml"
 SVG = "http://www.w3.org/2000/svg"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import Malformed
-from gateway.stages.xml_wide import as_utf8
+from gateway.pipeline.xml_wide import as_utf8
 
 DOC = '<?xml version="1.0" encoding="{}"?>\n<r a="b">関所 DDEAUTO</r>\n'
 
