@@ -170,8 +170,7 @@ def _flat(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
 def _parse(zin: ZipIn, name: str) -> X.XmlDoc:
     """A part parsed with DTDs refused: an entity-declaring DTD was already cut out by
     ZipIn (reported), a DTD without entities (OpenOffice.org's manifest) is skipped."""
-    data = zin.read(name)
-    data = xml_wide.as_utf8(data, name) or data  # UTF-7, EBCDIC: LibreOffice reads them
+    data = zin.read(name)  # in UTF-8 already when stored in UTF-16, UTF-7, EBCDIC
     return X.parse(xml_dtd.without_doctype(data) or data, name)
 
 
