@@ -6,8 +6,11 @@ and disk images (ISO 9660, UDF, WIM, DMG) and ARJ through 7-Zip (archive_externa
 the output is always a zip (Windows opens it without extra software). A member
 that is blocked (an executable, a password-protected document…) is replaced by
 a short note file in Japanese and English, so the recipient sees what was
-taken out. Member names are cleaned: absolute paths, ``..`` components and
-control characters are removed, Japanese zips written without the UTF-8 flag
+taken out. Member names are cleaned before members are judged: absolute paths,
+drive letters, ``..`` components and control characters are removed and every part
+is made as Windows would create it (``:`` and other characters it refuses become
+``_``, device names get a ``_``, trailing dots and spaces go: ``run.bat.`` is
+judged as ``run.bat``), Japanese zips written without the UTF-8 flag
 are decoded as CP932, symlinks/hardlinks/devices are dropped, and duplicate
 names keep only the first member. Encrypted archives are refused
 (EncryptedContent: held for quarantine by policy) unless the job carries the
@@ -28,6 +31,7 @@ import gzip
 import io
 import itertools
 import lzma
+import re
 import stat
 import struct
 import tarfile
@@ -51,6 +55,7 @@ from gateway.models import Verdict
 from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import archive_external
+from gateway.stages.mail_names import windows_part
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
           "archive.zstd", "archive.lz4", "archive.lzma", "archive.7z", "archive.rar",
@@ -307,11 +312,13 @@ def _unique_members(raw: Iterator[Member], seen: set[str]) -> Iterator[Member]:
 
 
 def _clean_name(raw: str) -> tuple[str, str]:
+    """A member name every unzip tool, Windows Explorer included, extracts where it
+    says: no absolute path or drive letter, no ``..``, each part as Windows can create
+    it (``mail_names.windows_part``); what was changed, or ""."""
     name = raw.replace("\\", "/")
     is_dir = name.endswith("/")
-    parts = [p for p in name.split("/") if p not in ("", ".", "..")]
-    parts = ["".join(ch for ch in p if ch.isprintable() and ch not in "\u202e\u202d\u200e\u200f")
-             .strip() or "_" for p in parts]
+    parts = [p for p in re.sub(r"^[A-Za-z]:", "", name).split("/") if p not in ("", ".", "..")]
+    parts = [windows_part(p) or "_" for p in parts]
     cleaned = "/".join(parts) or "unnamed"
     cleaned += "/" if is_dir else ""
     if cleaned.rstrip("/") != name.rstrip("/"):

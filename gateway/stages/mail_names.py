@@ -31,6 +31,9 @@ MAX_LEN = 120
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\u061c\ufeff\u180e\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _RESERVED = re.compile(r'[<>"|?*]')
+#: Unicode categories with no glyph: control, format, surrogate, private use,
+#: unassigned, line and paragraph separators
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
                       *(f"lpt{i}" for i in range(10))})
 
@@ -128,6 +131,25 @@ def clean_name(raw: str) -> tuple[str, list[str]]:
             "." + ext if ext else "")
         changes.append("name shortened")
     return name or "attachment", changes
+
+
+def windows_part(part: str) -> str:
+    """One component of a path as Windows can create it ("" when nothing is left).
+
+    Invisible, bidirectional, control and other characters without a glyph go (a
+    full-width space stays inside a name, as Japanese names have it); the characters Windows does
+    not allow in names (``<>:"|?*``: a colon would also name an NTFS alternate data
+    stream) become ``_``; trailing dots and spaces, which Windows drops when it
+    creates the file (``run.bat.`` becomes ``run.bat``), and surrounding whitespace
+    go; a device name (``CON``, ``NUL.txt``: no file can be made under it) gets a
+    ``_`` in front.
+    """
+    part = "".join(ch for ch in _INVISIBLE.sub("", part)
+                   if unicodedata.category(ch) not in _UNSHOWN)
+    part = re.sub(r'[<>:"|?*]', "_", part).strip().rstrip(" .").strip()
+    if part.split(".", 1)[0].strip().lower() in _DEVICES:
+        part = "_" + part
+    return part
 
 
 def _double_extension(name: str) -> tuple[str, str]:

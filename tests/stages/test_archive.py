@@ -100,6 +100,29 @@ def test_unsafe_names_are_cleaned(tmp_path: Path) -> None:
                                      "reporttxt.exe.txt"]
 
 
+def test_names_windows_cannot_create_are_cleaned(tmp_path: Path) -> None:
+    """Windows Explorer cannot extract a drive letter, a colon (an NTFS stream name), a
+    device name or a name ending in a dot, and drops trailing dots and spaces when it
+    creates a file, so ``run.bat.`` would arrive as ``run.bat``: the names are made as
+    Windows would make them before the members are judged. A full-width space inside a
+    Japanese name is a normal name and stays."""
+    text = "平文のテキストです。\n".encode()
+    data = make_zip({"C:\\Users\\Public\\memo.txt": text, "C:notes.txt": text,
+                     "readme.txt:zone.txt": text, "CON.txt": text, "dir./inner.txt": text,
+                     "run.bat. ": b"calc\r\n", "会議　資料.txt": text})
+    report, out = run(tmp_path, data, "windows.zip")
+    assert keys(report) == {("archive.path_cleaned", "Users/Public/memo.txt"),
+                            ("archive.path_cleaned", "notes.txt"),
+                            ("archive.path_cleaned", "readme.txt_zone.txt"),
+                            ("archive.path_cleaned", "_CON.txt"),
+                            ("archive.path_cleaned", "dir/inner.txt"),
+                            ("archive.path_cleaned", "run.bat"),
+                            ("archive.member_blocked", "run.bat")}
+    assert sorted(contents(out)) == ["Users/Public/memo.txt", "_CON.txt", "dir/inner.txt",
+                                     "notes.txt", "readme.txt_zone.txt", "run.bat.removed.txt",
+                                     "会議　資料.txt"]
+
+
 def test_symlinks_and_duplicates_are_dropped(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
