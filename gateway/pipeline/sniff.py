@@ -581,6 +581,9 @@ def _sniff_head(head: bytes, src: BinaryIO) -> str:
         if type_id:
             return type_id
     found = _libmagic(head)
+    if found == _OCTETS and len(head) == 1 and (0x20 <= head[0] < 0x7F or
+                                                head[0] in _TEXT_CONTROLS):
+        return "text.plain"  # libmagic names no single byte; a printable one is text
     if found == "unknown.application-octet-stream" and len(head) < HEAD and \
             head.endswith(b"\x00"):
         # text padded with NUL bytes to a record or block size (TNEF and MAPI

@@ -61,6 +61,12 @@ CASES: list[tuple[str, bytes, str]] = [
     ("binary ending in NUL", b"\x01\x02\x03\x9f\x92\x96\xa8" * 9 + bytes(9),
      "unknown.application-octet-stream"),
     ("NUL inside text", b"this is\x00 a test\n" + bytes(3), "unknown.application-octet-stream"),
+    # libmagic names no single byte ("very short file"): a printable one is text
+    ("one letter", b"x", "text.plain"),
+    ("one digit", b"1", "text.plain"),
+    ("one line end", b"\n", "text.plain"),
+    ("one high byte", b"\xff", "unknown.application-octet-stream"),
+    ("one NUL", b"\x00", "unknown.application-octet-stream"),
     ("iso", b"\x00" * 0x8001 + b"CD001" + b"\x00" * 100, "archive.iso"),
     ("wim", b"MSWIM\x00\x00\x00" + bytes(200), "archive.wim"),
     ("arj", b"\x60\xea\x2b\x00" + bytes(60), "archive.arj"),
