@@ -86,6 +86,8 @@ out; ``disarm`` runs each through the pipeline and re-embeds the delivered copy.
 FileAttachment annotation is treated the same way: it stays with the disarmed file,
 or is taken off the page when its file is removed (also when the name tree removed
 that file first) or is not in the document at all (a path outside it).
+Associated files (/AF arrays: PDF 2.0, PDF/A-3, tagged LaTeX output) lose the entries
+whose file was removed or is outside the document; an empty /AF goes.
 
 Names that are not UTF-8: pikepdf cannot look such keys up. They are never action
 slots, so they are skipped; where script-like names sit inside an object that has

@@ -33,6 +33,7 @@ from gateway.stages.pdf_actions import (
     name_of,
     split_entries,
 )
+from gateway.stages.pdf_embedded import display_name
 from gateway.stages.pdf_salvage import value_end
 from gateway.stages.pdf_walk import Walk, clear
 
@@ -43,7 +44,7 @@ _STRING = re.compile(rb"\((?:[^\\)]|\\.)*\)", re.DOTALL)
 _REF = re.compile(rb"(?<![\w.+-])(\d+) (\d+) R(?!\w)")
 #: names that make any object worth a look
 _SUSPECT = re.compile(
-    rb"/(?:JS|JavaScript|XFA|EF|EmbeddedFile|RichMedia\w*|3DD|3D|Screen"
+    rb"/(?:JS|JavaScript|XFA|EF|AF|EmbeddedFile|RichMedia\w*|3DD|3D|Screen"
     rb"|Movie|Sound|FileAttachment|Launch|SubmitForm|ResetForm|ImportData|GoToR|GoToE|GoToDp"
     rb"|GoTo3DView|Rendition|Hide|SetOCGState|Thread|NOP|SetState|S /Trans)"
     rb"(?=[\s/\[\]<>()]|$)")
@@ -309,6 +310,8 @@ def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = froze
     if "/XFA" in d:
         del d["/XFA"]
         walk.record("pdf.xfa", loc / "XFA", detail="XFA form removed")
+    if "/AF" in d:
+        _associated_files(walk, d, loc)
     if "/EF" in d and d not in walk.files.handled:
         walk.files.filespec(d, loc, "pdf.embedded_file")  # if removed, the entry stays without data
     if isinstance(d, Stream) and name_of(d.get("/Type")) == "EmbeddedFile" \
@@ -322,6 +325,34 @@ def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = froze
             del d[key]
             walk.record("pdf.rich_media", loc / key, detail="rich media content")
     return False
+
+
+def _associated_files(walk: Walk, d: Object, loc: Loc) -> None:
+    """/AF (associated files: PDF 2.0, PDF/A-3, LaTeX's tagged output): a file
+    specification whose file was removed, or that only names a file outside the
+    document, leaves the array, and /AF goes when nothing is left, so no reference to
+    an attachment the recipient cannot open stays behind."""
+    af = d.get("/AF")
+    items = list(af) if isinstance(af, Array) else [af]
+    kept = []
+    for i, spec in enumerate(items):
+        iloc = loc.index("/AF", i) if isinstance(af, Array) else loc / "AF"
+        if not is_dictlike(spec):
+            walk.record("pdf.embedded_file", iloc,
+                        detail="associated file entry without a file specification")
+        elif not walk.files.filespec(spec, iloc, "pdf.embedded_file"):
+            continue  # removed, and recorded
+        elif "/EF" not in spec:
+            walk.record("pdf.embedded_file", iloc, detail=f"{display_name(spec)}: associated "
+                                                          "file outside the document")
+        else:
+            kept.append(spec)
+    if len(kept) == len(items):
+        return
+    if kept:
+        d["/AF"] = Array(kept)
+    else:
+        del d["/AF"]
 
 
 def _empty(d: Object) -> None:

@@ -343,6 +343,25 @@ def associated_file() -> bytes:
     return save(pdf)
 
 
+def associated_files_tagged() -> bytes:
+    """Associated files as LaTeX's tagged PDF writes them (pdf.js bug1937438): files
+    listed in /EmbeddedFiles and named again by the /AF of structure elements, plus an
+    /AF entry that only names a file outside the document."""
+    pdf = base()
+    mathml = filespec(pdf, "mathml-1.xml", b"<math/>", "application/mathml+xml")
+    source = filespec(pdf, "formula.tex", b"x^2\n")
+    outside = pdf.make_indirect(Dictionary(Type=Name.Filespec, F=String("notes.txt"),
+                                           UF=String("notes.txt")))
+    pdf.Root.Names = Dictionary(EmbeddedFiles=Dictionary(Names=Array([
+        String("mathml-1.xml"), mathml])))
+    formula = pdf.make_indirect(Dictionary(Type=Name.StructElem, S=Name.Formula,
+                                           AF=Array([mathml, source])))
+    note = pdf.make_indirect(Dictionary(Type=Name.StructElem, S=Name.P, AF=outside))
+    pdf.Root.StructTreeRoot = Dictionary(Type=Name.StructTreeRoot, K=Array([formula, note]))
+    pdf.Root.MarkInfo = Dictionary(Marked=True)
+    return save(pdf)
+
+
 def xfa() -> bytes:
     pdf = base()
     template = pdf.make_stream(b"<template><script>app.alert(1)</script></template>")
@@ -674,6 +693,7 @@ def hidden_actions(seed: int) -> bytes:
 
 BUILDERS: dict[str, Callable[[], bytes]] = {
     "plain": plain,
+    "associated_files_tagged": associated_files_tagged,
     "open_action_js": open_action_js,
     "catalog_aa": catalog_aa,
     "page_aa": page_aa,

@@ -129,6 +129,17 @@ CASES = [
     case("junk_embedded_entry", LINK,
          ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R)),
     case("associated_file", LINK, ("pdf.embedded_file", "/Root/AF[0]", R)),
+    # /AF entries go with their files, and one naming a file outside the document goes
+    case("associated_files_tagged", LINK,
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", D),
+         ("pdf.embedded_file", "/Root/StructTreeRoot/K[0]/AF[0]", D),
+         ("pdf.embedded_file", "/Root/StructTreeRoot/K[0]/AF[1]", D),
+         ("pdf.embedded_file", "/Root/StructTreeRoot/K[1]/AF", R), embedded=True),
+    case("associated_files_tagged", LINK,
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R),
+         ("pdf.embedded_file", "/Root/StructTreeRoot/K[0]/AF[0]", R),
+         ("pdf.embedded_file", "/Root/StructTreeRoot/K[0]/AF[1]", R),
+         ("pdf.embedded_file", "/Root/StructTreeRoot/K[1]/AF", R), policy="remove"),
     case("xfa", LINK, ("pdf.xfa", "/Root/AcroForm/XFA", R)),
     case("media_annots", LINK, ("pdf.rich_media", A2, R),
          ("pdf.rendition", "/Root/Pages/Kids[0]/Annots[3]", R),
@@ -318,6 +329,19 @@ def test_embedded_files_are_removed_by_default(policy: str, tmp_path: Path) -> N
                           check=False).returncode == 0
     src = tmp_path / "in.pdf"
     assert text_of(out) == text_of(src) != ""
+
+
+@pytest.mark.parametrize("builder", ["associated_file", "associated_files_tagged"])
+def test_no_associated_file_entry_outlives_its_file(builder: str, tmp_path: Path) -> None:
+    """After the default policy took the files out, no /AF entry and no file
+    specification is left (qpdf's full object listing), and the text stays."""
+    report, out = run(tmp_path, pdfgen.BUILDERS[builder](), DEFAULT)
+    assert report.verdict is Verdict.DISARMED
+    listing = subprocess.run(["qpdf", "--qdf", "--object-streams=disable", str(out), "-"],
+                             capture_output=True, check=True).stdout
+    assert b"/AF" not in listing and b"/Filespec" not in listing
+    assert b"/EmbeddedFile" not in listing
+    assert text_of(out) == text_of(tmp_path / "in.pdf") != ""
 
 
 def test_encrypted_with_user_password_is_blocked(tmp_path: Path) -> None:
