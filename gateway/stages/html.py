@@ -216,6 +216,12 @@ class _Scanner(HTMLParser):
                     rec("html.hyperlink", loc,
                         action="kept" if self.keep_links else "removed",
                         detail=links.link_detail(value, self.keep_links))
+                elif tag == "a" and value.strip() and not value.strip().startswith("#"):
+                    # ms-msdt:, search-ms:, file:, a UNC share, a relative path: the link
+                    # goes whatever the policy says about web links
+                    rec("html.hyperlink", loc,
+                        detail=f"link to a {links.describe_target(value)} "
+                               f"({links.shown_address(value)})")
             elif value.strip() and not (picture or value.startswith("cid:")
                                         or tag in _FRAMES or tag in ("script", "link", "base")):
                 rec("html.remote_resource", loc, detail="remote or local resource reference")

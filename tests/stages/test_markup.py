@@ -141,6 +141,32 @@ def test_html_links_removed_under_strict(tmp_path: Path) -> None:
     assert "詳しくはこちら" in html_text(out)
 
 
+@pytest.mark.parametrize("policy", [DEFAULT, STRICT], ids=["default", "strict"])
+def test_html_links_to_other_places_are_reported(tmp_path: Path, policy: object) -> None:
+    """Links that open a program or a share (Follina's ms-msdt:, search-ms:, file:, a
+    UNC path, a relative path) were taken out without a word in the report."""
+    page = ('<p><a href="ms-msdt:/id PCWDiagnostic /skip force">one</a>'
+            '<a href="search-ms:query=invoice&amp;crumb=location:\\\\evil.example\\s">two</a>'
+            '<a href="file://evil.example/share/x.lnk">three</a>'
+            '<a href="\\\\evil.example\\share">four</a>'
+            '<a href="invoice.html">five</a><a href="#top">six</a></p>')
+    report, out = run(tmp_path, page.encode(), "links.html", policy=policy)
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.hyperlink", f"a[{i}]@href") for i in range(5)}
+    details = [f.detail for f in report.items[0].findings]
+    assert details == ["link to a ms-msdt address (ms-msdt:/id PCWDiagnostic /skip force)",
+                       "link to a search-ms address "
+                       "(search-ms:query=invoice&crumb=location:\\\\evil.example\\s)",
+                       "link to a file address (file://evil.example/share/x.lnk)",
+                       "link to a UNC path (\\\\evil.example\\share)",
+                       "link to a relative path (invoice.html)"]
+    assert {f.action for f in report.items[0].findings} == {"removed"}
+    html = out.read_text(encoding="utf-8")
+    assert html.count("href=") == 1 and 'href="#top"' in html
+    assert html_problems(out) == []
+    assert all(word in html_text(out) for word in ("one", "two", "three", "four", "five"))
+
+
 def test_html_shift_jis_is_read_without_mojibake(tmp_path: Path) -> None:
     page = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
             "</head><body><p>髙橋様　①㈱ご確認ください</p></body></html>")
