@@ -121,7 +121,9 @@ def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
     first, rest = frames[0], frames[1:]
     try:
         first.save(dst, format=fmt, save_all=bool(rest), append_images=rest, **options)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, OverflowError) as exc:
+        # OverflowError: a size the format cannot hold (a GIF frame placed past 65535
+        # rows makes Pillow's canvas taller than a GIF can be)
         raise Malformed(f"image cannot be re-encoded ({type(exc).__name__})") from None
     return truncated
 

@@ -337,6 +337,19 @@ def test_undecodable_image_is_blocked(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_gif_frame_placed_beyond_what_a_gif_can_hold_is_blocked(tmp_path: Path) -> None:
+    """A frame at row 65000 makes Pillow's canvas 66601 rows tall, which no GIF can
+    hold: writing it raised OverflowError, an internal error (found by fuzzing)."""
+    data = bytearray(encode(Image.new("P", (77, 100), 3), "GIF"))
+    at = data.index(b"\x2c")  # the image descriptor: left, top, width, height
+    struct.pack_into("<HHHH", data, at + 1, 0, 65000, 77, 1601)
+    report, out = run(tmp_path, bytes(data), "tall.gif")
+    assert report.verdict is Verdict.BLOCKED
+    assert keys(report) == {("block.malformed", "")}
+    assert report.reason == "image cannot be re-encoded (OverflowError)"
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_corpus_images(tmp_path: Path) -> None:
     files = sorted(p for p in (corpus_dir() / "h_image").rglob("*") if p.is_file())
