@@ -67,7 +67,7 @@ class ImageStage:
             _report(im, data, ctx)
             fmt = im.format or _FORMATS[ctx.type_id]
             lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
-            truncated = _reencode(im, fmt, dst, ctx, lossless=lossless)
+            truncated = _reencode(im, data, fmt, dst, ctx, lossless=lossless)
         if truncated:
             ctx.record("image.repaired", "", action=Action.REPAIRED,
                        detail="truncated image; the part that decodes was kept")
@@ -83,7 +83,7 @@ def _open(data: bytes) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error,
-            IndexError) as exc:
+            IndexError, TypeError) as exc:
         raise Malformed(f"image cannot be decoded ({type(exc).__name__})") from None
     w, h = im.size
     if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
@@ -108,13 +108,14 @@ def _report(im: Image.Image, data: bytes, ctx: StageContext) -> None:
         ctx.record("image.trailing_data", "", detail=f"{tail} bytes after the end of the image")
 
 
-def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
+def _reencode(im: Image.Image, data: bytes, fmt: str, dst: BinaryIO, ctx: StageContext, *,
               lossless: bool) -> bool:
-    """Write the pixels of every frame to dst; True when the input was truncated."""
+    """Write the pixels of every frame of ``im`` (read from ``data``) to dst; True when
+    the input was truncated."""
     try:  # a later frame may declare a bomb of a size the first did not
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            frames, truncated = _decode(im)
+            frames, truncated = _decode(im, data)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
     options = _save_options(im, fmt, frames, lossless=lossless)
@@ -128,7 +129,12 @@ def _reencode(im: Image.Image, fmt: str, dst: BinaryIO, ctx: StageContext, *,
     return truncated
 
 
-def _decode(im: Image.Image) -> tuple[list[Image.Image], bool]:
+#: what Pillow raises on damaged image data (TypeError too: a damaged TIFF directory
+#: without the image's dimensions)
+_DAMAGE = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError)
+
+
+def _decode(im: Image.Image, data: bytes) -> tuple[list[Image.Image], bool]:
     """Every frame's pixels, and whether the input was truncated or damaged: then the
     frames before the damage (an APNG whose later frame chunks are broken shows its
     first frame in a browser, a GIF cut short its first frames)."""
@@ -140,13 +146,21 @@ def _decode(im: Image.Image) -> tuple[list[Image.Image], bool]:
         ImageFile.LOAD_TRUNCATED_IMAGES = True  # decode what is there, like viewers
         frames = []
         try:
-            im.seek(0)
-            return _frames(im, frames), True
-        except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
+            try:
+                im.seek(0)
+                return _frames(im, frames), True
+            except _DAMAGE as exc:
+                if frames:
+                    return _before_damage(frames, exc)
+            # nothing decoded again in the reader that failed (an interlaced PNG's
+            # decoder raises TypeError when run twice): a fresh reader of the same bytes
+            with Image.open(io.BytesIO(data)) as again:
+                return _frames(again, frames), True
+        except _DAMAGE as exc:
             return _before_damage(frames, exc)
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = False
-    except (ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
+    except _DAMAGE as exc:  # OSError is caught above
         return _before_damage(frames, exc)
 
 
@@ -166,7 +180,7 @@ def _frames(im: Image.Image, frames: list[Image.Image]) -> list[Image.Image]:
     """
     try:
         declared: int | None = getattr(im, "n_frames", 1)
-    except (IndexError, EOFError, OSError, ValueError, SyntaxError, struct.error):
+    except _DAMAGE:
         declared = None
     if declared is not None and declared > MAX_FRAMES:
         raise LimitExceeded(f"image has {declared} frames")

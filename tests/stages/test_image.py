@@ -337,6 +337,59 @@ def test_undecodable_image_is_blocked(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def interlaced_png(w: int = 64, h: int = 64) -> bytes:
+    """An RGBA PNG in Adam7 interlacing (Pillow writes none): seven passes of rows."""
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        width, height = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        for y in range(height if width else 0):
+            raw += b"\x00" + b"".join(bytes(((x * 7 + y) % 256, x % 256, y % 256, 255))
+                                       for x in range(width))
+    return (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 1))
+            + _png_chunk(b"IDAT", zlib.compress(raw, 9)) + _png_chunk(b"IEND", b""))
+
+
+def test_truncated_interlaced_png_delivers_what_decodes(tmp_path: Path) -> None:
+    """The retry of a truncated image ran the interlaced PNG decoder a second time in
+    the reader it had failed in, which raises TypeError: an internal error (found by
+    fuzzing Pillow's pil123rgba.png). A fresh reader decodes what is there."""
+    data = interlaced_png()
+    with Image.open(io.BytesIO(data)) as whole:
+        assert whole.info["interlace"] == 1
+        whole.load()
+    report, out = run(tmp_path, data[: len(data) * 2 // 3], "cut.png")
+    assert report.verdict is Verdict.CLEAN
+    assert keys(report) == {("image.repaired", "")}
+    with Image.open(out) as got:
+        assert got.size == (64, 64) and got.format == "PNG"
+
+
+def test_tiff_page_without_dimensions_keeps_the_pages_before(tmp_path: Path) -> None:
+    """A TIFF whose second directory lacks ImageWidth and ImageLength: Pillow raises
+    TypeError on reaching it, which ended the job as an internal error. The first page
+    is delivered, as for any damage in a later frame."""
+    first, second = picture(), picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    buf = io.BytesIO()
+    first.save(buf, format="TIFF", save_all=True, append_images=[second])
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    ifd = struct.unpack_from("<I", data, ifd + 2 + 12 * struct.unpack_from("<H", data, ifd)[0])[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        if struct.unpack_from("<H", data, ifd + 2 + 12 * i)[0] in (256, 257):  # width, length
+            struct.pack_into("<H", data, ifd + 2 + 12 * i, 65000)
+    report, out = run(tmp_path, bytes(data), "pages.tif")
+    assert keys(report) == {("image.repaired", "")}
+    with Image.open(out) as got:
+        assert getattr(got, "n_frames", 1) == 1
+        assert ImageChops.difference(got.convert("RGB"), first.convert("RGB")).getbbox() is None
+
+
 def test_gif_frame_placed_beyond_what_a_gif_can_hold_is_blocked(tmp_path: Path) -> None:
     """A frame at row 65000 makes Pillow's canvas 66601 rows tall, which no GIF can
     hold: writing it raised OverflowError, an internal error (found by fuzzing)."""
