@@ -12,6 +12,8 @@ Each input part becomes zero or more output parts, all new objects:
   through the whole pipeline (``ctx.recurse``) and is attached under its
   delivery name with the content type of what actually came back.
 - TNEF (winmail.dat) is unpacked in place: its attachments become real ones.
+- S/MIME opaque signatures (application/pkcs7-mime signed-data) are opened like
+  multipart/signed: the signed entity is walked in their place, the signature goes.
 - encrypted content (multipart/encrypted, S/MIME enveloped-data, PGP) stops the
   whole message: EncryptedContent, held for quarantine.
 
@@ -83,6 +85,15 @@ class Walker:
         main, _, sub = ctype.partition("/")
         if main == "multipart":
             return self._multipart(part, sub, where, depth)
+        if ctype in _PKCS7_MIME:
+            signed = signed_content(payload_bytes(part, where, self.ctx))
+            if signed is not None:
+                from gateway.stages.mail import parse  # noqa: PLC0415 - mail imports this module
+
+                self.ctx.record("mail.signature_removed", where,
+                                detail="S/MIME opaque signature (signed-data): the signed "
+                                       "content is delivered without it")
+                return self.walk(parse(signed), child_location(where, 1), depth + 1)
         if ctype == "application/pgp-encrypted" or (
                 ctype in _PKCS7_MIME and _smime_type(part) not in (
                     "signed-data", "certs-only", "compressed-data")):
@@ -286,6 +297,26 @@ class Walker:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def signed_content(data: bytes) -> bytes | None:
+    """The MIME entity an S/MIME opaque signature wraps (application/pkcs7-mime
+    signed-data: a CMS SignedData, RFC 5652, that carries its content, in DER or in
+    Outlook's indefinite-length BER), or None when ``data`` is no such thing (enveloped
+    data, a certificate bundle, a detached signature, damage)."""
+    from asn1crypto import cms  # noqa: PLC0415 - only S/MIME needs it
+
+    try:
+        info = cms.ContentInfo.load(data)
+        if info["content_type"].native != "signed_data":
+            return None
+        encap = info["content"]["encap_content_info"]
+        if encap["content_type"].native != "data":
+            return None
+        content = encap["content"].native
+    except Exception:  # any parse failure: not a signed message we can open
+        return None
+    return content if isinstance(content, bytes) and content.strip() else None
 
 
 def _smime_type(part: Message) -> str:

@@ -100,6 +100,33 @@ def iso2022jp(text: str) -> bytes:
 # ---------------------------------------------------------------------------- files
 
 
+def _der(tag: int, body: bytes, *, indefinite: bool = False) -> bytes:
+    if indefinite:
+        return bytes([tag, 0x80]) + body + b"\x00\x00"
+    n = len(body)
+    size = bytes([n]) if n < 128 else (
+        bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big"))
+    return bytes([tag]) + size + body
+
+
+def cms_signed(content: bytes, *, ber: bool = False) -> bytes:
+    """A CMS SignedData (RFC 5652) carrying ``content``, as S/MIME opaque signing wraps a
+    MIME entity (no signer: nothing here checks signatures). ``ber``: indefinite lengths
+    and the content as a constructed OCTET STRING in two pieces, as Outlook writes it."""
+    oid_data = _der(0x06, bytes.fromhex("2a864886f70d010701"))
+    oid_signed = _der(0x06, bytes.fromhex("2a864886f70d010702"))
+    sha256 = _der(0x31, _der(0x30, _der(0x06, bytes.fromhex("608648016503040201")) + b"\x05\x00"))
+    if ber:
+        half = len(content) // 2
+        octets = _der(0x24, _der(0x04, content[:half]) + _der(0x04, content[half:]),
+                      indefinite=True)
+    else:
+        octets = _der(0x04, content)
+    encap = _der(0x30, oid_data + _der(0xA0, octets, indefinite=ber), indefinite=ber)
+    signed = _der(0x30, _der(0x02, b"\x01") + sha256 + encap + _der(0x31, b""), indefinite=ber)
+    return _der(0x30, oid_signed + _der(0xA0, signed, indefinite=ber), indefinite=ber)
+
+
 def zip_of(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -322,6 +322,37 @@ def test_smime_signature_is_dropped_content_kept(tmp_path: Path) -> None:
     assert "電子署名を削除" in notice(msg)
 
 
+@pytest.mark.parametrize(("ctype", "ber"), [
+    ('application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"', False),
+    ('application/x-pkcs7-mime; smime-type=signed-data; name="smime.p7m"', True),   # Outlook
+    ('application/pkcs7-mime; name="smime.p7m"', True),   # no smime-type: read what it is
+])
+def test_smime_opaque_signature_is_opened_content_disarmed(tmp_path: Path, ctype: str,
+                                                           ber: bool) -> None:
+    """An opaque S/MIME signature (application/pkcs7-mime signed-data) wraps the whole
+    message in a CMS structure: it was an unknown attachment, blocked, and the recipient
+    got none of the content. The signed entity is now walked like multipart/signed's
+    first part: text kept, attachments disarmed, the signature dropped."""
+    inner = g.multipart("mixed", g.text("署名付きの本文です"),
+                        g.attachment("案内.html", b"<p>hi</p><script>alert(1)</script>",
+                                     "text/html"))
+    content = g.entity(ctype, g.b64(g.cms_signed(inner, ber=ber)), cte="base64",
+                       headers=[("Content-Disposition", 'attachment; filename="smime.p7m"')])
+    report, out = run(tmp_path, g.message(content))
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("mail.signature_removed", "body"),
+                            ("mail.attachment_disarmed", "案内.html")}
+    assert [(f.kind, f.location) for f in report.items[1].findings] == [
+        ("html.script", "script[0]")]
+    msg = parsed(out)
+    assert "署名付きの本文です" in bodies(msg, "text/plain")
+    assert all("pkcs7" not in p.get_content_type() for p in msg.walk())
+    html = next(p for p in msg.walk() if p.get_filename() == "案内.html")
+    page = html.get_payload(decode=True)
+    assert b"<p>hi</p>" in page and b"<script" not in page
+    assert "電子署名を削除" in notice(msg)
+
+
 @pytest.mark.parametrize(("content", "what"), [
     (g.entity('application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"',
               g.b64(b"0\x80\x06\x09*\x86H\x86\xf7\r\x01\x07\x03"), cte="base64"),
