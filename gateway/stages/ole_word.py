@@ -6,7 +6,8 @@ table streams, so no file offset (FIB, piece table, PLCs) moves.
 Fields. The text is read through the piece table (CLX). A field is
 ``0x13 instruction [0x14 result] 0x15``. These are neutralized: fields whose
 instruction keyword or stored type (``flt`` in the PlcFld) is DDE/DDEAUTO
-(``ole.dde``), INCLUDETEXT/INCLUDEPICTURE/INCLUDE/IMPORT
+(``ole.dde``), INCLUDETEXT/INCLUDEPICTURE/INCLUDE/IMPORT and DATABASE/RD (read
+files outside the document: a mail-merge data source, a referenced document)
 (``ole.include_field``) or LINK (``ole.external_link``), fields whose type
 word is produced by a nested field (``ole.computed_field``, a DDE obfuscation),
 and HYPERLINK fields that open anything but an http, https or mailto address or a
@@ -49,7 +50,7 @@ from gateway.stages.cfb_writer import Node
 from gateway.stages.links import describe_target, hyperlink_target, is_web, shown_address
 
 _DDE = {"DDE", "DDEAUTO"}
-_INCLUDE = {"INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT"}
+_INCLUDE = {"INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT", "DATABASE", "RD"}
 _LINK = {"LINK"}
 #: field types (flt) by MS-DOC 2.9.90
 _FLT_KIND = {0x2D: "ole.dde", 0x2E: "ole.dde", 0x24: "ole.include_field",

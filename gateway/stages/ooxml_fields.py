@@ -1,4 +1,5 @@
-"""Word fields: DDE, DDEAUTO, INCLUDEPICTURE, INCLUDETEXT, IMPORT, LINK and HYPERLINK
+"""Word fields: DDE, DDEAUTO, INCLUDEPICTURE, INCLUDETEXT, IMPORT, LINK, DATABASE (a
+mail-merge query to a data source), RD (a document read for an index) and HYPERLINK
 (every one when the policy drops hyperlinks; when it keeps them, those whose target is
 not an http, https or mailto address: javascript:, file:, UNC and local paths, as for
 hyperlink relationships) are neutralized; their last displayed result stays.
@@ -46,6 +47,9 @@ DANGEROUS = {
     "INCLUDE": "ooxml.include_field", "IMPORT": "ooxml.include_field",
     "LINK": "ooxml.external_relationship",
     "MACROBUTTON": "ooxml.macro_field",
+    # read files outside the document when updated: a mail-merge database query (an
+    # ODBC/OLE DB source, a share) and a document referenced for an index or contents
+    "DATABASE": "ooxml.include_field", "RD": "ooxml.include_field",
 }
 #: MACROBUTTON's display text: what follows the macro (or Word command) name
 _MACROBUTTON = re.compile(r"\s*MACROBUTTON\s+\S+\s?(.*)", re.S | re.I)
@@ -136,7 +140,8 @@ def _unescape(b: bytes) -> str:
     return re.sub(r"&(lt|gt|quot|apos|amp);", lambda m: _ENTITIES[m.group(0)], s)
 
 
-_KEYWORDS = re.compile(rb"(?i)(DDE|INCLUDE|IMPORT|HYPERLINK|MACROBUTTON|(?<![A-Za-z])LINK)")
+_KEYWORDS = re.compile(rb"(?i)(DDE|INCLUDE|IMPORT|HYPERLINK|MACROBUTTON|DATABASE|(?<![A-Za-z])LINK"
+                       rb"|(?<![A-Za-z])RD(?![A-Za-z]))")
 
 
 def quick_check(data: bytes, keep_links: bool) -> bool:

