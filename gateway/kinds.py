@@ -134,6 +134,8 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("ooxml.external_data", _M, True,
              "external data connection", "外部データ接続"),
     KindInfo("ooxml.alt_chunk", _M, True, "imported HTML/RTF chunk", "取り込まれた HTML/RTF 部品"),
+    KindInfo("ooxml.svg_image", _M, True, "SVG picture (scripts, links, references)",
+             "SVG 画像 (スクリプト・リンク・外部参照)"),
     KindInfo("ooxml.macro_enabled", _I, False,
              "macro-enabled type converted to its plain type", "マクロ有効形式を通常形式に変換"),
     KindInfo("ooxml.dangling_relationship", _I, False,

@@ -14,7 +14,8 @@ removes. Order matters and is fixed:
 4. parts no longer reachable from the package root go (unreferenced input parts are
    reported as such; parts orphaned by step 2 go with the finding that orphaned them);
 5. embedded objects and packages go through the whole pipeline (``ctx.recurse``): kept
-   if delivered, removed if blocked, or removed by policy ``embedded: remove``;
+   if delivered, removed if blocked, or removed by policy ``embedded: remove``; so do
+   SVG pictures (cleaned in place, kept whatever that policy says);
 6. XML parts that refer to anything removed, or hold fields, DDE, frames, mail merge
    or connections, are edited (:mod:`ooxml_parts`);
 7. content types follow.
@@ -117,6 +118,11 @@ def _active(name: str, ct: str, kinds: set[str]) -> tuple[str, str] | None:
     return None
 
 
+SVG = "ooxml.svg_image"
+#: document content, not an embedded file: ``embedded: remove`` keeps them (cleaned)
+_CONTENT = frozenset({"ooxml.alt_chunk", SVG})
+
+
 def _embedding(name: str, ct: str, kinds: set[str]) -> str | None:
     if "aFChunk" in kinds:
         return "ooxml.alt_chunk"
@@ -124,6 +130,10 @@ def _embedding(name: str, ct: str, kinds: set[str]) -> str | None:
         return "ooxml.ole_object"
     if "package" in kinds or "/embeddings/" in "/" + name.lower():
         return "ooxml.embedded_package"
+    if ct == "image/svg+xml" or name.lower().endswith(".svg"):
+        # Office draws SVG pictures without running them, but "Save as Picture" hands
+        # the file to a browser, and checkers read every XML part of a package
+        return SVG
     return None
 
 
@@ -319,7 +329,7 @@ class Engine:
         for name, kind in self.embeds:
             if name in self.e.removed:
                 continue
-            if remove and kind != "ooxml.alt_chunk":
+            if remove and kind not in _CONTENT:
                 self.remove_part(name, kind, "removed by policy")
                 continue
             emb = self.ctx.recurse(self.pkg.read(name), name)
@@ -328,6 +338,8 @@ class Engine:
                                  .strip(": "))
                 continue
             self.recorded.add(name)
+            if kind == SVG and emb.verdict is Verdict.CLEAN and emb.type == "svg":
+                continue  # nothing in it to take out: the picture stays as it was
             if self.writing:
                 if emb.data is None:
                     self.remove_part(name, kind, f"{emb.type}: no clean copy")

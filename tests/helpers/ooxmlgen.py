@@ -516,6 +516,36 @@ def docx_include_fields() -> bytes:
     return p.build()
 
 
+SVG_ACTIVE = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" '
+              b'onload="alert(1)"><script>alert(2)</script><rect width="40" height="40" '
+              b'fill="#36c"/><a href="javascript:alert(3)"><text x="2" y="30">SVG</text></a>'
+              b'</svg>')
+SVG_PLAIN = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+             b'<rect width="40" height="40" fill="#36c"/></svg>')
+
+
+def docx_svg_picture(svg: bytes = SVG_ACTIVE) -> bytes:
+    """A picture drawn from an SVG part (Word 2016 inserts SVG with a PNG fallback;
+    here the blip names the SVG itself, as other writers do)."""
+    p = Pkg(base_docx(["SVG の図があります。"]))
+    p.put("word/media/image1.svg", svg)
+    p.default("svg", "image/svg+xml")
+    rid = p.rel("word/document.xml", f"{R}/image", "media/image1.svg")
+    a = "http://schemas.openxmlformats.org/drawingml/2006/main"
+    pic = "http://schemas.openxmlformats.org/drawingml/2006/picture"
+    wp = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
+    p.body(f'<w:p><w:r><w:drawing><wp:inline xmlns:wp="{wp}"><wp:extent cx="381000" '
+           f'cy="381000"/><wp:docPr id="9" name="図 1"/><a:graphic xmlns:a="{a}">'
+           f'<a:graphicData uri="{pic}"><pic:pic xmlns:pic="{pic}"><pic:nvPicPr>'
+           f'<pic:cNvPr id="9" name="image1.svg"/><pic:cNvPicPr/></pic:nvPicPr><pic:blipFill>'
+           f'<a:blip xmlns:r="{R}" r:embed="{rid}"/><a:stretch><a:fillRect/></a:stretch>'
+           f'</pic:blipFill><pic:spPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="381000" '
+           f'cy="381000"/></a:xfrm><a:prstGeom prst="rect"><a:avLst/></a:prstGeom>'
+           f'</pic:spPr></pic:pic></a:graphicData></a:graphic></wp:inline></w:drawing>'
+           f'</w:r></w:p>')
+    return p.build()
+
+
 def xlsx_external_link(dde: bool) -> bytes:
     """A formula reading another workbook (or a DDE link), with calcChain."""
     p = Pkg(base_xlsx())

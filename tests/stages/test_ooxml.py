@@ -32,6 +32,7 @@ from gateway.policy import Policy, load
 from tests.conftest import check_report_schema, corpus_dir
 from tests.helpers import officecheck as oc
 from tests.helpers import ooxmlgen as G
+from tests.helpers.markupcheck import svg_problems
 
 DEFAULT = load("default")
 
@@ -738,6 +739,34 @@ def test_include_fields_neutralized(tmp_path: Path) -> None:
     assert "画像の代わり" in xml and "取り込まれた文" in xml and "山田太郎" in xml
     assert "索引の参照" in xml
     check_output(r, tmp_path)
+
+
+def test_svg_picture_is_cleaned_in_place(tmp_path: Path) -> None:
+    """An SVG picture's script, event handler and javascript: link were delivered
+    untouched (Office draws SVG without running it, but "Save as Picture" hands the file
+    to a browser); the part now goes through the SVG stage and stays, cleaned, under the
+    default policy and under embedded: remove alike."""
+    for n, policy in enumerate((DEFAULT, REMOVE_EMBEDDED)):
+        (tmp_path / str(n)).mkdir()
+        r = run(tmp_path / str(n), G.docx_svg_picture(), "svg.docx", policy)
+        assert r.keys() == {("ooxml.svg_image", "word/media/image1.svg")}
+        assert r.action("ooxml.svg_image", "word/media/image1.svg") == "disarmed"
+        assert [(f.kind, f.location) for f in r.report.items[1].findings] == [
+            ("svg.script", "script[0]"), ("svg.javascript_url", "a[0]@href"),
+            ("svg.event_handler", "svg[root]@onload")]
+        picture = tmp_path / str(n) / "picture.svg"
+        picture.write_bytes(r.part("word/media/image1.svg").encode())
+        assert svg_problems(picture) == []
+        assert b'fill="#36c"' in picture.read_bytes() and b">SVG</text>" in picture.read_bytes()
+        assert "image1.svg" in r.part("word/_rels/document.xml.rels")
+        check_output(r, tmp_path / str(n))
+
+
+def test_plain_svg_picture_stays_as_it_was(tmp_path: Path) -> None:
+    data = G.docx_svg_picture(G.SVG_PLAIN)
+    r = run(tmp_path, data, "plain.docx")
+    assert r.report.verdict is Verdict.CLEAN and r.keys() == set()
+    assert r.part("word/media/image1.svg").encode() == G.SVG_PLAIN
 
 
 def test_hyperlink_fields_kept_only_with_web_targets(tmp_path: Path) -> None:
