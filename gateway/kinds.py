@@ -155,6 +155,8 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("odf.ole_object", _H, True, "embedded OLE object (its preview picture stays)",
              "埋め込み OLE オブジェクト (プレビュー画像は保持)"),
     KindInfo("odf.plugin", _H, True, "applet or plugin", "アプレット・プラグイン"),
+    KindInfo("odf.svg_image", _M, True, "SVG picture (scripts, links, references)",
+             "SVG 画像 (スクリプト・リンク・外部参照)"),
     KindInfo("odf.external_link", _M, True,
              "content loaded from elsewhere (linked section, table, picture, object, "
              "template, DDE, form address)",

@@ -17,6 +17,8 @@ inside each embedded sub-document ``Object N/``), pictures. Removed:
   tables and cell ranges, DDE (the last result of a DDE field stays), objects and
   pictures outside the package, the template and the auto-reload URL of ``meta.xml``,
   a form's submission address;
+* SVG pictures go through the SVG stage (``odf.svg_image``): kept cleaned of scripts,
+  handlers and links, or removed when they cannot be read;
 * hyperlinks (``text:a``, ``draw:a``) that are not web or mail addresses are unwrapped
   (their text stays); web and mail links stay or go by policy (``keep: [hyperlinks]``).
 
@@ -36,6 +38,7 @@ from xml.etree.ElementTree import Element
 
 from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
+from gateway.models import Verdict
 from gateway.pipeline import registry, xml_wide
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_xml as X
@@ -137,6 +140,10 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     keep_links = ctx.keeps("hyperlinks")
     replaced: dict[str, bytes] = {}
     for name in zin.names:
+        if name not in removed and (name.lower().endswith(".svg")
+                                    or media.get(name) == "image/svg+xml"):
+            _svg_picture(zin, name, ctx, removed, replaced)
+    for name in zin.names:
         if name in removed or name == MANIFEST or not name.endswith(".xml"):
             continue
         doc = _parse(zin, name)
@@ -149,6 +156,26 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         ctx.record("xml.dtd", name, action=Action.REMOVED, detail=scrubbed.detail)
     if dst is not None and ctx.mode is Mode.DISARM:
         _write(zin, removed, replaced, dst)
+
+
+def _svg_picture(zin: ZipIn, name: str, ctx: StageContext, removed: set[str],
+                 replaced: dict[str, bytes]) -> None:
+    """An SVG picture goes through the SVG stage: LibreOffice draws it without running
+    it, but exporting the picture hands it to a browser. Kept cleaned, or removed."""
+    result = ctx.recurse(zin.read(name), name)
+    writing = ctx.mode is Mode.DISARM
+    if not result.verdict.delivered or (writing and result.data is None):
+        removed.add(name)
+        ctx.record("odf.svg_image", name, action=Action.REMOVED,
+                   detail=f"{result.type} {result.verdict}: {result.reason or ''}".strip(": "))
+    elif writing and result.data is not None and (result.verdict is not Verdict.CLEAN
+                                                  or result.type != "svg"):
+        replaced[name] = result.data
+        ctx.record("odf.svg_image", name, action=Action.DISARMED,
+                   detail=f"{result.type} disarmed and kept")
+    elif not writing and result.residual:
+        ctx.record("odf.svg_image", name, action=Action.DISARMED,
+                   detail=f"{result.type} disarmed and kept")
 
 
 def _flat(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:

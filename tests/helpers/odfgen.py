@@ -77,11 +77,17 @@ def _png(color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
+def _media_type(name: str) -> str:
+    if name == "Object 1":
+        return "application/vnd.sun.star.oleobject"
+    return {".svg": "image/svg+xml", ".png": "image/png"}.get(name[-4:], "text/xml")
+
+
 def odt(*, encrypted: bool = False, hostile: bool = True, kind: str = "text",
-        ooo_doctype: bool = False) -> bytes:
+        ooo_doctype: bool = False, extra: dict[str, bytes] | None = None) -> bytes:
     """A text document; ``hostile``: with everything of the module docstring of
     gateway/stages/odf.py; ``encrypted``: its manifest says content.xml is encrypted;
-    ``ooo_doctype``: the manifest has OpenOffice.org's DOCTYPE."""
+    ``ooo_doctype``: the manifest has OpenOffice.org's DOCTYPE; ``extra``: more files."""
     plain = CONTENT.partition("<office:scripts>")[0] + (
         "<office:body><office:text><text:p>plain</text:p></office:text></office:body>"
         "</office:document-content>")
@@ -93,13 +99,14 @@ def odt(*, encrypted: bool = False, hostile: bool = True, kind: str = "text",
         "Pictures/logo.png": _png((0, 90, 160)),
         "Configurations2/accelerator/current.xml": b"",   # as LibreOffice writes it
     }
+    files.update(extra or {})
     if hostile:
         files.update({k: v.encode() for k, v in BASIC.items()})
         files["Object 1"] = olegen.static_dib(_png((1, 2, 3)))
         files["ObjectReplacements/Object 1"] = _png((200, 0, 0))
     entries = "".join(
         f'<manifest:file-entry manifest:full-path="{name}" manifest:media-type="'
-        f'{"application/vnd.sun.star.oleobject" if name == "Object 1" else "text/xml"}">'
+        f'{_media_type(name)}">'
         + ('<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>'
            if encrypted and name == "content.xml" else "")
         + "</manifest:file-entry>" for name in files)

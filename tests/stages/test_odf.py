@@ -14,8 +14,11 @@ import pytest
 
 from gateway.models import Verdict
 from gateway.policy import load
+from tests.helpers import odfgen
 from tests.helpers import officecheck as oc
+from tests.helpers.markupcheck import svg_problems
 from tests.helpers.odfgen import NS, fodt, odt
+from tests.helpers.ooxmlgen import SVG_ACTIVE, SVG_PLAIN
 from tests.helpers.pipeline import keys, run
 
 
@@ -83,6 +86,24 @@ def test_web_links_stay_only_by_policy(tmp_path: Path, keep: bool, web: str) -> 
     with zipfile.ZipFile(out) as zf:
         content = zf.read("content.xml").decode()
     assert ("https://www.city.example.lg.jp/" in content) is keep
+
+
+def test_svg_picture_is_cleaned_in_place(tmp_path: Path) -> None:
+    """An SVG picture kept its script, onload handler and javascript: link (LibreOffice
+    draws it without running it, but exporting the picture hands it to a browser)."""
+    data = odfgen.odt(hostile=False, extra={"Pictures/figure.svg": SVG_ACTIVE,
+                                            "Pictures/plain.svg": SVG_PLAIN})
+    report, out = run(tmp_path, data, "figure.odt")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("odf.svg_image", "Pictures/figure.svg")}
+    with zipfile.ZipFile(out) as zf:
+        cleaned, plain = zf.read("Pictures/figure.svg"), zf.read("Pictures/plain.svg")
+    picture = tmp_path / "figure.svg"
+    picture.write_bytes(cleaned)
+    assert svg_problems(picture) == []
+    assert b'fill="#36c"' in cleaned and b">SVG</text>" in cleaned
+    assert plain == SVG_PLAIN                       # nothing to take out: as it was
+    assert oc.libreoffice_text(out) == oc.libreoffice_text(tmp_path / "figure.odt") != ""
 
 
 def test_plain_odt_is_clean(tmp_path: Path) -> None:
