@@ -163,6 +163,10 @@ def _disposition(name: str) -> str:
 
 def _file(data: bytes, name: str, mime: str, cid: str) -> Message:
     main, _, sub = (mime.lower() if "/" in mime else "application/octet-stream").partition("/")
+    if main.strip() == "multipart":
+        entity = _entity(data)
+        if entity is not None:
+            return entity
     part = MIMEBase(main.strip() or "application", sub.strip() or "octet-stream")
     part.set_payload(data)
     from email import encoders  # noqa: PLC0415
@@ -172,6 +176,22 @@ def _file(data: bytes, name: str, mime: str, cid: str) -> Message:
     if cid:
         part["Content-ID"] = f"<{cid.strip('<>')}>"
     return part
+
+
+def _entity(data: bytes) -> Message | None:
+    """A MIME entity Outlook keeps whole as an attachment: a signed message saved as
+    .msg (IPM.Note.SMIME.MultipartSigned) holds its multipart/signed body, headers and
+    all, as one attachment typed multipart/signed. Parsed, the walker opens it like any
+    multipart (the signature goes, the signed parts are disarmed); None when the data
+    is not such an entity (it stays a file)."""
+    from email.parser import BytesParser  # noqa: PLC0415
+    from email.policy import compat32  # noqa: PLC0415
+
+    try:
+        entity = BytesParser(policy=compat32).parsebytes(data)
+    except Exception:  # the parser's own failures: the bytes stay an attachment
+        return None
+    return entity if entity.is_multipart() else None
 
 
 # ---------------------------------------------------------------------------- compressed RTF

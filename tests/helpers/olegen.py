@@ -519,6 +519,30 @@ def outlook_msg(subject: str, body: str, ole_objects: list[tuple[str, bytes]]) -
     return cfb_writer.write(root)
 
 
+def outlook_msg_files(subject: str, body: str, files: list[tuple[str, str, bytes]],
+                      message_class: str = "IPM.Note") -> bytes:
+    """An Outlook .msg whose attachments are files (attach method 1, by value): (file
+    name, MIME tag, data) each. A signed message saved from Outlook is
+    ``IPM.Note.SMIME.MultipartSigned`` with one file "smime.p7m" typed
+    multipart/signed that holds the whole signed MIME entity."""
+    def text(pid: int, value: str) -> Node:
+        return Node(f"__substg1.0_{pid:04X}001F", False, value.encode("utf-16-le"))
+
+    root = Node("Root Entry", True, clsid=uuid.UUID(
+        "00020D0B-0000-0000-C000-000000000046").bytes_le)
+    header = struct.pack("<8xIIII8x", 0, len(files), 0, len(files))
+    root.children += [Node("__properties_version1.0", False, header),
+                      text(0x001A, message_class), text(0x0037, subject), text(0x1000, body)]
+    for n, (name, mime, data) in enumerate(files):
+        att = Node(f"__attach_version1.0_#{n:08X}", True)
+        method = struct.pack("<IIII", (0x3705 << 16) | 0x0003, 6, 1, 0)  # ATTACH_BY_VALUE
+        att.children += [Node("__properties_version1.0", False, bytes(8) + method),
+                         text(0x3707, name), text(0x370E, mime),
+                         Node("__substg1.0_37010102", False, data)]
+        root.children.append(att)
+    return cfb_writer.write(root)
+
+
 def package_storage(name: str, data: bytes) -> bytes:
     """The compound file of an OLE Package object (a file shown as an icon) holding
     ``data`` as ``name`` (MS-OLEDS 2.3.6, laid out as Packager writes it)."""

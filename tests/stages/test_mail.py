@@ -520,6 +520,32 @@ def test_bare_winmail_dat_becomes_a_message(tmp_path: Path) -> None:
     assert "quick.txt" in attachments(msg)
 
 
+def test_signed_outlook_msg_is_opened_like_a_signed_mail(tmp_path: Path) -> None:
+    """A signed mail saved from Outlook (IPM.Note.SMIME.MultipartSigned) keeps its whole
+    multipart/signed entity as one attachment typed multipart/signed: it became a
+    "multipart without its boundary" shown as raw MIME text, its attachment never
+    disarmed nor delivered as a file. It is parsed as the entity it is now."""
+    signed = g.multipart("signed", g.multipart(
+        "mixed", g.text("署名付きの本文です"),
+        g.attachment("案内.html", b"<p>hi</p><script>alert(1)</script>", "text/html")),
+        g.entity("application/pkcs7-signature; name=smime.p7s", g.b64(b"0\x82\x01\x00fake"),
+                 cte="base64"),
+        params='; protocol="application/pkcs7-signature"; micalg=sha-256')
+    data = olegen.outlook_msg_files("署名付き", "", [("smime.p7m", "multipart/signed", signed)],
+                                    "IPM.Note.SMIME.MultipartSigned")
+    report, out = run(tmp_path, data, name="signed.msg")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("mail.msg_converted", "body"), ("mail.signature_removed", "1"),
+                            ("mail.attachment_disarmed", "案内.html")}
+    assert [(f.kind, f.location) for f in report.items[1].findings] == [
+        ("html.script", "script[0]")]
+    msg = parsed(out)
+    assert "署名付きの本文です" in bodies(msg, "text/plain")
+    assert all("pkcs7" not in p.get_content_type() for p in msg.walk())
+    html = next(p for p in msg.walk() if p.get_filename() == "案内.html")
+    assert b"<script" not in html.get_payload(decode=True)
+
+
 def test_outlook_msg_becomes_a_message(tmp_path: Path) -> None:
     data = (corpus_dir() / "g_email" / "tika" / "test-outlook2003.msg").read_bytes()
     report, out = run(tmp_path, data, name="mail.msg")
