@@ -520,19 +520,25 @@ def test_bare_winmail_dat_becomes_a_message(tmp_path: Path) -> None:
     assert "quick.txt" in attachments(msg)
 
 
-def test_signed_outlook_msg_is_opened_like_a_signed_mail(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opaque", [False, True])
+def test_signed_outlook_msg_is_opened_like_a_signed_mail(tmp_path: Path, opaque: bool) -> None:
     """A signed mail saved from Outlook (IPM.Note.SMIME.MultipartSigned) keeps its whole
     multipart/signed entity as one attachment typed multipart/signed: it became a
     "multipart without its boundary" shown as raw MIME text, its attachment never
-    disarmed nor delivered as a file. It is parsed as the entity it is now."""
-    signed = g.multipart("signed", g.multipart(
-        "mixed", g.text("署名付きの本文です"),
-        g.attachment("案内.html", b"<p>hi</p><script>alert(1)</script>", "text/html")),
-        g.entity("application/pkcs7-signature; name=smime.p7s", g.b64(b"0\x82\x01\x00fake"),
-                 cte="base64"),
-        params='; protocol="application/pkcs7-signature"; micalg=sha-256')
-    data = olegen.outlook_msg_files("署名付き", "", [("smime.p7m", "multipart/signed", signed)],
-                                    "IPM.Note.SMIME.MultipartSigned")
+    disarmed nor delivered as a file. It is parsed as the entity it is now. An opaque
+    one (IPM.Note.SMIME) keeps the CMS structure, typed application/pkcs7-mime."""
+    content = g.multipart("mixed", g.text("署名付きの本文です"),
+                          g.attachment("案内.html", b"<p>hi</p><script>alert(1)</script>",
+                                       "text/html"))
+    signed = g.multipart("signed", content, g.entity(
+        "application/pkcs7-signature; name=smime.p7s", g.b64(b"0\x82\x01\x00fake"),
+        cte="base64"), params='; protocol="application/pkcs7-signature"; micalg=sha-256')
+    if opaque:
+        files = [("smime.p7m", "application/pkcs7-mime", g.cms_signed(content, ber=True))]
+    else:
+        files = [("smime.p7m", "multipart/signed", signed)]
+    kind = "IPM.Note.SMIME" if opaque else "IPM.Note.SMIME.MultipartSigned"
+    data = olegen.outlook_msg_files("署名付き", "", files, kind)
     report, out = run(tmp_path, data, name="signed.msg")
     assert report.verdict is Verdict.DISARMED
     assert keys(report) == {("mail.msg_converted", "body"), ("mail.signature_removed", "1"),
