@@ -61,6 +61,8 @@ CASES: list[tuple[str, bytes, str]] = [
     ("binary ending in NUL", b"\x01\x02\x03\x9f\x92\x96\xa8" * 9 + bytes(9),
      "unknown.application-octet-stream"),
     ("NUL inside text", b"this is\x00 a test\n" + bytes(3), "unknown.application-octet-stream"),
+    ("EICAR test file", rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+     + b"\r\n", "executable.com"),
     # libmagic names no single byte ("very short file"): a printable one is text
     ("one letter", b"x", "text.plain"),
     ("one digit", b"1", "text.plain"),
