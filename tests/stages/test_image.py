@@ -163,7 +163,7 @@ def test_avif_is_rebuilt(tmp_path: Path) -> None:
 
 def _plain_pgm(im: Image.Image) -> bytes:
     """A plain (ASCII, P2) PGM: libmagic calls it image/x-portable-graymap."""
-    pixels = " ".join(str(v) for v in im.convert("L").getdata())
+    pixels = " ".join(str(v) for v in im.convert("L").tobytes())  # one byte per pixel
     return f"P2\n{im.width} {im.height}\n255\n{pixels}\n".encode()
 
 
