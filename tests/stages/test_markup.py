@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 from pathlib import Path
 
 import lxml.etree
@@ -165,6 +166,32 @@ def test_html_links_to_other_places_are_reported(tmp_path: Path, policy: object)
     assert html.count("href=") == 1 and 'href="#top"' in html
     assert html_problems(out) == []
     assert all(word in html_text(out) for word in ("one", "two", "three", "four", "five"))
+
+
+def test_unterminated_tags_at_the_end_cost_linear_time(tmp_path: Path) -> None:
+    """0.5 MB of ``<a<a<a…`` with no ``>`` after it: the standard library's HTMLParser
+    (Python before 3.11.13, CVE-2025-6069) rescans the rest for every ``<``, about 90 s
+    of CPU, so a page or mail body like this used up a job's whole CPU allowance. Run in
+    a worker held to 5 s of CPU, as the daemon runs it: it is disarmed well inside that."""
+    from dataclasses import replace
+
+    from gateway.pipeline.workers import JobSpec, WorkerPool
+
+    policy = replace(DEFAULT, limits=replace(DEFAULT.limits, max_cpu=5.0, timeout=120.0))
+    page = "<p>本文です</p>" + "<a" * 250_000
+    mail = ("From: a@example.com\r\nTo: b@example.lg.jp\r\nSubject: x\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + page)
+    with WorkerPool(1) as pool:
+        for name, data in (("page.html", page), ("mail.eml", mail)):
+            src, out = tmp_path / name, tmp_path / f"out-{name}"
+            src.write_text(data, encoding="utf-8")
+            report = pool.run(JobSpec(f"job-{name}", src, out, name), policy)
+            assert report.verdict.delivered, report.reason
+            if name == "mail.eml":
+                body = email.message_from_bytes(out.read_bytes()).get_payload(decode=True)
+                assert "本文です" in body.decode("utf-8")
+            else:
+                assert "本文です" in out.read_text(encoding="utf-8")
 
 
 def test_html_shift_jis_is_read_without_mojibake(tmp_path: Path) -> None:
