@@ -123,6 +123,49 @@ def test_names_windows_cannot_create_are_cleaned(tmp_path: Path) -> None:
                                      "会議　資料.txt"]
 
 
+def _tar_with(header_edit: str) -> bytes:
+    """A two-member tar: ``negative`` gives the second member's header a size of -512
+    (its data would start at its own header again); ``pax`` puts a pax extended header
+    of 200 kB of digits (no record ever ends) in front of the members."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name in ("a.txt", "b.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 5
+            tf.addfile(info, io.BytesIO(b"hello"))
+    data = bytearray(buf.getvalue())
+    if header_edit == "negative":
+        data[1024 + 124:1024 + 136] = (-512).to_bytes(12, "big", signed=True)
+        header = bytearray(data[1024:1536])
+        header[148:156] = b" " * 8
+        data[1024 + 148:1024 + 156] = f"{sum(header):06o}\0 ".encode()
+        return bytes(data)
+    pax = b"9" * 200_000
+    ext = tarfile.TarInfo("././@PaxHeader")
+    ext.type, ext.size = tarfile.XHDTYPE, len(pax)
+    return (ext.tobuf(tarfile.USTAR_FORMAT) + pax + bytes(-len(pax) % 512)) + bytes(data)
+
+
+@pytest.mark.parametrize("header_edit", ["negative", "pax"])
+def test_tar_headers_that_stall_pythons_tarfile_are_read_in_time(tmp_path: Path,
+                                                                  header_edit: str) -> None:
+    """Python's tarfile (before 3.11.14) loops for ever on a header whose negative size
+    points back at itself (CVE-2025-8194) and backtracks quadratically on a long number
+    in a pax header (CVE-2024-6232, about 20 s for this one): a 2 kB tar held a worker
+    until the job's time limit. libarchive reads tar now. Run in a worker held to 5 s of
+    CPU, as the daemon runs it: a clear verdict, never a failure."""
+    from gateway.pipeline.workers import JobSpec, WorkerPool
+
+    policy = replace(POLICY, limits=replace(POLICY.limits, max_cpu=5.0, timeout=120.0))
+    src = tmp_path / "stall.tar"
+    src.write_bytes(_tar_with(header_edit))
+    with WorkerPool(1) as pool:
+        report = pool.run(JobSpec("job-tar", src, tmp_path / "out.zip", src.name), policy)
+    assert report.verdict in (Verdict.BLOCKED, Verdict.CLEAN, Verdict.DISARMED), report.reason
+    if report.verdict is Verdict.BLOCKED:
+        assert keys(report) == {("block.malformed", "")}
+
+
 def test_symlinks_and_duplicates_are_dropped(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
