@@ -168,17 +168,22 @@ def test_html_links_to_other_places_are_reported(tmp_path: Path, policy: object)
     assert all(word in html_text(out) for word in ("one", "two", "three", "four", "five"))
 
 
-def test_unterminated_tags_at_the_end_cost_linear_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tail", ["<a" * 250_000, "<body" * 100_000,
+                                  "<title>" + "<title" * 100_000, "<meta" * 100_000],
+                         ids=["a", "body", "title", "meta"])
+def test_unterminated_tags_at_the_end_cost_linear_time(tmp_path: Path, tail: str) -> None:
     """0.5 MB of ``<a<a<a…`` with no ``>`` after it: the standard library's HTMLParser
     (Python before 3.11.13, CVE-2025-6069) rescans the rest for every ``<``, about 90 s
-    of CPU, so a page or mail body like this used up a job's whole CPU allowance. Run in
-    a worker held to 5 s of CPU, as the daemon runs it: it is disarmed well inside that."""
+    of CPU, so a page or mail body like this used up a job's whole CPU allowance; the
+    patterns that found <body> and <title> backtracked over the rest at every "<body"
+    (13 s). Run in a worker held to 5 s of CPU, as the daemon runs it: it is disarmed
+    well inside that."""
     from dataclasses import replace
 
     from gateway.pipeline.workers import JobSpec, WorkerPool
 
     policy = replace(DEFAULT, limits=replace(DEFAULT.limits, max_cpu=5.0, timeout=120.0))
-    page = "<p>本文です</p>" + "<a" * 250_000
+    page = "<p>本文です</p>" + tail
     mail = ("From: a@example.com\r\nTo: b@example.lg.jp\r\nSubject: x\r\n"
             "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + page)
     with WorkerPool(1) as pool:
