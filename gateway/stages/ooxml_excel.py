@@ -43,7 +43,10 @@ if TYPE_CHECKING:
 AUTO_NAME = re.compile(r"^(_xlnm\.)?auto_(open|close|activate|deactivate)", re.IGNORECASE)
 _EXTREF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\[])'?\[\d+\]")
 #: a DDE call in a formula: application|topic!item (``cmd|' /c calc'!A0``)
-DDE = re.compile(r"[A-Za-z0-9_.$-]+\|\s*('[^']*'|[A-Za-z0-9_.$ -]+)\s*!")
+#: (possessive and anchored at a name's start: tried at every letter of a long formula and
+#: backtracking, the plain pattern took quadratic time, 0.2 s for 20 kB)
+DDE = re.compile(r"(?<![A-Za-z0-9_.$-])[A-Za-z0-9_.$-]++\|\s*+(?:'[^']*+'|[A-Za-z0-9_.$ -]++)"
+                 r"\s*+!")
 WORKSHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"
 WORKSHEET_BIN_CT = "application/vnd.ms-excel.worksheet"
 WORKSHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"

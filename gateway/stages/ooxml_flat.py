@@ -41,7 +41,9 @@ _XL = "urn:schemas-microsoft-com:office:excel"
 #: formulas that run code or fetch data when the workbook calculates: DDE
 #: (``ooxml_excel.DDE``), a cell in another workbook ('C:\dir\[book.xls]Sheet1'!R1C1),
 #: and the functions that call DLLs, run macros or read the web
-_XMLSS_EXTERNAL = re.compile(r"\[[^\]]+\][^!]*!")
+#: a workbook named in brackets, then its sheet: bounded runs, so a formula of brackets
+#: and no "!" costs linear time
+_XMLSS_EXTERNAL = re.compile(r"\[[^\]\[]{1,260}+\][^!]{0,260}+!")
 _XMLSS_CALLS = re.compile(r"\b(CALL|REGISTER(\.ID)?|EXEC|RUN|WEBSERVICE|FILTERXML|RTD|"
                           r"DDE|DDEAUTO)\s*\(", re.IGNORECASE)
 _PROGID = re.compile(rb'<\?mso-application\s+progid="([A-Za-z.]+)"\s*\?>')
