@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from gateway.models import Report
@@ -24,3 +25,19 @@ def run(tmp_path: Path, data: bytes, name: str, policy: Policy = DEFAULT) -> tup
 def keys(report: Report, index: int = 0) -> set[tuple[str, str]]:
     """The (kind, location) pairs of one item's findings (the root item by default)."""
     return {(f.kind, f.location) for f in report.items[index].findings}
+
+
+def run_in_worker(tmp_path: Path, data: bytes, name: str, policy: Policy = DEFAULT, *,
+                  max_cpu: float = 5.0) -> tuple[Report, Path]:
+    """Disarm ``data`` in a worker process held to ``max_cpu`` seconds of CPU, as the
+    daemon runs a job: input that makes a parser take quadratic time ends as a failed
+    job (CPU limit) instead of a verdict. No wall-clock timing: a slow CI machine
+    passes as long as the work stays far inside the allowance."""
+    from gateway.pipeline.workers import JobSpec, WorkerPool
+
+    limited = replace(policy, limits=replace(policy.limits, max_cpu=max_cpu, timeout=300.0))
+    src, out = tmp_path / name, tmp_path / ("out-" + name)
+    src.write_bytes(data)
+    with WorkerPool(1) as pool:
+        report = pool.run(JobSpec(f"job-{len(data)}", src, out, name), limited)
+    return report, out
