@@ -22,7 +22,7 @@ from gateway.policy import Limits, load
 from tests.conftest import corpus_dir
 from tests.helpers import ooxmlgen as G
 from tests.helpers.archivegen import PASSWORD, encrypted_zip
-from tests.helpers.pipeline import keys, run
+from tests.helpers.pipeline import keys, run, run_in_worker
 
 POLICY = load("default")
 EXE = b"MZ\x90\x00" + b"\x00" * 200
@@ -154,13 +154,7 @@ def test_tar_headers_that_stall_pythons_tarfile_are_read_in_time(tmp_path: Path,
     in a pax header (CVE-2024-6232, about 20 s for this one): a 2 kB tar held a worker
     until the job's time limit. libarchive reads tar now. Run in a worker held to 5 s of
     CPU, as the daemon runs it: a clear verdict, never a failure."""
-    from gateway.pipeline.workers import JobSpec, WorkerPool
-
-    policy = replace(POLICY, limits=replace(POLICY.limits, max_cpu=5.0, timeout=120.0))
-    src = tmp_path / "stall.tar"
-    src.write_bytes(_tar_with(header_edit))
-    with WorkerPool(1) as pool:
-        report = pool.run(JobSpec("job-tar", src, tmp_path / "out.zip", src.name), policy)
+    report, _ = run_in_worker(tmp_path, _tar_with(header_edit), "stall.tar")
     assert report.verdict in (Verdict.BLOCKED, Verdict.CLEAN, Verdict.DISARMED), report.reason
     if report.verdict is Verdict.BLOCKED:
         assert keys(report) == {("block.malformed", "")}

@@ -15,7 +15,7 @@ from gateway.pipeline.run import process_file
 from gateway.policy import load
 from tests.conftest import corpus_dir
 from tests.helpers.markupcheck import html_problems, html_text, svg_problems
-from tests.helpers.pipeline import keys, run
+from tests.helpers.pipeline import keys, run, run_in_worker
 
 DEFAULT, STRICT = load("default"), load("strict")
 
@@ -178,25 +178,17 @@ def test_unterminated_tags_at_the_end_cost_linear_time(tmp_path: Path, tail: str
     patterns that found <body> and <title> backtracked over the rest at every "<body"
     (13 s). Run in a worker held to 5 s of CPU, as the daemon runs it: it is disarmed
     well inside that."""
-    from dataclasses import replace
-
-    from gateway.pipeline.workers import JobSpec, WorkerPool
-
-    policy = replace(DEFAULT, limits=replace(DEFAULT.limits, max_cpu=5.0, timeout=120.0))
     page = "<p>本文です</p>" + tail
     mail = ("From: a@example.com\r\nTo: b@example.lg.jp\r\nSubject: x\r\n"
             "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + page)
-    with WorkerPool(1) as pool:
-        for name, data in (("page.html", page), ("mail.eml", mail)):
-            src, out = tmp_path / name, tmp_path / f"out-{name}"
-            src.write_text(data, encoding="utf-8")
-            report = pool.run(JobSpec(f"job-{name}", src, out, name), policy)
-            assert report.verdict.delivered, report.reason
-            if name == "mail.eml":
-                body = email.message_from_bytes(out.read_bytes()).get_payload(decode=True)
-                assert "本文です" in body.decode("utf-8")
-            else:
-                assert "本文です" in out.read_text(encoding="utf-8")
+    for name, data in (("page.html", page), ("mail.eml", mail)):
+        report, out = run_in_worker(tmp_path, data.encode("utf-8"), name)
+        assert report.verdict.delivered, report.reason
+        if name == "mail.eml":
+            body = email.message_from_bytes(out.read_bytes()).get_payload(decode=True)
+            assert "本文です" in body.decode("utf-8")
+        else:
+            assert "本文です" in out.read_text(encoding="utf-8")
 
 
 def test_html_shift_jis_is_read_without_mojibake(tmp_path: Path) -> None:

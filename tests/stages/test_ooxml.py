@@ -999,16 +999,10 @@ def test_long_formulas_are_read_in_linear_time(tmp_path: Path, kind: str) -> Non
     rest (0.2 s for 20 kB, about 20 s for this one); the Excel 2003 external reference
     pattern likewise at every "[". Run in a worker held to 5 s of CPU, as the daemon
     runs it: a verdict well inside that."""
-    from dataclasses import replace
+    from tests.helpers.pipeline import run_in_worker
 
-    from gateway.pipeline.workers import JobSpec, WorkerPool
-
-    policy = replace(DEFAULT, limits=replace(DEFAULT.limits, max_cpu=5.0, timeout=120.0))
     name, data = _long_formula_workbook(kind)
-    src = tmp_path / name
-    src.write_bytes(data)
-    with WorkerPool(1) as pool:
-        report = pool.run(JobSpec("job-long", src, tmp_path / "out.bin", name), policy)
+    report, _ = run_in_worker(tmp_path, data, name)
     assert report.verdict.delivered, report.reason
 
 
