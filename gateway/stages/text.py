@@ -31,12 +31,15 @@ import io
 import re
 from typing import BinaryIO, ClassVar
 
-from gateway.errors import PolicyBlocked
+from gateway.errors import Malformed, PolicyBlocked
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
 from gateway.stages import sylk, xml_doc
 
+# a cell as long as the file may be (Python's csv refuses fields over 128 kB by default:
+# a CSV with one long text cell was an internal error); the job's size limit bounds it
+csv.field_size_limit(2**31 - 1)
 _TRIGGER = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _DANGEROUS = re.compile(
     r"\|.*!|\b(cmd|powershell|pwsh|mshta|rundll32|regsvr32|certutil|bitsadmin|wscript|"
@@ -84,7 +87,10 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
     changed = False
     out_lines: list[str] = []
     for row_no, line in enumerate(lines, start=1):
-        cells = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+        try:
+            cells = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
+        except csv.Error as exc:  # fail closed: a cell we cannot read could be a formula
+            raise Malformed(f"CSV row {row_no} cannot be read ({exc})") from None
         bad = [i for i, cell in enumerate(cells) if _dangerous(cell)]
         if not bad:
             out_lines.append(line)

@@ -180,3 +180,17 @@ def test_text_of_blank_lines_is_judged_in_linear_time(tmp_path: Path, unit: str)
     report, out = run_in_worker(tmp_path, data, "blank.txt")
     assert report.verdict is Verdict.CLEAN, report.reason
     assert out.read_bytes() == data
+
+
+
+def test_csv_with_a_long_text_cell_is_delivered(tmp_path: Path) -> None:
+    """Python's csv refuses a field over 128 kB by default: a CSV with one long text cell
+    (a pasted report, a log) ended as an internal error instead of a verdict."""
+    long = "長い本文。" * 40_000
+    data = f"名前,本文\r\n山田,{long}\r\n佐藤,=cmd|' /C calc'!A0\r\n".encode()
+    report, out = run(tmp_path, data, "long.csv")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[3]/col[2]")}
+    rows = out.read_bytes().decode().split("\r\n")
+    assert rows[1] == f"山田,{long}" and rows[2] == "佐藤,'=cmd|' /C calc'!A0"
