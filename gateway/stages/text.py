@@ -41,8 +41,10 @@ from gateway.stages import sylk, xml_doc
 # a CSV with one long text cell was an internal error); the job's size limit bounds it
 csv.field_size_limit(2**31 - 1)
 _TRIGGER = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: program names and functions that reach out; a DDE call (``app|topic!item``) is found by
+#: _dde_call (the pattern ``\|.*!`` scanned to the line's end from every ``|``: quadratic)
 _DANGEROUS = re.compile(
-    r"\|.*!|\b(cmd|powershell|pwsh|mshta|rundll32|regsvr32|certutil|bitsadmin|wscript|"
+    r"\b(cmd|powershell|pwsh|mshta|rundll32|regsvr32|certutil|bitsadmin|wscript|"
     r"cscript|msexec|msiexec)\b|\b(HYPERLINK|WEBSERVICE|IMPORTXML|IMPORTDATA|IMPORTHTML|"
     r"IMPORTFEED|IMAGE|CALL|REGISTER|EXEC|DDE|DDEAUTO|FILTERXML|INFO|CELL)\s*\(", re.I)
 _ENCODINGS = ("utf-8-sig", "utf-8", "cp932", "euc-jp")
@@ -115,7 +117,13 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
 
 def _dangerous(cell: str) -> bool:
     stripped = cell.lstrip(" ")
-    return stripped.startswith(_TRIGGER) and bool(_DANGEROUS.search(stripped))
+    return stripped.startswith(_TRIGGER) and (_dde_call(stripped)
+                                              or bool(_DANGEROUS.search(stripped)))
+
+
+def _dde_call(text: str) -> bool:
+    """A ``|`` with a ``!`` after it on the same line (``cmd|' /C calc'!A0``)."""
+    return any(0 <= line.find("|") < line.rfind("!") for line in text.split("\n"))
 
 
 def _decode(data: bytes) -> tuple[str, str] | None:

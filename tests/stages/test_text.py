@@ -194,3 +194,18 @@ def test_csv_with_a_long_text_cell_is_delivered(tmp_path: Path) -> None:
         ("text.csv_formula", "row[3]/col[2]")}
     rows = out.read_bytes().decode().split("\r\n")
     assert rows[1] == f"山田,{long}" and rows[2] == "佐藤,'=cmd|' /C calc'!A0"
+
+
+def test_csv_cell_of_pipes_is_judged_in_linear_time(tmp_path: Path) -> None:
+    """A DDE call in a cell was found with ``\\|.*!``, which scans to the end of the line
+    from every ``|``: one cell of 300 kB of pipes took about 20 s. Run in a worker held to
+    5 s of CPU: the cell is judged (not a DDE call: no ``!``) well inside that, and a
+    real one is still neutralized."""
+    from tests.helpers.pipeline import run_in_worker
+
+    data = ("名前,式\r\n山田,=" + "|" * 300_000 + "\r\n佐藤,=cmd|' /C calc'!A0\r\n").encode()
+    report, out = run_in_worker(tmp_path, data, "pipes.csv")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[3]/col[2]")}
+    assert out.read_bytes().decode().split("\r\n")[2] == "佐藤,'=cmd|' /C calc'!A0"
