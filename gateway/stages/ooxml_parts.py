@@ -56,10 +56,18 @@ def _formula_check(data: bytes, full: bool, ext_links: bool) -> bool:
     return any(c in data and _IN_FORMULA[c].search(data) for c in chars)
 
 
+#: an attribute value short enough to be a relationship id
+_ATTR_VALUE = re.compile(rb"""=\s*["']([^"'<>]{1,255})["']""")
+
+
 def _mentions(data: bytes, ids: set[str]) -> bool:
-    """Whether any of the relationship ids appears as an attribute value in ``data``."""
-    return any(re.search(rb"""=\s*["']""" + re.escape(i.encode()) + rb"""["']""", data)
-               for i in ids)
+    """Whether any of the relationship ids appears as an attribute value in ``data``: one
+    pass over the part (a search per id took ids x size: 20,000 removed links and a 2 MB
+    document, 8.6 s)."""
+    if not ids:
+        return False
+    wanted = {i.encode() for i in ids}
+    return any(m.group(1) in wanted for m in _ATTR_VALUE.finditer(data))
 
 _ATTR_ONLY = {"blip", "imagedata", "fill", "stroke", "textpath", "background"}
 _MEDIA = {"videoFile", "audioFile", "quickTimeFile", "wavAudioFile", "media"}
