@@ -64,8 +64,8 @@ def _skip(data: bytes, i: int) -> int:
     return i
 
 
-def _string_end(data: bytes, i: int) -> int:
-    depth, n = 0, len(data)
+def _string_end(data: bytes, i: int, limit: int | None = None) -> int:
+    depth, n = 0, len(data) if limit is None else min(limit, len(data))
     while i < n:
         c = data[i]
         if c == 0x5C:  # backslash
@@ -81,17 +81,20 @@ def _string_end(data: bytes, i: int) -> int:
     return n
 
 
-def _token_end(data: bytes, i: int) -> int:
-    n = len(data)
+def _token_end(data: bytes, i: int, limit: int | None = None) -> int:
+    n = len(data) if limit is None else min(limit, len(data))
     while i < n and data[i] not in _WS and data[i] not in _DELIMS:
         i += 1
     return i
 
 
-def value_end(data: bytes, i: int) -> int:
-    """End of the PDF value starting at ``i`` (after whitespace); a bare token stops early."""
+def value_end(data: bytes, i: int, limit: int | None = None) -> int:
+    """End of the PDF value starting at ``i`` (after whitespace); a bare token stops early.
+    ``limit``: where the value must end at the latest (the next object or trailer of a
+    damaged file: an unclosed ``<<`` or ``(`` would otherwise run to the end of the data
+    from every object, quadratic time)."""
     i = _skip(data, i)
-    n, depth = len(data), 0
+    n, depth = len(data) if limit is None else min(limit, len(data)), 0
     while i < n:
         i = _skip(data, i)
         if i >= n:
@@ -104,9 +107,9 @@ def value_end(data: bytes, i: int) -> int:
             depth -= 1
             i += 2
         elif c == 0x28:
-            i = _string_end(data, i)
+            i = _string_end(data, i, n)
         elif c == 0x3C:  # hex string
-            end = data.find(b">", i)
+            end = data.find(b">", i, n)
             i = n if end < 0 else end + 1
         elif c in b"[{":
             depth += 1
@@ -115,9 +118,9 @@ def value_end(data: bytes, i: int) -> int:
             depth -= 1
             i += 1
         elif c == 0x2F:  # name
-            i = _token_end(data, i + 1)
+            i = _token_end(data, i + 1, n)
         else:
-            end = _token_end(data, i)
+            end = _token_end(data, i, n)
             word = data[i:end]
             if depth <= 0 and word in (b"endobj", b"stream", b"obj", b"trailer", b"xref"):
                 return i
@@ -206,6 +209,12 @@ def balanced(body: bytes) -> bytes:
     return bytes(out) if changed else body
 
 
+def _bound(data: bytes, start: int) -> int:
+    """Where the next object, stream, trailer or xref section starts after ``start``."""
+    found = _BOUND.search(data, start)
+    return found.start() if found is not None else len(data)
+
+
 def _objects(data: bytes) -> dict[int, _Object]:
     found: dict[int, _Object] = {}
     pos = 0
@@ -215,11 +224,8 @@ def _objects(data: bytes) -> dict[int, _Object]:
             break
         num, gen = int(m.group(1)), int(m.group(2))
         start = _skip(data, m.end())
-        end = value_end(data, start)
         # a damaged value must not swallow the objects after it
-        bound = _BOUND.search(data, start)
-        if bound is not None and bound.start() < end:
-            end = bound.start()
+        end = value_end(data, start, _bound(data, start))
         body = balanced(data[start:end].strip())
         pos = max(end, m.end())
         stream = None
@@ -248,7 +254,7 @@ def _trailer_root(data: bytes) -> tuple[bytes | None, bytes | None]:
         start = _skip(data, m.end())
         if not data.startswith(b"<<", start):
             continue
-        text = data[start:value_end(data, start)]
+        text = data[start:value_end(data, start, _bound(data, start))]
         got: dict[bytes, bytes] = {}
         for key in (b"/Root", b"/Info"):
             at = re.search(re.escape(key) + rb"(?=[\s/<\[(])", text)
@@ -294,7 +300,7 @@ def _encrypted(data: bytes, objects: dict[int, _Object]) -> bool:
         start = _skip(data, m.end())
         if not data.startswith(b"<<", start):
             continue
-        text = data[start:value_end(data, start)]
+        text = data[start:value_end(data, start, _bound(data, start))]
         at = ENCRYPT.search(text)
         if at is None:
             continue

@@ -772,3 +772,19 @@ def test_stream_without_endstream_keeps_its_declared_bytes(compress: bool,
     assert [(f.location, f.action) for f in repaired] == [("", REP)]
     assert pdfgen.TEXT[0] in text_of(out)
     assert qpdf_check(out).returncode == 0
+
+
+@pytest.mark.parametrize("unit", [b"trailer<<", b"1 0 obj<<", b"1 0 obj (", b"1 0 obj ["],
+                         ids=["trailers", "dictionaries", "strings", "arrays"])
+def test_salvage_of_unclosed_values_runs_in_linear_time(tmp_path: Path, unit: bytes) -> None:
+    """A damaged file qpdf cannot open is salvaged object by object; a value left open
+    (``<<``, ``(``, ``[``) was scanned to the end of the data from every object and every
+    trailer: 1.8 MB of them held a worker for its whole 60 s. Each value now ends at the
+    next object or trailer at the latest. Run in a worker held to 5 s of CPU, as the
+    daemon runs it: a verdict, not a failure."""
+    from tests.helpers.pipeline import run_in_worker
+
+    data = b"%PDF-1.4\n1 0 obj<<>>endobj\n" + unit * 200_000
+    report, _ = run_in_worker(tmp_path, data, "damaged.pdf")
+    assert report.verdict is Verdict.BLOCKED, report.reason
+    assert triples(report) == {("block.malformed", "", "blocked")}
