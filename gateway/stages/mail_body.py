@@ -218,6 +218,7 @@ def find_uuencoded(text: str) -> tuple[str, list[Uufile]]:
     if "begin" not in text:  # every block starts with a "begin" line: most text has none
         return text, []
     lines = text.splitlines(keepends=True)
+    ends = _next_ends(lines)
     out: list[str] = []
     files: list[Uufile] = []
     i = 0
@@ -228,23 +229,42 @@ def find_uuencoded(text: str) -> tuple[str, list[Uufile]]:
             i += 1
             continue
         b64 = bool(m.group(1))
-        end = "====" if b64 else "end"
-        j = i + 1
-        body: list[str] = []
-        while j < len(lines) and lines[j].rstrip("\r\n").rstrip() != end:
-            body.append(lines[j].rstrip("\r\n"))
-            j += 1
-        payload = [b for b in body if b.strip()]
-        valid = bool(payload) and (
-            all(re.fullmatch(r"[A-Za-z0-9+/=]+", b.strip()) for b in payload) if b64
-            else all(_uu_line_ok(b) for b in payload))
-        if not valid:
+        j = ends["====" if b64 else "end"][i + 1]
+        payload = _payload(lines, i + 1, j, b64)
+        if payload is None:
             out.append(lines[i])
             i += 1
             continue
         files.append(Uufile(m.group(3), _uu_decode(payload, b64)))
         i = j + 1
     return "".join(out), files
+
+
+def _next_ends(lines: list[str]) -> dict[str, list[int]]:
+    """For each line index, the index of the next "end" (uuencode) and "====" (base64)
+    line from there on, len(lines) when there is none: found in one pass, so a text of
+    many "begin" lines and no end does not scan to its end from each (quadratic)."""
+    n = len(lines)
+    ends = {"end": [n] * (n + 1), "====": [n] * (n + 1)}
+    for k in range(n - 1, -1, -1):
+        word = lines[k].rstrip("\r\n").rstrip()
+        for key, nxt in ends.items():
+            nxt[k] = k if word == key else nxt[k + 1]
+    return ends
+
+
+def _payload(lines: list[str], start: int, stop: int, b64: bool) -> list[str] | None:
+    """The data lines of a block (blank ones skipped), or None at the first line that is
+    not data (not a block: the "begin" line stays text)."""
+    payload: list[str] = []
+    for k in range(start, stop):  # by index: no copy of the rest for every "begin"
+        body = lines[k].rstrip("\r\n")
+        if not body.strip():
+            continue
+        if not (re.fullmatch(r"[A-Za-z0-9+/=]+", body.strip()) if b64 else _uu_line_ok(body)):
+            return None
+        payload.append(body)
+    return payload or None
 
 
 def _uu_decode(lines: list[str], b64: bool) -> bytes | None:
