@@ -285,9 +285,8 @@ def neutralize(doc: X.XmlDoc, part: str, keep_links: bool, record: Record) -> bo
             touched.append(t.run)
         elif t.kind == "simple" and t.el is not None:
             X.remove(parents, t.el)     # a simple field inside a removed instruction
-    for run in touched:
-        if all(X.local(c.tag) == "rPr" for c in run):
-            X.remove(parents, run)
+    X.remove_all(parents, [run for run in touched  # runs left with nothing to show
+                           if all(X.local(c.tag) == "rPr" for c in run)])
     for el in unwrap:
         for child in list(el):
             if X.local(child.tag) == "fldData":
