@@ -261,8 +261,7 @@ def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> boo
         stack.extend(reversed(list(el)))
     for el in remove:
         X.remove(parents, el)
-    for el in reversed(unwrap):                             # innermost first
-        X.unwrap(parents, el)
+    X.unwrap_all(parents, unwrap)
     return bool(remove or unwrap) or dropped
 
 

@@ -303,6 +303,42 @@ def remove_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
             parent[:] = kept
 
 
+def unwrap_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
+    """Replace many elements by their content, nested ones included, each parent rebuilt
+    once with its text joined once (one ``unwrap`` at a time appends every link's text
+    to a growing string: 30,000 links in one paragraph took 12 s and 2.6 GB)."""
+    targets = {id(el): el for el in els}
+    groups: dict[Element, None] = {}
+    for el in targets.values():
+        parent = parents.get(el)
+        if parent is not None and id(parent) not in targets:
+            groups.setdefault(parent, None)
+    for parent in groups:
+        _flatten(parents, parent, targets)
+
+
+def _flatten(parents: dict[Element, Element], parent: Element,
+             targets: dict[int, Element]) -> None:
+    head: list[str] = [parent.text or ""]
+    kept: list[tuple[Element, list[str]]] = []
+
+    def visit(children: list[Element]) -> None:
+        for child in children:
+            if id(child) in targets:
+                (kept[-1][1] if kept else head).append(child.text or "")
+                visit(list(child))
+                (kept[-1][1] if kept else head).append(child.tail or "")
+            else:
+                kept.append((child, [child.tail or ""]))
+
+    visit(list(parent))
+    parent.text = "".join(head) or None
+    parent[:] = [child for child, _ in kept]
+    for child, tail in kept:
+        child.tail = "".join(tail) or None
+        parents[child] = parent
+
+
 def unwrap(parents: dict[Element, Element], el: Element) -> None:
     """Replace ``el`` by its children (a hyperlink by its runs)."""
     parent = parents.get(el)
