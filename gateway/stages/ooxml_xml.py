@@ -290,17 +290,18 @@ def remove_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
         if parent is not None:
             doomed.setdefault(parent, set()).add(id(el))
     for parent, ids in doomed.items():
-        kept: list[Element] = []
+        head: list[str] = [parent.text or ""]
+        kept: list[tuple[Element, list[str]]] = []
         for child in parent:
             if id(child) not in ids:
-                kept.append(child)
+                kept.append((child, [child.tail or ""]))
             elif child.tail:
-                if kept:
-                    kept[-1].tail = (kept[-1].tail or "") + child.tail
-                else:
-                    parent.text = (parent.text or "") + child.tail
+                (kept[-1][1] if kept else head).append(child.tail)
         if len(kept) != len(parent):
-            parent[:] = kept
+            parent.text = "".join(head) or None
+            parent[:] = [child for child, _ in kept]
+            for child, tail in kept:
+                child.tail = "".join(tail) or None
 
 
 def unwrap_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
@@ -319,19 +320,23 @@ def unwrap_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
 
 def _flatten(parents: dict[Element, Element], parent: Element,
              targets: dict[int, Element]) -> None:
+    """``parent``'s children with every target replaced by its content, in order; an
+    explicit stack, not recursion: hostile markup nests links thousands deep."""
     head: list[str] = [parent.text or ""]
     kept: list[tuple[Element, list[str]]] = []
-
-    def visit(children: list[Element]) -> None:
-        for child in children:
-            if id(child) in targets:
-                (kept[-1][1] if kept else head).append(child.text or "")
-                visit(list(child))
-                (kept[-1][1] if kept else head).append(child.tail or "")
-            else:
-                kept.append((child, [child.tail or ""]))
-
-    visit(list(parent))
+    # items: an element to place, or the text (a target's tail) that follows its content
+    todo: list[Element | str] = list(reversed(list(parent)))
+    while todo:
+        item = todo.pop()
+        sink = kept[-1][1] if kept else head
+        if isinstance(item, str):
+            sink.append(item)
+        elif id(item) in targets:
+            sink.append(item.text or "")
+            todo.append(item.tail or "")
+            todo.extend(reversed(list(item)))
+        else:
+            kept.append((item, [item.tail or ""]))
     parent.text = "".join(head) or None
     parent[:] = [child for child, _ in kept]
     for child, tail in kept:

@@ -228,3 +228,23 @@ def test_many_links_in_one_paragraph_are_unwrapped_in_linear_time(tmp_path: Path
     content = zipfile.ZipFile(out).read("content.xml").decode()
     assert "xlink:href" not in content
     assert "".join(f"L{i} " for i in range(30_000)) in content
+
+
+def test_links_nested_thousands_deep_are_unwrapped(tmp_path: Path) -> None:
+    """Hostile markup nests links inside links; unwrapping them all in one pass walks
+    them with an explicit stack (recursion would stop at Python's limit, about 1,000)."""
+    data = odt(hostile=False)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        parts = {info: zf.read(info) for info in zf.infolist()}
+    xlink = 'xmlns:xlink="http://www.w3.org/1999/xlink"'
+    deep = f'<text:a {xlink} xlink:href="file:///a">段' * 5_000 + "</text:a>" * 5_000
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for info, body in parts.items():
+            if info.filename == "content.xml":
+                body = body.replace(b"<text:p>plain</text:p>", f"<text:p>{deep}</text:p>".encode())
+            zf.writestr(info, body)
+    report, out = run(tmp_path, buf.getvalue(), "deep.odt")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    content = zipfile.ZipFile(out).read("content.xml").decode()
+    assert "段" * 5_000 in content and "text:a" not in content
