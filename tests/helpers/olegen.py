@@ -496,23 +496,31 @@ def static_dib(dib: bytes) -> bytes:
     return cfb_writer.write(root)
 
 
+def _msg_text(pid: int, value: str) -> Node:
+    """A Unicode string property stream of an Outlook .msg (MS-OXMSG)."""
+    return Node(f"__substg1.0_{pid:04X}001F", False, value.encode("utf-16-le"))
+
+
+def _msg_root(attachments: int, props: list[tuple[int, str]]) -> Node:
+    """The root storage of a .msg with its header and string properties."""
+    root = Node("Root Entry", True, clsid=uuid.UUID(
+        "00020D0B-0000-0000-C000-000000000046").bytes_le)
+    header = struct.pack("<8xIIII8x", 0, attachments, 0, attachments)
+    root.children += [Node("__properties_version1.0", False, header),
+                      *(_msg_text(pid, value) for pid, value in props)]
+    return root
+
+
 def outlook_msg(subject: str, body: str, ole_objects: list[tuple[str, bytes]]) -> bytes:
     """An Outlook .msg (MS-OXMSG) whose attachments are OLE objects (attach method 6):
     (display name, the object's compound file) each."""
-    def text(pid: int, value: str) -> Node:
-        return Node(f"__substg1.0_{pid:04X}001F", False, value.encode("utf-16-le"))
-
-    root = Node("Root Entry", True, clsid=uuid.UUID(
-        "00020D0B-0000-0000-C000-000000000046").bytes_le)
-    header = struct.pack("<8xIIII8x", 0, len(ole_objects), 0, len(ole_objects))
-    root.children += [Node("__properties_version1.0", False, header),
-                      text(0x0037, subject), text(0x1000, body)]
+    root = _msg_root(len(ole_objects), [(0x0037, subject), (0x1000, body)])
     for n, (name, storage) in enumerate(ole_objects):
         att = Node(f"__attach_version1.0_#{n:08X}", True)
         method = struct.pack("<IIII", (0x3705 << 16) | 0x0003, 6, 6, 0)  # ATTACH_OLE
         obj = cfb_writer.read_tree(cfb_writer.open_ole(storage), len(storage))
         att.children += [Node("__properties_version1.0", False, bytes(8) + method),
-                         text(0x3001, name),
+                         _msg_text(0x3001, name),
                          Node("__substg1.0_3701000D", True, clsid=obj.clsid,
                               children=obj.children)]
         root.children.append(att)
@@ -525,19 +533,12 @@ def outlook_msg_files(subject: str, body: str, files: list[tuple[str, str, bytes
     name, MIME tag, data) each. A signed message saved from Outlook is
     ``IPM.Note.SMIME.MultipartSigned`` with one file "smime.p7m" typed
     multipart/signed that holds the whole signed MIME entity."""
-    def text(pid: int, value: str) -> Node:
-        return Node(f"__substg1.0_{pid:04X}001F", False, value.encode("utf-16-le"))
-
-    root = Node("Root Entry", True, clsid=uuid.UUID(
-        "00020D0B-0000-0000-C000-000000000046").bytes_le)
-    header = struct.pack("<8xIIII8x", 0, len(files), 0, len(files))
-    root.children += [Node("__properties_version1.0", False, header),
-                      text(0x001A, message_class), text(0x0037, subject), text(0x1000, body)]
+    root = _msg_root(len(files), [(0x001A, message_class), (0x0037, subject), (0x1000, body)])
     for n, (name, mime, data) in enumerate(files):
         att = Node(f"__attach_version1.0_#{n:08X}", True)
         method = struct.pack("<IIII", (0x3705 << 16) | 0x0003, 6, 1, 0)  # ATTACH_BY_VALUE
         att.children += [Node("__properties_version1.0", False, bytes(8) + method),
-                         text(0x3707, name), text(0x370E, mime),
+                         _msg_text(0x3707, name), _msg_text(0x370E, mime),
                          Node("__substg1.0_37010102", False, data)]
         root.children.append(att)
     return cfb_writer.write(root)

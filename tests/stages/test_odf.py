@@ -203,6 +203,22 @@ def test_content_in_another_encoding_is_disarmed_as_the_same(tmp_path: Path, cod
     assert b"execute-macro" not in content and b"dde-connection" not in content
 
 
+XLINK = 'xmlns:xlink="http://www.w3.org/1999/xlink"'
+
+
+def _odt_paragraph(xml: str) -> bytes:
+    """The plain text document with ``xml`` as its one paragraph's content."""
+    with zipfile.ZipFile(io.BytesIO(odt(hostile=False))) as zf:
+        parts = {info: zf.read(info) for info in zf.infolist()}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for info, body in parts.items():
+            if info.filename == "content.xml":
+                body = body.replace(b"<text:p>plain</text:p>", f"<text:p>{xml}</text:p>".encode())
+            zf.writestr(info, body)
+    return buf.getvalue()
+
+
 def test_many_links_in_one_paragraph_are_unwrapped_in_linear_time(tmp_path: Path) -> None:
     """Links that go were unwrapped one at a time, each appending its text to a string
     that grew with every link: 30,000 file: links in one paragraph took 12 s and 2.6 GB,
@@ -210,19 +226,9 @@ def test_many_links_in_one_paragraph_are_unwrapped_in_linear_time(tmp_path: Path
     it: every link's text stays, in order."""
     from tests.helpers.pipeline import run_in_worker
 
-    data = odt(hostile=False)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        parts = {info: zf.read(info) for info in zf.infolist()}
-    xlink = 'xmlns:xlink="http://www.w3.org/1999/xlink"'
-    links = "".join(f'<text:a {xlink} xlink:href="file:///x{i}">L{i} </text:a>'
+    links = "".join(f'<text:a {XLINK} xlink:href="file:///x{i}">L{i} </text:a>'
                     for i in range(30_000))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for info, body in parts.items():
-            if info.filename == "content.xml":
-                body = body.replace(b"<text:p>plain</text:p>", f"<text:p>{links}</text:p>".encode())
-            zf.writestr(info, body)
-    report, out = run_in_worker(tmp_path, buf.getvalue(), "links.odt")
+    report, out = run_in_worker(tmp_path, _odt_paragraph(links), "links.odt")
     assert report.verdict is Verdict.DISARMED, report.reason
     assert len(report.items[0].findings) == 30_000
     content = zipfile.ZipFile(out).read("content.xml").decode()
@@ -233,18 +239,8 @@ def test_many_links_in_one_paragraph_are_unwrapped_in_linear_time(tmp_path: Path
 def test_links_nested_thousands_deep_are_unwrapped(tmp_path: Path) -> None:
     """Hostile markup nests links inside links; unwrapping them all in one pass walks
     them with an explicit stack (recursion would stop at Python's limit, about 1,000)."""
-    data = odt(hostile=False)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        parts = {info: zf.read(info) for info in zf.infolist()}
-    xlink = 'xmlns:xlink="http://www.w3.org/1999/xlink"'
-    deep = f'<text:a {xlink} xlink:href="file:///a">段' * 5_000 + "</text:a>" * 5_000
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for info, body in parts.items():
-            if info.filename == "content.xml":
-                body = body.replace(b"<text:p>plain</text:p>", f"<text:p>{deep}</text:p>".encode())
-            zf.writestr(info, body)
-    report, out = run(tmp_path, buf.getvalue(), "deep.odt")
+    deep = f'<text:a {XLINK} xlink:href="file:///a">段' * 5_000 + "</text:a>" * 5_000
+    report, out = run(tmp_path, _odt_paragraph(deep), "deep.odt")
     assert report.verdict is Verdict.DISARMED, report.reason
     content = zipfile.ZipFile(out).read("content.xml").decode()
     assert "段" * 5_000 in content and "text:a" not in content
