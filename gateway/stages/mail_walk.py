@@ -85,8 +85,10 @@ class Walker:
         main, _, sub = ctype.partition("/")
         if main == "multipart":
             return self._multipart(part, sub, where, depth)
+        data: bytes | None = None  # decoded once: a defect is recorded once
         if ctype in _PKCS7_MIME:
-            signed = signed_content(payload_bytes(part, where, self.ctx))
+            data = payload_bytes(part, where, self.ctx)
+            signed = signed_content(data)
             if signed is not None:
                 from gateway.stages.mail import parse  # noqa: PLC0415 - mail imports this module
 
@@ -112,7 +114,8 @@ class Walker:
             return []
         if main == "message":  # delivery-status, disposition-notification …: show as text
             return self._text(part, "plain", _serialize_payload(part), where, declared=False)
-        data = payload_bytes(part, where, self.ctx)
+        if data is None:
+            data = payload_bytes(part, where, self.ctx)
         raw = mail_names.part_name(part)
         if ctype in _TNEF_TYPES or data.startswith(TNEF_MAGIC):
             return self._tnef(part, data, raw, where, depth)
