@@ -183,13 +183,13 @@ def _entity(data: bytes) -> Message | None:
     .msg (IPM.Note.SMIME.MultipartSigned) holds its multipart/signed body, headers and
     all, as one attachment typed multipart/signed. Parsed, the walker opens it like any
     multipart (the signature goes, the signed parts are disarmed); None when the data
-    is not such an entity (it stays a file)."""
-    from email.parser import BytesParser  # noqa: PLC0415
-    from email.policy import compat32  # noqa: PLC0415
+    is not such an entity (it stays a file). Parsed as the mail stage parses a message,
+    with its guard on the number of multipart containers."""
+    from gateway.stages.mail import parse  # noqa: PLC0415 - mail imports this module
 
     try:
-        entity = BytesParser(policy=compat32).parsebytes(data)
-    except Exception:  # the parser's own failures: the bytes stay an attachment
+        entity = parse(data)
+    except Malformed:  # the parser's own failures: the bytes stay an attachment
         return None
     return entity if entity.is_multipart() else None
 
