@@ -97,29 +97,32 @@ class EmbeddedFiles:
         #: one (an annotation showing a file the name tree lists) goes with it
         self._removed: dict[tuple[int, int], str] = {}
 
-    def filespec(self, spec: object, loc: Loc, kind: str, fallback: str = "") -> bool:
+    def filespec(self, spec: object, loc: Loc, kind: str, fallback: str = "", *,
+                 outside: str | None = None) -> bool:
         """Apply the policy to the file embedded in ``spec``; record it under ``kind``.
 
         Returns False when the file was removed: the caller drops what held it
-        (a name tree entry, a FileAttachment annotation). A FileAttachment annotation
+        (a name tree entry, a FileAttachment annotation, an /AF entry). A reference
         whose file is not in the document (no /EF: a path outside it) has nothing to
-        open but that path, and is dropped too.
+        open but that path: with ``outside`` (the finding's detail) it is dropped too,
+        as a FileAttachment annotation always is.
         """
-        attachment = kind == ATTACHMENT
+        if outside is None and kind == ATTACHMENT:
+            outside = _OUTSIDE
         if not is_dictlike(spec):
-            if attachment:
-                self.record(kind, loc, Action.REMOVED, _OUTSIDE)
-            return not attachment
+            if outside is not None:
+                self.record(kind, loc, Action.REMOVED, outside)
+            return outside is None
         why = self._removed.get(spec.objgen)
         if why is not None:  # (0, 0), a direct object, is never in it
             self.record(kind, loc, Action.REMOVED, why)
             return False
         ef = spec.get("/EF")
         if ef is None:
-            if attachment:
+            if outside is not None:
                 self.record(kind, loc, Action.REMOVED, f"{display_name(spec, fallback)}: "
-                                                       f"{_OUTSIDE}")
-            return not attachment
+                                                       f"{outside}")
+            return outside is None
         self.handled.add(spec)
         name = display_name(spec, fallback)
         streams: list[Stream] = []

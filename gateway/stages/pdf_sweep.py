@@ -33,7 +33,6 @@ from gateway.stages.pdf_actions import (
     name_of,
     split_entries,
 )
-from gateway.stages.pdf_embedded import display_name
 from gateway.stages.pdf_salvage import value_end
 from gateway.stages.pdf_walk import Walk, clear
 
@@ -340,12 +339,8 @@ def _associated_files(walk: Walk, d: Object, loc: Loc) -> None:
         if not is_dictlike(spec):
             walk.record("pdf.embedded_file", iloc,
                         detail="associated file entry without a file specification")
-        elif not walk.files.filespec(spec, iloc, "pdf.embedded_file"):
-            continue  # removed, and recorded
-        elif "/EF" not in spec:
-            walk.record("pdf.embedded_file", iloc, detail=f"{display_name(spec)}: associated "
-                                                          "file outside the document")
-        else:
+        elif walk.files.filespec(spec, iloc, "pdf.embedded_file",
+                                 outside="associated file outside the document"):
             kept.append(spec)
     if len(kept) == len(items):
         return
