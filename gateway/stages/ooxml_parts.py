@@ -104,8 +104,10 @@ def process_parts(eng: Engine) -> None:
                     e.replaced[name] = new
             continue
         data = pkg.read(name)  # UTF-16, UTF-7, EBCDIC: as UTF-8 (ooxml_zip, xml_wide)...
+        # ...when a zip entry named .xml; here for one typed XML under another name, and
+        # for a Flat OPC part (MemorySource: a pkg:binaryData part is read as stored)
         wide = xml_wide.as_utf8(data, name)
-        if wide is not None:  # ...when named .xml; an XML part by content type otherwise
+        if wide is not None:
             data = wide
             if eng.writing:
                 e.replaced[name] = data
