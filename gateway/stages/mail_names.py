@@ -121,7 +121,7 @@ def clean_name(raw: str) -> tuple[str, list[str]]:
     name, double = _double_extension(name)
     if double:
         changes.append(f"double extension {double}")
-    if name.split(".", 1)[0].lower() in _DEVICES:
+    if _device(name):
         name = "_" + name
         changes.append("device name")
     if len(name) > MAX_LEN:
@@ -147,9 +147,14 @@ def windows_part(part: str) -> str:
     part = "".join(ch for ch in _INVISIBLE.sub("", part)
                    if unicodedata.category(ch) not in _UNSHOWN)
     part = re.sub(r'[<>:"|?*]', "_", part).strip().rstrip(" .").strip()
-    if part.split(".", 1)[0].strip().lower() in _DEVICES:
+    if _device(part):
         part = "_" + part
     return part
+
+
+def _device(name: str) -> bool:
+    """A Windows device name (``CON``, ``nul.txt``, ``COM1 .log``): no file can have it."""
+    return name.split(".", 1)[0].strip().lower() in _DEVICES
 
 
 def _double_extension(name: str) -> tuple[str, str]:
