@@ -21,7 +21,8 @@ format are relative to a record and do not move.
   by index, so nothing else moves. Location ``Workbook#NAME[<name>]``.
 * SUPBOOK links to a DDE/OLE server (``ole.dde``) or another workbook
   (``ole.external_link``) become "unused" links (virtPath ``" "``, MS-XLS
-  2.4.271); cells keep their cached values. Location ``Workbook#SUPBOOK[<n>]``.
+  2.4.271), keeping their sheet count and names; cells keep their cached values.
+  Location ``Workbook#SUPBOOK[<n>]``.
 * HLINK records (cell hyperlinks) whose target is not an http, https or mailto
   address, nor a place in the workbook (``ole.hyperlink``: a file or share path held
   in a file moniker, javascript:, file: and other URLs) are dropped with their
@@ -442,7 +443,8 @@ def _supbook(rec: Rec, n: int, sname: str, ctx: StageContext) -> Rec | None:
     if cch in (0x0401, 0x3A01) or cch == 0:
         return None
     high = d[4] & 1
-    raw = d[5:5 + cch * (2 if high else 1)]
+    end = 5 + cch * (2 if high else 1)
+    raw = d[5:end]
     path = raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1")
     if path in (" ", "\x00"):
         return None
@@ -451,7 +453,10 @@ def _supbook(rec: Rec, n: int, sname: str, ctx: StageContext) -> Rec | None:
     else:
         kind, detail = "ole.external_link", "link to another workbook made unused"
     ctx.record(kind, f"{sname}#SUPBOOK[{n}]", action=Action.NEUTRALIZED, detail=detail)
-    return Rec(SUPBOOK, struct.pack("<HH", 0, 1) + b"\x00 ", rec.pos)
+    # only the path goes: the sheet count and names stay, which EXTERNSHEET, the cached
+    # values (XCT/CRN) and every formula through them rely on (without them LibreOffice
+    # showed neither the cached data nor some cells computed from it)
+    return Rec(SUPBOOK, struct.pack("<HH", ctab, 1) + b"\x00 " + d[end:], rec.pos)
 
 
 def _covered(recs: list[Rec]) -> int:
