@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from gateway.errors import LimitExceeded
 from gateway.policy import Limits
 
-#: below this many expanded bytes the ratio limit does not apply (tiny inputs
-#: legitimately expand by large factors: a 2 KB PDF holding a 300 KB image)
-RATIO_FLOOR = 8 * 1024 * 1024
+#: below this many expanded bytes the ratio limit does not apply (small inputs
+#: legitimately expand by large factors: a 2 KB PDF holding a 300 KB image, a 100 KB
+#: spreadsheet of repeated rows holding 12 MB of XML, LibreOffice's tdf136551.ods);
+#: a worker's memory limit (2 GiB by default) bounds what is read below it
+RATIO_FLOOR = 32 * 1024 * 1024
 
 
 class JobLimitExceeded(LimitExceeded):
