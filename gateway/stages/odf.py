@@ -20,7 +20,9 @@ inside each embedded sub-document ``Object N/``), pictures. Removed:
 * SVG pictures go through the SVG stage (``odf.svg_image``): kept cleaned of scripts,
   handlers and links, or removed when they cannot be read;
 * hyperlinks (``text:a``, ``draw:a``) that are not web or mail addresses are unwrapped
-  (their text stays); web and mail links stay or go by policy (``keep: [hyperlinks]``).
+  (their text stays); web and mail links stay or go by policy (``keep: [hyperlinks]``);
+* an embedded sub-document with a part that is not well-formed XML goes whole
+  (``odf.broken_object``; its preview picture stays, as LibreOffice shows it).
 
 Encrypted documents (``manifest:encryption-data``) are blocked as encrypted. A
 single-file OpenDocument (.fodt, .fods…: macros in ``office:scripts``, objects inline)
@@ -146,7 +148,11 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     for name in zin.names:
         if name in removed or name == MANIFEST or not name.endswith(".xml"):
             continue
-        doc = _parse(zin, name)
+        try:
+            doc = _parse(zin, name)
+        except Malformed as exc:
+            _broken_object(zin, name, exc, ctx, removed, replaced)
+            continue
         if _clean(doc, name, ctx, keep_links):
             replaced[name] = X.serialize(doc)
     if removed:
@@ -156,6 +162,24 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         ctx.record("xml.dtd", name, action=Action.REMOVED, detail=scrubbed.detail)
     if dst is not None and ctx.mode is Mode.DISARM:
         _write(zin, removed, replaced, dst)
+
+
+def _broken_object(zin: ZipIn, name: str, exc: Malformed, ctx: StageContext,
+                   removed: set[str], replaced: dict[str, bytes]) -> None:
+    """A part of an embedded sub-document (``Object 1/content.xml``) that does not
+    parse: the object goes whole, the document keeps its preview picture
+    (``ObjectReplacements/Object 1``), as LibreOffice shows it. A broken part of the
+    document itself stays fatal (Malformed)."""
+    folder = name.split("/", 1)[0] + "/" if "/" in name else ""
+    if not folder or not _is_object(folder.rstrip("/")):
+        raise exc
+    gone = {n for n in zin.names if n.startswith(folder)}
+    removed.update(gone | {folder})
+    for n in gone:
+        replaced.pop(n, None)
+    ctx.record("odf.broken_object", folder.rstrip("/"), action=Action.REMOVED,
+               detail=f"embedded object that cannot be read ({exc}); its preview picture "
+               "stays")
 
 
 def _svg_picture(zin: ZipIn, name: str, ctx: StageContext, removed: set[str],

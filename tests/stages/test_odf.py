@@ -178,6 +178,33 @@ def test_macros_of_an_embedded_document_are_removed(tmp_path: Path) -> None:
         assert not [n for n in zf.namelist() if "Basic/" in n]
 
 
+def test_embedded_object_that_does_not_parse_goes_whole(tmp_path: Path) -> None:
+    """LibreOffice opens a document whose embedded object (Object 1/) has a part that is
+    not well-formed, showing the object's preview: the object goes, the document is
+    delivered (LibreOffice's own sw/qa/core/data/odt/broken-embedded-object.odt)."""
+    good = b'<office:document-styles xmlns:office="%s"/>' % NS["office"].encode()
+    data = odt(hostile=False, extra={
+        "Object 1/content.xml": b'<office:document-content xmlns:office="%s"><a></b>'
+                                % NS["office"].encode(),
+        "Object 1/styles.xml": good,
+        "ObjectReplacements/Object 1": odfgen._png((200, 0, 0)),
+    })
+    report, out = run(tmp_path, data, "broken-object.odt")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("odf.broken_object", "Object 1")}
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+        manifest = zf.read("META-INF/manifest.xml")
+    assert not [n for n in names if n.startswith("Object 1/")]
+    assert "ObjectReplacements/Object 1" in names and b"Object 1/" not in manifest
+    assert "plain" in oc.libreoffice_text(out)
+    broken_main = odt(hostile=False, extra={"content.xml": b"<a></b>"})
+    report, _ = run(tmp_path, broken_main, "broken-main.odt")
+    assert report.verdict is Verdict.BLOCKED
+    assert keys(report) == {("block.malformed", "")}
+
+
 @pytest.mark.parametrize(("codec", "label"), [("utf-7", "UTF-7"), ("cp037", "IBM037"),
                                               ("utf-16", "UTF-16")])
 def test_content_in_another_encoding_is_disarmed_as_the_same(tmp_path: Path, codec: str,
