@@ -264,7 +264,7 @@ def _clean(doc: X.XmlDoc, part: str, ctx: StageContext, keep_links: bool) -> boo
             unwrap.append(el)
         href = el.get(_XLINK_HREF)
         target = (href or "").strip()
-        if href is None or found is not None or _internal(target):
+        if href is None or found is not None or _internal(target, part, key):
             pass
         elif key in _LINKS:
             web = is_web(target)
@@ -304,10 +304,23 @@ def _empty(el: Element) -> bool:
     return True
 
 
-def _internal(target: str) -> bool:
-    """A place in the document ("#Table1") or a file of the package ("./Object 1",
-    "Pictures/1.png")."""
-    return target.startswith("#") or _packaged(target.removeprefix("./"))
+_CHART_NS = "urn:oasis:names:tc:opendocument:xmlns:chart:1.0"
+
+
+def _internal(target: str, part: str = "", key: tuple[str, str] = ("", "")) -> bool:
+    """A place in the document ("#Table1"), a file of the package ("./Object 1",
+    "Pictures/1.png"), or, from inside an embedded sub-document (``Object 1/``), the
+    document holding it: an embedded chart names its data source ``..``, the
+    spreadsheet it sits in."""
+    if target.startswith("#") or _packaged(target.removeprefix("./")):
+        return True
+    folder = part.split("/", 1)[0] if "/" in part else ""
+    if part == "document" and key == (_CHART_NS, "chart") and target.rstrip("/") == "..":
+        return True          # a single-file document's inline chart says the same
+    if not _is_object(folder) or ":" in target or target.startswith(("/", "\\")):
+        return False
+    inside = posixpath.normpath(posixpath.join(folder, target.removeprefix("./")))
+    return inside == "." or _packaged(inside)
 
 
 def _packaged(target: str) -> bool:

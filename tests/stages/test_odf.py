@@ -178,6 +178,34 @@ def test_macros_of_an_embedded_document_are_removed(tmp_path: Path) -> None:
         assert not [n for n in zf.namelist() if "Basic/" in n]
 
 
+def _chart(href: str) -> bytes:
+    return (f'<office:document-content xmlns:office="{NS["office"]}" '
+            'xmlns:chart="urn:oasis:names:tc:opendocument:xmlns:chart:1.0" '
+            f'xmlns:xlink="{NS["xlink"]}"><office:body><office:chart>'
+            f'<chart:chart xlink:href="{href}" xlink:type="simple" chart:class="chart:bar"/>'
+            '</office:chart></office:body></office:document-content>').encode()
+
+
+def test_embedded_chart_naming_its_spreadsheet_is_left_alone(tmp_path: Path) -> None:
+    """A chart embedded in a spreadsheet names its data source "..", the document it
+    sits in (as every chart LibreOffice writes into an .ods does): not a link to
+    elsewhere. A path that leaves the package from there still is one."""
+    data = odt(hostile=False, kind="spreadsheet", extra={"Object 1/content.xml": _chart("..")})
+    report, out = run(tmp_path, data, "chart.ods")
+    assert report.verdict is Verdict.CLEAN and keys(report) == set()
+    with zipfile.ZipFile(out) as zf:
+        assert zf.read("Object 1/content.xml") == _chart("..")
+    data = odt(hostile=False, kind="spreadsheet", extra={
+        "Object 1/content.xml": _chart("../../budget.ods"),
+        "Object 2/content.xml": _chart("../Object 1"),
+    })
+    report, out = run(tmp_path, data, "chart-elsewhere.ods")
+    assert keys(report) == {("odf.external_link", "Object 1/content.xml#chart[1]")}
+    with zipfile.ZipFile(out) as zf:
+        assert b"budget.ods" not in zf.read("Object 1/content.xml")
+        assert b'xlink:href="../Object 1"' in zf.read("Object 2/content.xml")
+
+
 def test_embedded_object_that_does_not_parse_goes_whole(tmp_path: Path) -> None:
     """LibreOffice opens a document whose embedded object (Object 1/) has a part that is
     not well-formed, showing the object's preview: the object goes, the document is
