@@ -115,6 +115,11 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("ooxml.xlm_macro", _H, True, "Excel 4.0 (XLM) macro sheet",
              "Excel 4.0 (XLM) マクロシート"),
     KindInfo("ooxml.activex", _H, True, "ActiveX control", "ActiveX コントロール"),
+    KindInfo("ooxml.visio_action", _H, True,
+             "Visio shape formula that runs an add-on, macro or sound or opens an address "
+             "(RUNADDON, RUNMACRO, CALLTHIS, PLAYSOUND, HYPERLINK)",
+             "アドオン・マクロ・サウンドを実行するかアドレスを開く Visio の図形の数式 "
+             "(RUNADDON・RUNMACRO・CALLTHIS・PLAYSOUND・HYPERLINK)"),
     KindInfo("ooxml.ole_object", _H, True, "embedded OLE object", "埋め込み OLE オブジェクト"),
     KindInfo("ooxml.embedded_package", _H, True, "embedded file (package)", "埋め込みファイル"),
     KindInfo("ooxml.custom_ui", _M, True, "custom ribbon with callbacks",

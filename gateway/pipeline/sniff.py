@@ -133,8 +133,7 @@ _OOXML_MAIN: dict[str, str] = {
     "ms-powerpoint.template.macroEnabled.main": "ooxml.potm",
     "ms-powerpoint.slideshow.macroEnabled.main": "ooxml.ppsm",
     "ms-powerpoint.addin.macroEnabled.main": "ooxml.ppam",
-    # Visio 2013+ packages: recognised so that they are refused by name (no disarm stage
-    # reads their ShapeSheet formulas yet), not as a damaged Word/Excel/PowerPoint file
+    # Visio 2013+ packages (their ShapeSheet formulas: gateway/stages/ooxml_visio.py)
     "ms-visio.drawing.main": "ooxml.vsdx",
     "ms-visio.drawing.macroEnabled.main": "ooxml.vsdm",
     "ms-visio.template.main": "ooxml.vstx",

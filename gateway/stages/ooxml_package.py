@@ -22,6 +22,8 @@ from gateway.stages import ooxml_xml as X
 CT_PART = "[Content_Types].xml"
 RELS_CT = "application/vnd.openxmlformats-package.relationships+xml"
 OFFICE_DOCUMENT = "officeDocument"
+#: a Visio package's main part (Visio names it its own way)
+VISIO_DOCUMENT = "http://schemas.microsoft.com/visio/2010/relationships/document"
 
 
 class Source(Protocol):
@@ -171,7 +173,8 @@ class Package:
                 self.rels[self.find(src) or src] = self._load_rels(name, src)
         self.parts = [n for n in self.names if rels_source(n) is None]
         root = self.rels.get("")
-        main = [r for r in (root.rels if root else []) if r.kind == OFFICE_DOCUMENT
+        main = [r for r in (root.rels if root else [])
+                if (r.kind == OFFICE_DOCUMENT or r.type == VISIO_DOCUMENT)
                 and r.part is not None]
         if not main:
             raise Malformed("the package has no main document part")

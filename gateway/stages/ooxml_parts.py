@@ -33,6 +33,7 @@ from gateway.kinds import Action
 from gateway.pipeline import xml_wide
 from gateway.stages import ooxml_excel as XL
 from gateway.stages import ooxml_fields as F
+from gateway.stages import ooxml_visio as VI
 from gateway.stages import ooxml_xml as X
 
 if TYPE_CHECKING:
@@ -130,6 +131,9 @@ def process_parts(eng: Engine) -> None:
         if family in ("word", "other") and (b"fldSimple" in data or b"nstrText" in data) and (
                 hidden or F.quick_check(data, keep_links)):
             tasks.append(_fields)
+        if family == "visio" and ct.startswith(VI.CT_PREFIX) and (
+                hidden or VI.quick_check(data)):
+            tasks.append(VI.shapesheet)
         dead, demote = e.dead.get(name, set()), e.demote.get(name, set())
         if not hidden and not _mentions(data, dead | demote):
             dead = demote = set()     # nothing in the part refers to them

@@ -46,6 +46,7 @@ from gateway.stages.ooxml_parts import process_parts
 _WML = "application/vnd.openxmlformats-officedocument.wordprocessingml."
 _SML = "application/vnd.openxmlformats-officedocument.spreadsheetml."
 _PML = "application/vnd.openxmlformats-officedocument.presentationml."
+_VSD = "application/vnd.ms-visio."
 #: macro-enabled main part type -> (plain type, output type id, extension)
 MACRO_MAIN: dict[str, tuple[str, str, str]] = {
     "application/vnd.ms-word.document.macroenabled.main+xml":
@@ -66,12 +67,16 @@ MACRO_MAIN: dict[str, tuple[str, str, str]] = {
         (_PML + "slideshow.main+xml", "ooxml.ppsx", "ppsx"),
     "application/vnd.ms-powerpoint.addin.macroenabled.main+xml":
         (_PML + "presentation.main+xml", "ooxml.pptx", "pptx"),
+    _VSD + "drawing.macroenabled.main+xml": (_VSD + "drawing.main+xml", "ooxml.vsdx", "vsdx"),
+    _VSD + "template.macroenabled.main+xml": (_VSD + "template.main+xml", "ooxml.vstx", "vstx"),
+    _VSD + "stencil.macroenabled.main+xml": (_VSD + "stencil.main+xml", "ooxml.vssx", "vssx"),
 }
 #: content types of embedded packages, for parts renamed after recursion (.xlsm -> .xlsx)
 EXT_CT = {
     "docx": _WML + "document", "dotx": _WML + "template",
     "xlsx": _SML + "sheet", "xltx": _SML + "template",
     "pptx": _PML + "presentation", "potx": _PML + "template", "ppsx": _PML + "slideshow",
+    "vsdx": _VSD + "drawing", "vstx": _VSD + "template", "vssx": _VSD + "stencil",
 }
 #: macro-only content types that must not linger as Defaults
 MACRO_DEFAULTS = ("application/vnd.ms-office.vbaproject", "application/vnd.ms-office.activex",
@@ -191,7 +196,8 @@ class Engine:
         main_ct = self.ct(self.pkg.main)
         for fam, keys in (("word", ("wordprocessingml", "ms-word")),
                           ("excel", ("spreadsheetml", "ms-excel")),
-                          ("powerpoint", ("presentationml", "ms-powerpoint"))):
+                          ("powerpoint", ("presentationml", "ms-powerpoint")),
+                          ("visio", ("ms-visio",))):
             if any(k in main_ct for k in keys):
                 return fam
         return "other"

@@ -37,6 +37,7 @@ _WRITER = {"docx", "docm", "dotx", "dotm", "doc", "dot", "rtf", "odt", "xml", "t
            "html"}
 _CALC = {"xlsx", "xlsm", "xltx", "xltm", "xlam", "xlsb", "xls", "xlt", "ods", "csv"}
 _IMPRESS = {"pptx", "pptm", "potx", "potm", "ppsx", "ppsm", "ppam", "ppt", "pot", "pps", "odp"}
+_DRAW = {"vsdx", "vsdm", "vstx", "vstm", "vssx", "vssm", "vsd", "odg"}
 
 
 def _tool(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -195,12 +196,15 @@ def _app(path: Path, app: str | None) -> str:
         return "calc"
     if ext in _IMPRESS:
         return "impress"
+    if ext in _DRAW:
+        return "draw"
     return "writer"
 
 
 def libreoffice_convert(path: Path, out_dir: Path, app: str | None = None) -> Path | None:
     """Convert to the flat ODF of the document's application; None when it cannot load."""
-    target = {"writer": "fodt", "calc": "fods", "impress": "fodp"}[_app(path, app)]
+    target = {"writer": "fodt", "calc": "fods", "impress": "fodp", "draw": "fodg"}[
+        _app(path, app)]
     profile = Path(tempfile.gettempdir()) / f"sekisho-lo-{os.getpid()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [soffice(), f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",

@@ -1218,15 +1218,21 @@ def test_scan_reports_what_disarm_changes(tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize(("macros", "type_id"), [(False, "ooxml.vsdx"), (True, "ooxml.vsdm")])
-def test_visio_drawings_are_refused_by_name(tmp_path: Path, macros: bool, type_id: str) -> None:
-    """No stage reads Visio's ShapeSheet formulas (a double-click that runs an add-on,
-    CALLTHIS, OPENFILE…) yet: a .vsdx is refused as what it is, not as a damaged Word,
-    Excel or PowerPoint package ("no main document part"), and never delivered."""
+def test_minimal_visio_drawings_are_disarmed(tmp_path: Path, macros: bool, type_id: str) -> None:
+    """A minimal .vsdx/.vsdm (MS-VSDX parts only) whose shape runs a program on a
+    double-click: delivered as a .vsdx without the formula or the VBA project."""
     r = run(tmp_path, G.vsdx(macros=macros), "配置図." + type_id.split(".")[1])
-    assert r.report.verdict is Verdict.BLOCKED and r.out is None
+    assert r.report.verdict is Verdict.DISARMED and r.out is not None
     assert r.report.input.type == type_id
-    assert r.keys() == {("block.unsupported", "")}
-    assert r.report.reason == f"no disarm stage for {type_id} yet"
+    assert r.keys() == {("ooxml.visio_action", "visio/pages/page1.xml#EventDblClick[1]")} | (
+        {("ooxml.macro_enabled", "visio/document.xml"), ("ooxml.vba", "visio/vbaProject.bin")}
+        if macros else set())
+    assert r.out.name == "配置図.vsdx"
+    with zipfile.ZipFile(r.out) as zf:
+        page = zf.read("visio/pages/page1.xml").decode()
+        assert "RUNADDON" not in page and "庁舎配置図" in page
+        assert "visio/vbaProject.bin" not in zf.namelist()
+    assert oc.ooxml_integrity(r.out) == []
 
 
 # ------------------------------------------------------------------------------ corpus
@@ -1269,3 +1275,91 @@ def test_corpus_sample(tmp_path: Path, rel: str) -> None:
         assert oc.ooxml_integrity(r.out) == [] or oc.ooxml_integrity(src) != []
     if oc.libreoffice_opens(lo_path(src, tmp_path)):
         assert oc.libreoffice_opens(lo_path(r.out, tmp_path))
+
+
+# ------------------------------------------------------------------------------ Visio
+
+VISIO = Path(__file__).resolve().parents[2] / "samples" / "office" / "poi-visio.vsdx"
+_VSD_CT = "application/vnd.ms-visio.drawing."
+
+
+def _hostile_visio() -> bytes:
+    """The POI drawing as a .vsdm: a VBA project (corpus donor), a double-click event that
+    runs an add-on, a right-click action calling VBA, a hyperlink to a share and one to
+    the web on its first shape."""
+    donor = (corpus_dir() / "b_ooxml" / "poi" / "SimpleMacro.xlsm").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(donor)) as zf:
+        vba = zf.read("xl/vbaProject.bin")
+    out = io.BytesIO()
+    with zipfile.ZipFile(VISIO) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "[Content_Types].xml":
+                data = data.replace(f"{_VSD_CT}main+xml".encode(),
+                                    f"{_VSD_CT}macroEnabled.main+xml".encode())
+                data = data.replace(b"</Types>", b'<Override PartName="/visio/vbaProject.bin" '
+                                    b'ContentType="application/vnd.ms-office.vbaProject"/></Types>')
+            elif info.filename == "visio/_rels/document.xml.rels":
+                data = data.replace(b"</Relationships>", b'<Relationship Id="rIdVba" Type="http://'
+                                    b'schemas.microsoft.com/office/2006/relationships/vbaProject"'
+                                    b' Target="vbaProject.bin"/></Relationships>')
+            elif info.filename == "visio/pages/page1.xml":
+                old = b"<Cell N='EventDblClick' V='0' F='OPENTEXTWIN()'/>"
+                assert old in data
+                data = data.replace(old, b"<Cell N='EventDblClick' V='0' F='RUNADDON(\"C:\\"
+                                    b"Windows\\System32\\calc.exe\")'/>", 1)
+                data = data.replace(b"<Text>", (
+                    b"<Section N='Hyperlink'><Row N='Row_1'><Cell N='Description' V='share'/>"
+                    b"<Cell N='Address' V='\\\\evil.example\\share\\x.exe'/></Row>"
+                    b"<Row N='Row_2'><Cell N='Address' V='https://www.city.example.lg.jp/'/>"
+                    b"</Row></Section><Section N='Actions'><Row N='Row_1'>"
+                    b"<Cell N='Menu' V='Run'/><Cell N='Action' V='0' "
+                    b"F='CALLTHIS(\"Module1.Run\")'/></Row></Section><Text>"), 1)
+            dst.writestr(info, data)
+        dst.writestr("visio/vbaProject.bin", vba)
+    return out.getvalue()
+
+
+def test_visio_drawing_disarmed(tmp_path: Path) -> None:
+    data = _hostile_visio()
+    src = tmp_path / "in.vsdm"
+    src.write_bytes(data)
+    assert oc.olevba_findings(src) != []
+    r = run(tmp_path, data, "drawing.vsdm")
+    assert r.report.verdict is Verdict.DISARMED and r.out is not None
+    page = "visio/pages/page1.xml"
+    assert r.keys() == {
+        ("ooxml.macro_enabled", "visio/document.xml"),
+        ("ooxml.vba", "visio/vbaProject.bin"),
+        ("ooxml.visio_action", f"{page}#EventDblClick[1]"),
+        ("ooxml.visio_action", f"{page}#Action[2]"),
+        ("ooxml.hyperlink", f"{page}#Hyperlink[1]"),
+        ("ooxml.hyperlink", f"{page}#Hyperlink[2]"),
+    }
+    assert r.out.name.endswith(".vsdx") and r.report.output is not None
+    assert r.report.output.type == "ooxml.vsdx"
+    assert oc.olevba_findings(r.out) == [] and oc.ooxml_integrity(r.out) == []
+    with zipfile.ZipFile(r.out) as zf:
+        assert "visio/vbaProject.bin" not in zf.namelist()
+        body = b"".join(zf.read(n) for n in zf.namelist())
+    for gone in (b"RUNADDON", b"CALLTHIS", b"evil.example", b"city.example", b"macroEnabled"):
+        assert gone not in body, gone
+    assert b"Text here" in body
+    base = oc.libreoffice_text(VISIO)
+    assert base and oc.libreoffice_text(r.out) == base
+
+
+def test_visio_keeps_web_links_by_policy_and_clean_drawings_alone(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    r = run(tmp_path / "a", _hostile_visio(), "drawing.vsdm", KEEP_LINKS)
+    found = r.keys()
+    assert ("ooxml.hyperlink", "visio/pages/page1.xml#Hyperlink[1]") in found
+    assert ("ooxml.hyperlink", "visio/pages/page1.xml#Hyperlink[2]") not in found
+    assert r.out is not None
+    with zipfile.ZipFile(r.out) as zf:
+        page = zf.read("visio/pages/page1.xml")
+    assert b"https://www.city.example.lg.jp/" in page and b"evil.example" not in page
+    clean = run(tmp_path / "b", VISIO.read_bytes(), "clean.vsdx")
+    assert clean.report.verdict is Verdict.CLEAN and clean.keys() == set()
+

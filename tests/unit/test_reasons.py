@@ -48,8 +48,8 @@ from gateway import reasons
     ("this OLE compound file is not a Word, Excel or PowerPoint file",
      "この形式には対応していません"
      "（this OLE compound file is not a Word, Excel or PowerPoint file）"),
-    ("no disarm stage for ooxml.vsdx yet",
-     "この形式には対応していません（no disarm stage for ooxml.vsdx yet）"),
+    ("no disarm stage for image.wmf yet",
+     "この形式には対応していません（no disarm stage for image.wmf yet）"),
     ("something nobody planned for", "安全にできませんでした（something nobody planned for）"),
     ("", ""),
     (None, ""),
