@@ -151,7 +151,7 @@ def _fib6(wd: bytes, flags: int) -> _Fib:
 def _pieces(table: bytes, fib: _Fib, wd_len: int) -> list[_Piece]:
     fc, lcb = fib.fclcb[_FC_CLX]
     if fib.word6 and not fib.flags & 0x0004:   # not fComplex: the text lies in one run
-        if not fib.fc_min <= fib.fc_mac <= wd_len:
+        if not _W6_FIB_MIN <= fib.fc_min <= fib.fc_mac <= wd_len:
             raise Malformed("the Word 6.0/95 text lies outside the WordDocument stream")
         return [_Piece(0, fib.fc_mac - fib.fc_min, fib.fc_min, 1)]
     clx = table[fc:fc + lcb]
@@ -180,7 +180,7 @@ def _pieces(table: bytes, fib: _Fib, wd_len: int) -> list[_Piece]:
         else:
             offset, width = fc_raw & 0x3FFFFFFF, 2
         count = cps[i + 1] - cps[i]
-        if count < 0 or offset + count * width > wd_len:
+        if count < 0 or offset + count * width > wd_len or (fib.word6 and offset < _W6_FIB_MIN):
             raise Malformed("a Word text piece lies outside the WordDocument stream")
         out.append(_Piece(cps[i], cps[i + 1], offset, width))
     return out
@@ -460,6 +460,8 @@ def _wordbasic(fib: _Fib, wd: bytearray, ctx: StageContext, apply: bool) -> None
     if not (lcb and bytes(wd[fc:fc + lcb]) != _EMPTY_CMDS) and not plcmcr[1] \
             and not sttbfmcr[1]:
         return
+    if any(size and start < _W6_FIB_MIN for start, size in (cmds, plcmcr, sttbfmcr)):
+        raise Malformed("a Word 6.0/95 macro table overlaps the FIB")
     ctx.record("ole.wordbasic", "WordDocument#Cmds", action=Action.REMOVED,
                detail="WordBasic macros and command customizations (Word 6.0/95) removed")
     if not apply:
@@ -517,7 +519,7 @@ def _template6(wd: bytearray, fc: int, lcb: int, where: str, ctx: StageContext,
                apply: bool) -> None:
     """Word 6.0/95 SttbfAssoc: a 16-bit total length, then byte-length strings; the
     second (ibstAssocDot) is the attached template."""
-    if lcb < 4 or fc + lcb > len(wd):
+    if lcb < 4 or fc + lcb > len(wd) or fc < _W6_FIB_MIN:
         return
     end = fc + min(lcb, struct.unpack_from("<H", wd, fc)[0])
     p = fc + 2

@@ -343,6 +343,24 @@ def test_word6_encrypted_and_word2_are_refused(tmp_path: Path) -> None:
     assert found(report) == {("block.unsupported", "", "blocked")}
 
 
+def test_word6_tables_over_the_fib_are_malformed(tmp_path: Path) -> None:
+    """A command table (or the text) said to start inside the FIB: zeroing or blanking it
+    would wreck the FIB, so the file is refused as damaged before anything is written."""
+    for index, fc, lcb in ((24, 0, 64), (-1, 16, 0)):
+        root = olegen.tree(WORD6.read_bytes())
+        wd_node = root.child("WordDocument")
+        assert wd_node is not None
+        wd = bytearray(wd_node.data)
+        if index >= 0:
+            struct.pack_into("<II", wd, _w6_pair(index), fc, lcb)
+        else:
+            struct.pack_into("<I", wd, 24, fc)            # fcMin
+        wd_node.data = bytes(wd)
+        report, out = run(tmp_path, cfb_writer.write(root), f"overlap{index}.doc")
+        assert report.verdict is Verdict.BLOCKED and not out.exists()
+        assert found(report) == {("block.malformed", "", "blocked")}
+
+
 # --------------------------------------------------------------------------- Excel
 
 
