@@ -44,6 +44,7 @@ from gateway.stages import (
     cfb_writer,
     office_crypto,
     ole_convert,
+    ole_drs,
     ole_excel,
     ole_objects,
     ole_ppt,
@@ -53,6 +54,7 @@ from gateway.stages.cfb_writer import Node
 
 #: a compound file is read whole; the pipeline's max_size bounds the input
 MAX_INPUT = 256 * 1024 * 1024
+_PK_END = b"PK\x05\x06"
 
 
 def _other_product(root: Node) -> str | None:
@@ -114,6 +116,7 @@ class OleStage:
             ole_ppt.check_encryption(root)
         ole_objects.handle_objects(root, ctx, apply)
         ole_objects.handle_vba(root, ctx, apply)
+        _packages(root, ctx, apply)
         if kind == "ole.doc":
             ole_word.process(root, ctx, apply)
         elif kind == "ole.xls":
@@ -121,6 +124,18 @@ class OleStage:
         elif kind == "ole.ppt":
             ole_ppt.process(root, ctx, apply)
         return root
+
+
+def _packages(root: Node, ctx: StageContext, apply: bool) -> None:
+    """External relationships of the OPC packages (shape copies, themes) that Office
+    2007+ keeps inside the document's own streams (``ole_drs``; same-length edits, done
+    before the format's own pass re-reads the streams)."""
+    for node in root.children:
+        if node.is_storage or _PK_END not in node.data:
+            continue
+        data = bytearray(node.data)
+        if ole_drs.clean_stream(data, cfb_writer.printable([node.name]), ctx, apply):
+            node.data = bytes(data)
 
 
 def _decrypted_workbook(data: bytes, ctx: StageContext) -> Node:

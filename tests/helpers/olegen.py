@@ -17,6 +17,7 @@ import struct
 import subprocess
 import tempfile
 import uuid
+import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -556,3 +557,53 @@ def package_storage(name: str, data: bytes) -> bytes:
     root.children.append(cfb_writer.Node("\x01Ole10Native", False,
                                          struct.pack("<I", len(body)) + body))
     return cfb_writer.write(root)
+
+
+def shape_package(links: dict[str, tuple[str, str]]) -> bytes:
+    """An OPC package like the DrawingML copy of a shape that Office 2007+ keeps in a
+    legacy file (``drs/shapexml.xml``): ``links`` maps a relationship id to (type,
+    external target); the shape's picture names the first id in a click hyperlink."""
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+    first = next(iter(links))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", (
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats'
+            '.org/package/2006/content-types"><Default Extension="rels" ContentType="application'
+            '/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+            'ContentType="application/vnd.ms-office.drsshape+xml"/></Types>'))
+        zf.writestr("_rels/.rels", (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+            'schemas.microsoft.com/office/2006/relationships/shapeXml" Target="drs/shapexml.xml"'
+            '/></Relationships>'))
+        zf.writestr("drs/shapexml.xml", (
+            '<?xml version="1.0" encoding="UTF-8"?><xdr:anchor xmlns:xdr="http://schemas.'
+            'openxmlformats.org/drawingml/2006/spreadsheetDrawing" xmlns:a="http://schemas.'
+            'openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/'
+            f'officeDocument/2006/relationships"><xdr:pic><xdr:nvPicPr><xdr:cNvPr id="2" '
+            f'name="Picture 1"><a:hlinkClick r:id="{first}"/></xdr:cNvPr></xdr:nvPicPr>'
+            '</xdr:pic></xdr:anchor>'))
+        zf.writestr("drs/_rels/shapexml.xml.rels", (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/relationships">'
+            + "".join(f'<Relationship Id="{rid}" Type="{rel}{kind}" Target="{target}" '
+                      'TargetMode="External"/>' for rid, (kind, target) in links.items())
+            + "</Relationships>"))
+    return out.getvalue()
+
+
+def with_theme_record(base: bytes, package: bytes) -> tuple[bytes, int]:
+    """base.xls with a THEME record (FrtHeader, version, the package) before the end of
+    its globals, as Excel 2007+ writes one; and where the package starts in the stream."""
+    root = tree(base)
+    wb = root.child("Workbook")
+    assert wb is not None
+    recs = ole_excel.records(wb.data)
+    theme = ole_excel.Rec(0x0896, struct.pack("<HH8sI", 0x0896, 0, bytes(8), 124226) + package)
+    glob_eof = next(i for i, r in enumerate(recs) if r.type == ole_excel.EOF)
+    final = [*recs[:glob_eof], theme, *recs[glob_eof:]]
+    data = ole_excel.serialize(recs, final, True)
+    wb.data = data
+    return cfb_writer.write(root), data.index(package)
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 from pathlib import Path
 
 import olefile
@@ -527,6 +528,35 @@ def test_excel_external_workbook_links(tmp_path: Path) -> None:
     assert texts[src.name] is not None and texts[out.name] == texts[src.name]
     workbook = olegen.streams(out.read_bytes())["Workbook"]
     assert b"\x00\x00\x01\x00\x00 " not in workbook     # no link left without sheets
+
+
+def test_shape_copy_package_loses_its_external_links(tmp_path: Path,
+                                                     bases: dict[str, bytes]) -> None:
+    """The OPC package Office 2007+ keeps inside a legacy file for a shape: its click
+    hyperlink and linked picture go (oleobj reports them as it does for a .docx); the
+    package stays readable, at the same length, and the workbook opens as before."""
+    package = olegen.shape_package({"rId1": ("hyperlink", "http://tracker.example/t?e=1"),
+                                    "rId2": ("image", "file://evil.example/share/p.png")})
+    data, at = olegen.with_theme_record(bases["base.xls"], package)
+    assert olegen.oletools_flags(_write(tmp_path, "in.xls", data)) != []
+    report, out = run(tmp_path, data, "shapes.xls")
+    assert report.verdict is Verdict.DISARMED
+    where = f"Workbook#package@0x{at:x}/drs/_rels/shapexml.xml.rels"
+    assert found(report) == {("ole.hyperlink", f"{where}#rId1", "removed"),
+                             ("ole.external_link", f"{where}#rId2", "removed")}
+    assert_clean_output(out, data, edited={"Workbook"})      # oleobj finds nothing
+    stream = olegen.streams(out.read_bytes())["Workbook"]
+    assert len(stream) == len(olegen.streams(data)["Workbook"])
+    with zipfile.ZipFile(io.BytesIO(stream[at:at + len(package)])) as zf:
+        assert zf.testzip() is None
+        rels = zf.read("drs/_rels/shapexml.xml.rels")
+        shape = zf.read("drs/shapexml.xml")
+    assert b"tracker.example" not in rels and b"evil.example" not in rels
+    assert b"hlinkClick" not in shape and b"Picture 1" in shape
+    assert_opens(tmp_path, out, olegen.CELL)
+    # a web link stays when the policy keeps hyperlinks; the linked picture still goes
+    report, _ = run(tmp_path, data, "kept.xls", keep_links())
+    assert found(report) == {("ole.external_link", f"{where}#rId2", "removed")}
 
 
 # ---------------------------------------------------------------------- PowerPoint
