@@ -484,7 +484,16 @@ def _libmagic(head: bytes) -> str:
 
 #: the ordered table: first match wins (disk images last: their check reads the file's
 #: end, which text, the most common input, need not pay for)
-TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _textual, _mail, _disk_image)
+def _biff(head: bytes, src: BinaryIO) -> str | None:
+    """An Excel 2.x-4.0 file (or BIFF5/8 records written without a compound file):
+    records from the first byte, a BOF of a known version first."""
+    if len(head) < 8 or head[0] != 0x09 or head[1] not in (0x00, 0x02, 0x04, 0x08):
+        return None
+    size = int.from_bytes(head[2:4], "little")
+    return "ole.biff" if 4 <= size <= 20 and len(head) >= 4 + size else None
+
+
+TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _biff, _textual, _mail, _disk_image)
 
 
 def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
@@ -642,7 +651,7 @@ CANONICAL_EXT: dict[str, str] = {
     "image.jp2": "jp2", "image.x-jp2-codestream": "j2k", "image.x-qoi": "qoi",
     "image.avif": "avif", "image.jpx": "jpf", "image.x-ms-bmp": "dib",
     "image.x-portable-graymap": "pgm",
-    "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt",
+    "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt", "ole.biff": "xls",
     "odf.text": "odt", "odf.spreadsheet": "ods", "odf.presentation": "odp",
     "odf.graphics": "odg", "odf.text-template": "ott", "odf.spreadsheet-template": "ots",
     "odf.presentation-template": "otp", "odf.graphics-template": "otg",

@@ -43,6 +43,7 @@ from gateway.pipeline.api import StageContext
 from gateway.stages import (
     cfb_writer,
     office_crypto,
+    ole_biff,
     ole_convert,
     ole_drs,
     ole_excel,
@@ -157,3 +158,4 @@ def _decrypted_workbook(data: bytes, ctx: StageContext) -> Node:
 
 
 registry.register(OleStage())
+registry.register(ole_biff.BiffStage())

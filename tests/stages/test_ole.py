@@ -559,6 +559,56 @@ def test_shape_copy_package_loses_its_external_links(tmp_path: Path,
     assert found(report) == {("ole.external_link", f"{where}#rId2", "removed")}
 
 
+def _bare_biff(version: int, dt: int, *records: tuple[int, bytes]) -> bytes:
+    """A bare BIFF2/3/4 stream (no compound file): BOF, ``records``, EOF."""
+    bof = {2: 0x0009, 3: 0x0209, 4: 0x0409}[version]
+    body = struct.pack("<HH", 0x0002 if version == 2 else 0, dt) + (
+        b"" if version == 2 else struct.pack("<H", 0x0600))
+    out = struct.pack("<HH", bof, len(body)) + body
+    for rtype, data in records:
+        out += struct.pack("<HH", rtype, len(data)) + data
+    return out + struct.pack("<HH", 0x000A, 0)
+
+
+def _label(row: int, col: int, text: str) -> tuple[int, bytes]:
+    raw = text.encode("latin-1")
+    return 0x0204, struct.pack("<HHHH", row, col, 15, len(raw)) + raw
+
+
+def test_excel_2_to_4_files_are_delivered_unchanged_when_nothing_acts(tmp_path: Path) -> None:
+    """Excel 3.0 and 4.0 worksheets (records without a compound file; LibreOffice opens
+    them): read to their end and delivered byte for byte."""
+    for version in (3, 4):
+        data = _bare_biff(version, 0x0010, _label(0, 0, "Budget 1994"),
+                     (0x0203, struct.pack("<HHHd", 1, 0, 15, 1994.0)))
+        assert sniff_bytes(data, "old.xls").type_id == "ole.biff"
+        report, out = run(tmp_path, data, f"excel{version}.xls")
+        assert report.verdict is Verdict.CLEAN and found(report) == set()
+        assert out.read_bytes() == data
+        assert_opens(tmp_path, out, "Budget 1994")
+        report, _ = run(tmp_path, data[:-2], f"cut{version}.xls")
+        assert found(report) == {("block.malformed", "", "blocked")}
+    # UTF-16 text starting with a tab is not taken for one
+    assert sniff_bytes("\tname\tvalue\n".encode("utf-16-le"), "t.txt").type_id != "ole.biff"
+
+
+@pytest.mark.parametrize(("records", "dt", "kind"), [
+    ([], 0x0040, "block.unsupported"),                                  # a macro sheet
+    ([(0x0017, b"\x0b\x01cmd\x03/c calc")], 0x0010, "block.unsupported"),   # DDE link
+    ([(0x0218, struct.pack("<HBBH", 0x0020, 0, 1, 0) + b"\x01")], 0x0010,
+     "block.unsupported"),                                              # Auto_Open
+    ([(0x0218, struct.pack("<HBBH", 0, 0, 9, 0) + b"Auto_Open")], 0x0010,
+     "block.unsupported"),
+    ([(0x002F, b"\x00\x00\x00\x00")], 0x0010, "block.encrypted"),
+], ids=["macro-sheet", "dde", "builtin-auto-open", "auto-open", "filepass"])
+def test_excel_2_to_4_files_that_can_act_are_refused(tmp_path: Path, records: list[
+        tuple[int, bytes]], dt: int, kind: str) -> None:
+    data = _bare_biff(4, dt, _label(0, 0, "x"), *records)
+    report, out = run(tmp_path, data, "act.xls")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert found(report) == {(kind, "", "blocked")}
+
+
 # ---------------------------------------------------------------------- PowerPoint
 
 

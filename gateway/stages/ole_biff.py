@@ -1,0 +1,104 @@
+"""Excel files without a compound file: a bare BIFF record stream (``ole.biff``).
+
+Excel 2.x, 3.0 and 4.0 wrote a worksheet, chart or macro sheet (and 4.0 a workbook of
+them) as records straight into the file; a few programs write BIFF5/8 records that
+way too. LibreOffice opens them all. Nothing here is rewritten: a file is read record
+by record (type, length) to its end and delivered unchanged when none of what can act
+is in it, and refused otherwise (``block.unsupported``, the reason naming it):
+
+* a macro sheet (BOF type 0x0040: Excel 4.0 macros run from it), a VBA module sheet;
+* a link to another file or a DDE server (EXTERNSHEET, EXTERNNAME);
+* a defined name that runs on open (the built-in Auto_Open family, or a name
+  starting with ``auto_open`` and the like).
+
+FILEPASS (an encrypted file) raises EncryptedContent; records that do not add up to
+the file, or a file that does not start with a BOF, raise Malformed.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import BinaryIO, ClassVar
+
+from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
+from gateway.pipeline.api import StageContext
+
+TYPE_ID = "ole.biff"
+#: BOF record types of BIFF2, BIFF3, BIFF4 and BIFF5/8
+BOFS = (0x0009, 0x0209, 0x0409, 0x0809)
+_EOF, _FILEPASS = 0x000A, 0x002F
+_EXTERNAL = {0x0017: "a link to another file (EXTERNSHEET)",
+             0x0023: "a link to another file or a DDE server (EXTERNNAME)",
+             0x0223: "a link to another file or a DDE server (EXTERNNAME)"}
+_NAMES = (0x0018, 0x0218)
+#: BOF substream types that hold code
+_CODE = {0x0040: "an Excel 4.0 macro sheet", 0x0006: "a VBA module sheet"}
+_AUTO = re.compile(rb"auto_(open|close|activate|deactivate)", re.IGNORECASE)
+MAX_INPUT = 64 * 1024 * 1024
+
+
+def looks_like_biff(head: bytes) -> bool:
+    """A BOF record of a known version at the start, sized as a BOF is (4-20 bytes)."""
+    if len(head) < 8:
+        return False
+    rtype, size = struct.unpack_from("<HH", head, 0)
+    return rtype in BOFS and 4 <= size <= 20 and len(head) >= 4 + size
+
+
+class BiffStage:
+    name: ClassVar[str] = "ole_biff"
+    formats: ClassVar[frozenset[str]] = frozenset({TYPE_ID})
+
+    def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        _check(_read(src))
+
+    def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        data = _read(src)
+        _check(data)
+        dst.write(data)
+
+
+def _read(src: BinaryIO) -> bytes:
+    src.seek(0)
+    data = src.read(MAX_INPUT + 1)
+    if len(data) > MAX_INPUT:
+        raise LimitExceeded("the Excel file is too large")
+    return data
+
+
+def _check(data: bytes) -> None:
+    if not looks_like_biff(data):
+        raise Malformed("the Excel file does not start with a BOF record")
+    pos = 0
+    while pos + 4 <= len(data):
+        rtype, size = struct.unpack_from("<HH", data, pos)
+        body = data[pos + 4:pos + 4 + size]
+        if len(body) < size:
+            raise Malformed(f"Excel record at 0x{pos:x} runs past the end of the file")
+        if rtype in BOFS and len(body) >= 4:
+            dt = struct.unpack_from("<H", body, 2)[0]
+            if dt in _CODE:
+                raise Unsupported(f"{_CODE[dt]} in an Excel 2.x-4.0 file: not disarmed")
+        elif rtype == _FILEPASS:
+            raise EncryptedContent("the Excel file is encrypted")
+        elif rtype in _EXTERNAL:
+            raise Unsupported(f"{_EXTERNAL[rtype]} in an Excel 2.x-4.0 file: not disarmed")
+        elif rtype in _NAMES and _runs_on_open(body):
+            raise Unsupported("a name that runs on open (Auto_Open) in an Excel 2.x-4.0 "
+                              "file: not disarmed")
+        pos += 4 + size
+    if data[pos:].strip(b"\x00"):
+        raise Malformed("the Excel file ends inside a record")
+
+
+def _runs_on_open(body: bytes) -> bool:
+    """A NAME record for a built-in auto-run name (fBuiltin, a one-character name
+    0x01-0x04) or one whose text starts like one. The name's length is byte 3; the
+    name follows at byte 5 (BIFF2) or 6 (BIFF3-4)."""
+    if len(body) < 6:
+        return False
+    cch = body[3]
+    if body[0] & 0x20 and cch == 1 and any(1 <= b <= 4 for b in body[5:7]):
+        return True
+    return _AUTO.search(body[4:8 + cch]) is not None
