@@ -173,9 +173,11 @@ class Package:
                 self.rels[self.find(src) or src] = self._load_rels(name, src)
         self.parts = [n for n in self.names if rels_source(n) is None]
         root = self.rels.get("")
-        main = [r for r in (root.rels if root else [])
-                if (r.kind == OFFICE_DOCUMENT or r.type == VISIO_DOCUMENT)
-                and r.part is not None]
+        rels = [r for r in (root.rels if root else []) if r.part is not None]
+        # Visio's own type counts only where no officeDocument relationship exists: a
+        # Word package naming a second "main" part must not be read as a drawing
+        main = [r for r in rels if r.kind == OFFICE_DOCUMENT] or \
+            [r for r in rels if r.type == VISIO_DOCUMENT]
         if not main:
             raise Malformed("the package has no main document part")
         self.main = main[0].part or ""

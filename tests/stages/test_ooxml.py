@@ -579,6 +579,22 @@ def test_ddeauto_field_neutralized_result_kept(tmp_path: Path, complex_field: bo
     assert result in text
 
 
+def test_word_package_naming_a_visio_main_part_first_is_read_as_word(tmp_path: Path) -> None:
+    """A Visio "document" relationship listed before the officeDocument one must not make
+    the package a drawing (whose fields nobody reads): the DDE field is found."""
+    p = G.Pkg(G.docx_dde(False))
+    p.put("visio/document.xml", '<?xml version="1.0"?><VisioDocument xmlns="http://schemas'
+                                '.microsoft.com/office/visio/2012/main"/>')
+    p.override("visio/document.xml", "application/vnd.ms-visio.drawing.main+xml")
+    p.sub("_rels/.rels", "<Relationship ", '<Relationship Id="rIdV" Type="http://schemas.'
+          'microsoft.com/visio/2010/relationships/document" Target="visio/document.xml"/>'
+          "<Relationship ")
+    r = run(tmp_path, p.build(), "two-mains.docx")
+    found = r.keys()
+    assert ("ooxml.dde", "word/document.xml#field[1]") in found
+    assert "DDE" not in doc_xml(r)
+
+
 def _recode(package: bytes, part: str, codec: str, label: str) -> bytes:
     """``package`` with ``part`` stored in ``codec``, its declaration naming ``label``."""
     src, buf = zipfile.ZipFile(io.BytesIO(package)), io.BytesIO()
