@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from xml.etree.ElementTree import Element
 
 from gateway.kinds import Action
@@ -70,7 +71,8 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
         if "[Content_Types].xml" not in {i.filename for i in infos}:
             return None
         parts = {i.filename: zin.read(i) for i in infos}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError, zlib.error):   # RuntimeError: an encrypted member
         return None     # not a zip zipfile reads: not one oleobj or we can judge
     keep_links = ctx.keeps("hyperlinks")
     edited: dict[str, bytes] = {}

@@ -609,6 +609,28 @@ def test_excel_2_to_4_files_that_can_act_are_refused(tmp_path: Path, records: li
     assert found(report) == {(kind, "", "blocked")}
 
 
+@pytest.mark.parametrize("damage", ["encrypted", "deflate"])
+def test_unreadable_package_in_a_stream_is_left_alone(tmp_path: Path, bases: dict[str, bytes],
+                                                      damage: str) -> None:
+    """A package zipfile cannot read (a member flagged encrypted, broken deflate data) is
+    no package oleobj or Office reads either: the workbook is delivered, not failed."""
+    package = bytearray(olegen.shape_package({"rId1": ("hyperlink", "http://t.example/")}))
+    if damage == "encrypted":
+        for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            at = package.find(sig)
+            while at >= 0:
+                package[at + flag_at] |= 0x01
+                at = package.find(sig, at + 4)
+    else:
+        at = package.rfind(b"PK\x03\x04")
+        name_len, extra = struct.unpack_from("<HH", package, at + 26)
+        package[at + 30 + name_len + extra:at + 38 + name_len + extra] = b"\xff" * 8
+    data, _ = olegen.with_theme_record(bases["base.xls"], bytes(package))
+    report, out = run(tmp_path, data, "damaged.xls")
+    assert report.verdict is Verdict.CLEAN and found(report) == set()
+    assert out.read_bytes() == data
+
+
 # ---------------------------------------------------------------------- PowerPoint
 
 
