@@ -1,6 +1,10 @@
 """Phase 2 of the PDF stage: a generic sweep of every object reachable from the trailer.
 
 Phase 1 knows where actions normally live; this pass finds them anywhere else.
+It also puts right a font's /FontMatrix that is not six numbers: PDF.js before
+4.2.67 (Firefox's viewer) pasted its entries into code it compiled, so a string in
+it ran as script (CVE-2024-4367). It becomes [0.001 0 0 0.001 0 0], the matrix of
+every font but Type 3 (``pdf.font_matrix``).
 It walks the object graph breadth-first from the trailer without building
 Python objects for the contents: each object is unparsed by qpdf (names come out
 decoded and normalized, so ``/J#61vaScript`` reads ``/JavaScript``), its strings
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from decimal import Decimal
 
 from pikepdf import Array, Object, Pdf, Stream
 
@@ -66,6 +71,9 @@ _BAD_ACTION = re.compile(
 #: an action slot referring to an indirect action
 _SLOT_REF = re.compile(rb"/(A|PA|OpenAction|Next) (\d+) (\d+) R(?!\w)")
 _NEXT_ARRAY = re.compile(rb"/Next \[([^\]]*)\]")
+#: a /FontMatrix that is not a direct array of six numbers (strings are blanked to "()")
+_FONT_MATRIX = re.compile(rb"/FontMatrix")
+_NUMERIC_MATRIX = re.compile(rb"/FontMatrix \[ ?(?:[-+]?(?:\d+\.?\d*|\.\d+) ?){6}\]")
 _MEDIA_KEYS = ("/RichMediaContent", "/RichMediaSettings", "/3DD")
 #: structural objects that are never referenced from the trailer
 _STRUCTURAL_TYPES = frozenset({"ObjStm", "XRef"})
@@ -87,6 +95,8 @@ class Graph:
         self.parent: dict[ObjGen, ObjGen | None] = {}
         self.suspects: list[ObjGen] = []
         self.streams: list[ObjGen] = []
+        #: objects holding a font matrix that is not six numbers
+        self.fonts: list[ObjGen] = []
         #: objects an action slot refers to, with the slot's trigger
         self.targets: dict[ObjGen, Trigger] = {}
         #: objects whose only suspect names may come from action slots phase 1 cleaned
@@ -119,6 +129,9 @@ class Graph:
                         self.light.add(og)
                 elif b"/S " in text or b"/JS " in text:
                     typed[og] = isinstance(obj, Stream)
+                if b"/FontMatrix" in text and len(_FONT_MATRIX.findall(text)) != len(
+                        _NUMERIC_MATRIX.findall(text)):
+                    self.fonts.append(og)
             self._visit(text, og, queue)
         # a typed dictionary an action slot refers to is an action, wherever it hangs
         for og in self.targets:
@@ -243,6 +256,40 @@ def sweep(walk: Walk) -> None:
                 walk.record(verdict.kind, loc, detail=verdict.detail)
                 continue
         _clean_subtree(walk, obj, loc)
+    for og in graph.fonts:
+        _font_matrices(walk, walk.pdf.get_object(og), graph.locate(og, walk.anchors))
+
+
+#: the glyph space of every font but Type 3 (ISO 32000-1, 9.2.4)
+_DEFAULT_MATRIX = (Decimal("0.001"), 0, 0, Decimal("0.001"), 0, 0)
+
+
+def _font_matrices(walk: Walk, obj: Object, loc: Loc) -> None:
+    """Replace every /FontMatrix in ``obj`` and the direct objects inside it that is not
+    six numbers."""
+    stack: list[tuple[Object, Loc]] = [(obj, loc)]
+    while stack:
+        here, hloc = stack.pop()
+        if isinstance(here, Array):
+            items: list[tuple[object, Loc]] = [(here[i], hloc.item(i)) for i in range(len(here))]
+        elif is_dictlike(here):
+            if "/FontMatrix" in here and not _numbers(here.get("/FontMatrix")):
+                here["/FontMatrix"] = Array(_DEFAULT_MATRIX)
+                walk.record("pdf.font_matrix", hloc / "/FontMatrix",
+                            detail="font matrix that is not six numbers replaced "
+                            "(script in PDF.js before 4.2.67, CVE-2024-4367)")
+            items = [(v, hloc / k) for k, v in split_entries(here)[0]]
+        else:
+            continue
+        stack.extend((v, at) for v, at in items
+                     if isinstance(v, Array) or (is_dictlike(v) and not v.is_indirect))
+
+
+def _numbers(value: object) -> bool:
+    if not isinstance(value, Array) or len(value) != 6:
+        return False
+    items: list[object] = list(value)     # pikepdf hands numbers out as int and Decimal
+    return all(isinstance(x, (int, Decimal)) and not isinstance(x, bool) for x in items)
 
 
 def _clean_subtree(walk: Walk, obj: Object, loc: Loc, *,

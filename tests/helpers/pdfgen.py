@@ -260,6 +260,20 @@ def hidden_js() -> bytes:
     return save(pdf)
 
 
+def font_matrix() -> bytes:
+    """Fonts whose /FontMatrix carries script for PDF.js (CVE-2024-4367): a string in a
+    direct matrix on the shared font, and an indirect matrix holding a name and a string
+    on a second page's font."""
+    pdf = base()
+    first = pdf.pages[0].obj.Resources.Font.F1
+    first.FontMatrix = Array([1, 2, 3, 4, 5, String("1); alert('origin: ' + window.origin")])
+    second = pdf.make_indirect(Dictionary(Type=Name.Font, Subtype=Name.Type1,
+                                          BaseFont=Name.Courier))
+    second.FontMatrix = pdf.make_indirect(Array([0.001, 0, 0, 0.001, Name.X, String("0)")]))
+    pdf.pages[1].obj.Resources = Dictionary(Font=Dictionary(F1=first, F2=second))
+    return save(pdf)
+
+
 # ----------------------------------------------------------------- embedded content
 
 
@@ -709,6 +723,7 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "uri_schemes": uri_schemes,
     "uri_open_action": uri_open_action,
     "hidden_js": hidden_js,
+    "font_matrix": font_matrix,
     "embedded_files": embedded_files,
     "file_attachment_txt": file_attachment(),
     "file_attachment_exe": file_attachment("setup.exe", EXE),

@@ -121,6 +121,11 @@ class Checker:
             self.flag(where, f"named action {name(d.get('/N'))}")
         if "/OpenAction" in d:  # even a plain destination: nothing may run on open
             self.flag(where, "/OpenAction")
+        if "/FontMatrix" in d:  # PDF.js compiled its entries into code (CVE-2024-4367)
+            matrix = d.get("/FontMatrix")
+            if not isinstance(matrix, Array) or len(matrix) != 6 or any(
+                    isinstance(x, (pikepdf.Object, bool)) for x in matrix):
+                self.flag(where, "/FontMatrix that is not six numbers")
         if "/AA" in d:
             aa = d.get("/AA")
             if not isinstance(aa, Dictionary):
