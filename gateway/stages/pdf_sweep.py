@@ -4,7 +4,10 @@ Phase 1 knows where actions normally live; this pass finds them anywhere else.
 It also puts right a font's /FontMatrix that is not six numbers: PDF.js before
 4.2.67 (Firefox's viewer) pasted its entries into code it compiled, so a string in
 it ran as script (CVE-2024-4367). It becomes [0.001 0 0 0.001 0 0], the matrix of
-every font but Type 3 (``pdf.font_matrix``).
+every font but Type 3 (``pdf.font_matrix``). And a stream whose data lives in
+another file (/F: an external stream, ISO 32000-1 7.3.8; a path on a share is fetched
+by the readers that support them) loses /F, /FFilter and /FDecodeParms and keeps its
+own data (``pdf.external_stream``).
 It walks the object graph breadth-first from the trailer without building
 Python objects for the contents: each object is unparsed by qpdf (names come out
 decoded and normalized, so ``/J#61vaScript`` reads ``/JavaScript``), its strings
@@ -97,6 +100,8 @@ class Graph:
         self.streams: list[ObjGen] = []
         #: objects holding a font matrix that is not six numbers
         self.fonts: list[ObjGen] = []
+        #: streams whose data is said to be in another file
+        self.external: list[ObjGen] = []
         #: objects an action slot refers to, with the slot's trigger
         self.targets: dict[ObjGen, Trigger] = {}
         #: objects whose only suspect names may come from action slots phase 1 cleaned
@@ -132,6 +137,8 @@ class Graph:
                 if b"/FontMatrix" in text and len(_FONT_MATRIX.findall(text)) != len(
                         _NUMERIC_MATRIX.findall(text)):
                     self.fonts.append(og)
+                if isinstance(obj, Stream) and b"/F" in text and "/F" in obj.stream_dict:
+                    self.external.append(og)
             self._visit(text, og, queue)
         # a typed dictionary an action slot refers to is an action, wherever it hangs
         for og in self.targets:
@@ -258,6 +265,13 @@ def sweep(walk: Walk) -> None:
         _clean_subtree(walk, obj, loc)
     for og in graph.fonts:
         _font_matrices(walk, walk.pdf.get_object(og), graph.locate(og, walk.anchors))
+    for og in graph.external:
+        stream = walk.pdf.get_object(og)
+        for key in ("/F", "/FFilter", "/FDecodeParms"):
+            if key in stream.stream_dict:
+                del stream.stream_dict[key]
+        walk.record("pdf.external_stream", graph.locate(og, walk.anchors) / "/F",
+                    detail="stream data read from another file: the reference removed")
 
 
 #: the glyph space of every font but Type 3 (ISO 32000-1, 9.2.4)

@@ -274,6 +274,23 @@ def font_matrix() -> bytes:
     return save(pdf)
 
 
+def external_stream() -> bytes:
+    """An image whose data is said to live on a share (an external stream, /F)."""
+    pdf = base()
+    image = pdf.make_stream(b"\x80")
+    image.Type, image.Subtype = Name.XObject, Name.Image
+    image.Width = image.Height = 1
+    image.BitsPerComponent = 8
+    image.ColorSpace = Name.DeviceGray
+    image.F = Dictionary(Type=Name.Filespec, FS=Name.URL,
+                         F=String("\\\\evil.example\\share\\logo.bin"))
+    image.FFilter = Name.DCTDecode
+    page = pdf.pages[0].obj
+    page.Resources.XObject = Dictionary(Im1=image)
+    page.Contents = pdf.make_stream(page.Contents.read_bytes() + b" q 9 0 0 9 72 600 cm /Im1 Do Q")
+    return save(pdf)
+
+
 # ----------------------------------------------------------------- embedded content
 
 
@@ -724,6 +741,7 @@ BUILDERS: dict[str, Callable[[], bytes]] = {
     "uri_open_action": uri_open_action,
     "hidden_js": hidden_js,
     "font_matrix": font_matrix,
+    "external_stream": external_stream,
     "embedded_files": embedded_files,
     "file_attachment_txt": file_attachment(),
     "file_attachment_exe": file_attachment("setup.exe", EXE),

@@ -181,6 +181,8 @@ class Checker:
             o, w = todo.pop()
             if isinstance(o, Dictionary | Stream):
                 self.check_dict(o, w)
+                if isinstance(o, Stream) and "/F" in o.stream_dict:
+                    self.flag(w, "stream data in another file (/F)")
                 pairs, unreadable = entries(o)
                 if unreadable:
                     text = (o.stream_dict if isinstance(o, Stream) else o).unparse(resolved=True)

@@ -115,6 +115,8 @@ CASES = [
     case("font_matrix", LINK,
          ("pdf.font_matrix", "/Root/Pages/Kids[0]/Resources/Font/F1/FontMatrix", R),
          ("pdf.font_matrix", "/Root/Pages/Kids[1]/Resources/Font/F2/FontMatrix", R)),
+    case("external_stream", LINK,
+         ("pdf.external_stream", "/Root/Pages/Kids[0]/Resources/XObject/Im1/F", R)),
     case("embedded_files", LINK, ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", D),
          ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[3]", R), embedded=True),
     case("embedded_files", LINK, ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R),
