@@ -15,7 +15,8 @@ same entries and padded with an archive comment to its old length, so no record
 or offset around it moves; when it would not fit, its signatures are zeroed
 (Office then reads the binary shape). Location ``<stream>#package@0x<offset>/<rels
 part>#<relationship id>``. A zip split over several records (CONTINUE) is not
-contiguous in the stream and is not seen here.
+contiguous in the stream and is not seen here. More than 4096 zip end records, or
+64 MiB of packages, in one stream: the file is refused (LimitExceeded).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import zipfile
 import zlib
 from xml.etree.ElementTree import Element
 
+from gateway.errors import LimitExceeded
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import ooxml_xml as X
@@ -34,8 +36,10 @@ from gateway.stages.links import describe_target, is_web, link_detail
 _LOCAL, _CENTRAL, _END = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
 #: packages bigger than this are not what Office keeps beside a shape or a theme
 _MAX_PACKAGE = 1024 * 1024
-#: end records looked at in one stream (a drawing with this many shapes is absurd)
-_MAX_PACKAGES = 256
+#: end records in one stream, and bytes of packages read from it: a drawing past these is
+#: absurd, and the file is refused rather than left partly unread
+_MAX_PACKAGES = 4096
+_MAX_READ = 64 * 1024 * 1024
 
 
 def clean_stream(data: bytearray, stream: str, ctx: StageContext, apply: bool) -> bool:
@@ -45,20 +49,25 @@ def clean_stream(data: bytearray, stream: str, ctx: StageContext, apply: bool) -
     say where the zip starts (one look per end record, however many local-header
     signatures the bytes hold)."""
     changed = False
+    looked = read = 0
     eocd = data.find(_END)
-    looked = 0
-    while eocd >= 0 and looked < _MAX_PACKAGES:
+    while eocd >= 0:
         looked += 1
+        if looked > _MAX_PACKAGES:
+            raise LimitExceeded(f"more than {_MAX_PACKAGES} zip end records in one stream")
         if eocd + 22 <= len(data):
             cd_size, cd_offset = struct.unpack_from("<II", data, eocd + 12)
             end = eocd + 22 + struct.unpack_from("<H", data, eocd + 20)[0]
             start = eocd - cd_size - cd_offset
             if 0 <= start < eocd and end <= len(data) and end - start <= _MAX_PACKAGE \
                     and data[start:start + 4] == _LOCAL:
+                read += end - start
+                if read > _MAX_READ:
+                    raise LimitExceeded("the packages in one stream are too large")
                 new = _clean_package(bytes(data[start:end]), f"{stream}#package@0x{start:x}",
                                      ctx, apply)
                 if new is not None:
-                    data[start:end] = new
+                    data[start:end] = new    # the same length: later positions hold
                     changed = True
         eocd = data.find(_END, eocd + 4)
     return changed

@@ -17,12 +17,12 @@ import pytest
 
 import gateway.stages.ole  # registers the stage
 import gateway.stages.ooxml  # noqa: F401 - embedded and converted OOXML go through it
-from gateway.errors import Malformed
+from gateway.errors import LimitExceeded, Malformed
 from gateway.models import Report, Verdict
 from gateway.pipeline.run import process_file, scan_file
 from gateway.pipeline.sniff import sniff_bytes
 from gateway.policy import FormatPolicy, Policy, load
-from gateway.stages import cfb_writer, ole_excel
+from gateway.stages import cfb_writer, ole_drs, ole_excel
 from gateway.stages.cfb_writer import Node
 from tests.conftest import ROOT, check_report_schema, corpus_dir
 from tests.helpers import olegen
@@ -607,6 +607,25 @@ def test_excel_2_to_4_files_that_can_act_are_refused(tmp_path: Path, records: li
     report, out = run(tmp_path, data, "act.xls")
     assert report.verdict is Verdict.BLOCKED and not out.exists()
     assert found(report) == {(kind, "", "blocked")}
+
+
+def test_package_behind_many_stray_end_records_is_still_cleaned(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """Every zip end record of a stream is looked at: 300 stray ones do not hide the
+    package behind them; 5000 make the file absurd and refused."""
+    package = olegen.shape_package({"rId1": ("hyperlink", "http://tracker.example/t")})
+    data, at = olegen.with_theme_record(bases["base.xls"],
+                                        (b"PK\x05\x06" + bytes(18)) * 300 + package)
+    at += 22 * 300
+    report, out = run(tmp_path, data, "stray.xls")
+    where = f"Workbook#package@0x{at:x}/drs/_rels/shapexml.xml.rels#rId1"
+    assert found(report) == {("ole.hyperlink", where, "removed")}
+    stream = olegen.streams(out.read_bytes())["Workbook"]
+    with zipfile.ZipFile(io.BytesIO(stream[at:at + len(package)])) as zf:
+        assert b"tracker.example" not in zf.read("drs/_rels/shapexml.xml.rels")
+    with pytest.raises(LimitExceeded):
+        ole_drs.clean_stream(bytearray((b"PK\x05\x06" + bytes(18)) * 5000), "Workbook",
+                             None, apply=True)  # type: ignore[arg-type]  # never reached
 
 
 @pytest.mark.parametrize("damage", ["encrypted", "deflate"])
