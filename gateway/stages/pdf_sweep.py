@@ -137,7 +137,7 @@ class Graph:
                 if b"/FontMatrix" in text and len(_FONT_MATRIX.findall(text)) != len(
                         _NUMERIC_MATRIX.findall(text)):
                     self.fonts.append(og)
-                if isinstance(obj, Stream) and b"/F" in text and "/F" in obj.stream_dict:
+                if isinstance(obj, Stream) and b"/F " in text and "/F" in obj.stream_dict:
                     self.external.append(og)
             self._visit(text, og, queue)
         # a typed dictionary an action slot refers to is an action, wherever it hangs
