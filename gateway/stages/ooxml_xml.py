@@ -298,10 +298,7 @@ def remove_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
             elif child.tail:
                 (kept[-1][1] if kept else head).append(child.tail)
         if len(kept) != len(parent):
-            parent.text = "".join(head) or None
-            parent[:] = [child for child, _ in kept]
-            for child, tail in kept:
-                child.tail = "".join(tail) or None
+            _set_children(parent, head, kept)
 
 
 def unwrap_all(parents: dict[Element, Element], els: Iterable[Element]) -> None:
@@ -337,11 +334,19 @@ def _flatten(parents: dict[Element, Element], parent: Element,
             todo.extend(reversed(list(item)))
         else:
             kept.append((item, [item.tail or ""]))
+    _set_children(parent, head, kept)
+    for child, _ in kept:
+        parents[child] = parent
+
+
+def _set_children(parent: Element, head: list[str],
+                  kept: list[tuple[Element, list[str]]]) -> None:
+    """``parent`` with the children ``kept``, each followed by the text pieces listed
+    with it, and ``head`` before the first: every text joined once."""
     parent.text = "".join(head) or None
     parent[:] = [child for child, _ in kept]
     for child, tail in kept:
         child.tail = "".join(tail) or None
-        parents[child] = parent
 
 
 def unwrap(parents: dict[Element, Element], el: Element) -> None:
