@@ -32,6 +32,7 @@ from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages import ooxml_xml as X
 from gateway.stages.links import describe_target, is_web, link_detail
+from gateway.stages.ooxml_package import rels_source
 
 _LOCAL, _CENTRAL, _END = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
 #: packages bigger than this are not what Office keeps beside a shape or a theme
@@ -93,10 +94,10 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
         except X.NotWellFormed:
             continue
         root = doc.root
-        gone = [rel for rel in root if _drop(rel, keep_links)]
-        for rel in gone:
+        gone = [(rel, kind) for rel in root
+                if _drop(rel, kind := _kind(rel), keep_links)]
+        for rel, kind in gone:
             target = rel.get("Target", "")
-            kind = rel.get("Type", "").rstrip("/").rsplit("/", 1)[-1]
             if kind == "hyperlink":
                 what = link_detail(target, False) if is_web(target) \
                     else f"hyperlink to a {describe_target(target)}"
@@ -109,21 +110,14 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
             root.remove(rel)
         if gone:
             edited[name] = X.serialize(doc)
-            source = _source(name)
+            source = rels_source(name)
             if source in parts:
-                fixed = _unreference(parts[source], {rel.get("Id", "") for rel in gone})
+                fixed = _unreference(parts[source], {rel.get("Id", "") for rel, _ in gone})
                 if fixed is not None:
                     edited[source] = fixed
     if not edited or not apply:
         return None
     return _rewrite(infos, {**parts, **edited}, blob)
-
-
-def _source(rels: str) -> str:
-    """The part a relationships part belongs to (``drs/_rels/shapexml.xml.rels`` ->
-    ``drs/shapexml.xml``)."""
-    folder, _, base = rels.rpartition("_rels/")
-    return folder + base.removesuffix(".rels")
 
 
 def _unreference(raw: bytes, ids: set[str]) -> bytes | None:
@@ -139,33 +133,34 @@ def _unreference(raw: bytes, ids: set[str]) -> bytes | None:
     return X.serialize(doc) if doomed else None
 
 
-def _drop(rel: Element, keep_links: bool) -> bool:
+def _kind(rel: Element) -> str:
+    """A relationship's type by its last segment, as ``ooxml_package.Rel.kind``."""
+    return rel.get("Type", "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _drop(rel: Element, kind: str, keep_links: bool) -> bool:
     if rel.get("TargetMode") != "External":
         return False
-    kind = rel.get("Type", "").rstrip("/").rsplit("/", 1)[-1]
     return not (kind == "hyperlink" and keep_links and is_web(rel.get("Target", "")))
 
 
 def _rewrite(infos: list[zipfile.ZipInfo], parts: dict[str, bytes], blob: bytes) -> bytes:
     """The package again, padded to the old size with its comment; when it does not
     fit, the old bytes with every zip signature zeroed (no reader finds a package)."""
-    def build(comment: bytes) -> bytes:
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
-            for info in infos:
-                new = zipfile.ZipInfo(info.filename, info.date_time)
-                new.compress_type = zipfile.ZIP_DEFLATED
-                zout.writestr(new, parts[info.filename])
-            zout.comment = comment
-        return out.getvalue()
-
-    pad = len(blob) - len(build(b""))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in infos:
+            new = zipfile.ZipInfo(info.filename, info.date_time)
+            new.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(new, parts[info.filename])
+    bare = out.getvalue()      # ends with its 22-byte end record, comment length 0
+    pad = len(blob) - len(bare)
     if 0 <= pad <= 0xFFFF:
-        return build(b" " * pad)
-    out = bytearray(blob)
+        return bare[:-2] + struct.pack("<H", pad) + b" " * pad
+    unreadable = bytearray(blob)
     for sig in (_LOCAL, _CENTRAL, _END):
-        at = out.find(sig)
+        at = unreadable.find(sig)
         while at >= 0:
-            out[at:at + 4] = bytes(4)
-            at = out.find(sig, at + 4)
-    return bytes(out)
+            unreadable[at:at + 4] = bytes(4)
+            at = unreadable.find(sig, at + 4)
+    return bytes(unreadable)
