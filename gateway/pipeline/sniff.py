@@ -482,17 +482,25 @@ def _libmagic(head: bytes) -> str:
     return "unknown." + mime.replace("/", "-")
 
 
+#: BOF record types of BIFF2, BIFF3, BIFF4 and BIFF5/8
+BIFF_BOFS = (0x0009, 0x0209, 0x0409, 0x0809)
+
+
+def is_biff(head: bytes) -> bool:
+    """Records from the first byte: a BOF of a known version, sized as one (4-20 bytes)."""
+    if len(head) < 8:
+        return False
+    rtype, size = int.from_bytes(head[0:2], "little"), int.from_bytes(head[2:4], "little")
+    return rtype in BIFF_BOFS and 4 <= size <= 20 and len(head) >= 4 + size
+
+
+def _biff(head: bytes, src: BinaryIO) -> str | None:
+    """An Excel 2.x-4.0 file (or BIFF5/8 records written without a compound file)."""
+    return "ole.biff" if is_biff(head) else None
+
+
 #: the ordered table: first match wins (disk images last: their check reads the file's
 #: end, which text, the most common input, need not pay for)
-def _biff(head: bytes, src: BinaryIO) -> str | None:
-    """An Excel 2.x-4.0 file (or BIFF5/8 records written without a compound file):
-    records from the first byte, a BOF of a known version first."""
-    if len(head) < 8 or head[0] != 0x09 or head[1] not in (0x00, 0x02, 0x04, 0x08):
-        return None
-    size = int.from_bytes(head[2:4], "little")
-    return "ole.biff" if 4 <= size <= 20 and len(head) >= 4 + size else None
-
-
 TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _biff, _textual, _mail, _disk_image)
 
 

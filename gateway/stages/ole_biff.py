@@ -23,11 +23,10 @@ from typing import BinaryIO, ClassVar
 
 from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
 from gateway.pipeline.api import StageContext
+from gateway.pipeline.sniff import BIFF_BOFS, is_biff
 
 TYPE_ID = "ole.biff"
-#: BOF record types of BIFF2, BIFF3, BIFF4 and BIFF5/8
-BOFS = (0x0009, 0x0209, 0x0409, 0x0809)
-_EOF, _FILEPASS = 0x000A, 0x002F
+_FILEPASS = 0x002F
 _EXTERNAL = {0x0017: "a link to another file (EXTERNSHEET)",
              0x0023: "a link to another file or a DDE server (EXTERNNAME)",
              0x0223: "a link to another file or a DDE server (EXTERNNAME)"}
@@ -36,14 +35,6 @@ _NAMES = (0x0018, 0x0218)
 _CODE = {0x0040: "an Excel 4.0 macro sheet", 0x0006: "a VBA module sheet"}
 _AUTO = re.compile(rb"auto_(open|close|activate|deactivate)", re.IGNORECASE)
 MAX_INPUT = 64 * 1024 * 1024
-
-
-def looks_like_biff(head: bytes) -> bool:
-    """A BOF record of a known version at the start, sized as a BOF is (4-20 bytes)."""
-    if len(head) < 8:
-        return False
-    rtype, size = struct.unpack_from("<HH", head, 0)
-    return rtype in BOFS and 4 <= size <= 20 and len(head) >= 4 + size
 
 
 class BiffStage:
@@ -68,7 +59,7 @@ def _read(src: BinaryIO) -> bytes:
 
 
 def _check(data: bytes) -> None:
-    if not looks_like_biff(data):
+    if not is_biff(data):
         raise Malformed("the Excel file does not start with a BOF record")
     pos = 0
     while pos + 4 <= len(data):
@@ -76,7 +67,7 @@ def _check(data: bytes) -> None:
         body = data[pos + 4:pos + 4 + size]
         if len(body) < size:
             raise Malformed(f"Excel record at 0x{pos:x} runs past the end of the file")
-        if rtype in BOFS and len(body) >= 4:
+        if rtype in BIFF_BOFS and len(body) >= 4:
             dt = struct.unpack_from("<H", body, 2)[0]
             if dt in _CODE:
                 raise Unsupported(f"{_CODE[dt]} in an Excel 2.x-4.0 file: not disarmed")
