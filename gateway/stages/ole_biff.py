@@ -17,13 +17,13 @@ the file, or a file that does not start with a BOF, raise Malformed.
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import BinaryIO, ClassVar
 
 from gateway.errors import EncryptedContent, LimitExceeded, Malformed, Unsupported
 from gateway.pipeline.api import StageContext
 from gateway.pipeline.sniff import BIFF_BOFS, is_biff
+from gateway.stages.ole_excel import AUTO_BUILTIN, AUTO_PREFIX
 
 TYPE_ID = "ole.biff"
 _FILEPASS = 0x002F
@@ -33,7 +33,6 @@ _EXTERNAL = {0x0017: "a link to another file (EXTERNSHEET)",
 _NAMES = (0x0018, 0x0218)
 #: BOF substream types that hold code
 _CODE = {0x0040: "an Excel 4.0 macro sheet", 0x0006: "a VBA module sheet"}
-_AUTO = re.compile(rb"auto_(open|close|activate|deactivate)", re.IGNORECASE)
 MAX_INPUT = 64 * 1024 * 1024
 
 
@@ -61,6 +60,7 @@ def _read(src: BinaryIO) -> bytes:
 def _check(data: bytes) -> None:
     if not is_biff(data):
         raise Malformed("the Excel file does not start with a BOF record")
+    name_at = 5 if data[0] == 0x09 and data[1] == 0x00 else 6   # BIFF2, else BIFF3-4
     pos = 0
     while pos + 4 <= len(data):
         rtype, size = struct.unpack_from("<HH", data, pos)
@@ -75,7 +75,7 @@ def _check(data: bytes) -> None:
             raise EncryptedContent("the Excel file is encrypted")
         elif rtype in _EXTERNAL:
             raise Unsupported(f"{_EXTERNAL[rtype]} in an Excel 2.x-4.0 file: not disarmed")
-        elif rtype in _NAMES and _runs_on_open(body):
+        elif rtype in _NAMES and _runs_on_open(body, name_at):
             raise Unsupported("a name that runs on open (Auto_Open) in an Excel 2.x-4.0 "
                               "file: not disarmed")
         pos += 4 + size
@@ -83,13 +83,14 @@ def _check(data: bytes) -> None:
         raise Malformed("the Excel file ends inside a record")
 
 
-def _runs_on_open(body: bytes) -> bool:
-    """A NAME record for a built-in auto-run name (fBuiltin, a one-character name
-    0x01-0x04) or one whose text starts like one. The name's length is byte 3; the
-    name follows at byte 5 (BIFF2) or 6 (BIFF3-4)."""
-    if len(body) < 6:
+def _runs_on_open(body: bytes, name_at: int) -> bool:
+    """A NAME record for an auto-run name, as ole_excel judges them: a built-in one
+    (fBuiltin and the one-character code of Auto_Open, Auto_Close, Auto_Activate or
+    Auto_Deactivate) or one whose text starts like one. The name's length is byte 3,
+    the name starts at byte 5 (BIFF2) or 6 (BIFF3-4)."""
+    if len(body) < name_at:
         return False
-    cch = body[3]
-    if body[0] & 0x20 and cch == 1 and any(1 <= b <= 4 for b in body[5:7]):
-        return True
-    return _AUTO.search(body[4:8 + cch]) is not None
+    name = body[name_at:name_at + body[3]]
+    if body[0] & 0x20:
+        return len(name) == 1 and name[0] in AUTO_BUILTIN
+    return name.decode("latin-1").lower().startswith(AUTO_PREFIX)

@@ -55,9 +55,9 @@ HLINK, HLINKTOOLTIP = 0x01B8, 0x0800
 _HAS_MONIKER, _HAS_LOCATION, _HAS_DISPLAY, _HAS_FRAME, _MONIKER_AS_STR = \
     0x01, 0x08, 0x10, 0x80, 0x100
 _URL_MONIKER = bytes.fromhex("e0c9ea79f9bace118c8200aa004ba90b")
-_AUTO_BUILTIN = {0x01: "Auto_Open", 0x02: "Auto_Close", 0x0A: "Auto_Activate",
+AUTO_BUILTIN = {0x01: "Auto_Open", 0x02: "Auto_Close", 0x0A: "Auto_Activate",
                  0x0B: "Auto_Deactivate"}
-_AUTO_PREFIX = ("auto_open", "auto_close", "auto_activate", "auto_deactivate")
+AUTO_PREFIX = ("auto_open", "auto_close", "auto_activate", "auto_deactivate")
 _SHEET_DT = {1: ("ole.xlm_macro", "Excel 4.0 macro sheet: formulas removed, its values "
                                    "kept as a worksheet"),
              6: ("ole.vba", "VBA module sheet emptied")}
@@ -412,10 +412,10 @@ def _name(rec: Rec, biff8: bool, sname: str, ctx: StageContext) -> Rec | None:
     else:
         name = d[14:14 + cch].decode("latin-1")
     if grbit & 0x0020:
-        label = _AUTO_BUILTIN.get(ord(name[0]) if name else -1)
+        label = AUTO_BUILTIN.get(ord(name[0]) if name else -1)
         if label is None:
             return None
-    elif name.lower().startswith(_AUTO_PREFIX):
+    elif name.lower().startswith(AUTO_PREFIX):
         label = name
     else:
         return None

@@ -588,6 +588,11 @@ def test_excel_2_to_4_files_are_delivered_unchanged_when_nothing_acts(tmp_path: 
         assert_opens(tmp_path, out, "Budget 1994")
         report, _ = run(tmp_path, data[:-2], f"cut{version}.xls")
         assert found(report) == {("block.malformed", "", "blocked")}
+    # a built-in name that runs nothing (Extract, Database, Print_Area) is no reason
+    data = _bare_biff(4, 0x0010, _label(0, 0, "x"),
+                      (0x0218, struct.pack("<HBBH", 0x0020, 0, 1, 0) + b"\x03"))
+    report, _ = run(tmp_path, data, "extract.xls")
+    assert report.verdict is Verdict.CLEAN
     # UTF-16 text starting with a tab is not taken for one
     assert sniff_bytes("\tname\tvalue\n".encode("utf-16-le"), "t.txt").type_id != "ole.biff"
 
@@ -597,10 +602,13 @@ def test_excel_2_to_4_files_are_delivered_unchanged_when_nothing_acts(tmp_path: 
     ([(0x0017, b"\x0b\x01cmd\x03/c calc")], 0x0010, "block.unsupported"),   # DDE link
     ([(0x0218, struct.pack("<HBBH", 0x0020, 0, 1, 0) + b"\x01")], 0x0010,
      "block.unsupported"),                                              # Auto_Open
+    ([(0x0218, struct.pack("<HBBH", 0x0020, 0, 1, 0) + b"\x0a")], 0x0010,
+     "block.unsupported"),                                              # Auto_Activate
     ([(0x0218, struct.pack("<HBBH", 0, 0, 9, 0) + b"Auto_Open")], 0x0010,
      "block.unsupported"),
     ([(0x002F, b"\x00\x00\x00\x00")], 0x0010, "block.encrypted"),
-], ids=["macro-sheet", "dde", "builtin-auto-open", "auto-open", "filepass"])
+], ids=["macro-sheet", "dde", "builtin-auto-open", "builtin-auto-activate", "auto-open",
+        "filepass"])
 def test_excel_2_to_4_files_that_can_act_are_refused(tmp_path: Path, records: list[
         tuple[int, bytes]], dt: int, kind: str) -> None:
     data = _bare_biff(4, dt, _label(0, 0, "x"), *records)
