@@ -74,8 +74,8 @@ _BAD_ACTION = re.compile(
 #: an action slot referring to an indirect action
 _SLOT_REF = re.compile(rb"/(A|PA|OpenAction|Next) (\d+) (\d+) R(?!\w)")
 _NEXT_ARRAY = re.compile(rb"/Next \[([^\]]*)\]")
-#: a /FontMatrix that is not a direct array of six numbers (strings are blanked to "()")
-_FONT_MATRIX = re.compile(rb"/FontMatrix")
+#: a /FontMatrix that is a direct array of six numbers (one that is not: a string, blanked
+#: to "()", a name, a reference, another count, makes the counts differ)
 _NUMERIC_MATRIX = re.compile(rb"/FontMatrix \[ ?(?:[-+]?(?:\d+\.?\d*|\.\d+) ?){6}\]")
 _MEDIA_KEYS = ("/RichMediaContent", "/RichMediaSettings", "/3DD")
 #: structural objects that are never referenced from the trailer
@@ -134,8 +134,8 @@ class Graph:
                         self.light.add(og)
                 elif b"/S " in text or b"/JS " in text:
                     typed[og] = isinstance(obj, Stream)
-                if b"/FontMatrix" in text and len(_FONT_MATRIX.findall(text)) != len(
-                        _NUMERIC_MATRIX.findall(text)):
+                matrices = text.count(b"/FontMatrix")
+                if matrices and matrices != len(_NUMERIC_MATRIX.findall(text)):
                     self.fonts.append(og)
                 if isinstance(obj, Stream) and b"/F " in text and "/F" in obj.stream_dict:
                     self.external.append(og)
