@@ -74,16 +74,26 @@ def clean_stream(data: bytearray, stream: str, ctx: StageContext, apply: bool) -
     return changed
 
 
+#: what zipfile raises on a package or member it cannot read (RuntimeError: encrypted)
+_UNREADABLE = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+               RuntimeError, zlib.error)
+
+
 def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> bytes | None:
     try:
         zin = zipfile.ZipFile(io.BytesIO(blob))
         infos = zin.infolist()
-        if "[Content_Types].xml" not in {i.filename for i in infos}:
-            return None
-        parts = {i.filename: zin.read(i) for i in infos}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
-            RuntimeError, zlib.error):   # RuntimeError: an encrypted member
+    except _UNREADABLE:
         return None     # not a zip zipfile reads: not one oleobj or we can judge
+    if "[Content_Types].xml" not in {i.filename for i in infos}:
+        return None
+    parts: dict[str, bytes] = {}
+    broken = False      # a member that does not read: the package cannot be written again
+    for info in infos:
+        try:
+            parts[info.filename] = zin.read(info)
+        except _UNREADABLE:
+            broken = True
     keep_links = ctx.keeps("hyperlinks")
     edited: dict[str, bytes] = {}
     for name, raw in parts.items():
@@ -117,6 +127,8 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
                     edited[source] = fixed
     if not edited or not apply:
         return None
+    if broken:      # the links must go, the damaged member cannot be copied: no package
+        return _unreadable(blob)
     return _rewrite(infos, {**parts, **edited}, blob)
 
 
@@ -146,7 +158,7 @@ def _drop(rel: Element, kind: str, keep_links: bool) -> bool:
 
 def _rewrite(infos: list[zipfile.ZipInfo], parts: dict[str, bytes], blob: bytes) -> bytes:
     """The package again, padded to the old size with its comment; when it does not
-    fit, the old bytes with every zip signature zeroed (no reader finds a package)."""
+    fit, the old bytes made unreadable."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in infos:
@@ -157,10 +169,16 @@ def _rewrite(infos: list[zipfile.ZipInfo], parts: dict[str, bytes], blob: bytes)
     pad = len(blob) - len(bare)
     if 0 <= pad <= 0xFFFF:
         return bare[:-2] + struct.pack("<H", pad) + b" " * pad
-    unreadable = bytearray(blob)
+    return _unreadable(blob)
+
+
+def _unreadable(blob: bytes) -> bytes:
+    """``blob`` with every zip signature zeroed: no reader finds a package in it
+    (Office then reads the binary shape)."""
+    out = bytearray(blob)
     for sig in (_LOCAL, _CENTRAL, _END):
-        at = unreadable.find(sig)
+        at = out.find(sig)
         while at >= 0:
-            unreadable[at:at + 4] = bytes(4)
-            at = unreadable.find(sig, at + 4)
-    return bytes(unreadable)
+            out[at:at + 4] = bytes(4)
+            at = out.find(sig, at + 4)
+    return bytes(out)

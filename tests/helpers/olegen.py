@@ -559,7 +559,8 @@ def package_storage(name: str, data: bytes) -> bytes:
     return cfb_writer.write(root)
 
 
-def shape_package(links: dict[str, tuple[str, str]]) -> bytes:
+def shape_package(links: dict[str, tuple[str, str]],
+                  extra: dict[str, bytes] | None = None) -> bytes:
     """An OPC package like the DrawingML copy of a shape that Office 2007+ keeps in a
     legacy file (``drs/shapexml.xml``): ``links`` maps a relationship id to (type,
     external target); the shape's picture names the first id in a click hyperlink."""
@@ -590,6 +591,8 @@ def shape_package(links: dict[str, tuple[str, str]]) -> bytes:
             + "".join(f'<Relationship Id="{rid}" Type="{rel}{kind}" Target="{target}" '
                       'TargetMode="External"/>' for rid, (kind, target) in links.items())
             + "</Relationships>"))
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
     return out.getvalue()
 
 

@@ -636,6 +636,30 @@ def test_package_behind_many_stray_end_records_is_still_cleaned(
                              None, apply=True)  # type: ignore[arg-type]  # never reached
 
 
+def test_package_with_a_damaged_member_and_an_external_link_is_made_unreadable(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """The links must go but the package cannot be written again without its damaged
+    member: its zip signatures are zeroed (no reader finds a package; Office falls back
+    to the binary shape), never left as it was."""
+    package = bytearray(olegen.shape_package(
+        {"rId1": ("hyperlink", "http://tracker.example/t")},
+        extra={"drs/downrev.xml": b"<downrev/>" * 40}))
+    at = package.find(b"drs/downrev.xml") - 30          # its local header (name at +30)
+    assert package[at:at + 4] == b"PK\x03\x04"
+    name_len, extra_len = struct.unpack_from("<HH", package, at + 26)
+    body = at + 30 + name_len + extra_len
+    package[body:body + 8] = b"\xff" * 8
+    data, where = olegen.with_theme_record(bases["base.xls"], bytes(package))
+    report, out = run(tmp_path, data, "damaged-link.xls")
+    assert found(report) == {
+        ("ole.hyperlink", f"Workbook#package@0x{where:x}/drs/_rels/shapexml.xml.rels#rId1",
+         "removed")}
+    stream = olegen.streams(out.read_bytes())["Workbook"]
+    region = stream[where:where + len(package)]
+    assert b"PK\x03\x04" not in region and b"PK\x05\x06" not in region
+    assert_opens(tmp_path, out, olegen.CELL)
+
+
 @pytest.mark.parametrize("damage", ["encrypted", "deflate"])
 def test_unreadable_package_in_a_stream_is_left_alone(tmp_path: Path, bases: dict[str, bytes],
                                                       damage: str) -> None:
