@@ -319,14 +319,15 @@ def _internal(target: str, part: str = "", key: tuple[str, str] = ("", "")) -> b
         return True          # a single-file document's inline chart says the same
     if not _is_object(folder) or ":" in target or target.startswith(("/", "\\")):
         return False
-    inside = posixpath.normpath(posixpath.join(folder, target.removeprefix("./")))
+    inside = posixpath.normpath(posixpath.join(folder, target.replace("\\", "/")
+                                               .removeprefix("./")))
     return inside == "." or _packaged(inside)
 
 
 def _packaged(target: str) -> bool:
     """A reference to a file of the package itself ("Pictures/1.png", "Object 1")."""
     return ":" not in target and not target.startswith(("/", "\\")) \
-        and ".." not in target.split("/")
+        and ".." not in target.replace("\\", "/").split("/")   # Windows reads \ as /
 
 
 def _prune_manifest(manifest: X.XmlDoc, removed: set[str]) -> None:

@@ -198,9 +198,11 @@ def test_embedded_chart_naming_its_spreadsheet_is_left_alone(tmp_path: Path) -> 
     data = odt(hostile=False, kind="spreadsheet", extra={
         "Object 1/content.xml": _chart("../../budget.ods"),
         "Object 2/content.xml": _chart("../Object 1"),
+        "Object 3/content.xml": _chart("..\\..\\budget.ods"),     # as Windows reads it
     })
     report, out = run(tmp_path, data, "chart-elsewhere.ods")
-    assert keys(report) == {("odf.external_link", "Object 1/content.xml#chart[1]")}
+    assert keys(report) == {("odf.external_link", "Object 1/content.xml#chart[1]"),
+                            ("odf.external_link", "Object 3/content.xml#chart[1]")}
     with zipfile.ZipFile(out) as zf:
         assert b"budget.ods" not in zf.read("Object 1/content.xml")
         assert b'xlink:href="../Object 1"' in zf.read("Object 2/content.xml")
