@@ -58,19 +58,103 @@ class ImageStage:
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
-        with _open(data) as im:
-            _report(im, data, ctx)
+        seen = len(ctx.findings)
+        tries = _attempts(data, ctx.type_id)
+        for n, (pixels, dropped) in enumerate(tries, 1):
+            try:
+                with _open(pixels) as im:
+                    _report(im, data, ctx)
+            except Malformed:
+                if n == len(tries):
+                    raise
+                del ctx.findings[seen:]
+                continue
+            _record_dropped(ctx, dropped)
+            return
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
-        with _open(data) as im:
-            _report(im, data, ctx)
-            fmt = im.format or _FORMATS[ctx.type_id]
-            lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
-            truncated = _reencode(im, data, fmt, dst, ctx, lossless=lossless)
-        if truncated:
-            ctx.record("image.repaired", "", action=Action.REPAIRED,
-                       detail="truncated image; the part that decodes was kept")
+        start, seen = dst.tell(), len(ctx.findings)
+        tries = _attempts(data, ctx.type_id)
+        for n, (pixels, dropped) in enumerate(tries, 1):
+            try:
+                with _open(pixels) as im:
+                    _report(im, data, ctx)
+                    fmt = im.format or _FORMATS[ctx.type_id]
+                    lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
+                    truncated = _reencode(im, pixels, fmt, dst, ctx, lossless=lossless)
+            except Malformed:
+                if n == len(tries):
+                    raise
+                dst.seek(start)
+                dst.truncate()
+                del ctx.findings[seen:]
+                continue
+            _record_dropped(ctx, dropped)
+            if truncated:
+                ctx.record("image.repaired", "", action=Action.REPAIRED,
+                           detail="truncated image; the part that decodes was kept")
+            return
+
+
+# -- a PNG that does not decode as a whole: its default image without the rest
+#
+# Pillow refuses a whole PNG for a part no viewer needs to draw it: a text chunk that
+# decompresses past its limit (Pillow's png_decompression_dos.png), an APNG whose
+# animation chunks are out of order or announce no frames (chunk_no_fctl.png,
+# syntax_num_frames_zero.png). Browsers show those files. Such a PNG is decoded again
+# without its metadata chunks, then without its animation too: only the chunks that
+# draw the default image (IHDR, palette, transparency, colour, IDAT) are left.
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_STILL = frozenset({b"IHDR", b"PLTE", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP",
+                        b"sBIT", b"pHYs", b"bKGD", b"IDAT", b"IEND"})
+_APNG = frozenset({b"acTL", b"fcTL", b"fdAT"})
+
+
+def _attempts(data: bytes, type_id: str) -> list[tuple[bytes, frozenset[bytes]]]:
+    """What to decode, first to last, each with the chunk types it leaves out (the
+    last one's failure is the file's)."""
+    tries: list[tuple[bytes, frozenset[bytes]]] = [(data, frozenset())]
+    if type_id == "image.png" and data.startswith(_PNG_SIGNATURE):
+        for keep in (_PNG_STILL | _APNG, _PNG_STILL):
+            pixels, dropped = _png_only(data, keep)
+            if dropped and dropped != tries[-1][1] and b"IDAT" not in dropped:
+                tries.append((pixels, dropped))
+    return tries
+
+
+def _png_only(data: bytes, keep: frozenset[bytes]) -> tuple[bytes, frozenset[bytes]]:
+    """The PNG with only the chunks in ``keep`` (a chunk cut short by the end of the
+    file is kept as it is), and the types left out."""
+    out, dropped, pos = [data[:8]], set(), 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if kind in keep:
+            out.append(data[pos:end])
+        else:
+            dropped.add(kind)
+        pos = end
+        if kind == b"IEND":
+            break
+    if not any(chunk[4:8] == b"IDAT" for chunk in out[1:]):
+        dropped.add(b"IDAT")  # nothing to draw: not worth a try
+    return b"".join(out), frozenset(dropped)
+
+
+def _record_dropped(ctx: StageContext, dropped: frozenset[bytes]) -> None:
+    if not dropped:
+        return
+    names = sorted(k.decode("latin-1") for k in dropped)
+    if dropped & _APNG:
+        ctx.record("image.repaired", "", action=Action.REPAIRED,
+                   detail="damaged PNG: the animation does not decode, its default image "
+                          "was kept")
+    other = [n for n in names if n.encode("latin-1") not in _APNG]
+    if other:
+        ctx.record("image.metadata", "", detail="PNG chunks that do not decode left out: "
+                                                 + ", ".join(other))
 
 
 def _open(data: bytes) -> Image.Image:

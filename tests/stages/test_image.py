@@ -13,7 +13,7 @@ from PIL import Image, ImageChops, PngImagePlugin
 
 import gateway.stages.image  # registers the stage
 from gateway.models import Verdict
-from gateway.pipeline.run import process_file
+from gateway.pipeline.run import process_file, scan_file
 from gateway.policy import load
 from tests.conftest import corpus_dir
 from tests.helpers.pipeline import keys, run
@@ -291,6 +291,77 @@ def test_apng_with_broken_later_frames_keeps_its_first(tmp_path: Path) -> None:
     with Image.open(out) as got:
         assert getattr(got, "n_frames", 1) == 1
         assert ImageChops.difference(got.convert("RGB"), frames[0]).getbbox() is None
+
+
+def _chunk_types(png: bytes) -> list[bytes]:
+    out, pos = [], 8
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack_from(">I4s", png, pos)
+        out.append(kind)
+        pos += 12 + length
+    return out
+
+
+def _with_chunk_after_ihdr(png: bytes, chunk: bytes) -> bytes:
+    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def test_png_whose_text_chunk_decompresses_past_the_limit(tmp_path: Path) -> None:
+    """A zTXt chunk of 2 MB of text in 2 kB (Pillow's png_decompression_dos.png):
+    Pillow refuses the whole file, browsers show the picture. It was blocked as
+    undecodable; the picture is delivered without the chunk, and a scan reports
+    what disarming removes."""
+    base = encode(picture(), "PNG")
+    bomb = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"A" * 2_000_000, 9))
+    data = _with_chunk_after_ihdr(base, bomb)
+    report, out = run(tmp_path, data, "dos.png")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("image.metadata", "")}
+    assert "zTXt" in report.items[0].findings[0].detail
+    result = out.read_bytes()
+    assert _chunk_types(result)[0] == b"IHDR" and b"zTXt" not in _chunk_types(result)
+    assert same_pixels(base, result)
+    scanned = scan_file(tmp_path / "dos.png", policy=POLICY)
+    assert keys(scanned) == {("image.metadata", "")}
+
+
+def test_apng_whose_frame_control_is_missing_keeps_its_default_image(tmp_path: Path) -> None:
+    """An APNG whose second frame lost its fcTL chunk (Pillow's chunk_no_fctl.png):
+    Pillow refuses every frame ("frame sequence errors"), browsers show the default
+    image. It was blocked; the default image is delivered."""
+    frames = [picture(), picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    png = buf.getvalue()
+    types = _chunk_types(png)
+    second_fctl = [i for i, k in enumerate(types) if k == b"fcTL"][1]
+    pos = 8
+    for _ in range(second_fctl):
+        pos += 12 + struct.unpack(">I", png[pos:pos + 4])[0]
+    data = png[:pos] + png[pos + 12 + struct.unpack(">I", png[pos:pos + 4])[0]:]
+    with pytest.raises(SyntaxError), Image.open(io.BytesIO(data)) as im:  # as found
+        im.seek(1)
+    report, out = run(tmp_path, data, "anim.png")
+    assert report.verdict.delivered
+    assert keys(report) == {("image.repaired", "")}
+    result = out.read_bytes()
+    assert not {b"acTL", b"fcTL", b"fdAT"} & set(_chunk_types(result))
+    with Image.open(out) as got:
+        assert getattr(got, "n_frames", 1) == 1
+        assert ImageChops.difference(got.convert("RGB"), frames[0]).getbbox() is None
+
+
+def test_png_without_image_data_stays_blocked(tmp_path: Path) -> None:
+    """Leaving chunks out never invents a picture: an APNG of no frames and no IDAT
+    (Pillow's syntax_num_frames_zero.png) is still refused."""
+    data = (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 128, 64, 8, 6, 0, 0, 0))
+            + _png_chunk(b"acTL", bytes(8)) + _png_chunk(b"IEND", b""))
+    report, out = run(tmp_path, data, "none.png")
+    assert report.verdict is Verdict.BLOCKED
+    assert keys(report) == {("block.malformed", "")}
+    assert not out.exists()
 
 
 def test_truncated_image_delivers_what_decodes(tmp_path: Path) -> None:
