@@ -3,6 +3,8 @@
 #   runtime: libmagic (python-magic), libarchive, 7-Zip (disk images, ARJ), unar (RAR that
 #            libarchive cannot read): daemon and CLI
 #   test:    + qpdf, poppler-utils, LibreOffice (independent checkers and openers in the tests)
+#            + libgxps-utils (xpstopdf: another XPS reader) and fonts-dejavu-core (the font
+#              the XPS test documents embed)
 #            + genisoimage, arj, qemu-utils, dosfstools, mtools, fdisk (disk images and ARJ
 #              archives built in the tests)
 #            + postfix (smtp-source/smtp-sink: SMTP load and fault peers), swaks with TLS
@@ -22,6 +24,8 @@ command -v unar >/dev/null 2>&1 || need="$need unar"
 if [ "${1:-runtime}" = test ]; then
   command -v qpdf >/dev/null 2>&1 || need="$need qpdf"
   command -v pdftotext >/dev/null 2>&1 || need="$need poppler-utils"
+  command -v xpstopdf >/dev/null 2>&1 || need="$need libgxps-utils"
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need="$need fonts-dejavu-core"
   command -v soffice >/dev/null 2>&1 || \
     need="$need libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"
   command -v unshare >/dev/null 2>&1 || need="$need util-linux"

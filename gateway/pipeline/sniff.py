@@ -140,6 +140,8 @@ _OOXML_MAIN: dict[str, str] = {
     "ms-visio.template.macroEnabled.main": "ooxml.vstm",
     "ms-visio.stencil.main": "ooxml.vssx",
     "ms-visio.stencil.macroEnabled.main": "ooxml.vssm",
+    # XPS and OpenXPS print-outs (gateway/stages/ooxml_xps.py)
+    "ms-package.xps-fixeddocumentsequence": "ooxml.xps",
 }
 
 
@@ -169,17 +171,19 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
 
 
 def _ooxml_main(zf: zipfile.ZipFile, names: set[str]) -> str | None:
-    """The main part's name, from the package relationship of type officeDocument."""
+    """The main part's name, from the package relationship of type officeDocument (an
+    XPS document's: fixedrepresentation)."""
     if "_rels/.rels" not in names or zf.getinfo("_rels/.rels").file_size > 1024 * 1024:
         return None
     try:
         root = DET.fromstring(zf.read("_rels/.rels"))
     except Exception:
         return None
-    for el in root:
-        if el.get("Type", "").endswith("/officeDocument") and \
-                el.get("TargetMode", "").lower() != "external":
-            return el.get("Target", "").lstrip("/").lower() or None
+    internal = [el for el in root if el.get("TargetMode", "").lower() != "external"]
+    for suffix in ("/officeDocument", "/fixedrepresentation"):  # XPS: only without the first
+        for el in internal:
+            if el.get("Type", "").endswith(suffix):
+                return el.get("Target", "").lstrip("/").lower() or None
     return None
 
 

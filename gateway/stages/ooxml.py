@@ -56,7 +56,7 @@ OOXML_TYPES = frozenset({
     "ooxml.xlsx", "ooxml.xlsm", "ooxml.xltx", "ooxml.xltm", "ooxml.xlam", "ooxml.xlsb",
     "ooxml.pptx", "ooxml.pptm", "ooxml.potx", "ooxml.potm", "ooxml.ppsx", "ooxml.ppsm",
     "ooxml.ppam", "ooxml.vsdx", "ooxml.vsdm", "ooxml.vstx", "ooxml.vstm", "ooxml.vssx",
-    "ooxml.vssm", "ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.xmlss",
+    "ooxml.vssm", "ooxml.xps", "ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.xmlss",
     "ooxml.encrypted",
 })
 _ZIP_TYPES = OOXML_TYPES - {"ooxml.unknown", "ooxml.flatopc", "ooxml.wordml", "ooxml.xmlss",

@@ -24,6 +24,9 @@ RELS_CT = "application/vnd.openxmlformats-package.relationships+xml"
 OFFICE_DOCUMENT = "officeDocument"
 #: a Visio package's main part (Visio names it its own way)
 VISIO_DOCUMENT = "http://schemas.microsoft.com/visio/2010/relationships/document"
+#: an XPS document's FixedDocumentSequence (XPS 1.0, OpenXPS)
+XPS_DOCUMENT = ("http://schemas.microsoft.com/xps/2005/06/fixedrepresentation",
+                "http://schemas.openxps.org/oxps/v1.0/fixedrepresentation")
 
 
 class Source(Protocol):
@@ -174,10 +177,12 @@ class Package:
         self.parts = [n for n in self.names if rels_source(n) is None]
         root = self.rels.get("")
         rels = [r for r in (root.rels if root else []) if r.part is not None]
-        # Visio's own type counts only where no officeDocument relationship exists: a
-        # Word package naming a second "main" part must not be read as a drawing
+        # Visio's and XPS's own types count only where no officeDocument relationship
+        # exists: a Word package naming a second "main" part must not be read as a
+        # drawing or a print-out
         main = [r for r in rels if r.kind == OFFICE_DOCUMENT] or \
-            [r for r in rels if r.type == VISIO_DOCUMENT]
+            [r for r in rels if r.type == VISIO_DOCUMENT] or \
+            [r for r in rels if r.type in XPS_DOCUMENT]
         if not main:
             raise Malformed("the package has no main document part")
         self.main = main[0].part or ""

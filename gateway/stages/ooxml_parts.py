@@ -35,6 +35,7 @@ from gateway.stages import ooxml_excel as XL
 from gateway.stages import ooxml_fields as F
 from gateway.stages import ooxml_visio as VI
 from gateway.stages import ooxml_xml as X
+from gateway.stages import ooxml_xps as XPS
 
 if TYPE_CHECKING:
     from gateway.stages.ooxml_plan import Engine
@@ -134,6 +135,9 @@ def process_parts(eng: Engine) -> None:
         if family == "visio" and ct.startswith(VI.CT_PREFIX) and (
                 hidden or VI.quick_check(data)):
             tasks.append(VI.shapesheet)
+        if family == "xps" and ct.startswith(XPS.CT_PREFIX) and (
+                hidden or XPS.quick_check(data)):
+            tasks.append(XPS.page)
         dead, demote = e.dead.get(name, set()), e.demote.get(name, set())
         if not hidden and not _mentions(data, dead | demote):
             dead = demote = set()     # nothing in the part refers to them

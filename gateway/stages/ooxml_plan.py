@@ -37,6 +37,7 @@ from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline.api import Mode, StageContext
+from gateway.stages import ooxml_xps as XPS
 from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
 from gateway.stages.links import is_web
 from gateway.stages.ooxml_excel import external_link_kind, substitute_macrosheet
@@ -171,6 +172,8 @@ class Engine:
         self.embeds: list[tuple[str, str]] = []
         self.ext_links_removed = False
         self.formulas_removed = False
+        #: parts a part names outside its relationships (XPS markup), followed like them
+        self.implicit: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------------ helpers
 
@@ -197,7 +200,8 @@ class Engine:
         for fam, keys in (("word", ("wordprocessingml", "ms-word")),
                           ("excel", ("spreadsheetml", "ms-excel")),
                           ("powerpoint", ("presentationml", "ms-powerpoint")),
-                          ("visio", ("ms-visio",))):
+                          ("visio", ("ms-visio",)),
+                          ("xps", ("ms-package.xps-fixeddocumentsequence",))):
             if any(k in main_ct for k in keys):
                 return fam
         return "other"
@@ -205,6 +209,8 @@ class Engine:
     # ---------------------------------------------------------------------------- run
 
     def run(self) -> Edits:
+        if self.family() == "xps":   # documents and pages are named by attributes
+            self.implicit = XPS.references(self.pkg)
         original = self.reachable()
         self.main_type()
         for name in self.pkg.parts:
@@ -311,6 +317,10 @@ class Engine:
                     continue
                 seen.add(part)
                 stack.append(part)
+            for part in self.implicit.get(src, ()):
+                if part not in self.e.removed and part not in seen:
+                    seen.add(part)
+                    stack.append(part)
         return seen
 
     def collect(self, original: set[str]) -> None:
