@@ -98,6 +98,8 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
     # written with character references is read as such: the walk runs then too)
     if walk.html_mode or b"&#" in text or _MARKUP_NS.search(text):
         changed = walk.run() or changed
+        if walk.root_removed:
+            tree._setroot(etree.Element("removed"))
     if not (changed or cut) and text is data:
         # nothing to remove; one that is not well-formed too: no reader runs anything
         # from it, and rebuilding it would lose what the recovery skips
@@ -274,10 +276,19 @@ class _Walk:
         self.xslt = ns == XSLT
         self.counts: Counter[str] = Counter()
         self.changed = False
+        #: the root itself went (a document that is one XHTML script: xss.mno); a
+        #: document needs a root, so an empty one without a namespace takes its place
+        self.root_removed = False
 
     def run(self) -> bool:
         """Visit the elements in document order (so ``name[n]`` counts as read)."""
-        self._element(self.root, f"{_split(str(self.root.tag))[1]}[root]")
+        ns, name = _split(str(self.root.tag))
+        kind = self._element_kind(ns, name, self.root)
+        if kind is not None:   # the document is nothing but a script or a frame
+            self.ctx.record(kind[0], f"{name}[0]", detail=kind[1])
+            self.root_removed = self.changed = True
+            return True
+        self._element(self.root, f"{name}[root]")
         stack = list(reversed(self.root))
         while stack:
             child = stack.pop()

@@ -45,6 +45,19 @@ def test_xhtml_script_in_xml_is_removed_the_rest_kept(tmp_path: Path) -> None:
     assert b"<value>http://google.com</value>" in data
 
 
+def test_document_that_is_one_frame_keeps_an_empty_root(tmp_path: Path) -> None:
+    """The root itself runs: it goes and an empty element without a namespace takes its
+    place (a document needs one); the rest of it went with it."""
+    data = (b'<?xml version="1.0"?>\n<h:iframe xmlns:h="http://www.w3.org/1999/xhtml" '
+            b'src="https://evil.example/"><h:p>x</h:p></h:iframe>\n')
+    report, out = run(tmp_path, data, "frame.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.frame", "iframe[0]")}
+    assert b"evil.example" not in out.read_bytes()
+    assert lxml.etree.fromstring(out.read_bytes()).tag == "removed"
+    assert xml_problems(out) == []
+
+
 @pytest.mark.parametrize(("codec", "bom"), [("utf-16-le", b"\xff\xfe"),
                                            ("utf-16-be", b"\xfe\xff")], ids=["le", "be"])
 def test_xhtml_script_in_utf16_xml_is_removed(tmp_path: Path, codec: str, bom: bytes) -> None:
