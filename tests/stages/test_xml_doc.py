@@ -45,6 +45,18 @@ def test_xhtml_script_in_xml_is_removed_the_rest_kept(tmp_path: Path) -> None:
     assert b"<value>http://google.com</value>" in data
 
 
+def test_xhtml_script_without_an_xml_declaration_under_any_name(tmp_path: Path) -> None:
+    """PayloadsAllTheThings' xss.mno: no declaration, no known extension; a browser
+    opening it as XML runs the script. It was delivered as plain text, script and all."""
+    data = b'<a:script xmlns:a="http://www.w3.org/1999/xhtml">alert(1337)</a:script>'
+    report, out = run(tmp_path, data, "xss.mno")
+    assert report.input.type == "text.xml"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.script", "script[0]")}
+    assert b"alert(1337)" not in out.read_bytes()
+    assert xml_problems(out) == []
+
+
 def test_document_that_is_one_frame_keeps_an_empty_root(tmp_path: Path) -> None:
     """The root itself runs: it goes and an empty element without a namespace takes its
     place (a document needs one); the rest of it went with it."""
@@ -333,6 +345,12 @@ def test_not_well_formed_without_anything_to_remove_is_delivered_as_is(
     (None, b'<?xml version="1.0"?>\n<foo><script>alert(1)</script></foo>', "text.xml"),
     ("notes.xml", b"no markup at all\n", "text.plain"),
     ("page.xhtml", b"<html><body><p>x</p></body></html>", "text.xml"),
+    # no declaration: a namespace whose elements run (XHTML, SVG, XSLT) makes it XML...
+    ("a.mno", b'<a:script xmlns:a="http://www.w3.org/1999/xhtml">x</a:script>', "text.xml"),
+    (None, b'<d><i xmlns:s="http://www.w3.org/2000/svg"><s:script/></i></d>', "text.xml"),
+    ("t.txt", b'<x:stylesheet xmlns:x="http://www.w3.org/1999/XSL/Transform"/>', "text.xml"),
+    # ...the address in prose does not
+    ("n.txt", b"<note>see http://www.w3.org/1999/xhtml</note>", "text.plain"),
 ])
 def test_sniffing(name: str | None, data: bytes, expected: str) -> None:
     assert sniff_bytes(data, name).type_id == expected
