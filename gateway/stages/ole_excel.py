@@ -182,7 +182,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     for repair in repairs:
         ctx.record("ole.repaired", sname, action=Action.REPAIRED, detail=repair)
     biff8 = _biff8(recs)
-    by_pos = {r.pos: i for i, r in enumerate(recs)}
+    by_pos = {r.pos: i for i, r in enumerate(recs) if r.type == BOF}  # sheets start at one
     out = list(recs)
     replaced: dict[int, tuple[int, list[Rec]]] = {}   # BOF index -> (EOF index, new records)
     glob_end = next((i for i, r in enumerate(recs) if r.type == EOF), len(recs) - 1)
@@ -223,7 +223,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         if apply:
             root.remove(ctls)
     if apply and (replaced or repairs or any(a is not b for a, b in zip(out, recs, strict=True))
-                  or _covered(recs) != len(node.data)):
+                  or not _only_padding_after(recs, node.data)):
         final: list[Rec] = []
         i = 0
         while i < len(out):
@@ -457,6 +457,14 @@ def _supbook(rec: Rec, n: int, sname: str, ctx: StageContext) -> Rec | None:
     # values (XCT/CRN) and every formula through them rely on (without them LibreOffice
     # showed neither the cached data nor some cells computed from it)
     return Rec(SUPBOOK, struct.pack("<HH", ctab, 1) + b"\x00 " + d[end:], rec.pos)
+
+
+def _only_padding_after(recs: list[Rec], data: bytes) -> bool:
+    """Whether the records span the stream from its start and only zero bytes follow
+    them (the padding Excel leaves to a sector's end): then an unchanged stream is kept
+    as it is. Anything else after the last record goes with a rewrite."""
+    end = _covered(recs)
+    return end >= 0 and not data[end:].strip(b"\x00")
 
 
 def _covered(recs: list[Rec]) -> int:
