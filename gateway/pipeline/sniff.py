@@ -409,6 +409,13 @@ EXTRA_CHECKS: list[Check] = []
 
 _MIME_TYPES: dict[str, str] = {
     "application/x-tar": "archive.tar",
+    # text that is data, not a program: JSON (a MimeKit test's .json was blocked as an
+    # unknown type; no program runs it: a .js name still makes it a script, sniff()),
+    # armored OpenPGP keys and signatures (an encrypted PGP message stays unknown)
+    "application/json": "text.plain",
+    "application/x-ndjson": "text.plain",
+    "application/pgp-keys": "text.plain",
+    "application/pgp-signature": "text.plain",
     "application/x-archive": "archive.ar",      # Unix ar (a .deb is named apart: blocked)
     "application/x-cpio": "archive.cpio",
     "application/x-lzma": "archive.lzma",

@@ -74,6 +74,28 @@ def test_plain_text_is_delivered_byte_for_byte(tmp_path: Path) -> None:
     assert out.read_bytes() == data
 
 
+JSON = b'{"municipality": "\xe5\xb8\x82", "offsets": [0, 1024, 2048]}\n'
+
+
+@pytest.mark.parametrize(("data", "name"), [
+    (JSON, "offsets.json"),
+    (b'{"a": 1}\n{"a": 2}\n{"a": 3}\n', "rows.ndjson"),
+    (b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBFxyz\n=abcd\n"
+     b"-----END PGP PUBLIC KEY BLOCK-----\n", "key.asc"),
+])
+def test_data_text_is_delivered_byte_for_byte(tmp_path: Path, data: bytes, name: str) -> None:
+    """JSON and armored OpenPGP keys: libmagic gives them application/ types; they were
+    blocked as unknown (MimeKit's test .json files). No program runs them."""
+    report, out = run(tmp_path, data, name)
+    assert report.verdict is Verdict.CLEAN
+    assert out.read_bytes() == data
+
+
+def test_json_named_as_a_script_is_still_a_script(tmp_path: Path) -> None:
+    report, out = run(tmp_path, JSON, "config.js")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+
+
 # ------------------------------------------------------------------------------ SYLK
 
 #: a SYLK file as Excel writes one, turned into an Excel 4.0 macro sheet that runs on

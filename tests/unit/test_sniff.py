@@ -57,6 +57,14 @@ CASES: list[tuple[str, bytes, str]] = [
     ("onenote", bytes.fromhex("E4525C7B8CD8A74DAEB15378D02996D3") + b"\x00" * 16,
      "executable.onenote"),
     ("text padded with NUL", b"this is a test\n" + bytes(17), "text.plain"),
+    ("json", b'{"offsets": [0, 1024, 2048], "name": "mbox"}\n', "text.plain"),
+    ("ndjson", b'{"a":1}\n{"a":2}\n{"a":3}\n', "text.plain"),
+    ("pgp key", b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBFxyz\n=abcd\n"
+                b"-----END PGP PUBLIC KEY BLOCK-----\n", "text.plain"),
+    ("pgp signature", b"-----BEGIN PGP SIGNATURE-----\n\niQEzBAABCAAdFiEE\n=abcd\n"
+                      b"-----END PGP SIGNATURE-----\n", "text.plain"),
+    ("pgp message", b"-----BEGIN PGP MESSAGE-----\n\nhQEMA\n=abcd\n-----END PGP MESSAGE-----\n",
+     "unknown.application-pgp-encrypted"),
     ("html padded with NUL", b"<html><body><script>x()</script></body></html>" + bytes(9), "html"),
     ("binary ending in NUL", b"\x01\x02\x03\x9f\x92\x96\xa8" * 9 + bytes(9),
      "unknown.application-octet-stream"),
