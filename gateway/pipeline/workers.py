@@ -34,6 +34,7 @@ it must not raise for the content's sake (an exception it raises comes back as
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import resource
@@ -99,6 +100,25 @@ def _child_init(plugins: Sequence[str], log_json: bool, log_level: str, nice: in
         os.nice(nice)
     slots.claim()  # where this worker says which job it runs (jobclock)
     registry.load_plugins(plugins)
+    _fewer_collections()
+
+
+#: allocations between two collections of the youngest generation in a worker
+#: (CPython's default: 700)
+GC_THRESHOLD = 100_000
+
+
+def _fewer_collections() -> None:
+    """The cyclic garbage collector's share of a worker's time: a 4.7 MB workbook reads
+    as 320,000 record objects, and every collection walked them (40% of the parse). The
+    objects a worker starts with (modules, stage tables) are frozen out of every
+    collection and the youngest generation is collected after 100,000 allocations
+    instead of 700: one job's cyclic garbage stays bounded by that, reference counting
+    frees the rest at once. POI's 623 legacy Office test files: about 10-18% less wall
+    time through the pool."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
 
 
 def _set_limits(policy: Policy) -> None:

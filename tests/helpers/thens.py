@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from dataclasses import dataclass
@@ -38,3 +39,11 @@ class Niceness:
 
     def __call__(self, report: Report, spec: JobSpec) -> int:
         return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@dataclass(frozen=True)
+class Collector:
+    """Returns the garbage collector's threshold and frozen object count where it ran."""
+
+    def __call__(self, report: Report, spec: JobSpec) -> tuple[tuple[int, int, int], int]:
+        return gc.get_threshold(), gc.get_freeze_count()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from gateway.pipeline.workers import JobSpec, WorkerPool
 from gateway.policy import FormatPolicy, Limits, Policy
 from tests.helpers import cpu as cpu_load
 from tests.helpers import evil_stages as evil
-from tests.helpers.thens import Broken, Dies, Niceness, WhereAmI
+from tests.helpers.thens import Broken, Collector, Dies, Niceness, WhereAmI
 
 PLUGIN = "tests.helpers.evil_stages"
 FAST = Policy(name="fast", limits=Limits(timeout=3, max_cpu=2, max_memory=512 * 1024**2),
@@ -99,6 +100,15 @@ def test_many_jobs_with_crashes_mixed_in(pool: WorkerPool, tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------------ follow-ups
+
+
+def test_workers_collect_garbage_less_often(pool: WorkerPool, tmp_path: Path) -> None:
+    """What a worker starts with is frozen out of collections and the youngest
+    generation waits for 100,000 allocations (the parent process keeps the defaults)."""
+    done = pool.submit_then(job(tmp_path, "ok", 8), FAST, Collector()).result()
+    (young, _, _), frozen = done.after
+    assert young == 100_000 and frozen > 10_000
+    assert gc.get_threshold()[0] == 700
 
 
 def test_follow_up_runs_in_the_worker_after_the_pipeline(pool: WorkerPool,
