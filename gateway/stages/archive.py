@@ -633,6 +633,8 @@ def _libarchive_members(src: BinaryIO, limit: int,
             raise EncryptedContent(WRONG_PASSWORD) from None
         if "ncrypt" in text or "assphrase" in text or "password" in text.lower():
             raise EncryptedContent("archive is password-protected") from None
+        if text in ("", "None"):  # libarchive failed without saying why
+            text = "damaged, the reader gives no reason"
         raise Malformed(f"archive cannot be read ({text[:80]})") from None
 
 

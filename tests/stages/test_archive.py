@@ -848,3 +848,19 @@ def test_xml_document_first_in_ar_or_cpio_leaves_it_an_archive(tmp_path: Path, n
     active = [b"vbaProject"] if first == "flat_opc" else [b"editdata.mso", b"DDEAUTO"]
     assert [m for m in active if m in doc] == active  # the member held them
     assert [m for m in active if m in files["report.xml"]] == []
+
+
+def test_damage_the_reader_does_not_explain_gets_a_reason(tmp_path: Path) -> None:
+    """CPython's recursion.tar: a pax global header whose record is cut short. libarchive
+    fails without a message, and the reason read "archive cannot be read (None)"."""
+    header = bytearray(512)
+    header[0:7] = b"bcaller"
+    header[124:125] = b"1"
+    header[156:157] = b"g"
+    header[263:265] = b"00"
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\x00 ".encode()
+    report, out = run(tmp_path, bytes(header) + b"0 X=", "recursion.tar")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert report.reason == ("archive cannot be read (damaged, the reader gives no "
+                             "reason)")
