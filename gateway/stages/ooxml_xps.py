@@ -60,9 +60,8 @@ def references(pkg: Package) -> dict[str, set[str]]:
         if not pkg.ct.get(name).lower().startswith(CT_PREFIX):
             continue
         data = pkg.read(name)
-        data = xml_wide.as_utf8(data, name) or data
         try:
-            doc = X.parse(data, name)
+            doc = X.parse(xml_wide.as_utf8(data, name) or data, name)
         except Malformed:
             continue        # a page that is not XML draws nothing; its parts go unused
         found: set[str] = set()
