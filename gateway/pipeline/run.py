@@ -357,6 +357,8 @@ def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str
 def _delivery_name(name: str, sniffed: Sniffed, output_type: tuple[str, str] | None) -> str:
     path = PurePath(name)
     if output_type is not None:
+        if path.stem.lower().endswith("." + output_type[1].lower()):
+            return path.stem  # report.pdf.p7m delivered as its content: report.pdf
         return path.stem + "." + output_type[1]
     # HTML under a name a browser reads as XML: text came before the first tag (else it
     # would have been sniffed as XML), but the cleaned copy starts with one, so the name

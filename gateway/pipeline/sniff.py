@@ -53,6 +53,18 @@ Check = Callable[[bytes, BinaryIO], str | None]
 _PDF_OBJ = re.compile(rb"(?m)^[ \t\f\r]*\d{1,10}\s+\d{1,5}\s+obj\b")
 
 
+#: a CMS/PKCS #7 ContentInfo's type right after its SEQUENCE header: signed data
+#: (1.2.840.113549.1.7.2) or enveloped data (...7.3), DER or BER (indefinite length)
+_CMS_TYPE = re.compile(rb"\x30(?:\x80|[\x00-\x7f]|\x81.|\x82..|\x83...|\x84....)"
+                       rb"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07[\x02\x03]", re.S)
+
+
+def _cms(head: bytes, src: BinaryIO) -> str | None:
+    """A .p7m file: a signed document (or message) with its signature, or an encrypted
+    one. Looked for before PDF: the signed bytes of a PDF sit inside it as they are."""
+    return "mail.p7m" if _CMS_TYPE.match(head) else None
+
+
 def _pdf(head: bytes, src: BinaryIO) -> str | None:
     # Readers accept %PDF- anywhere in the first 1024 bytes.
     return "pdf" if b"%PDF-" in head[:1024] else None
@@ -524,7 +536,8 @@ def _biff(head: bytes, src: BinaryIO) -> str | None:
 
 #: the ordered table: first match wins (disk images last: their check reads the file's
 #: end, which text, the most common input, need not pay for)
-TABLE: tuple[Check, ...] = (_pdf, _ole, _zip, _signature, _biff, _textual, _mail, _disk_image)
+TABLE: tuple[Check, ...] = (_cms, _pdf, _ole, _zip, _signature, _biff, _textual, _mail,
+                           _disk_image)
 
 
 def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:

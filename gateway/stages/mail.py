@@ -51,7 +51,7 @@ _OUT_POLICY = compat32.clone(linesep="\r\n", max_line_length=78)
 class MailStage:
     name: ClassVar[str] = "mail"
     formats: ClassVar[frozenset[str]] = frozenset(
-        {"mail.eml", "mail.mbox", "mail.tnef", "mail.msg"})
+        {"mail.eml", "mail.mbox", "mail.tnef", "mail.msg", "mail.p7m"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         self._run(src.read(), None, ctx)
@@ -64,6 +64,11 @@ class MailStage:
             from gateway.stages.mail_mbox import run_mbox  # noqa: PLC0415 - rare input
 
             run_mbox(data, dst, ctx)
+            return
+        if ctx.type_id == "mail.p7m":
+            from gateway.stages.mail_p7m import run_p7m  # noqa: PLC0415 - rare input
+
+            run_p7m(data, dst, ctx)
             return
         if ctx.type_id == "mail.tnef":
             from gateway.stages.mail_tnef import tnef_message  # noqa: PLC0415
