@@ -48,6 +48,7 @@ from gateway.errors import (
     LimitExceeded,
     Malformed,
     PolicyBlocked,
+    Unsupported,
 )
 from gateway.kinds import Action
 from gateway.models import Verdict
@@ -256,6 +257,8 @@ def _local_entries(src: BinaryIO, limit: int) -> Iterator[Member]:
 
 
 def _inflate(method: int, packed: bytes, size: int) -> bytes:
+    """A zip member's bytes; at most ``size + 1`` are produced (a member that expands past
+    its stated size is damage, or a bomb)."""
     if method == 0:
         return packed
     if method == 8:
@@ -263,7 +266,78 @@ def _inflate(method: int, packed: bytes, size: int) -> bytes:
         return inflater.decompress(packed, size + 1)
     if method == 12:
         return bz2.BZ2Decompressor().decompress(packed, size + 1)
-    raise Malformed(f"zip compression method {method} is not supported here")
+    if method in _OTHER_METHODS:
+        return _OTHER_METHODS[method][1](packed, size)
+    raise Unsupported(f"zip compression method {_method_name(method)} is not supported")
+
+
+def _deflate64(packed: bytes, size: int) -> bytes:
+    """Deflate64 (method 9: Windows Explorer's zips of large files) through inflate64,
+    the decoder py7zr uses; fed in small pieces so a bomb stops at ``size``."""
+    import inflate64  # noqa: PLC0415 - only zips that use it
+
+    inflater, out, total = inflate64.Inflater(), [], 0
+    for at in range(0, len(packed), 4096):
+        piece = inflater.inflate(packed[at:at + 4096])
+        total += len(piece)
+        out.append(piece)
+        if total > size or inflater.eof:
+            break
+    return b"".join(out)
+
+
+def _ppmd(packed: bytes, size: int) -> bytes:
+    """PPMd variant I (method 98: WinZip's and 7-Zip's best compression) through pyppmd;
+    two bytes of parameters first (APPNOTE 5.10): order, memory in MB, restore method."""
+    import pyppmd  # noqa: PLC0415 - only zips that use it
+
+    if len(packed) < 2:
+        raise ValueError("PPMd member without its parameters")
+    value = int.from_bytes(packed[:2], "little")
+    order, memory, restore = (value & 0xF) + 1, ((value >> 4) & 0xFF) + 1, value >> 12
+    if order < 2 or restore > 1:
+        raise ValueError("PPMd member with impossible parameters")
+    try:
+        return bytes(pyppmd.Ppmd8Decoder(order, memory << 20, restore).decode(packed[2:], size))
+    except pyppmd.PpmdError as exc:  # its own errors (damaged data raises ValueError)
+        raise ValueError(str(exc)) from None
+
+
+#: zip compression methods zipfile does not read: method -> (name, decoder)
+_OTHER_METHODS: dict[int, tuple[str, Callable[[bytes, int], bytes]]] = {
+    9: ("Deflate64", _deflate64), 98: ("PPMd", _ppmd)}
+_METHOD_NAMES = {1: "Shrink", 6: "Implode", 10: "PKWARE DCL Implode", 95: "XZ", 93: "Zstandard",
+                 96: "JPEG", 97: "WavPack", 99: "AE-x encryption"}
+
+
+def _method_name(method: int) -> str:
+    return _METHOD_NAMES.get(method) or _OTHER_METHODS.get(method, (str(method),))[0]
+
+
+def _other_method(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member zipfile cannot decompress, read from its local header and decoded here;
+    its size and CRC must match the central directory."""
+    fp = zf.fp
+    assert fp is not None
+    fp.seek(info.header_offset)
+    header = fp.read(30)
+    if len(header) < 30 or not header.startswith(b"PK\x03\x04"):
+        raise Malformed(f"zip member {info.filename[:60]!r} has no local header")
+    nlen, elen = struct.unpack_from("<HH", header, 26)
+    fp.seek(info.header_offset + 30 + nlen + elen)
+    packed = fp.read(info.compress_size)
+    if len(packed) != info.compress_size:
+        raise Malformed(f"zip member {info.filename[:60]!r} is cut off")
+    try:
+        data = _inflate(info.compress_type, packed, min(info.file_size, limit))
+    except (ValueError, EOFError, OSError) as exc:
+        raise Malformed(f"zip member {info.filename[:60]!r} cannot be decompressed "
+                        f"({type(exc).__name__})") from None
+    if len(data) > limit:
+        raise LimitExceeded(f"zip member expands beyond {limit} bytes")
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise Malformed(f"zip member {info.filename[:60]!r} does not match its CRC")
+    return data
 
 
 def _headless_zip(src: BinaryIO) -> bool:
@@ -373,13 +447,21 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
                 continue
             if info.file_size > limit:
                 raise LimitExceeded(f"member {name[:60]!r} is larger than {limit} bytes")
+            if info.compress_type in _OTHER_METHODS:
+                yield Member(name, _other_method(zf, info, limit), info.date_time)
+                continue
+            if info.compress_type not in (0, 8, 12, 14):  # what zipfile decompresses
+                raise Unsupported(f"zip member {name[:60]!r} is compressed with "
+                                  f"{_method_name(info.compress_type)}, which is not supported")
             try:
                 with zf.open(info) as f:
                     data = _read_capped(f, limit, "zip member")
+            except NotImplementedError as exc:  # (a RuntimeError too: caught first)
+                raise Unsupported(f"zip member {name[:60]!r} cannot be read ({exc})") from None
             except RuntimeError as exc:  # encrypted without the flag we checked
                 raise EncryptedContent(f"zip member is encrypted ({exc})") from None
             except (zipfile.BadZipFile, OSError, ValueError, EOFError,
-                    NotImplementedError, lzma.LZMAError, zlib.error) as exc:
+                    lzma.LZMAError, zlib.error) as exc:
                 raise Malformed(f"zip member {name[:60]!r} cannot be read ({exc})") from None
             yield Member(name, data, info.date_time)
 

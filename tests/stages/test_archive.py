@@ -864,3 +864,75 @@ def test_damage_the_reader_does_not_explain_gets_a_reason(tmp_path: Path) -> Non
     assert report.verdict is Verdict.BLOCKED and not out.exists()
     assert report.reason == ("archive cannot be read (damaged, the reader gives no "
                              "reason)")
+
+
+def _seven_zip_zip(tmp_path: Path, method: str, files: dict[str, bytes]) -> bytes:
+    """A zip written by 7-Zip with ``method`` (7-Zip writes Deflate64 and PPMd members,
+    zipfile reads neither)."""
+    import shutil
+    import subprocess
+
+    src = tmp_path / f"src-{method}"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    out = tmp_path / f"{method}.zip"
+    seven = shutil.which("7zz") or shutil.which("7z")
+    assert seven, "7-Zip (Debian 7zip) is a test tool"
+    subprocess.run([seven, "a", "-tzip", f"-mm={method}", str(out), *files], cwd=src,
+                   check=True, capture_output=True)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(("method", "code"), [("Deflate64", 9), ("PPMd", 98)])
+def test_deflate64_and_ppmd_members_are_read(tmp_path: Path, method: str, code: int) -> None:
+    """Windows Explorer compresses large files with Deflate64, WinZip's and 7-Zip's best
+    setting uses PPMd: zipfile reads neither, and such a zip was blocked as "zip member
+    is encrypted (That compression method is not supported)"."""
+    text = "関所市 議事録\n".encode() * 2000
+    page = b"<p>hi</p>" * 300 + b"<script>x()</script>"
+    data = _seven_zip_zip(tmp_path, method, {"minutes.txt": text, "page.html": page})
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {code}
+    report, out = run(tmp_path, data, f"{method}.zip")
+    assert report.verdict is Verdict.DISARMED
+    with zipfile.ZipFile(out) as zf:   # the output, read by zipfile itself
+        assert zf.read("minutes.txt") == text
+        assert b"<script" not in zf.read("page.html")
+
+
+def test_deflate64_member_larger_than_it_says_is_refused(tmp_path: Path) -> None:
+    """3 MB of zeros whose directory entry says 1000 bytes: decoding stops just past the
+    stated size (the decoder is fed in pieces) and the member is refused."""
+    data = bytearray(_seven_zip_zip(tmp_path, "Deflate64", {"zeros.bin": bytes(3_000_000)}))
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        struct.pack_into("<I", data, data.find(sig) + offset, 1000)
+    report, out = run(tmp_path, bytes(data), "big.zip")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert report.reason == "zip member 'zeros.bin' does not match its CRC"
+
+
+def test_damaged_deflate64_member_is_refused(tmp_path: Path) -> None:
+    data = bytearray(_seven_zip_zip(tmp_path, "Deflate64", {"a.txt": b"abc" * 5000}))
+    at = 30 + len("a.txt") + 10        # inside the compressed data
+    data[at:at + 8] = b"\xff" * 8
+    report, out = run(tmp_path, bytes(data), "damaged.zip")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert report.reason is not None and report.reason.startswith("zip member 'a.txt' ")
+
+
+def test_member_in_a_method_nothing_here_reads_is_refused_by_name(tmp_path: Path) -> None:
+    """Implode (method 6, PKZIP 1.x): blocked as unsupported, saying so; it was reported
+    as an encrypted member."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("old.txt", b"x" * 100)
+    data = bytearray(buf.getvalue())
+    for sig, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        at = data.find(sig)
+        struct.pack_into("<H", data, at + offset, 6)
+    report, out = run(tmp_path, bytes(data), "old.zip")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert report.reason == ("zip member 'old.txt' is compressed with Implode, which is not "
+                             "supported")
+    assert keys(report) == {("block.unsupported", "")}
