@@ -314,9 +314,10 @@ def _method_name(method: int) -> str:
     return _METHOD_NAMES.get(method) or _OTHER_METHODS.get(method, (str(method),))[0]
 
 
-def _other_method(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """A member zipfile cannot decompress, read from its local header and decoded here;
-    its size and CRC must match the central directory."""
+def _raw_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member zipfile will not read (a compression method it lacks, a local header
+    naming it differently), read from its local header and decoded here; its size and
+    CRC must match the central directory."""
     fp = zf.fp
     assert fp is not None
     fp.seek(info.header_offset)
@@ -448,7 +449,7 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
             if info.file_size > limit:
                 raise LimitExceeded(f"member {name[:60]!r} is larger than {limit} bytes")
             if info.compress_type in _OTHER_METHODS:
-                yield Member(name, _other_method(zf, info, limit), info.date_time)
+                yield Member(name, _raw_member(zf, info, limit), info.date_time)
                 continue
             if info.compress_type not in (0, 8, 12, 14):  # what zipfile decompresses
                 raise Unsupported(f"zip member {name[:60]!r} is compressed with "
@@ -460,10 +461,29 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
                 raise Unsupported(f"zip member {name[:60]!r} cannot be read ({exc})") from None
             except RuntimeError as exc:  # encrypted without the flag we checked
                 raise EncryptedContent(f"zip member is encrypted ({exc})") from None
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError,
-                    lzma.LZMAError, zlib.error) as exc:
+            except zipfile.BadZipFile as exc:
+                if not str(exc).startswith("File name in directory"):
+                    raise Malformed(f"zip member {name[:60]!r} cannot be read ({exc})") \
+                        from None
+                # the entry's own header names it otherwise (corkami's minimized zip has
+                # no name there): Explorer, 7-Zip and unzip take the directory's name,
+                # and so does the rebuilt zip, so no reader sees two names any more
+                yield Member(name, _raw_member(zf, info, limit), info.date_time,
+                             "archive.path_cleaned", "the entry's own header names it "
+                             f"{_local_name(zf, info)!r}: the directory's name is kept")
+                continue
+            except (OSError, ValueError, EOFError, lzma.LZMAError, zlib.error) as exc:
                 raise Malformed(f"zip member {name[:60]!r} cannot be read ({exc})") from None
             yield Member(name, data, info.date_time)
+
+
+def _local_name(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    fp = zf.fp
+    assert fp is not None
+    fp.seek(info.header_offset + 26)
+    nlen = struct.unpack("<H", fp.read(2))[0]
+    fp.seek(info.header_offset + 30)
+    return fp.read(min(nlen, 200)).decode("utf-8", "replace")
 
 
 def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:

@@ -936,3 +936,30 @@ def test_member_in_a_method_nothing_here_reads_is_refused_by_name(tmp_path: Path
     assert report.reason == ("zip member 'old.txt' is compressed with Implode, which is not "
                              "supported")
     assert keys(report) == {("block.unsupported", "")}
+
+
+def _with_local_name(data: bytes, local: bytes) -> bytes:
+    """A one-member zip whose local header names the member ``local`` (the central
+    directory keeps its name)."""
+    nlen = struct.unpack_from("<H", data, 26)[0]
+    out = bytearray(data[:26] + struct.pack("<H", len(local)) + data[28:30] + local
+                    + data[30 + nlen:])
+    cd, eocd = out.find(b"PK\x01\x02"), out.find(b"PK\x05\x06")
+    struct.pack_into("<I", out, eocd + 16, cd)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("local", [b"", b"run.exe"], ids=["no-name", "other-name"])
+def test_local_header_naming_a_member_otherwise_keeps_the_directory_name(
+        tmp_path: Path, local: bytes) -> None:
+    """corkami's minimized zip has no name in its local header; Explorer, 7-Zip and
+    unzip read it by its directory entry. zipfile refuses the mismatch, and the zip was
+    blocked. The directory's name is kept (the rebuilt zip has one name per member)."""
+    text = b"hello world " * 50
+    data = _with_local_name(make_zip({"notes.txt": text}), local)
+    report, out = run(tmp_path, data, "odd.zip")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.path_cleaned", "notes.txt")}
+    assert repr(local.decode()) in report.items[0].findings[0].detail
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist() == ["notes.txt"] and zf.read("notes.txt") == text
