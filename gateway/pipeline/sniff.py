@@ -66,8 +66,12 @@ def _cms(head: bytes, src: BinaryIO) -> str | None:
 
 
 def _pdf(head: bytes, src: BinaryIO) -> str | None:
-    # Readers accept %PDF- anywhere in the first 1024 bytes.
-    return "pdf" if b"%PDF-" in head[:1024] else None
+    # Readers accept %PDF- anywhere in the first 1024 bytes; Chrome's PDFium a %PDF with
+    # no version after it too (corkami's inline-chrome2.pdf, "%PDF01234", shows a page):
+    # with a PDF object behind it, that is a PDF, not text to deliver as it is
+    if b"%PDF-" in head[:1024]:
+        return "pdf"
+    return "pdf" if b"%PDF" in head[:1024] and _PDF_OBJ.search(head) else None
 
 
 def _pdf_structure(head: bytes) -> bool:

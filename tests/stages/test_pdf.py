@@ -793,3 +793,17 @@ def test_salvage_of_unclosed_values_runs_in_linear_time(tmp_path: Path, unit: by
     report, _ = run_in_worker(tmp_path, data, "damaged.pdf")
     assert report.verdict is Verdict.BLOCKED, report.reason
     assert triples(report) == {("block.malformed", "", "blocked")}
+
+
+def test_pdf_without_a_version_in_its_header_is_not_delivered_as_text(tmp_path: Path) -> None:
+    """corkami's inline-chrome2.pdf ("%PDF01234", a page Chrome shows) with an OpenAction
+    script added: it was taken for plain text, renamed .txt and delivered as it was.
+    Read as a PDF it cannot be rebuilt, so it is refused; the script never gets out."""
+    data = (b"%PDF01234\n1 0 obj<</Size 2/Root 1 0 R/Pages<</Kids[<</Contents<<>>stream\n"
+            b"BT{99 Tf{Td(Inlined PDF)'endstream>>]>>/OpenAction<</S/JavaScript/JS"
+            b"(app.alert(1))>>>>stream\n0\nendstream/startxref%1234567\n")
+    src, out = tmp_path / "inline.pdf", tmp_path / "out.pdf"
+    src.write_bytes(data)
+    report = process_file(src, out, policy=DEFAULT)
+    assert report.input.type == "pdf"
+    assert report.verdict is Verdict.BLOCKED and not out.exists()

@@ -40,6 +40,10 @@ WM = "application/vnd.ms-word.document.macroEnabled.main+xml"
 CASES: list[tuple[str, bytes, str]] = [
     ("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "pdf"),
     ("pdf after junk", b"\x00" * 100 + b"%PDF-1.4\n", "pdf"),
+    # Chrome reads a %PDF without its version (corkami's inline-chrome2.pdf)
+    ("pdf without a version", b"%PDF01234\n1 0 obj<</Root 1 0 R>>stream\n0\nendstream",
+     "pdf"),
+    ("text about the pdf header", b"The file starts with %PDF and a version.\n", "text.plain"),
     ("pdf with a broken header", b"%PFD-1.4\n1 0 obj\n<< /Type /Catalog /OpenAction 2 0 R >>"
                                  b"\nendobj\n", "pdf"),
     ("docx", ooxml(W), "ooxml.docx"),
