@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import BinaryIO, ClassVar, Protocol
+from typing import IO, BinaryIO, ClassVar, Protocol
 
 from gateway.errors import (
     WRONG_PASSWORD,
@@ -306,8 +306,8 @@ def _ppmd(packed: bytes, size: int) -> bytes:
 #: zip compression methods zipfile does not read: method -> (name, decoder)
 _OTHER_METHODS: dict[int, tuple[str, Callable[[bytes, int], bytes]]] = {
     9: ("Deflate64", _deflate64), 98: ("PPMd", _ppmd)}
-_METHOD_NAMES = {1: "Shrink", 6: "Implode", 10: "PKWARE DCL Implode", 95: "XZ", 93: "Zstandard",
-                 96: "JPEG", 97: "WavPack", 99: "AE-x encryption"}
+_METHOD_NAMES = {1: "Shrink", 6: "Implode", 10: "PKWARE DCL Implode", 14: "LZMA", 95: "XZ",
+                 93: "Zstandard", 96: "JPEG", 97: "WavPack", 99: "AE-x encryption"}
 
 
 def _method_name(method: int) -> str:
@@ -432,7 +432,7 @@ def _plain_zip(src: BinaryIO, ctx: StageContext, limit: int) -> Iterator[Member]
 def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
     with zf:
         infos = zf.infolist()
-        _check_overlap(infos)
+        _check_overlap(infos, zf.fp)
         for info in infos:
             if info.flag_bits & 0x1:
                 raise EncryptedContent("zip archive is password-protected")
@@ -486,13 +486,25 @@ def _local_name(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
     return fp.read(min(nlen, 200)).decode("utf-8", "replace")
 
 
-def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:
-    """Overlapping entries (a classic zip bomb and parser-confusion trick) are refused."""
-    spans = sorted((i.header_offset, i.header_offset + 30 + _raw_name_length(i)
+def _check_overlap(infos: list[zipfile.ZipInfo], fp: IO[bytes] | None) -> None:
+    """Overlapping entries (a classic zip bomb and parser-confusion trick) are refused.
+    An entry's data starts after the name in its own header (which may differ from the
+    directory's: none at all in corkami's minimized zip)."""
+    spans = sorted((i.header_offset, i.header_offset + 30 + _local_name_length(i, fp)
                     + i.compress_size) for i in infos if not i.is_dir())
     for (_, end), (start, _) in itertools.pairwise(spans):
         if start < end:
             raise Malformed("zip entries overlap (zip bomb or ambiguous archive)")
+
+
+def _local_name_length(info: zipfile.ZipInfo, fp: IO[bytes] | None) -> int:
+    """The name length the entry's local header gives, else the directory's."""
+    if fp is not None:
+        fp.seek(info.header_offset)
+        header = fp.read(30)
+        if len(header) == 30 and header.startswith(b"PK\x03\x04"):
+            return int(struct.unpack_from("<H", header, 26)[0])
+    return _raw_name_length(info)
 
 
 def _raw_name_length(info: zipfile.ZipInfo) -> int:

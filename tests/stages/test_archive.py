@@ -963,3 +963,22 @@ def test_local_header_naming_a_member_otherwise_keeps_the_directory_name(
     assert repr(local.decode()) in report.items[0].findings[0].detail
     with zipfile.ZipFile(out) as zf:
         assert zf.namelist() == ["notes.txt"] and zf.read("notes.txt") == text
+
+
+def test_members_after_one_without_a_local_name_are_not_taken_for_overlapping(
+        tmp_path: Path) -> None:
+    """The overlap check counted the directory's name length in the local header: with
+    no name there, the next entry seemed to start inside the first one's data."""
+    data = bytearray(make_zip({"first.txt": b"1" * 300, "second.txt": b"2" * 300}))
+    nlen = struct.unpack_from("<H", data, 26)[0]
+    data = data[:26] + struct.pack("<H", 0) + data[28:30] + data[30 + nlen:]
+    second = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, second + 42, struct.unpack_from("<I", data, second + 42)[0]
+                     - nlen)
+    eocd = data.find(b"PK\x05\x06")
+    struct.pack_into("<I", data, eocd + 16, data.find(b"PK\x01\x02"))
+    report, out = run(tmp_path, bytes(data), "two.zip")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == {("archive.path_cleaned", "first.txt")}
+    with zipfile.ZipFile(out) as zf:
+        assert zf.read("first.txt") == b"1" * 300 and zf.read("second.txt") == b"2" * 300
