@@ -124,7 +124,7 @@ def rebuild(msg: Message, ctx: StageContext) -> bytes | None:
         return None
     body = _assemble(parts + walker.hoisted)
     changed = [f for f in ctx.findings if f.action in _CHANGED]
-    if mail_notice.needed(ctx.findings, walker.notes):
+    if mail_notice.needed(ctx.findings, walker.notes) and not _web_archive(msg, ctx):
         notice = text_part(mail_notice.render(ctx.policy.mail.notice, ctx.job_id,
                                               ctx.findings, walker.notes), "plain")
         notice["Content-Description"] = mail_notice.DESCRIPTION
@@ -137,6 +137,15 @@ def rebuild(msg: Message, ctx: StageContext) -> bytes | None:
     return _serialize(body, headers, subject, (
         f"verdict={verdict}; job={ctx.job_id or 'unknown'}; "
         f"removed={len(changed) - blocked}; blocked={blocked}"))
+
+
+def _web_archive(msg: Message, ctx: StageContext) -> bool:
+    """A saved web page (.mht/.mhtml: the page's HTML first in a multipart/related) rather
+    than a mail: a notice part wrapped around it would be what a browser or Word shows
+    instead of the page, so it gets none (the report lists what was removed)."""
+    name = ctx.location.rsplit("/", 1)[-1].lower()
+    return msg.get_content_type() == "multipart/related" and (
+        name.endswith((".mht", ".mhtml")) or "snapshot-content-location" in msg)
 
 
 def _assemble(parts: list[Message]) -> Message:

@@ -1,0 +1,47 @@
+"""A saved web page (.mhtml) is delivered as a page: Chromium, another reader than ours,
+shows its text, runs nothing and shows no notice in its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import gateway.stages.mail  # noqa: F401 - registers the stage
+from gateway.models import Verdict
+from gateway.pipeline.run import process_file
+from gateway.policy import load
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+PAGE = (b"From: <Saved by Blink>\r\n"
+        b"Snapshot-Content-Location: https://www.city.example.lg.jp/notice.html\r\n"
+        b"Subject: Notice\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/related; type="text/html"; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Location: https://www.city.example.lg.jp/notice.html\r\n\r\n"
+        b"<html><head><title>Notice</title></head><body><h1>Water supply notice</h1>"
+        b"<p>The supply stops on Monday.</p>"
+        b"<script>document.title='pwned'; document.body.append('ran')</script>"
+        b"</body></html>\r\n--B--\r\n")
+
+
+def test_saved_page_opens_as_the_page(tmp_path: Path, browser: Any) -> None:
+    src, out = tmp_path / "notice.mhtml", tmp_path / "out.mhtml"
+    src.write_bytes(PAGE)
+    report = process_file(src, out, policy=load("default"))
+    assert report.verdict is Verdict.DISARMED
+    # "<Saved by Blink>" is no address: a defect noted, the header rebuilt
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("mail.defect", "header:From"), ("html.script", "1/script[0]")}
+    page = browser.new_page()
+    try:
+        page.goto(out.as_uri())
+        text = page.inner_text("body")
+        title = page.title()
+    finally:
+        page.close()
+    assert "Water supply notice" in text and "The supply stops on Monday." in text
+    assert "ran" not in text.split() and title != "pwned"
+    assert "Sekisho" not in text    # the notice did not take the page's place
