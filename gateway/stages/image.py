@@ -20,7 +20,8 @@ import io
 import itertools
 import struct
 import warnings
-from typing import Any, BinaryIO, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
@@ -58,43 +59,54 @@ class ImageStage:
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
-        seen = len(ctx.findings)
-        tries = _attempts(data, ctx.type_id)
-        for n, (pixels, dropped) in enumerate(tries, 1):
-            try:
-                with _open(pixels) as im:
-                    _report(im, data, ctx)
-            except Malformed:
-                if n == len(tries):
-                    raise
-                del ctx.findings[seen:]
-                continue
-            _record_dropped(ctx, dropped)
-            return
+
+        def look(pixels: bytes) -> None:
+            with _open(pixels) as im:
+                _report(im, data, ctx)
+
+        _first_that_decodes(data, ctx, look)
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
-        start, seen = dst.tell(), len(ctx.findings)
-        tries = _attempts(data, ctx.type_id)
-        for n, (pixels, dropped) in enumerate(tries, 1):
-            try:
-                with _open(pixels) as im:
-                    _report(im, data, ctx)
-                    fmt = im.format or _FORMATS[ctx.type_id]
-                    lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
-                    truncated = _reencode(im, pixels, fmt, dst, ctx, lossless=lossless)
-            except Malformed:
-                if n == len(tries):
-                    raise
-                dst.seek(start)
-                dst.truncate()
-                del ctx.findings[seen:]
-                continue
-            _record_dropped(ctx, dropped)
-            if truncated:
-                ctx.record("image.repaired", "", action=Action.REPAIRED,
-                           detail="truncated image; the part that decodes was kept")
-            return
+        start = dst.tell()
+
+        def rebuild(pixels: bytes) -> bool:
+            dst.seek(start)
+            dst.truncate()       # what a failed attempt wrote
+            with _open(pixels) as im:
+                _report(im, data, ctx)
+                fmt = im.format or _FORMATS[ctx.type_id]
+                lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
+                return _reencode(im, pixels, fmt, dst, ctx, lossless=lossless)
+
+        if _first_that_decodes(data, ctx, rebuild):
+            ctx.record("image.repaired", "", action=Action.REPAIRED,
+                       detail="truncated image; the part that decodes was kept")
+
+
+_Result = TypeVar("_Result")
+
+
+def _first_that_decodes(data: bytes, ctx: StageContext,
+                        attempt: Callable[[bytes], _Result]) -> _Result:
+    """``attempt`` on the image, then on what _fallbacks leaves of it, until one does not
+    raise Malformed (the last one's failure is the file's); what an attempt that failed
+    recorded is taken back, what the one that worked left out is recorded."""
+    seen = len(ctx.findings)
+    try:
+        return attempt(data)
+    except Malformed as exc:
+        failure = exc
+    for pixels, dropped in _fallbacks(data, ctx.type_id):
+        del ctx.findings[seen:]
+        try:
+            result = attempt(pixels)
+        except Malformed as exc:
+            failure = exc
+            continue
+        _record_dropped(ctx, dropped)
+        return result
+    raise failure
 
 
 # -- a PNG that does not decode as a whole: its default image without the rest
@@ -112,16 +124,17 @@ _PNG_STILL = frozenset({b"IHDR", b"PLTE", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"
 _APNG = frozenset({b"acTL", b"fcTL", b"fdAT"})
 
 
-def _attempts(data: bytes, type_id: str) -> list[tuple[bytes, frozenset[bytes]]]:
-    """What to decode, first to last, each with the chunk types it leaves out (the
-    last one's failure is the file's)."""
-    tries: list[tuple[bytes, frozenset[bytes]]] = [(data, frozenset())]
-    if type_id == "image.png" and data.startswith(_PNG_SIGNATURE):
-        for keep in (_PNG_STILL | _APNG, _PNG_STILL):
-            pixels, dropped = _png_only(data, keep)
-            if dropped and dropped != tries[-1][1] and b"IDAT" not in dropped:
-                tries.append((pixels, dropped))
-    return tries
+def _fallbacks(data: bytes, type_id: str) -> Iterator[tuple[bytes, frozenset[bytes]]]:
+    """What to decode when the whole file does not, each with the chunk types it leaves
+    out; built only then (a PNG that decodes, nearly all of them, costs no copy)."""
+    if type_id != "image.png" or not data.startswith(_PNG_SIGNATURE):
+        return
+    last: frozenset[bytes] = frozenset()
+    for keep in (_PNG_STILL | _APNG, _PNG_STILL):
+        pixels, dropped = _png_only(data, keep)
+        if dropped and dropped != last and b"IDAT" not in dropped:
+            yield pixels, dropped
+        last = dropped
 
 
 def _png_only(data: bytes, keep: frozenset[bytes]) -> tuple[bytes, frozenset[bytes]]:
@@ -144,14 +157,11 @@ def _png_only(data: bytes, keep: frozenset[bytes]) -> tuple[bytes, frozenset[byt
 
 
 def _record_dropped(ctx: StageContext, dropped: frozenset[bytes]) -> None:
-    if not dropped:
-        return
-    names = sorted(k.decode("latin-1") for k in dropped)
     if dropped & _APNG:
         ctx.record("image.repaired", "", action=Action.REPAIRED,
                    detail="damaged PNG: the animation does not decode, its default image "
                           "was kept")
-    other = [n for n in names if n.encode("latin-1") not in _APNG]
+    other = sorted(k.decode("latin-1") for k in dropped - _APNG)
     if other:
         ctx.record("image.metadata", "", detail="PNG chunks that do not decode left out: "
                                                  + ", ".join(other))
