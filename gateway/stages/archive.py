@@ -319,13 +319,10 @@ def _raw_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes
     naming it differently), read from its local header and decoded here; its size and
     CRC must match the central directory."""
     fp = zf.fp
-    assert fp is not None
-    fp.seek(info.header_offset)
-    header = fp.read(30)
-    if len(header) < 30 or not header.startswith(b"PK\x03\x04"):
+    lengths = _local_header(fp, info.header_offset)
+    if fp is None or lengths is None:
         raise Malformed(f"zip member {info.filename[:60]!r} has no local header")
-    nlen, elen = struct.unpack_from("<HH", header, 26)
-    fp.seek(info.header_offset + 30 + nlen + elen)
+    fp.seek(info.header_offset + 30 + sum(lengths))
     packed = fp.read(info.compress_size)
     if len(packed) != info.compress_size:
         raise Malformed(f"zip member {info.filename[:60]!r} is cut off")
@@ -477,13 +474,25 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
             yield Member(name, data, info.date_time)
 
 
+def _local_header(fp: IO[bytes] | None, offset: int) -> tuple[int, int] | None:
+    """(name length, extra field length) of the local header at ``offset``; None where
+    there is none."""
+    if fp is None:
+        return None
+    fp.seek(offset)
+    header = fp.read(30)
+    if len(header) < 30 or not header.startswith(b"PK\x03\x04"):
+        return None
+    nlen, elen = struct.unpack_from("<HH", header, 26)
+    return int(nlen), int(elen)
+
+
 def _local_name(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
-    fp = zf.fp
-    assert fp is not None
-    fp.seek(info.header_offset + 26)
-    nlen = struct.unpack("<H", fp.read(2))[0]
-    fp.seek(info.header_offset + 30)
-    return fp.read(min(nlen, 200)).decode("utf-8", "replace")
+    """The name an entry's local header gives (its first 200 bytes)."""
+    lengths = _local_header(zf.fp, info.header_offset)
+    if zf.fp is None or lengths is None:
+        return ""
+    return zf.fp.read(min(lengths[0], 200)).decode("utf-8", "replace")
 
 
 def _check_overlap(infos: list[zipfile.ZipInfo], fp: IO[bytes] | None) -> None:
@@ -499,12 +508,8 @@ def _check_overlap(infos: list[zipfile.ZipInfo], fp: IO[bytes] | None) -> None:
 
 def _local_name_length(info: zipfile.ZipInfo, fp: IO[bytes] | None) -> int:
     """The name length the entry's local header gives, else the directory's."""
-    if fp is not None:
-        fp.seek(info.header_offset)
-        header = fp.read(30)
-        if len(header) == 30 and header.startswith(b"PK\x03\x04"):
-            return int(struct.unpack_from("<H", header, 26)[0])
-    return _raw_name_length(info)
+    lengths = _local_header(fp, info.header_offset)
+    return lengths[0] if lengths is not None else _raw_name_length(info)
 
 
 def _raw_name_length(info: zipfile.ZipInfo) -> int:
