@@ -56,13 +56,19 @@ _PDF_OBJ = re.compile(rb"(?m)^[ \t\f\r]*\d{1,10}\s+\d{1,5}\s+obj\b")
 #: a CMS/PKCS #7 ContentInfo's type right after its SEQUENCE header: signed data
 #: (1.2.840.113549.1.7.2) or enveloped data (...7.3), DER or BER (indefinite length)
 _CMS_TYPE = re.compile(rb"\x30(?:\x80|[\x00-\x7f]|\x81.|\x82..|\x83...|\x84....)"
-                       rb"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07[\x02\x03]", re.S)
+                       rb"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07([\x02\x03])", re.S)
+
+
+def cms_type(head: bytes) -> str | None:
+    """"signed" or "enveloped" for a CMS/PKCS #7 file (.p7m), None for anything else."""
+    m = _CMS_TYPE.match(head)
+    return None if m is None else ("signed" if m.group(1) == b"\x02" else "enveloped")
 
 
 def _cms(head: bytes, src: BinaryIO) -> str | None:
     """A .p7m file: a signed document (or message) with its signature, or an encrypted
     one. Looked for before PDF: the signed bytes of a PDF sit inside it as they are."""
-    return "mail.p7m" if _CMS_TYPE.match(head) else None
+    return "mail.p7m" if cms_type(head) else None
 
 
 def _pdf(head: bytes, src: BinaryIO) -> str | None:

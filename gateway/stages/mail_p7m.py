@@ -19,15 +19,14 @@ from typing import BinaryIO
 from gateway.errors import EncryptedContent, Malformed, PolicyBlocked
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
+from gateway.pipeline.sniff import cms_type
 from gateway.stages.mail_walk import signed_content
-
-_ENVELOPED = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03"
 
 
 def run_p7m(data: bytes, dst: BinaryIO | None, ctx: StageContext) -> None:
     content = signed_content(data)
     if content is None:
-        if _ENVELOPED in data[:16]:
+        if cms_type(data) == "enveloped":
             raise EncryptedContent("the .p7m file is encrypted (CMS enveloped data)")
         raise Malformed("the .p7m file holds no signed content (a detached signature or "
                         "certificates only)")
