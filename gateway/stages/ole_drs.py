@@ -97,7 +97,7 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
     keep_links = ctx.keeps("hyperlinks")
     edited: dict[str, bytes] = {}
     for name, raw in parts.items():
-        if not name.endswith(".rels") or b"External" not in raw:
+        if not name.endswith(".rels") or b"external" not in raw.lower():
             continue
         try:
             doc = X.parse(raw, name)
@@ -151,7 +151,7 @@ def _kind(rel: Element) -> str:
 
 
 def _drop(rel: Element, kind: str, keep_links: bool) -> bool:
-    if rel.get("TargetMode") != "External":
+    if rel.get("TargetMode", "").lower() != "external":   # as ooxml_package reads it
         return False
     return not (kind == "hyperlink" and keep_links and is_web(rel.get("Target", "")))
 

@@ -560,7 +560,7 @@ def package_storage(name: str, data: bytes) -> bytes:
 
 
 def shape_package(links: dict[str, tuple[str, str]],
-                  extra: dict[str, bytes] | None = None) -> bytes:
+                  extra: dict[str, bytes] | None = None, mode: str = "External") -> bytes:
     """An OPC package like the DrawingML copy of a shape that Office 2007+ keeps in a
     legacy file (``drs/shapexml.xml``): ``links`` maps a relationship id to (type,
     external target); the shape's picture names the first id in a click hyperlink."""
@@ -589,7 +589,7 @@ def shape_package(links: dict[str, tuple[str, str]],
             '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
             'openxmlformats.org/package/2006/relationships">'
             + "".join(f'<Relationship Id="{rid}" Type="{rel}{kind}" Target="{target}" '
-                      'TargetMode="External"/>' for rid, (kind, target) in links.items())
+                      f'TargetMode="{mode}"/>' for rid, (kind, target) in links.items())
             + "</Relationships>"))
         for name, data in (extra or {}).items():
             zf.writestr(name, data)

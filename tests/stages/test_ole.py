@@ -580,6 +580,19 @@ def test_shape_copy_package_loses_its_external_links(tmp_path: Path,
     assert found(report) == {("ole.external_link", f"{where}#rId2", "removed")}
 
 
+def test_shape_copy_link_marked_external_in_lower_case_goes_too(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """TargetMode="external": the OOXML engine reads the mode without regard to case, the
+    shape-copy cleaning read only "External" and kept the link."""
+    package = olegen.shape_package({"rId1": ("hyperlink", "file://evil.example/share/x")},
+                                   mode="external")
+    data, at = olegen.with_theme_record(bases["base.xls"], package)
+    report, out = run(tmp_path, data, "shapes.xls")
+    where = f"Workbook#package@0x{at:x}/drs/_rels/shapexml.xml.rels"
+    assert found(report) == {("ole.hyperlink", f"{where}#rId1", "removed")}
+    assert b"evil.example" not in olegen.streams(out.read_bytes())["Workbook"]
+
+
 def _bare_biff(version: int, dt: int, *records: tuple[int, bytes]) -> bytes:
     """A bare BIFF2/3/4 stream (no compound file): BOF, ``records``, EOF."""
     bof = {2: 0x0009, 3: 0x0209, 4: 0x0409}[version]
