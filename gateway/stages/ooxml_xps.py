@@ -45,6 +45,9 @@ _RESOURCE_ATTRS = ("FontUri", "ImageSource", "Source", "Color", "ColorProfile")
 #: ``{ColorConvertedBitmap /Resources/a.jpg /Resources/b.icc}`` and ``sc#`` colours hold
 #: several, separated by blanks, braces and commas)
 _TOKEN = re.compile(r"[^\s{},]+")
+#: a token that may be a part name: a letter in it (path data and coordinates, thousands
+#: of numbers in a drawing's page, are looked up no more)
+_NAME_TOKEN = re.compile(r"[^\s{},]*[A-Za-z][^\s{},]*")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 #: bytes of a part that may hold either: a hyperlink, or a resource attribute whose value
 #: has a scheme or a network path in it (entities and CDATA make a full parse anyway)
@@ -69,7 +72,7 @@ def references(pkg: Package) -> dict[str, set[str]]:
             for value in el.attrib.values():
                 if "/" not in value and "." not in value:
                     continue
-                for token in _TOKEN.findall(value):
+                for token in _NAME_TOKEN.findall(value):
                     part = pkg.resolve(name, token)
                     if part is not None and part != name:
                         found.add(part)
