@@ -2,12 +2,15 @@
 
 Layout under the quarantine root (``<var_dir>/quarantine``)::
 
-    <job_id>/original.sealed   the original as received, AES-256-GCM (gateway/store/sealed.py)
-    <job_id>/report.sealed     the pipeline's report (schema v1), sealed
-    <job_id>/meta.sealed       metadata (below), sealed
+    <job_id>                   one file: the original as received, the pipeline's report
+                               (schema v1) and the metadata (below), each sealed with
+                               AES-256-GCM (gateway/store/sealed.py, quarantine_file.py)
     .index.sqlite              listing index, rebuilt from the entries when lost
     .lock                      serializes changes between processes (daemon and CLI)
     .tmp/                      entries being assembled
+
+Entries of the earlier layout, a directory ``<job_id>/`` holding ``original.sealed``,
+``report.sealed`` and ``meta.sealed``, are read and changed as they are.
 
 **Everything is sealed, not only the original.** The metadata carries the envelope
 (sender, recipients, the submitting folder or token, the file name) and the report names
@@ -23,9 +26,9 @@ token name), policy, verdict, reason, name, size and sha256 of the original, sta
 (held | released | deleted), history (release / export / delete / purge, each with
 actor, reason and time) and ``extra`` (whatever else the caller passed, e.g. the qid).
 
-An entry is assembled in ``.tmp/`` (every file fsynced), renamed into place and the
-root fsynced: it is complete or absent. Putting a job id again (the pipeline ran again
-after a crash) replaces the entry in one atomic swap of the two names (renameat2
+An entry is written in ``.tmp/`` (fsynced), renamed into place and the root fsynced:
+it is complete or absent. Putting a job id again (the pipeline ran again after a
+crash) replaces the entry in one atomic swap of the two names (renameat2
 RENAME_EXCHANGE; where the file system lacks it, the old entry is moved aside first).
 ``delete`` and ``purge`` shred the original and keep report and metadata as a
 tombstone (state ``deleted``), so the history stays readable; the audit log records
@@ -44,7 +47,6 @@ import fcntl
 import json
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -55,6 +57,7 @@ from typing import Any
 import structlog
 
 from gateway.store import durable, sealed
+from gateway.store import quarantine_file as entry_file
 from gateway.store.audit import AuditLog
 from gateway.store.quarantine_entry import (
     Action,
@@ -69,7 +72,6 @@ from gateway.store.sealed import Keyring, SealError, load_keyring
 
 log = structlog.get_logger("sekisho.quarantine")
 
-ORIGINAL, REPORT, META = "original.sealed", "report.sealed", "meta.sealed"
 HELD, RELEASED, DELETED = "held", "released", "deleted"
 DEFAULT_RETENTION = 30 * 86400.0
 #: where a job was going, by origin: destination key -> the put() meta keys it comes from
@@ -143,29 +145,29 @@ class Quarantine:
         name (else the report's input name), sha256 (checked if given), the
         destination keys of the origin (smtp: sender, recipients; folder: folder or
         requester, file or name; http: token or requester); anything else is kept
-        under ``extra``. Returns the entry's directory.
+        under ``extra``. Returns the entry's file.
         """
         final = self.path(job_id)
         work = self._tmp / f"{os.getpid()}.{job_id}.{secrets.token_hex(3)}"
-        work.mkdir()
+        entries: list[QuarantineEntry] = []
+
+        def sealed_meta(info: sealed.Sealed) -> bytes:
+            entries.append(self._new_entry(job_id, report, meta, info))
+            return _json(entries[0].to_dict())
+
         old: Path | None = None
         try:
-            info = sealed.seal_file(original, work / ORIGINAL, self.keys, "original", job_id)
-            entry = self._new_entry(job_id, report, meta, info)
-            sealed.seal_bytes(_json(report), work / REPORT, self.keys, "report", job_id)
-            sealed.seal_bytes(_json(entry.to_dict()), work / META, self.keys, "meta", job_id)
-            durable.fsync_dir(work)
+            entry_file.write(work, original, self.keys, job_id, _json(report), sealed_meta)
             with self._locked():
                 old = self._install(work, final, job_id)
                 durable.fsync_dir(self.root)
-                self._index.upsert(_row(entry, final / META))
+                self._index.upsert(_row(entries[0], final))
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            entry_file.discard(work)  # ours, half written, or the entry it replaced
             raise
         if old is not None:
             log.warning("quarantine.replaced", job_id=job_id)
-            sealed.shred(old / ORIGINAL)
-            shutil.rmtree(old, ignore_errors=True)
+            entry_file.discard(old)
         return final
 
     def _install(self, work: Path, final: Path, job_id: str) -> Path | None:
@@ -174,7 +176,7 @@ class Quarantine:
         where the file system can do it, so a crash leaves the old entry or the new
         one, never neither; elsewhere the old entry is moved aside first and put back
         if the new one cannot take its place."""
-        if not final.exists():
+        if not os.path.lexists(final):
             os.rename(work, final)
             return None
         try:
@@ -240,17 +242,25 @@ class Quarantine:
             return self._index.count(state, origin)
 
     def get(self, job_id: str) -> QuarantineEntry:
-        meta = self.path(job_id) / META
-        if not meta.is_file():
-            raise NotFound(f"{job_id}: no such quarantine entry")
-        data = sealed.open_bytes(meta, self.keys, "meta", job_id)
+        data = sealed.open_data(self._sealed(job_id, "meta"), self.keys, "meta", job_id,
+                                name=f"{job_id} metadata")
         return QuarantineEntry.from_dict(json.loads(data))
 
     def read_report(self, job_id: str) -> dict[str, Any]:
         self.get(job_id)
-        data = sealed.open_bytes(self.path(job_id) / REPORT, self.keys, "report", job_id)
+        data = sealed.open_data(self._sealed(job_id, "report"), self.keys, "report",
+                                job_id, name=f"{job_id} report")
         report: dict[str, Any] = json.loads(data)
         return report
+
+    def _sealed(self, job_id: str, which: str) -> bytes:
+        entry = self.path(job_id)
+        if not entry_file.is_entry(entry):
+            raise NotFound(f"{job_id}: no such quarantine entry")
+        try:
+            return entry_file.read_sealed(entry, which)
+        except FileNotFoundError:  # removed meanwhile
+            raise NotFound(f"{job_id}: no such quarantine entry") from None
 
     def read_original(self, job_id: str, dest: Path) -> QuarantineEntry:
         """Decrypt the original to ``dest`` (mode 0600); nothing appears there unless
@@ -259,8 +269,9 @@ class Quarantine:
         entry = self.get(job_id)
         if entry.state == DELETED:
             raise WrongState(f"{job_id}: the original was deleted ({_last(entry)})")
-        info = sealed.open_file(self.path(job_id) / ORIGINAL, dest, self.keys, "original",
-                                job_id)
+        with entry_file.open_original(self.path(job_id)) as src:
+            info = sealed.open_into(src, dest, self.keys, "original", job_id,
+                                    name=f"{job_id} original")
         if info.sha256 != entry.sha256:
             dest.unlink(missing_ok=True)
             raise sealed.Tampered(f"{job_id}: the original does not match its recorded sha256")
@@ -321,36 +332,36 @@ class Quarantine:
                 self.audit.record(f"quarantine.{action}", job_id=job_id, actor=actor,
                                   reason=reason, origin=entry.origin, sha256=entry.sha256,
                                   **audit_fields)
-            if state == DELETED:
-                sealed.shred(self.path(job_id) / ORIGINAL)
-            self._save(new)
+            self._save(new, drop_original=state == DELETED)
         log.info(f"quarantine.{action}", job_id=job_id, actor=actor)
         return new
 
-    def _save(self, entry: QuarantineEntry) -> None:
-        meta = self.path(entry.job_id) / META
-        durable.replace(meta, sealed.seal(_json(entry.to_dict()), self.keys, "meta",
-                                          entry.job_id), mode=0o600)
-        self._index.upsert(_row(entry, meta))
+    def _save(self, entry: QuarantineEntry, *, drop_original: bool = False) -> None:
+        path = self.path(entry.job_id)
+        meta = sealed.seal(_json(entry.to_dict()), self.keys, "meta", entry.job_id)
+        if drop_original:
+            entry_file.drop_original(path, meta, self._tmp)
+        else:
+            entry_file.replace_meta(path, meta)
+        self._index.upsert(_row(entry, path))
 
     def _reconcile(self) -> None:
         """Bring the index in line with the entries on disk (start-up)."""
         stamps = self._index.stamps()
         seen: set[str] = set()
-        for folder in self.root.iterdir():
-            if folder.name.startswith(".") or not folder.is_dir():
+        for path in self.root.iterdir():
+            if path.name.startswith("."):
                 continue
-            meta = folder / META
-            if not meta.is_file():
-                log.warning("quarantine.not_an_entry", path=str(folder))
+            if not entry_file.is_entry(path):
+                log.warning("quarantine.not_an_entry", path=str(path))
                 continue
-            seen.add(folder.name)
-            if stamps.get(folder.name) == stamp(meta):
+            seen.add(path.name)
+            if stamps.get(path.name) == stamp(entry_file.stamp_path(path)):
                 continue
             try:
-                self._index.upsert(_row(self.get(folder.name), meta))
+                self._index.upsert(_row(self.get(path.name), path))
             except (SealError, ValueError, KeyError) as exc:
-                log.warning("quarantine.unreadable", job_id=folder.name, error=str(exc))
+                log.warning("quarantine.unreadable", job_id=path.name, error=str(exc))
         self._index.remove(set(stamps) - seen)
 
 
@@ -367,12 +378,12 @@ def _clean_tmp(tmp: Path) -> None:
                 pass
             except PermissionError:
                 continue  # alive, another user
-        shutil.rmtree(leftover, ignore_errors=True)
+        entry_file.discard(leftover)
 
 
-def _row(entry: QuarantineEntry, meta: Path) -> Row:
+def _row(entry: QuarantineEntry, path: Path) -> Row:
     return Row(entry.job_id, entry.created, entry.origin, entry.state, entry.verdict,
-               entry.expires, stamp(meta))
+               entry.expires, stamp(entry_file.stamp_path(path)))
 
 
 def _last(entry: QuarantineEntry) -> str:

@@ -42,7 +42,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -150,6 +150,12 @@ def _read_key(path: Path) -> bytes:
 # ------------------------------------------------------------------------ sealing
 
 
+class Readable(Protocol):
+    """What opening reads from: a file, or a part of one."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Sealed:
     """What sealing learnt about the plaintext on the way."""
@@ -245,7 +251,7 @@ def _seal_into(src: BinaryIO, dst: Path, keys: Keyring, purpose: str, job_id: st
     return result
 
 
-def open_stream(src: BinaryIO, keys: Keyring, purpose: str, job_id: str,
+def open_stream(src: Readable, keys: Keyring, purpose: str, job_id: str,
                 *, name: str = "sealed file") -> Iterator[bytes]:
     """Yield the plaintext of ``src`` segment by segment, each one authenticated.
 
@@ -297,14 +303,21 @@ def open_file(src: Path, dest: Path, keys: Keyring, purpose: str, job_id: str) -
 
     Returns the plaintext's size and sha256. An existing ``dest`` is replaced.
     """
+    with open(src, "rb") as fin:
+        return open_into(fin, dest, keys, purpose, job_id, name=src.name)
+
+
+def open_into(fin: Readable, dest: Path, keys: Keyring, purpose: str, job_id: str,
+              *, name: str = "sealed file") -> Sealed:
+    """``open_file`` for a sealed document read from ``fin`` (to its end)."""
     tmp = dest.with_name(f".{dest.name[:60]}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     size, digest = 0, hashlib.sha256()
+    header = fin.read(HEADER_SIZE)
     try:
-        with open(src, "rb") as fin, os.fdopen(fd, "wb", closefd=False) as fout:
-            header = fin.read(HEADER_SIZE)
-            fin.seek(0)
-            for piece in open_stream(fin, keys, purpose, job_id, name=src.name):
+        with os.fdopen(fd, "wb", closefd=False) as fout:
+            for piece in open_stream(_Prefixed(header, fin), keys, purpose, job_id,
+                                     name=name):
                 fout.write(piece)
                 digest.update(piece)
                 size += len(piece)
@@ -321,15 +334,43 @@ def open_file(src: Path, dest: Path, keys: Keyring, purpose: str, job_id: str) -
     return Sealed(size, digest.hexdigest(), header[10:18].hex())
 
 
+class _Prefixed:
+    """``head`` (already read from ``rest``), then the rest of ``rest``."""
+
+    def __init__(self, head: bytes, rest: Readable) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(n)
+        if 0 <= n <= len(self._head):
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        out, self._head = self._head, b""
+        return out + self._rest.read(-1 if n < 0 else n - len(out))
+
+
 def open_bytes(src: Path, keys: Keyring, purpose: str, job_id: str,
                *, limit: int = 64 * 1024 * 1024) -> bytes:
     """Decrypt a small sealed document entirely into memory."""
-    out = bytearray()
     with open(src, "rb") as fin:
-        for piece in open_stream(fin, keys, purpose, job_id, name=src.name):
-            out += piece
-            if len(out) > limit:
-                raise SealError(f"{src.name}: larger than {limit} bytes")
+        return _collect(fin, keys, purpose, job_id, src.name, limit)
+
+
+def open_data(data: bytes, keys: Keyring, purpose: str, job_id: str, *,
+              name: str = "sealed document", limit: int = 64 * 1024 * 1024) -> bytes:
+    """``open_bytes`` for a sealed document already in memory."""
+    return _collect(io.BytesIO(data), keys, purpose, job_id, name, limit)
+
+
+def _collect(src: Readable, keys: Keyring, purpose: str, job_id: str, name: str,
+             limit: int) -> bytes:
+    out = bytearray()
+    for piece in open_stream(src, keys, purpose, job_id, name=name):
+        out += piece
+        if len(out) > limit:
+            raise SealError(f"{name}: larger than {limit} bytes")
     return bytes(out)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway import config
+from gateway.store import quarantine_file as entry_file
 from gateway.store.audit import AuditLog
 from gateway.store.quarantine import Quarantine
 from gateway.store.sealed import HEADER_SIZE, load_keyring
@@ -121,7 +122,7 @@ def test_delete_keeps_a_tombstone(site: Site) -> None:
     job = site.ids["folder"]
     proc = site.run("quarantine", "delete", job, "--approver", "sato", "--reason", "spam")
     assert proc.returncode == 0, proc.stderr
-    assert not (site.var / "quarantine" / job / "original.sealed").exists()
+    assert not entry_file.has_original(site.var / "quarantine" / job)
     twice = site.run("quarantine", "delete", job, "--approver", "sato", "--reason", "again")
     assert twice.returncode == 1
     one_clear_line(twice, "already deleted", "delete by sato")
@@ -154,10 +155,10 @@ def test_purge_uses_each_entrys_retention(site: Site) -> None:
 
 
 def test_tampered_original_fails_cleanly(site: Site) -> None:
-    sealed = site.var / "quarantine" / site.ids["http"] / "original.sealed"
-    data = bytearray(sealed.read_bytes())
-    data[HEADER_SIZE + 5] ^= 0xFF
-    sealed.write_bytes(bytes(data))
+    entry = site.var / "quarantine" / site.ids["http"]
+    data = bytearray(entry.read_bytes())
+    data[entry_file.HEADER + HEADER_SIZE + 5] ^= 0xFF  # the original's first segment
+    entry.write_bytes(bytes(data))
     out = site.root / "t.eml"
     proc = site.run("quarantine", "export", site.ids["http"], "-o", out,
                     "--approver", "a", "--reason", "b")

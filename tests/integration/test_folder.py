@@ -141,7 +141,7 @@ async def test_clean_disarmed_and_blocked(env: Env) -> None:
     for rep in reports(out).values():
         check_report_schema(rep)
         assert rep["source"] == "folder"
-        assert (env.root / "var" / "quarantine" / str(rep["job_id"])).is_dir()  # originals
+        assert (env.root / "var" / "quarantine" / str(rep["job_id"])).is_file()  # originals
     assert visible(pair.inbox) == []
     assert not list(out.rglob(".sekisho-*"))  # no temporary left
 

@@ -99,7 +99,7 @@ def check_outbox(outbox: Path, dropped: dict[str, Path], quarantine: Path) -> di
         else:
             assert rep["output"] is None and not base.exists()
             # never lost: a file that was not delivered has its original in quarantine
-            assert (quarantine / rep["job_id"]).is_dir(), rel
+            assert (quarantine / rep["job_id"]).is_file(), rel
             assert rep["items"][0]["error"], f"{rel}: blocked without a reason"
             notice = base.with_name(base.name + ".blocked.txt").read_text("utf-8-sig")
             assert rep["job_id"] in notice and "原本は隔離されています" in notice

@@ -93,7 +93,7 @@ async def test_clean_disarmed_and_blocked(env: Env) -> None:
     assert svc.result_path(exe.job_id) is None
     assert not env.store.path(exe.job_id, RESULT).exists()
     for rec in (txt, html, exe):  # every original is in quarantine, none left in the job
-        assert (env.root / "quarantine" / rec.job_id).is_dir()
+        assert (env.root / "quarantine" / rec.job_id).is_file()
         assert not env.store.path(rec.job_id, INPUT).exists()
     assert sorted(env.handed) == sorted([txt.job_id, html.job_id, exe.job_id])
     assert svc.pending == 0
@@ -219,7 +219,7 @@ async def test_password_zip_is_held_then_unlocked(env: Env) -> None:
     assert held.reason == "zip archive is password-protected"
     assert env.handed == [rec.job_id]  # the sink heard once that a password is needed
     assert env.store.load(rec.job_id).notified  # type: ignore[union-attr]
-    assert (env.root / "quarantine" / rec.job_id).is_dir()  # the original is kept
+    assert (env.root / "quarantine" / rec.job_id).is_file()  # the original is kept
     assert svc.result_path(rec.job_id) is None
     wrong = await svc.unlock(rec.job_id, "guess")
     assert (wrong.state, wrong.reason, wrong.password_attempts) == (
@@ -298,7 +298,7 @@ async def test_wrong_passwords_lock_the_job_out(env: Env) -> None:
                                                       "too many wrong passwords")
     assert svc.result_path(rec.job_id) is None
     assert not env.store.path(rec.job_id, INPUT).exists()  # the original is in quarantine
-    assert (env.root / "quarantine" / rec.job_id).is_dir()
+    assert (env.root / "quarantine" / rec.job_id).is_file()
     with pytest.raises(NotHeld):
         await svc.unlock(rec.job_id, PASSWORD)
     with pytest.raises(KeyError):

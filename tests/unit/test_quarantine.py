@@ -17,6 +17,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.store import durable, sealed
+from gateway.store import quarantine_file as entry_file
 from gateway.store.audit import AuditLog, verify
 from gateway.store.quarantine import NotFound, Quarantine, QuarantineError, WrongState
 from gateway.store.sealed import (
@@ -64,6 +65,32 @@ def small(tmp_path: Path) -> Path:
 
 def seg_offset(i: int) -> int:
     return HEADER_SIZE + i * (SEGMENT + TAG)
+
+
+def section(entry: Path, which: str) -> tuple[int, int]:
+    """(offset, length) of a sealed section in an entry file."""
+    with open(entry, "rb") as f:
+        return getattr(entry_file.read_layout(f.fileno(), entry.name), which)  # type: ignore[no-any-return]
+
+
+def section_bytes(entry: Path, which: str) -> bytes:
+    offset, length = section(entry, which)
+    return entry.read_bytes()[offset:offset + length]
+
+
+def patch(entry: Path, offset: int, data: bytes) -> None:
+    with open(entry, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def cut_original(entry: Path, keep: int) -> None:
+    """Leave only the first ``keep`` bytes of the sealed original (the header says so)."""
+    offset, _ = section(entry, "original")
+    data = entry.read_bytes()
+    layout = entry_file.read_layout(os.open(entry, os.O_RDONLY), entry.name)
+    entry.write_bytes(entry_file.Layout((offset, keep), layout.report, layout.meta).pack()
+                      + data[entry_file.HEADER:])
 
 
 # ------------------------------------------------------------------------ key files
@@ -135,21 +162,22 @@ def test_20mb_round_trip_streams_and_encrypts(tmp_path: Path, big: Path) -> None
     q = Quarantine(tmp_path / "q", keyring())
     tracemalloc.start()
     try:
-        entry_dir = q.put("job-big", big, REPORT, SMTP_META)
+        entry = q.put("job-big", big, REPORT, SMTP_META)
         _, peak_put = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        entry = q.read_original("job-big", tmp_path / "back.eml")
+        got = q.read_original("job-big", tmp_path / "back.eml")
         _, peak_read = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert (tmp_path / "back.eml").read_bytes() == big.read_bytes()
     assert peak_put < 8 * MIB and peak_read < 8 * MIB  # segments, never the whole file
-    assert entry.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
-    assert entry.size == 20 * MIB
-    cipher = (entry_dir / "original.sealed").read_bytes()
-    assert len(cipher) == HEADER_SIZE + 20 * (SEGMENT + TAG)
-    assert b"MARKER-PLAINTEXT" not in cipher
-    assert (entry_dir / "original.sealed").stat().st_mode & 0o777 == 0o600
+    assert got.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert got.size == 20 * MIB
+    assert section(entry, "original") == (entry_file.HEADER,
+                                          HEADER_SIZE + 20 * (SEGMENT + TAG))
+    cipher = entry.read_bytes()
+    assert b"MARKER-PLAINTEXT" not in cipher and b"yamada" not in cipher
+    assert entry.is_file() and entry.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "back.eml").stat().st_mode & 0o777 == 0o600
 
 
@@ -172,48 +200,55 @@ def _fails(q: Quarantine, job_id: str, dest: Path, match: str) -> None:
 
 def test_tampered_ciphertext_is_detected_and_never_written(tmp_path: Path, big: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
-    sealed_path = q.put("job-1", big, REPORT, SMTP_META) / "original.sealed"
-    data = bytearray(sealed_path.read_bytes())
-    data[seg_offset(3) + 1000] ^= 0x01
-    sealed_path.write_bytes(bytes(data))
+    entry = q.put("job-1", big, REPORT, SMTP_META)
+    at = section(entry, "original")[0] + seg_offset(3) + 1000
+    patch(entry, at, bytes([entry.read_bytes()[at] ^ 0x01]))
     _fails(q, "job-1", tmp_path / "out.eml", "segment 3 fails authentication")
 
 
 def test_swapped_segments_are_detected(tmp_path: Path, big: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
-    sealed_path = q.put("job-1", big, REPORT, SMTP_META) / "original.sealed"
-    data = sealed_path.read_bytes()
-    one, two = data[seg_offset(1):seg_offset(2)], data[seg_offset(2):seg_offset(3)]
-    sealed_path.write_bytes(data[:seg_offset(1)] + two + one + data[seg_offset(3):])
+    entry = q.put("job-1", big, REPORT, SMTP_META)
+    base = section(entry, "original")[0]
+    data = entry.read_bytes()
+    one = data[base + seg_offset(1):base + seg_offset(2)]
+    two = data[base + seg_offset(2):base + seg_offset(3)]
+    patch(entry, base + seg_offset(1), two + one)
     _fails(q, "job-1", tmp_path / "out.eml", "segment 1 fails authentication")
 
 
 def test_truncated_originals_are_detected(tmp_path: Path, big: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
-    sealed_path = q.put("job-1", big, REPORT, SMTP_META) / "original.sealed"
-    data = sealed_path.read_bytes()
-    sealed_path.write_bytes(data[:seg_offset(19)])  # the last segment cut off
+    entry = q.put("job-1", big, REPORT, SMTP_META)
+    cut_original(entry, seg_offset(19))  # the last segment cut off
     _fails(q, "job-1", tmp_path / "out.eml", "truncated after segment 18")
-    sealed_path.write_bytes(data[:seg_offset(5) + 100])  # cut inside a segment
+    cut_original(entry, seg_offset(5) + 100)  # cut inside a segment
     _fails(q, "job-1", tmp_path / "out.eml", "segment 5 fails authentication")
-    sealed_path.write_bytes(data[:HEADER_SIZE])
+    cut_original(entry, HEADER_SIZE)
     _fails(q, "job-1", tmp_path / "out.eml", "truncated: no data after the header")
-    sealed_path.write_bytes(data[:10])
+    cut_original(entry, 10)
     with pytest.raises(SealError, match="not a sealed file"):
         q.read_original("job-1", tmp_path / "out.eml")
+    entry.write_bytes(entry.read_bytes()[:section(entry, "meta")[0] + 50])  # file cut
+    with pytest.raises(Tampered, match="the meta is cut off"):
+        q.get("job-1")
+    patch(entry, 20, b"\xff")  # the entry's own header
+    with pytest.raises(SealError, match="damaged entry header"):
+        q.get("job-1")
 
 
 def test_files_swapped_between_entries_are_detected(tmp_path: Path, small: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
     a = q.put("job-a", small, REPORT, SMTP_META)
     b = q.put("job-b", small, REPORT, {**SMTP_META, "recipients": ["other@example.jp"]})
-    (b / "original.sealed").write_bytes((a / "original.sealed").read_bytes())
-    _fails(q, "job-b", tmp_path / "out.eml", r"not the original of job-b \(swapped")
-    (b / "meta.sealed").write_bytes((a / "meta.sealed").read_bytes())
+    b.write_bytes(a.read_bytes())  # a whole entry copied under another name
     with pytest.raises(Tampered, match="not the meta of job-b"):
         q.get("job-b")
-    (a / "meta.sealed").write_bytes((a / "report.sealed").read_bytes())  # purpose swap
-    with pytest.raises(Tampered, match="not the meta of job-a"):
+    _fails(q, "job-b", tmp_path / "out.eml", "not the meta of job-b")
+    a_report = section(a, "report")
+    layout = entry_file.read_layout(os.open(a, os.O_RDONLY), a.name)
+    patch(a, 0, entry_file.Layout(layout.original, layout.report, a_report).pack())
+    with pytest.raises(Tampered, match="not the meta of job-a"):  # purpose swap
         q.get("job-a")
 
 
@@ -233,9 +268,9 @@ def test_wrong_key_is_named_and_old_keys_still_open(tmp_path: Path, small: Path)
     q2.read_original("job-1", tmp_path / "out.eml")
     assert (tmp_path / "out.eml").read_bytes() == small.read_bytes()
     q2.mark_released("job-1", "admin", "checked")  # metadata re-sealed with the new key
-    meta = (tmp_path / "q" / "job-1" / "meta.sealed").read_bytes()
+    meta = section_bytes(tmp_path / "q" / "job-1", "meta")
     assert meta[10:18].hex() == rotated.current_id
-    assert (tmp_path / "q" / "job-1" / "original.sealed").read_bytes()[10:18].hex() == \
+    assert section_bytes(tmp_path / "q" / "job-1", "original")[10:18].hex() == \
         key_id(first.current)
 
 
@@ -299,7 +334,7 @@ def test_replacement_is_one_swap_so_the_entry_is_never_missing(
     q = Quarantine(tmp_path / "q", keyring())
     q.put("job-s", small, REPORT, SMTP_META)
     final = tmp_path / "q" / "job-s"
-    first = (final / "meta.sealed").read_bytes()
+    first = final.read_bytes()
     rename = os.rename
 
     def never_away(src: Path, dst: Path) -> None:
@@ -311,7 +346,7 @@ def test_replacement_is_one_swap_so_the_entry_is_never_missing(
           {**SMTP_META, "verdict": "disarmed"})
     monkeypatch.undo()
     assert q.get("job-s").verdict == "disarmed"
-    assert (final / "meta.sealed").read_bytes() != first
+    assert final.read_bytes() != first
     assert list((tmp_path / "q" / ".tmp").iterdir()) == []  # the old entry is gone
     q.read_original("job-s", tmp_path / "out.eml")
     assert (tmp_path / "out.eml").read_bytes() == small.read_bytes()
@@ -364,11 +399,16 @@ def test_failed_replacement_keeps_the_entry_it_was_replacing(
 def test_updated_metadata_stays_0600_and_leaves_no_temp_file(tmp_path: Path,
                                                              small: Path) -> None:
     q = Quarantine(tmp_path / "q", keyring())
-    entry_dir = q.put("job-m", small, REPORT, SMTP_META)
+    entry = q.put("job-m", small, REPORT, SMTP_META)
+    before = section(entry, "original"), section(entry, "report"), section(entry, "meta")
     q.mark_released("job-m", "admin", "checked by hand")
-    assert (entry_dir / "meta.sealed").stat().st_mode & 0o777 == 0o600
-    assert sorted(p.name for p in entry_dir.iterdir()) == \
-        ["meta.sealed", "original.sealed", "report.sealed"]
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in entry.parent.iterdir() if not p.name.startswith(".")] == \
+        ["job-m"]
+    assert list((tmp_path / "q" / ".tmp").iterdir()) == []
+    # appended: original and report stay where they were, the new metadata follows
+    assert (section(entry, "original"), section(entry, "report")) == before[:2]
+    assert section(entry, "meta")[0] == sum(before[2])
     assert q.get("job-m").state == "released"
 
 
@@ -450,7 +490,7 @@ def test_tmp_leftovers_of_dead_processes_only_are_removed(tmp_path: Path) -> Non
 def test_release_export_delete_history_and_audit(tmp_path: Path, small: Path) -> None:
     audit = AuditLog(tmp_path / "audit.log")
     q = Quarantine(tmp_path / "q", keyring(), audit=audit)
-    entry_dir = q.put("job-1", small, REPORT, SMTP_META)
+    entry = q.put("job-1", small, REPORT, SMTP_META)
     with pytest.raises(ValueError, match="actor and a reason"):
         q.mark_released("job-1", "", "x")
     with pytest.raises(ValueError, match="actor and a reason"):
@@ -464,7 +504,9 @@ def test_release_export_delete_history_and_audit(tmp_path: Path, small: Path) ->
         ("release", "suzuki", "sender confirmed by phone"),
         ("export", "tanaka", "forensics ticket 42"),
         ("delete", "sato", "retention request")]
-    assert sorted(p.name for p in entry_dir.iterdir()) == ["meta.sealed", "report.sealed"]
+    assert section(entry, "original") == (entry_file.HEADER, 0)  # gone, space freed
+    assert entry.stat().st_size == entry_file.HEADER + sum(
+        section(entry, w)[1] for w in ("report", "meta"))
     assert q.get("job-1").state == "deleted" and q.read_report("job-1") == REPORT
     with pytest.raises(WrongState, match=r"deleted \(delete by sato"):
         q.read_original("job-1", tmp_path / "again.eml")
@@ -496,7 +538,7 @@ def test_export_that_cannot_be_audited_leaves_no_copy(tmp_path: Path, small: Pat
     with pytest.raises(OSError, match="audit disk full"):
         q.delete("job-1", "tanaka", "why")
     assert q.get("job-1").state == "held"  # nothing changed without its audit line
-    assert (tmp_path / "q" / "job-1" / "original.sealed").exists()
+    assert section(tmp_path / "q" / "job-1", "original")[1] > 0
 
 
 def test_retention_purge(tmp_path: Path, small: Path) -> None:
@@ -513,7 +555,7 @@ def test_retention_purge(tmp_path: Path, small: Path) -> None:
     assert [e.job_id for e in purged] == ["job-short"]
     assert purged[0].state == "deleted"
     assert [(a.action, a.actor) for a in purged[0].history] == [("purge", "retention")]
-    assert not (tmp_path / "q" / "job-short" / "original.sealed").exists()
+    assert section(tmp_path / "q" / "job-short", "original")[1] == 0
     assert short.get("job-long").state == "held"
     with pytest.raises(WrongState):
         short.read_original("job-short", tmp_path / "x")
@@ -544,3 +586,82 @@ def test_shred_overwrites_the_header_before_unlinking(tmp_path: Path) -> None:
         sealed.shred(dst)
     assert not dst.exists() and seen and seen[0] != original_header
     assert not seen[0].startswith(sealed.MAGIC)
+
+
+# ------------------------------------------------------------------ entry files
+
+
+def legacy(entry: Path) -> Path:
+    """Turn an entry file into the directory layout of earlier versions (three files)."""
+    parts = {name: section_bytes(entry, which) for name, which in
+             (("original.sealed", "original"), ("report.sealed", "report"),
+              ("meta.sealed", "meta"))}
+    entry.unlink()
+    entry.mkdir()
+    for name, data in parts.items():
+        (entry / name).write_bytes(data)
+    return entry
+
+
+def test_entries_of_the_directory_layout_still_work(tmp_path: Path, small: Path) -> None:
+    keys = keyring()
+    q = Quarantine(tmp_path / "q", keys)
+    old = legacy(q.put("job-old", small, REPORT, SMTP_META))
+    q.put("job-new", small, REPORT, SMTP_META)
+    q.close()
+    (tmp_path / "q" / ".index.sqlite").unlink()  # rebuilt from both kinds of entry
+    q = Quarantine(tmp_path / "q", keys)
+    assert sorted(e.job_id for e in q.list()) == ["job-new", "job-old"]
+    assert q.read_report("job-old") == REPORT
+    q.read_original("job-old", tmp_path / "back.eml")
+    assert (tmp_path / "back.eml").read_bytes() == small.read_bytes()
+    q.mark_released("job-old", "admin", "checked")
+    assert q.get("job-old").state == "released" and old.is_dir()
+    q.delete("job-old", "admin", "spam")
+    assert sorted(p.name for p in old.iterdir()) == ["meta.sealed", "report.sealed"]
+    assert q.get("job-old").state == "deleted"
+    q.put("job-old", small, REPORT, SMTP_META)  # the pipeline ran again: a file now
+    assert old.is_file() and q.get("job-old").state == "held"
+    assert list((tmp_path / "q" / ".tmp").iterdir()) == []
+
+
+def test_a_crash_before_the_header_points_at_new_metadata_keeps_the_old(
+        tmp_path: Path, small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    q = Quarantine(tmp_path / "q", keyring())
+    entry = q.put("job-c", small, REPORT, SMTP_META)
+    pwrite = os.pwrite
+
+    def crash_at_header(fd: int, data: bytes, offset: int) -> int:
+        if offset == 0:
+            raise OSError(5, "Input/output error")
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", crash_at_header)
+    with pytest.raises(OSError, match="Input/output"):
+        q.mark_released("job-c", "admin", "checked")
+    monkeypatch.undo()
+    assert q.get("job-c").state == "held"  # the appended metadata is not pointed at
+    q.mark_released("job-c", "admin", "checked")
+    assert q.get("job-c").state == "released"
+    q.read_original("job-c", tmp_path / "out.eml")
+    assert (tmp_path / "out.eml").read_bytes() == small.read_bytes()
+    assert entry.stat().st_size > entry_file.HEADER + sum(
+        section(entry, w)[1] for w in ("original", "report", "meta"))
+
+
+def test_a_header_read_while_it_is_rewritten_is_read_again(
+        tmp_path: Path, small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    q = Quarantine(tmp_path / "q", keyring())
+    q.put("job-t", small, REPORT, SMTP_META)
+    pread = os.pread
+    torn = [True]
+
+    def half_written(fd: int, n: int, offset: int) -> bytes:
+        data = pread(fd, n, offset)
+        if offset == 0 and torn[0]:
+            torn[0] = False
+            return data[:30] + bytes(len(data) - 30)
+        return data
+
+    monkeypatch.setattr(os, "pread", half_written)
+    assert q.get("job-t").state == "held" and not torn[0]

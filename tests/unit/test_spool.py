@@ -106,7 +106,7 @@ def test_quarantine_put_seals_and_replaces(tmp_path: Path) -> None:
     q = Quarantine(tmp_path / "q")
     meta = {"origin": "smtp", "sender": "a@example.com", "recipients": ["u@localhost"]}
     first = q.put("job-1", original, {"verdict": "blocked"}, {**meta, "reason": "r1"})
-    assert b"body" not in (first / "original.sealed").read_bytes()  # encrypted at rest
+    assert first.is_file() and b"body" not in first.read_bytes()  # encrypted at rest
     q.read_original("job-1", tmp_path / "back.eml")
     assert (tmp_path / "back.eml").read_bytes() == original.read_bytes()
     q.put("job-1", original, {"verdict": "failed"}, {**meta, "reason": "r2"})
