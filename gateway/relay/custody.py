@@ -5,7 +5,7 @@ when the result is not a mail message), quarantines the original with its report
 when ``quarantine.keep`` says so, and writes the audit line. It runs where the
 message was sanitized: ``Custody`` is the follow-up (``WorkerPool.submit_then``)
 that does it in the worker process, right after the pipeline, so that sealing
-the original (AES-GCM, three fsynced files) and the audit fsync are spread over
+the original (AES-GCM, one fsynced file) and the audit fsync are spread over
 the workers instead of queueing in the daemon, whose one GIL also serves every
 SMTP session. When the worker could not get that far (a timeout, a crash: the
 parent wrote a "failed" report), the daemon calls ``settle`` itself.
