@@ -30,6 +30,19 @@ _JIS = frozenset({"iso-2022-jp", "iso2022jp", "iso2022_jp", "csiso2022jp", "iso-
                   "cp50220", "cp50221", "cp50222", "jis", "x-jis"})
 _UTF8 = frozenset({"utf-8", "utf8", "unicode-1-1-utf-8", "x-unicode20utf8"})
 _ASCII = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us"})
+#: what mail clients and browsers read a label as (WHATWG Encoding Standard): the
+#: Windows superset of a charset, since text written on Windows carries its extra
+#: characters under the plain label (a GBK-only hanzi under "gb2312", cp949 hangul
+#: under "euc-kr", curly quotes from cp1252 under "iso-8859-1")
+_SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949", "big5": "cp950",
+             "iso8859-1": "cp1252", "tis-620": "cp874", "iso8859-11": "cp874",
+             "iso8859-9": "cp1254"}
+#: labels WHATWG knows and Python's codec registry does not
+_LABELS = {"windows-874": "cp874", "x-gbk": "gb18030", "cn-gb": "gb18030",
+           "gb_2312-80": "gb18030", "csgb2312": "gb18030", "x-cp1252": "cp1252",
+           "x-mac-roman": "mac_roman", "macintosh": "mac_roman"}
+#: multibyte charsets whose bytes other East Asian decoders also accept (no guessing)
+_CJK = frozenset({"gb18030", "cp949", "cp950"})
 #: text codecs that interpret escapes instead of decoding a charset
 _REFUSED = frozenset({"unicode_escape", "raw_unicode_escape", "punycode", "idna", "undefined"})
 
@@ -61,17 +74,29 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
                      decode_cp932, _utf8)
         return _try(data, fallbacks)
     try:
-        info = codecs.lookup(name)
+        info = codecs.lookup(_LABELS.get(name, name))
     except (LookupError, UnicodeError, ValueError):
         # UnicodeError: a label with raw 8-bit bytes in it; ValueError: one with a NUL
         return guess(data)
     if info.name in _REFUSED or not getattr(info, "_is_text_encoding", True):
         return guess(data)
+    codec = _SUPERSET.get(info.name, info.name)
     try:
-        return data.decode(info.name), True
+        return data.decode(codec), True
     except UnicodeDecodeError:
-        text, _ = guess(data)
-        return text, False
+        pass
+    if codec == "cp1252":  # the five bytes cp1252 leaves out: as ISO-8859-1 (WHATWG)
+        return data.decode("latin-1"), True
+    if codec in _CJK:  # Hong Kong's Big5, mislabelled UTF-8, else U+FFFD
+        alternatives = (_codec("big5hkscs"), _utf8) if codec == "cp950" else (_utf8,)
+        for fn in alternatives:
+            try:
+                return fn(data, "strict"), False
+            except UnicodeDecodeError:
+                continue
+        return data.decode(codec, "replace"), False
+    text, _ = guess(data)
+    return text, False
 
 
 def guess(data: bytes) -> tuple[str, bool]:

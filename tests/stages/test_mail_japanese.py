@@ -72,3 +72,26 @@ def test_rtlo_and_double_extension_names(tmp_path: Path) -> None:
     assert not any(n.endswith(".exe") for n in names)
     cleaned = {loc for kind, loc in keys(report) if kind == "mail.name_cleaned"}
     assert cleaned, keys(report)
+
+
+@pytest.mark.parametrize(("label", "text", "codec"), [
+    ("gb2312", "我把朱镕基的信带来了。", "gbk"),          # 镕: GBK, not in GB 2312
+    ("euc-kr", "회의는 똠방각하 내일입니다.", "cp949"),    # 똠: cp949's extra hangul
+    ("big5", "請準時參加，費用 €20。", "cp950"),           # €: cp950's 0xA3E1
+    ("big5", "香港的粵語：嘢。", "big5hkscs"),              # 嘢: HKSCS only
+    ("iso-8859-1", "Don’t – “quoted” café", "cp1252"),     # curly quotes, en dash
+])
+def test_east_asian_and_western_labels_read_as_their_windows_supersets(
+        tmp_path: Path, label: str, text: str, codec: str) -> None:
+    """What mail clients and browsers do (WHATWG Encoding Standard): text written on
+    Windows carries the superset's characters under the plain label; read strictly
+    as the label it came out as Latin-1 mojibake, quotes became spaces."""
+    raw = text.encode(codec)
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode(label.replace("iso-8859-1", "ascii"))
+    subject = f"=?{label}?B?{__import__('base64').b64encode(raw).decode()}?="
+    entity = g.entity(f"text/plain; charset={label}", g.b64(raw + b"\r\n"), cte="base64")
+    _report, out = run(tmp_path, g.message(entity, subject=subject))
+    msg = parsed(out)
+    assert bodies(msg, "text/plain")[0].rstrip() == text
+    assert str(msg["Subject"]) == text
