@@ -208,10 +208,11 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
             subject = hdr.clean_text(value)
             continue
         if key in hdr.ADDRESS:
-            encoded, dropped = hdr.encode_addresses(value)
-            if dropped:
+            encoded, unusable = hdr.encode_addresses(str(raw))
+            if unusable:
                 ctx.record("mail.defect", f"header:{canonical}", action=Action.REPAIRED,
-                           detail=f"{dropped} unreadable address(es) dropped")
+                           detail=f"{unusable} address(es) without a usable mailbox "
+                                  "kept as text")
         elif key in hdr.IDS:
             encoded = hdr.encode_ids(value)
         elif key == "date":

@@ -52,9 +52,19 @@ _EW = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?\s]*)\?=")
 _EW_GAP = re.compile(r"(\?=)[ \t\r\n]+(?==\?)")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _CTRL = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u2028\u2029\ud800-\udfff]")
-_ADDR = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}$")
+#: a mailbox we write back: dot-atom or quoted local part (printable ASCII, no quote or
+#: backslash inside), and a host name (underscores too: DNS has them, mailers accept them)
+_ADDR = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}|\"[ !#-\[\]-~]{1,62}\")"
+                   r"@[A-Za-z0-9._-]{1,253}$")
+#: identifiers (Message-ID and the ids that refer to it): <...> of atext, dots and "@";
+#: mailers write ids without "@" too (<msg1>, <E7015E63-...>), and threading needs them.
+#: Not starting with "@", "." or "[": Python's default email policy raises on those
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-~]*\])>")
+_ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-~]*\])>"
+                 r"|<[A-Za-z0-9!#$%&'*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{0,247}>")
+#: a display name that is an address itself, unquoted ("a@example.com <b@example.com>"):
+#: one mailbox to a mail client, two to a strict parser
+_ADDRESS_NAME = re.compile(r'(^|,)(\s*)([^,<>"]*@[^,<>"]*?)(\s*)(?=<[^<>]*>)')
 
 
 def unfold(value: str) -> str:
@@ -153,27 +163,41 @@ def encode_text(text: str, name: str) -> str | Header:
     return Header(text, "utf-8", header_name=name)
 
 
-def encode_addresses(decoded: str) -> tuple[str, int]:
-    """Addresses re-formatted; (header value or "", number of entries dropped)."""
+def encode_addresses(raw: str) -> tuple[str, int]:
+    """Addresses re-formatted; (header value or "", number of entries kept as text).
+
+    ``raw``: the header as received. It is parsed before encoded words are decoded, so
+    a display name that decodes to an address stays a name (RFC 2047 section 5). An
+    entry without a mailbox we can write back (no domain, ``<>``, a non-ASCII local
+    part, ``user at host``) stays readable as an empty group named after it
+    (RFC 6854 allows one in From too): the recipient sees who it was, and nothing
+    there can be replied to.
+    """
+    text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', raw_text(unfold(raw)).replace("\n", " "))
     out: list[str] = []
-    dropped = 0
-    for raw_name, raw_addr in getaddresses([decoded.replace("\n", " ")]):
+    unusable = 0
+    for raw_name, raw_addr in getaddresses([text]):
         addr = raw_addr.strip()
+        name = clean_text(decode_value(raw_name)[0], MAX_NAME)
         if not _ADDR.match(addr) or ".." in addr:
-            if raw_name.strip() or addr:
-                dropped += 1
+            shown = clean_text(f"{name} <{addr}>" if name and addr else name or addr,
+                               MAX_NAME)
+            if shown:
+                unusable += 1
+                out.append(f"{_phrase(shown)}:;")
             continue
-        name = clean_text(raw_name, MAX_NAME)
-        if not name:
-            out.append(addr)
-        elif name.isascii() and "=?" not in name:
-            out.append(formataddr((name, addr)))
-        else:  # one encoded word; a literal "=?" in the name is encoded too
-            words = Header(name, "utf-8").encode(maxlinelen=0)
-            out.append(f"{words} <{addr}>")
-    return ", ".join(out), dropped
+        out.append(f"{_phrase(name)} <{addr}>" if name else addr)
+    return ", ".join(out), unusable
+
+
+def _phrase(name: str) -> str:
+    """A display name as a header phrase: quoted ASCII, else one UTF-8 encoded word
+    (a literal "=?" in the name is encoded too)."""
+    if name.isascii() and "=?" not in name:
+        return formataddr((name, "x@x")).rpartition(" <")[0] or '""'
+    return Header(name, "utf-8").encode(maxlinelen=0)
 
 
 def encode_ids(decoded: str) -> str:
-    """Message identifiers: only well-formed <...> tokens survive."""
+    """Message identifiers: only <...> tokens of the characters above survive."""
     return " ".join([i for i in _ID.findall(decoded) if len(i) <= 250][:100])

@@ -284,6 +284,52 @@ def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) ->
     assert "body" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(("header", "mailboxes", "kept_as_text"), [
+    # a display name that decodes to an address stays a name (mail-parser's
+    # mail_test_17.eml: the one sender came out as two From addresses)
+    (b"From: =?UTF-8?B?eEBiYnZhLm14?= <x@bbva.mx>", [("x@bbva.mx", "x@bbva.mx")], []),
+    # an unquoted address as the display name: one mailbox to a mail client
+    (b"From: alice@example.com <bob@example.com>",
+     [("alice@example.com", "bob@example.com")], []),
+    (b"From: a@b.example (Support) <help@example.com>",
+     [("a@b.example (Support)", "help@example.com")], []),
+    # valid or common mailboxes that used to be dropped
+    (b'From: <"System Administrator"@example.com>',
+     [("", '"System Administrator"@example.com')], []),
+    (b"From: Ops <noreply@mail_gw.example.com>", [("Ops", "noreply@mail_gw.example.com")],
+     []),
+    (b"From: =?iso-8859-1?Q?Last=DFlName=2C_FirstName?= <a@example.com>",
+     [("Last\u00dflName, FirstName", "a@example.com")], []),
+    # nothing to reply to, but who it was stays readable (an empty group)
+    (b"From: Mail Delivery System <>", [], ["Mail Delivery System"]),
+    ("To: dangl\u00fce@email.com, b@example.com".encode(), [("", "b@example.com")],
+     ["dangl\u00fce@email.com"]),
+])
+def test_addresses_are_parsed_before_names_are_decoded(
+        tmp_path: Path, header: bytes, mailboxes: list[tuple[str, str]],
+        kept_as_text: list[str]) -> None:
+    field = header.split(b":", 1)[0].decode()
+    rest = b"" if field == "From" else b"From: a@example.com\r\n"
+    data = (rest + header + b"\r\nSubject: x\r\nDate: Thu, 26 Nov 2026 10:00:00 +0900\r\n"
+            b"\r\nbody\r\n")
+    report, out = run(tmp_path, data)
+    assert report.verdict.delivered, report.reason
+    value = parsed(out)[field]
+    got = [(a.display_name, a.addr_spec) for a in value.addresses]
+    assert got == mailboxes
+    assert [g.display_name for g in value.groups if not g.addresses] == kept_as_text
+    assert (("mail.defect", f"header:{field}") in keys(report)) == bool(kept_as_text)
+
+
+def test_message_ids_without_an_at_sign_are_kept_for_threading(tmp_path: Path) -> None:
+    data = (b"From: a@example.com\r\nSubject: x\r\nMessage-ID: <E7015E63-1C2D>\r\n"
+            b"In-Reply-To: <msg1>\r\nReferences: <ant> <msg1> <@b> <a b>\r\n\r\nbody\r\n")
+    _report, out = run(tmp_path, data)
+    msg = parsed(out)
+    assert (msg["Message-ID"], msg["In-Reply-To"], msg["References"]) == (
+        "<E7015E63-1C2D>", "<msg1>", "<ant> <msg1>")
+
+
 def test_encoded_word_with_8bit_charset_label_is_read_not_a_crash(tmp_path: Path) -> None:
     """A raw 8-bit byte inside an encoded word's charset label reached codecs.lookup
     as a lone surrogate (UnicodeEncodeError: an internal error; found by fuzzing)."""
