@@ -68,6 +68,8 @@ _META_CHARSET = re.compile(rb"<meta[^>]{1,1024}?charset\s*=\s*[\"']?\s*([A-Za-z0
 _TITLE = re.compile(r"<title(?=[\s/>])", re.I)
 _TITLE_END = re.compile(r"</title\s*>", re.I)
 _BODY = re.compile(r"<body(?=[\s/>])", re.I)
+_TITLE_ELEMENT = re.compile(r"<title(?=[\s/>]).*?(?:</title\s*>|$)", re.I | re.S)
+_HEAD_TAG = re.compile(r"</?head(?=[\s/>])[^>]*>?", re.I)
 
 
 class HtmlStage:
@@ -131,10 +133,21 @@ def rebuild(text: str, *, keep_links: bool) -> str:
     if end is not None:
         title = htmllib.escape(htmllib.unescape(text[start:end.start()]).strip())
     start = _content_start(text, _BODY)
-    body = text[start:] if start >= 0 else text   # to the end: what follows </body> too
+    if start >= 0:  # to the end: what follows </body> too
+        body = _shown_before_body(text[:text.rfind("<", 0, start)]) + text[start:]
+    else:
+        body = _shown_before_body(text)
     cleaned = clean_fragment(body, keep_links=keep_links)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{title}</title></head>\n<body>\n{cleaned}\n</body></html>\n")
+
+
+def _shown_before_body(text: str) -> str:
+    """What of the text before the body a browser shows: all but the title (taken
+    above) and the head's hidden elements, which the cleaner drops with their content
+    once the head is not one element any more. Text in the head or between it and the
+    body is shown, at the top of the body (HTML parsing opens the body there)."""
+    return _HEAD_TAG.sub("", _TITLE_ELEMENT.sub("", text))
 
 
 def clean_fragment(fragment: str, *, keep_links: bool) -> str:

@@ -207,6 +207,22 @@ def test_clean_html_stays_clean(tmp_path: Path) -> None:
     assert html_text(out) == "こんにちは 世界1"
 
 
+@pytest.mark.parametrize("page", [
+    # rspamd's urlimage.eml: the only text sits between the head and the body
+    "<html><head><title>件名</title></head>お知らせ本文<body><p>以上</p></body></html>",
+    # text in the head itself: HTML parsing opens the body there, browsers show it
+    "<html><head><title>件名</title><style>p{color:red}</style>お知らせ本文"
+    "<script>alert(1)</script><noscript>x</noscript></head><body><p>以上</p></body></html>",
+    "<html><head><title>件名</title>お知らせ本文<meta charset=utf-8></head><p>以上</p></html>",
+])
+def test_text_before_the_body_is_kept(tmp_path: Path, page: str) -> None:
+    report, out = run(tmp_path, page.encode(), "page.html")
+    assert report.verdict.delivered
+    assert html_text(out) == "お知らせ本文以上"  # title, style, script, noscript: not shown
+    assert "<title>件名</title>" in out.read_text(encoding="utf-8")
+    assert not html_problems(out)
+
+
 SVG = b"""<?xml version="1.0" encoding="UTF-8"?>
 <?xml-stylesheet href="https://evil.example/s.css" type="text/css"?>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
