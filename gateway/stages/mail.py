@@ -185,6 +185,7 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
     out: list[tuple[str, object]] = []
     seen: dict[str, int] = {}
     subject = ""
+    hint = _text_charset(msg)
     for name, raw in items:
         key = name.strip().lower()
         if key == "x-sekisho":
@@ -202,13 +203,13 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
         canonical = _CANON.get(key)
         if canonical is None or (key == "received" and seen[key] > hdr.MAX_RECEIVED):
             continue
-        value, _ = hdr.decode_value(str(raw))
+        value, _ = hdr.decode_value(str(raw), hint)
         encoded: object
         if key == "subject":
             subject = hdr.clean_text(value)
             continue
         if key in hdr.ADDRESS:
-            encoded, unusable = hdr.encode_addresses(str(raw))
+            encoded, unusable = hdr.encode_addresses(str(raw), hint)
             if unusable:
                 ctx.record("mail.defect", f"header:{canonical}", action=Action.REPAIRED,
                            detail=f"{unusable} address(es) without a usable mailbox "
@@ -222,6 +223,20 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
         if encoded:
             out.append((canonical, encoded))
     return out, subject
+
+
+def _text_charset(msg: Message) -> str | None:
+    """The charset the message declares for its first text part: what its mailer
+    wrote raw 8-bit headers in, too (as mail clients assume)."""
+    for i, part in enumerate(msg.walk()):
+        if i > 20:
+            break
+        if part.get_content_maintype() == "text":
+            try:
+                return part.get_content_charset()
+            except (ValueError, LookupError, UnicodeError):
+                return None
+    return None
 
 
 def _date(value: str) -> str:

@@ -99,6 +99,20 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
     return text, False
 
 
+def multibyte(label: str) -> bool:
+    """Whether ``label`` names UTF-8 or a multibyte East Asian charset: one whose
+    decoder refuses most text written in another (single-byte charsets accept any
+    bytes, so they say nothing about raw 8-bit text elsewhere in a message)."""
+    name = normalize_label(label)
+    if name in _UTF8 or name in _SJIS or name in _EUC or name in _JIS:
+        return True
+    try:
+        codec = codecs.lookup(_LABELS.get(name, name)).name
+    except (LookupError, UnicodeError, ValueError):
+        return False
+    return _SUPERSET.get(codec, codec) in _CJK or codec in {"gb18030", "big5hkscs"}
+
+
 def guess(data: bytes) -> tuple[str, bool]:
     """Undeclared or wrongly declared bytes: UTF-8, ISO-2022-JP, CP932, EUC-JP, then Latin-1."""
     if data.isascii() and b"\x1b" not in data:

@@ -21,7 +21,7 @@ import re
 from email.header import Header
 from email.utils import formataddr, getaddresses
 
-from gateway.stages.mail_charset import decode_bytes
+from gateway.stages.mail_charset import decode_bytes, multibyte
 
 #: top-level headers copied to the rebuilt message, in this order. Everything else
 #: (DKIM-Signature, ARC-*, Authentication-Results: invalid or forgeable after the
@@ -71,8 +71,10 @@ def unfold(value: str) -> str:
     return _FOLD.sub("", value)
 
 
-def decode_value(raw: str) -> tuple[str, bool]:
-    """A header value as text: encoded words and raw 8-bit decoded; (text, clean)."""
+def decode_value(raw: str, hint: str | None = None) -> tuple[str, bool]:
+    """A header value as text: encoded words and raw 8-bit decoded; (text, clean).
+    ``hint``: the charset the message declares for its text, tried first for raw
+    8-bit bytes when it is UTF-8 or an East Asian multibyte charset."""
     text = unfold(str(raw))
     clean = True
     pieces: list[str] = []
@@ -99,7 +101,7 @@ def decode_value(raw: str) -> tuple[str, bool]:
     for m in _EW.finditer(text):
         if m.start() > pos:
             flush()
-            plain, ok = _raw(text[pos:m.start()])
+            plain, ok = _raw(text[pos:m.start()], hint)
             clean = clean and ok
             pieces.append(plain)
         data = _ew_bytes(m.group(2), m.group(3))
@@ -112,7 +114,7 @@ def decode_value(raw: str) -> tuple[str, bool]:
         pos = m.end()
     flush()
     if pos < len(text):
-        plain, ok = _raw(text[pos:])
+        plain, ok = _raw(text[pos:], hint)
         clean = clean and ok
         pieces.append(plain)
     return "".join(pieces), clean
@@ -123,7 +125,7 @@ def raw_text(text: str) -> str:
     return _raw(text)[0]
 
 
-def _raw(text: str) -> tuple[str, bool]:
+def _raw(text: str, hint: str | None = None) -> tuple[str, bool]:
     """Unencoded header text; surrogates stand for raw 8-bit bytes (surrogateescape)."""
     if text.isascii() and "\x1b" not in text:
         return text, True
@@ -132,6 +134,10 @@ def _raw(text: str) -> tuple[str, bool]:
             data = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             return text.encode("utf-8", "replace").decode("utf-8"), False
+        if hint and multibyte(hint):
+            decoded, ok = decode_bytes(data, hint)
+            if ok:
+                return decoded, True
         return decode_bytes(data, None)
     return text, True  # already text (a header we synthesized)
 
@@ -163,7 +169,7 @@ def encode_text(text: str, name: str) -> str | Header:
     return Header(text, "utf-8", header_name=name)
 
 
-def encode_addresses(raw: str) -> tuple[str, int]:
+def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     """Addresses re-formatted; (header value or "", number of entries kept as text).
 
     ``raw``: the header as received. It is parsed before encoded words are decoded, so
@@ -171,9 +177,9 @@ def encode_addresses(raw: str) -> tuple[str, int]:
     entry without a mailbox we can write back (no domain, ``<>``, a non-ASCII local
     part, ``user at host``) stays readable as an empty group named after it
     (RFC 6854 allows one in From too): the recipient sees who it was, and nothing
-    there can be replied to.
+    there can be replied to. ``hint``: as for ``decode_value``.
     """
-    text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', raw_text(unfold(raw)).replace("\n", " "))
+    text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', _raw(unfold(raw), hint)[0].replace("\n", " "))
     out: list[str] = []
     unusable = 0
     for raw_name, raw_addr in getaddresses([text]):

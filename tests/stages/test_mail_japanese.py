@@ -95,3 +95,24 @@ def test_east_asian_and_western_labels_read_as_their_windows_supersets(
     msg = parsed(out)
     assert bodies(msg, "text/plain")[0].rstrip() == text
     assert str(msg["Subject"]) == text
+
+
+@pytest.mark.parametrize(("body_label", "text", "codec"), [
+    ("gb2312", "邮件传输失败！", "gb2312"),      # flufl.bounce's sina_01.txt
+    ("euc-kr", "메일 전송 실패", "euc-kr"),
+    ("shift_jis", "髙橋様①", "cp932"),
+    ("iso-8859-1", "髙橋様①", "cp932"),         # a single-byte label proves nothing
+])
+def test_raw_8bit_headers_are_read_in_the_charset_the_body_declares(
+        tmp_path: Path, body_label: str, text: str, codec: str) -> None:
+    """Mailers that write raw 8-bit headers write them in the message's own charset,
+    which is what mail clients try first; undeclared, GB2312 read as CP932 or
+    EUC-JP came out as Japanese mojibake."""
+    raw = text.encode(codec)
+    entity = g.entity(f"text/plain; charset={body_label}", b"body\r\n", cte="7bit")
+    data = g.message(entity, subject="x").replace(b"Subject: x", b"Subject: " + raw)
+    data = data.replace(b"\r\nTo: ", b"\r\nReply-To: " + raw + b" <r@example.com>\r\nTo: ", 1)
+    _report, out = run(tmp_path, data)
+    msg = parsed(out)
+    assert str(msg["Subject"]) == text
+    assert msg["Reply-To"].addresses[0].display_name == text
