@@ -1,7 +1,11 @@
 """mbox: every message goes through the pipeline on its own; the clean ones are re-joined.
 
 Messages are split at ``From `` lines that start the file or follow an empty
-line (mboxo/mboxrd; ``>From `` quoting is undone). Each message is one item of
+line (mboxo/mboxrd; ``>From `` quoting is undone), and at a complete From_ line
+(sender and asctime date, ``From a@example.jp Sat Feb  6 23:42:23 2010``) even
+without the empty line before it, as mutt and Python's mailbox module split:
+mailers that forget the empty line exist (KMime's test data), and a body line
+``From here on...`` is not one. Each message is one item of
 the job (``box.mbox/message-0001.eml``): it gets its own findings, notice and
 X-Sekisho header. A blocked message is replaced by a short note message, so
 the recipient sees where something was taken out. The output is an mboxrd file
@@ -23,6 +27,10 @@ from gateway.stages.mail_parts import text_part
 
 _FROM_LINE = re.compile(rb"^From [!-~]{1,200}( [ -~]{1,80})?\s*$")
 _DEFAULT_FROM = b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970"
+_FROM_DATE_LINE = re.compile(
+    rb"^From \S{1,200} +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +"
+    rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +"
+    rb"\d{1,2}:\d{2}(?::\d{2})?(?: +[A-Z]{1,5}| +[+-]\d{4})? +\d{4}\s*$")
 
 
 def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
@@ -32,7 +40,7 @@ def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
     previous_blank = True
     for line in lines:
         bare = line.rstrip(b"\r\n")
-        if bare.startswith(b"From ") and previous_blank:
+        if bare.startswith(b"From ") and (previous_blank or _FROM_DATE_LINE.match(bare)):
             if len(out) >= limit:
                 raise LimitExceeded(f"mailbox holds more than {limit} messages")
             out.append((bare, []))

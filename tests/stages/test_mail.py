@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
 import io
 import struct
@@ -717,3 +718,38 @@ def test_charset_label_with_a_nul_is_guessed_not_an_internal_error(tmp_path: Pat
     assert out is not None
     msg = email.message_from_bytes(out, policy=email.policy.default)
     assert "会議は十時からです。" in msg.get_content()
+
+
+MBOX = (b"From yamada@example.jp Sat Feb  6 23:42:23 2010\n"
+        b"From: yamada@example.jp\nTo: sato@example.jp\nSubject: one\n\n"
+        b"body one\n>From the quoted line\nFrom here on: not a separator\n"
+        # KMime's simple-encapsulated.mbox: no empty line before the next From_ line
+        b"From sato@example.jp Sat Feb  6 23:50:01 2010\n"
+        b"From: sato@example.jp\nTo: yamada@example.jp\nSubject: two\n\nbody two\n\n"
+        b"From x@example.jp Sun Feb  7 09:00:00 2010\n"
+        b"From: x@example.jp\nSubject: three\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee\n"
+        b"--b\nContent-Type: application/x-msdownload; name=a.exe\n"
+        b"Content-Transfer-Encoding: base64\n\n"
+        b"TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAA\n--b--\n")
+
+
+def test_mbox_messages_are_split_disarmed_and_rejoined(tmp_path: Path) -> None:
+    report, out = run(tmp_path, MBOX, name="box.mbox")
+    assert report.verdict is Verdict.DISARMED
+    assert out is not None and out.startswith(b"From yamada@example.jp Sat Feb  6 ")
+    import mailbox  # an independent reader
+    path = tmp_path / "out.mbox"
+    path.write_bytes(out)
+    got = list(mailbox.mbox(str(path)))
+    subjects = [str(email.header.make_header(email.header.decode_header(m["Subject"])))
+                for m in got]
+    assert subjects[:2] == ["one", "two"] and subjects[2].endswith("three")
+    one = got[0].get_payload(decode=True).decode()
+    assert "From the quoted line" in one and "From here on: not a separator" in one
+    assert "body two" in got[1].get_payload(decode=True).decode()
+    assert keys(report) == {("mail.attachment_disarmed", "message-0003.eml")}
+    assert [(i.location, i.verdict.value) for i in report.items] == [
+        ("box.mbox", "disarmed"), ("box.mbox/message-0001.eml", "clean"),
+        ("box.mbox/message-0002.eml", "clean"), ("box.mbox/message-0003.eml", "disarmed"),
+        ("box.mbox/message-0003.eml/a.exe", "blocked")]
