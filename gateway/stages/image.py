@@ -212,6 +212,7 @@ def _reencode(im: Image.Image, data: bytes, fmt: str, dst: BinaryIO, ctx: StageC
             frames, truncated = _decode(im, data)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
+    frames = [f.convert(_STRAIGHT[f.mode]) if f.mode in _STRAIGHT else f for f in frames]
     options = _save_options(im, fmt, frames, lossless=lossless)
     first, rest = frames[0], frames[1:]
     try:
@@ -222,6 +223,10 @@ def _reencode(im: Image.Image, data: bytes, fmt: str, dst: BinaryIO, ctx: StageC
         raise Malformed(f"image cannot be re-encoded ({type(exc).__name__})") from None
     return truncated
 
+
+#: premultiplied ("associated") alpha, which TIFF holds and Pillow reads but writes in
+#: no format: the same pixels with straight alpha
+_STRAIGHT = {"La": "LA", "RGBa": "RGBA"}
 
 #: what Pillow raises on damaged image data (TypeError too: a damaged TIFF directory
 #: without the image's dimensions)

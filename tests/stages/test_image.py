@@ -143,6 +143,23 @@ def test_other_formats_round_trip(tmp_path: Path, fmt: str, name: str) -> None:
     assert same_pixels(data, out.read_bytes())
 
 
+def test_grey_tiff_with_premultiplied_alpha_is_rebuilt_not_blocked(tmp_path: Path) -> None:
+    """libtiff's minisblack-2c-8b-alpha.tiff: ExtraSamples 1 (associated alpha) reads as
+    Pillow's "La", which no format writes: blocked as "cannot be re-encoded"."""
+    mode, read_as = "LA", "La"
+    data = encode(picture(mode), "TIFF")
+    entry = struct.pack("<HHI", 338, 3, 1)  # ExtraSamples, SHORT, one value
+    at = data.index(entry) + len(entry)
+    assert struct.unpack_from("<H", data, at) == (2,)  # Pillow writes unassociated
+    data = data[:at] + struct.pack("<H", 1) + data[at + 2:]
+    assert Image.open(io.BytesIO(data)).mode == read_as
+    report, out = run(tmp_path, data, "scan.tif")
+    assert report.verdict is Verdict.CLEAN, report.reason
+    with Image.open(out) as got:
+        assert got.format == "TIFF" and got.mode == mode and got.size == (64, 48)
+        got.load()
+
+
 def test_avif_is_rebuilt(tmp_path: Path) -> None:
     """AVIF (phones, the web) was blocked as a format without a stage; its EXIF goes."""
     im = picture()
