@@ -95,10 +95,18 @@ def rels_source(name: str) -> str | None:
     low = name.lower()
     if low == "_rels/.rels":
         return ""
+    if apple_double(name):
+        return None
     folder, base = posixpath.split(name)
     if not low.endswith(".rels") or posixpath.basename(folder).lower() != "_rels":
         return None
     return posixpath.join(posixpath.dirname(folder), base[:-5])
+
+
+def apple_double(name: str) -> bool:
+    """A macOS resource fork the Finder's zip adds (``__MACOSX/``, ``._name``): not a
+    part of the package, whatever its name ends in; it goes as unreferenced."""
+    return name.startswith("__MACOSX/") or posixpath.basename(name).startswith("._")
 
 
 # ----------------------------------------------------------------------- content types

@@ -41,7 +41,7 @@ from gateway.stages import ooxml_xps as XPS
 from gateway.stages.cfb_writer import MAGIC as OLE_MAGIC
 from gateway.stages.links import is_web
 from gateway.stages.ooxml_excel import external_link_kind, substitute_macrosheet
-from gateway.stages.ooxml_package import Package, Rel, RelsPart, relative_target
+from gateway.stages.ooxml_package import Package, Rel, RelsPart, apple_double, relative_target
 from gateway.stages.ooxml_parts import process_parts
 
 _WML = "application/vnd.openxmlformats-officedocument.wordprocessingml."
@@ -332,7 +332,8 @@ class Engine:
             if name not in original and name not in self.recorded:
                 self.recorded.add(name)
                 self.record("ooxml.unreferenced_part", name, Action.REMOVED,
-                            "part no relationship refers to")
+                            "macOS resource fork (__MACOSX), not part of the document"
+                            if apple_double(name) else "part no relationship refers to")
 
     def prune(self) -> None:
         for rp, rel in self.pkg.all_rels():

@@ -1209,6 +1209,25 @@ def test_dangling_and_unreferenced_parts(tmp_path: Path) -> None:
     check_output(r, tmp_path)
 
 
+def test_macos_resource_forks_in_the_zip_are_not_parts(tmp_path: Path) -> None:
+    """xlsx2csv's skip_empty_lines.xlsx was zipped by the macOS Finder: AppleDouble
+    files beside every part, __MACOSX/_rels/._.rels too, which was parsed as the
+    relationships of a part and blocked the workbook as "not well-formed XML"."""
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 200
+    p = G.Pkg(G.base_xlsx())
+    for name in ("__MACOSX/._[Content_Types].xml", "__MACOSX/_rels/._.rels",
+                 "__MACOSX/xl/._workbook.xml", "__MACOSX/xl/_rels/._workbook.xml.rels",
+                 "xl/._styles.xml"):
+        p.put(name, fork)
+    r = run(tmp_path, p.build(), "mac.xlsx")
+    assert r.report.verdict is Verdict.DISARMED, r.report.reason
+    assert r.keys() == {("ooxml.unreferenced_part", n) for n in (
+        "__MACOSX/._[Content_Types].xml", "__MACOSX/_rels/._.rels",
+        "__MACOSX/xl/._workbook.xml", "__MACOSX/xl/_rels/._workbook.xml.rels",
+        "xl/._styles.xml")}
+    check_output(r, tmp_path)
+
+
 SCAN_FIXTURES = {
     "docm": lambda: G.docm(signature=True, vba_data=True, custom_ui=True, dde=True),
     "activex": G.docx_activex,
