@@ -8,10 +8,13 @@ call back into the pipeline (``ctx.recurse``) for embedded items.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import BinaryIO, ClassVar, Protocol
+from urllib.parse import unquote
 
 from gateway.kinds import Action
 from gateway.models import Finding, Verdict
@@ -45,6 +48,23 @@ class Embedded:
 
 RecurseFn = Callable[[bytes, str], Embedded]
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def package_target(here: str, target: str, names: frozenset[str]) -> bool:
+    """Whether the relative reference ``target`` in member ``here`` names a member in
+    ``names``. Anything with a scheme, an absolute or network path, a backslash or a
+    way out of the container is not one (tabs and line breaks go first, as a
+    browser's URL parser drops them: "java&#9;script:" has a scheme)."""
+    value = re.sub(r"[\t\n\r]", "", target).strip("\x00- ")
+    if not value or value.startswith(("/", "#")) or "\\" in value or _SCHEME.match(value):
+        return False
+    path = unquote(value.split("#", 1)[0].split("?", 1)[0])
+    if not path:
+        return False
+    full = posixpath.normpath(posixpath.join(posixpath.dirname(here), path))
+    return not full.startswith("../") and full in names
+
 
 @dataclass(slots=True)
 class StageContext:
@@ -62,6 +82,10 @@ class StageContext:
     job_id: str = ""
     #: a password the submitter gave for encrypted content (PPAP); None: none given
     password: str | None = field(default=None, repr=False)
+    #: containers whose members refer to each other by name (an EPUB's documents,
+    #: stylesheets and pictures): the container's location -> its member names. Shared
+    #: by every item of the job; the archive stage declares, ``in_package`` asks
+    packages: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def record(self, kind: str, location: str, *, action: str | Action = Action.REMOVED,
                detail: str = "") -> Finding:
@@ -75,6 +99,15 @@ class StageContext:
 
     def option(self, name: str, default: str) -> str:
         return self.format.option(name, default)
+
+    def in_package(self, target: str) -> bool:
+        """Whether ``target``, a reference in this item, names another member of the
+        container the item is a member of: a place inside the same document (an EPUB
+        chapter's stylesheet, the next chapter), not one elsewhere."""
+        for root, names in self.packages.items():
+            if self.location.startswith(root + "/"):
+                return package_target(self.location[len(root) + 1:], target, names)
+        return False
 
     def recurse(self, data: bytes, name: str) -> Embedded:
         """Run an embedded item through the whole pipeline (limits enforced there)."""

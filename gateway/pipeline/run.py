@@ -62,6 +62,8 @@ class _Job:
     #: embedded outputs (name and bytes) that passed their own verify step: when the
     #: container's verify meets the same item again it need not scan it a second time
     verified: set[bytes] = field(default_factory=set)
+    #: containers whose members refer to each other by name (StageContext.packages)
+    packages: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +288,7 @@ def _context(job: _Job, stage: Stage, type_id: str, location: str, mode: Mode, d
                         else job.policy.format(type_id.split(".", 1)[0]),
                         mode=mode, location=location, type_id=type_id, recurse_fn=recurse,
                         account_fn=job.budget.account, findings=findings, job_id=job.job_id,
-                        password=job.password)
+                        password=job.password, packages=job.packages)
 
 
 def _recurse(job: _Job, data: bytes, name: str, location: str, mode: Mode,
@@ -332,7 +334,7 @@ def _verify(job: _Job, stage: Stage, dst: BinaryIO, out_type: str, location: str
     # notes that replace too-deep members sit one level below the deepest allowed item
     limits = replace(job.policy.limits, max_depth=job.policy.limits.max_depth + 1)
     check = _Job(policy=job.policy, budget=Budget(limits, job.budget.input_size),
-                 job_id=job.job_id, verified=job.verified)
+                 job_id=job.job_id, verified=job.verified, packages=job.packages)
     got = sniff(dst, out_name)
     verifier = registry.stage_for(got.type_id)
     if got.family != out_type.split(".", 1)[0] or verifier is None:

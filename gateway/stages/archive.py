@@ -53,8 +53,8 @@ from gateway.errors import (
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
-from gateway.pipeline.api import Mode, StageContext
-from gateway.stages import archive_external
+from gateway.pipeline.api import Mode, StageContext, package_target
+from gateway.stages import archive_external, links
 from gateway.stages.mail_names import windows_part
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
@@ -88,17 +88,27 @@ class ArchiveStage:
     formats: ClassVar[frozenset[str]] = frozenset(_TYPES)
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
+        epub = _declare_epub(src, ctx)
         for member in _members(src, ctx):
-            self._member(member, None, ctx)
+            if not (epub and member.name == "mimetype"):
+                self._member(member, None, ctx, epub=epub)
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
+        epub = _declare_epub(src, ctx)
         with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
+            if epub:  # OCF: "mimetype" first, stored, saying what it is
+                out.writestr(zipfile.ZipInfo("mimetype", (1980, 1, 1, 0, 0, 0)), EPUB_MIMETYPE)
             for member in _members(src, ctx):
-                self._member(member, out, ctx)
+                if not (epub and member.name == "mimetype"):
+                    self._member(member, out, ctx, epub=epub)
         if ctx.type_id != "archive.zip":
             ctx.output_type = ("archive.zip", "zip")
 
-    def _member(self, member: Member, out: zipfile.ZipFile | None, ctx: StageContext) -> None:
+    def _member(self, member: Member, out: zipfile.ZipFile | None, ctx: StageContext, *,
+                epub: bool = False) -> None:
+        """``epub``: every member keeps its name whatever its content turned out to be
+        (an EPUB's documents refer to each other by name), and stylesheets may not load
+        anything from outside the book."""
         if member.problem:
             ctx.record(member.problem, member.name,
                        action=Action.REMOVED if member.data is None else Action.NEUTRALIZED,
@@ -109,7 +119,13 @@ class ArchiveStage:
             if out is not None:
                 out.writestr(zipfile.ZipInfo(member.name, member.date_time), b"")
             return
-        got = ctx.recurse(member.data, member.name)
+        data = member.data
+        if epub and member.name.lower().endswith(".css") \
+                and _loads_from_elsewhere(data, member.name, ctx):
+            ctx.record("archive.stylesheet_loads", member.name,
+                       action=Action.NEUTRALIZED if out is not None else Action.REMOVED)
+            data = b"/* emptied by Sekisho */\n"
+        got = ctx.recurse(data, member.name)
         parent = str(PurePosixPath(member.name).parent)
         prefix = "" if parent == "." else parent + "/"
         if ctx.mode is not Mode.DISARM:
@@ -122,11 +138,60 @@ class ArchiveStage:
         if got.delivered and got.data is not None:
             if got.verdict is Verdict.DISARMED:
                 ctx.record("archive.member_active", member.name, action=Action.DISARMED)
-            out.writestr(_info(prefix + got.name, member.date_time), got.data)
+            name = member.name if epub else prefix + got.name
+            out.writestr(_info(name, member.date_time), got.data)
         else:
             ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
             out.writestr(_info(member.name + NOTE_SUFFIX, member.date_time),
                          _note(member.name, got.reason or "").encode("utf-8"))
+
+
+EPUB_MIMETYPE = b"application/epub+zip"
+_CSS_REFERENCE = re.compile(
+    r"""@import\s*(?:url\(\s*)?(['"]?)([^'"\s;)]*)|url\(\s*(['"]?)([^'")]*)""", re.I)
+_CSS_RUNS = re.compile(r"expression\s*\(|behavio(?:u)?r\s*:|-moz-binding|\\", re.I)
+
+
+def _declare_epub(src: BinaryIO, ctx: StageContext) -> bool:
+    """Whether ``src`` is an EPUB (an OCF zip whose first member, "mimetype", says so);
+    then its member names are declared a package, so references between its documents
+    count as places inside the book (``StageContext.in_package``). Its documents are
+    disarmed as any member is (XHTML as XML); the container keeps its shape and names,
+    so e-book readers still open it."""
+    if ctx.type_id != "archive.zip" or ctx.password is not None:
+        return False
+    try:
+        with zipfile.ZipFile(src) as z:
+            infos = z.infolist()
+            if not infos or infos[0].filename != "mimetype" or infos[0].file_size > 100:
+                return False
+            if z.read(infos[0]).strip() != EPUB_MIMETYPE:
+                return False
+            names = frozenset(i.filename for i in infos if not i.is_dir())
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+        return False  # the member reader says what is wrong with it
+    finally:
+        src.seek(0)
+    ctx.packages[ctx.location] = names
+    return True
+
+
+def _loads_from_elsewhere(data: bytes, name: str, ctx: StageContext) -> bool:
+    """Whether an e-book stylesheet loads anything but the book's own members (fonts,
+    pictures, other stylesheets) or runs code (old IE expressions and behaviours,
+    Firefox bindings); escapes (which can spell "url(") count as such too."""
+    text = data.decode("utf-8", "replace")
+    if _CSS_RUNS.search(text):
+        return True
+    names = ctx.packages.get(ctx.location, frozenset())
+    for m in _CSS_REFERENCE.finditer(text):
+        target = m.group(2) if m.group(2) is not None else (m.group(4) or "")
+        if target.startswith("#") or links.IMAGE_DATA_URL.match(target) \
+                or target.lower().startswith(("data:font/", "data:application/font")):
+            continue
+        if not package_target(name, target, names):
+            return True
+    return False
 
 
 def _info(name: str, date_time: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:

@@ -324,7 +324,9 @@ class _Walk:
             return "xml.script", ""
         if low in _FRAMES:
             return "xml.frame", ""
-        if low == "base" or (low == "link" and not (el.get("href") or "").startswith("#")):
+        href = el.get("href") or ""
+        if low == "base" or (low == "link" and not (href.startswith("#")
+                                                   or self.ctx.in_package(href))):
             return "xml.remote_resource", f"<{name}> loads from elsewhere"
         if low == "meta" and (el.get("http-equiv") or "").strip().lower() == "refresh":
             return "xml.remote_resource", "automatic redirect"
@@ -354,8 +356,8 @@ class _Walk:
     def _url(self, el: etree._Element, key: str, name: str, attr: str, value: str,
              loc: str) -> None:
         target = value.strip()
-        if not target or target.startswith("#"):
-            return
+        if not target or target.startswith("#") or self.ctx.in_package(target):
+            return  # a place inside the document (an e-book's next chapter, its pictures)
         if self.xslt and "{" in target:
             return  # an attribute value template: the transformation computes it
         if name in ("img", "image") and links.IMAGE_DATA_URL.match(target):
