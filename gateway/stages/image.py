@@ -122,6 +122,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_STILL = frozenset({b"IHDR", b"PLTE", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP",
                         b"sBIT", b"pHYs", b"bKGD", b"IDAT", b"IEND"})
 _APNG = frozenset({b"acTL", b"fcTL", b"fdAT"})
+#: what a PNG cannot be drawn without; browsers skip a damaged ancillary chunk (libpng
+#: takes its errors as warnings), so the last tries keep only these (and transparency)
+_PNG_CRITICAL = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
 
 
 def _fallbacks(data: bytes, type_id: str) -> Iterator[tuple[bytes, frozenset[bytes]]]:
@@ -130,7 +133,7 @@ def _fallbacks(data: bytes, type_id: str) -> Iterator[tuple[bytes, frozenset[byt
     if type_id != "image.png" or not data.startswith(_PNG_SIGNATURE):
         return
     last: frozenset[bytes] = frozenset()
-    for keep in (_PNG_STILL | _APNG, _PNG_STILL):
+    for keep in (_PNG_STILL | _APNG, _PNG_STILL, _PNG_CRITICAL | {b"tRNS"}, _PNG_CRITICAL):
         pixels, dropped = _png_only(data, keep)
         if dropped and dropped != last and b"IDAT" not in dropped:
             yield pixels, dropped

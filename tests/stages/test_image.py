@@ -343,6 +343,23 @@ def test_png_whose_text_chunk_decompresses_past_the_limit(tmp_path: Path) -> Non
     assert keys(scanned) == {("image.metadata", "")}
 
 
+@pytest.mark.parametrize("empty", [b"cHRM", b"pHYs", b"gAMA"])
+def test_png_with_an_empty_ancillary_chunk_keeps_its_picture(tmp_path: Path,
+                                                             empty: bytes) -> None:
+    """libpng's crashers/empty_ancillary_chunks.png: zero-length cHRM, bKGD, ... chunks
+    around a good IDAT. Pillow refuses the file ("Truncated cHRM chunk"), browsers show
+    it (libpng takes errors in ancillary chunks as warnings); it was blocked."""
+    base = encode(picture(), "PNG")
+    data = _with_chunk_after_ihdr(base, _png_chunk(empty, b""))
+    with pytest.raises((ValueError, OSError, SyntaxError)):
+        Image.open(io.BytesIO(data)).load()
+    report, out = run(tmp_path, data, "empty.png")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == {("image.metadata", "")}
+    assert empty.decode() in report.items[0].findings[0].detail
+    assert same_pixels(base, out.read_bytes())
+
+
 def test_apng_whose_frame_control_is_missing_keeps_its_default_image(tmp_path: Path) -> None:
     """An APNG whose second frame lost its fcTL chunk (Pillow's chunk_no_fctl.png):
     Pillow refuses every frame ("frame sequence errors"), browsers show the default
