@@ -26,11 +26,12 @@ import io
 import re
 import struct
 from collections.abc import Callable
+from datetime import datetime
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime, parsedate, parsedate_to_datetime
 from typing import BinaryIO, ClassVar, cast
 
 from gateway.errors import LimitExceeded, Malformed
@@ -243,6 +244,15 @@ def _date(value: str) -> str:
     try:
         return format_datetime(parsedate_to_datetime(value.strip()))
     except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    # a zone out of range ("-3000", hyperkitty's bad_date_tz.txt): the time it gives,
+    # zone unknown ("-0000"), rather than none (a relay downstream would stamp its own)
+    parts = parsedate(value.strip())
+    if parts is None:
+        return ""
+    try:
+        return format_datetime(datetime(*parts[:6]))
+    except (TypeError, ValueError, OverflowError):
         return ""
 
 

@@ -322,6 +322,19 @@ def test_addresses_are_parsed_before_names_are_decoded(
     assert (("mail.defect", f"header:{field}") in keys(report)) == bool(kept_as_text)
 
 
+@pytest.mark.parametrize(("date", "kept"), [
+    (b"Mon, 15 Aug 2005 11:22:33 -3000", "Mon, 15 Aug 2005 11:22:33 -0000"),  # zone >24 h
+    (b"Tue, 1 Jan 2019 10:00:00 +0900", "Tue, 01 Jan 2019 10:00:00 +0900"),
+    (b"not a date", None),
+])
+def test_a_date_with_an_impossible_zone_keeps_its_time(tmp_path: Path, date: bytes,
+                                                      kept: str | None) -> None:
+    """hyperkitty's bad_date_tz.txt lost its Date (a relay downstream stamps its own)."""
+    data = b"From: a@example.com\r\nSubject: x\r\nDate: " + date + b"\r\n\r\nbody\r\n"
+    _report, out = run(tmp_path, data)
+    assert parsed(out)["Date"] == kept
+
+
 def test_message_ids_without_an_at_sign_are_kept_for_threading(tmp_path: Path) -> None:
     data = (b"From: a@example.com\r\nSubject: x\r\nMessage-ID: <E7015E63-1C2D>\r\n"
             b"In-Reply-To: <msg1>\r\nReferences: <ant> <msg1> <@b> <a b>\r\n\r\nbody\r\n")
