@@ -61,7 +61,10 @@ _ADDR = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}|\"[ !#-\[\]-~]{1,
 #: Not starting with "@", "." or "[": Python's default email policy raises on those
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-~]*\])>"
+                 rf'|<"[!#-\[\]-~]{{1,200}}"@{_ATEXT}(?:\.{_ATEXT})*>'  # obs-id-left
                  r"|<[A-Za-z0-9!#$%&'*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{0,247}>")
+#: an empty group ("undisclosed-recipients:;"): kept as it is
+_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9 !#$%&'*+/=?^_`{|}~.-]{1,64}):\s*;\s*$")
 #: a display name that is an address itself, unquoted ("a@example.com <b@example.com>"):
 #: one mailbox to a mail client, two to a strict parser
 _ADDRESS_NAME = re.compile(r'(^|,)(\s*)([^,<>"]*@[^,<>"]*?)(\s*)(?=<[^<>]*>)')
@@ -179,15 +182,23 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     (RFC 6854 allows one in From too): the recipient sees who it was, and nothing
     there can be replied to. ``hint``: as for ``decode_value``.
     """
-    text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', _raw(unfold(raw), hint)[0].replace("\n", " "))
+    text = _raw(unfold(raw), hint)[0].replace("\n", " ")
+    group = _EMPTY_GROUP.match(text)
+    if group:
+        return f"{group.group(1).strip()}:;", 0
+    text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', text)
+    pairs = getaddresses([text])
     out: list[str] = []
     unusable = 0
-    for raw_name, raw_addr in getaddresses([text]):
+    for raw_name, raw_addr in pairs:
         addr = raw_addr.strip()
         name = clean_text(decode_value(raw_name)[0], MAX_NAME)
         if not _ADDR.match(addr) or ".." in addr:
-            shown = clean_text(f"{name} <{addr}>" if name and addr else name or addr,
-                               MAX_NAME)
+            # one entry: the field as it reads ("user at host (Name)" keeps its host)
+            whole = clean_text(decode_value(text)[0], MAX_NAME) \
+                if len(pairs) == 1 and addr else ""
+            shown = whole or clean_text(f"{name} <{addr}>" if name and addr else name or addr,
+                                        MAX_NAME)
             if shown:
                 unusable += 1
                 out.append(f"{_phrase(shown)}:;")

@@ -305,6 +305,10 @@ def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) ->
     (b"From: Mail Delivery System <>", [], ["Mail Delivery System"]),
     ("To: dangl\u00fce@email.com, b@example.com".encode(), [("", "b@example.com")],
      ["dangl\u00fce@email.com"]),
+    # Mailman's archive form (hyperkitty's test mails): the host stays readable
+    (b"From: vondruch at redhat.com (=?utf-8?q?V=C3=ADt_Ondruch?=)", [],
+     ["vondruch at redhat.com (V\u00edt Ondruch)"]),
+    (b"To: undisclosed-recipients:;", [], ["undisclosed-recipients"]),
 ])
 def test_addresses_are_parsed_before_names_are_decoded(
         tmp_path: Path, header: bytes, mailboxes: list[tuple[str, str]],
@@ -319,7 +323,8 @@ def test_addresses_are_parsed_before_names_are_decoded(
     got = [(a.display_name, a.addr_spec) for a in value.addresses]
     assert got == mailboxes
     assert [g.display_name for g in value.groups if not g.addresses] == kept_as_text
-    assert (("mail.defect", f"header:{field}") in keys(report)) == bool(kept_as_text)
+    assert (("mail.defect", f"header:{field}") in keys(report)) == (
+        bool(kept_as_text) and b"undisclosed" not in header)
 
 
 @pytest.mark.parametrize(("date", "kept"), [
@@ -337,11 +342,12 @@ def test_a_date_with_an_impossible_zone_keeps_its_time(tmp_path: Path, date: byt
 
 def test_message_ids_without_an_at_sign_are_kept_for_threading(tmp_path: Path) -> None:
     data = (b"From: a@example.com\r\nSubject: x\r\nMessage-ID: <E7015E63-1C2D>\r\n"
-            b"In-Reply-To: <msg1>\r\nReferences: <ant> <msg1> <@b> <a b>\r\n\r\nbody\r\n")
+            b'In-Reply-To: <"cata.hud.a:131600:20001226214727"@hud.ac.uk>\r\n'
+            b"References: <ant> <msg1> <@b> <a b>\r\n\r\nbody\r\n")
     _report, out = run(tmp_path, data)
     msg = parsed(out)
     assert (msg["Message-ID"], msg["In-Reply-To"], msg["References"]) == (
-        "<E7015E63-1C2D>", "<msg1>", "<ant> <msg1>")
+        "<E7015E63-1C2D>", '<"cata.hud.a:131600:20001226214727"@hud.ac.uk>', "<ant> <msg1>")
 
 
 def test_encoded_word_with_8bit_charset_label_is_read_not_a_crash(tmp_path: Path) -> None:
