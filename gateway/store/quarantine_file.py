@@ -235,6 +235,7 @@ def drop_original(entry: Path, meta: bytes, tmp: Path) -> None:
     except BaseException:
         new.unlink(missing_ok=True)
         raise
+    durable.fsync_dir(entry.parent)
 
 
 def shred(entry: Path) -> None:
