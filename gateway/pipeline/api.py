@@ -49,6 +49,8 @@ class Embedded:
 RecurseFn = Callable[[bytes, str], Embedded]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+#: what a URL parser strips from both ends: C0 controls and space
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
 
 
 def package_target(here: str, target: str, names: frozenset[str]) -> bool:
@@ -56,7 +58,7 @@ def package_target(here: str, target: str, names: frozenset[str]) -> bool:
     ``names``. Anything with a scheme, an absolute or network path, a backslash or a
     way out of the container is not one (tabs and line breaks go first, as a
     browser's URL parser drops them: "java&#9;script:" has a scheme)."""
-    value = re.sub(r"[\t\n\r]", "", target).strip("\x00- ")
+    value = re.sub(r"[\t\n\r]", "", target).strip(_C0_AND_SPACE)
     if not value or value.startswith(("/", "#")) or "\\" in value or _SCHEME.match(value):
         return False
     path = unquote(value.split("#", 1)[0].split("?", 1)[0])

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.models import Verdict
+from gateway.pipeline.api import package_target
 from gateway.pipeline.run import process_file, scan_file
 from gateway.policy import FormatPolicy, Limits, Policy
 from tests.conftest import check_report_schema
@@ -231,3 +232,17 @@ def test_container_verify_does_not_rescan_verified_members(tmp_path: Path) -> No
     # the member's own verify scans it once; the container's verify meets the same bytes
     # and trusts that result; the container itself is scanned once by its verify
     assert evil.EvilStage.scans == {"ok": 1, "container": 1}
+
+
+@pytest.mark.parametrize(("target", "inside"), [
+    ("b.css", True), ("-x.css", True), ("\x01 b.css ", True), ("../c.png", True),
+    ("b.css#top", True), ("b%2Ecss", True),
+    ("../../c.png", False),                       # out of the container
+    ("java\tscript:b.css", False),                # a scheme once the tab is dropped
+    ("//b.css", False), ("/a/b.css", False),       # network and absolute paths
+    ("a\\b.css", False), ("missing.css", False), ("#top", False), ("", False),
+])
+def test_package_targets_are_members_reached_by_relative_paths(target: str,
+                                                               inside: bool) -> None:
+    names = frozenset({"a/b.css", "a/-x.css", "c.png"})
+    assert package_target("a/x.xhtml", target, names) is inside
