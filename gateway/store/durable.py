@@ -13,12 +13,13 @@ returns only after an fsync that *started* after its own rename.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 _AT_FDCWD = -100
@@ -73,21 +74,30 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def write(path: Path, data: bytes | Sequence[bytes], *, mode: int = 0o640) -> None:
-    """Create ``path`` (it must not exist) with ``data``, fsynced. The directory is not."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+@contextlib.contextmanager
+def created(path: Path, *, mode: int = 0o640) -> Iterator[int]:
+    """A new file at ``path`` (it must not exist), open for reading and writing: its
+    descriptor, fsynced and closed when the block ends; on an error, gone. The
+    directory is not fsynced."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
     try:
-        for chunk in (data,) if isinstance(data, bytes) else data:
-            view = memoryview(chunk)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+        yield fd
         os.fsync(fd)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+def write(path: Path, data: bytes | Sequence[bytes], *, mode: int = 0o640) -> None:
+    """Create ``path`` (it must not exist) with ``data``, fsynced. The directory is not."""
+    with created(path, mode=mode) as fd:
+        for chunk in (data,) if isinstance(data, bytes) else data:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
 
 
 def replace(path: Path, data: bytes, *, mode: int = 0o640) -> None:

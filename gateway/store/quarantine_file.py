@@ -116,8 +116,7 @@ def write(dst: Path, original: Path, keys: Keyring, job_id: str, report: bytes,
     """Create the entry file ``dst`` (mode 0600, fsynced; the directory is not):
     ``original`` sealed as it streams, then ``report``, then ``meta(original's
     size and digest)``, all sealed."""
-    fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
+    with durable.created(dst, mode=0o600) as fd:
         with os.fdopen(fd, "wb", closefd=False) as out, open(original, "rb") as src:
             out.write(bytes(HEADER))
             info = sealed.seal_stream(src, out, keys, "original", job_id)
@@ -126,16 +125,9 @@ def write(dst: Path, original: Path, keys: Keyring, job_id: str, report: bytes,
             middle = out.tell()
             out.write(sealed.seal(meta(info), keys, "meta", job_id))
             end = out.tell()
-            out.flush()
         layout = Layout((HEADER, start - HEADER), (start, middle - start),
                         (middle, end - middle))
         os.pwrite(fd, layout.pack(), 0)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        dst.unlink(missing_ok=True)
-        raise
-    os.close(fd)
     return info
 
 

@@ -230,25 +230,11 @@ def seal(data: bytes, keys: Keyring, purpose: str, job_id: str) -> bytes:
     return out.getvalue()
 
 
-def seal_bytes(data: bytes, dst: Path, keys: Keyring, purpose: str, job_id: str) -> Sealed:
-    """Seal a small document (metadata, report) into a new file ``dst``, fsynced."""
-    return _seal_into(io.BytesIO(data), dst, keys, purpose, job_id, SEGMENT)
-
-
 def _seal_into(src: BinaryIO, dst: Path, keys: Keyring, purpose: str, job_id: str,
                segment: int) -> Sealed:
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb", closefd=False) as fout:
-            result = seal_stream(src, fout, keys, purpose, job_id, segment=segment)
-            fout.flush()
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        dst.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return result
+    with durable.created(dst, mode=0o600) as fd, \
+            os.fdopen(fd, "wb", closefd=False) as fout:
+        return seal_stream(src, fout, keys, purpose, job_id, segment=segment)
 
 
 def open_stream(src: Readable, keys: Keyring, purpose: str, job_id: str,
