@@ -54,8 +54,10 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _CTRL = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u2028\u2029\ud800-\udfff]")
 #: a mailbox we write back: dot-atom or quoted local part (printable ASCII, no quote or
 #: backslash inside), and a host name (underscores too: DNS has them, mailers accept them)
-_ADDR = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}|\"[ !#-\[\]-~]{1,62}\")"
-                   r"@[A-Za-z0-9._-]{1,253}$")
+_ADDR = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                   r"|\"[ !#-\[\]-~]{1,62}\")"
+                   r"@[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+_MAX_LOCAL, _MAX_DOMAIN = 64, 253
 #: identifiers (Message-ID and the ids that refer to it): <...> of atext, dots and "@";
 #: mailers write ids without "@" too (<msg1>, <E7015E63-...>), and threading needs them.
 #: Not starting with "@", "." or "[": Python's default email policy raises on those
@@ -64,7 +66,7 @@ _ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-
                  rf'|<"[!#-\[\]-~]{{1,200}}"@{_ATEXT}(?:\.{_ATEXT})*>'  # obs-id-left
                  r"|<[A-Za-z0-9!#$%&'*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{0,247}>")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
-_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9 !#$%&'*+/=?^_`{|}~.-]{1,64}):\s*;\s*$")
+_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*$")
 #: a display name that is an address itself, unquoted ("a@example.com <b@example.com>"):
 #: one mailbox to a mail client, two to a strict parser
 _ADDRESS_NAME = re.compile(r'(^|,)(\s*)([^,<>"]*@[^,<>"]*?)(\s*)(?=<[^<>]*>)')
@@ -193,7 +195,8 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     for raw_name, raw_addr in pairs:
         addr = raw_addr.strip()
         name = clean_text(decode_value(raw_name)[0], MAX_NAME)
-        if not _ADDR.match(addr) or ".." in addr:
+        local, _, domain = addr.rpartition("@")
+        if not _ADDR.match(addr) or len(local) > _MAX_LOCAL or len(domain) > _MAX_DOMAIN:
             # one entry: the field as it reads ("user at host (Name)" keeps its host)
             whole = clean_text(decode_value(text)[0], MAX_NAME) \
                 if len(pairs) == 1 and addr else ""

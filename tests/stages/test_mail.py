@@ -268,7 +268,8 @@ def test_duplicate_headers_are_ambiguous_first_kept(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("header", [b"To: \"", b"Message-ID: <@>", b"To: a@",
-                                    b"Content-Type: multipart/mixed; boundary*=\"'\""])
+                                    b"Content-Type: multipart/mixed; boundary*=\"'\"",
+                                    b"To: ..:;"])
 def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) -> None:
     with pytest.raises(Exception):  # noqa: B017 - the bug we defend against
         m = email.message_from_bytes(header + b"\r\nSubject: x\r\n\r\nbody\r\n",
@@ -348,6 +349,20 @@ def test_message_ids_without_an_at_sign_are_kept_for_threading(tmp_path: Path) -
     msg = parsed(out)
     assert (msg["Message-ID"], msg["In-Reply-To"], msg["References"]) == (
         "<E7015E63-1C2D>", '<"cata.hud.a:131600:20001226214727"@hud.ac.uk>', "<ant> <msg1>")
+
+
+@pytest.mark.parametrize("header", [b"To: a>.@ a", b"To: _[_@\t@ :.@. ;>", b"To: a@b., c@.d"])
+def test_rebuilt_addresses_never_crash_a_reader(tmp_path: Path, header: bytes) -> None:
+    """Found by fuzzing the address rebuild: mailboxes like '.@a' or 'a@b.' passed the
+    old check and made Python's default policy raise on our output; a local part and
+    a host are now dot-separated runs (a quoted local part too)."""
+    data = b"From: a@example.com\r\nSubject: x\r\n" + header + b"\r\n\r\nbody\r\n"
+    report, out = run(tmp_path, data)
+    assert report.verdict.delivered
+    value = parsed(out)["To"]
+    str(value)
+    assert all(a.username and not a.username.startswith(".") and "." not in (
+        a.domain[:1], a.domain[-1:]) for a in value.addresses)
 
 
 def test_encoded_word_with_8bit_charset_label_is_read_not_a_crash(tmp_path: Path) -> None:
