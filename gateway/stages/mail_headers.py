@@ -21,6 +21,7 @@ import re
 from email.header import Header
 from email.utils import formataddr, getaddresses
 
+from gateway.addresses import ascii_domain
 from gateway.stages.mail_charset import decode_bytes, multibyte
 
 #: top-level headers copied to the rebuilt message, in this order. Everything else
@@ -193,7 +194,7 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     out: list[str] = []
     unusable = 0
     for raw_name, raw_addr in pairs:
-        addr = raw_addr.strip()
+        addr = _ascii_host(raw_addr.strip())
         name = clean_text(decode_value(raw_name)[0], MAX_NAME)
         local, _, domain = addr.rpartition("@")
         if not _ADDR.match(addr) or len(local) > _MAX_LOCAL or len(domain) > _MAX_DOMAIN:
@@ -208,6 +209,16 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
             continue
         out.append(f"{_phrase(name)} <{addr}>" if name else addr)
     return ", ".join(out), unusable
+
+
+def _ascii_host(addr: str) -> str:
+    """An internationalized host name (RFC 6532 mail: user@例え.jp) in its A-label form,
+    which every reader takes; a non-ASCII local part has none and stays as it is."""
+    local, at, host = addr.rpartition("@")
+    if not at or host.isascii() or not local.isascii():
+        return addr
+    a_label = ascii_domain(host)
+    return f"{local}@{a_label}" if a_label else addr
 
 
 def _phrase(name: str) -> str:
