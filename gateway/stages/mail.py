@@ -219,6 +219,9 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
             encoded = hdr.encode_ids(value)
         elif key == "date":
             encoded = _date(value)
+            if not encoded and value.strip():
+                ctx.record("mail.defect", "header:Date", action=Action.REPAIRED,
+                           detail="not a date: removed")
         else:
             encoded = hdr.encode_text(value, canonical)
         if encoded:

@@ -343,8 +343,9 @@ def test_a_date_with_an_impossible_zone_keeps_its_time(tmp_path: Path, date: byt
                                                       kept: str | None) -> None:
     """hyperkitty's bad_date_tz.txt lost its Date (a relay downstream stamps its own)."""
     data = b"From: a@example.com\r\nSubject: x\r\nDate: " + date + b"\r\n\r\nbody\r\n"
-    _report, out = run(tmp_path, data)
+    report, out = run(tmp_path, data)
     assert parsed(out)["Date"] == kept
+    assert (("mail.defect", "header:Date") in keys(report)) == (kept is None)
 
 
 def test_message_ids_without_an_at_sign_are_kept_for_threading(tmp_path: Path) -> None:
