@@ -345,7 +345,8 @@ def _default_name(part: Message, where: str) -> str:
     ext = {"text/plain": "txt", "text/html": "html", "text/calendar": "ics",
            "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif",
            "application/pdf": "pdf", "application/rtf": "rtf", "text/rtf": "rtf",
-           "message/rfc822": "eml", "application/zip": "zip"}.get(ctype, "bin")
+           "message/rfc822": "eml", "application/zip": "zip"}.get(
+        ctype, "txt" if ctype.startswith("text/") else "bin")  # text/x-ruby-script too
     return f"part-{where.replace('/', '_')}.{ext}"
 
 

@@ -698,6 +698,18 @@ def test_corpus_messages_are_delivered_clean(tmp_path: Path) -> None:
     assert blocked == CORPUS_BLOCKED
 
 
+def test_unnamed_text_attachment_is_named_as_text(tmp_path: Path) -> None:
+    """The Ruby mail gem's attachment_without_a_filename.eml: a text/x-ruby-script
+    attachment without a name was delivered as part-2.bin, which no program opens;
+    unnamed text of any subtype is named .txt (a text editor shows it, nothing runs)."""
+    data = g.message(g.multipart("mixed", g.text("first part"), g.entity(
+        "text/x-ruby-script", b'puts "Hello, world!"\r\n', cte="7bit",
+        headers=[("Content-Disposition", "attachment;")])))
+    report, out = run(tmp_path, data)
+    assert report.verdict.delivered
+    assert attachments(parsed(out)) == {"part-2.txt": b'puts "Hello, world!"\r\n'}
+
+
 def test_inline_cid_image_kept_with_its_html(tmp_path: Path) -> None:
     html = '<html><body><p>logo</p><img src="cid:logo@example.com"></body></html>'
     image = g.entity("image/png", g.b64(g.png_with_metadata()), cte="base64",
