@@ -117,6 +117,8 @@ def rebuild(msg: Message, ctx: StageContext) -> bytes | None:
     """The canonical copy of ``msg`` (None in scan and verify modes)."""
     headers, subject = top_headers(msg, ctx)
     walker = Walker(ctx)
+    if _web_archive(msg, ctx):
+        walker.web_page(msg)
     try:
         parts = walker.walk(msg, "body", 0)
     except RecursionError:

@@ -36,7 +36,7 @@ from gateway.errors import EncryptedContent, LimitExceeded, Malformed
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline.api import Mode, StageContext
-from gateway.stages import mail_body, mail_names
+from gateway.stages import mail_body, mail_mhtml, mail_names
 from gateway.stages.html import decode as decode_html
 from gateway.stages.mail_charset import decode_bytes
 from gateway.stages.mail_headers import SINGLE, decode_value
@@ -67,6 +67,14 @@ class Walker:
         self.taken: set[str] = set()
         self.parts = 0
         self.max_parts = ctx.policy.limits.max_members
+        #: a saved web page's archived addresses -> their parts' Content-IDs
+        self.archived: dict[str, str] = {}
+        self.top: Message | None = None
+
+    def web_page(self, msg: Message) -> None:
+        """``msg`` is a saved web page: its pictures are referred to by address."""
+        self.archived = mail_mhtml.content_ids(msg)
+        self.top = msg
 
     @property
     def building(self) -> bool:
@@ -212,6 +220,9 @@ class Walker:
         if mail_body.has_pgp_message(text):
             self._encrypted(where, "PGP armored message")
         if sub == "html":
+            if self.archived and self.top is not None:
+                text = mail_mhtml.resolve(text, mail_mhtml.base_address(part, self.top),
+                                          self.archived)
             subtype, content = mail_body.html_body(text, where, self.ctx)
             return [text_part(content, subtype)]
         text, files = mail_body.find_uuencoded(text)
