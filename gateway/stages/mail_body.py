@@ -115,6 +115,15 @@ def _defang_text(text: str) -> str:
 # ---------------------------------------------------------------------------- HTML
 
 
+def enriched_to_text(text: str) -> str:
+    """text/enriched (RFC 1896) as the plain text it shows: formatting commands and
+    their parameters go, "<<" is "<", one line break is a space and n are n - 1."""
+    text = re.sub(r"\r\n?", "\n", text).replace("\x00", "").replace("<<", "\x00")
+    text = re.sub(r"(?is)<param>.*?</param>", "", text)
+    text = re.sub(r"</?[A-Za-z0-9-]{1,60}>", "", text).replace("\x00", "<")
+    return re.sub(r"\n+", lambda m: "\n" * (len(m.group()) - 1) or " ", text)
+
+
 def html_body(text: str, where: str, ctx: StageContext) -> tuple[str, str]:
     """A sanitized HTML body: ("html", document) or ("plain", text) by policy."""
     links = ctx.policy.mail.links

@@ -128,9 +128,11 @@ class Walker:
         if ctype in _TNEF_TYPES or data.startswith(TNEF_MAGIC):
             return self._tnef(part, data, raw, where, depth)
         disposition = _disposition(part)
-        if main == "text" and sub in ("plain", "html") and disposition != "attachment" \
-                and raw.name is None:
-            return self._text(part, sub, data, where)
+        if main == "text" and sub in ("plain", "html", "enriched", "rfc822-headers") \
+                and disposition != "attachment" and raw.name is None:
+            # a report's copy of the original headers is text to read, not a message
+            return self._text(part, "plain" if sub != "html" else sub, data, where,
+                              enriched=sub == "enriched")
         return self._attachment(part, data, raw, where)
 
     def _check_headers(self, part: Message, where: str) -> None:
@@ -208,12 +210,14 @@ class Walker:
     # ------------------------------------------------------------------ bodies
 
     def _text(self, part: Message, sub: str, data: bytes, where: str, *,
-              declared: bool = True) -> list[Message]:
+              declared: bool = True, enriched: bool = False) -> list[Message]:
         charset = part.get_content_charset() if declared else None
         if sub == "html" and not charset:
             text, ok = decode_html(data), True
         else:
             text, ok = decode_bytes(data, charset)
+        if enriched:
+            text = mail_body.enriched_to_text(text)
         if not ok:
             self.ctx.record("mail.defect", where, action=Action.REPAIRED,
                             detail=f"text not valid in its charset {charset or '(none)'}")
@@ -426,8 +430,10 @@ def serialize(msg: Message) -> bytes:
 
 
 def _serialize_payload(part: Message) -> bytes:
-    if part.is_multipart():
-        return b"\r\n".join(serialize(p) for p in part.get_payload() if isinstance(p, Message))
+    if part.is_multipart():  # delivery-status: header blocks, one empty line between them
+        blocks = [re.sub(rb"\r\n?", b"\n", serialize(p)).strip(b"\n")
+                  for p in part.get_payload() if isinstance(p, Message)]
+        return b"\n\n".join(b for b in blocks if b) + b"\n"
     # get_payload() without decode reads 8-bit text under the part's charset label, and
     # raises ValueError when that label holds a NUL; with decode it never looks at it
     data = part.get_payload(decode=True)

@@ -710,6 +710,50 @@ def test_unnamed_text_attachment_is_named_as_text(tmp_path: Path) -> None:
     assert attachments(parsed(out)) == {"part-2.txt": b'puts "Hello, world!"\r\n'}
 
 
+REPORT_MAIL = (
+    b"From: Mail Delivery Subsystem <MAILER-DAEMON@example.net>\r\nTo: a@example.jp\r\n"
+    b"Subject: Returned mail\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+    b"--R\r\nContent-Type: text/plain\r\n\r\nThe message could not be delivered.\r\n"
+    b"--R\r\nContent-Type: message/delivery-status\r\n\r\n"
+    b"Reporting-MTA: dns; mx.example.net\r\nArrival-Date: Mon, 24 Dec 2007 10:03:47 +1100\r\n"
+    b"\r\nFinal-Recipient: RFC822; edwin@example.com\r\nAction: failed\r\n"
+    b"Status: 5.3.0\r\n\r\n"
+    b"--R\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+    b"Return-Path: <a@example.jp>\r\nResent-From: b@example.jp\r\nX-Mailer: Mail.app\r\n"
+    b"Subject: the original\r\n"
+    b"--R--\r\n")
+
+
+def test_delivery_report_parts_are_read_as_text(tmp_path: Path) -> None:
+    """The Ruby mail gem's report_530.eml: the delivery-status part came out with mixed
+    line ends and doubled empty lines, and the copy of the original's headers
+    (text/rfc822-headers) was rebuilt as an attached message without most of them."""
+    report, out = run(tmp_path, REPORT_MAIL)
+    assert report.verdict.delivered
+    msg = parsed(out)
+    texts = bodies(msg, "text/plain")
+    status = next(t for t in texts if "Reporting-MTA" in t)
+    assert status.replace("\r\n", "\n") == (
+        "Reporting-MTA: dns; mx.example.net\nArrival-Date: Mon, 24 Dec 2007 10:03:47 +1100\n"
+        "\nFinal-Recipient: RFC822; edwin@example.com\nAction: failed\nStatus: 5.3.0\n")
+    headers = next(t for t in texts if "Return-Path" in t)
+    assert "Resent-From: b@example.jp" in headers and "X-Mailer: Mail.app" in headers
+    assert attachments(msg) == {}
+
+
+def test_enriched_text_is_shown_as_its_text(tmp_path: Path) -> None:
+    """The Ruby mail gem's raw_email11.eml: a text/enriched alternative became an
+    attachment with its markup showing."""
+    data = g.message(g.multipart("alternative", g.entity(
+        "text/enriched", b"<bold>Dear</bold> <<you>\r\nsee\r\n\r\nyou<param>x</param>\r\n",
+        cte="7bit")))
+    _report, out = run(tmp_path, data)
+    msg = parsed(out)
+    assert bodies(msg, "text/plain")[0].replace("\r\n", "\n").rstrip() == "Dear <you> see\nyou"
+    assert attachments(msg) == {}
+
+
 def test_inline_cid_image_kept_with_its_html(tmp_path: Path) -> None:
     html = '<html><body><p>logo</p><img src="cid:logo@example.com"></body></html>'
     image = g.entity("image/png", g.b64(g.png_with_metadata()), cte="base64",
