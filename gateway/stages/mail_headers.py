@@ -66,6 +66,7 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-~]*\])>"
                  rf'|<"[!#-\[\]-~]{{1,200}}"@{_ATEXT}(?:\.{_ATEXT})*>'  # obs-id-left
                  r"|<[A-Za-z0-9!#$%&'*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{0,247}>")
+_BARE_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
 _EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*$")
 #: a display name that is an address itself, unquoted ("a@example.com <b@example.com>"):
@@ -189,6 +190,10 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     group = _EMPTY_GROUP.match(text)
     if group:
         return f"{group.group(1).strip()}:;", 0
+    words = text.split()
+    if len(words) > 1 and not any(c in text for c in ',<>"():;') \
+            and all(_ADDR.match(_ascii_host(w)) for w in words):
+        text = ", ".join(words)  # "a@example.com b@example.com": a list without commas
     text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', text)
     pairs = getaddresses([text])
     out: list[str] = []
@@ -230,5 +235,10 @@ def _phrase(name: str) -> str:
 
 
 def encode_ids(decoded: str) -> str:
-    """Message identifiers: only <...> tokens of the characters above survive."""
-    return " ".join([i for i in _ID.findall(decoded) if len(i) <= 250][:100])
+    """Message identifiers: only <...> tokens of the characters above survive; one id
+    written without its brackets (``201002191008.30117.foo@example.com``) gets them."""
+    ids = [i for i in _ID.findall(decoded) if len(i) <= 250][:100]
+    bare = decoded.strip()
+    if not ids and _BARE_ID.fullmatch(bare) and len(bare) <= 248:
+        return f"<{bare}>"
+    return " ".join(ids)

@@ -754,6 +754,20 @@ def test_enriched_text_is_shown_as_its_text(tmp_path: Path) -> None:
     assert attachments(msg) == {}
 
 
+def test_addresses_listed_without_commas_stay_addresses(tmp_path: Path) -> None:
+    """The Ruby mail gem's raw_email_multiple_from.eml: 'From: tim@x concierge@x'
+    became one unreadable group named '@x'."""
+    data = (b"From: tim@example.com concierge@example.com\r\nTo: a@example.jp\r\n"
+            b"Message-Id: 201002191008.30117.foo.bar@company.example\r\n"
+            b"Subject: x\r\n\r\nbody\r\n")
+    _report, out = run(tmp_path, data)
+    msg = parsed(out)
+    assert [a.addr_spec for a in msg["From"].addresses] == [
+        "tim@example.com", "concierge@example.com"]
+    # an id written without its brackets (mix_caps_content_type.eml) keeps threading
+    assert msg["Message-ID"] == "<201002191008.30117.foo.bar@company.example>"
+
+
 def test_inline_cid_image_kept_with_its_html(tmp_path: Path) -> None:
     html = '<html><body><p>logo</p><img src="cid:logo@example.com"></body></html>'
     image = g.entity("image/png", g.b64(g.png_with_metadata()), cte="base64",
