@@ -191,9 +191,12 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     if group:
         return f"{group.group(1).strip()}:;", 0
     words = text.split()
-    if len(words) > 1 and not any(c in text for c in ',<>"():;') \
-            and all(_ADDR.match(_ascii_host(w)) for w in words):
-        text = ", ".join(words)  # "a@example.com b@example.com": a list without commas
+    if len(words) > 1 and not any(c in text for c in ',<>"():;\\'):
+        if all(_ADDR.match(_ascii_host(w)) for w in words):
+            text = ", ".join(words)  # "a@example.com b@example.com": a list without commas
+        elif _ADDR.match(_ascii_host(words[-1])) and not any("@" in w for w in words[:-1]):
+            # "Big Bug bb@bug.com": a name before the address, without the brackets
+            text = f'"{" ".join(words[:-1])}" <{words[-1]}>'
     text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', text)
     pairs = getaddresses([text])
     out: list[str] = []

@@ -310,6 +310,8 @@ def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) ->
     (b"From: vondruch at redhat.com (=?utf-8?q?V=C3=ADt_Ondruch?=)", [],
      ["vondruch at redhat.com (V\u00edt Ondruch)"]),
     (b"To: undisclosed-recipients:;", [], ["undisclosed-recipients"]),
+    # a name before the address without brackets (mix_caps_content_type.eml)
+    (b"From: Big Bug bb@bug.com", [("Big Bug", "bb@bug.com")], []),
     # RFC 6532 mail (the Ruby mail gem's utf8_headers.eml): a host name in Unicode is
     # written as its A-label; a Unicode local part has no ASCII form and stays as text
     ("From: \u5c71\u7530 <yamada@\u4f8b\u3048.jp>".encode(),
