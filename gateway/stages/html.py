@@ -158,7 +158,7 @@ def clean_fragment(fragment: str, *, keep_links: bool) -> str:
             return None
         if attr in _URL_ATTRS:
             return value if links.IMAGE_DATA_URL.match(value) or value.startswith("cid:") else None
-        if attr == "style" and _CSS_ACTIVE.search(value):
+        if attr == "style" and _CSS_ACTIVE.search(links.css_text(value)):
             return None
         return value
 
@@ -242,7 +242,7 @@ class _Scanner(HTMLParser):
             self.in_style = False
 
     def handle_data(self, data: str) -> None:
-        if self.in_style and _CSS_ACTIVE.search(data):
+        if self.in_style and _CSS_ACTIVE.search(links.css_text(data)):
             self.ctx.record("html.remote_resource", f"style[{self.counts['style'] - 1}]",
                             detail="stylesheet with url(), @import or expression()")
 
@@ -270,7 +270,7 @@ class _Scanner(HTMLParser):
             elif value.strip() and not (picture or value.startswith("cid:")
                                         or tag in _FRAMES or tag in ("script", "link", "base")):
                 rec("html.remote_resource", loc, detail="remote or local resource reference")
-        elif key == "style" and _CSS_ACTIVE.search(value):
+        elif key == "style" and _CSS_ACTIVE.search(links.css_text(value)):
             rec("html.remote_resource", loc, detail="inline style with url() or expression()")
 
 

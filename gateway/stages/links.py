@@ -23,11 +23,36 @@ IMAGE_DATA_URL = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", 
 CSS_LOADS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behavio(u)?r\s*:|"
                        r"-moz-binding", re.IGNORECASE)
 FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
+#: a CSS escape (CSS Syntax 4.3.7): hex digits and one optional blank, an escaped line
+#: break (nothing), or any other character as itself
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})(?:\r\n|[ \t\r\n\f])?|(\r\n|[\r\n\f])|(.))",
+                         re.DOTALL)
 
 #: a field argument: quoted (backslash escapes \\ and \") or a run of non-blanks
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"?|(\S+)')
 #: HYPERLINK switches followed by an argument (\l bookmark, \o tooltip, \t frame)
 _SWITCH_ARG = frozenset({"\\l", "\\o", "\\t"})
+
+
+def css_text(css: str) -> str:
+    """CSS as its parser reads it, escapes decoded: "@\\69mport" is @import and
+    "u\\72l(" is url( to a browser, so checks for what CSS loads look at this."""
+    if "\\" not in css:
+        return css
+
+    def decoded(m: re.Match[str]) -> str:
+        if m.group(1):
+            point = int(m.group(1), 16)
+            ok = 0 < point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF
+            return chr(point) if ok else "\ufffd"
+        return "" if m.group(2) is not None else m.group(3)
+
+    return _CSS_ESCAPE.sub(decoded, css)
+
+
+def css_loads(css: str) -> bool:
+    """Whether CSS loads or runs something (``CSS_LOADS``), escapes decoded first."""
+    return CSS_LOADS.search(css_text(css)) is not None
 
 
 def shown_address(target: str) -> str:

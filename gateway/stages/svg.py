@@ -176,7 +176,7 @@ def _element_kind(el: ET.Element, name: str) -> str | None:
         values = " ".join(el.get(a, "") for a in ("to", "from", "values", "by"))
         if links.SCRIPT_URL.search(values):
             return "svg.animation"
-    if name == "style" and links.CSS_LOADS.search("".join(el.itertext())):
+    if name == "style" and links.css_loads("".join(el.itertext())):
         return "svg.stylesheet"
     return None
 
@@ -205,9 +205,10 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
                 detail = links.link_detail(value, keep_links)
             else:
                 kind = "svg.external_reference"
-        elif attr == "style" and links.CSS_LOADS.search(value):
+        elif attr == "style" and links.css_loads(value):
             kind = "svg.stylesheet"
-        elif "url(" in value.replace(" ", "") and links.CSS_LOADS.search(value):
+        elif "(" in value and "url(" in links.css_text(value).replace(" ", "").lower() \
+                and links.css_loads(value):
             kind = "svg.external_reference"
         if kind is None:
             continue

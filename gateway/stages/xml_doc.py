@@ -330,7 +330,7 @@ class _Walk:
             return "xml.remote_resource", f"<{name}> loads from elsewhere"
         if low == "meta" and (el.get("http-equiv") or "").strip().lower() == "refresh":
             return "xml.remote_resource", "automatic redirect"
-        if low == "style" and links.CSS_LOADS.search("".join(map(str, el.itertext()))):
+        if low == "style" and links.css_loads("".join(map(str, el.itertext()))):
             return "xml.remote_resource", "stylesheet with @import or url()"
         return None
 
@@ -348,7 +348,7 @@ class _Walk:
                 self._drop(el, key, "xml.event_handler", loc)
             elif low == "srcdoc":
                 self._drop(el, key, "xml.frame", loc)
-            elif low == "style" and links.CSS_LOADS.search(value):
+            elif low == "style" and links.css_loads(value):
                 self._drop(el, key, "xml.remote_resource", loc, "style with url()")
             elif low in _URL_ATTRS:
                 self._url(el, key, name.lower(), low, value, loc)

@@ -268,6 +268,33 @@ def test_svg(tmp_path: Path) -> None:
     assert "市役所" in text and 'fill="url(#g)"' in text and 'xlink:href="#g"' in text
 
 
+SVG_NS = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+
+
+@pytest.mark.parametrize(("name", "payload", "found"), [
+    # CSS decodes escapes before it parses: these load from elsewhere in a browser
+    ("import.svg", SVG_NS + b'<style>@\\69mport "https://evil.example/x.css";</style>'
+     b'<rect width="5" height="5"/></svg>', ("svg.stylesheet", "style[0]")),
+    ("style.svg", SVG_NS + b'<rect width="5" height="5" style="mask:u\\72l(https://evil.'
+     b'example/m)"/></svg>', ("svg.stylesheet", "rect[0]@style")),
+    ("fill.svg", SVG_NS + b'<rect width="5" height="5" fill="u\\rl(https://evil.example/f)"/>'
+     b"</svg>", ("svg.external_reference", "rect[0]@fill")),
+    ("page.html", b'<html><body><p style="background:u\\72l(https://evil.example/b)">text'
+     b"</p></body></html>", ("html.remote_resource", "p[0]@style")),
+])
+def test_css_escapes_do_not_hide_a_load(tmp_path: Path, name: str, payload: bytes,
+                                        found: tuple[str, str]) -> None:
+    """Found with the librsvg/resvg suites' companions: the checks matched "url(" and
+    "@import" as written, so "u\\72l(" and "@\\69mport" kept their loads, verdict
+    clean."""
+    report, out = run(tmp_path, payload, name)
+    assert report.verdict is Verdict.DISARMED
+    assert found in keys(report)
+    text = out.read_text(encoding="utf-8")
+    assert "evil.example" not in text
+    assert "<rect" in text or ">text<" in text  # the rest is still there
+
+
 @pytest.mark.parametrize(("payload", "detail"), [
     (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
      b'<svg xmlns="http://www.w3.org/2000/svg"><text>a&x;b</text></svg>',
