@@ -49,6 +49,7 @@ _DROP = {"script": "svg.script", "handler": "svg.script", "listener": "svg.scrip
          "embed": "svg.foreign_object", "object": "svg.foreign_object",
          "link": "svg.external_reference"}
 _ANIMATIONS = {"set", "animate", "animateTransform", "animateMotion", "animateColor"}
+_SCRIPT_ANYWHERE = re.compile(r"(javascript|vbscript|livescript|mocha|data)\s*:", re.I)
 _LINK_URL = re.compile(r"^\s*(https?|mailto)\s*:", re.I)
 _PI = re.compile(rb"<\?xml-stylesheet", re.I)
 
@@ -170,11 +171,14 @@ def _element_kind(el: ET.Element, name: str) -> str | None:
     if name in _DROP:
         return _DROP[name]
     if name in _ANIMATIONS:
-        target = (el.get("attributeName") or "").lower()
-        if target in ("href", "xlink:href") or target.startswith("on"):
+        # any prefix may stand for xlink (x:href): the local name is what counts
+        target = (el.get("attributeName") or "").lower().rpartition(":")[2].strip()
+        if target == "href" or target.startswith("on"):
             return "svg.animation"
         values = " ".join(el.get(a, "") for a in ("to", "from", "values", "by"))
-        if links.SCRIPT_URL.search(values):
+        # a URL parser drops tabs and line breaks: "javas&#9;cript:" is javascript:
+        # (anywhere: values is a ";" list)
+        if _SCRIPT_ANYWHERE.search(re.sub(r"[\t\n\r]", "", values)):
             return "svg.animation"
     if name == "style" and links.css_loads("".join(el.itertext())):
         return "svg.stylesheet"
@@ -196,8 +200,8 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
         elif attr == "href":
             if value.startswith("#"):
                 continue
-            if name == "image" and links.IMAGE_DATA_URL.match(value):
-                continue
+            if name in ("image", "feImage") and links.IMAGE_DATA_URL.match(value):
+                continue  # a picture, in the drawing or in a filter
             if links.SCRIPT_URL.match(value):
                 kind = "svg.javascript_url"
             elif name == "a" and _LINK_URL.match(value):

@@ -268,6 +268,34 @@ def test_svg(tmp_path: Path) -> None:
     assert "市役所" in text and 'fill="url(#g)"' in text and 'xlink:href="#g"' in text
 
 
+def test_svg_animation_of_href_under_any_prefix_is_removed(tmp_path: Path) -> None:
+    """An animation of xlink:href under another prefix (x:href), or a script URL with a
+    tab in it, or in the middle of a values list, was not recognised (found by a
+    probe beside the resvg suite; the output was safe only because the prefix was
+    dropped when the file was written)."""
+    payload = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="http://www.w3.org/1999/xlink"'
+               b' width="9" height="9"><a x:href="#a">'
+               b'<set attributeName="x:href" to="https://example.com/"/>'
+               b'<animate attributeName="fill" values="red;javas&#x09;cript:alert(2)"/>'
+               b'<rect width="5" height="5"/></a></svg>')
+    report, out = run(tmp_path, payload, "anim.svg")
+    assert keys(report) == {("svg.animation", "set[0]"), ("svg.animation", "animate[0]")}
+    assert b"<set" not in out.read_bytes() and b"<animate" not in out.read_bytes()
+
+
+def test_svg_filter_picture_from_a_data_url_is_kept(tmp_path: Path) -> None:
+    """resvg's filters/feImage tests: an feImage's data:image/png picture was removed as
+    a script URL; it is a picture, as in <image>."""
+    png = (b"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+           b"2mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
+    payload = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/'
+               b'xlink" width="9" height="9"><filter id="f"><feImage xlink:href="' + png
+               + b'"/></filter><rect width="5" height="5" filter="url(#f)"/></svg>')
+    report, out = run(tmp_path, payload, "filter.svg")
+    assert report.verdict is Verdict.CLEAN
+    assert png in out.read_bytes()
+
+
 SVG_NS = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
 
 
