@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
 import lzma
 import struct
@@ -1090,3 +1091,21 @@ def test_a_zip_that_only_looks_like_an_epub_gets_no_package_links(tmp_path: Path
     assert report.verdict is Verdict.DISARMED
     ch1 = lxml.etree.fromstring(zipfile.ZipFile(out).read("EPUB/text/ch1.xhtml"))
     assert ch1.find(".//{http://www.w3.org/1999/xhtml}link") is None
+
+
+SVG_ACTIVE = (b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">'
+              b'<script>alert(1)</script><rect width="5" height="5"/></svg>')
+
+
+def test_compressed_svg_stays_a_compressed_svg(tmp_path: Path) -> None:
+    """librsvg's gnome-cool.svgz came out as a zip holding the SVG, which no SVG viewer
+    opens; a .svgz is disarmed and gzipped again (other .gz files still become zips)."""
+    report, out = run(tmp_path, gzip.compress(SVG_ACTIVE), "drawing.svgz")
+    assert report.verdict is Verdict.DISARMED
+    assert report.output is not None and report.output.name == "drawing.svgz"
+    assert keys(report) == {("archive.member_active", "content")}
+    svg = lxml.etree.fromstring(gzip.decompress(out.read_bytes()))
+    assert svg.find("{http://www.w3.org/2000/svg}script") is None
+    assert svg.find("{http://www.w3.org/2000/svg}rect") is not None
+    report, out = run(tmp_path, gzip.compress(SVG_ACTIVE), "drawing.svg.gz")
+    assert zipfile.is_zipfile(out)
