@@ -2,7 +2,8 @@
 
 Removed: <script>, <foreignObject> (embedded HTML), <handler>/<listener>,
 iframe/embed/object, event-handler attributes (on…), javascript:/data: URLs
-(data:image/… in <image> stays), references to anything outside the document
+(a data:image/… picture in <image> or <feImage> stays; an SVG one is disarmed as an
+SVG of its own), references to anything outside the document
 (external <image>/<use>, xlink:href to files, CSS url()/@import, the
 xml-stylesheet processing instruction), and animations (<set>, <animate>)
 that rewrite a link or a handler. Hyperlinks on <a> stay by policy.
@@ -24,10 +25,13 @@ processing instruction.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import BinaryIO, ClassVar
+from urllib.parse import unquote_to_bytes
 
 import defusedxml
 import defusedxml.ElementTree as DET
@@ -35,6 +39,7 @@ import lxml.etree
 
 from gateway.errors import Malformed
 from gateway.kinds import Action
+from gateway.models import Verdict
 from gateway.pipeline import registry, xml_wide
 from gateway.pipeline.api import StageContext
 from gateway.stages import links, xml_doc, xml_dtd
@@ -51,6 +56,7 @@ _DROP = {"script": "svg.script", "handler": "svg.script", "listener": "svg.scrip
 _ANIMATIONS = {"set", "animate", "animateTransform", "animateMotion", "animateColor"}
 _SCRIPT_ANYWHERE = re.compile(r"(javascript|vbscript|livescript|mocha|data)\s*:", re.I)
 _LINK_URL = re.compile(r"^\s*(https?|mailto)\s*:", re.I)
+_SVG_DATA_URL = re.compile(r"^\s*data:image/svg\+xml(;[^,]*)?,", re.I)
 _PI = re.compile(rb"<\?xml-stylesheet", re.I)
 
 
@@ -202,6 +208,14 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
                 continue
             if name in ("image", "feImage") and links.IMAGE_DATA_URL.match(value):
                 continue  # a picture, in the drawing or in a filter
+            if name == "image" and _SVG_DATA_URL.match(value):
+                nested = _nested_svg(value, ctx)
+                if nested == value:
+                    continue
+                if nested is not None:
+                    el.attrib[key] = nested
+                    ctx.record("svg.embedded_picture", loc, action=Action.DISARMED)
+                    continue
             if links.SCRIPT_URL.match(value):
                 kind = "svg.javascript_url"
             elif name == "a" and _LINK_URL.match(value):
@@ -219,6 +233,25 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
         ctx.record(kind, loc, action=action, detail=detail)
         if action == "removed":
             del el.attrib[key]
+
+
+def _nested_svg(url: str, ctx: StageContext) -> str | None:
+    """An SVG drawn as a picture (<image href="data:image/svg+xml,...">; browsers draw it
+    with nothing active, other renderers may not): disarmed as an SVG of its own. The
+    URL as it is when the drawing is clean, a new one holding the disarmed drawing, or
+    None when it cannot be made safe (or is not an SVG)."""
+    head, _, payload = url.strip().partition(",")
+    try:
+        data = (base64.b64decode(re.sub(r"\s+", "", payload), validate=True)
+                if head.lower().endswith(";base64") else unquote_to_bytes(payload))
+    except (ValueError, binascii.Error):
+        return None
+    got = ctx.recurse(data, "picture.svg")
+    if got.type != "svg" or not got.verdict.delivered:
+        return None
+    if got.verdict is Verdict.CLEAN or got.data is None:  # scan and verify: nothing written
+        return url if not got.residual else None
+    return "data:image/svg+xml;base64," + base64.b64encode(got.data).decode("ascii")
 
 
 registry.register(SvgStage())

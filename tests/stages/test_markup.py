@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 from pathlib import Path
 
@@ -294,6 +295,30 @@ def test_svg_filter_picture_from_a_data_url_is_kept(tmp_path: Path) -> None:
     report, out = run(tmp_path, payload, "filter.svg")
     assert report.verdict is Verdict.CLEAN
     assert png in out.read_bytes()
+
+
+def test_svg_picture_inside_an_svg_is_disarmed_not_removed(tmp_path: Path) -> None:
+    """resvg's structure/image/embedded-svg*.svg: an <image> of data:image/svg+xml was
+    removed as a script URL, so the drawing lost the picture. It is disarmed as an SVG
+    of its own: a clean one stays as it was, one with a script comes back without."""
+    clean = (b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4">'
+             b'<rect width="4" height="4"/></svg>')
+    active = clean.replace(b"<rect", b"<script>alert(1)</script><rect")
+    plain = "data:image/svg+xml;base64," + base64.b64encode(clean).decode()
+    payload = (b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">'
+               b'<image width="4" height="4" href="' + plain.encode() + b'"/>'
+               b'<image width="4" height="4" href="data:image/svg+xml;utf8,'
+               + active.replace(b"<", b"%3C").replace(b">", b"%3E").replace(b'"', b"%22")
+               + b'"/></svg>')
+    report, out = run(tmp_path, payload, "pictures.svg")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("svg.embedded_picture", "image[1]@href")}
+    root = lxml.etree.fromstring(out.read_bytes())
+    hrefs = [e.get("href") for e in root.iter("{http://www.w3.org/2000/svg}image")]
+    assert hrefs[0] == plain
+    nested = base64.b64decode(hrefs[1].split(",", 1)[1])
+    assert b"<script" not in nested and b"<rect" in nested
+    assert lxml.etree.fromstring(nested) is not None
 
 
 SVG_NS = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
