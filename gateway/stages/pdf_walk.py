@@ -242,6 +242,8 @@ class Walk:
             self._rebuild_pages(root, rloc / "Pages")
             return
         seen = ObjectSet()
+        claimed = ObjectSet()       # page tree nodes some /Kids already holds
+        claimed.add(tree)
         order: list[Object] = []    # page tree nodes, parents before children
         stack: list[tuple[object, Loc]] = [(root.get("/Pages"), rloc / "Pages")]
         loops = False
@@ -253,7 +255,10 @@ class Walk:
             if isinstance(kids, Array) and name_of(node.get("/Type")) != "Page":
                 self.anchor(node, loc)
                 order.append(node)
-                keep = [k for k in kids if not (is_dictlike(k) and k in seen and "/Kids" in k)]
+                # a node listed twice (in one /Kids too: PyMuPDF's test_4147.pdf) is a
+                # loop to qpdf, which then refuses the whole file
+                keep = [k for k in kids
+                        if not (is_dictlike(k) and "/Kids" in k and not claimed.add(k))]
                 if len(keep) != len(kids):
                     loops = True
                     kids = node["/Kids"] = Array(keep)

@@ -10,6 +10,7 @@ raw byte search after qpdf decompresses it.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 import subprocess
@@ -387,6 +388,30 @@ def test_repairable_damage_is_repaired(tmp_path: Path) -> None:
     assert triples(report) == {LINK, ("pdf.repaired", "", REP)}
     assert qpdf_check(tmp_path / "in.pdf").returncode != 0  # the input really was damaged
     check_output(tmp_path / "in.pdf", out, tmp_path, keep_uri=True, allow_embedded=False)
+
+
+def test_page_tree_listing_an_empty_node_twice_is_repaired(tmp_path: Path) -> None:
+    """PyMuPDF's test_4147.pdf: the root /Kids holds the same empty /Pages node twice;
+    qpdf calls that a loop and refused the file (blocked), poppler shows its page."""
+    data = pdfgen._classic(pdfgen.base(pages=2))
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        tree = pdf.Root.Pages
+        pages_num = tree.objgen[0]
+        kids = b" ".join(b"%d 0 R" % k.objgen[0] for k in tree.Kids)
+        size = int(pdf.trailer.Size)
+    empty = size
+    data = pdfgen.append_update(data, {
+        pages_num: b"<< /Type /Pages /Count 2 /Kids [%s %d 0 R %d 0 R] >>" % (kids, empty, empty),
+        empty: b"<< /Type /Pages /Count 0 /Kids [] /Parent %d 0 R >>" % pages_num,
+    }, root=pdfgen._catalog(data)[0], size=size + 1)
+    src = tmp_path / "in.pdf"
+    src.write_bytes(data)
+    assert b"Loop detected" in qpdf_check(src).stderr + qpdf_check(src).stdout
+    report, out = run(tmp_path, data, DEFAULT)
+    assert report.verdict.delivered, report.reason
+    assert qpdf_check(out).returncode == 0
+    with pikepdf.open(out) as done:
+        assert len(done.pages) == 2
 
 
 def test_garbage_is_malformed_with_a_clear_reason(tmp_path: Path) -> None:
