@@ -151,6 +151,11 @@ def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str 
         error = _message(exc, src)
     src.seek(0)
     data = src.read()
+    if "unsupported encryption filter" in error and _PUBLIC_KEY.search(data):
+        # encrypted for certificate holders (PDFBox's AESkeylength*.pdf): no password opens
+        # it, and it is not damaged
+        raise EncryptedContent("PDF is encrypted for certificate holders "
+                               "(public-key security); no password opens it")
     ciphertext = ENCRYPT.search(data) is not None  # salvage() refuses real encryption
     first: pikepdf.Pdf | None = None
     for rebuilt in salvage(data):
@@ -170,6 +175,9 @@ def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str 
     if first is not None:
         return first, error, ciphertext
     raise Malformed(f"PDF is damaged beyond repair: {error}")
+
+
+_PUBLIC_KEY = re.compile(rb"/Filter\s*/Adobe\.PubSec|/SubFilter\s*/adbe\.pkcs7\.s[345]")
 
 
 def _blank_undecodable(pdf: pikepdf.Pdf) -> int:

@@ -509,6 +509,15 @@ def encrypted_user() -> bytes:
     return save(base(), encryption=pikepdf.Encryption(owner="owner-secret", user="open-me", R=6))
 
 
+def encrypted_public_key() -> bytes:
+    """Encrypted for certificate holders (public-key security, /Adobe.PubSec: PDFBox's
+    AESkeylength128.pdf): no password opens it."""
+    data = save(base(), encryption=pikepdf.Encryption(owner="o", user="u", R=6),
+                object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    return data.replace(b"/Filter /Standard",
+                        b"/Filter /Adobe.PubSec /SubFilter /adbe.pkcs7.s5")
+
+
 def damaged_xref() -> bytes:
     """Wrong startxref offset and a broken xref entry: qpdf reconstructs the table."""
     data = _classic(base())

@@ -358,6 +358,15 @@ def test_encrypted_with_user_password_is_blocked(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_encrypted_for_certificate_holders_is_blocked_as_encrypted(tmp_path: Path) -> None:
+    """Was blocked as "damaged beyond repair (unsupported encryption filter)"."""
+    report, out = run(tmp_path, pdfgen.encrypted_public_key(), POLICIES["keep"])
+    assert report.verdict is Verdict.BLOCKED
+    assert triples(report) == {("block.encrypted", "", "blocked")}
+    assert "certificate holders" in (report.reason or "")
+    assert not out.exists()
+
+
 def test_user_password_given_opens_and_decrypts(tmp_path: Path) -> None:
     src, out = tmp_path / "in.pdf", tmp_path / "out.pdf"
     src.write_bytes(pdfgen.encrypted_user())
