@@ -256,7 +256,7 @@ def sweep(walk: Walk) -> None:
             continue
         trigger = graph.targets.get(og)
         if trigger is not None and is_dictlike(obj) and (
-                "/S" in obj or "/JS" in obj):
+                "/S" in obj or "/JS" in obj) and not _attributes(obj):
             verdict = classify(obj, trigger, walk.keep_links)
             if not verdict.allowed:  # an action an action slot refers to
                 _empty(obj)
@@ -342,6 +342,14 @@ def _clean_subtree(walk: Walk, obj: Object, loc: Loc, *,
         walk.repairs.append("entries with unreadable names dropped")
 
 
+def _attributes(value: object) -> bool:
+    """A structure attribute object (ISO 32000-1, 14.7.5: /O names its owner), which
+    tagged PDFs keep under a structure element's /A: not an action (a known bad action
+    type is still caught where the sweep meets the dictionary itself)."""
+    return is_dictlike(value) and "/O" in value and "/JS" not in value \
+        and name_of(value.get("/Type")) != "Action"
+
+
 def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = frozenset()) -> bool:
     """Neutralize one dictionary found anywhere; True when it was emptied."""
     verdict = is_known_bad(d, walk.keep_links)
@@ -363,6 +371,8 @@ def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = froze
                          ("/PA", Trigger.USER)):
         value = None if key in done else d.get(key)
         opens = value is not None and trigger is Trigger.OPEN  # goes whatever it holds
+        if key == "/A" and _attributes(value):
+            continue  # a structure element's attributes (/O owner, /S /R ...): no action
         if opens or (is_dictlike(value) and ("/S" in value or "/JS" in value)):
             walk.slot(d, key, loc / key, trigger, report_kept=False)
     if "/AA" not in done and "/AA" in d:

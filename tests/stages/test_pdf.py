@@ -390,6 +390,32 @@ def test_owner_password_output_is_not_encrypted(tmp_path: Path) -> None:
         assert not pdf.is_encrypted
 
 
+def test_structure_attributes_are_not_taken_for_actions(tmp_path: Path) -> None:
+    """PDFBox's PDFBOX-4417-054080.pdf: a structure element's attribute object
+    (/A << /O /Link /S /R >>) was emptied as an "unknown action type R". It stays; an
+    action of a known bad type there is still removed, /O or not."""
+    pdf = pdfgen.base(pages=1)
+    attrs = pdf.make_indirect(pikepdf.Dictionary(O=pikepdf.Name.Layout, S=pikepdf.Name.R,
+                                                 ID=pikepdf.String("F200707")))
+    launch = pikepdf.Dictionary(S=pikepdf.Name.Launch, O=pikepdf.Name.Layout,
+                                F=pikepdf.String("calc.exe"))
+    root = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.StructTreeRoot))
+    good = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.StructElem,
+                                                S=pikepdf.Name.Link, P=root, A=attrs))
+    bad = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.StructElem,
+                                               S=pikepdf.Name.P, P=root, A=launch))
+    root.K = pikepdf.Array([good, bad])
+    pdf.Root.StructTreeRoot = root
+    report, out = run(tmp_path, pdfgen.save(pdf), DEFAULT)
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("pdf.launch", "/Root/StructTreeRoot/K[1]/A"),
+        ("pdf.uri", "/Root/Pages/Kids[0]/Annots[0]/A")}  # the base document's web link
+    with pikepdf.open(out) as done:
+        kept = done.Root.StructTreeRoot.K[0].A
+        assert (kept.O, kept.S, str(kept.ID)) == ("/Layout", "/R", "F200707")
+        assert "/F" not in done.Root.StructTreeRoot.K[1].A
+
+
 def test_repairable_damage_is_repaired(tmp_path: Path) -> None:
     data = pdfgen.damaged_xref()
     report, out = run(tmp_path, data, POLICIES["keep"])
