@@ -177,6 +177,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "外部から読み込む内容 (リンクされたセクション・表・画像・オブジェクト・"
              "テンプレート・DDE・フォーム送信先)"),
     KindInfo("odf.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
+    KindInfo("odf.resource_fork", _I, False,
+             "macOS resource fork in the package (not part of the document) removed",
+             "パッケージ内の macOS リソースフォーク（文書の一部でない）を削除"),
     # --- legacy OLE (doc/xls/ppt) ----------------------------------------------------------
     KindInfo("ole.encrypted", _I, False,
              "password encryption removed (opened with the password given or Excel's "

@@ -46,6 +46,7 @@ from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import ooxml_xml as X
 from gateway.stages import xml_dtd
 from gateway.stages.links import describe_target, is_web, link_detail
+from gateway.stages.ooxml_package import apple_double
 from gateway.stages.ooxml_zip import ZipIn, ZipOut
 
 ODF_TYPES = frozenset(f"odf.{kind}" for kind in (
@@ -129,7 +130,10 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     removed: set[str] = set()
     for name in zin.names:
         folder = _folder(name)
-        if folder is not None:
+        if apple_double(name):  # the Finder's resource forks: not part of the document
+            removed.add(name)
+            ctx.record("odf.resource_fork", name, action=Action.REMOVED)
+        elif folder is not None:
             removed.add(name)
             if zin.size(name):  # LibreOffice writes empty Configurations2/ files: no finding
                 kind, detail = _FOLDERS[folder]

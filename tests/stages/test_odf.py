@@ -114,6 +114,21 @@ def test_plain_odt_is_clean(tmp_path: Path) -> None:
     assert "plain" in oc.libreoffice_text(out)
 
 
+def test_macos_resource_forks_go_and_the_document_opens(tmp_path: Path) -> None:
+    """calligra's Basic_Flowchart stencils were zipped by the macOS Finder: an
+    AppleDouble file beside every part (__MACOSX/._content.xml is no XML) blocked them;
+    LibreOffice could not open them either. Without the forks it can."""
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(200)
+    data = odt(hostile=False, extra={"__MACOSX/._content.xml": fork,
+                                     "__MACOSX/._styles.xml": fork})
+    report, out = run(tmp_path, data, "mac.odt")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert keys(report) == {("odf.resource_fork", "__MACOSX/._content.xml"),
+                            ("odf.resource_fork", "__MACOSX/._styles.xml")}
+    assert not [n for n in zipfile.ZipFile(out).namelist() if "MACOSX" in n]
+    assert "plain" in oc.libreoffice_text(out)
+
+
 @pytest.mark.parametrize("hostile", [False, True])
 def test_openoffice_manifest_doctype_is_accepted(tmp_path: Path, hostile: bool) -> None:
     """OpenOffice.org 2 and 3 wrote a DOCTYPE (no entities) into every manifest: such a
