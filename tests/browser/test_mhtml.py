@@ -30,21 +30,28 @@ PAGE = (b"From: <Saved by Blink>\r\n"
         b"</body></html>\r\n--B--\r\n")
 
 
-def test_saved_page_opens_as_the_page(tmp_path: Path, browser: Any) -> None:
+def _disarm_and_open(tmp_path: Path, data: bytes, browser: Any,
+                     expression: str) -> tuple[set[tuple[str, str]], Any]:
+    """Disarm a saved page (it must come out disarmed), open it in Chromium and
+    evaluate ``expression`` there; the root item's findings and what it gave."""
     src, out = tmp_path / "notice.mhtml", tmp_path / "out.mhtml"
-    src.write_bytes(PAGE)
+    src.write_bytes(data)
     report = process_file(src, out, policy=load("default"))
     assert report.verdict is Verdict.DISARMED
-    # "<Saved by Blink>" is no address: a defect noted, the header rebuilt
-    assert {(f.kind, f.location) for f in report.items[0].findings} == {
-        ("mail.defect", "header:From"), ("html.script", "1/script[0]")}
     page = browser.new_page()
     try:
         page.goto(out.as_uri())
-        text = page.inner_text("body")
-        title = page.title()
+        return {(f.kind, f.location) for f in report.items[0].findings}, \
+            page.evaluate(expression)
     finally:
         page.close()
+
+
+def test_saved_page_opens_as_the_page(tmp_path: Path, browser: Any) -> None:
+    found, (text, title) = _disarm_and_open(tmp_path, PAGE, browser,
+                                            "[document.body.innerText, document.title]")
+    # "<Saved by Blink>" is no address: a defect noted, the header rebuilt
+    assert found == {("mail.defect", "header:From"), ("html.script", "1/script[0]")}
     assert "Water supply notice" in text and "The supply stops on Monday." in text
     assert "ran" not in text.split() and title != "pwned"
     assert "Sekisho" not in text    # the notice did not take the page's place
@@ -78,19 +85,9 @@ def test_saved_page_keeps_its_pictures(tmp_path: Path, browser: Any) -> None:
     """A saved page's pictures are its parts, referred to by the address each came
     from; they were removed as remote pictures, so the page showed text only. Those
     references now point at the parts (cid:); one to anywhere else still goes."""
-    src, out = tmp_path / "notice.mhtml", tmp_path / "out.mhtml"
-    src.write_bytes(PICTURES)
-    report = process_file(src, out, policy=load("default"))
-    assert report.verdict is Verdict.DISARMED
-    assert {(f.kind, f.location) for f in report.items[0].findings} == {
-        ("mail.defect", "header:From"), ("html.remote_resource", "1/img[2]@src")}
-    page = browser.new_page()
-    try:
-        page.goto(out.as_uri())
-        shown = page.evaluate(
-            "Object.fromEntries([...document.images].map(i => [i.id, i.naturalWidth]))")
-        text = page.inner_text("body")
-    finally:
-        page.close()
+    found, (shown, text) = _disarm_and_open(
+        tmp_path, PICTURES, browser, "[Object.fromEntries([...document.images].map("
+        "i => [i.id, i.naturalWidth])), document.body.innerText]")
+    assert found == {("mail.defect", "header:From"), ("html.remote_resource", "1/img[2]@src")}
     assert shown == {"logo": 40, "map": 64, "pixel": 0}
     assert "Water supply notice" in text and "Sekisho" not in text
