@@ -364,6 +364,9 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("mail.name_cleaned", _M, False,
              "deceptive attachment name cleaned (RTLO, control characters, double extension)",
              "偽装された添付ファイル名を修正 (RTLO・制御文字・二重拡張子)"),
+    KindInfo("mail.emlx_converted", _I, False,
+             "Apple Mail message (.emlx) rebuilt as a standard message (.eml)",
+             "Apple Mail のメッセージ（.emlx）を標準形式（.eml）に変換"),
     KindInfo("mail.defect", _L, False,
              "damaged MIME structure repaired", "壊れた MIME 構造を修復"),
     # --- archives ----------------------------------------------------------------------

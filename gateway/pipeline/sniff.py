@@ -472,7 +472,13 @@ def _mail(head: bytes, src: BinaryIO) -> str | None:
         first, _, rest = text.partition(b"\n")
         if re.search(rb"\d{4}\s*$", first.rstrip(b"\r")) or _looks_like_headers(rest):
             return "mail.mbox"
+    count = _EMLX_COUNT.match(text)
+    if count and _looks_like_headers(text[count.end():]):
+        return "mail.emlx"  # Apple Mail: the message's length, the message, a plist
     return "mail.eml" if _looks_like_headers(text) else None
+
+
+_EMLX_COUNT = re.compile(rb"\s{0,8}\d{1,12}[ \t]*\r?\n")
 
 
 def _looks_like_headers(text: bytes, *, named_as_mail: bool = False) -> bool:

@@ -52,7 +52,7 @@ _OUT_POLICY = compat32.clone(linesep="\r\n", max_line_length=78)
 class MailStage:
     name: ClassVar[str] = "mail"
     formats: ClassVar[frozenset[str]] = frozenset(
-        {"mail.eml", "mail.mbox", "mail.tnef", "mail.msg", "mail.p7m"})
+        {"mail.eml", "mail.mbox", "mail.tnef", "mail.msg", "mail.p7m", "mail.emlx"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         self._run(src.read(), None, ctx)
@@ -84,6 +84,10 @@ class MailStage:
             msg = _converted(msg_message, data, ctx, "Outlook message")
             ctx.record("mail.msg_converted", "body", action=Action.DISARMED)
             ctx.output_type = ("mail.eml", "eml")
+        elif ctx.type_id == "mail.emlx":
+            msg = parse(_emlx_message(data))
+            ctx.record("mail.emlx_converted", "body", action=Action.DISARMED)
+            ctx.output_type = ("mail.eml", "eml")
         else:
             msg = parse(data)
         out = rebuild(msg, ctx)
@@ -99,6 +103,17 @@ def _converted(convert: Callable[[bytes, StageContext], Message], data: bytes,
     except (UnicodeError, ValueError, IndexError, KeyError, struct.error, OSError,
             EOFError) as exc:
         raise Malformed(f"{what} is damaged ({type(exc).__name__})") from None
+
+
+def _emlx_message(data: bytes) -> bytes:
+    """The message in an Apple Mail .emlx file: its length on the first line, then the
+    message, then a property list of Mail's flags (not delivered)."""
+    first, _, rest = data.partition(b"\n")
+    try:
+        count = int(first.strip())
+    except ValueError:
+        raise Malformed("Apple Mail message without its length") from None
+    return rest[:count] if count <= len(rest) else rest
 
 
 def parse(data: bytes) -> Message:
@@ -250,6 +265,15 @@ def _date(value: str) -> str:
         return format_datetime(parsedate_to_datetime(value.strip()))
     except (TypeError, ValueError, IndexError, OverflowError):
         pass
+    # Apple Mail's "16 May 2016 at 09:30:32 GMT+1" (Tika's testRFC822_date_utf8.eml)
+    apple = re.sub(r"(?i)\bat\b", " ", value)
+    apple = re.sub(r"(?i)\b(?:GMT|UTC)([+-])(\d{1,2})(?::?(\d{2}))?\b",
+                   lambda m: f"{m.group(1)}{int(m.group(2)):02d}{m.group(3) or '00'}", apple)
+    if apple != value:
+        try:
+            return format_datetime(parsedate_to_datetime(apple.strip()))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
     # a zone out of range ("-3000", hyperkitty's bad_date_tz.txt): the time it gives,
     # zone unknown ("-0000"), rather than none (a relay downstream would stamp its own)
     parts = parsedate(value.strip())

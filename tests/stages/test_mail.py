@@ -338,6 +338,8 @@ def test_addresses_are_parsed_before_names_are_decoded(
 
 @pytest.mark.parametrize(("date", "kept"), [
     (b"Mon, 15 Aug 2005 11:22:33 -3000", "Mon, 15 Aug 2005 11:22:33 -0000"),  # zone >24 h
+    # Apple Mail's form (Tika's testRFC822_date_utf8.eml)
+    (b"16 May 2016 at 09:30:32  GMT+1", "Mon, 16 May 2016 09:30:32 +0100"),
     (b"Tue, 1 Jan 2019 10:00:00 +0900", "Tue, 01 Jan 2019 10:00:00 +0900"),
     (b"not a date", None),
 ])
@@ -768,6 +770,26 @@ def test_addresses_listed_without_commas_stay_addresses(tmp_path: Path) -> None:
         "tim@example.com", "concierge@example.com"]
     # an id written without its brackets (mix_caps_content_type.eml) keeps threading
     assert msg["Message-ID"] == "<201002191008.30117.foo.bar@company.example>"
+
+
+def test_apple_mail_emlx_is_read_as_mail(tmp_path: Path) -> None:
+    """Tika's testEMLX_*.emlx (Apple Mail: the message's length, the message, a property
+    list) were taken for HTML pages: addresses in brackets went as tags, the result
+    was no message, verdict clean. It is disarmed as the message it holds, delivered
+    as a standard .eml."""
+    message = g.message(g.multipart("alternative", g.text("hello"), g.text(
+        "<p>hello</p><script>alert(1)</script>", subtype="html")))
+    plist = (b'<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict>'
+             b"<key>flags</key><integer>8590195713</integer></dict></plist>\n")
+    data = b"%d       \n" % len(message) + message + plist
+    assert sniff.sniff_bytes(data, "12345.emlx").type_id == "mail.emlx"
+    report, out = run(tmp_path, data, "12345.emlx")
+    assert report.verdict is Verdict.DISARMED
+    assert report.output is not None and report.output.name == "12345.eml"
+    assert keys(report) >= {("mail.emlx_converted", "body")}
+    msg = parsed(out)
+    assert bodies(msg, "text/plain")[0].strip() == "hello"
+    assert "<script" not in bodies(msg, "text/html")[0] and b"plist" not in out
 
 
 def test_inline_cid_image_kept_with_its_html(tmp_path: Path) -> None:
