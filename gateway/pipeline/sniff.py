@@ -520,6 +520,9 @@ def _libmagic(head: bytes) -> str:
         if mime in ("text/x-shellscript", "text/x-python", "text/x-perl", "text/x-php",
                     "text/x-msdos-batch"):
             return "executable.script"
+        if mime == "text/calendar" or head.lstrip(b"\xef\xbb\xbf \t\r\n")[:15].upper() \
+                == b"BEGIN:VCALENDAR":
+            return "text.calendar"
         return "text.csv" if mime == "text/csv" else "text.plain"
     if mime in ("message/rfc822", "message/news"):
         return "mail.eml"
@@ -702,7 +705,8 @@ for _fam, _exts in {
 #: canonical extension per type id, used to name outputs whose real type differs
 CANONICAL_EXT: dict[str, str] = {
     "pdf": "pdf", "rtf": "rtf", "html": "html", "svg": "svg",
-    "text.plain": "txt", "text.csv": "csv", "text.sylk": "slk", "text.xml": "xml",
+    "text.plain": "txt", "text.csv": "csv", "text.calendar": "ics", "text.sylk": "slk",
+    "text.xml": "xml",
     "archive.zip": "zip", "mail.eml": "eml",
     "image.png": "png", "image.jpeg": "jpg", "image.gif": "gif", "image.bmp": "bmp",
     "image.tiff": "tif", "image.webp": "webp", "image.vnd.microsoft.icon": "ico",

