@@ -66,6 +66,7 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-~]*\])>"
                  rf'|<"[!#-\[\]-~]{{1,200}}"@{_ATEXT}(?:\.{_ATEXT})*>'  # obs-id-left
                  r"|<[A-Za-z0-9!#$%&'*+/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{0,247}>")
+_ONE_MAILBOX = re.compile(r"^([^<>,]*)<([^<>]+)>\s*$")
 _BARE_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
 _EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*$")
@@ -197,6 +198,15 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
         elif _ADDR.match(_ascii_host(words[-1])) and not any("@" in w for w in words[:-1]):
             # "Big Bug bb@bug.com": a name before the address, without the brackets
             text = f'"{" ".join(words[:-1])}" <{words[-1]}>'
+    one = _ONE_MAILBOX.match(text)
+    if one and _ADDR.match(_ascii_host(one.group(2).strip())) and (
+            any(c in one.group(1) for c in ":;\\") or one.group(1).count('"') % 2):
+        # one mailbox whose name a parser cannot read ('\"Alice: Personal\" <a@x>',
+        # geary's test mail): the name as it reads, the address in its brackets
+        name = clean_text(decode_value(one.group(1).replace("\\", "").replace('"', ""))[0],
+                          MAX_NAME)
+        addr = _ascii_host(one.group(2).strip())
+        return (f"{_phrase(name)} <{addr}>" if name else addr), 0
     text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', text)
     pairs = getaddresses([text])
     out: list[str] = []

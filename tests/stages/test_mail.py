@@ -312,6 +312,9 @@ def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) ->
     (b"To: undisclosed-recipients:;", [], ["undisclosed-recipients"]),
     # a name before the address without brackets (mix_caps_content_type.eml)
     (b"From: Big Bug bb@bug.com", [("Big Bug", "bb@bug.com")], []),
+    # escaped quotes outside a quoted string around a colon (geary's test mails)
+    (b'Reply-To: \\"Alice: Personal Account\\" <alice@example.org>',
+     [("Alice: Personal Account", "alice@example.org")], []),
     # RFC 6532 mail (the Ruby mail gem's utf8_headers.eml): a host name in Unicode is
     # written as its A-label; a Unicode local part has no ASCII form and stays as text
     ("From: \u5c71\u7530 <yamada@\u4f8b\u3048.jp>".encode(),
