@@ -376,6 +376,8 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
         return "text.sylk"
+    if sample.startswith(b"begin:vcalendar"):  # before HTML: an HTML description inside
+        return "text.calendar"
     if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
         return "executable.iqy"
     if _SVG_ROOT.match(sample):
@@ -520,8 +522,7 @@ def _libmagic(head: bytes) -> str:
         if mime in ("text/x-shellscript", "text/x-python", "text/x-perl", "text/x-php",
                     "text/x-msdos-batch"):
             return "executable.script"
-        if mime == "text/calendar" or head.lstrip(b"\xef\xbb\xbf \t\r\n")[:15].upper() \
-                == b"BEGIN:VCALENDAR":
+        if mime == "text/calendar":
             return "text.calendar"
         return "text.csv" if mime == "text/csv" else "text.plain"
     if mime in ("message/rfc822", "message/news"):

@@ -32,9 +32,15 @@ _MAX_LINES = 1_000_000
 
 
 def process(data: bytes, ctx: StageContext) -> bytes:
-    text = data.decode("utf-8", "surrogateescape")
+    wide = data[:2] in (b"\xff\xfe", b"\xfe\xff")  # UTF-16 with its byte order mark
+    codec, errors = ("utf-16", "replace") if wide else ("utf-8", "surrogateescape")
+    text = data.decode(codec, errors)
     newline = "\r\n" if "\r\n" in text else "\n"
-    lines = _FOLD.sub("", text).splitlines()
+    # only CR and LF end a line (RFC 5545): str.splitlines() would also break at U+2028
+    # and friends, which a calendar program keeps inside a value
+    lines = re.split(r"\r\n|\n|\r", _FOLD.sub("", text))
+    if lines and lines[-1] == "":
+        lines.pop()
     if len(lines) > _MAX_LINES:
         from gateway.errors import LimitExceeded  # noqa: PLC0415 - rare
 
@@ -83,7 +89,7 @@ def process(data: bytes, ctx: StageContext) -> bytes:
     if not changed:
         return data
     ending = newline if text.endswith(("\n", "\r")) else ""
-    return (newline.join(out) + ending).encode("utf-8", "surrogateescape")
+    return (newline.join(out) + ending).encode(codec, errors)
 
 
 def _property(name: str, params: str, value: str, where: str, ctx: StageContext) -> bool:

@@ -272,6 +272,25 @@ def test_calendar_invitation_keeps_the_event_without_what_runs_or_fetches(
     assert INVITE in text and text.endswith(b"TRIGGER:-PT10M\r\nEND:VALARM\r\n" + END)
 
 
+def test_calendar_value_split_by_a_unicode_line_separator_is_still_read_whole(
+        tmp_path: Path) -> None:
+    """U+2028 inside a value is no line break to a calendar program: a script behind it
+    in the HTML description must still be seen."""
+    desc = "X-ALT-DESC;FMTTYPE=text/html:<p>Join</p>\u2028<script>alert(1)</script>\r\n"
+    report, out = run(tmp_path, INVITE + desc.encode() + END, "split.ics")
+    assert ("calendar.html_description", "VCALENDAR[0]/VEVENT[0]/X-ALT-DESC") in {
+        (f.kind, f.location) for f in report.items[0].findings}
+    assert b"<script" not in out.read_bytes()
+
+
+def test_calendar_in_utf16_is_disarmed_as_well(tmp_path: Path) -> None:
+    data = (INVITE + HOSTILE_EVENT + END).decode("utf-8").encode("utf-16")
+    report, out = run(tmp_path, data, "wide.ics")
+    assert report.input.type == "text.calendar" and report.verdict is Verdict.DISARMED
+    text = out.read_bytes().decode("utf-16")
+    assert "evil.example" not in text and "javascript" not in text and "SUMMARY:" in text
+
+
 def test_plain_calendar_is_clean_and_unchanged(tmp_path: Path) -> None:
     report, out = run(tmp_path, INVITE + END, "plain.ics")
     assert report.verdict is Verdict.CLEAN
