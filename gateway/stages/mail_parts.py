@@ -77,7 +77,11 @@ def attachment_part(data: bytes, name: str, declared: str | None, charset: str |
         part.set_payload(data)
         encoders.encode_base64(part)
     del part["MIME-Version"]
-    _set_name(part, name, "inline" if inline and cid else "attachment")
+    # inline stays inline for a part the body refers to (cid:) and for plain text and
+    # pictures, which mail clients show after the body as the sender meant
+    shown = inline and (cid is not None or part.get_content_type() == "text/plain"
+                        or part.get_content_maintype() == "image")
+    _set_name(part, name, "inline" if shown else "attachment")
     if cid:
         part["Content-ID"] = cid
     return part

@@ -795,6 +795,17 @@ def test_apple_mail_emlx_is_read_as_mail(tmp_path: Path) -> None:
     assert "<script" not in bodies(msg, "text/html")[0] and b"plist" not in out
 
 
+def test_inline_text_with_a_name_stays_inline(tmp_path: Path) -> None:
+    """SpamAssassin's cjk/iso-2022-jp.1: a text part sent inline with a file name came
+    out as an attachment, so its text was no longer shown with the message."""
+    data = g.message(g.multipart("mixed", g.text("see below"), g.entity(
+        "text/plain; charset=us-ascii", b"minutes of the meeting\r\n", cte="7bit",
+        headers=[("Content-Disposition", 'inline; filename="minutes.txt"')])))
+    _report, out = run(tmp_path, data)
+    parts = [p for p in parsed(out).walk() if p.get_filename() == "minutes.txt"]
+    assert [p.get_content_disposition() for p in parts] == ["inline"]
+
+
 def test_inline_cid_image_kept_with_its_html(tmp_path: Path) -> None:
     html = '<html><body><p>logo</p><img src="cid:logo@example.com"></body></html>'
     image = g.entity("image/png", g.b64(g.png_with_metadata()), cte="base64",
