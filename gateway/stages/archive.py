@@ -53,7 +53,7 @@ from gateway.errors import (
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
-from gateway.pipeline.api import Mode, StageContext, package_target
+from gateway.pipeline.api import Embedded, Mode, StageContext, package_target
 from gateway.stages import archive_external, links
 from gateway.stages.mail_names import windows_part
 
@@ -110,8 +110,9 @@ class ArchiveStage:
     def _one_file(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> bool:
         """A compressed SVG (drawing.svgz) whose content is delivered: gzipped again
         under its own name, since what opens it is an SVG viewer, not an archiver (other
-        compressed files become zips, which Windows opens). False: the zip way (content
-        that is blocked leaves a note)."""
+        compressed files become zips, which Windows opens); content that is blocked
+        leaves its note in a zip, as any member does. False: not one plain file (the
+        zip way, from the start)."""
         found = _members(src, ctx)
         first, second = next(found, None), next(found, None)  # a .tar.gz: not read whole
         found.close()
@@ -119,11 +120,14 @@ class ArchiveStage:
         if first is None or second is not None or first.data is None or first.problem:
             return False
         got = ctx.recurse(first.data, first.name)
-        if not got.delivered or got.data is None:
-            return False
-        if got.verdict is Verdict.DISARMED:
-            ctx.record("archive.member_active", first.name, action=Action.DISARMED)
-        dst.write(gzip.compress(got.data, compresslevel=6, mtime=0))
+        if got.delivered and got.data is not None:
+            if got.verdict is Verdict.DISARMED:
+                ctx.record("archive.member_active", first.name, action=Action.DISARMED)
+            dst.write(gzip.compress(got.data, compresslevel=6, mtime=0))
+            return True
+        with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
+            _place(first, got, out, ctx, epub=False)  # what the pipeline said, not run twice
+        ctx.output_type = ("archive.zip", "zip")
         return True
 
     def _member(self, member: Member, out: zipfile.ZipFile | None, ctx: StageContext, *,
@@ -148,8 +152,6 @@ class ArchiveStage:
                        action=Action.NEUTRALIZED if out is not None else Action.REMOVED)
             data = b"/* emptied by Sekisho */\n"
         got = ctx.recurse(data, member.name)
-        parent = str(PurePosixPath(member.name).parent)
-        prefix = "" if parent == "." else parent + "/"
         if ctx.mode is not Mode.DISARM:
             if not got.verdict.delivered:
                 ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
@@ -157,15 +159,24 @@ class ArchiveStage:
                 ctx.record("archive.member_active", member.name, action=Action.DISARMED)
             return
         assert out is not None
-        if got.delivered and got.data is not None:
-            if got.verdict is Verdict.DISARMED:
-                ctx.record("archive.member_active", member.name, action=Action.DISARMED)
-            name = member.name if epub else prefix + got.name
-            out.writestr(_info(name, member.date_time), got.data)
-        else:
-            ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
-            out.writestr(_info(member.name + NOTE_SUFFIX, member.date_time),
-                         _note(member.name, got.reason or "").encode("utf-8"))
+        _place(member, got, out, ctx, epub=epub)
+
+
+def _place(member: Member, got: Embedded, out: zipfile.ZipFile, ctx: StageContext, *,
+           epub: bool) -> None:
+    """Write what the pipeline gave for ``member``: its clean copy, or a note saying why
+    it was taken out."""
+    if got.delivered and got.data is not None:
+        if got.verdict is Verdict.DISARMED:
+            ctx.record("archive.member_active", member.name, action=Action.DISARMED)
+        parent = str(PurePosixPath(member.name).parent)
+        prefix = "" if parent == "." else parent + "/"
+        name = member.name if epub else prefix + got.name
+        out.writestr(_info(name, member.date_time), got.data)
+    else:
+        ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
+        out.writestr(_info(member.name + NOTE_SUFFIX, member.date_time),
+                     _note(member.name, got.reason or "").encode("utf-8"))
 
 
 EPUB_MIMETYPE = b"application/epub+zip"
@@ -181,6 +192,12 @@ def _declare_epub(src: BinaryIO, ctx: StageContext) -> bool:
     disarmed as any member is (XHTML as XML); the container keeps its shape and names,
     so e-book readers still open it."""
     if ctx.type_id != "archive.zip" or ctx.password is not None:
+        return False
+    # OCF puts "mimetype" in the file's first local header: any other zip is told apart
+    # by 38 bytes, not by reading its directory a second time
+    head = src.read(38)
+    src.seek(0)
+    if head[:4] != b"PK\x03\x04" or head[30:38] != b"mimetype":
         return False
     try:
         with zipfile.ZipFile(src) as z:

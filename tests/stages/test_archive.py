@@ -1109,3 +1109,12 @@ def test_compressed_svg_stays_a_compressed_svg(tmp_path: Path) -> None:
     assert svg.find("{http://www.w3.org/2000/svg}rect") is not None
     report, out = run(tmp_path, gzip.compress(SVG_ACTIVE), "drawing.svg.gz")
     assert zipfile.is_zipfile(out)
+
+
+def test_compressed_svg_whose_content_is_blocked_leaves_a_note_once(tmp_path: Path) -> None:
+    """The content goes through the pipeline once: it is not run again the zip way."""
+    report, out = run(tmp_path, gzip.compress(EXE), "drawing.svgz")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.member_blocked", "content")}
+    assert [i.location for i in report.items] == ["drawing.svgz", "drawing.svgz/content"]
+    assert list(contents(out)) == ["content.removed.txt"]
