@@ -254,12 +254,9 @@ class Quarantine:
         return report
 
     def _sealed(self, job_id: str, which: str) -> bytes:
-        entry = self.path(job_id)
-        if not entry_file.is_entry(entry):
-            raise NotFound(f"{job_id}: no such quarantine entry")
         try:
-            return entry_file.read_sealed(entry, which)
-        except FileNotFoundError:  # removed meanwhile
+            return entry_file.read_sealed(self.path(job_id), which)
+        except (FileNotFoundError, NotADirectoryError):  # none, or removed meanwhile
             raise NotFound(f"{job_id}: no such quarantine entry") from None
 
     def read_original(self, job_id: str, dest: Path) -> QuarantineEntry:

@@ -21,7 +21,7 @@ Format (all integers big-endian)::
   with whichever key matches their header, and everything written (new entries, updated
   metadata) uses the current key.
 - Streaming: sealing and opening read and write one segment at a time (1 MiB by default),
-  so a 50 MB original is never held in memory. ``open_file`` writes the plaintext beside
+  so a 50 MB original is never held in memory. ``open_into`` writes the plaintext beside
   its destination and renames it into place only once every segment authenticated: a
   tampered file never yields partial plaintext.
 
@@ -162,7 +162,6 @@ class Sealed:
 
     size: int
     sha256: str
-    key_id: str
 
 
 class _Cipher:
@@ -212,7 +211,7 @@ def seal_stream(src: BinaryIO, dst: BinaryIO, keys: Keyring, purpose: str, job_i
         size += len(chunk)
         dst.write(cipher.seal(index, final, chunk))
         if final:
-            return Sealed(size, digest.hexdigest(), keys.current_id)
+            return Sealed(size, digest.hexdigest())
         chunk, index = nxt, index + 1
 
 
@@ -242,7 +241,7 @@ def open_stream(src: Readable, keys: Keyring, purpose: str, job_id: str,
     """Yield the plaintext of ``src`` segment by segment, each one authenticated.
 
     Raises SealError naming the first segment that fails. A caller that writes the
-    pieces out must discard them on error (``open_file`` does).
+    pieces out must discard them on error (``open_into`` does).
     """
     header = src.read(HEADER_SIZE)
     if len(header) < HEADER_SIZE or header[:4] != MAGIC:
@@ -284,26 +283,17 @@ def _why(cipher: _Cipher, index: int, final: bool, chunk: bytes, name: str,
             "truncated")
 
 
-def open_file(src: Path, dest: Path, keys: Keyring, purpose: str, job_id: str) -> Sealed:
-    """Decrypt ``src`` to ``dest`` (mode 0600); ``dest`` appears only if all is authentic.
-
-    Returns the plaintext's size and sha256. An existing ``dest`` is replaced.
-    """
-    with open(src, "rb") as fin:
-        return open_into(fin, dest, keys, purpose, job_id, name=src.name)
-
-
 def open_into(fin: Readable, dest: Path, keys: Keyring, purpose: str, job_id: str,
               *, name: str = "sealed file") -> Sealed:
-    """``open_file`` for a sealed document read from ``fin`` (to its end)."""
+    """Decrypt the sealed document read from ``fin`` (to its end) to ``dest`` (mode
+    0600); ``dest`` appears only if all is authentic, replacing an existing one.
+    Returns the plaintext's size and sha256."""
     tmp = dest.with_name(f".{dest.name[:60]}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     size, digest = 0, hashlib.sha256()
-    header = fin.read(HEADER_SIZE)
     try:
         with os.fdopen(fd, "wb", closefd=False) as fout:
-            for piece in open_stream(_Prefixed(header, fin), keys, purpose, job_id,
-                                     name=name):
+            for piece in open_stream(fin, keys, purpose, job_id, name=name):
                 fout.write(piece)
                 digest.update(piece)
                 size += len(piece)
@@ -317,43 +307,14 @@ def open_into(fin: Readable, dest: Path, keys: Keyring, purpose: str, job_id: st
             os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
-    return Sealed(size, digest.hexdigest(), header[10:18].hex())
-
-
-class _Prefixed:
-    """``head`` (already read from ``rest``), then the rest of ``rest``."""
-
-    def __init__(self, head: bytes, rest: Readable) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._head:
-            return self._rest.read(n)
-        if 0 <= n <= len(self._head):
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        out, self._head = self._head, b""
-        return out + self._rest.read(-1 if n < 0 else n - len(out))
-
-
-def open_bytes(src: Path, keys: Keyring, purpose: str, job_id: str,
-               *, limit: int = 64 * 1024 * 1024) -> bytes:
-    """Decrypt a small sealed document entirely into memory."""
-    with open(src, "rb") as fin:
-        return _collect(fin, keys, purpose, job_id, src.name, limit)
+    return Sealed(size, digest.hexdigest())
 
 
 def open_data(data: bytes, keys: Keyring, purpose: str, job_id: str, *,
               name: str = "sealed document", limit: int = 64 * 1024 * 1024) -> bytes:
-    """``open_bytes`` for a sealed document already in memory."""
-    return _collect(io.BytesIO(data), keys, purpose, job_id, name, limit)
-
-
-def _collect(src: Readable, keys: Keyring, purpose: str, job_id: str, name: str,
-             limit: int) -> bytes:
+    """Decrypt a small sealed document (metadata, report) held in memory."""
     out = bytearray()
-    for piece in open_stream(src, keys, purpose, job_id, name=name):
+    for piece in open_stream(io.BytesIO(data), keys, purpose, job_id, name=name):
         out += piece
         if len(out) > limit:
             raise SealError(f"{name}: larger than {limit} bytes")
