@@ -132,7 +132,8 @@ def rebuild(msg: Message, ctx: StageContext) -> bytes | None:
     """The canonical copy of ``msg`` (None in scan and verify modes)."""
     headers, subject = top_headers(msg, ctx)
     walker = Walker(ctx)
-    if _web_archive(msg, ctx):
+    web_page = _web_archive(msg, ctx)
+    if web_page:
         walker.web_page(msg)
     try:
         parts = walker.walk(msg, "body", 0)
@@ -142,7 +143,7 @@ def rebuild(msg: Message, ctx: StageContext) -> bytes | None:
         return None
     body = _assemble(parts + walker.hoisted)
     changed = [f for f in ctx.findings if f.action in _CHANGED]
-    if mail_notice.needed(ctx.findings, walker.notes) and not _web_archive(msg, ctx):
+    if mail_notice.needed(ctx.findings, walker.notes) and not web_page:
         notice = text_part(mail_notice.render(ctx.policy.mail.notice, ctx.job_id,
                                               ctx.findings, walker.notes), "plain")
         notice["Content-Description"] = mail_notice.DESCRIPTION
@@ -221,18 +222,21 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
         canonical = _CANON.get(key)
         if canonical is None or (key == "received" and seen[key] > hdr.MAX_RECEIVED):
             continue
-        value, _ = hdr.decode_value(str(raw), hint)
         encoded: object
-        if key == "subject":
-            subject = hdr.clean_text(value)
-            continue
-        if key in hdr.ADDRESS:
+        if key in hdr.ADDRESS:  # parsed as received (names decoded after): no decode here
             encoded, unusable = hdr.encode_addresses(str(raw), hint)
             if unusable:
                 ctx.record("mail.defect", f"header:{canonical}", action=Action.REPAIRED,
                            detail=f"{unusable} address(es) without a usable mailbox "
                                   "kept as text")
-        elif key in hdr.IDS:
+            if encoded:
+                out.append((canonical, encoded))
+            continue
+        value, _ = hdr.decode_value(str(raw), hint)
+        if key == "subject":
+            subject = hdr.clean_text(value)
+            continue
+        if key in hdr.IDS:
             encoded = hdr.encode_ids(value)
         elif key == "date":
             encoded = _date(value)

@@ -22,6 +22,8 @@ import re
 from email.message import Message
 from urllib.parse import urljoin
 
+from gateway.stages.mail_parts import content_id
+
 #: attributes that load a picture into the page
 _SOURCE = re.compile(r"""(?i)(\b(?:src|background|poster)\s*=\s*)"""
                      r"""(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
@@ -37,22 +39,17 @@ def content_ids(msg: Message) -> dict[str, str]:
             break
         if part.is_multipart() or part.get_content_type() == "text/html":
             continue
-        location = _location(part)
-        if not location:
+        address = location(part)
+        if not address:
             continue
-        cid = str(part.get("content-id") or "").strip().strip("<>").strip()
-        if not cid or not re.fullmatch(r"[!-;=?-~]{1,200}", cid):
-            digest = hashlib.sha256(location.encode()).hexdigest()[:16]
-            cid = f"mhtml-{digest}@sekisho.invalid"
+        cid = content_id(part)  # as the part is written back
+        if cid is None:
+            digest = hashlib.sha256(address.encode()).hexdigest()[:16]
+            cid = f"<mhtml-{digest}@sekisho.invalid>"
             del part["Content-ID"]
-            part["Content-ID"] = f"<{cid}>"
-        out.setdefault(location, cid)
+            part["Content-ID"] = cid
+        out.setdefault(address, cid[1:-1])
     return out
-
-
-def base_address(part: Message, top: Message) -> str:
-    """What relative references in the page resolve against: its own address."""
-    return _location(part) or _location(top, "snapshot-content-location")
 
 
 def resolve(page: str, base: str, ids: dict[str, str]) -> str:
@@ -69,7 +66,8 @@ def resolve(page: str, base: str, ids: dict[str, str]) -> str:
     return _SOURCE.sub(swap, page) if ids else page
 
 
-def _location(part: Message, header: str = "content-location") -> str:
+def location(part: Message, header: str = "content-location") -> str:
+    """The address a part stands for (or the page was saved from), "" when none."""
     value = part.get(header)
     if value is None:
         return ""

@@ -56,6 +56,17 @@ def text_part(text: str, subtype: str) -> Message:
     return part
 
 
+#: a Content-ID as it is written back: <...> of printable ASCII without brackets inside
+_CID = re.compile(r"<[!-;=?-~]{1,200}>")
+
+
+def content_id(part: Message) -> str | None:
+    """The part's Content-ID ("<...>") as it is written back, or None."""
+    value = part.get("content-id")
+    m = _CID.search(str(value)) if value is not None else None
+    return m.group(0) if m else None
+
+
 def attachment_part(data: bytes, name: str, declared: str | None, charset: str | None,
                     cid: str | None, inline: bool) -> Message:
     type_id = sniff_bytes(data, name).type_id

@@ -41,7 +41,7 @@ from gateway.stages.html import decode as decode_html
 from gateway.stages.mail_charset import decode_bytes
 from gateway.stages.mail_headers import SINGLE, decode_value
 from gateway.stages.mail_notice import AttachmentNote
-from gateway.stages.mail_parts import attachment_part, subject_of, text_part
+from gateway.stages.mail_parts import attachment_part, content_id, subject_of, text_part
 
 MAX_DEPTH = 40        # multipart nesting inside one message
 MAX_HEADERS = 1000    # header fields of one part
@@ -52,7 +52,6 @@ _PKCS7_MIME = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 TNEF_MAGIC = b"\x78\x9f\x3e\x22"
 _PGP_ARMOR = b"-----BEGIN PGP MESSAGE-----"
-_CID = re.compile(r"<[!-;=?-~]{1,200}>")
 
 
 def child_location(where: str, index: int) -> str:
@@ -67,14 +66,15 @@ class Walker:
         self.taken: set[str] = set()
         self.parts = 0
         self.max_parts = ctx.policy.limits.max_members
-        #: a saved web page's archived addresses -> their parts' Content-IDs
+        #: a saved web page's archived addresses -> their parts' Content-IDs, and the
+        #: address the page was saved from
         self.archived: dict[str, str] = {}
-        self.top: Message | None = None
+        self.snapshot = ""
 
     def web_page(self, msg: Message) -> None:
         """``msg`` is a saved web page: its pictures are referred to by address."""
         self.archived = mail_mhtml.content_ids(msg)
-        self.top = msg
+        self.snapshot = mail_mhtml.location(msg, "snapshot-content-location")
 
     @property
     def building(self) -> bool:
@@ -224,9 +224,9 @@ class Walker:
         if mail_body.has_pgp_message(text):
             self._encrypted(where, "PGP armored message")
         if sub == "html":
-            if self.archived and self.top is not None:
-                text = mail_mhtml.resolve(text, mail_mhtml.base_address(part, self.top),
-                                          self.archived)
+            if self.archived:  # relative references: against the page's own address
+                base = mail_mhtml.location(part) or self.snapshot
+                text = mail_mhtml.resolve(text, base, self.archived)
             subtype, content = mail_body.html_body(text, where, self.ctx)
             return [text_part(content, subtype)]
         text, files = mail_body.find_uuencoded(text)
@@ -256,7 +256,7 @@ class Walker:
         if _PGP_ARMOR in data[:65536]:
             self._encrypted(where, "PGP armored attachment")
         name = mail_names.unique(name, self.taken)
-        cid = _content_id(part)
+        cid = content_id(part)
         declared = part.get_content_type().lower()
         return self._deliver(data, name, name, cid, declared,
                              charset=part.get_content_charset(),
@@ -347,12 +347,6 @@ def _disposition(part: Message) -> str:
     if value is None:
         return ""
     return str(value).split(";", 1)[0].strip().lower()
-
-
-def _content_id(part: Message) -> str | None:
-    value = part.get("content-id")
-    m = _CID.search(str(value)) if value is not None else None
-    return m.group(0) if m else None
 
 
 def _default_name(part: Message, where: str) -> str:
