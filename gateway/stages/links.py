@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 
 WEB_TARGET = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
-#: URLs that run code where markup (HTML, SVG, XHTML in XML) takes a link or a source
-SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|livescript|mocha|data)\s*:", re.IGNORECASE)
+#: a scheme that runs code where markup (HTML, SVG, XHTML in XML) takes a link or a source
+SCRIPT_SCHEME = re.compile(r"(javascript|vbscript|livescript|mocha|data)\s*:", re.IGNORECASE)
+#: a URL with such a scheme
+SCRIPT_URL = re.compile(r"^\s*" + SCRIPT_SCHEME.pattern, re.IGNORECASE)
 #: the data: URLs that are only a picture (may stay as an image's source)
 IMAGE_DATA_URL = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.IGNORECASE)
 #: CSS that loads or runs something (a url() that is not a reference inside the document)
