@@ -8,8 +8,9 @@ programs run the program a PROCEDURE alarm names (RFC 2445). Removed:
 - ``ATTACH`` properties (``calendar.attachment``): an inline file or an address;
 - ``VALARM`` components whose ACTION is PROCEDURE (``calendar.alarm_procedure``);
 - ``URL`` properties that are no web or mail address (``calendar.url``);
-- ``X-ALT-DESC`` whose HTML holds scripts, handlers, frames, forms or pictures
-  from elsewhere (``calendar.html_description``): the plain DESCRIPTION stays.
+- ``X-ALT-DESC`` whose HTML holds anything the HTML stage would remove but hyperlinks
+  (scripts, handlers, frames, forms, pictures from elsewhere: its own scanner says)
+  (``calendar.html_description``): the plain DESCRIPTION stays.
 
 Everything else stays as written; a calendar with nothing to remove is returned
 unchanged. Lines are unfolded to be read (RFC 5545 3.1), and the file keeps its
@@ -20,14 +21,14 @@ Locations are ``VEVENT[n]/NAME`` (the n-th component of that kind, from 0).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
+from gateway.errors import LimitExceeded
 from gateway.pipeline.api import StageContext
+from gateway.stages.html import scan_text
 from gateway.stages.links import is_web
 
 _FOLD = re.compile(r"\r?\n[ \t]")
-_ACTIVE_HTML = re.compile(
-    r"(?is)<\s*(script|iframe|frame|object|embed|applet|form|meta|link|base|style|svg)\b"
-    r"|\bon[a-z]+\s*=|(java|vb)script\s*:|\b(src|background)\s*=\s*[\"']?\s*(?!cid:)[a-z]+:")
 _MAX_LINES = 1_000_000
 
 
@@ -42,8 +43,6 @@ def process(data: bytes, ctx: StageContext) -> bytes:
     if lines and lines[-1] == "":
         lines.pop()
     if len(lines) > _MAX_LINES:
-        from gateway.errors import LimitExceeded  # noqa: PLC0415 - rare
-
         raise LimitExceeded(f"calendar has more than {_MAX_LINES} lines")
     out: list[str] = []
     counts: dict[str, int] = {}
@@ -105,12 +104,19 @@ def _property(name: str, params: str, value: str, where: str, ctx: StageContext)
     if name == "URL" and not is_web(value):
         ctx.record("calendar.url", where, detail=f"address {value.strip()[:60]!r}")
         return False
-    if name == "X-ALT-DESC" and _ACTIVE_HTML.search(_unescape(value)):
+    if name == "X-ALT-DESC" and _html_runs_or_fetches(_unescape(value), ctx):
         ctx.record("calendar.html_description", where,
                    detail="HTML description with scripts, frames or pictures from elsewhere "
                           "(the plain description stays)")
         return False
     return True
+
+
+def _html_runs_or_fetches(page: str, ctx: StageContext) -> bool:
+    """Whether the HTML stage's scanner finds anything in ``page`` but hyperlinks."""
+    probe = replace(ctx, findings=[])
+    scan_text(page, probe)
+    return any(f.kind != "html.hyperlink" for f in probe.findings)
 
 
 def _drop_attachments(alarm: list[str], where: str, ctx: StageContext) -> list[str]:
