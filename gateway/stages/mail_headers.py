@@ -70,9 +70,6 @@ _ONE_MAILBOX = re.compile(r"^([^<>,]*)<([^<>]+)>\s*$")
 _BARE_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
 _EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*$")
-#: a display name that is an address itself, unquoted ("a@example.com <b@example.com>"):
-#: one mailbox to a mail client, two to a strict parser
-_ADDRESS_NAME = re.compile(r'(^|,)(\s*)([^,<>"]*@[^,<>"]*?)(\s*)(?=<[^<>]*>)')
 
 
 def unfold(value: str) -> str:
@@ -207,8 +204,7 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
                           MAX_NAME)
         addr = _ascii_host(one.group(2).strip())
         return (f"{_phrase(name)} <{addr}>" if name else addr), 0
-    text = _ADDRESS_NAME.sub(r'\1\2"\3"\4', text)
-    pairs = getaddresses([text])
+    pairs = getaddresses([_quote_address_names(text)])
     out: list[str] = []
     unusable = 0
     for raw_name, raw_addr in pairs:
@@ -227,6 +223,33 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
             continue
         out.append(f"{_phrase(name)} <{addr}>" if name else addr)
     return ", ".join(out), unusable
+
+
+def _quote_address_names(text: str) -> str:
+    """A display name that is an address itself, unquoted ("a@example.com <b@x.jp>"),
+    quoted: one mailbox to a mail client, two to a strict parser. In one pass over the
+    comma-separated entries (a pattern doing this backtracked quadratically on a long
+    header full of "@")."""
+    out: list[str] = []
+    at = 0
+    for entry in text.split(","):
+        start = at
+        at += len(entry) + 1
+        body = entry.lstrip()
+        lt = body.find("<")
+        before = body[:lt]
+        name = before.rstrip()
+        if lt < 0 or "@" not in name or ">" in before or '"' in before:
+            out.append(entry)
+            continue
+        after = start + len(entry) - len(body) + lt + 1   # just past this "<" in text
+        gt, nxt = text.find(">", after), text.find("<", after)
+        if gt < 0 or 0 <= nxt < gt:   # no <...> follows: not a display name
+            out.append(entry)
+            continue
+        lead = entry[:len(entry) - len(body)]
+        out.append(f'{lead}"{name}"{before[len(name):]}{body[lt:]}')
+    return ",".join(out)
 
 
 def _ascii_host(addr: str) -> str:
