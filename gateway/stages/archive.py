@@ -253,7 +253,7 @@ def _note(name: str, reason: str) -> str:
 def _members(src: BinaryIO, ctx: StageContext) -> Generator[Member, None, None]:
     limit = ctx.policy.limits.max_size
     seen: set[str] = set()
-    readers = {"archive.tar": _libarchive_members, "archive.7z": _7z_members,
+    readers = {"archive.tar": _libarchive_members,
                "archive.cab": _libarchive_members, "archive.lzh": _libarchive_members,
                "archive.ar": _libarchive_members, "archive.cpio": _libarchive_members}
     reader = readers.get(ctx.type_id)
@@ -265,6 +265,8 @@ def _members(src: BinaryIO, ctx: StageContext) -> Generator[Member, None, None]:
         raw = _plain_zip(src, ctx, limit)
     elif ctx.password is not None and ctx.type_id in ("archive.zip", "archive.7z"):
         raw = _with_password(src, ctx.type_id, limit, ctx.password)
+    elif ctx.type_id == "archive.7z":
+        raw = _7z_any(src, ctx, limit)
     else:
         raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit,
                                                         _inner_name(ctx.location))
@@ -746,6 +748,27 @@ def _entry_name(raw: str | bytes | None) -> str:
     return raw.decode("latin-1")
 
 
+class _NeedsSevenZip(Exception):
+    """py7zr has no decoder for a coder the 7z archive uses."""
+
+
+def _7z_any(src: BinaryIO, ctx: StageContext, limit: int) -> Iterator[Member]:
+    """A 7z archive through py7zr, or through 7-Zip when py7zr lacks one of its coders
+    (BCJ2: 7-Zip applies it to executables at -mx=9, so without this an archive of a
+    program and its manual lost the manual too)."""
+    members = _7z_members(src, limit)
+    try:
+        first = next(members, None)  # py7zr unpacks everything before the first one
+    except _NeedsSevenZip:
+        limits = ctx.policy.limits
+        yield from _external(archive_external.sevenz_entries(
+            src, limits.max_size, limits.max_members, _external_timeout(ctx)))
+        return
+    if first is not None:
+        yield first
+        yield from members
+
+
 def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Iterator[Member]:
     import py7zr  # noqa: PLC0415 - only needed for 7z input
     import py7zr.exceptions  # noqa: PLC0415
@@ -774,8 +797,13 @@ def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Itera
         factory = py7zr.io.BytesIOFactory(limit + 1)
         try:
             archive.extractall(factory=factory)  # into memory, never to disk
-        except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError, lzma.LZMAError,
-                py7zr.exceptions.UnsupportedCompressionMethodError) as exc:
+        except py7zr.exceptions.UnsupportedCompressionMethodError:
+            if password is not None:  # 7-Zip would take the password on its command line
+                raise Unsupported("this encrypted 7z archive uses a compression py7zr "
+                                  "cannot read (BCJ2)") from None
+            raise _NeedsSevenZip from None
+        except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError,
+                lzma.LZMAError) as exc:
             if encrypted:  # a wrong key decrypts to garbage the decoder refuses
                 raise EncryptedContent(WRONG_PASSWORD) from None
             raise Malformed(f"7z archive cannot be read ({type(exc).__name__})") from None

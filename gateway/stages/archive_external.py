@@ -1,5 +1,6 @@
 """Archives read by external programs: disk images (ISO 9660, UDF, WIM, Apple DMG,
-VHD/VHDX) and ARJ with 7-Zip; RAR that libarchive cannot read with unar.
+VHD/VHDX), ARJ, and 7z archives whose coders py7zr lacks (BCJ2) with 7-Zip; RAR that
+libarchive cannot read with unar.
 
 Disk images. Emotet, IcedID and Qakbot mailed ISO, IMG and VHD files because Windows opens
 them with a double click and, before 2022, did not mark what was inside as "from the
@@ -99,13 +100,28 @@ def seven_zip() -> str | None:
 def image_entries(src: BinaryIO, type_id: str, limit: int, max_members: int,
                   timeout: float) -> Iterator[Entry]:
     """The files in the image ``src`` (a ``FORMATS`` type), read by 7-Zip."""
-    program = seven_zip()
-    if program is None:
-        raise Unsupported("reading disk images needs 7-Zip (Debian package 7zip), which is "
-                          "not installed")
     allowed, switch = FORMATS[type_id]
     what = type_id.split(".", 1)[1].upper() + (" archive" if type_id == "archive.arj"
                                                 else " image")
+    yield from _seven_zip_entries(src, allowed, switch, what, limit, max_members, timeout,
+                                  "reading disk images needs")
+
+
+def sevenz_entries(src: BinaryIO, limit: int, max_members: int,
+                   timeout: float) -> Iterator[Entry]:
+    """The files in the 7z archive ``src``, read by 7-Zip: for the coders py7zr does not
+    have (BCJ2, which 7-Zip itself applies to executables at its highest levels, so an
+    archive of a program and its manual needs it for the manual too)."""
+    yield from _seven_zip_entries(src, ("7z",), "7z", "7z archive", limit, max_members,
+                                  timeout, "this 7z archive's compression needs")
+
+
+def _seven_zip_entries(src: BinaryIO, allowed: tuple[str, ...], switch: str | None,
+                       what: str, limit: int, max_members: int, timeout: float,
+                       purpose: str) -> Iterator[Entry]:
+    program = seven_zip()
+    if program is None:
+        raise Unsupported(f"{purpose} 7-Zip (Debian package 7zip), which is not installed")
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="sekisho-7z-") as tmp:
         work = Path(tmp)

@@ -905,6 +905,52 @@ def test_deflate64_and_ppmd_members_are_read(tmp_path: Path, method: str, code: 
         assert b"<script" not in zf.read("page.html")
 
 
+def test_7z_with_bcj2_is_read_by_7zip(tmp_path: Path) -> None:
+    """7-Zip applies its BCJ2 filter to programs at -mx=9; py7zr has no BCJ2 decoder,
+    and an archive of a program and its manual was blocked whole ("7z archive cannot be
+    read (UnsupportedCompressionMethodError)"): the manual was lost with the program.
+    7-Zip reads such an archive now; the program is still removed."""
+    import shutil
+    import subprocess
+
+    import py7zr
+    import py7zr.exceptions
+    import py7zr.io
+
+    src = tmp_path / "src"
+    src.mkdir()
+    manual = "関所市 取扱説明書\n".encode() * 50
+    (src / "readme.txt").write_bytes(manual)
+    (src / "page.html").write_bytes(b"<p>hi</p><script>x()</script>")
+    (src / "setup.exe").write_bytes(b"MZ" + bytes(200))
+    seven = shutil.which("7zz") or shutil.which("7z")
+    assert seven, "7-Zip (Debian 7zip) is a test tool"
+    archive = tmp_path / "pkg.7z"
+    subprocess.run([seven, "a", "-bd", "-mx=9", "-mf=BCJ2", str(archive), "readme.txt",
+                    "page.html", "setup.exe"], cwd=src, check=True, capture_output=True)
+    with py7zr.SevenZipFile(archive) as sz, \
+            pytest.raises(py7zr.exceptions.UnsupportedCompressionMethodError):
+        sz.extractall(factory=py7zr.io.BytesIOFactory(10**6))
+    report, out = run(tmp_path, archive.read_bytes(), "pkg.7z")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert ("archive.member_blocked", "setup.exe") in keys(report)
+    assert ("archive.member_active", "page.html") in keys(report)
+    with zipfile.ZipFile(out) as zf:   # the output, read by zipfile itself
+        assert zf.read("readme.txt") == manual
+        assert b"<script" not in zf.read("page.html")
+        assert "setup.exe" not in zf.namelist()
+    # encrypted as well: 7-Zip would need the password on its command line (PPAP)
+    locked = tmp_path / "locked.7z"
+    subprocess.run([seven, "a", "-bd", "-mx=9", "-mf=BCJ2", f"-p{PASSWORD}", str(locked),
+                    "readme.txt"], cwd=src, check=True, capture_output=True)
+    for password, reason in ((None, "7z archive is password-protected"),
+                             (PASSWORD, "this encrypted 7z archive uses a compression py7zr "
+                                        "cannot read (BCJ2)")):
+        report = process_file(locked, tmp_path / "locked.out", policy=POLICY,
+                              password=password)
+        assert report.verdict is Verdict.BLOCKED and report.reason == reason
+
+
 def test_deflate64_member_larger_than_it_says_is_refused(tmp_path: Path) -> None:
     """3 MB of zeros whose directory entry says 1000 bytes: decoding stops just past the
     stated size (the decoder is fed in pieces) and the member is refused."""
