@@ -532,6 +532,9 @@ def _plain_zip(src: BinaryIO, ctx: StageContext, limit: int) -> Iterator[Member]
     yield from _zip_entries(zf, limit)
 
 
+_DOS_DIRECTORY = 0x10  # FILE_ATTRIBUTE_DIRECTORY, in the low byte of a zip's external_attr
+
+
 def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
     with zf:
         infos = zf.infolist()
@@ -546,7 +549,9 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
             if stat.S_ISLNK(mode):
                 yield Member(name, None, info.date_time, "archive.link", "symbolic link")
                 continue
-            if info.is_dir():
+            # a folder marked only by its MS-DOS attribute (old DOS and Windows tools
+            # wrote no "/"): as a file it clashed with the files inside it on extraction
+            if info.is_dir() or (info.external_attr & _DOS_DIRECTORY and not info.file_size):
                 yield Member(name if name.endswith("/") else name + "/", b"", info.date_time)
                 continue
             if info.file_size > limit:

@@ -177,6 +177,27 @@ def test_symlinks_and_duplicates_are_dropped(tmp_path: Path) -> None:
     assert contents(out) == {"a.txt": b"first"}  # "first" is plain text to libmagic
 
 
+def test_folder_marked_only_by_its_dos_attribute(tmp_path: Path) -> None:
+    """Old DOS and Windows zip tools marked a folder by its MS-DOS attribute alone, with
+    no "/" (libarchive's test_read_format_zip_msdos.zip): it came out as an empty file
+    named like the folder, and extracting the output failed on the files inside it."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in ("docs", "empty"):
+            folder = zipfile.ZipInfo(name)
+            folder.create_system, folder.external_attr = 0, 0x10
+            zf.writestr(folder, b"")
+        zf.writestr("docs/a.txt", "minutes")
+        zf.writestr("blank.txt", "")   # an empty file stays a file
+    report, out = run(tmp_path, buf.getvalue(), "dos.zip")
+    assert report.verdict is Verdict.CLEAN, report.reason
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == ["blank.txt", "docs/", "docs/a.txt", "empty/"]
+        zf.extractall(tmp_path / "x")   # raised NotADirectoryError on docs/a.txt
+    assert (tmp_path / "x" / "docs" / "a.txt").read_bytes() == b"minutes"
+    assert (tmp_path / "x" / "empty").is_dir()
+
+
 def test_japanese_names_without_utf8_flag(tmp_path: Path) -> None:
     name = "見積書.txt".encode("cp932")
     placeholder = b"X" * (len(name) - 4) + b".txt"
