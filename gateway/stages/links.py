@@ -22,8 +22,10 @@ SCRIPT_URL = re.compile(r"^\s*" + SCRIPT_SCHEME.pattern, re.IGNORECASE)
 #: the data: URLs that are only a picture (may stay as an image's source)
 IMAGE_DATA_URL = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.IGNORECASE)
 #: CSS that loads or runs something (a url() that is not a reference inside the document)
+#: image-set() (and -webkit-image-set()) loads a picture from a quoted string as well as
+#: from url(); src() is url() that may be built from var()
 CSS_LOADS = re.compile(r"@import|url\s*\(\s*['\"]?\s*(?!#)|expression\s*\(|behavio(u)?r\s*:|"
-                       r"-moz-binding", re.IGNORECASE)
+                       r"-moz-binding|image-set\s*\(|\bsrc\s*\(", re.IGNORECASE)
 FIRST_WORD = re.compile(r"^\s*([A-Za-z]+)")
 #: a CSS escape (CSS Syntax 4.3.7): hex digits and one optional blank, an escaped line
 #: break (nothing), or any other character as itself

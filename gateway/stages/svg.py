@@ -1,7 +1,10 @@
 """SVG images: parsed with defusedxml, active parts removed, re-serialized.
 
-Removed: <script>, <foreignObject> (embedded HTML), <handler>/<listener>,
-iframe/embed/object, event-handler attributes (on…), javascript:/data: URLs
+Removed: <script>, <foreignObject> (embedded HTML) and every element in the XHTML
+namespace (a browser builds ``<frame xmlns="http://www.w3.org/1999/xhtml"
+src="javascript:…">`` inside a drawing as HTML and runs it; likewise forms, a
+refreshing meta, pictures that load from elsewhere), <handler>/<listener>,
+iframe/embed/object, event-handler attributes (on…), ``ping`` on links, javascript:/data: URLs
 (a data:image/… picture in <image> or <feImage> stays; an SVG one is disarmed as an
 SVG of its own), references to anything outside the document
 (external <image>/<use>, xlink:href to files, CSS url()/@import, the
@@ -46,6 +49,7 @@ from gateway.stages import links, xml_doc, xml_dtd
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
+_HTML_PREFIX = "{" + xml_doc.XHTML + "}"
 ET.register_namespace("", SVG_NS)
 ET.register_namespace("xlink", XLINK_NS)
 
@@ -150,6 +154,12 @@ def _local(name: str) -> str:
 
 def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
     """Record and (in DISARM mode) remove every active part; edits ``root`` in place."""
+    space = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
+    if space not in ("", SVG_NS):
+        # <svg xmlns="http://www.w3.org/1999/xhtml"> is an XHTML page whose children
+        # a browser runs as HTML, not a drawing
+        raise Malformed(f"not an SVG drawing: its root element is in the namespace "
+                        f"{space[:80]!r}")
     if _PI.search(data):
         ctx.record("svg.processing_instruction", "?xml-stylesheet")
     counts: Counter[str] = Counter()
@@ -173,6 +183,8 @@ def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
 
 
 def _element_kind(el: ET.Element, name: str) -> str | None:
+    if el.tag.startswith(_HTML_PREFIX):
+        return "svg.foreign_object"  # HTML in the drawing, with or without foreignObject
     if name in _DROP:
         return _DROP[name]
     if name in _ANIMATIONS:
@@ -202,6 +214,8 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
         detail = ""
         if attr.lower().startswith("on"):
             kind = "svg.event_handler"
+        elif attr == "ping":  # SVG 2 <a ping="URL">: a request when the link is followed
+            kind = "svg.external_reference"
         elif attr == "href":
             if value.startswith("#"):
                 continue

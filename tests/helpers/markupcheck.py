@@ -36,6 +36,12 @@ def _problems(root: lxml.etree._Element, *, allow_links: bool) -> list[str]:
                     found.append(f"<{tag} {attr}={value[:30]!r}>")
             if "url(" in value.replace(" ", "") and "url(#" not in value.replace(" ", ""):
                 found.append(f"<{tag} {attr} url()>")
+            if "image-set(" in value.replace(" ", "").lower():
+                found.append(f"<{tag} {attr} image-set()>")
+            if attr == "ping":
+                found.append(f"<{tag} ping>")
+        if tag == "style" and "image-set(" in (el.text or "").replace(" ", "").lower():
+            found.append("<style> image-set()")
     return found
 
 

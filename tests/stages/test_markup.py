@@ -369,6 +369,57 @@ def test_svg_attack_entities_are_removed(tmp_path: Path, payload: bytes, detail:
     assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == "ab"
 
 
+_H = 'xmlns="http://www.w3.org/1999/xhtml"'
+
+
+@pytest.mark.parametrize(("body", "removed"), [
+    # found with DOMPurify's payloads made into drawings, each confirmed in Chromium:
+    # a frame runs its javascript: URL on load, in the page's origin
+    (f'<frame {_H} src="javascript:alert(parent.document.URL)"/>',
+     {("svg.foreign_object", "frame[0]")}),
+    (f'<frameset {_H}><frame src="data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;"/>'
+     "</frameset>", {("svg.foreign_object", "frameset[0]")}),
+    # a refreshing meta navigates away; an HTML picture loads from elsewhere
+    (f'<meta {_H} http-equiv="refresh" content="0;url=https://example.org/"/>',
+     {("svg.foreign_object", "meta[0]")}),
+    ('<g><h:img xmlns:h="http://www.w3.org/1999/xhtml" src="https://example.org/p.png"/></g>',
+     {("svg.foreign_object", "img[0]")}),
+    # CSS image-set() loads from a quoted string, no url() needed
+    ('<style>svg{background:image-set("https://example.org/a.png" 1x)}</style>',
+     {("svg.stylesheet", "style[0]")}),
+    ('<rect style="background:-webkit-image-set(\'https://example.org/a.png\' 1x)"/>',
+     {("svg.stylesheet", "rect[0]@style")}),
+    # SVG 2 links may ping an address when followed
+    ('<a href="#top" ping="https://example.org/track"><text>x</text></a>',
+     {("svg.external_reference", "a[0]@ping")}),
+])
+def test_svg_html_inside_the_drawing_is_removed(tmp_path: Path, body: str,
+                                                removed: set[tuple[str, str]]) -> None:
+    """Only <foreignObject> was taken as HTML: an XHTML element anywhere else in the
+    drawing stayed, and a browser built and ran it as HTML."""
+    payload = (f'<svg xmlns="http://www.w3.org/2000/svg">{body}'
+               '<text y="20">市役所</text></svg>').encode()
+    report, out = run(tmp_path, payload, "x.svg")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == removed
+    root = lxml.etree.parse(str(out)).getroot()
+    assert not [el for el in root.iter() if isinstance(el.tag, str)
+                and el.tag.startswith("{http://www.w3.org/1999/xhtml}")]
+    assert svg_problems(out) == []
+    assert "".join(root.itertext()).endswith("市役所")
+
+
+def test_svg_root_in_the_xhtml_namespace_is_refused(tmp_path: Path) -> None:
+    """<svg xmlns="http://www.w3.org/1999/xhtml"> is an XHTML page (its form ran
+    javascript: on a click in Chromium), not a drawing: nothing of it is delivered."""
+    payload = (f'<svg {_H}><form action="javascript:alert(document.URL)">'
+               "<button>Click me</button></form></svg>").encode()
+    report, out = run(tmp_path, payload, "x.svg")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert report.reason == ("not an SVG drawing: its root element is in the namespace "
+                             "'http://www.w3.org/1999/xhtml'")
+
+
 @pytest.mark.parametrize(("payload", "removed", "text"), [
     # PayloadsAllTheThings' SVG_XSS1.svg and SVG_XSS2.svg: CDATA "closing" the element
     (b"<svg><desc><![CDATA[</desc><script>alert(1)</script>]]></svg>", set(),
