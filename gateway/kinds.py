@@ -391,7 +391,10 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("archive.link", _M, True,
              "link or special file removed", "リンク・特殊ファイルを削除"),
     KindInfo("archive.duplicate", _M, False,
-             "duplicate member name removed", "重複した名前の格納ファイルを削除"),
+             "member whose name came earlier (letter case aside) renamed, or a repeated "
+             "folder or link left out",
+             "先に同じ名前（大文字小文字の違いのみを含む）がある格納ファイルを改名、"
+             "または重複したフォルダ・リンクを省略"),
     KindInfo("archive.path_cleaned", _M, False,
              "unsafe member name cleaned (.., absolute path, control characters)",
              "危険なファイル名を修正 (..・絶対パス・制御文字)"),

@@ -35,6 +35,7 @@ import re
 import stat
 import struct
 import time
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -171,12 +172,32 @@ def _place(member: Member, got: Embedded, out: zipfile.ZipFile, ctx: StageContex
             ctx.record("archive.member_active", member.name, action=Action.DISARMED)
         parent = str(PurePosixPath(member.name).parent)
         prefix = "" if parent == "." else parent + "/"
-        name = member.name if epub else prefix + got.name
+        name = member.name if epub else _unused(out, prefix + got.name, member.name, ctx)
         out.writestr(_info(name, member.date_time), got.data)
     else:
         ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
-        out.writestr(_info(member.name + NOTE_SUFFIX, member.date_time),
+        note = _unused(out, member.name + NOTE_SUFFIX, member.name, ctx)
+        out.writestr(_info(note, member.date_time),
                      _note(member.name, got.reason or "").encode("utf-8"))
+
+
+#: the names (lower case) written to each output zip so far
+_written: weakref.WeakKeyDictionary[zipfile.ZipFile, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _unused(out: zipfile.ZipFile, name: str, member: str, ctx: StageContext) -> str:
+    """``name``, or a free one when the output already holds it (letter case aside): a
+    member's clean copy may be named otherwise ("a" becomes "a.txt", "b.xlsm" "b.xlsx")
+    and meet a member that had that name."""
+    taken = _written.setdefault(out, {n.lower() for n in out.NameToInfo})
+    if name.lower() in taken:
+        free = _free_name(name, taken)
+        ctx.record("archive.duplicate", free, action=Action.NEUTRALIZED,
+                   detail=f"{member[:100]!r} is written as {free[:100]!r}: the name it "
+                          f"would have, {name[:100]!r}, was taken")
+        name = free
+    taken.add(name.lower())
+    return name
 
 
 EPUB_MIMETYPE = b"application/epub+zip"
@@ -475,17 +496,40 @@ def _external(entries: Iterator[archive_external.Entry]) -> Iterator[Member]:
 
 
 def _unique_members(raw: Iterator[Member], seen: set[str]) -> Iterator[Member]:
+    """Members under names no two of which Windows takes for one: a file whose name
+    (letter case aside) came earlier is kept under a free name, "a (2).txt"."""
     for item in raw:
         name, problem = _clean_name(item.name)
         if name.lower() in seen:
-            yield Member(name, None, item.date_time, "archive.duplicate",
-                         "a member with the same name came earlier")
+            if item.data is None or name.endswith("/"):
+                yield Member(name, None, item.date_time, item.problem or "archive.duplicate",
+                             item.detail or "a member with the same name came earlier")
+                continue
+            free = _free_name(name, seen)
+            seen.add(free.lower())
+            yield Member(free, item.data, item.date_time, "archive.duplicate",
+                         f"renamed from {name[:100]!r}: a member with the same name "
+                         "(letter case aside) came earlier")
             continue
         seen.add(name.lower())
         if problem and not item.problem:
             yield Member(name, item.data, item.date_time, "archive.path_cleaned", problem)
         else:
             yield Member(name, item.data, item.date_time, item.problem, item.detail)
+
+
+def _free_name(name: str, seen: set[str]) -> str:
+    """``name`` with " (2)", " (3)" ... before its extension, the first not in ``seen``."""
+    folder, _, leaf = name.rpartition("/")
+    stem, dot, ext = leaf.rpartition(".")
+    if not stem:  # no extension (or a leading dot only)
+        stem, dot, ext = leaf, "", ""
+    n = 2
+    while True:
+        candidate = f"{folder}/" * bool(folder) + f"{stem} ({n}){dot}{ext}"
+        if candidate.lower() not in seen:
+            return candidate
+        n += 1
 
 
 def _clean_name(raw: str) -> tuple[str, str]:

@@ -164,7 +164,10 @@ def test_tar_headers_that_stall_pythons_tarfile_are_read_in_time(tmp_path: Path,
         assert keys(report) == {("block.malformed", "")}
 
 
-def test_symlinks_and_duplicates_are_dropped(tmp_path: Path) -> None:
+def test_symlinks_are_dropped_and_duplicate_names_renamed(tmp_path: Path) -> None:
+    """Names Windows takes for one (letter case aside) used to lose the later file
+    ("ПРИВЕТ" and "привет" in libarchive's test_read_format_zip_filename_utf8_ru.zip):
+    it is kept under a free name now; a repeated folder is left out."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         link = zipfile.ZipInfo("passwd")
@@ -172,9 +175,37 @@ def test_symlinks_and_duplicates_are_dropped(tmp_path: Path) -> None:
         zf.writestr(link, "/etc/passwd")
         zf.writestr("a.txt", "first")
         zf.writestr("A.TXT", "second")
+        zf.writestr("a (2).txt", "third")
+        zf.writestr("d/", "")
+        zf.writestr("D/", "")
+        zf.writestr("d/ПРИВЕТ.txt", "upper")
+        zf.writestr("d/привет.txt", "lower")
     report, out = run(tmp_path, buf.getvalue(), "links.zip")
-    assert keys(report) == {("archive.link", "passwd"), ("archive.duplicate", "A.TXT")}
-    assert contents(out) == {"a.txt": b"first"}  # "first" is plain text to libmagic
+    # members are read in order: "a (2).txt" was taken when the real one came
+    assert keys(report) == {("archive.link", "passwd"), ("archive.duplicate", "A (2).TXT"),
+                            ("archive.duplicate", "a (2) (2).txt"), ("archive.duplicate", "D/"),
+                            ("archive.duplicate", "d/привет (2).txt")}
+    assert contents(out) == {"a.txt": b"first", "A (2).TXT": b"second",
+                             "a (2) (2).txt": b"third", "d/": b"", "d/ПРИВЕТ.txt": b"upper",
+                             "d/привет (2).txt": b"lower"}
+    with zipfile.ZipFile(out) as zf:   # every file lands apart even where case is ignored
+        assert len({n.lower() for n in zf.namelist()}) == len(zf.namelist())
+
+
+def test_renamed_clean_copy_does_not_overwrite_another_member(tmp_path: Path) -> None:
+    """A member's clean copy may be named otherwise (a text file without extension gets
+    ".txt"): it met the member that had that name, and the output zip held one name
+    twice, which an extracting tool overwrites."""
+    data = make_zip({"notes": b"plain words", "notes.txt": b"other words",
+                     "run.exe": b"MZ" + bytes(100), "run.exe.removed.txt": b"mine"})
+    report, out = run(tmp_path, data, "names.zip")
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        assert len({n.lower() for n in names}) == len(names) == 4
+        got = {zf.read(n) for n in names}
+    assert {b"plain words", b"other words", b"mine"} <= got
+    assert ("archive.duplicate", "notes (2).txt") in keys(report)
+    assert ("archive.duplicate", "run.exe.removed (2).txt") in keys(report)
 
 
 def test_folder_marked_only_by_its_dos_attribute(tmp_path: Path) -> None:
