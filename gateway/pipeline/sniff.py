@@ -174,12 +174,15 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
         src.seek(0)
         with zipfile.ZipFile(src) as zf:
             names = set(zf.namelist())
-            if "[Content_Types].xml" in names:
-                info = zf.getinfo("[Content_Types].xml")
+            # OPC part names compare without regard to case: Office opens a package
+            # whose "[content_types].xml" a tool wrote in lower case (POI bug 49609)
+            spelled = {n.lower(): n for n in names}
+            if "[content_types].xml" in spelled:
+                info = zf.getinfo(spelled["[content_types].xml"])
                 if info.file_size > 4 * 1024 * 1024:
                     return "ooxml.unknown"
                 try:
-                    return _ooxml_kind(zf.read(info), _ooxml_main(zf, names))
+                    return _ooxml_kind(zf.read(info), _ooxml_main(zf, spelled))
                 except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
                     return "ooxml.unknown"   # a damaged package: the OOXML stage refuses it
             if "mimetype" in names:
@@ -192,13 +195,14 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
         return "archive.zip"  # damaged zip: the archive stage decides (block)
 
 
-def _ooxml_main(zf: zipfile.ZipFile, names: set[str]) -> str | None:
+def _ooxml_main(zf: zipfile.ZipFile, spelled: dict[str, str]) -> str | None:
     """The main part's name, from the package relationship of type officeDocument (an
-    XPS document's: fixedrepresentation)."""
-    if "_rels/.rels" not in names or zf.getinfo("_rels/.rels").file_size > 1024 * 1024:
+    XPS document's: fixedrepresentation); ``spelled``: lower-case names -> as written."""
+    rels = spelled.get("_rels/.rels")
+    if rels is None or zf.getinfo(rels).file_size > 1024 * 1024:
         return None
     try:
-        root = DET.fromstring(zf.read("_rels/.rels"))
+        root = DET.fromstring(zf.read(rels))
     except Exception:
         return None
     internal = [el for el in root if el.get("TargetMode", "").lower() != "external"]

@@ -173,6 +173,36 @@ def test_vba_project_removed_and_docm_becomes_docx(tmp_path: Path) -> None:
     check_output(r, tmp_path)
 
 
+def _renamed_entries(data: bytes, names: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(names.get(info.filename, info.filename), zin.read(info))
+    return out.getvalue()
+
+
+def test_lower_case_content_types_is_still_a_package(tmp_path: Path) -> None:
+    """OPC part names compare without regard to case and Office opens a package whose
+    "[content_types].xml" a tool wrote in lower case (xlrd's apachepoi_49609.xlsx,
+    POI bug 49609). It was taken for a plain zip: delivered as .zip, clean, with its
+    macro and every Office rule skipped."""
+    data = _renamed_entries(G.docm(), {"[Content_Types].xml": "[content_types].xml"})
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert "[Content_Types].xml" not in zf.namelist()
+    r = run(tmp_path, data, "見積書.docm")
+    assert r.report.verdict is Verdict.DISARMED
+    assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
+                        ("ooxml.vba", "word/vbaProject.bin")}
+    assert r.report.output is not None
+    assert (r.report.output.name, r.report.output.type) == ("見積書.docx", "ooxml.docx")
+    with r.zip() as zf:
+        assert "word/vbaProject.bin" not in zf.namelist()
+        assert "[Content_Types].xml" in zf.namelist()   # written as OPC spells it
+    # LibreOffice opens the output (it refuses the lower-case input) with all the text
+    text = check_output(r, tmp_path, same_text=False)
+    assert all(line in text for line in G.JA_DOC)
+
+
 def test_vba_signature_removed(tmp_path: Path) -> None:
     r = run(tmp_path, G.docm(signature=True), "signed.docm")
     assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
