@@ -85,7 +85,8 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
         infos = zin.infolist()
     except _UNREADABLE:
         return None     # not a zip zipfile reads: not one oleobj or we can judge
-    if "[Content_Types].xml" not in {i.filename for i in infos}:
+    # OPC part names compare without regard to case (as the sniffer reads a package)
+    if "[content_types].xml" not in {i.filename.lower() for i in infos}:
         return None
     parts: dict[str, bytes] = {}
     broken = False      # a member that does not read: the package cannot be written again
@@ -97,7 +98,7 @@ def _clean_package(blob: bytes, where: str, ctx: StageContext, apply: bool) -> b
     keep_links = ctx.keeps("hyperlinks")
     edited: dict[str, bytes] = {}
     for name, raw in parts.items():
-        if not name.endswith(".rels") or b"external" not in raw.lower():
+        if not name.lower().endswith(".rels") or b"external" not in raw.lower():
             continue
         try:
             doc = X.parse(raw, name)

@@ -560,15 +560,17 @@ def package_storage(name: str, data: bytes) -> bytes:
 
 
 def shape_package(links: dict[str, tuple[str, str]],
-                  extra: dict[str, bytes] | None = None, mode: str = "External") -> bytes:
+                  extra: dict[str, bytes] | None = None, mode: str = "External",
+                  upper: bool = False) -> bytes:
     """An OPC package like the DrawingML copy of a shape that Office 2007+ keeps in a
     legacy file (``drs/shapexml.xml``): ``links`` maps a relationship id to (type,
-    external target); the shape's picture names the first id in a click hyperlink."""
+    external target); the shape's picture names the first id in a click hyperlink.
+    ``upper``: "[CONTENT_TYPES].XML" and "shapexml.xml.RELS" (OPC names ignore case)."""
     rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
     first = next(iter(links))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("[Content_Types].xml", (
+        zf.writestr("[CONTENT_TYPES].XML" if upper else "[Content_Types].xml", (
             '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats'
             '.org/package/2006/content-types"><Default Extension="rels" ContentType="application'
             '/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
@@ -585,7 +587,7 @@ def shape_package(links: dict[str, tuple[str, str]],
             f'officeDocument/2006/relationships"><xdr:pic><xdr:nvPicPr><xdr:cNvPr id="2" '
             f'name="Picture 1"><a:hlinkClick r:id="{first}"/></xdr:cNvPr></xdr:nvPicPr>'
             '</xdr:pic></xdr:anchor>'))
-        zf.writestr("drs/_rels/shapexml.xml.rels", (
+        zf.writestr("drs/_rels/shapexml.xml." + ("RELS" if upper else "rels"), (
             '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
             'openxmlformats.org/package/2006/relationships">'
             + "".join(f'<Relationship Id="{rid}" Type="{rel}{kind}" Target="{target}" '

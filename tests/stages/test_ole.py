@@ -593,6 +593,19 @@ def test_shape_copy_link_marked_external_in_lower_case_goes_too(
     assert b"evil.example" not in olegen.streams(out.read_bytes())["Workbook"]
 
 
+def test_shape_copy_package_named_in_another_letter_case_loses_its_links(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """OPC part names ignore case: a package whose "[CONTENT_TYPES].XML" and ".RELS"
+    are upper case was not taken for one and kept its links."""
+    package = olegen.shape_package({"rId1": ("hyperlink", "file://evil.example/share/x")},
+                                   upper=True)
+    data, at = olegen.with_theme_record(bases["base.xls"], package)
+    report, out = run(tmp_path, data, "shapes.xls")
+    where = f"Workbook#package@0x{at:x}/drs/_rels/shapexml.xml.RELS"
+    assert found(report) == {("ole.hyperlink", f"{where}#rId1", "removed")}
+    assert b"evil.example" not in olegen.streams(out.read_bytes())["Workbook"]
+
+
 def _bare_biff(version: int, dt: int, *records: tuple[int, bytes]) -> bytes:
     """A bare BIFF2/3/4 stream (no compound file): BOF, ``records``, EOF."""
     bof = {2: 0x0009, 3: 0x0209, 4: 0x0409}[version]
