@@ -74,12 +74,12 @@ def process(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
 
 def _xmlss(doc: X.XmlDoc, ctx: StageContext) -> bytes:
     """Excel 2003 XML: formulas that run or fetch something lose the formula (the cell keeps
-    its last value), cell hyperlinks follow the link rule, auto-run names and web queries
-    go."""
+    its last value), cell hyperlinks follow the link rule, auto-run names, links to other
+    workbooks and DDE links (SupBook), and web queries go."""
     part = "Workbook"
     parents = doc.parents()
     keep_links = ctx.keeps("hyperlinks")
-    cells = 0
+    cells = links = 0
     gone: list[Element] = []
     for el in doc.root.iter():
         name, uri = X.local(el.tag), X.ns(el.tag)
@@ -106,6 +106,15 @@ def _xmlss(doc: X.XmlDoc, ctx: StageContext) -> bytes:
                 el.get(f"{{{XMLSS}}}Name", "")):
             ctx.record("ooxml.xlm_macro", f"{part}#NamedRange[{el.get(f'{{{XMLSS}}}Name')}]",
                        action=Action.REMOVED, detail="auto-run name")
+            gone.append(el)
+        elif uri == _XL and name == "SupBook":
+            # a linked workbook or a DDE/OLE link ("cmd|/c calc.exe"): what the formulas
+            # above pointed at, which Excel offers to update when the workbook opens
+            links += 1
+            path = (el.findtext(f"{{{_XL}}}Path") or "").strip()
+            ctx.record("ooxml.dde" if "|" in path else "ooxml.external_link",
+                       f"{part}#SupBook[{links}]", action=Action.REMOVED,
+                       detail=f"link to {path[:100]}")
             gone.append(el)
         elif uri == _XL and name == "QueryTable":
             ctx.record("ooxml.external_data", f"{part}#QueryTable", action=Action.REMOVED,

