@@ -120,6 +120,8 @@ def process_parts(eng: Engine) -> None:
             tasks.append(XL.workbook)
         if "worksheet" in roles and _formula_check(data, full, eng.ext_links_removed):
             tasks.append(XL.formulas)
+        if "worksheet" in roles and b"oleObject" in data and (b"link=" in data or hidden):
+            tasks.append(_linked_objects)
         if "connections" in roles:
             tasks.append(XL.connections)
         if "settings" in roles and family == "word":
@@ -291,6 +293,25 @@ def _drop_empty(root: Element, parents: dict[Element, Element]) -> None:
 
 
 # ----------------------------------------------------------------------- markup tasks
+
+
+def _linked_objects(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
+    """A worksheet's linked OLE object (``oleObject link="[1]!''" oleUpdate=...``): its
+    link names an external reference, which goes with the other links to other files;
+    left behind it pointed at nothing and Excel offers to repair the workbook (oletools'
+    sample_with_external_link_to_doc.xlsx). Its picture stays a drawing shape."""
+    found = [el for el in doc.root.iter()
+             if X.local(el.tag) == "oleObject" and el.get("link") is not None]
+    if not found:
+        return False
+    parents = doc.parents()
+    for el in found:
+        eng.record("ooxml.external_link", f"{part}#oleObject[{el.get('shapeId', '?')}]",
+                   Action.REMOVED, f"linked object {el.get('progId', '')[:40]!r}, "
+                   f"updated from another file ({el.get('oleUpdate', 'on request')})")
+        X.remove(parents, el)
+    _drop_empty(doc.root, parents)
+    return True
 
 
 def _fields(eng: Engine, part: str, doc: X.XmlDoc) -> bool:

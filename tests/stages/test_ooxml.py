@@ -512,6 +512,27 @@ def test_dde_link_removed(tmp_path: Path) -> None:
     check_output(r, tmp_path, same_text=False)
 
 
+def test_linked_ole_object_goes_with_its_external_link(tmp_path: Path) -> None:
+    """A worksheet's linked object (oletools' sample_with_external_link_to_doc.xlsx)
+    kept ``oleObject link="[1]!''"`` when its external reference went: a link to
+    nothing, which Excel offers to repair."""
+    p = G.Pkg(G.xlsx_external_link(dde=True))
+    mc = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+    obj = ('<oleObject progId="Word.Document.8" link="[1]!&apos;&apos;" '
+           'oleUpdate="OLEUPDATE_ALWAYS" shapeId="1025"/>')
+    p.sub("xl/worksheets/sheet1.xml", "</worksheet>",
+          f'<oleObjects><mc:AlternateContent xmlns:mc="{mc}"><mc:Choice Requires="x14">{obj}'
+          f"</mc:Choice><mc:Fallback>{obj}</mc:Fallback></mc:AlternateContent></oleObjects>"
+          "</worksheet>")
+    r = run(tmp_path, p.build(), "linked.xlsx")
+    assert r.keys() == {("ooxml.dde", "xl/externalLinks/externalLink1.xml"),
+                        ("ooxml.external_link", "xl/worksheets/sheet1.xml"),
+                        ("ooxml.external_link", "xl/worksheets/sheet1.xml#oleObject[1025]")}
+    sheet = r.part("xl/worksheets/sheet1.xml")
+    assert "oleObject" not in sheet and "AlternateContent" not in sheet and "[1]" not in sheet
+    check_output(r, tmp_path, same_text=False)
+
+
 def test_data_connection_neutralized(tmp_path: Path) -> None:
     r = run(tmp_path, G.xlsx_connections(), "接続.xlsx")
     assert r.keys() == {("ooxml.external_data", "xl/connections.xml#connection[1]")}
