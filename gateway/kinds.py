@@ -390,6 +390,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "外部から読み込む・コードを実行する電子書籍のスタイルシートを空に"),
     KindInfo("archive.link", _M, True,
              "link or special file removed", "リンク・特殊ファイルを削除"),
+    KindInfo("archive.trailing_data", _M, True,
+             "data after the end of a compressed file removed",
+             "圧縮ファイルの末尾に付加されたデータを削除"),
     KindInfo("archive.duplicate", _M, False,
              "member whose name came earlier (letter case aside) renamed, or a repeated "
              "folder or link left out",

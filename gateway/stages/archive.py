@@ -289,7 +289,7 @@ def _members(src: BinaryIO, ctx: StageContext) -> Generator[Member, None, None]:
     elif ctx.type_id == "archive.7z":
         raw = _7z_any(src, ctx, limit)
     else:
-        raw = reader(src, limit) if reader else _single(src, ctx.type_id, limit,
+        raw = reader(src, limit) if reader else _single(src, ctx, limit,
                                                         _inner_name(ctx.location))
     try:
         yield from _unique_members(raw, seen)
@@ -706,10 +706,17 @@ def _inner_name(location: str) -> str:
     return "content"
 
 
-def _single(src: BinaryIO, type_id: str, limit: int, name: str) -> Iterator[Member]:
+def _single(src: BinaryIO, ctx: StageContext, limit: int, name: str) -> Iterator[Member]:
+    type_id = ctx.type_id
     try:
         if type_id in _LIBARCHIVE_FILTERED:
             data = _filtered(src, limit)
+        elif type_id == "archive.gzip":
+            data, trailing = _gunzip(src, limit)
+            if trailing:
+                ctx.record("archive.trailing_data", name, action=Action.REMOVED,
+                           detail=f"{trailing} bytes after the end of the gzip data, which "
+                                  "no tool reads")
         else:
             with _decompressor(type_id, src) as f:
                 data = _read_capped(f, limit, "compressed file")
@@ -722,6 +729,40 @@ def _single(src: BinaryIO, type_id: str, limit: int, name: str) -> Iterator[Memb
         yield from _libarchive_members(io.BytesIO(data), limit)
         return
     yield Member(name, data)
+
+
+_CHUNK = 1 << 20
+
+
+def _gunzip(src: BinaryIO, limit: int) -> tuple[bytes, int]:
+    """The data of a gzip file, every member of it, and how many bytes follow the last
+    one. gzip(1) reads a file with something other than another member or zeros after
+    its end ("trailing garbage ignored"); Python's gzip module refused it as "Not a
+    gzipped file". A file cut off inside a member is Malformed."""
+    src.seek(0)
+    out = bytearray()
+    pending = src.read(_CHUNK)
+    if not pending.startswith(b"\x1f\x8b"):
+        raise Malformed("compressed file is damaged (not gzip data)")
+    while pending.startswith(b"\x1f\x8b"):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not d.eof:
+            if not pending:
+                pending = src.read(_CHUNK)
+                if not pending:
+                    raise Malformed("compressed file is damaged (it ends inside the data)")
+            try:
+                out += d.decompress(pending, limit + 1 - len(out))
+            except zlib.error as exc:
+                raise Malformed(f"compressed file is damaged ({exc})") from None
+            pending = d.unconsumed_tail
+            if len(out) > limit:
+                raise LimitExceeded(f"compressed file expands beyond {limit} bytes")
+        pending = d.unused_data + pending
+        if len(pending) < 2:
+            pending += src.read(_CHUNK)
+    tail = pending + src.read()
+    return bytes(out), len(tail) if tail.strip(b"\0") else 0  # zeros: padding gzip skips
 
 
 def _looks_like_tar(data: bytes) -> bool:

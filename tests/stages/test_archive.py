@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import struct
 import tarfile
 import zipfile
@@ -371,6 +372,35 @@ def test_single_compressed_file_keeps_its_name(tmp_path: Path, name: str,
     report, out = run(tmp_path, compress("議事録\n".encode()), name)  # type: ignore[operator]
     assert report.verdict is Verdict.CLEAN
     assert contents(out) == {"minutes.txt": "議事録\n".encode()}
+
+
+@pytest.mark.parametrize(("after", "trailing"), [
+    (b"", 0),                        # one member
+    (b"\0" * 600, 0),               # zeros: padding gzip(1) skips as well
+    (b"garbage after the end", 21),  # libarchive's test_compat_gzip_2.tgz: gzip(1) reads it
+])
+def test_gzip_members_and_what_follows_them(tmp_path: Path, after: bytes,
+                                            trailing: int) -> None:
+    """Python's gzip module refused a file with anything but another member after its
+    end ("Not a gzipped file"); gzip(1) says "trailing garbage ignored". Every member
+    is read (two here), the rest is dropped and reported."""
+    text = "議事録\n".encode()
+    data = gzip.compress(text[:6]) + gzip.compress(text[6:]) + after
+    report, out = run(tmp_path, data, "minutes.txt.gz")
+    assert contents(out) == {"minutes.txt": text}
+    if trailing:
+        assert report.verdict is Verdict.DISARMED
+        assert keys(report) == {("archive.trailing_data", "minutes.txt")}
+        assert report.items[0].findings[0].detail.startswith(f"{trailing} bytes after")
+    else:
+        assert report.verdict is Verdict.CLEAN and keys(report) == set()
+
+
+def test_gzip_cut_off_inside_its_data_is_refused(tmp_path: Path) -> None:
+    data = gzip.compress(os.urandom(5000))[:-2000]
+    report, out = run(tmp_path, data, "cut.txt.gz")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert report.reason == "compressed file is damaged (it ends inside the data)"
 
 
 def _libarchive_file(path: Path, fmt: str, flt: str, members: dict[str, bytes]) -> bytes:
