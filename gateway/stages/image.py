@@ -331,12 +331,16 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
         if frames[0].mode not in ("L", "RGB", "CMYK"):
             frames[0] = frames[0].convert("RGB")
     elif fmt == "GIF":
-        for key in ("duration", "loop", "disposal", "transparency", "background"):
+        for key in ("duration", "loop", "transparency", "background"):
             if key in im.info:
                 opts[key] = im.info[key]
         if len(frames) > 1:
             opts["duration"] = [f.info.get("duration", im.info.get("duration", 100))
                                 for f in frames]
+            # Pillow hands out every frame whole (the frames before it and their disposal
+            # already applied): each must replace the one before, or where it is
+            # transparent the earlier frame stayed visible behind it
+            opts["disposal"] = 2
     elif fmt == "WEBP":
         opts.update(lossless=lossless, quality=90)
         if len(frames) > 1:
@@ -354,7 +358,12 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
         if im.format == "JPEG2000" and _is_codestream(im):
             opts["no_jp2"] = True
     elif fmt == "PNG" and len(frames) > 1:
-        opts["duration"] = [f.info.get("duration", 100) for f in frames]
+        # an APNG's first image may be shown only where animation is not (default
+        # image): written as a frame it flashed by at every loop. The durations are
+        # then the animation's frames' alone.
+        default = bool(im.info.get("default_image"))
+        opts["default_image"] = default
+        opts["duration"] = [f.info.get("duration", 100) for f in frames[default:]]
         opts["loop"] = im.info.get("loop", 0)
     return opts
 

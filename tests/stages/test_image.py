@@ -122,6 +122,56 @@ def test_animated_gif_keeps_frames_and_timing(tmp_path: Path) -> None:
     assert b"hidden" not in out.read_bytes()
 
 
+def _shown(data: bytes) -> list[bytes]:
+    """Each frame as a viewer shows it (Pillow composites disposal and blending)."""
+    with Image.open(io.BytesIO(data)) as im:
+        shown = []
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            shown.append(im.convert("RGBA").tobytes())
+        return shown
+
+
+def test_animated_gif_with_transparency_looks_the_same(tmp_path: Path) -> None:
+    """A frame that clears the one before (disposal 2) over a transparent background:
+    every frame was written with disposal 0, so the earlier frames stayed visible
+    behind the transparent parts of the later ones (giflib's welcome2.gif, Pillow's
+    dispose_bgnd_transparency.gif)."""
+    frames = []
+    for x in (0, 40, 80):
+        frame = Image.new("P", (120, 40), 0)
+        frame.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+        frame.paste(1, (x, 0, x + 40, 40))
+        frames.append(frame)
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100,
+                  loop=0, disposal=2, transparency=0, optimize=False)
+    report, out = run(tmp_path, data, "walk.gif")
+    assert report.verdict.delivered
+    assert _shown(out.read_bytes()) == _shown(data)
+
+
+def test_apng_default_image_stays_out_of_the_animation(tmp_path: Path) -> None:
+    """An APNG whose first image is shown only where animation is not (Pillow's
+    apng/delay.png): it became a 100 ms frame of the animation, flashing by at every
+    loop, and the durations moved one frame along."""
+    still = picture()
+    moving = [picture().rotate(90), picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    buf = io.BytesIO()
+    still.save(buf, "PNG", save_all=True, append_images=moving, default_image=True,
+               duration=[500, 1000], loop=0)
+    data = buf.getvalue()
+    report, out = run(tmp_path, data, "anim.png")
+    assert report.verdict.delivered
+    with Image.open(out) as im:
+        assert im.info.get("default_image") is True
+        durations = []
+        for i in range(1, im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+    assert durations == [500, 1000]
+    assert _shown(out.read_bytes()) == _shown(data)
+
+
 def test_exif_orientation_is_applied_before_exif_goes(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
