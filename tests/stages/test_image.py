@@ -172,6 +172,28 @@ def test_apng_default_image_stays_out_of_the_animation(tmp_path: Path) -> None:
     assert _shown(out.read_bytes()) == _shown(data)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF", "WEBP"])
+def test_colour_profile_slot_holds_only_a_colour_profile(tmp_path: Path, fmt: str) -> None:
+    """The ICC profile was copied as it came: 60 kB that were no profile went through,
+    verdict clean. A real profile stays (LittleCMS reads it back from the output)."""
+    from PIL import ImageCms
+
+    real = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    fake = b"\0" * 40 + b"SEKISHO-PAYLOAD" * 4000
+    ext = {"JPEG": "jpg", "PNG": "png", "TIFF": "tif", "WEBP": "webp"}[fmt]
+    for icc, kept in ((real, True), (fake, False)):
+        data = encode(picture(), fmt, icc_profile=icc)
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.info["icc_profile"] == icc       # the input carries it
+        report, out = run(tmp_path, data, f"photo.{ext}")
+        assert report.verdict.delivered
+        with Image.open(out) as im:
+            assert (im.info.get("icc_profile") == real) is kept
+        assert b"SEKISHO-PAYLOAD" not in out.read_bytes()
+        if not kept:
+            assert ("image.metadata", "icc_profile") in keys(report)
+
+
 def test_exif_orientation_is_applied_before_exif_goes(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
