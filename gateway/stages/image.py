@@ -222,8 +222,9 @@ def _reencode(im: Image.Image, data: bytes, fmt: str, dst: BinaryIO, ctx: StageC
     frames = [f.convert(_STRAIGHT[f.mode]) if f.mode in _STRAIGHT else f for f in frames]
     options = _save_options(im, fmt, frames, lossless=lossless)
     first, rest = frames[0], frames[1:]
+    more = options.pop("append_images", [])  # an icon's other sizes (not frames)
     try:
-        first.save(dst, format=fmt, save_all=bool(rest), append_images=rest, **options)
+        first.save(dst, format=fmt, save_all=bool(rest), append_images=rest + more, **options)
     except (OSError, ValueError, OverflowError) as exc:
         # OverflowError: a size the format cannot hold (a GIF frame placed past 65535
         # rows makes Pillow's canvas taller than a GIF can be)
@@ -355,8 +356,9 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
     elif fmt == "TIFF":  # black and white (scans, faxes): CCITT G4, as scanners write it
         bilevel = all(f.mode == "1" for f in frames)
         opts["compression"] = "group4" if bilevel else "tiff_adobe_deflate"
-    elif fmt == "ICO" and im.info.get("sizes"):  # every size the icon held, drawn anew
+    elif fmt == "ICO" and im.info.get("sizes"):  # every size the icon held
         opts["sizes"] = sorted({tuple(size[:2]) for size in im.info["sizes"]})
+        opts["append_images"] = _icon_sizes(im, opts["sizes"], frames[0].size)
     elif fmt == "JPEG2000":
         opts["irreversible"] = False  # lossless (5/3 wavelet)
         if im.format == "JPEG2000" and _is_codestream(im):
@@ -370,6 +372,26 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
         opts["duration"] = [f.info.get("duration", 100) for f in frames[default:]]
         opts["loop"] = im.info.get("loop", 0)
     return opts
+
+
+def _icon_sizes(im: Image.Image, sizes: list[tuple[int, int]],
+                skip: tuple[int, int]) -> list[Image.Image]:
+    """Each size's own picture (an icon's small sizes are drawn by hand: redrawn from the
+    largest they differed by a mean 40-74 per channel in Pillow's pillow.ico); a size
+    that does not decode is drawn from the largest, as before."""
+    ico = getattr(im, "ico", None)
+    out = []
+    for size in sizes:
+        if size == skip or ico is None:
+            continue
+        try:
+            picture = ico.getimage(size)
+            picture.load()
+        except _DAMAGE:
+            continue
+        if picture.size == size:
+            out.append(picture.convert(_STRAIGHT.get(picture.mode, picture.mode)))
+    return out
 
 
 def _is_codestream(im: Image.Image) -> bool:
