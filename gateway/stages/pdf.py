@@ -145,8 +145,11 @@ def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str 
                             suppress_warnings=True, attempt_recovery=True,
                             access_mode=mode), None, False
     except pikepdf.PasswordError:
-        raise EncryptedContent(WRONG_PASSWORD if password
-                               else "PDF requires a password to open") from None
+        opened = None if password else _attachments_only(src)
+        if opened is None:
+            raise EncryptedContent(WRONG_PASSWORD if password
+                                   else "PDF requires a password to open") from None
+        return opened, None, False
     except (pikepdf.PdfError, pikepdf.QpdfRuntimeError) as exc:
         error = _message(exc, src)
     src.seek(0)
@@ -178,6 +181,38 @@ def _open(src: BinaryIO, password: str | None = None) -> tuple[pikepdf.Pdf, str 
 
 
 _PUBLIC_KEY = re.compile(rb"/Filter\s*/Adobe\.PubSec|/SubFilter\s*/adbe\.pkcs7\.s[345]")
+#: a trailer's /Encrypt (by reference or direct), and the key of the same length it is
+#: renamed to for ``_attachments_only`` (so no offset in the file moves)
+_ENCRYPT_KEY = re.compile(rb"/Encrypt(?=\s*(?:\d+\s+\d+\s+R|<<))")
+ATTACHMENTS_ONLY = "/SekEncr"
+
+
+def _attachments_only(src: BinaryIO) -> pikepdf.Pdf | None:
+    """A document encrypted only in its attachments, opened: Acrobat's "encrypt only
+    file attachments" (/EFF names a crypt filter, strings and streams use /Identity)
+    opens without a password in every viewer, but qpdf asks for the attachments' one
+    first (qpdf's encrypted-attachments test files were blocked). Its /Encrypt is
+    renamed to ``ATTACHMENTS_ONLY`` and the file read as unencrypted; the attachments,
+    still ciphertext, go like any that cannot be read. None for any other encryption."""
+    src.seek(0)
+    data = src.read()
+    renamed = _ENCRYPT_KEY.sub(ATTACHMENTS_ONLY.encode(), data)
+    if renamed == data:
+        return None
+    try:
+        pdf = pikepdf.open(io.BytesIO(renamed), inherit_page_attributes=False,
+                           suppress_warnings=True)
+    except (pikepdf.PdfError, pikepdf.QpdfRuntimeError, pikepdf.PasswordError):
+        return None
+    enc = pdf.trailer.get(ATTACHMENTS_ONLY)
+    identity = pikepdf.Name.Identity
+    if (enc is None or not is_dictlike(enc) or enc.get("/Filter") != pikepdf.Name.Standard
+            or enc.get("/V") not in (4, 5) or enc.get("/StmF", identity) != identity
+            or enc.get("/StrF", identity) != identity
+            or enc.get("/EFF", identity) == identity):
+        pdf.close()
+        return None
+    return pdf
 
 
 def _blank_undecodable(pdf: pikepdf.Pdf) -> int:
@@ -293,6 +328,11 @@ class PdfStage:
     def _rebuild(pdf: pikepdf.Pdf, src: BinaryIO, dst: BinaryIO | None,
                  ctx: StageContext, salvaged: str | None, ciphertext: bool = False) -> None:
         notes = list(pdf.get_warnings())
+        if ATTACHMENTS_ONLY in pdf.trailer:
+            del pdf.trailer[ATTACHMENTS_ONLY]
+            ctx.record("pdf.encrypted", "/Encrypt", action=Action.REMOVED,
+                       detail="only the attachments were encrypted (the document opens "
+                              "without a password); they cannot be read and are removed")
         if salvaged is not None:
             notes.insert(0, f"rebuilt from the objects of a damaged file ({salvaged})")
         emptied = _blank_undecodable(pdf) if ciphertext else 0

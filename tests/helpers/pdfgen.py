@@ -518,6 +518,33 @@ def encrypted_public_key() -> bytes:
                         b"/Filter /Adobe.PubSec /SubFilter /adbe.pkcs7.s5")
 
 
+def encrypted_attachments_only() -> bytes:
+    """Only the attachment encrypted (Acrobat's "encrypt only file attachments", as in
+    qpdf's enc-XI-...encrypted-attachments.pdf): /EFF names an AES-256 crypt filter,
+    strings and streams use /Identity. Every viewer shows the pages without a password;
+    qpdf asks for the attachment's first."""
+    pdf = base()
+    rng = random.Random(11)
+    blob = pdf.make_stream(rng.randbytes(64))  # ciphertext, as far as anyone can tell
+    blob.Type = Name.EmbeddedFile
+    blob.Filter = Array([Name.Crypt])
+    blob.DecodeParms = Array([Dictionary(Name=Name.StdCF)])
+    spec = pdf.make_indirect(Dictionary(Type=Name.Filespec, F=String("memo.txt"),
+                                        UF=String("memo.txt"), EF=Dictionary(F=blob)))
+    pdf.Root.Names = Dictionary(EmbeddedFiles=Dictionary(Names=Array([String("memo.txt"),
+                                                                      spec])))
+    enc = pdf.make_indirect(Dictionary(
+        Filter=Name.Standard, V=5, R=6, Length=256, P=-1028, EncryptMetadata=False,
+        CF=Dictionary(StdCF=Dictionary(CFM=Name.AESV3, AuthEvent=Name.EFOpen, Length=32)),
+        StmF=Name.Identity, StrF=Name.Identity, EFF=Name.StdCF,
+        O=String(rng.randbytes(48)), U=String(rng.randbytes(48)),
+        OE=String(rng.randbytes(32)), UE=String(rng.randbytes(32)),
+        Perms=String(rng.randbytes(16))))
+    pdf.trailer["/Xncrypt"] = enc  # qpdf writes no /Encrypt it did not make: renamed after
+    data = save(pdf, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    return data.replace(b"/Xncrypt", b"/Encrypt")
+
+
 def damaged_xref() -> bytes:
     """Wrong startxref offset and a broken xref entry: qpdf reconstructs the table."""
     data = _classic(base())

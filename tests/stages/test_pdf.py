@@ -367,6 +367,32 @@ def test_encrypted_for_certificate_holders_is_blocked_as_encrypted(tmp_path: Pat
     assert not out.exists()
 
 
+def test_encrypted_attachments_only_opens_without_a_password(tmp_path: Path) -> None:
+    """Only the attachments encrypted (qpdf's enc-XI-...encrypted-attachments.pdf,
+    nontrivial-crypt-filter.pdf): poppler and Acrobat show the pages without a
+    password, qpdf asks for one, and the file was blocked. The pages are delivered;
+    the attachment, which no one can read without its password, is removed."""
+    data = pdfgen.encrypted_attachments_only()
+    with pytest.raises(pikepdf.PasswordError):
+        pikepdf.open(io.BytesIO(data))
+    src = tmp_path / "in.pdf"
+    src.write_bytes(data)
+    shown = subprocess.run(["pdftotext", "-q", str(src), "-"], capture_output=True,
+                           check=False).stdout.decode().split()
+    assert shown  # poppler opens the input without a password
+    for policy in ("keep", "remove"):  # attachments disarmed, or removed by policy
+        report, out = run(tmp_path, data, POLICIES[policy])
+        assert report.verdict is Verdict.DISARMED, report.reason
+        found = triples(report)
+        assert ("pdf.encrypted", "/Encrypt", "removed") in found
+        assert ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", "removed") in found
+        assert qpdf_check(out).returncode == 0
+        with pikepdf.open(out) as pdf:
+            assert not pdf.is_encrypted and len(pdf.attachments) == 0
+            assert len(pdf.pages) == 3
+        assert text_of(out).split() == shown
+
+
 def test_user_password_given_opens_and_decrypts(tmp_path: Path) -> None:
     src, out = tmp_path / "in.pdf", tmp_path / "out.pdf"
     src.write_bytes(pdfgen.encrypted_user())
