@@ -103,9 +103,18 @@ def hyperlink_target(instr: str) -> str | None:
         if skip:
             skip = False
         elif quoted is not None:
-            return re.sub(r"\\(.)", r"\1", quoted)
+            return _outside(re.sub(r"\\(.)", r"\1", quoted))
         elif bare.lower() in _SWITCH_ARG:
             skip = True
         elif not bare.startswith("\\"):
-            return bare
+            return _outside(bare)
     return None
+
+
+#: "#name": a place in this document, as LibreOffice writes internal links
+#: (HYPERLINK "#__RefHeading___Toc1") and Word follows them
+_IN_DOCUMENT = re.compile(r"#[^\s/\\:%]*")
+
+
+def _outside(target: str) -> str | None:
+    return None if _IN_DOCUMENT.fullmatch(target) else target

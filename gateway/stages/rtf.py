@@ -71,6 +71,9 @@ _GROUPS = {b"datastore": ("rtf.datastore", "datastore", "data store"),
            b"template": ("rtf.template", "template", "attached template"),
            b"mailmerge": ("rtf.mail_merge", "mailmerge", "mail merge data source")}
 _READ = frozenset({b"fldinst", b"objclass"})  # \* destinations whose text we read
+#: \* destinations inside an instruction that no reader takes as its text: Word's
+#: binary field data (the hyperlink object behind every HYPERLINK it writes)
+_NOT_TEXT = frozenset({b"datafield"})
 _WATCH = frozenset({b"object", b"objdata", b"objclass", b"field", b"fldinst", b"result",
                     b"fldrslt", *_OBJ_FLAGS, *_GROUPS})
 # Plain content: text, hex escapes, control symbols and control words other than the
@@ -253,6 +256,8 @@ class Analysis:
                 head, frame.at_head = frame.at_head, False
                 if head and frame.star and tok.name not in _READ:
                     frame.hidden = True
+                    if tok.name.lower() in _NOT_TEXT:
+                        frame.inst = None
                 if (name := tok.name.lower()) in _WATCH:  # \OBJECT too: no false hits
                     self._word(frame, tok, name, head, bare)
                 if tok.name == b"u":

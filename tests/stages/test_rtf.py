@@ -157,11 +157,34 @@ def test_hyperlink_to_anything_but_the_web_goes_though_links_are_kept(
     assert out.read_bytes() == rtfgen.document(rtfgen.kept(b"click here"))
 
 
-def test_hyperlink_to_a_bookmark_is_no_finding(tmp_path: Path) -> None:
-    data = rtfgen.document(rtfgen.fld(rb'HYPERLINK \\l "_Toc1"', b"Chapter 1"))
+_DATAFIELD = rb"{\*\datafield 08d0c9ea79f9bace118c8200aa004ba90b020000000800000005000000}"
+
+
+@pytest.mark.parametrize("inst", [
+    rb'HYPERLINK \\l "_Toc1"',
+    # Word writes its hyperlink object beside every HYPERLINK: the jumps of the RTF 1.7
+    # specification (oletools' RTF-Spec-1.7.rtf, 1,412 of them) were read with its hex
+    # digits after the bookmark and removed as links to a relative path
+    rb'HYPERLINK \\l "_Toc1"' + _DATAFIELD,
+    # LibreOffice writes internal links as "#name" (its rtfexport fdo78758.rtf)
+    rb'HYPERLINK "#__RefHeading___Toc1"',
+])
+def test_hyperlink_to_a_bookmark_is_no_finding(tmp_path: Path, inst: bytes) -> None:
+    data = rtfgen.document(rtfgen.fld(inst, b"Chapter 1"))
     report, out = disarm(tmp_path, data, KEEP)
     assert report.verdict is Verdict.CLEAN and triples(report) == []
     assert out.read_bytes() == data
+
+
+@pytest.mark.parametrize("inst", [
+    rb'HYPERLINK "file://evil.example/share/x.exe"' + _DATAFIELD,
+    rb'HYPERLINK "#x/../../evil.exe"',
+    rb'HYPERLINK "#a:b"',
+])
+def test_field_data_or_a_hash_hides_no_outside_target(tmp_path: Path, inst: bytes) -> None:
+    data = rtfgen.document(rtfgen.fld(inst, b"click"))
+    report, _ = disarm(tmp_path, data, KEEP)
+    assert triples(report) == [("rtf.hyperlink", "field[0]", "neutralized")]
 
 
 def test_mixed_document_keeps_only_the_hyperlink(tmp_path: Path) -> None:
