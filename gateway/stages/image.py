@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import struct
 import warnings
 from collections.abc import Callable, Iterator
@@ -417,15 +418,91 @@ def is_icc_profile(data: bytes) -> bool:
 
 
 def _trailing_bytes(fmt: str, data: bytes) -> int:
-    if fmt == "PNG":
-        end = data.find(b"IEND")
-        return max(0, len(data) - (end + 8)) if end >= 0 else 0
-    if fmt == "GIF":
-        return 0  # GIF has no reliable end marker scan without decoding; re-encoding drops it
-    if fmt == "JPEG":
-        end = data.rfind(b"\xff\xd9")
-        return max(0, len(data) - (end + 2)) if end >= 0 else 0
-    return 0
+    """How many bytes follow the end of the image (0 when the end cannot be told)."""
+    end = {"PNG": _png_end, "JPEG": _jpeg_end, "GIF": _gif_end, "BMP": _bmp_end,
+           "ICO": _ico_end}.get(fmt, lambda _: None)(data)
+    return max(0, len(data) - end) if end is not None else 0
+
+
+def _png_end(data: bytes) -> int | None:
+    end = data.find(b"IEND")
+    return end + 8 if end >= 0 else None
+
+
+#: a marker in a JPEG's entropy-coded data: 0xFF not followed by a stuffed 0x00, a
+#: restart marker (RSTn) or another 0xFF (fill)
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Just past the EOI marker that ends the image, walking the segments: the last
+    0xFFD9 in the file may belong to what was appended (an appended JPEG, or a payload
+    ending in those bytes)."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:          # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return pos + 2
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:   # no length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:          # the scan's entropy-coded data runs to the next marker
+            m = _JPEG_MARKER.search(data, pos)
+            if m is None:
+                return None
+            pos = m.start()
+    return None
+
+
+def _gif_end(data: bytes) -> int | None:
+    """Just past the trailer (0x3B), walking the blocks and their sub-blocks."""
+    n = len(data)
+    if n < 13:
+        return None
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    while pos < n:
+        block = data[pos]
+        if block == 0x3B:
+            return pos + 1
+        if block == 0x21:           # extension: label, then sub-blocks
+            pos += 2
+        elif block == 0x2C:         # image: descriptor, local colour table, LZW size
+            if pos + 10 > n:
+                return None
+            local = data[pos + 9]
+            pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0) + 1
+        else:
+            return None
+        while pos < n and data[pos]:  # sub-blocks up to the empty one
+            pos += data[pos] + 1
+        pos += 1
+    return None
+
+
+def _bmp_end(data: bytes) -> int | None:
+    """The file size the header declares, when it covers the pixel data's start."""
+    if len(data) < 14:
+        return None
+    size, offset = struct.unpack_from("<I4xI", data, 2)
+    return size if offset < size <= len(data) else None
+
+
+def _ico_end(data: bytes) -> int | None:
+    """The end of the last picture the icon's directory lists."""
+    if len(data) < 6:
+        return None
+    count = struct.unpack_from("<H", data, 4)[0]
+    if not count or 6 + 16 * count > len(data):
+        return None
+    end = max(sum(struct.unpack_from("<II", data, 6 + 16 * i + 8)) for i in range(count))
+    return end if end <= len(data) else None
 
 
 registry.register(ImageStage())

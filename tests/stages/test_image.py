@@ -210,6 +210,26 @@ def test_icon_keeps_the_picture_of_each_size(tmp_path: Path) -> None:
             assert ImageChops.difference(picture, want).getbbox() is None, size
 
 
+@pytest.mark.parametrize(("fmt", "name"), [
+    ("JPEG", "photo.jpg"), ("GIF", "anim.gif"), ("BMP", "scan.bmp"), ("ICO", "app.ico"),
+    ("PNG", "chart.png")])
+def test_data_after_the_image_is_reported(tmp_path: Path, fmt: str, name: str) -> None:
+    """What followed a GIF, BMP or icon was dropped but not reported ("nothing to
+    remove"), nor after a JPEG when the appended data itself ended in 0xFFD9 (an
+    appended JPEG): the end of the image is found by walking its structure."""
+    opts: dict[str, object] = {"sizes": [(32, 32)]} if fmt == "ICO" else {}
+    image = encode(picture("RGB" if fmt != "GIF" else "P"), fmt, **opts)
+    payload = b"PK\x03\x04 hidden archive " * 20 + encode(picture(size=(8, 8)), "JPEG")
+    report, out = run(tmp_path, image + payload, name)
+    assert report.verdict is Verdict.DISARMED
+    assert ("image.trailing_data", "") in keys(report)
+    found = next(f for f in report.items[0].findings if f.kind == "image.trailing_data")
+    assert found.detail == f"{len(payload)} bytes after the end of the image"
+    assert b"hidden archive" not in out.read_bytes()
+    clean, _ = run(tmp_path, image, name)        # and nothing when nothing follows
+    assert ("image.trailing_data", "") not in keys(clean)
+
+
 def test_exif_orientation_is_applied_before_exif_goes(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
