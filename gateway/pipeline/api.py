@@ -58,14 +58,21 @@ def package_target(here: str, target: str, names: frozenset[str]) -> bool:
     ``names``. Anything with a scheme, an absolute or network path, a backslash or a
     way out of the container is not one (tabs and line breaks go first, as a
     browser's URL parser drops them: "java&#9;script:" has a scheme)."""
+    return package_path(here, target) in names
+
+
+def package_path(here: str, target: str) -> str | None:
+    """The member name the relative reference ``target`` in member ``here`` points at,
+    whether or not the container holds it; None for anything else (see
+    ``package_target``)."""
     value = re.sub(r"[\t\n\r]", "", target).strip(_C0_AND_SPACE)
     if not value or value.startswith(("/", "#")) or "\\" in value or _SCHEME.match(value):
-        return False
+        return None
     path = unquote(value.split("#", 1)[0].split("?", 1)[0])
     if not path:
-        return False
+        return None
     full = posixpath.normpath(posixpath.join(posixpath.dirname(here), path))
-    return not full.startswith("../") and full in names
+    return None if full.startswith("../") or full == ".." else full
 
 
 @dataclass(slots=True)

@@ -54,7 +54,7 @@ from gateway.errors import (
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry
-from gateway.pipeline.api import Embedded, Mode, StageContext, package_target
+from gateway.pipeline.api import Embedded, Mode, StageContext, package_path
 from gateway.stages import archive_external, links
 from gateway.stages.mail_names import windows_part
 
@@ -243,13 +243,15 @@ def _loads_from_elsewhere(data: bytes, name: str, ctx: StageContext) -> bool:
     text = data.decode("utf-8", "replace")
     if _CSS_RUNS.search(text):
         return True
-    names = ctx.packages.get(ctx.location, frozenset())
     for m in _CSS_REFERENCE.finditer(text):
         target = m.group(2) if m.group(2) is not None else (m.group(4) or "")
         if target.startswith("#") or links.IMAGE_DATA_URL.match(target) \
                 or target.lower().startswith(("data:font/", "data:application/font")):
             continue
-        if not package_target(name, target, names):
+        # a place in the book, there or not: a font that was removed leaves its
+        # @font-face pointing at nothing (the reader uses another font), and the book
+        # was blocked as loading from elsewhere
+        if package_path(name, target) is None:
             return True
     return False
 

@@ -1201,6 +1201,24 @@ def test_epub_keeps_its_container_and_the_links_inside_the_book(tmp_path: Path) 
         ("xml.remote_resource", "a[2]@href"), ("xml.remote_resource", "a[3]@href")}
 
 
+def test_epub_whose_font_is_removed_is_still_delivered(tmp_path: Path) -> None:
+    """A book with an embedded font (pandoc's --epub-embed-font, common in Japanese
+    e-books) was blocked whole: the font is removed like any font, and the check of the
+    output then took the stylesheet's @font-face, pointing at the removed font, for a
+    load from elsewhere ("left after disarm: archive.stylesheet_loads")."""
+    css = (b'@font-face { font-family: f; src: url("../fonts/f.otf"); }\n'
+           b"body { font-family: f, serif }\n")
+    data = epub({"EPUB/css/book.css": css, "EPUB/fonts/f.otf": b"OTTO" + bytes(300)})
+    report, out = run(tmp_path, data, "book.epub")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert ("archive.member_blocked", "EPUB/fonts/f.otf") in keys(report)
+    assert ("archive.stylesheet_loads", "EPUB/css/book.css") not in keys(report)
+    z = zipfile.ZipFile(out)
+    assert z.infolist()[0].filename == "mimetype"
+    assert z.read("EPUB/css/book.css") == css      # the book keeps its styling
+    assert "EPUB/fonts/f.otf" not in z.namelist()
+
+
 def epub_members() -> dict[str, bytes]:
     z = zipfile.ZipFile(io.BytesIO(epub()))
     return {n: z.read(n) for n in z.namelist()}
