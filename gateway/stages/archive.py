@@ -905,12 +905,30 @@ def _7z_members(src: BinaryIO, limit: int, password: str | None = None) -> Itera
             elif info.is_symlink:
                 yield Member(info.filename, None, problem="archive.link", detail="symbolic link")
             else:
+                # py7zr keys what it unpacked by the name made relative ("/a/b.txt" is
+                # "a/b.txt"): looked up by the listed name alone, such a member was
+                # delivered empty
                 product = factory.products.get(info.filename)
                 if product is None:
-                    yield Member(info.filename, b"")
+                    product = factory.products.get(_7z_relative(info.filename))
+                if product is None:
+                    if info.uncompressed:
+                        yield Member(info.filename, None, problem="archive.member_blocked",
+                                     detail="its data could not be read")
+                    else:
+                        yield Member(info.filename, b"")
                     continue
                 product.seek(0)
                 yield Member(info.filename, _read_capped(product, limit, "7z member"))
+
+
+def _7z_relative(name: str) -> str:
+    """A 7z member's name as py7zr writes it out: "/" separated, no leading "/" or
+    drive."""
+    name = name.replace("\\", "/")
+    if len(name) > 1 and name[1] == ":":
+        name = name[2:]
+    return name.lstrip("/")
 
 
 def _with_password(src: BinaryIO, type_id: str, limit: int, password: str) -> Iterator[Member]:
@@ -948,6 +966,8 @@ def _libarchive_members(src: BinaryIO, limit: int,
         # encrypted RAR 2.x-4.x archives damaged ("solid archive support unavailable")
         raise EncryptedContent("archive is password-protected")
     sealed = False  # the entry being read is encrypted
+    kept: dict[str, bytes] = {}  # what a hard link may name (up to HARDLINK_MEMORY bytes)
+    held = 0
     try:
         with libarchive.memory_reader(data, passphrase=password) as archive:
             for entry in archive:
@@ -957,6 +977,14 @@ def _libarchive_members(src: BinaryIO, limit: int,
                 if entry.isdir:
                     yield Member(name.rstrip("/") + "/", b"", when)
                     continue
+                if entry.islnk:  # a hard link (tar, cpio, RAR5): the file it names, again
+                    target = kept.get(_entry_name(entry.linkpath or ""))
+                    if target is None:
+                        yield Member(name, None, when, "archive.link",
+                                     "hard link to a file not read before it")
+                    else:
+                        yield Member(name, target, when)
+                    continue
                 # ar members carry no file type (0): plain files all the same
                 plain = entry.isreg or (entry.filetype == 0 and not entry.issym
                                         and not entry.islnk)
@@ -965,7 +993,16 @@ def _libarchive_members(src: BinaryIO, limit: int,
                     continue
                 if (entry.size or 0) > limit:
                     raise LimitExceeded(f"member {name[:60]!r} is larger than {limit} bytes")
-                yield Member(name, _entry_data(entry, limit, name), when)
+                content = _entry_data(entry, limit, name)
+                if not content and entry.size is None:
+                    # RAR5 "file copy" entries: libarchive hands out nothing for them (the
+                    # RAR reader falls back to unar on this)
+                    raise Malformed(f"member {name[:60]!r} cannot be read (its size is "
+                                    "unknown and no data came)")
+                if held + len(content) <= HARDLINK_MEMORY:
+                    kept[name] = content
+                    held += len(content)
+                yield Member(name, content, when)
     except libarchive.exception.ArchiveError as exc:
         text = str(exc).split(" (errno")[0]
         if password is not None and ("ncorrect passphrase" in text or sealed):
@@ -982,6 +1019,8 @@ def _libarchive_members(src: BinaryIO, limit: int,
 
 
 _BLOCK = 64 * 1024
+#: bytes of members kept for hard links that name them (beyond: such a link is reported)
+HARDLINK_MEMORY = 64 * 1024 * 1024
 
 
 def _entry_data(entry: object, limit: int, name: str) -> bytes:

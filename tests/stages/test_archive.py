@@ -325,6 +325,26 @@ def test_tar_gz_is_repacked_as_zip(tmp_path: Path) -> None:
     assert sorted(contents(out)) == ["a/readme.txt", "a/run.exe.removed.txt"]
 
 
+def test_hard_link_in_a_tar_is_the_file_it_names(tmp_path: Path) -> None:
+    """A hard link (tar, cpio, RAR5's rar5-hlink.rar) came out as an empty file,
+    verdict clean: it holds the file it names again."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        text = "議事録\n".encode()
+        info = tarfile.TarInfo("docs/minutes.txt")
+        info.size = len(text)
+        tf.addfile(info, io.BytesIO(text))
+        link = tarfile.TarInfo("docs/copy.txt")
+        link.type, link.linkname = tarfile.LNKTYPE, "docs/minutes.txt"
+        tf.addfile(link)
+        dangling = tarfile.TarInfo("docs/nothing.txt")
+        dangling.type, dangling.linkname = tarfile.LNKTYPE, "docs/absent.txt"
+        tf.addfile(dangling)
+    report, out = run(tmp_path, buf.getvalue(), "docs.tar")
+    assert keys(report) == {("archive.link", "docs/nothing.txt")}
+    assert contents(out) == {"docs/minutes.txt": text, "docs/copy.txt": text}
+
+
 def ar_archive(members: dict[str, bytes]) -> bytes:
     """A Unix ar archive (GNU/System V member headers), as ``ar rcD`` writes it."""
     out = [b"!<arch>\n"]
@@ -1031,6 +1051,28 @@ def test_7z_with_bcj2_is_read_by_7zip(tmp_path: Path) -> None:
         report = process_file(locked, tmp_path / "locked.out", policy=POLICY,
                               password=password)
         assert report.verdict is Verdict.BLOCKED and report.reason == reason
+
+
+def test_7z_member_stored_with_an_absolute_path_keeps_its_data(tmp_path: Path) -> None:
+    """7-Zip stores full paths with -spf (py7zr's root_path_arcname.7z): py7zr unpacks
+    "/a/b.txt" as "a/b.txt", and the member, looked up by its listed name, was
+    delivered empty, verdict disarmed for the name alone."""
+    import shutil
+    import subprocess
+
+    src = tmp_path / "abs" / "a"
+    src.mkdir(parents=True)
+    (src / "minutes.txt").write_bytes("議事録\n".encode())
+    seven = shutil.which("7zz") or shutil.which("7z")
+    assert seven, "7-Zip (Debian 7zip) is a test tool"
+    archive = tmp_path / "full.7z"
+    subprocess.run([seven, "a", "-bd", "-spf", str(archive), str(src / "minutes.txt")],
+                   check=True, capture_output=True)
+    report, out = run(tmp_path, archive.read_bytes(), "full.7z")
+    assert report.verdict.delivered, report.reason
+    files = contents(out)
+    name = next(n for n in files if n.endswith("a/minutes.txt"))
+    assert not name.startswith("/") and files[name] == "議事録\n".encode()
 
 
 def test_deflate64_member_larger_than_it_says_is_refused(tmp_path: Path) -> None:
