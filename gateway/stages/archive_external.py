@@ -1,6 +1,6 @@
 """Archives read by external programs: disk images (ISO 9660, UDF, WIM, Apple DMG,
-VHD/VHDX), ARJ, and 7z archives whose coders py7zr lacks (BCJ2) with 7-Zip; RAR that
-libarchive cannot read with unar.
+VHD/VHDX), ARJ, 7z archives whose coders py7zr lacks (BCJ2) and LZH archives
+libarchive refuses with 7-Zip; RAR, and LZH that 7-Zip refuses too (-lh1-), with unar.
 
 Disk images. Emotet, IcedID and Qakbot mailed ISO, IMG and VHD files because Windows opens
 them with a double click and, before 2022, did not mark what was inside as "from the
@@ -116,6 +116,14 @@ def sevenz_entries(src: BinaryIO, limit: int, max_members: int,
                                   timeout, "this 7z archive's compression needs")
 
 
+def lzh_entries(src: BinaryIO, limit: int, max_members: int,
+                timeout: float) -> Iterator[Entry]:
+    """The files in the LZH archive ``src``, read by 7-Zip: headers of Amiga, X68000,
+    Atari and OS-9 LHA versions and the -lh4- method, which libarchive refuses."""
+    yield from _seven_zip_entries(src, ("lzh",), "lzh", "LZH archive", limit, max_members,
+                                  timeout, "this LZH archive needs")
+
+
 def _seven_zip_entries(src: BinaryIO, allowed: tuple[str, ...], switch: str | None,
                        what: str, limit: int, max_members: int, timeout: float,
                        purpose: str) -> Iterator[Entry]:
@@ -153,14 +161,14 @@ def unar() -> tuple[str, str] | None:
 
 
 def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
-                password: str | None = None) -> Iterator[Entry]:
-    """The files in the RAR archive ``src``, read by unar; ``password`` opens an
-    encrypted one (RAR 3 and 5, file data or headers) for the PPAP flow. unar takes a
-    password only on its command line, where other local users may see it while it
-    runs (README: hidepid)."""
+                password: str | None = None, what: str = "RAR archive") -> Iterator[Entry]:
+    """The files in the RAR archive ``src`` (or another format unar reads, ``what``),
+    read by unar; ``password`` opens an encrypted one (RAR 3 and 5, file data or
+    headers) for the PPAP flow. unar takes a password only on its command line, where
+    other local users may see it while it runs (README: hidepid)."""
     programs = unar()
     if programs is None:
-        raise Unsupported("this RAR archive needs unar (Debian package unar), which is not "
+        raise Unsupported(f"this {what} needs unar (Debian package unar), which is not "
                           "installed")
     extract, lister = programs
     deadline = time.monotonic() + timeout
@@ -174,9 +182,9 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         if (status != 0 or listing.failed) and password is not None:
             raise EncryptedContent(WRONG_PASSWORD)  # encrypted headers did not decrypt
         if status != 0 or listing.failed:
-            raise Malformed(f"RAR archive cannot be read (unar: {listing.error(status)})")
+            raise Malformed(f"{what} cannot be read (unar: {listing.error(status)})")
         if listing.count == 0:  # e.g. one part of a multi-volume archive, alone
-            raise Malformed("RAR archive cannot be read (unar finds no file in it)")
+            raise Malformed(f"{what} cannot be read (unar finds no file in it)")
         out = work / "x"
         # -nr: members as they are (a .tar.gz member stays one file); -k skip: no Mac
         # resource forks; -D: no folder of its own around the members
@@ -185,7 +193,7 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         if status != 0 and listing.encrypted:
             raise EncryptedContent(WRONG_PASSWORD)  # its check data did not match the password
         if status != 0:
-            raise Malformed("RAR archive is damaged (unar could not unpack every file)")
+            raise Malformed(f"{what} is damaged (unar could not unpack every file)")
         yield from _walk(out, limit)
 
 

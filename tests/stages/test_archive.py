@@ -345,6 +345,24 @@ def test_hard_link_in_a_tar_is_the_file_it_names(tmp_path: Path) -> None:
     assert contents(out) == {"docs/minutes.txt": text, "docs/copy.txt": text}
 
 
+@pytest.mark.parametrize(("sample", "member", "start"), [
+    ("lhasa-lharc113-lh1.lzh", "GPL-2.txt", b" " * 20 + b"GNU GENERAL PUBLIC LICENSE"),
+    ("lhasa-x68k-h1-subdir.lzh", "subdir/subdir2/HELLO.TXT", b"hello world"),
+])
+def test_lzh_libarchive_refuses_is_read_by_7zip_or_unar(tmp_path: Path, sample: str,
+                                                        member: str, start: bytes) -> None:
+    """LZH from old LHA versions and methods libarchive refuses (lhasa's test archives:
+    -lh1-, -lh4-, Amiga, X68000, Atari and OS-9 headers) was blocked as unsupported or
+    unrecognized: 7-Zip reads the headers, unar the -lh1- method."""
+    from tests.conftest import ROOT
+
+    data = (ROOT / "samples" / "archive" / sample).read_bytes()
+    report, out = run(tmp_path, data, sample)
+    assert report.verdict is Verdict.CLEAN, report.reason
+    files = contents(out)
+    assert list(files) == [member] and files[member].startswith(start)
+
+
 def ar_archive(members: dict[str, bytes]) -> bytes:
     """A Unix ar archive (GNU/System V member headers), as ``ar rcD`` writes it."""
     out = [b"!<arch>\n"]
