@@ -372,6 +372,10 @@ def _xml_head(head: bytes) -> bytes:
         return head
 
 
+_CALENDAR = re.compile(rb"[\s\x0b\x0c]*begin:v(?:calendar|event|todo|journal|freebusy|"
+                       rb"alarm|timezone|availability)\s*(?:\r\n|\n|\r)")
+
+
 def _textual(head: bytes, src: BinaryIO) -> str | None:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM: browsers read it
         head = head[:16384].decode("utf-16", "ignore").encode("utf-8", "ignore")
@@ -380,7 +384,10 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if sample.startswith(b"id;p"):
         return "text.sylk"
-    if sample.startswith(b"begin:vcalendar"):  # before HTML: an HTML description inside
+    # before HTML: an HTML description inside. A component without the VCALENDAR around
+    # it, or after a form feed, is read by calendar programs all the same (icalendar's
+    # alarm examples, libical)
+    if _CALENDAR.match(sample):
         return "text.calendar"
     if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
         return "executable.iqy"

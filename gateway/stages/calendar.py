@@ -3,23 +3,41 @@
 A calendar program shows an invitation's times, summary, place, attendees and
 description; Outlook shows the HTML description (X-ALT-DESC), saves the files an
 event carries (ATTACH: inline in base64, or fetched from an address), and old
-programs run the program a PROCEDURE alarm names (RFC 2445). Removed:
+programs run the program a PROCEDURE alarm names (RFC 2445; vCalendar 1.0's PALARM).
+Removed:
 
 - ``ATTACH`` properties (``calendar.attachment``): an inline file or an address;
-- ``VALARM`` components whose ACTION is PROCEDURE (``calendar.alarm_procedure``);
-- ``URL`` properties that are no web or mail address (``calendar.url``);
-- ``X-ALT-DESC`` whose HTML holds anything the HTML stage would remove but hyperlinks
-  (scripts, handlers, frames, forms, pictures from elsewhere: its own scanner says)
+- ``VALARM`` components whose ACTION is PROCEDURE, and vCalendar's ``PALARM``
+  (``calendar.alarm_procedure``);
+- ``URL`` properties that are no web, mail, phone, SIP or geo: address, and properties
+  whose value is an address that runs something or reaches a file or share (javascript:,
+  data:, file:,
+  smb:, a UNC path, ms-msdt:, search-ms: ...) in CONFERENCE, IMAGE (an inline PNG,
+  JPEG, GIF or WebP stays), SOURCE, TZURL, LINK, STRUCTURED-DATA, ORGANIZER, ATTENDEE,
+  a vCalendar AALARM's sound, and any X- property (Outlook's meeting links)
+  (``calendar.url``); such an address in an ALTREP or DIR parameter takes only the
+  parameter with it;
+- HTML descriptions (X-ALT-DESC, STYLED-DESCRIPTION, X-MICROSOFT-CDO-ALTDESC, HTML
+  STRUCTURED-DATA), base64 or quoted-printable ones decoded first, whose HTML holds
+  anything the HTML stage would remove but hyperlinks (scripts, handlers, frames,
+  forms, pictures from elsewhere: its own scanner says)
   (``calendar.html_description``): the plain DESCRIPTION stays.
 
-Everything else stays as written; a calendar with nothing to remove is returned
-unchanged. Lines are unfolded to be read (RFC 5545 3.1), and the file keeps its
-own line ends and encoding (read with surrogateescape: bytes come back as they were).
-Locations are ``VEVENT[n]/NAME`` (the n-th component of that kind, from 0).
+A property's name is read as calendar programs read it: before the first ";" or ":"
+(an unbalanced quote in a parameter does not hide it), a vCard-style group prefix
+("A.ATTACH") dropped. Everything else stays byte for byte: a removed property goes
+with its folded continuation lines and line end, the rest keeps its folding, line
+ends and encoding (read with surrogateescape: bytes come back as they were; UTF-16
+keeps its byte order). A file that holds a component without the VCALENDAR around it
+is read the same way. Locations are ``VEVENT[n]/NAME`` (the n-th component of that
+kind, from 0).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 import re
 from dataclasses import replace
 
@@ -28,71 +46,122 @@ from gateway.pipeline.api import StageContext
 from gateway.stages.html import scan_text
 from gateway.stages.links import is_web
 
-_FOLD = re.compile(r"\r?\n[ \t]")
+#: a logical line ends at a line end not followed by a space or tab (RFC 5545 3.1)
+_LOGICAL = re.compile(r"(\r\n(?![ \t])|\n(?![ \t])|\r(?![\n \t]))")
+_FOLD = re.compile(r"(?:\r\n|\n|\r)[ \t]")
+_NAME = re.compile(r"\s*(?:[A-Za-z0-9-]+\.)?([A-Za-z0-9-]+)")
 _MAX_LINES = 1_000_000
+
+#: properties whose value is an address (RFC 5545, RFC 7986, RFC 9073)
+_URI_PROPERTIES = frozenset({"URL", "CONFERENCE", "IMAGE", "SOURCE", "TZURL", "LINK",
+                             "ORGANIZER", "ATTENDEE", "STRUCTURED-DATA"})
+_HTML_PROPERTIES = frozenset({"X-ALT-DESC", "STYLED-DESCRIPTION", "X-MICROSOFT-CDO-ALTDESC"})
+_URI_PARAMS = re.compile(r";(ALTREP|DIR)=(\"[^\"]*\"|[^;:]*)", re.IGNORECASE)
+#: addresses that run something or reach files and shares (a meeting's https:, tel: or
+#: sip: address, a cid: or urn: stays)
+_RISKY = re.compile(r"\s*(?:javascript|vbscript|data|file|smb|ftp|ms-[a-z0-9-]+|search-ms|"
+                    r"search|shell|jar|mk|its|hcp|mhtml|res|ldap|nntp|news)\s*:|\s*[\\/]{2}",
+                    re.IGNORECASE)
+#: a URL that is no web or mail address but harmless: a place, a phone, a SIP address
+_HARMLESS = re.compile(r"\s*(?:geo|tel|sip|sips|webcal|webcals):[^\s\\]*$", re.IGNORECASE)
+_INLINE_PICTURE = re.compile(r"\s*data:image/(?:png|jpeg|gif|webp)[;,]", re.IGNORECASE)
 
 
 def process(data: bytes, ctx: StageContext) -> bytes:
-    wide = data[:2] in (b"\xff\xfe", b"\xfe\xff")  # UTF-16 with its byte order mark
-    codec, errors = ("utf-16", "replace") if wide else ("utf-8", "surrogateescape")
-    text = data.decode(codec, errors)
-    newline = "\r\n" if "\r\n" in text else "\n"
-    # only CR and LF end a line (RFC 5545): str.splitlines() would also break at U+2028
-    # and friends, which a calendar program keeps inside a value
-    lines = re.split(r"\r\n|\n|\r", _FOLD.sub("", text))
-    if lines and lines[-1] == "":
-        lines.pop()
-    if len(lines) > _MAX_LINES:
+    bom, codec, errors = _encoding(data)
+    text = data[len(bom):].decode(codec, errors)
+    parts = _LOGICAL.split(text)   # line, end, line, end, ..., line
+    raw_lines, ends = parts[0::2], [*parts[1::2], ""]
+    if len(raw_lines) > _MAX_LINES:
         raise LimitExceeded(f"calendar has more than {_MAX_LINES} lines")
-    out: list[str] = []
-    counts: dict[str, int] = {}
-    path: list[str] = []
-    alarm: list[str] | None = None   # the lines of a VALARM being read
-    changed = False
-    for line in lines:
-        name, params, value = _split(line)
+    calendar = _Calendar(ctx)
+    for raw, end in zip(raw_lines, ends, strict=True):
+        calendar.line(raw, end)
+    calendar.finish()
+    if not calendar.changed:
+        return data
+    return bom + "".join(calendar.out).encode(codec, errors)
+
+
+def _encoding(data: bytes) -> tuple[bytes, str, str]:
+    """(byte order mark, codec, error handler): UTF-16 keeps its byte order."""
+    if data[:2] == b"\xff\xfe":
+        return data[:2], "utf-16-le", "replace"
+    if data[:2] == b"\xfe\xff":
+        return data[:2], "utf-16-be", "replace"
+    return b"", "utf-8", "surrogateescape"
+
+
+class _Calendar:
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.out: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.path: list[str] = []
+        self.alarm: list[tuple[str, str]] | None = None   # a VALARM's lines being read
+        self.changed = False
+
+    def line(self, raw: str, end: str) -> None:
+        logical = _FOLD.sub("", raw)
+        name, _, value = _split(logical)
         if name == "BEGIN":
             kind = value.strip().upper()
-            index = counts.get(kind, 0)
-            counts[kind] = index + 1
-            path.append(f"{kind}[{index}]")
-            if kind == "VALARM" and alarm is None:
-                alarm = [line]
-                continue
-        where = "/".join(path)
-        if alarm is not None:
-            alarm.append(line)
+            index = self.counts.get(kind, 0)
+            self.counts[kind] = index + 1
+            self.path.append(f"{kind}[{index}]")
+            if kind == "VALARM" and self.alarm is None:
+                self.alarm = [(raw, end)]
+                return
+        where = "/".join(self.path)
+        if self.alarm is not None:
+            self.alarm.append((raw, end))
             if name == "END" and value.strip().upper() == "VALARM":
-                path.pop()
-                if any(_is_procedure(a) for a in alarm):
-                    ctx.record("calendar.alarm_procedure", where,
-                               detail="alarm that runs a program")
-                    changed = True
-                else:
-                    kept = _drop_attachments(alarm, where, ctx)
-                    changed = changed or len(kept) != len(alarm)
-                    out.extend(kept)
-                alarm = None
-            continue
-        if name == "END" and path:
-            path.pop()
-        keep = _property(name, params, value, f"{where}/{name}", ctx)
-        if keep:
-            out.append(line)
-        else:
-            changed = True
-    if alarm is not None:  # an alarm never ended: what reads it stops there too
-        kept = _drop_attachments(alarm, "/".join(path), ctx)
-        changed = changed or len(kept) != len(alarm)
-        out.extend(kept)
-    if not changed:
-        return data
-    ending = newline if text.endswith(("\n", "\r")) else ""
-    return (newline.join(out) + ending).encode(codec, errors)
+                self.path.pop()
+                self._alarm(where)
+            return
+        if name == "END" and self.path:
+            self.path.pop()
+        self._emit(raw, end, logical, f"{where}/{name}" if where else name)
+
+    def finish(self) -> None:
+        if self.alarm is not None:  # an alarm never ended: what reads it stops there too
+            self._alarm("/".join(self.path))
+
+    def _alarm(self, where: str) -> None:
+        alarm, self.alarm = self.alarm or [], None
+        if any(_is_procedure(_FOLD.sub("", raw)) for raw, _ in alarm):
+            self.ctx.record("calendar.alarm_procedure", where, detail="alarm that runs a program")
+            self.changed = True
+            return
+        for raw, end in alarm:  # an alarm that stays loses its attachments
+            logical = _FOLD.sub("", raw)
+            self._emit(raw, end, logical, f"{where}/{_split(logical)[0]}")
+
+    def _emit(self, raw: str, end: str, logical: str, where: str) -> None:
+        name, params, value = _split(logical)
+        stays, cleaned = _property(name, params, value, where, self.ctx)
+        if not stays:
+            self.changed = True
+        elif cleaned is None:
+            self.out += (raw, end)
+        else:  # parameters removed: the line without them, folded again
+            head = logical[:len(logical) - len(value) - 1 - len(params)]
+            self.out += (_fold(f"{head}{cleaned}:{value}", end or "\r\n"), end)
+            self.changed = True
 
 
-def _property(name: str, params: str, value: str, where: str, ctx: StageContext) -> bool:
-    """Whether a property line stays (a finding recorded when it does not)."""
+def _fold(line: str, newline: str) -> str:
+    """A content line folded at 74 characters, as RFC 5545 3.1 asks (75 octets)."""
+    if len(line) <= 75:
+        return line
+    pieces = [line[:75]] + [line[i:i + 74] for i in range(75, len(line), 74)]
+    return (newline + " ").join(pieces)
+
+
+def _property(name: str, params: str, value: str, where: str,
+              ctx: StageContext) -> tuple[bool, str | None]:
+    """Whether the content line stays, and its parameters when some had to go (None:
+    as written). A finding is recorded for whatever goes."""
     if name == "ATTACH":
         inline = "BASE64" in params.upper() or "BINARY" in params.upper()
         file = re.search(r"(?i)X-FILENAME=\"?([^;:\"]{1,100})", params)
@@ -100,16 +169,63 @@ def _property(name: str, params: str, value: str, where: str, ctx: StageContext)
                   else "file carried in the event" if inline
                   else f"file fetched from {value.strip()[:100]}")
         ctx.record("calendar.attachment", where, detail=detail)
-        return False
-    if name == "URL" and not is_web(value):
+        return False, None
+    if name == "PALARM":  # vCalendar 1.0: "runtime;snooze;repeat;program to run"
+        ctx.record("calendar.alarm_procedure", where, detail="alarm that runs a program")
+        return False, None
+    if _names_a_place(name, params, value):
         ctx.record("calendar.url", where, detail=f"address {value.strip()[:60]!r}")
-        return False
-    if name == "X-ALT-DESC" and _html_runs_or_fetches(_unescape(value), ctx):
+        return False, None
+    if (name in _HTML_PROPERTIES or (name == "STRUCTURED-DATA" and "HTML" in params.upper())) \
+            and _html_runs_or_fetches(_decoded(params, value), ctx):
         ctx.record("calendar.html_description", where,
                    detail="HTML description with scripts, frames or pictures from elsewhere "
                           "(the plain description stays)")
+        return False, None
+    cleaned = params
+    for m in _URI_PARAMS.finditer(params):
+        target = m.group(2).strip('"')
+        if not _fine_address(target):
+            ctx.record("calendar.url", f"{where};{m.group(1).upper()}",
+                       detail=f"address {target.strip()[:60]!r}")
+            cleaned = cleaned.replace(m.group(0), "", 1)
+    return True, (None if cleaned == params else cleaned)
+
+
+def _names_a_place(name: str, params: str, value: str) -> bool:
+    """Whether the property's value is an address that runs something or reaches a
+    file or a share (javascript:, file:, a UNC path, ms-msdt: ...; for URL, anything
+    but a web or mail address, as before). An IMAGE may be an inline PNG, JPEG, GIF or
+    WebP; other values are free text to calendar programs and stay."""
+    if name == "URL":
+        return not (is_web(value) or _HARMLESS.match(value))
+    if name == "AALARM":  # vCalendar 1.0: "runtime;snooze;repeat;sound file"
+        return any(_RISKY.match(part) for part in value.split(";"))
+    if name not in _URI_PROPERTIES and not name.startswith("X-"):
         return False
-    return True
+    if name == "IMAGE" and _INLINE_PICTURE.match(value):
+        return False
+    return _RISKY.match(value) is not None
+
+
+def _fine_address(value: str) -> bool:
+    return _RISKY.match(value) is None
+
+
+def _decoded(params: str, value: str) -> str:
+    """The HTML of a description, base64 or quoted-printable decoded (what Outlook
+    shows); undecodable is judged as written."""
+    upper = params.upper()
+    try:
+        if "BASE64" in upper or "ENCODING=B" in upper:
+            return base64.b64decode(re.sub(r"\s+", "", value), validate=False).decode(
+                "utf-8", "replace")
+        if "QUOTED-PRINTABLE" in upper:
+            return quopri.decodestring(value.encode("utf-8", "surrogateescape")).decode(
+                "utf-8", "replace")
+    except (binascii.Error, ValueError):
+        pass
+    return _unescape(value)
 
 
 def _html_runs_or_fetches(page: str, ctx: StageContext) -> bool:
@@ -119,35 +235,32 @@ def _html_runs_or_fetches(page: str, ctx: StageContext) -> bool:
     return any(f.kind != "html.hyperlink" for f in probe.findings)
 
 
-def _drop_attachments(alarm: list[str], where: str, ctx: StageContext) -> list[str]:
-    """An alarm that stays loses its attachments (a sound or a file to open)."""
-    kept = []
-    for line in alarm:
-        name, params, value = _split(line)
-        if name == "ATTACH":
-            _property(name, params, value, f"{where}/ATTACH", ctx)
-        else:
-            kept.append(line)
-    return kept
-
-
 def _is_procedure(line: str) -> bool:
     name, _, value = _split(line)
     return name == "ACTION" and value.strip().upper() == "PROCEDURE"
 
 
 def _split(line: str) -> tuple[str, str, str]:
-    """(NAME, parameters, value) of a content line; the value starts at the first colon
-    outside a quoted parameter."""
+    """(NAME, ";parameters", value) of a content line. The name ends at the first ";" or
+    ":" (quotes cannot hide it; a group prefix goes); the value starts at the first
+    colon outside a quoted parameter, or, when a quote is never closed, at the first
+    colon after the name, as libical reads it."""
+    m = _NAME.match(line)
+    if m is None:
+        return line.strip().upper(), "", ""
+    name, rest = m.group(1).upper(), line[m.end():]
+    if not rest.startswith((";", ":")):
+        return line.strip().upper(), "", ""
     quoted = False
-    for i, ch in enumerate(line):
+    for i, ch in enumerate(rest):
         if ch == '"':
             quoted = not quoted
         elif ch == ":" and not quoted:
-            head, value = line[:i], line[i + 1:]
-            name, _, params = head.partition(";")
-            return name.strip().upper(), params, value
-    return line.strip().upper(), "", ""
+            return name, rest[:i], rest[i + 1:]
+    colon = rest.find(":")
+    if colon < 0:
+        return name, rest, ""
+    return name, rest[:colon], rest[colon + 1:]
 
 
 def _unescape(value: str) -> str:

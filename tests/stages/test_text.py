@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from pathlib import Path
 
@@ -270,6 +271,95 @@ def test_calendar_invitation_keeps_the_event_without_what_runs_or_fetches(
     for gone in (b"javascript", b"TVqQ", b"evil.example", b"<script", b"PROCEDURE"):
         assert gone not in text
     assert INVITE in text and text.endswith(b"TRIGGER:-PT10M\r\nEND:VALARM\r\n" + END)
+
+
+def test_calendar_addresses_html_and_alarms_beyond_attach_and_url(tmp_path: Path) -> None:
+    """Found with probes beside icalendar's, libical's and vobject's test calendars (each
+    read by icalendar, vobject or libical as the property it looks like): other
+    properties holding addresses, HTML descriptions under other names or encodings,
+    vCalendar's program alarm, an unbalanced quote or a group prefix hiding ATTACH. All
+    went through, verdict clean."""
+    html = base64.b64encode(b"<p>Join</p><script>alert(1)</script>").decode()
+    event = (
+        'ATTACH;X-NOTE=a"b:https://evil.example/a.exe\r\n'
+        "A.ATTACH:https://evil.example/b.exe\r\n"
+        "ITEM1.URL:file:///c:/windows/calc.exe\r\n"
+        "CONFERENCE;VALUE=URI;FEATURE=VIDEO:https://meet.example.com/room\r\n"
+        "CONFERENCE;VALUE=URI;FEATURE=PHONE:tel:+81-3-0000-0000\r\n"
+        "CONFERENCE;VALUE=URI:javascript:alert(3)\r\n"
+        "IMAGE;VALUE=URI;DISPLAY=BADGE:\\\\evil.example\\share\\logo.png\r\n"
+        "SOURCE;VALUE=URI:file:///etc/passwd\r\n"
+        "X-MICROSOFT-SKYPETEAMSMEETINGURL:file://evil.example/share/x.exe\r\n"
+        "ATTENDEE;CN=Bob:mailto:bob@example.com\r\n"
+        'COMMENT;ALTREP="file:///c:/x.html":see the notes\r\n'
+        "STYLED-DESCRIPTION;VALUE=TEXT;FMTTYPE=text/html:<p>Hi</p><iframe src=x></iframe>\r\n"
+        "X-MICROSOFT-CDO-ALTDESC;FMTTYPE=text/html:<img src=https://tracker.example/p.gif>\r\n"
+        f"X-ALT-DESC;FMTTYPE=text/html;ENCODING=BASE64:{html}\r\n")
+    report, out = run(tmp_path, INVITE + event.encode() + END, "invite.ics")
+    ev = "VCALENDAR[0]/VEVENT[0]"
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("calendar.attachment", f"{ev}/ATTACH"), ("calendar.url", f"{ev}/URL"),
+        ("calendar.url", f"{ev}/CONFERENCE"), ("calendar.url", f"{ev}/IMAGE"),
+        ("calendar.url", f"{ev}/SOURCE"),
+        ("calendar.url", f"{ev}/X-MICROSOFT-SKYPETEAMSMEETINGURL"),
+        ("calendar.url", f"{ev}/COMMENT;ALTREP"),
+        ("calendar.html_description", f"{ev}/STYLED-DESCRIPTION"),
+        ("calendar.html_description", f"{ev}/X-MICROSOFT-CDO-ALTDESC"),
+        ("calendar.html_description", f"{ev}/X-ALT-DESC")}
+    text = out.read_bytes().decode()
+    for gone in ("evil.example", "javascript", "file:", "iframe", "tracker", html):
+        assert gone not in text, gone
+    for kept in ("https://meet.example.com/room", "tel:+81-3-0000-0000",
+                 "ATTENDEE;CN=Bob:mailto:bob@example.com", "COMMENT:see the notes"):
+        assert kept in text, kept
+    import icalendar  # an independent reader: the event and what stays still parse
+
+    event_out = icalendar.Calendar.from_ical(text).walk("VEVENT")[0]
+    assert str(event_out["SUMMARY"]) == "定例会" and len(event_out["CONFERENCE"]) == 2
+
+
+@pytest.mark.parametrize("lead", [b"", b"\x0c"])
+def test_calendar_component_without_its_vcalendar_is_read_too(tmp_path: Path,
+                                                              lead: bytes) -> None:
+    """A bare VEVENT, or a calendar after a form feed, was sniffed as plain text and
+    delivered with its ATTACH and program alarm (icalendar's alarms/*.ics; calendar
+    programs read them)."""
+    body = (b"BEGIN:VEVENT\r\nUID:1@example.com\r\nSUMMARY:x\r\n"
+            b"ATTACH:https://evil.example/a.exe\r\nBEGIN:VALARM\r\nACTION:PROCEDURE\r\n"
+            b"TRIGGER:-PT5M\r\nEND:VALARM\r\nEND:VEVENT\r\n")
+    report, out = run(tmp_path, lead + body, "event.ics")
+    assert report.input.type == "text.calendar" and report.verdict is Verdict.DISARMED
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("calendar.attachment", "VEVENT[0]/ATTACH"),
+        ("calendar.alarm_procedure", "VEVENT[0]/VALARM[0]")}
+    assert out.read_bytes() == lead + b"BEGIN:VEVENT\r\nUID:1@example.com\r\nSUMMARY:x\r\n" \
+        b"END:VEVENT\r\n"
+
+
+def test_vcalendar_program_and_sound_alarms_are_removed(tmp_path: Path) -> None:
+    data = (b"BEGIN:VCALENDAR\r\nVERSION:1.0\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\n"
+            b"DTSTART:20240101T100000Z\r\n"
+            b"PALARM:20240101T095000Z;PT5M;2;C:\\Windows\\System32\\calc.exe\r\n"
+            b"AALARM:20240101T095000Z;;;file:///c:/ring.wav\r\n"
+            b"DALARM:20240101T095000Z;;;Meeting soon\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    report, out = run(tmp_path, data, "old.vcs")
+    ev = "VCALENDAR[0]/VEVENT[0]"
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("calendar.alarm_procedure", f"{ev}/PALARM"), ("calendar.url", f"{ev}/AALARM")}
+    assert b"calc.exe" not in out.read_bytes() and b"DALARM:" in out.read_bytes()
+
+
+def test_calendar_keeps_its_folding_and_byte_order(tmp_path: Path) -> None:
+    """After a removal the whole file was written with its folded lines joined (lines
+    of 3,400 characters in recurring-ical-events' issue42.ics), and UTF-16BE came out
+    as UTF-16LE."""
+    long = "DESCRIPTION:" + "x" * 70 + "\r\n " + "y" * 70 + "\r\n"
+    data = INVITE + long.encode() + b"URL:javascript:alert(1)\r\n" + END
+    _, out = run(tmp_path, data, "folded.ics")
+    assert out.read_bytes() == INVITE + long.encode() + END
+    wide = (INVITE + b"URL:javascript:alert(1)\r\n" + END).decode().encode("utf-16-be")
+    _, out = run(tmp_path, b"\xfe\xff" + wide, "wide.ics")
+    assert out.read_bytes() == b"\xfe\xff" + (INVITE + END).decode().encode("utf-16-be")
 
 
 def test_calendar_value_split_by_a_unicode_line_separator_is_still_read_whole(
