@@ -13,6 +13,9 @@ DTD's entities (XXE: read files, call URLs; entity expansion). So the stage remo
 * ``xml-stylesheet`` processing instructions (``xml.stylesheet``), and the
   ``mso-infoPathSolution`` one by which an InfoPath data file names its form template
   (a URL or UNC path InfoPath fetches: ``xml.remote_resource``);
+* ``xml:base`` pointing elsewhere (``xml.remote_resource``: every relative link below
+  it would load from there); links in MathML (``href`` on any element, an ``mglyph``'s
+  picture) and in an e-book's NCX table of contents, judged as in XHTML;
 * in XHTML and SVG elements — and in elements without a namespace when the root is
   ``<html>`` or an XSLT stylesheet, whose literal result elements become HTML —
   scripts (``xml.script``), frames, objects, embeds, applets and foreignObject
@@ -60,11 +63,21 @@ SVG = "http://www.w3.org/2000/svg"
 XSLT = "http://www.w3.org/1999/XSL/Transform"
 MSXSL = "urn:schemas-microsoft-com:xslt"
 XINCLUDE = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
+MATHML = "http://www.w3.org/1998/Math/MathML"
+#: an e-book's table of contents (EPUB 2): reading systems follow its links
+NCX = "http://www.daisy.org/z3986/2005/ncx/"
+XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 
-#: namespaces whose elements the walk acts on (XHTML, SVG, XInclude, msxsl)
+#: namespaces whose elements the walk acts on (XHTML, SVG, MathML, NCX, XInclude, msxsl),
+#: and xml:base, which moves where every relative link below it points
 _MARKUP_NS = re.compile(rb"http://www\.w3\.org/1999/xhtml|http://www\.w3\.org/2000/svg|"
+                        rb"http://www\.w3\.org/1998/Math/MathML|"
+                        rb"http://www\.daisy\.org/z3986/2005/ncx/|xml:base|"
                         rb"http://www\.w3\.org/200[13]/XInclude|urn:schemas-microsoft-com:xslt",
                         re.I)
+#: namespaces whose links (href, src: MathML's on any element, mglyph's picture; NCX's
+#: content) are judged like an XHTML page's
+_LINKING = frozenset({MATHML, NCX})
 _SCRIPTS = frozenset({"script", "handler", "listener"})
 _FRAMES = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet",
                      "foreignobject", "portal"})
@@ -336,6 +349,18 @@ class _Walk:
 
     def _element(self, el: etree._Element, where: str) -> None:
         ns, name = _split(el.tag)
+        base = el.get(XML_BASE)
+        if base is not None and not self._inside(base.strip()):
+            # every relative link below now points there (an e-book's local picture
+            # fetched from another host)
+            self._drop(el, XML_BASE, "xml.remote_resource", f"{where}@xml:base",
+                       links.describe_target(base))
+        if ns in _LINKING:
+            for key in [k for k in map(str, el.attrib) if _split(k)[1].lower() in
+                        ("href", "src")]:
+                self._url(el, key, name.lower(), _split(key)[1].lower(),
+                          str(el.attrib[key]), f"{where}@{_split(key)[1]}")
+            return
         if not self._markup(ns):
             return
         for raw in list(el.attrib):
@@ -353,10 +378,14 @@ class _Walk:
             elif low in _URL_ATTRS:
                 self._url(el, key, name.lower(), low, value, loc)
 
+    def _inside(self, target: str) -> bool:
+        """Whether a link stays in the document (or the e-book holding it)."""
+        return not target or target.startswith("#") or self.ctx.in_package(target)
+
     def _url(self, el: etree._Element, key: str, name: str, attr: str, value: str,
              loc: str) -> None:
         target = value.strip()
-        if not target or target.startswith("#") or self.ctx.in_package(target):
+        if self._inside(target):
             return  # a place inside the document (an e-book's next chapter, its pictures)
         if self.xslt and "{" in target:
             return  # an attribute value template: the transformation computes it

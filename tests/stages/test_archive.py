@@ -1212,6 +1212,10 @@ def epub(extra: dict[str, bytes] | None = None) -> bytes:
         "EPUB/css/remote.css": b'@import url("https://tracker.example/t.css");\n',
         "EPUB/img/p one.png": png_bytes(),
         "EPUB/fonts/m.txt": b"not really a font\n",
+        "EPUB/toc.ncx": x + (b'<ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version='
+                             b'"2005-1"><navMap><navPoint id="n1"><navLabel><text>1</text>'
+                             b'</navLabel><content src="text/ch1.xhtml"/></navPoint>'
+                             b"</navMap></ncx>"),
     }
     members.update(extra or {})
     buf = io.BytesIO()
@@ -1250,6 +1254,7 @@ def test_epub_keeps_its_container_and_the_links_inside_the_book(tmp_path: Path) 
     assert ch1.find(".//h:img", ns).get("src") == "../img/p%20one.png"
     assert ch1.find(".//h:script", ns) is None and ch1.find(".//h:body", ns).get("onload") is None
     assert z.read("EPUB/css/book.css") == epub_members()["EPUB/css/book.css"]
+    assert z.read("EPUB/toc.ncx") == epub_members()["EPUB/toc.ncx"]  # its links stay
     assert b"tracker" not in z.read("EPUB/css/remote.css")
     assert keys(report) == {
         ("archive.stylesheet_loads", "EPUB/css/remote.css"),

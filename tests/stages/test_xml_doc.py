@@ -45,6 +45,43 @@ def test_xhtml_script_in_xml_is_removed_the_rest_kept(tmp_path: Path) -> None:
     assert b"<value>http://google.com</value>" in data
 
 
+def test_mathml_links_and_xml_base_are_judged_too(tmp_path: Path) -> None:
+    """Found with hand-made e-books (their chapters go through this stage): MathML
+    allows href on any element (javascript: kept) and an mglyph loads a picture (a
+    remote one kept, verdict clean); xml:base pointing elsewhere made every relative
+    link below it load from another host."""
+    data = (b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            b'<math xmlns="http://www.w3.org/1998/Math/MathML" xmlns:xl='
+            b'"http://www.w3.org/1999/xlink"><mrow href="javascript:alert(1)"><mi '
+            b'xl:href="javascript:alert(2)">x</mi><mglyph src="http://evil.example/g.png"/>'
+            b'<mi href="#eq1">y</mi></mrow></math>'
+            b'<div xml:base="http://evil.example/dir/"><img src="#" alt="p"/></div>'
+            b'<p xml:base="#">kept</p></body></html>')
+    report, out = run(tmp_path, data, "chapter.xhtml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("xml.javascript_url", "mrow[0]@href"),
+                            ("xml.javascript_url", "mi[0]@href"),
+                            ("xml.remote_resource", "mglyph[0]@src"),
+                            ("xml.remote_resource", "div[0]@xml:base")}
+    text = out.read_bytes()
+    assert b"javascript" not in text and b"evil.example" not in text
+    assert b'href="#eq1"' in text and b'<p xml:base="#">' in text
+
+
+def test_ncx_table_of_contents_loses_script_links(tmp_path: Path) -> None:
+    data = (b'<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" '
+            b'version="2005-1"><navMap><navPoint id="n1"><navLabel><text>One</text>'
+            b'</navLabel><content src="javascript:alert(1)"/></navPoint><navPoint id="n2">'
+            b'<navLabel><text>Two</text></navLabel><content src="c2.xhtml#s"/></navPoint>'
+            b"</navMap></ncx>")
+    report, out = run(tmp_path, data, "toc.ncx")
+    # a file of its own: a relative path names a file beside it (in an e-book, a
+    # chapter of the book, which stays)
+    assert keys(report) == {("xml.javascript_url", "content[0]@src"),
+                            ("xml.remote_resource", "content[1]@src")}
+    assert b"javascript" not in out.read_bytes() and b"<text>Two</text>" in out.read_bytes()
+
+
 def test_xhtml_script_without_an_xml_declaration_under_any_name(tmp_path: Path) -> None:
     """PayloadsAllTheThings' xss.mno: no declaration, no known extension; a browser
     opening it as XML runs the script. It was delivered as plain text, script and all."""
