@@ -263,6 +263,34 @@ def _stylesheets(tree: etree._ElementTree, ctx: StageContext) -> bool:
     return True
 
 
+#: elements whose content is what a reader shows in their place (HTML's fallback content)
+_FALLBACK = frozenset({"object", "applet"})
+_NOT_FALLBACK = frozenset({"param"})
+
+
+def _unwrap(node: etree._Element) -> list[etree._Element]:
+    """Replace ``node`` by its content but its parameters; the elements moved up."""
+    for param in [c for c in node if isinstance(c.tag, str)
+                  and _split(c.tag)[1].lower() in _NOT_FALLBACK]:
+        _remove(param)
+    parent = node.getparent()
+    if parent is None:
+        return []
+    moved = [c for c in node if isinstance(c.tag, str)]
+    index = parent.index(node)
+    text = node.text or ""
+    if text:
+        prev = node.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + text
+        else:
+            parent.text = (parent.text or "") + text
+    for offset, child in enumerate(list(node)):
+        parent.insert(index + offset, child)
+    _remove(node)
+    return moved
+
+
 def _remove(node: etree._Element) -> None:
     """Remove ``node``, keeping the text that follows it."""
     parent = node.getparent()
@@ -314,7 +342,12 @@ class _Walk:
             kind = self._element_kind(ns, name, child)
             if kind is not None:
                 self.ctx.record(kind[0], where, detail=kind[1])
-                _remove(child)
+                if name.lower() in _FALLBACK and (len(child) or (child.text or "").strip()):
+                    # what a reader shows when it cannot show the object stays (it is
+                    # walked like the rest)
+                    stack.extend(reversed(_unwrap(child)))
+                else:
+                    _remove(child)
                 self.changed = True
                 continue
             self._element(child, where)

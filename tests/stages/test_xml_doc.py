@@ -68,6 +68,21 @@ def test_mathml_links_and_xml_base_are_judged_too(tmp_path: Path) -> None:
     assert b'href="#eq1"' in text and b'<p xml:base="#">' in text
 
 
+def test_object_fallback_text_stays(tmp_path: Path) -> None:
+    """An object went with what a reader shows in its place (8% of a hand-made e-book's
+    text): the object goes, its fallback content stays and is walked like the rest."""
+    data = (b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            b'<object data="http://evil.example/x.swf"><param name="m" value="v"/>The chart '
+            b"<b>shows growth</b><script>alert(1)</script></object> after "
+            b'<object data="movie.mp4">Plain words</object></body></html>')
+    report, out = run(tmp_path, data, "page.xhtml")
+    assert keys(report) == {("xml.frame", "object[0]"), ("xml.frame", "object[1]"),
+                            ("xml.script", "script[0]")}
+    root = lxml.etree.parse(str(out)).getroot()
+    assert "".join(root.itertext()) == "The chart shows growth after Plain words"
+    assert xml_problems(out) == []
+
+
 def test_ncx_table_of_contents_loses_script_links(tmp_path: Path) -> None:
     data = (b'<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" '
             b'version="2005-1"><navMap><navPoint id="n1"><navLabel><text>One</text>'
