@@ -224,6 +224,9 @@ def _reencode(im: Image.Image, data: bytes, fmt: str, dst: BinaryIO, ctx: StageC
     options = _save_options(im, fmt, frames, lossless=lossless)
     first, rest = frames[0], frames[1:]
     more = options.pop("append_images", [])  # an icon's other sizes (not frames)
+    if fmt == "BMP" and first.mode in ("RGBA", "LA", "PA") and not rest:
+        dst.write(_bmp_with_alpha(first.convert("RGBA"), first.info.get("dpi")))
+        return truncated
     try:
         first.save(dst, format=fmt, save_all=bool(rest), append_images=rest + more, **options)
     except (OSError, ValueError, OverflowError) as exc:
@@ -393,6 +396,23 @@ def _icon_sizes(im: Image.Image, sizes: list[tuple[int, int]],
         if picture.size == size:
             out.append(picture.convert(_STRAIGHT.get(picture.mode, picture.mode)))
     return out
+
+
+def _bmp_with_alpha(im: Image.Image, dpi: object) -> bytes:
+    """A 32-bit BMP whose fourth byte is alpha, as viewers read it: a BITMAPV4HEADER
+    with BI_BITFIELDS masks. Pillow writes RGBA with the plain header, where that byte
+    is reserved and every reader drops the transparency."""
+    width, height = im.size
+    pixels = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM).tobytes("raw", "BGRA")
+    ppm = 2835  # 72 dpi
+    if isinstance(dpi, tuple) and dpi and isinstance(dpi[0], (int, float)) and dpi[0] > 0:
+        ppm = round(float(dpi[0]) / 0.0254)
+    header = struct.pack("<IiiHHIIiiII", 108, width, height, 1, 32, 3, len(pixels), ppm, ppm,
+                         0, 0)
+    header += struct.pack("<IIII", 0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000)
+    header += b"BGRs" + bytes(36) + bytes(12)  # sRGB; endpoints and gamma unused
+    offset = 14 + len(header)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + pixels
 
 
 def _is_codestream(im: Image.Image) -> bool:

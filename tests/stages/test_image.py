@@ -230,6 +230,35 @@ def test_data_after_the_image_is_reported(tmp_path: Path, fmt: str, name: str) -
     assert ("image.trailing_data", "") not in keys(clean)
 
 
+def _bmp_v5_rgba(im: Image.Image) -> bytes:
+    """A 32-bit BMP with a BITMAPV5HEADER and an alpha mask, as GIMP and Windows write
+    transparent bitmaps (Pillow writes none)."""
+    width, height = im.size
+    pixels = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM).tobytes("raw", "BGRA")
+    header = struct.pack("<IiiHHIIiiII", 124, width, height, 1, 32, 3, len(pixels),
+                         2835, 2835, 0, 0)
+    header += struct.pack("<IIII", 0xFF0000, 0xFF00, 0xFF, 0xFF000000) + b"BGRs"
+    header += bytes(124 - len(header))
+    offset = 14 + len(header)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + pixels
+
+
+def test_transparent_bmp_keeps_its_transparency(tmp_path: Path) -> None:
+    """Pillow writes RGBA as a plain 32-bit BMP whose fourth byte readers ignore: the
+    BMP suite's rgba32.bmp and rgb32bf-rgba.bmp came out opaque (alpha difference
+    133), verdict clean."""
+    im = picture("RGB").convert("RGBA")
+    im.putalpha(Image.linear_gradient("L").resize(im.size))
+    data = _bmp_v5_rgba(im)
+    with Image.open(io.BytesIO(data)) as src:
+        assert src.mode == "RGBA"        # Pillow reads the input's transparency
+    report, out = run(tmp_path, data, "icon.bmp")
+    assert report.verdict.delivered
+    with Image.open(out) as got:
+        assert got.format == "BMP" and got.mode == "RGBA"
+        assert ImageChops.difference(got, im).getbbox() is None
+
+
 def test_exif_orientation_is_applied_before_exif_goes(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
