@@ -200,6 +200,9 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("ole.external_template", _H, True,
              "link to an external template", "外部テンプレートへの参照"),
     KindInfo("ole.dde", _H, True, "DDE field", "DDE フィールド"),
+    KindInfo("ole.macro_field", _M, True,
+             "MACROBUTTON field (runs a macro or Word command on a double click)",
+             "マクロボタン・フィールド（ダブルクリックでマクロ・コマンドを実行）"),
     KindInfo("ole.hyperlink", _M, True,
              "hyperlink (to a script, file or share; to a web or mail address by policy)",
              "ハイパーリンク（スクリプト・ファイル・共有フォルダーへのもの、ポリシーにより Web・"

@@ -16,9 +16,12 @@ relative paths, or a target a nested field computes). Word keeps a hyperlink obj
 for such a field in the ``Data`` stream (found through the sprmCPicLocation of the
 0x01 character in the instruction), holding the target a second time: it is
 overwritten with zeros.
-Every printable character of the instruction becomes a space and ``flt``
-becomes 0x23 (QUOTE; with 0x01 LibreOffice drops the result, with the old type
-it re-evaluates it). The field characters and the result stay, so Word and
+A MACROBUTTON field (``ole.macro_field``: runs a macro or Word command on a double
+click) keeps its button text; the name it runs becomes as many "-"s, which no macro
+or command can be called.
+In every other neutralized field each printable character of the instruction
+becomes a space and ``flt`` becomes 0x23 (QUOTE; with 0x01 LibreOffice drops the
+result, with the old type it re-evaluates it). The field characters and the result stay, so Word and
 LibreOffice show the last result as plain text and nothing can be fetched or
 run. Location ``WordDocument#field[N]``, N counting field-begin characters in
 character position order over the whole text (main text, footnotes, headers...).
@@ -333,6 +336,9 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         target: str | None = None
         if kind is None and (keyword == "HYPERLINK" or flt == _HYPERLINK_FLT):
             kind, target = _hyperlink(text, f, keep_web)
+        if kind is None and keyword == "MACROBUTTON":
+            _macro_button(text, f, n, wd, pieces, ctx, apply)
+            continue
         if kind is None:
             continue
         if kind != "ole.hyperlink":
@@ -440,6 +446,41 @@ def _pic_location(wd: bytearray, table: bytearray, fib: _Fib, fc: int | None) ->
             return int(struct.unpack_from("<I", grpprl, pos)[0])
         pos += width
     return None
+
+
+def _macro_button(text: str, f: _Field, n: int, wd: bytearray, pieces: list[_Piece],
+                  ctx: StageContext, apply: bool) -> None:
+    """MACROBUTTON runs the macro or Word command it names on a double click and shows
+    the words after the name (it has no result): the name becomes as many "-"s, which
+    no macro or command can be called, and the words stay."""
+    instr = text[f.begin + 1:f.stop]
+    m = _MACROBUTTON.match(instr)
+    if m is None or not any(ch.isalnum() for ch in m.group(1)):
+        return  # no name a macro or command can have (one neutralized before)
+    name = m.group(1)
+    ctx.record("ole.macro_field", f"WordDocument#field[{n}]", action=Action.NEUTRALIZED,
+               detail=f"MACROBUTTON running {name[:40]!r} on a double click: the name "
+                      "replaced, the button's text kept")
+    if apply:
+        start = f.begin + 1 + m.start(1)
+        _overwrite(wd, pieces, start, start + len(name), "-")
+
+
+#: MACROBUTTON and the name after it (no nested field: those are "computed" fields)
+_MACROBUTTON = re.compile(r"\s*MACROBUTTON\s+([^\s\x13\x14\x15]+)", re.IGNORECASE)
+
+
+def _overwrite(wd: bytearray, pieces: list[_Piece], start: int, stop: int,
+               char: str) -> None:
+    """Write ``char`` at every character position from ``start`` to ``stop``."""
+    for pc in pieces:
+        lo, hi = max(start, pc.cp), min(stop, pc.cp_end)
+        for cp in range(lo, hi):
+            pos = pc.offset + (cp - pc.cp) * pc.width
+            if pc.width == 1:
+                wd[pos] = ord(char)
+            else:
+                struct.pack_into("<H", wd, pos, ord(char))
 
 
 def _blank(wd: bytearray, pieces: list[_Piece], start: int, stop: int) -> None:

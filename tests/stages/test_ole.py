@@ -132,12 +132,17 @@ def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
         ("ole.include_field", "WordDocument#field[2]", "neutralized"),
         ("ole.include_field", "WordDocument#field[4]", "neutralized"),   # DATABASE
         ("ole.include_field", "WordDocument#field[5]", "neutralized"),   # RD
+        # MACROBUTTON (oletools' dde-test-from-office2003.doc kept one): the command's
+        # name is overwritten, the button's text stays
+        ("ole.macro_field", "WordDocument#field[6]", "neutralized"),
     }
     assert_clean_output(out, data, edited={"WordDocument", "1Table"})
     raw = out.read_bytes()
     for gone in ("DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "calc.exe", "DATABASE \\d",
-                 "names.mdb", "chapter2.doc"):
+                 "names.mdb", "chapter2.doc", "FileOpen"):
         assert gone.encode("latin-1") not in raw and gone.encode("utf-16-le") not in raw
+    button = "MACROBUTTON -------- Open it now"
+    assert button.encode("latin-1") in raw or button.encode("utf-16-le") in raw
     assert_opens(tmp_path, out, "DDE RESULT TEXT", "INCTEXT RESULT", "QUOTE RESULT",
                  "PLAIN RESULT", "DATABASE RESULT", "RD RESULT")
 
@@ -215,8 +220,13 @@ def test_word_dde_corpus_sample(tmp_path: Path) -> None:
     data = sample("oletools/dde-test-from-office2016.doc")
     report, out = run(tmp_path, data, "dde.doc")
     assert found(report) == {("ole.dde", f"WordDocument#field[{n}]", "neutralized")
-                             for n in (0, 1, 3)}
+                             for n in (0, 1, 3)} | {
+        ("ole.macro_field", "WordDocument#field[2]", "neutralized")}  # MACROBUTTON Abbrechen
     assert_clean_output(out, data, edited={"WordDocument", "1Table"})
+    raw = out.read_bytes()
+    assert b"Abbrechen" not in raw and "Abbrechen".encode("utf-16-le") not in raw
+    assert b"MACROBUTTON  --------- feldname" in raw or \
+        "MACROBUTTON  --------- feldname".encode("utf-16-le") in raw
     assert_opens(tmp_path, out, "Fehler! Kein Thema angegeben.", "feldname")
 
 
