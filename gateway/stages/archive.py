@@ -102,9 +102,12 @@ class ArchiveStage:
         with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as out:
             if epub:  # OCF: "mimetype" first, stored, saying what it is
                 out.writestr(zipfile.ZipInfo("mimetype", (1980, 1, 1, 0, 0, 0)), EPUB_MIMETYPE)
+                _books[out] = _Book()
             for member in _members(src, ctx):
                 if not (epub and member.name == "mimetype"):
                     self._member(member, out, ctx, epub=epub)
+            if epub:
+                _books[out].finish(out)
         if ctx.type_id != "archive.zip":
             ctx.output_type = ("archive.zip", "zip")
 
@@ -141,6 +144,8 @@ class ArchiveStage:
                        action=Action.REMOVED if member.data is None else Action.NEUTRALIZED,
                        detail=member.detail)
         if member.data is None:
+            if epub and out is not None:
+                _books[out].removed.add(member.name)
             return
         if member.name.endswith("/"):
             if out is not None:
@@ -173,13 +178,79 @@ def _place(member: Member, got: Embedded, out: zipfile.ZipFile, ctx: StageContex
         parent = str(PurePosixPath(member.name).parent)
         prefix = "" if parent == "." else parent + "/"
         name = member.name if epub else _unused(out, prefix + got.name, member.name, ctx)
+        if epub and name.lower().endswith(".opf"):
+            _books[out].packages.append((name, member.date_time, got.data))
+            return   # written last, without what was removed from the book
         out.writestr(_info(name, member.date_time), got.data)
+    elif epub:  # no note in the book: its manifest would not name it (the report does)
+        ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
+        _books[out].removed.add(member.name)
     else:
         ctx.record("archive.member_blocked", member.name, detail=got.reason or "")
         note = _unused(out, member.name + NOTE_SUFFIX, member.name, ctx)
         out.writestr(_info(note, member.date_time),
                      _note(member.name, got.reason or "").encode("utf-8"))
 
+
+OPF = "http://www.idpf.org/2007/opf"
+#: manifest properties that no longer hold once the book is disarmed (its scripts and
+#: what it loaded from elsewhere are gone): epubcheck's OPF-015 and OPF-018 otherwise
+_GONE_PROPERTIES = frozenset({"scripted", "remote-resources"})
+
+
+class _Book:
+    """An e-book being written: the members taken out of it, and its package documents
+    (.opf), held back to be written last without them."""
+
+    def __init__(self) -> None:
+        self.removed: set[str] = set()
+        self.packages: list[tuple[str, tuple[int, int, int, int, int, int], bytes]] = []
+
+    def finish(self, out: zipfile.ZipFile) -> None:
+        for name, when, data in self.packages:
+            out.writestr(_info(name, when), _without(data, name, self.removed))
+
+
+def _without(data: bytes, name: str, removed: set[str]) -> bytes:
+    """The package document without manifest items (and their spine entries) for
+    members that were removed, and without the properties no longer true; as it was
+    when it does not parse."""
+    from lxml import etree  # noqa: PLC0415 - only for e-books
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return data
+    gone: set[str] = set()
+    changed = False
+    for item in root.iter(f"{{{OPF}}}item"):
+        target = package_path(name, item.get("href", ""))
+        parent = item.getparent()
+        if target is not None and target in removed and parent is not None:
+            gone.add(item.get("id", ""))
+            parent.remove(item)
+            changed = True
+            continue
+        props = (item.get("properties") or "").split()
+        if _GONE_PROPERTIES & set(props):
+            kept = [p for p in props if p not in _GONE_PROPERTIES]
+            if kept:
+                item.set("properties", " ".join(kept))
+            else:
+                del item.attrib["properties"]
+            changed = True
+    for ref in list(root.iter(f"{{{OPF}}}itemref")):
+        spine = ref.getparent()
+        if ref.get("idref") in gone and spine is not None:
+            spine.remove(ref)
+            changed = True
+    if not changed:
+        return data
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+
+
+_books: weakref.WeakKeyDictionary[zipfile.ZipFile, _Book] = weakref.WeakKeyDictionary()
 
 #: the names (lower case) written to each output zip so far
 _written: weakref.WeakKeyDictionary[zipfile.ZipFile, set[str]] = weakref.WeakKeyDictionary()

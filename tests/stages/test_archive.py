@@ -1284,6 +1284,38 @@ def test_epub_whose_font_is_removed_is_still_delivered(tmp_path: Path) -> None:
     assert "EPUB/fonts/f.otf" not in z.namelist()
 
 
+def test_epub_manifest_names_only_what_the_book_still_holds(tmp_path: Path) -> None:
+    """A removed member stayed in the package's manifest and spine, with a
+    ".removed.txt" note the manifest does not name, and chapters kept "scripted" after
+    their scripts went: epubcheck's RSC-001, OPF-003 and OPF-015 on books that passed
+    it before (hand-made books, pandoc's --epub-embed-font)."""
+    members = epub_members()
+    opf = members["EPUB/package.opf"].replace(
+        b'<item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml"/>',
+        b'<item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml" '
+        b'properties="scripted remote-resources"/><item id="js" href="js/a.js" '
+        b'media-type="application/javascript"/><item id="x" href="run.exe" '
+        b'media-type="application/xhtml+xml"/>').replace(
+        b'<itemref idref="c2"/>', b'<itemref idref="c2"/><itemref idref="x"/>')
+    data = epub({"EPUB/package.opf": opf, "EPUB/js/a.js": b"document.write('x');\n",
+                 "EPUB/run.exe": b"MZ" + bytes(300)})
+    report, out = run(tmp_path, data, "book.epub")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert {("archive.member_blocked", "EPUB/js/a.js"),
+            ("archive.member_blocked", "EPUB/run.exe")} <= keys(report)
+    z = zipfile.ZipFile(out)
+    names = set(z.namelist())
+    assert not [n for n in names if n.endswith(".removed.txt")]
+    package = lxml.etree.fromstring(z.read("EPUB/package.opf"))
+    ns = {"o": "http://www.idpf.org/2007/opf"}
+    items = package.findall(".//o:item", ns)
+    assert {i.get("id") for i in items} == {"c1", "c2"}
+    assert all("EPUB/" + i.get("href") in names for i in items)   # every item is there
+    assert [r.get("idref") for r in package.findall(".//o:itemref", ns)] == ["c1", "c2"]
+    assert items[0].get("properties") is None
+    assert z.namelist()[-1] == "EPUB/package.opf"   # written once the book is known
+
+
 def epub_members() -> dict[str, bytes]:
     z = zipfile.ZipFile(io.BytesIO(epub()))
     return {n: z.read(n) for n in z.namelist()}
