@@ -196,6 +196,10 @@ def _with_first(body: Message, first: Message) -> Message:
     return _mixed([first, body])
 
 
+#: address headers of which a second one adds recipients rather than conflicting
+_MERGED = frozenset({"to", "cc"})
+
+
 def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object]], str]:
     """Allow-listed top-level headers, decoded and re-encoded; and the decoded subject."""
     items = list(msg.raw_items())
@@ -215,6 +219,19 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
             ctx.record("mail.read_receipt", f"header:{name.strip()[:40]}")
             continue
         seen[key] = seen.get(key, 0) + 1
+        if key in _MERGED and seen[key] > 1:
+            # recipients in a second To or Cc: readers show them all, so they stay, in
+            # the first one (notmuch's broken-cc: "Charles" was lost)
+            more, _ = hdr.encode_addresses(str(raw), hint)
+            ctx.record("mail.ambiguous_header", f"header:{_CANON[key]}",
+                       action=Action.REPAIRED, detail="a second one: its addresses joined "
+                                                      "to the first one's")
+            at = next((i for i, (n, _v) in enumerate(out) if n == _CANON[key]), None)
+            if more and at is not None:
+                out[at] = (_CANON[key], f"{out[at][1]}, {more}")
+            elif more:
+                out.append((_CANON[key], more))
+            continue
         if key in hdr.SINGLE and seen[key] > 1:
             ctx.record("mail.ambiguous_header", f"header:{_CANON.get(key, name.strip()[:40])}",
                        detail="the first one is kept")

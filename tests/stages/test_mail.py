@@ -775,6 +775,24 @@ def test_addresses_listed_without_commas_stay_addresses(tmp_path: Path) -> None:
     assert msg["Message-ID"] == "<201002191008.30117.foo.bar@company.example>"
 
 
+def test_a_second_cc_adds_its_recipients_and_long_local_parts_stay(tmp_path: Path) -> None:
+    """notmuch's broken-cc.eml: a second Cc (readers show both) lost its recipients to
+    "the first one is kept". A bounce's SRS address, 103 characters before the "@"
+    (Mail::DeliveryStatus::BounceParser's misidentified-recipient.msg), became an empty
+    group: RFC 5321's 64 is no limit MTAs keep to."""
+    srs = ("SRS0+4a3e275bf5d1796dcf36+2403+email.example.com+automated-bounces+"
+           "897027BA-3360-11DF-87EE-DD12D3ABC650@coumta04-124042.srs.foo.com")
+    data = (b"From: a@example.com\r\nTo: " + srs.encode() + b"\r\n"
+            b"Cc: Bob <bob@example.org>\r\ncc: Charles <charles@example.org>\r\n"
+            b"Subject: x\r\n\r\nbody\r\n")
+    report, out = run(tmp_path, data)
+    assert keys(report) == {("mail.ambiguous_header", "header:Cc")}
+    msg = parsed(out)
+    assert [a.addr_spec for a in msg["Cc"].addresses] == ["bob@example.org",
+                                                           "charles@example.org"]
+    assert [a.addr_spec for a in msg["To"].addresses] == [srs]
+
+
 def test_apple_mail_emlx_is_read_as_mail(tmp_path: Path) -> None:
     """Tika's testEMLX_*.emlx (Apple Mail: the message's length, the message, a property
     list) were taken for HTML pages: addresses in brackets went as tags, the result
