@@ -597,6 +597,11 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         # a mail client opens it as a message, whatever few headers, and whatever stray
         # bytes made libmagic call it data (binary data behind a header block is no message)
         type_id = "mail.eml"
+    if type_id in ("mail.eml", "mail.mbox") and (declared_name or "").lower().endswith(".txt"):
+        # a .txt file opens as text whatever it holds (a bounce's "message-header.txt",
+        # the returned message's header block): as a message it was rebuilt, header lines
+        # and text lost, and renamed .eml
+        type_id = "text.plain"
     # script code in a SYLK file is in its formulas, which the text stage removes; in
     # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell)
     if type_id.startswith("text.") and (script_name(declared_name) or (

@@ -793,6 +793,25 @@ def test_a_second_cc_adds_its_recipients_and_long_local_parts_stay(tmp_path: Pat
     assert [a.addr_spec for a in msg["To"].addresses] == [srs]
 
 
+def test_a_text_file_of_mail_headers_stays_a_text_file(tmp_path: Path) -> None:
+    """A bounce's "message-header.txt" (the returned message's header block;
+    Mail::DeliveryStatus::BounceParser's spam-rejection42.msg) was taken for a message:
+    rebuilt without most of its lines and renamed .eml, verdict clean. A .txt file
+    opens as text whatever it holds."""
+    headers = (b"Received: from mx.example.com by mail.example.org; Sat, 30 Jul 2011\r\n"
+               b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=k; b=abc\r\n"
+               b"From: Shop <news@example.com>\r\nX-Mailer: Mailer 1.0\r\n"
+               b"Content-Type: multipart/alternative; boundary=\"b1\"\r\n")
+    data = g.message(g.multipart("mixed", g.text("returned"),
+                                 g.attachment("message-header.txt", headers, "text/plain")))
+    report, out = run(tmp_path, data)
+    assert report.verdict is Verdict.CLEAN
+    got = attachments(parsed(out))
+    assert list(got) == ["message-header.txt"] and got["message-header.txt"] == headers
+    assert sniff.sniff_bytes(headers, "message-header.txt").type_id == "text.plain"
+    assert sniff.sniff_bytes(headers, "returned.eml").type_id == "mail.eml"
+
+
 def test_apple_mail_emlx_is_read_as_mail(tmp_path: Path) -> None:
     """Tika's testEMLX_*.emlx (Apple Mail: the message's length, the message, a property
     list) were taken for HTML pages: addresses in brackets went as tags, the result
