@@ -263,6 +263,8 @@ def _stylesheets(tree: etree._ElementTree, ctx: StageContext) -> bool:
     return True
 
 
+#: XHTML elements that are nothing without their src
+_NEEDS_SRC = frozenset({"img", "source", "track"})
 #: elements whose content is what a reader shows in their place (HTML's fallback content)
 _FALLBACK = frozenset({"object", "applet"})
 _NOT_FALLBACK = frozenset({"param"})
@@ -396,6 +398,18 @@ class _Walk:
             return
         if not self._markup(ns):
             return
+        had_src = el.get("src") is not None
+        self._attributes(el, where, name)
+        low = name.lower()
+        if ns == XHTML and had_src and el.get("src") is None and low in _NEEDS_SRC:
+            # a picture or media source with nothing to show: an e-book checker calls
+            # it broken (epubcheck RSC-005); a picture leaves its description
+            alt = (el.get("alt") or "").strip() if low == "img" else ""
+            if alt:
+                el.tail = f"[{alt}]" + (el.tail or "")
+            _remove(el)
+
+    def _attributes(self, el: etree._Element, where: str, name: str) -> None:
         for raw in list(el.attrib):
             key = str(raw)
             attr_ns, attr = _split(key)

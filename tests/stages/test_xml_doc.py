@@ -83,6 +83,24 @@ def test_object_fallback_text_stays(tmp_path: Path) -> None:
     assert xml_problems(out) == []
 
 
+def test_picture_without_its_source_leaves_its_description(tmp_path: Path) -> None:
+    """A picture or media source from elsewhere lost its src and stayed, an element an
+    e-book checker calls broken (epubcheck RSC-005 on pandoc's books of remote
+    pictures): it goes, a picture leaving its alt text."""
+    data = (b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            b'<p>See <img src="http://evil.example/map.png" alt="the map"/> here.</p>'
+            b'<video><source src="http://evil.example/v.mp4"/>No video.</video>'
+            b'<p><img src="#" alt="kept"/></p></body></html>')
+    report, out = run(tmp_path, data, "page.xhtml")
+    assert keys(report) == {("xml.remote_resource", "img[0]@src"),
+                            ("xml.remote_resource", "source[0]@src")}
+    root = lxml.etree.parse(str(out)).getroot()
+    imgs = root.findall(f".//{{{XHTML}}}img")
+    assert [i.get("alt") for i in imgs] == ["kept"]
+    assert root.find(f".//{{{XHTML}}}source") is None
+    assert "".join(root.itertext()) == "See [the map] here.No video."
+
+
 def test_ncx_table_of_contents_loses_script_links(tmp_path: Path) -> None:
     data = (b'<?xml version="1.0"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" '
             b'version="2005-1"><navMap><navPoint id="n1"><navLabel><text>One</text>'
