@@ -189,10 +189,30 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
                 mimetype = zf.read("mimetype")[:100].decode("ascii", "replace").strip()
                 if mimetype.startswith("application/vnd.oasis.opendocument."):
                     return "odf." + mimetype.rsplit(".", 1)[-1]
+            elif "content.xml" in names and "META-INF/manifest.xml" in names:
+                # an ODF package without "mimetype" (old OpenOffice.org wrote some;
+                # LibreOffice opens them): the manifest's entry for the root says what
+                found = _odf_root_type(zf)
+                if found:
+                    return found
             return "archive.zip"
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, zlib.error,
             NotImplementedError):
         return "archive.zip"  # damaged zip: the archive stage decides (block)
+
+
+_ODF_ROOT = re.compile(rb'full-path="/"[^>]*?media-type="application/vnd\.oasis\.opendocument'
+                       rb'\.([a-z-]+)"|media-type="application/vnd\.oasis\.opendocument\.'
+                       rb'([a-z-]+)"[^>]*?full-path="/"')
+
+
+def _odf_root_type(zf: zipfile.ZipFile) -> str | None:
+    """The ODF type an ODF package's manifest gives its root ("/"), or None."""
+    info = zf.getinfo("META-INF/manifest.xml")
+    if info.file_size > 1024 * 1024:
+        return None
+    m = _ODF_ROOT.search(zf.read(info))
+    return f"odf.{(m.group(1) or m.group(2)).decode()}" if m else None
 
 
 def _ooxml_main(zf: zipfile.ZipFile, spelled: dict[str, str]) -> str | None:

@@ -118,8 +118,14 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         _flat(src, dst, ctx)
         return
     zin = ZipIn(src, ctx.account)
+    mimetype: bytes | None = None
     if "mimetype" not in zin.entries:
-        raise Malformed("the package has no mimetype")
+        # old OpenOffice.org packages have none (LibreOffice opens them by the manifest,
+        # as the sniffer does): the output gets the one the manifest names
+        mimetype = f"application/vnd.oasis.opendocument.{ctx.type_id.split('.', 1)[1]}"\
+            .encode()
+        ctx.record("odf.repaired", "mimetype", action=Action.REPAIRED,
+                   detail="the package had no mimetype entry: the manifest's type written")
     if MANIFEST not in zin.entries:
         raise Malformed("the package has no META-INF/manifest.xml")
     manifest = _parse(zin, MANIFEST)
@@ -165,7 +171,7 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
     for name, scrubbed in zin.scrubbed.items():
         ctx.record("xml.dtd", name, action=Action.REMOVED, detail=scrubbed.detail)
     if dst is not None and ctx.mode is Mode.DISARM:
-        _write(zin, removed, replaced, dst)
+        _write(zin, removed, replaced, dst, mimetype)
 
 
 def _broken_object(zin: ZipIn, name: str, exc: Malformed, ctx: StageContext,
@@ -342,13 +348,17 @@ def _prune_manifest(manifest: X.XmlDoc, removed: set[str]) -> None:
             manifest.root.remove(el)
 
 
-def _write(zin: ZipIn, removed: set[str], replaced: dict[str, bytes], dst: BinaryIO) -> None:
+def _write(zin: ZipIn, removed: set[str], replaced: dict[str, bytes], dst: BinaryIO,
+           mimetype: bytes | None = None) -> None:
+    """``mimetype``: the entry to write first when the package had none."""
     zout = ZipOut(dst)
-    info = zin.entries["mimetype"].info
-    if info.compress_type == 0:
+    if mimetype is not None:
+        zout.add_stored("mimetype", mimetype)
+    elif zin.entries["mimetype"].info.compress_type == 0:
         zout.copy(zin, "mimetype")
     else:
-        zout.add_stored("mimetype", zin.read("mimetype"), info.date_time)
+        zout.add_stored("mimetype", zin.read("mimetype"),
+                        zin.entries["mimetype"].info.date_time)
     for name in zin.names:
         if name in removed or name == "mimetype":
             continue

@@ -129,6 +129,31 @@ def test_macos_resource_forks_go_and_the_document_opens(tmp_path: Path) -> None:
     assert "plain" in oc.libreoffice_text(out)
 
 
+def test_package_without_mimetype_is_still_an_odf_document(tmp_path: Path) -> None:
+    """Old OpenOffice.org packages have no "mimetype" (LibreOffice's ooo72169-1.odp);
+    LibreOffice opens them by the manifest. Taken for a plain zip, such a file kept its
+    macros and event listeners (only checked as plain XML) and came back as .zip."""
+    src = zipfile.ZipFile(io.BytesIO(odt()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            if info.filename != "mimetype":
+                z.writestr(info.filename, src.read(info))
+    report, out = run(tmp_path, buf.getvalue(), "old.odt")
+    assert report.input.type == "odf.text" and report.verdict is Verdict.DISARMED
+    assert ("odf.repaired", "mimetype") in keys(report)
+    assert ("odf.macro", "content.xml#scripts[1]") in keys(report)
+    assert report.output is not None and report.output.name.endswith(".odt")
+    z = zipfile.ZipFile(out)
+    first = z.infolist()[0]
+    assert (first.filename, first.compress_type, z.read(first)) == (
+        "mimetype", zipfile.ZIP_STORED, b"application/vnd.oasis.opendocument.text")
+    assert not [n for n in z.namelist() if n.startswith("Basic/")]
+    _, usual = run(tmp_path, odt(), "usual.odt")   # the same document with its mimetype
+    text = oc.libreoffice_text(out)
+    assert text.strip() and text == oc.libreoffice_text(usual)
+
+
 @pytest.mark.parametrize("hostile", [False, True])
 def test_openoffice_manifest_doctype_is_accepted(tmp_path: Path, hostile: bool) -> None:
     """OpenOffice.org 2 and 3 wrote a DOCTYPE (no entities) into every manifest: such a
