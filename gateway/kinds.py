@@ -178,8 +178,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "テンプレート・DDE・フォーム送信先)"),
     KindInfo("odf.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
     KindInfo("odf.repaired", _I, False,
-             "package structure repaired (a missing mimetype entry written)",
-             "パッケージ構造を修復（欠けた mimetype を追加）"),
+             "package structure repaired (a missing mimetype entry written, metadata or "
+             "settings that do not parse left out)",
+             "パッケージ構造を修復（欠けた mimetype の追加、読めないメタデータ・設定の除去）"),
     KindInfo("odf.resource_fork", _I, False,
              "macOS resource fork in the package (not part of the document) removed",
              "パッケージ内の macOS リソースフォーク（文書の一部でない）を削除"),

@@ -161,6 +161,14 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         try:
             doc = _parse(zin, name)
         except Malformed as exc:
+            if name in _OPTIONAL:
+                # metadata or view settings that do not parse (LibreOffice's
+                # tdf112122.odt: an unbound prefix in meta.xml): LibreOffice opens the
+                # document without them, and so it goes, without them
+                removed.add(name)
+                ctx.record("odf.repaired", name, action=Action.REMOVED,
+                           detail=f"{exc}: left out")
+                continue
             _broken_object(zin, name, exc, ctx, removed, replaced)
             continue
         if _clean(doc, name, ctx, keep_links):
@@ -172,6 +180,10 @@ def _run(src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
         ctx.record("xml.dtd", name, action=Action.REMOVED, detail=scrubbed.detail)
     if dst is not None and ctx.mode is Mode.DISARM:
         _write(zin, removed, replaced, dst, mimetype)
+
+
+#: parts a document opens without (its metadata and view settings)
+_OPTIONAL = frozenset({"meta.xml", "settings.xml"})
 
 
 def _broken_object(zin: ZipIn, name: str, exc: Malformed, ctx: StageContext,

@@ -154,6 +154,21 @@ def test_package_without_mimetype_is_still_an_odf_document(tmp_path: Path) -> No
     assert text.strip() and text == oc.libreoffice_text(usual)
 
 
+def test_metadata_that_does_not_parse_is_left_out(tmp_path: Path) -> None:
+    """LibreOffice's tdf112122.odt: an unbound prefix in meta.xml blocked the document;
+    LibreOffice opens it without its metadata, and so it is delivered."""
+    meta = (b'<?xml version="1.0" encoding="UTF-8"?><office:document-meta xmlns:office='
+            b'"urn:oasis:names:tc:opendocument:xmlns:office:1.0"><office:meta>'
+            b"<dc:title>x</dc:title></office:meta></office:document-meta>")
+    report, out = run(tmp_path, odt(hostile=False, extra={"meta.xml": meta}), "m.odt")
+    assert report.verdict.delivered, report.reason
+    assert keys(report) == {("odf.repaired", "meta.xml")}
+    z = zipfile.ZipFile(out)
+    assert "meta.xml" not in z.namelist()
+    assert b"meta.xml" not in z.read("META-INF/manifest.xml")
+    assert "plain" in oc.libreoffice_text(out)
+
+
 @pytest.mark.parametrize("hostile", [False, True])
 def test_openoffice_manifest_doctype_is_accepted(tmp_path: Path, hostile: bool) -> None:
     """OpenOffice.org 2 and 3 wrote a DOCTYPE (no entities) into every manifest: such a
