@@ -84,9 +84,10 @@ _W6_CCP, _W6_PAIRS, _W6_PAIRS_2, _W6_NPAIRS = 52, 88, 402, 60
 _W6_FIB_MIN = _W6_PAIRS_2 + 8 * (_W6_NPAIRS - 38)
 _EMPTY_CMDS = b"\xff\x40"
 _REMOTE = re.compile(r"^(\\\\|//|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
-#: wIdent of a Word 97-2003 FIB, of Word 6.0/95 and of Word 6.0/95 saved by some
-#: Far East or Macintosh versions (LibreOffice goes by nFib alone)
-_IDENTS = frozenset({0xA5EC, 0xA5DC, 0xA699})
+#: wIdent of a Word 97-2003 FIB, of Word 6.0/95 and of Word 6.0/95 saved by the Far
+#: East or Macintosh versions, 0xA697-0xA699 (LibreOffice's ww8scan.cxx; a Korean Word 6
+#: document with 0xA698, its ooo17498-2.doc, was refused as having no FIB)
+_IDENTS = frozenset({0xA5EC, 0xA5DC, 0xA697, 0xA698, 0xA699})
 
 
 @dataclass

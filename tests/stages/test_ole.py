@@ -336,6 +336,23 @@ def test_word6_clean_is_left_as_it_is(tmp_path: Path, path: Path) -> None:
     assert olegen.streams(out.read_bytes()) == olegen.streams(data)
 
 
+@pytest.mark.parametrize("ident", [0xA697, 0xA698])
+def test_word6_of_far_east_versions_is_read(tmp_path: Path, ident: int) -> None:
+    """Far East versions of Word 6 write wIdent 0xA697-0xA699 (LibreOffice reads them
+    all): a Korean document with 0xA698 (LibreOffice's ooo17498-2.doc) was refused as
+    having no FIB."""
+    root = olegen.tree(WORD6.read_bytes())
+    wd_node = root.child("WordDocument")
+    assert wd_node is not None
+    wd = bytearray(wd_node.data)
+    struct.pack_into("<H", wd, 0, ident)
+    wd_node.data = bytes(wd)
+    data = cfb_writer.write(root)
+    report, out = run(tmp_path, data, "far-east.doc")
+    assert report.verdict is Verdict.CLEAN and found(report) == set()
+    assert olegen.streams(out.read_bytes()) == olegen.streams(data)
+
+
 def test_word6_encrypted_and_word2_are_refused(tmp_path: Path) -> None:
     root = olegen.tree(WORD6.read_bytes())
     wd_node = root.child("WordDocument")
