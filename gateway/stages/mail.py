@@ -32,7 +32,7 @@ from email.mime.multipart import MIMEMultipart
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import format_datetime, parsedate, parsedate_to_datetime
-from typing import BinaryIO, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar, cast
 
 from gateway.errors import LimitExceeded, Malformed
 from gateway.kinds import Action
@@ -116,12 +116,28 @@ def _emlx_message(data: bytes) -> bytes:
     return rest[:count] if count <= len(rest) else rest
 
 
+class _Message(Message):
+    """compat32's message, reading a quoted boundary followed by more text on its line
+    (a missing line break: 'boundary="a/b" Message-Id: <...>', BounceParser's
+    spam-rejection15.msg) as the quoted string, as Python's default policy and mail
+    readers do; compat32 took the whole rest for the boundary, found none, and the
+    report's parts were flattened into one text."""
+
+    def get_boundary(self, failobj: Any = None) -> Any:
+        boundary = super().get_boundary(failobj)
+        if isinstance(boundary, str) and boundary.startswith('"'):
+            end = boundary.find('"', 1)
+            if end > 1:
+                return boundary[1:end]
+        return boundary
+
+
 def parse(data: bytes) -> Message:
     """compat32 parse, failing closed on the email package's known crashes."""
     if len(re.findall(rb"(?i)boundary\s*\*?\s*=", data[: 64 * 1024 * 1024])) > MAX_BOUNDARIES:
         raise LimitExceeded(f"message has more than {MAX_BOUNDARIES} multipart containers")
     try:
-        return BytesParser(policy=compat32).parsebytes(data)
+        return BytesParser(_Message, policy=compat32).parsebytes(data)
     except RecursionError:
         raise Malformed("MIME structure nested too deeply") from None
     except Exception as exc:  # the parser's own bugs: fail closed, never pass through

@@ -812,6 +812,27 @@ def test_a_text_file_of_mail_headers_stays_a_text_file(tmp_path: Path) -> None:
     assert sniff.sniff_bytes(headers, "returned.eml").type_id == "mail.eml"
 
 
+def test_boundary_followed_by_more_text_on_its_line(tmp_path: Path) -> None:
+    """A missing line break after the boundary parameter (BounceParser's
+    spam-rejection15.msg: 'boundary="40F1.1312/admin1.example.co.uk" Message-Id: <...>')
+    made the whole rest the boundary: none was found and the report's parts were
+    flattened into one text part of raw MIME. Python's default policy and mail readers
+    take the quoted string."""
+    data = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n"
+            b'\tboundary="40F1.1312/admin1.example.co.uk" Message-Id: <1@example.co.uk>\r\n'
+            b"\r\n--40F1.1312/admin1.example.co.uk\r\nContent-Type: text/plain\r\n\r\n"
+            b"first part\r\n--40F1.1312/admin1.example.co.uk\r\n"
+            b'Content-Type: text/plain; name="log.txt"\r\n'
+            b'Content-Disposition: attachment; filename="log.txt"\r\n\r\nsecond part\r\n'
+            b"--40F1.1312/admin1.example.co.uk--\r\n")
+    report, out = run(tmp_path, data)
+    assert ("mail.defect", "body") not in keys(report)
+    msg = parsed(out)
+    assert msg.get_body(("plain",)).get_content().strip() == "first part"
+    assert attachments(msg) == {"log.txt": b"second part"}
+
+
 def test_apple_mail_emlx_is_read_as_mail(tmp_path: Path) -> None:
     """Tika's testEMLX_*.emlx (Apple Mail: the message's length, the message, a property
     list) were taken for HTML pages: addresses in brackets went as tags, the result
