@@ -245,6 +245,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "MACROBUTTON field (runs a macro or Word command on a double click)",
              "MACROBUTTON フィールド (ダブルクリックでマクロ・Word のコマンドを実行)"),
     KindInfo("rtf.datastore", _M, True, "data store (\\datastore)", "データストア (\\datastore)"),
+    KindInfo("rtf.linked_picture", _H, True,
+             "picture linked to a web address or share (loaded when the document opens)",
+             "Web・共有フォルダーにリンクされた画像（文書を開くと読み込まれる）"),
     KindInfo("rtf.hyperlink", _L, True, "hyperlink field", "ハイパーリンク"),
     KindInfo("rtf.obfuscated_field", _H, True,
              "field whose type is built by a nested field, or whose instruction hides "

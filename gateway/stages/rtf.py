@@ -28,6 +28,9 @@ since rtfobj shows Word honours them elsewhere too):
   ``{\\fldrslt …}`` content, so the displayed text stays. A jump to a bookmark of the
   document is no finding. Kept hyperlinks are recorded with action ``kept`` in every
   mode.
+* A shape property naming a picture at a web address or on a share (``pibName``,
+  ``fillBlipName``: Word loads a linked picture when the document opens)
+  -> ``rtf.linked_picture``; the picture stored in the shape stays.
 * Bytes after the document group closes (Word ignores them) -> ``rtf.overlay``.
 
 A span is the whole group when the control word opens it (only ``\\*`` and
@@ -93,6 +96,20 @@ _CONTROL = (rb"\\u(?!-?[0-9]{201})-?[0-9]{1,200} ?"                  # \uN, the 
             rb"|\\(?!(?i:" + _UNWATCHED + rb")(?![A-Za-z]))"           # control word
             rb"[A-Za-z]{1,32}(?![A-Za-z])(?!-?[0-9]{201})(?:-?[0-9]{1,200})? ?")
 _RUN = re.compile(rb"(?:(?:" + _CONTROL + rb")*+[^\\{}]++)*+((?:" + _CONTROL + rb")*+)", re.S)
+
+
+#: a shape property naming a picture file: {\sp{\sn pibName}{\sv value}}
+_LINKED_PICTURE = re.compile(rb"\{\\sp\s*\{\\sn\s+(pibName|fillBlipName|pibPrintName)\s*\}"
+                             rb"\s*\{\\sv\s?((?:[^{}\\]|\\[^{}])*)\}\s*\}")
+#: a web address, a share or any other URL (a local path or a bare name is none)
+_NETWORK = re.compile(r"^(?:\\\\|//|[A-Za-z][A-Za-z0-9+.-]+:(?![\\/]?[^\\/]))")
+
+
+def _rtf_text(raw: bytes) -> str:
+    """RTF text with its escapes read: \\\\, \\{ and \\} as themselves, \\'hh as a byte."""
+    out = re.sub(rb"\\'([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
+    out = re.sub(rb"\\([\\{}])", rb"\1", out)
+    return out.decode("latin-1")
 
 
 class _Span:
@@ -177,6 +194,8 @@ class Analysis:
         self.unclosed: list[int] = []        # groups still open at EOF (their "{" offsets)
         self.tail: list[tuple[int, int]] = []  # from a \bin running past the end to EOF
         self._walk(runs)
+        cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
+        self.tail += self._linked_pictures(cuts)
         self.cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
         self.missing = rt.count_uncut(self.unclosed, self.cuts)  # Word closes them, others don't
 
@@ -371,6 +390,24 @@ class Analysis:
         index = self.counts[prefix]
         self.counts[prefix] += 1
         return index
+
+    def _linked_pictures(self, cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Shape properties naming a picture elsewhere ({\\sp{\\sn pibName}{\\sv
+        \\\\host\\share\\a.png}}, with pibFlags saying linked): Word loads it when the
+        document opens, from a web address or a share, which hands the reader's
+        Windows credentials to that host. Found by a probe beside LibreOffice's RTF
+        test documents. The property goes; the picture stored in the shape stays."""
+        found: list[tuple[int, int]] = []
+        for m in _LINKED_PICTURE.finditer(self.data):
+            if any(lo <= m.start() < hi for lo, hi in cuts):
+                continue   # inside something already cut (an object, a data store)
+            value = _rtf_text(m.group(2)).strip()
+            if not _NETWORK.match(value):
+                continue   # a file name, or a local path: nothing fetched from elsewhere
+            self._hit("rtf.linked_picture", "picture", Action.REMOVED,
+                      f"{m.group(1).decode()} {value[:100]!r}", m.start())
+            found.append((m.start(), m.end()))
+        return found
 
     def _hit(self, kind: str, prefix: str, action: str, detail: str, pos: int) -> _Hit:
         hit = _Hit(kind, f"{prefix}[{self._index(prefix)}]", action, detail, pos)

