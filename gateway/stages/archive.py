@@ -107,7 +107,7 @@ class ArchiveStage:
                 if not (epub and member.name == "mimetype"):
                     self._member(member, out, ctx, epub=epub)
             if epub:
-                _books[out].finish(out)
+                _books[out].finish(out, ctx)
         if ctx.type_id != "archive.zip":
             ctx.output_type = ("archive.zip", "zip")
 
@@ -206,15 +206,20 @@ class _Book:
         self.removed: set[str] = set()
         self.packages: list[tuple[str, tuple[int, int, int, int, int, int], bytes]] = []
 
-    def finish(self, out: zipfile.ZipFile) -> None:
+    def finish(self, out: zipfile.ZipFile, ctx: StageContext) -> None:
         for name, when, data in self.packages:
-            out.writestr(_info(name, when), _without(data, name, self.removed))
+            remote: list[str] = []
+            out.writestr(_info(name, when), _without(data, name, self.removed, remote))
+            for href in remote:
+                ctx.record("archive.remote_item", name, action=Action.REMOVED,
+                           detail=f"manifest item at {href[:100]}")
 
 
-def _without(data: bytes, name: str, removed: set[str]) -> bytes:
+def _without(data: bytes, name: str, removed: set[str], remote: list[str]) -> bytes:
     """The package document without manifest items (and their spine entries) for
-    members that were removed, and without the properties no longer true; as it was
-    when it does not parse."""
+    members that were removed or that lie elsewhere (their addresses added to
+    ``remote``), and without the properties no longer true; as it was when it does not
+    parse."""
     from lxml import etree  # noqa: PLC0415 - only for e-books
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -227,7 +232,10 @@ def _without(data: bytes, name: str, removed: set[str]) -> bytes:
     for item in root.iter(f"{{{OPF}}}item"):
         target = package_path(name, item.get("href", ""))
         parent = item.getparent()
-        if target is not None and target in removed and parent is not None:
+        elsewhere = target is None and bool(item.get("href", "").strip())
+        if parent is not None and (elsewhere or (target is not None and target in removed)):
+            if elsewhere:  # an EPUB 3 "remote resource": fetched when the book opens
+                remote.append(item.get("href", "").strip())
             gone.add(item.get("id", ""))
             parent.remove(item)
             changed = True

@@ -1295,14 +1295,16 @@ def test_epub_manifest_names_only_what_the_book_still_holds(tmp_path: Path) -> N
         b'<item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml" '
         b'properties="scripted remote-resources"/><item id="js" href="js/a.js" '
         b'media-type="application/javascript"/><item id="x" href="run.exe" '
-        b'media-type="application/xhtml+xml"/>').replace(
+        b'media-type="application/xhtml+xml"/><item id="r" href="http://evil.example/c.jpg" '
+        b'media-type="image/jpeg"/>').replace(
         b'<itemref idref="c2"/>', b'<itemref idref="c2"/><itemref idref="x"/>')
     data = epub({"EPUB/package.opf": opf, "EPUB/js/a.js": b"document.write('x');\n",
                  "EPUB/run.exe": b"MZ" + bytes(300)})
     report, out = run(tmp_path, data, "book.epub")
     assert report.verdict is Verdict.DISARMED, report.reason
     assert {("archive.member_blocked", "EPUB/js/a.js"),
-            ("archive.member_blocked", "EPUB/run.exe")} <= keys(report)
+            ("archive.member_blocked", "EPUB/run.exe"),
+            ("archive.remote_item", "EPUB/package.opf")} <= keys(report)  # EPUB 3 remote
     z = zipfile.ZipFile(out)
     names = set(z.namelist())
     assert not [n for n in names if n.endswith(".removed.txt")]
