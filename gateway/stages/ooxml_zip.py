@@ -68,7 +68,10 @@ class ZipIn:
         seen: set[str] = set()
         total = 0
         for info in infos:
-            name = info.filename
+            # some tools write part names with backslashes (POI bug 49609: xlrd's
+            # apachepoi_49609.xlsx); Excel and POI read them as "/", and so do we: the
+            # output names them with "/", and names that lead out are refused as before
+            name = info.filename.replace("\\", "/")
             if name.endswith("/") and info.file_size == 0:
                 continue                       # directory entries are not parts
             _check_name(name)

@@ -203,6 +203,27 @@ def test_lower_case_content_types_is_still_a_package(tmp_path: Path) -> None:
     assert all(line in text for line in G.JA_DOC)
 
 
+def test_part_names_written_with_backslashes_are_read_as_slashes(tmp_path: Path) -> None:
+    """POI bug 49609 (xlrd's apachepoi_49609.xlsx): a tool wrote "xl\\styles.xml" and
+    "[content_types].xml"; Excel and POI read it, LibreOffice does not. It was blocked
+    as an unsafe member name; it is delivered with "/" names, which LibreOffice opens."""
+    src = zipfile.ZipFile(io.BytesIO(G.base_xlsx()))
+    names = {n: n.replace("/", "\\") for n in src.namelist() if "/" in n}
+    names["[Content_Types].xml"] = "[content_types].xml"
+    data = _renamed_entries(G.base_xlsx(), names)
+    r = run(tmp_path, data, "report.xlsx")
+    assert r.report.verdict.delivered, r.report.reason
+    with r.zip() as zf:
+        assert "xl/workbook.xml" in zf.namelist() and not any("\\" in n for n in zf.namelist())
+    text = check_output(r, tmp_path, same_text=False)
+    assert "合計" in text
+    # a way out of the package written with backslashes is refused as before
+    out_of = _renamed_entries(data, {"xl\\styles.xml": "..\\..\\styles.xml"})
+    refused = run(tmp_path, out_of, "out.xlsx")
+    assert refused.report.verdict is Verdict.BLOCKED
+    assert refused.report.reason == "unsafe zip member name '../../styles.xml'"
+
+
 def test_vba_signature_removed(tmp_path: Path) -> None:
     r = run(tmp_path, G.docm(signature=True), "signed.docm")
     assert r.keys() == {("ooxml.macro_enabled", "word/document.xml"),
