@@ -406,15 +406,8 @@ def _rar_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
         yield from _external(archive_external.rar_entries(
             src, limits.max_size, limits.max_members, _external_timeout(ctx), ctx.password))
         return
-    reader = _libarchive_members(src, limits.max_size)
-    held: list[Member] = []
-    size = 0
     try:
-        for member in reader:
-            held.append(member)
-            size += len(member.data or b"")
-            if size > RAR_HOLD:
-                break
+        held, rest = _libarchive_held(src, limits.max_size)
     except Malformed:
         if archive_external.unar() is None:
             raise
@@ -422,7 +415,22 @@ def _rar_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
             src, limits.max_size, limits.max_members, _external_timeout(ctx)))
         return
     yield from held
-    yield from reader
+    yield from rest
+
+
+def _libarchive_held(src: BinaryIO, limit: int) -> tuple[list[Member], Iterator[Member]]:
+    """libarchive's first members, up to RAR_HOLD bytes, and the rest of them: a
+    failure in that stretch raises before anything is delivered (the caller tries
+    another reader)."""
+    reader = _libarchive_members(src, limit)
+    held: list[Member] = []
+    size = 0
+    for member in reader:
+        held.append(member)
+        size += len(member.data or b"")
+        if size > RAR_HOLD:
+            break
+    return held, reader
 
 
 def _lzh_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
@@ -431,15 +439,8 @@ def _lzh_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
     7-Zip, then unar (-lh1-, which 7-Zip unpacks as empty files). As for RAR, members
     are held back up to RAR_HOLD bytes so nothing is delivered twice."""
     limits = ctx.policy.limits
-    held: list[Member] = []
-    size = 0
-    reader = _libarchive_members(src, limits.max_size)
     try:
-        for member in reader:
-            held.append(member)
-            size += len(member.data or b"")
-            if size > RAR_HOLD:
-                break
+        held, rest = _libarchive_held(src, limits.max_size)
     except Malformed as first:
         try:
             yield from _external(archive_external.lzh_entries(
@@ -452,7 +453,7 @@ def _lzh_members(src: BinaryIO, ctx: StageContext) -> Iterator[Member]:
                 what="LZH archive"))
         return
     yield from held
-    yield from reader
+    yield from rest
 
 
 def _local_entries(src: BinaryIO, limit: int) -> Iterator[Member]:
