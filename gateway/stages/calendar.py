@@ -10,13 +10,12 @@ Removed:
 - ``VALARM`` components whose ACTION is PROCEDURE, and vCalendar's ``PALARM``
   (``calendar.alarm_procedure``);
 - ``URL`` properties that are no web, mail, phone, SIP or geo: address, and properties
-  whose value is an address that runs something or reaches a file or share (javascript:,
-  data:, file:,
-  smb:, a UNC path, ms-msdt:, search-ms: ...) in CONFERENCE, IMAGE (an inline PNG,
-  JPEG, GIF or WebP stays), SOURCE, TZURL, LINK, STRUCTURED-DATA, ORGANIZER, ATTENDEE,
-  a vCalendar AALARM's sound, and any X- property (Outlook's meeting links)
-  (``calendar.url``); such an address in an ALTREP or DIR parameter takes only the
-  parameter with it;
+  whose value is an address that runs something or reaches a file or share
+  (javascript:, data:, file:, smb:, a UNC path, ms-msdt:, search-ms: ...) in
+  CONFERENCE, IMAGE (an inline PNG, JPEG, GIF or WebP stays), SOURCE, TZURL, LINK,
+  STRUCTURED-DATA, ORGANIZER, ATTENDEE, a vCalendar AALARM's sound, and any X- property
+  (Outlook's meeting links) (``calendar.url``); such an address in an ALTREP or DIR
+  parameter takes only the parameter with it;
 - HTML descriptions (X-ALT-DESC, STYLED-DESCRIPTION, X-MICROSOFT-CDO-ALTDESC, HTML
   STRUCTURED-DATA), base64 or quoted-printable ones decoded first, whose HTML holds
   anything the HTML stage would remove but hyperlinks (scripts, handlers, frames,
@@ -151,7 +150,7 @@ class _Calendar:
 
 
 def _fold(line: str, newline: str) -> str:
-    """A content line folded at 74 characters, as RFC 5545 3.1 asks (75 octets)."""
+    """A content line folded into lines of at most 75 characters (RFC 5545 3.1)."""
     if len(line) <= 75:
         return line
     pieces = [line[:75]] + [line[i:i + 74] for i in range(75, len(line), 74)]
