@@ -183,8 +183,11 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
                     return "ooxml.unknown"
                 try:
                     return _ooxml_kind(zf.read(info), _ooxml_main(zf, spelled))
-                except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
-                    return "ooxml.unknown"   # a damaged package: the OOXML stage refuses it
+                except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error,
+                        RuntimeError, NotImplementedError):
+                    # a damaged package, or its content types encrypted or compressed in
+                    # a way zipfile does not read: the OOXML stage refuses it
+                    return "ooxml.unknown"
             if "mimetype" in names:
                 mimetype = zf.read("mimetype")[:100].decode("ascii", "replace").strip()
                 if mimetype.startswith("application/vnd.oasis.opendocument."):
@@ -197,8 +200,10 @@ def _zip(head: bytes, src: BinaryIO) -> str | None:
                     return found
             return "archive.zip"
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, EOFError, zlib.error,
-            NotImplementedError):
-        return "archive.zip"  # damaged zip: the archive stage decides (block)
+            NotImplementedError, RuntimeError):
+        # damaged zip, or an entry read here encrypted (RuntimeError): the archive stage
+        # decides (blocked, or held for the password)
+        return "archive.zip"
 
 
 _ODF_ROOT = re.compile(rb'full-path="/"[^>]*?media-type="application/vnd\.oasis\.opendocument'

@@ -249,3 +249,41 @@ def test_installer_manifests_are_scripts(name: str) -> None:
             b'appinstaller/2018"><MainPackage Name="x" Uri="https://example.invalid/x.msix"/>'
             b"</AppInstaller>")
     assert sniff_bytes(data, name).type_id == "executable.script"
+
+
+def _flag_encrypted(data: bytes, name: str) -> bytes:
+    """``data`` with the encryption flag set on entry ``name`` (local and central)."""
+    raw = bytearray(data)
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    info = zf.getinfo(name)
+    raw[info.header_offset + 6] |= 0x01
+    central = bytes(raw).find(b"PK\x01\x02")
+    while central >= 0:
+        size = int.from_bytes(raw[central + 28:central + 30], "little")
+        if bytes(raw[central + 46:central + 46 + size]) == name.encode():
+            raw[central + 8] |= 0x01
+            break
+        central = bytes(raw).find(b"PK\x01\x02", central + 4)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(("name", "entry", "expected"), [
+    ("x.docx", "[Content_Types].xml", "ooxml.unknown"),
+    ("x.odt", "mimetype", "archive.zip"),
+])
+def test_an_encrypted_entry_read_while_sniffing_is_no_crash(name: str, entry: str,
+                                                            expected: str) -> None:
+    """Found by mutating the corpus: an encryption flag on [Content_Types].xml made
+    zipfile raise RuntimeError in the sniffer, and the file "failed" with an internal
+    error; it is refused with a reason by the stage that reads it."""
+    if name.endswith(".docx"):
+        data = G.base_docx()
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+            z.writestr("content.xml", "<x/>")
+        data = buf.getvalue()
+    with pytest.raises(RuntimeError):
+        zipfile.ZipFile(io.BytesIO(_flag_encrypted(data, entry))).read(entry)
+    assert sniff_bytes(_flag_encrypted(data, entry), name).type_id == expected
