@@ -60,7 +60,7 @@ def as_utf8(data: bytes, part: str, errors: str = "strict") -> bytes | None:
             return None
         try:
             info = codecs.lookup(label)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a name holding a NUL byte
             if not data.startswith(_EBCDIC):
                 return None  # a name no reader knows either: read as it is (UTF-8)
             raise Malformed(f"{part} declares an encoding that cannot be read "

@@ -139,7 +139,10 @@ class Walk:
         if aa is None:
             return
         here = loc / "AA"
-        if not is_dictlike(aa):
+        if not is_dictlike(aa) or "/Type" in aa or (
+                aa.is_indirect and holder.is_indirect and aa.objgen == holder.objgen):
+            # not an actions dictionary: a page, the catalog, or the holder itself (a
+            # page whose /AA points at the page: cleaning it as one emptied the page)
             del holder["/AA"]
             self.record("pdf.additional_actions", here, detail="malformed /AA entry")
             return

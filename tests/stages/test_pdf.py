@@ -350,6 +350,26 @@ def test_no_associated_file_entry_outlives_its_file(builder: str, tmp_path: Path
     assert text_of(out) == text_of(tmp_path / "in.pdf") != ""
 
 
+@pytest.mark.parametrize("target", ["self", "catalog"])
+def test_additional_actions_that_are_no_actions_dictionary(tmp_path: Path,
+                                                           target: str) -> None:
+    """Found by mutating the corpus: a page whose /AA pointed at the page itself made
+    the walk delete the page's own keys as non-events, then fail on /AA (an internal
+    error). An /AA that is a page, the catalog or its holder goes, the page stays."""
+    pdf = pdfgen.base()
+    page = pdf.pages[1].obj
+    page["/AA"] = page if target == "self" else pdf.Root
+    data = pdfgen.save(pdf)
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert ("pdf.additional_actions", "/Root/Pages/Kids[1]/AA", "removed") in triples(report)
+    assert qpdf_check(out).returncode == 0
+    assert page_count(out) == 3
+    src = tmp_path / "src.pdf"
+    src.write_bytes(data)
+    assert text_of(out) == text_of(src)
+
+
 def test_encrypted_with_user_password_is_blocked(tmp_path: Path) -> None:
     report, out = run(tmp_path, pdfgen.encrypted_user(), POLICIES["keep"])
     assert report.verdict is Verdict.BLOCKED

@@ -46,3 +46,10 @@ def test_undecodable_or_unknown_ebcdic_is_refused() -> None:
         as_utf8(DOC.format("EBCDIC-NOSUCH").encode("cp037", "replace"), "r.xml")
     with pytest.raises(Malformed, match="without naming"):
         as_utf8('<?xml version="1.0"?><r/>'.encode("cp037"), "r.xml")
+
+
+def test_an_encoding_name_with_a_nul_byte_is_no_crash() -> None:
+    """Found by mutating the corpus: 'encoding="\\x00"' in a part of a presentation made
+    codecs.lookup raise ValueError ("embedded null character"), an internal error; a
+    name no reader knows is read as it is, like any unknown one."""
+    assert as_utf8(b'<?xml version="1.0" encoding="\x00"?><r/>', "r.xml") is None
