@@ -53,6 +53,17 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 
 
+def _text(value: str) -> str:
+    """``value`` as text every report writer can encode: a stage that reads bytes with
+    surrogateescape (a calendar's "BEGIN:VEVENT\xff") may hand out lone surrogates, and
+    one such location aborted a whole batch when its report was written."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def package_target(here: str, target: str, names: frozenset[str]) -> bool:
     """Whether the relative reference ``target`` in member ``here`` names a member in
     ``names``. Anything with a scheme, an absolute or network path, a backslash or a
@@ -98,7 +109,8 @@ class StageContext:
 
     def record(self, kind: str, location: str, *, action: str | Action = Action.REMOVED,
                detail: str = "") -> Finding:
-        finding = Finding(kind=kind, action=str(action), location=location, detail=detail)
+        finding = Finding(kind=kind, action=str(action), location=_text(location),
+                          detail=_text(detail))
         self.findings.append(finding)
         return finding
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,19 @@ def test_package_targets_are_members_reached_by_relative_paths(target: str,
                                                                inside: bool) -> None:
     names = frozenset({"a/b.css", "a/-x.css", "c.png"})
     assert package_target("a/x.xhtml", target, names) is inside
+
+
+def test_a_finding_with_a_lone_surrogate_is_written(tmp_path: Path) -> None:
+    """Found by mutating calendars: "BEGIN:VEVENT\\xff" (read with surrogateescape) put a
+    lone surrogate in a finding's location, and writing the report aborted the whole
+    batch of the CLI. Findings hold text every writer can encode."""
+    from gateway.policy import load
+
+    src = tmp_path / "x.ics"
+    src.write_bytes(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\xff\r\n"
+                    b"ATTACH:https://evil.example/a.exe\r\nEND:VEVENT\xff\r\nEND:VCALENDAR\r\n")
+    report = process_file(src, tmp_path / "out.ics", policy=load("default"))
+    (tmp_path / "r.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False),
+                                     encoding="utf-8")
+    location = report.items[0].findings[0].location
+    assert location.startswith("VCALENDAR[0]/VEVENT") and location.endswith("/ATTACH")
