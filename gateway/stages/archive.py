@@ -306,7 +306,7 @@ def _declare_epub(src: BinaryIO, ctx: StageContext) -> bool:
                 return False
             if z.read(infos[0]).strip() != EPUB_MIMETYPE:
                 return False
-            names = frozenset(i.filename for i in infos if not i.is_dir())
+            names = frozenset(i.filename for i in infos if not _is_dir(i))
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
         return False  # the member reader says what is wrong with it
     finally:
@@ -693,6 +693,12 @@ def _plain_zip(src: BinaryIO, ctx: StageContext, limit: int) -> Iterator[Member]
 _DOS_DIRECTORY = 0x10  # FILE_ATTRIBUTE_DIRECTORY, in the low byte of a zip's external_attr
 
 
+def _is_dir(info: zipfile.ZipInfo) -> bool:
+    """ZipInfo.is_dir() without its IndexError on an empty name (a name of NUL bytes,
+    which zipfile cuts at the first)."""
+    return info.filename.endswith("/")
+
+
 def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
     with zf:
         infos = zf.infolist()
@@ -709,7 +715,7 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> Iterator[Member]:
                 continue
             # a folder marked only by its MS-DOS attribute (old DOS and Windows tools
             # wrote no "/"): as a file it clashed with the files inside it on extraction
-            if info.is_dir() or (info.external_attr & _DOS_DIRECTORY and not info.file_size):
+            if _is_dir(info) or (info.external_attr & _DOS_DIRECTORY and not info.file_size):
                 yield Member(name if name.endswith("/") else name + "/", b"", info.date_time)
                 continue
             if info.file_size > limit:
@@ -769,7 +775,7 @@ def _check_overlap(infos: list[zipfile.ZipInfo], fp: IO[bytes] | None) -> None:
     An entry's data starts after the name in its own header (which may differ from the
     directory's: none at all in corkami's minimized zip)."""
     spans = sorted((i.header_offset, i.header_offset + 30 + _local_name_length(i, fp)
-                    + i.compress_size) for i in infos if not i.is_dir())
+                    + i.compress_size) for i in infos if not _is_dir(i))
     for (_, end), (start, _) in itertools.pairwise(spans):
         if start < end:
             raise Malformed("zip entries overlap (zip bomb or ambiguous archive)")

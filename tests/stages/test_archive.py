@@ -1318,6 +1318,19 @@ def test_epub_manifest_names_only_what_the_book_still_holds(tmp_path: Path) -> N
     assert z.namelist()[-1] == "EPUB/package.opf"   # written once the book is known
 
 
+@pytest.mark.parametrize("name", ["book.epub", "files.zip"])
+def test_a_member_name_of_nul_bytes_is_no_internal_error(tmp_path: Path, name: str) -> None:
+    """Found by mutating e-books: a member named "\\x00..." (which zipfile cuts to an
+    empty name) made ZipInfo.is_dir() raise IndexError while the book was told apart:
+    an internal error. It is renamed like any unusable name."""
+    data = epub({"EPUB/AAAA.txt": b"words"}).replace(b"EPUB/AAAA.txt", b"\x00PUB/AAAA.txt")
+    if name == "files.zip":
+        data = data.replace(b"mimetypeapplication/epub+zip", b"nimetypeapplication/epub+zip")
+    report, _ = run(tmp_path, data, name)
+    assert report.verdict.delivered, report.reason
+    assert ("archive.path_cleaned", "unnamed") in keys(report)
+
+
 def epub_members() -> dict[str, bytes]:
     z = zipfile.ZipFile(io.BytesIO(epub()))
     return {n: z.read(n) for n in z.namelist()}
