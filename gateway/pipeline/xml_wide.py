@@ -75,7 +75,7 @@ def as_utf8(data: bytes, part: str, errors: str = "strict") -> bytes | None:
         codec = info.name
     try:
         text = data.decode(codec, errors).lstrip("\ufeff")
-    except UnicodeDecodeError:
+    except (UnicodeError, ValueError):  # punycode, idna, "undefined" raise UnicodeError
         raise Malformed(f"{part} is not valid {codec} text") from None
     text = _ENCODING_DECL.sub(r"\1\2UTF-8\2", text, count=1)
     return text.encode("utf-8")

@@ -110,7 +110,9 @@ def decode(data: bytes) -> str:
     for enc in candidates:
         try:
             return data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError, ValueError):
+            # UnicodeError: charsets that never decode ("undefined") or fail in their own
+            # way (punycode, idna): found by fuzzing, an internal error before
             continue
     return data.decode("utf-8", "replace")
 

@@ -205,7 +205,8 @@ def _prolog(data: bytes) -> tuple[int, int, int, dict[bytes, bytes], str] | None
         parser.Parse(data, True)
     except _Root:
         pass
-    except (pyexpat.ExpatError, ValueError, UnicodeError, RecursionError):
+    except (pyexpat.ExpatError, ValueError, UnicodeError, RecursionError, LookupError):
+        # LookupError: a DOCTYPE beside an encoding Python does not know (fuzzing)
         return _unreadable(data)
     if not {"doctype", "doctype_end", "root"} <= marks.keys():
         return None

@@ -538,3 +538,15 @@ def test_svg_declared_in_utf7_is_cleaned_not_an_internal_error(tmp_path: Path) -
                             ("svg.script", "script[0]")}
     assert svg_problems(out) == []
     assert "関所".encode() in out.read_bytes()
+
+
+@pytest.mark.parametrize("charset", ["undefined", "punycode"])
+def test_html_charset_that_fails_in_its_own_way(tmp_path: Path, charset: str) -> None:
+    """Found by fuzzing: <meta charset="undefined"> raised UnicodeError (not
+    UnicodeDecodeError) while the page was decoded: an internal error."""
+    page = (f'<html><head><meta charset="{charset}"></head><body><p>市役所'
+            "</p><script>alert(1)</script></body></html>").encode()
+    report, out = run(tmp_path, page, "page.html")
+    assert report.verdict is Verdict.DISARMED, report.reason
+    assert "市役所" in out.read_bytes().decode("utf-8")
+    assert html_problems(out) == []

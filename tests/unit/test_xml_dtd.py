@@ -97,3 +97,12 @@ def test_without_doctype_only_for_a_dtd_without_entities() -> None:
     assert without_doctype(ooo) == b'<?xml version="1.0"?>\n\n<m/>'
     assert without_doctype(b"<m/>") is None
     assert without_doctype(b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>') is None  # scrub's
+
+
+def test_doctype_beside_an_encoding_python_does_not_know_is_no_crash() -> None:
+    """Found by fuzzing: pyexpat raised LookupError (not listed) for a DOCTYPE and
+    encoding="bogus", an internal error in the ODF and OOXML stages."""
+    data = (b'<?xml version="1.0" encoding="bogus"?><!DOCTYPE r [<!ENTITY a "b">]>'
+            b"<r>&a;</r>")
+    scrub(data)            # no exception but the stage's own
+    without_doctype(data)

@@ -53,3 +53,14 @@ def test_an_encoding_name_with_a_nul_byte_is_no_crash() -> None:
     codecs.lookup raise ValueError ("embedded null character"), an internal error; a
     name no reader knows is read as it is, like any unknown one."""
     assert as_utf8(b'<?xml version="1.0" encoding="\x00"?><r/>', "r.xml") is None
+
+
+@pytest.mark.parametrize("label", ["punycode", "undefined", "idna"])
+def test_codecs_that_fail_in_their_own_way_are_refused_not_crashed(label: str) -> None:
+    """Found by fuzzing: these raise UnicodeError (not UnicodeDecodeError) on the bytes
+    of an ordinary document, an internal error in four stages."""
+    data = f'<?xml version="1.0" encoding="{label}"?><r>\u00e9\u3042</r>'.encode()
+    try:
+        as_utf8(data, "r.xml")
+    except Malformed as exc:
+        assert "is not valid" in str(exc)
