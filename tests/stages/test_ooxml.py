@@ -1085,6 +1085,24 @@ def _long_formula_workbook(kind: str) -> tuple[str, bytes]:
     return "long.xml", XMLSS.replace("=SUM(R1C2:R1C3)", formula).encode()
 
 
+def test_many_character_references_outside_formulas_cost_linear_time(tmp_path: Path) -> None:
+    """Found by fuzzing: whether a sheet may hold a formula spelled with character
+    references was "&#[^<]*</f>" tried from every "&#": 60,000 of them in one attribute
+    took over 10 s, a 16 kB sheet the job's whole time. Run in a worker held to 5 s of
+    CPU; a DDE formula spelled with references is still found."""
+    from tests.helpers.pipeline import run_in_worker
+
+    p = G.Pkg(G.base_xlsx())
+    p.sub("xl/worksheets/sheet1.xml", "<sheetData>",
+          '<sheetProperties codeName="' + "&#x41;" * 200_000 + '"/><sheetData>')
+    report, _ = run_in_worker(tmp_path, p.build(), "refs.xlsx")
+    assert report.verdict.delivered, report.reason
+    p.sub("xl/worksheets/sheet1.xml", "<f>SUM(B2:B3)</f>", "<f>cmd&#124;' /c calc'!A0</f>")
+    report, _ = run_in_worker(tmp_path, p.build(), "dde.xlsx")
+    assert ("ooxml.dde", "xl/worksheets/sheet1.xml#cell[B4]") in {
+        (f.kind, f.location) for f in report.items[0].findings}
+
+
 @pytest.mark.parametrize("kind", ["xlsx", "xmlss"])
 def test_long_formulas_are_read_in_linear_time(tmp_path: Path, kind: str) -> None:
     """The DDE pattern was tried at every letter of a formula and backtracked over the
