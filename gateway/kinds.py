@@ -380,8 +380,9 @@ _KINDS: tuple[KindInfo, ...] = (
              "予定に添付されたファイル（埋め込み・外部取得）"),
     KindInfo("calendar.alarm_procedure", _H, True,
              "calendar alarm that runs a program", "プログラムを実行する予定のアラーム"),
-    KindInfo("calendar.url", _M, True, "calendar address that is no web or mail address",
-             "Web・メール以外を指す予定の URL"),
+    KindInfo("calendar.url", _M, True,
+             "address in a calendar or contact card that runs something or reaches a file "
+             "or share", "予定・連絡先の危険なアドレス（スクリプト・ファイル・共有フォルダー）"),
     KindInfo("calendar.html_description", _H, True,
              "HTML description of an event with scripts, frames or remote pictures",
              "スクリプト・フレーム・外部画像を含む予定の HTML 説明"),

@@ -397,6 +397,7 @@ def _xml_head(head: bytes) -> bytes:
         return head
 
 
+_VCARD = re.compile(rb"[\s\x0b\x0c]*begin:vcard\s*(?:\r\n|\n|\r)")
 _CALENDAR = re.compile(rb"[\s\x0b\x0c]*begin:v(?:calendar|event|todo|journal|freebusy|"
                        rb"alarm|timezone|availability)\s*(?:\r\n|\n|\r)")
 
@@ -414,6 +415,8 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
     # alarm examples, libical)
     if _CALENDAR.match(sample):
         return "text.calendar"
+    if _VCARD.match(sample):
+        return "text.vcard"  # a contact card: the calendar's content lines, other names
     if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
         return "executable.iqy"
     if _SVG_ROOT.match(sample):
@@ -560,6 +563,8 @@ def _libmagic(head: bytes) -> str:
             return "executable.script"
         if mime == "text/calendar":
             return "text.calendar"
+        if mime in ("text/vcard", "text/x-vcard"):
+            return "text.vcard"
         return "text.csv" if mime == "text/csv" else "text.plain"
     if mime in ("message/rfc822", "message/news"):
         return "mail.eml"
@@ -747,8 +752,8 @@ for _fam, _exts in {
 #: canonical extension per type id, used to name outputs whose real type differs
 CANONICAL_EXT: dict[str, str] = {
     "pdf": "pdf", "rtf": "rtf", "html": "html", "svg": "svg",
-    "text.plain": "txt", "text.csv": "csv", "text.calendar": "ics", "text.sylk": "slk",
-    "text.xml": "xml",
+    "text.plain": "txt", "text.csv": "csv", "text.calendar": "ics", "text.vcard": "vcf",
+    "text.sylk": "slk", "text.xml": "xml",
     "archive.zip": "zip", "mail.eml": "eml",
     "image.png": "png", "image.jpeg": "jpg", "image.gif": "gif", "image.bmp": "bmp",
     "image.tiff": "tif", "image.webp": "webp", "image.vnd.microsoft.icon": "ico",

@@ -28,8 +28,9 @@ A property's name is read as calendar programs read it: before the first ";" or 
 with its folded continuation lines and line end, the rest keeps its folding, line
 ends and encoding (read with surrogateescape: bytes come back as they were; UTF-16
 keeps its byte order). A file that holds a component without the VCALENDAR around it
-is read the same way. Locations are ``VEVENT[n]/NAME`` (the n-th component of that
-kind, from 0).
+is read the same way, and so is a vCard (.vcf: the same content lines; its PHOTO, LOGO,
+SOUND, KEY and calendar addresses judged as addresses). Locations are
+``VEVENT[n]/NAME`` (the n-th component of that kind, from 0).
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ _FOLD = re.compile(r"(?:\r\n|\n|\r)[ \t]")
 _NAME = re.compile(r"\s*(?:[A-Za-z0-9-]+\.)?([A-Za-z0-9-]+)")
 _MAX_LINES = 1_000_000
 
-#: properties whose value is an address (RFC 5545, RFC 7986, RFC 9073)
+#: properties whose value is an address (RFC 5545, RFC 7986, RFC 9073; and a vCard's,
+#: RFC 6350: pictures, sounds, keys and calendar addresses a contacts program fetches)
 _URI_PROPERTIES = frozenset({"URL", "CONFERENCE", "IMAGE", "SOURCE", "TZURL", "LINK",
-                             "ORGANIZER", "ATTENDEE", "STRUCTURED-DATA"})
+                             "ORGANIZER", "ATTENDEE", "STRUCTURED-DATA", "PHOTO", "LOGO",
+                             "SOUND", "KEY", "FBURL", "CALURI", "CALADRURI", "MEMBER"})
 _HTML_PROPERTIES = frozenset({"X-ALT-DESC", "STYLED-DESCRIPTION", "X-MICROSOFT-CDO-ALTDESC"})
 _URI_PARAMS = re.compile(r";(ALTREP|DIR)=(\"[^\"]*\"|[^;:]*)", re.IGNORECASE)
 #: addresses that run something or reach files and shares (a meeting's https:, tel: or
@@ -202,7 +205,7 @@ def _names_a_place(name: str, params: str, value: str) -> bool:
         return any(_RISKY.match(part) for part in value.split(";"))
     if name not in _URI_PROPERTIES and not name.startswith("X-"):
         return False
-    if name == "IMAGE" and _INLINE_PICTURE.match(value):
+    if name in ("IMAGE", "PHOTO", "LOGO") and _INLINE_PICTURE.match(value):
         return False
     return _RISKY.match(value) is not None
 

@@ -60,7 +60,8 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
 class TextStage:
     name: ClassVar[str] = "text"
     formats: ClassVar[frozenset[str]] = frozenset({"text.plain", "text.csv", "text.sylk",
-                                                   "text.xml", "text.calendar"})
+                                                   "text.xml", "text.calendar",
+                                                   "text.vcard"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         _process(src.read(), ctx)
@@ -80,8 +81,8 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         return sylk.process(data, ctx)
     if ctx.type_id == "text.xml":
         return xml_doc.process(data, ctx)
-    if ctx.type_id == "text.calendar":
-        return calendar.process(data, ctx)
+    if ctx.type_id in ("text.calendar", "text.vcard"):
+        return calendar.process(data, ctx)  # a vCard is written in the same content lines
     if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
         return data
     decoded = _decode(data)

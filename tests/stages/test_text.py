@@ -362,6 +362,30 @@ def test_calendar_keeps_its_folding_and_byte_order(tmp_path: Path) -> None:
     assert out.read_bytes() == b"\xfe\xff" + (INVITE + END).decode().encode("utf-16-be")
 
 
+def test_contact_card_loses_addresses_that_run_or_reach_files(tmp_path: Path) -> None:
+    """A vCard was plain text: a PHOTO from a share, a javascript: URL and a SOUND over
+    smb: went through (a probe beside vobject's test cards). It is read with the
+    calendar's content lines; an inline picture, the name and the numbers stay."""
+    photo = base64.b64encode(b"\xff\xd8\xff\xe0 jpeg").decode()
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:\u5c71\u7530 \u592a\u90ce\r\n"
+            "N:\u5c71\u7530;\u592a\u90ce;;;\r\nTEL;TYPE=WORK:+81-3-0000-0000\r\n"
+            "PHOTO;VALUE=URI:file://attacker.example/share/p.jpg\r\n"
+            f"LOGO;ENCODING=b;TYPE=JPEG:{photo}\r\n"
+            "URL:javascript:alert(1)\r\nSOUND;VALUE=URI:smb://attacker.example/s.wav\r\n"
+            "EMAIL:taro@city.example.lg.jp\r\nEND:VCARD\r\n").encode()
+    report, out = run(tmp_path, card, "taro.vcf")
+    assert report.input.type == "text.vcard" and report.verdict is Verdict.DISARMED
+    assert report.output is not None and report.output.name == "taro.vcf"
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("calendar.url", "VCARD[0]/PHOTO"), ("calendar.url", "VCARD[0]/URL"),
+        ("calendar.url", "VCARD[0]/SOUND")}
+    text = out.read_bytes().decode()
+    assert "attacker" not in text and "javascript" not in text
+    for kept in ("FN:\u5c71\u7530 \u592a\u90ce", "TEL;TYPE=WORK:+81-3-0000-0000",
+                 f"LOGO;ENCODING=b;TYPE=JPEG:{photo}", "EMAIL:taro@city.example.lg.jp"):
+        assert kept in text, kept
+
+
 def test_calendar_value_split_by_a_unicode_line_separator_is_still_read_whole(
         tmp_path: Path) -> None:
     """U+2028 inside a value is no line break to a calendar program: a script behind it
