@@ -246,9 +246,16 @@ def flatten_chain(head: object, loc: Loc) -> tuple[list[ChainItem], bool]:
     return items, junk
 
 
+#: keys no action has, left out of a rebuilt chain: an action whose own /A pointed back
+#: at it (fuzzing) was copied with that /A, whose cleaning made a new copy, and so on
+#: until the worker ran out of memory
+_NOT_IN_ACTIONS = frozenset({"/Next", "/A", "/AA", "/PA", "/OpenAction"})
+
+
 def rebuild_chain(actions: list[Object]) -> Dictionary:
     """A new direct action: the first of ``actions``, the others in its /Next array."""
-    copies = [Dictionary({k: v for k, v in entries(a) if k != "/Next"}) for a in actions]
+    copies = [Dictionary({k: v for k, v in entries(a) if k not in _NOT_IN_ACTIONS})
+              for a in actions]
     head = copies[0]
     if len(copies) > 1:
         head["/Next"] = Array(copies[1:])

@@ -30,9 +30,13 @@ ObjGen = tuple[int, int]
 
 
 def clear(obj: Object) -> None:
-    """Empty a dictionary in place, so every reference to it sees nothing."""
+    """Empty a dictionary in place, so every reference to it sees nothing (a stream
+    keeps its /Length, which pikepdf will not delete, and loses its data)."""
+    if isinstance(obj, Stream):
+        obj.write(b"")
     for key in list(obj.keys()):
-        del obj[key]
+        if not (key == "/Length" and isinstance(obj, Stream)):
+            del obj[key]
 
 
 def name_tree(node: object, loc: Loc) -> list[tuple[Object, Object, Loc]]:
@@ -139,7 +143,7 @@ class Walk:
         if aa is None:
             return
         here = loc / "AA"
-        if not is_dictlike(aa) or "/Type" in aa or (
+        if not is_dictlike(aa) or isinstance(aa, Stream) or "/Type" in aa or (
                 aa.is_indirect and holder.is_indirect and aa.objgen == holder.objgen):
             # not an actions dictionary: a page, the catalog, or the holder itself (a
             # page whose /AA points at the page: cleaning it as one emptied the page)

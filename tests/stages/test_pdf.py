@@ -370,6 +370,39 @@ def test_additional_actions_that_are_no_actions_dictionary(tmp_path: Path,
     assert text_of(out) == text_of(src)
 
 
+@pytest.mark.parametrize("case", ["goto_self", "aa_stream", "annot_stream"])
+def test_actions_and_annotations_of_odd_shapes_found_by_fuzzing(tmp_path: Path,
+                                                                 case: str) -> None:
+    """A link's GoTo whose own /A and /Next pointed back at it was copied with that /A,
+    whose cleaning made a new copy, and so on until the worker died; an /AA or a
+    RichMedia annotation that is a stream failed on deleting its /Length (pikepdf
+    refuses): internal errors. Run in a worker held to the job's limits."""
+    from tests.helpers.pipeline import run_in_worker
+
+    pdf = pdfgen.base()
+    page = pdf.pages[0].obj
+    if case == "goto_self":
+        goto = pdf.make_indirect(pikepdf.Dictionary(S=pikepdf.Name.GoTo,
+                                                    D=pikepdf.Array([page, pikepdf.Name.Fit])))
+        goto["/A"] = goto
+        goto["/Next"] = goto
+        page["/Annots"] = pikepdf.Array([pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 10, 10],
+            A=goto))])
+    elif case == "aa_stream":
+        page["/AA"] = pdf.make_stream(b"x", O=pikepdf.Dictionary(S=pikepdf.Name.JavaScript,
+                                                                  JS=pikepdf.String("app")))
+    else:
+        media = pdf.make_stream(b"media", Type=pikepdf.Name.Annot,
+                                Subtype=pikepdf.Name.RichMedia, Rect=[0, 0, 10, 10])
+        page["/Annots"] = pikepdf.Array([media])
+    data = pdfgen.save(pdf)
+    report, out = run_in_worker(tmp_path, data, "odd.pdf")
+    assert report.verdict.delivered, report.reason
+    assert qpdf_check(out).returncode == 0
+    assert page_count(out) == 3
+
+
 def test_encrypted_with_user_password_is_blocked(tmp_path: Path) -> None:
     report, out = run(tmp_path, pdfgen.encrypted_user(), POLICIES["keep"])
     assert report.verdict is Verdict.BLOCKED
