@@ -205,6 +205,7 @@ def _report(im: Image.Image, data: bytes, ctx: StageContext) -> None:
     if icc and not is_icc_profile(icc):
         ctx.record("image.metadata", "icc_profile",
                    detail=f"a colour profile that is not one ({len(icc)} bytes)")
+        del im.info["icc_profile"]  # judged once: nothing after this writes it
     tail = _trailing_bytes(im.format or "", data)
     if tail:
         ctx.record("image.trailing_data", "", detail=f"{tail} bytes after the end of the image")
@@ -326,7 +327,7 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
                   lossless: bool) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     icc = im.info.get("icc_profile")
-    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP", "AVIF") and is_icc_profile(icc):
+    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP", "AVIF"):  # _report judged it
         opts["icc_profile"] = icc
     if fmt == "JPEG":
         tables = getattr(im, "quantization", None)
