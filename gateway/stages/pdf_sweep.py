@@ -259,7 +259,7 @@ def sweep(walk: Walk) -> None:
                 "/S" in obj or "/JS" in obj) and not _attributes(obj):
             verdict = classify(obj, trigger, walk.keep_links)
             if not verdict.allowed:  # an action an action slot refers to
-                _empty(obj)
+                clear(obj)
                 walk.record(verdict.kind, loc, detail=verdict.detail)
                 continue
         _clean_subtree(walk, obj, loc)
@@ -354,18 +354,18 @@ def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = froze
     """Neutralize one dictionary found anywhere; True when it was emptied."""
     verdict = is_known_bad(d, walk.keep_links)
     if verdict is not None:
-        _empty(d)
+        clear(d)
         walk.record(verdict.kind, loc, detail=verdict.detail)
         return True
     subtype = name_of(d.get("/Subtype"))
     annot_like = name_of(d.get("/Type")) == "Annot" or "/Rect" in d
     if annot_like and subtype in MEDIA_ANNOTS:
-        _empty(d)
+        clear(d)
         walk.record(MEDIA_ANNOTS[subtype], loc, detail=f"{subtype} annotation")
         return True
     if annot_like and subtype == "FileAttachment" and walk.carriers.add(d) and \
             not walk.files.filespec(d.get("/FS"), loc, "pdf.file_attachment"):
-        _empty(d)
+        clear(d)
         return True
     for key, trigger in (("/OpenAction", Trigger.OPEN), ("/A", Trigger.USER),
                          ("/PA", Trigger.USER)):
@@ -387,7 +387,7 @@ def _clean_dict(walk: Walk, d: Object, loc: Loc, *, done: frozenset[str] = froze
     if isinstance(d, Stream) and name_of(d.get("/Type")) == "EmbeddedFile" \
             and d not in walk.files.handled:
         walk.files.handled.add(d)
-        _empty(d)
+        clear(d)
         walk.record("pdf.embedded_file", loc, detail="embedded file data outside a file entry")
         return True
     for key in _MEDIA_KEYS:
@@ -420,12 +420,3 @@ def _associated_files(walk: Walk, d: Object, loc: Loc) -> None:
     else:
         del d["/AF"]
 
-
-def _empty(d: Object) -> None:
-    if isinstance(d, Stream):
-        d.write(b"")
-        for key in list(d.keys()):
-            if key != "/Length":
-                del d[key]
-    else:
-        clear(d)
