@@ -471,28 +471,25 @@ def _macro_button(text: str, f: _Field, n: int, wd: bytearray, pieces: list[_Pie
 _MACROBUTTON = re.compile(r"\s*MACROBUTTON\s+([^\s\x13\x14\x15]+)", re.IGNORECASE)
 
 
-def _overwrite(wd: bytearray, pieces: list[_Piece], start: int, stop: int,
-               char: str) -> None:
-    """Write ``char`` at every character position from ``start`` to ``stop``."""
+def _overwrite(wd: bytearray, pieces: list[_Piece], start: int, stop: int, char: str, *,
+               keep_controls: bool = False) -> None:
+    """Write ``char`` at every character position from ``start`` to ``stop`` (with
+    ``keep_controls``, only over printable characters: field marks, the 0x01 of a
+    hyperlink object and the like stay)."""
+    code = ord(char)
     for pc in pieces:
         lo, hi = max(start, pc.cp), min(stop, pc.cp_end)
         for cp in range(lo, hi):
             pos = pc.offset + (cp - pc.cp) * pc.width
             if pc.width == 1:
-                wd[pos] = ord(char)
-            else:
-                struct.pack_into("<H", wd, pos, ord(char))
+                if not keep_controls or wd[pos] >= 0x20:
+                    wd[pos] = code
+            elif not keep_controls or struct.unpack_from("<H", wd, pos)[0] >= 0x20:
+                struct.pack_into("<H", wd, pos, code)
 
 
 def _blank(wd: bytearray, pieces: list[_Piece], start: int, stop: int) -> None:
-    for pc in pieces:
-        lo, hi = max(start, pc.cp), min(stop, pc.cp_end)
-        for cp in range(lo, hi):
-            pos = pc.offset + (cp - pc.cp) * pc.width
-            if pc.width == 1:
-                wd[pos] = min(0x20, wd[pos])
-            elif struct.unpack_from("<H", wd, pos)[0] >= 0x20:
-                struct.pack_into("<H", wd, pos, 0x20)
+    _overwrite(wd, pieces, start, stop, " ", keep_controls=True)
 
 
 def _wordbasic(fib: _Fib, wd: bytearray, ctx: StageContext, apply: bool) -> None:
