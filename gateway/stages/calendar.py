@@ -39,7 +39,7 @@ import base64
 import binascii
 import quopri
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from gateway.errors import LimitExceeded
 from gateway.pipeline.api import StageContext
@@ -94,36 +94,53 @@ def _encoding(data: bytes) -> tuple[bytes, str, str]:
     return b"", "utf-8", "surrogateescape"
 
 
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A content line as written (``raw``, folds and all, and its ``end``) and read once:
+    unfolded, then split into NAME, ";parameters" and value."""
+
+    raw: str
+    end: str
+    logical: str
+    name: str
+    params: str
+    value: str
+
+    @classmethod
+    def read(cls, raw: str, end: str) -> _Line:
+        logical = _FOLD.sub("", raw)
+        return cls(raw, end, logical, *_split(logical))
+
+
 class _Calendar:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
         self.out: list[str] = []
         self.counts: dict[str, int] = {}
         self.path: list[str] = []
-        self.alarm: list[tuple[str, str]] | None = None   # a VALARM's lines being read
+        self.alarm: list[_Line] | None = None   # a VALARM's lines being read
         self.changed = False
 
     def line(self, raw: str, end: str) -> None:
-        logical = _FOLD.sub("", raw)
-        name, _, value = _split(logical)
-        if name == "BEGIN":
-            kind = value.strip().upper()
+        line = _Line.read(raw, end)
+        if line.name == "BEGIN":
+            kind = line.value.strip().upper()
             index = self.counts.get(kind, 0)
             self.counts[kind] = index + 1
             self.path.append(f"{kind}[{index}]")
             if kind == "VALARM" and self.alarm is None:
-                self.alarm = [(raw, end)]
+                self.alarm = [line]
                 return
         where = "/".join(self.path)
         if self.alarm is not None:
-            self.alarm.append((raw, end))
-            if name == "END" and value.strip().upper() == "VALARM":
+            self.alarm.append(line)
+            if line.name == "END" and line.value.strip().upper() == "VALARM":
                 self.path.pop()
                 self._alarm(where)
             return
-        if name == "END" and self.path:
+        if line.name == "END" and self.path:
             self.path.pop()
-        self._emit(raw, end, logical, f"{where}/{name}" if where else name)
+        self._emit(line, f"{where}/{line.name}" if where else line.name)
 
     def finish(self) -> None:
         if self.alarm is not None:  # an alarm never ended: what reads it stops there too
@@ -131,24 +148,23 @@ class _Calendar:
 
     def _alarm(self, where: str) -> None:
         alarm, self.alarm = self.alarm or [], None
-        if any(_is_procedure(_FOLD.sub("", raw)) for raw, _ in alarm):
+        if any(a.name == "ACTION" and a.value.strip().upper() == "PROCEDURE" for a in alarm):
             self.ctx.record("calendar.alarm_procedure", where, detail="alarm that runs a program")
             self.changed = True
             return
-        for raw, end in alarm:  # an alarm that stays loses its attachments
-            logical = _FOLD.sub("", raw)
-            self._emit(raw, end, logical, f"{where}/{_split(logical)[0]}")
+        for line in alarm:  # an alarm that stays loses its attachments
+            self._emit(line, f"{where}/{line.name}")
 
-    def _emit(self, raw: str, end: str, logical: str, where: str) -> None:
-        name, params, value = _split(logical)
-        stays, cleaned = _property(name, params, value, where, self.ctx)
+    def _emit(self, line: _Line, where: str) -> None:
+        stays, cleaned = _property(line.name, line.params, line.value, where, self.ctx)
         if not stays:
             self.changed = True
         elif cleaned is None:
-            self.out += (raw, end)
+            self.out += (line.raw, line.end)
         else:  # parameters removed: the line without them, folded again
-            head = logical[:len(logical) - len(value) - 1 - len(params)]
-            self.out += (_fold(f"{head}{cleaned}:{value}", end or "\r\n"), end)
+            logical, value = line.logical, line.value
+            head = logical[:len(logical) - len(value) - 1 - len(line.params)]
+            self.out += (_fold(f"{head}{cleaned}:{value}", line.end or "\r\n"), line.end)
             self.changed = True
 
 
@@ -235,11 +251,6 @@ def _html_runs_or_fetches(page: str, ctx: StageContext) -> bool:
     probe = replace(ctx, findings=[])
     scan_text(page, probe)
     return any(f.kind != "html.hyperlink" for f in probe.findings)
-
-
-def _is_procedure(line: str) -> bool:
-    name, _, value = _split(line)
-    return name == "ACTION" and value.strip().upper() == "PROCEDURE"
 
 
 def _split(line: str) -> tuple[str, str, str]:
