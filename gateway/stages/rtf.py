@@ -195,8 +195,7 @@ class Analysis:
         self.tail: list[tuple[int, int]] = []  # from a \bin running past the end to EOF
         self._walk(runs)
         cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
-        self.tail += self._linked_pictures(cuts)
-        self.cuts = rt.merge([c for span in self.spans for c in span.cuts()] + self.tail)
+        self.cuts = rt.merge(cuts + self._linked_pictures(cuts))
         self.missing = rt.count_uncut(self.unclosed, self.cuts)  # Word closes them, others don't
 
     # ------------------------------------------------------------------- walk
