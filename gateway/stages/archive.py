@@ -229,13 +229,13 @@ def _without(data: bytes, name: str, removed: set[str], remote: list[str]) -> by
         return data
     gone: set[str] = set()
     changed = False
-    for item in root.iter(f"{{{OPF}}}item"):
-        target = package_path(name, item.get("href", ""))
+    for item in list(root.iter(f"{{{OPF}}}item")):
+        href = item.get("href", "").strip()
+        target = package_path(name, href)
         parent = item.getparent()
-        elsewhere = target is None and bool(item.get("href", "").strip())
-        if parent is not None and (elsewhere or (target is not None and target in removed)):
-            if elsewhere:  # an EPUB 3 "remote resource": fetched when the book opens
-                remote.append(item.get("href", "").strip())
+        if href and parent is not None and (target is None or target in removed):
+            if target is None:  # an EPUB 3 "remote resource": fetched when the book opens
+                remote.append(href)
             gone.add(item.get("id", ""))
             parent.remove(item)
             changed = True
