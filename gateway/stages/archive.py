@@ -258,9 +258,10 @@ def _without(data: bytes, name: str, removed: set[str], remote: list[str]) -> by
     return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
+#: what is known of each output zip being written: an e-book's book (members taken out,
+#: package documents held back), and the names written so far (lower case; from the
+#: zip's own list at first use)
 _books: weakref.WeakKeyDictionary[zipfile.ZipFile, _Book] = weakref.WeakKeyDictionary()
-
-#: the names (lower case) written to each output zip so far
 _written: weakref.WeakKeyDictionary[zipfile.ZipFile, set[str]] = weakref.WeakKeyDictionary()
 
 
