@@ -13,6 +13,7 @@
 #            + chromium (Debian's, driven by Playwright in tests/browser/; Playwright's own
 #              browser downloads are never used)
 #            + systemd (systemd-analyze verifies deploy/sekisho.service; nothing is started)
+#            + libgs-common (Ghostscript's ICC profiles: a CMYK profile for the image tests)
 # Installs what is missing when running as root; otherwise fails naming the package.
 set -eu
 need=""
@@ -42,6 +43,7 @@ if [ "${1:-runtime}" = test ]; then
   command -v openssl >/dev/null 2>&1 || need="$need openssl"
   [ -x /usr/bin/chromium ] || need="$need chromium"
   command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+  [ -f /usr/share/color/icc/ghostscript/default_cmyk.icc ] || need="$need libgs-common"
 fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

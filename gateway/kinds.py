@@ -271,6 +271,10 @@ _KINDS: tuple[KindInfo, ...] = (
              "data appended after the image (polyglot)", "画像末尾に付加されたデータ"),
     KindInfo("image.repaired", _I, False,
              "truncated image, decodable part kept", "途中で切れた画像 (表示できる部分を保持)"),
+    KindInfo("image.converted", _I, False,
+             "image delivered in another format (a Photoshop document as a PNG of its "
+             "composite image)",
+             "画像を別の形式で配送 (Photoshop 文書は統合画像の PNG として)"),
     # --- XML (OOXML parts, Flat OPC, Word 2003 XML, SVG) ----------------------------------
     KindInfo("xml.dtd", _H, True,
              "DTD with entity declarations (XXE, entity expansion); entities resolved as text",

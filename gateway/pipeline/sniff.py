@@ -309,6 +309,8 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"BM", "image.bmp"),
     (0, b"II*\x00", "image.tiff"),
     (0, b"MM\x00*", "image.tiff"),
+    (0, b"DDS |\x00\x00\x00", "image.vnd-ms.dds"),  # DirectDraw Surface (older libmagic:
+                                                    # application/octet-stream)
 )
 
 
@@ -738,7 +740,7 @@ for _fam, _exts in {
                "wim dmg arj "
                "vhd vhdx",
     "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
-             "j2k jpf jpx qoi avif",
+             "j2k jpf jpx qoi avif dds psd cur",
     "html": "html htm",
     "svg": "svg",
     "text": "txt csv tsv log slk xhtml xht",   # .xhtml: XML (text.xml), see sniff()
@@ -761,7 +763,8 @@ CANONICAL_EXT: dict[str, str] = {
     "image.x-portable-greymap": "pgm", "image.x-portable-bitmap": "pbm", "image.x-pcx": "pcx",
     "image.jp2": "jp2", "image.x-jp2-codestream": "j2k", "image.x-qoi": "qoi",
     "image.avif": "avif", "image.jpx": "jpf", "image.x-ms-bmp": "dib",
-    "image.x-portable-graymap": "pgm",
+    "image.x-portable-graymap": "pgm", "image.vnd-ms.dds": "dds",
+    "image.vnd.adobe.photoshop": "psd", "image.x-win-bitmap": "cur",
     "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt", "ole.biff": "xls",
     "odf.text": "odt", "odf.spreadsheet": "ods", "odf.presentation": "odp",
     "odf.graphics": "odg", "odf.text-template": "ott", "odf.spreadsheet-template": "ots",

@@ -51,7 +51,12 @@ _FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image
             # libmagic's other names for some of them: plain (P2) PGM, a .dib, a .jpf
             "image.x-portable-graymap": "PPM", "image.x-ms-bmp": "BMP", "image.jpx": "JPEG2000",
             # AVIF (phones, the web): Pillow reads and writes it through libavif
-            "image.avif": "AVIF"}
+            "image.avif": "AVIF",
+            # DirectDraw Surface textures; cursors (read as the icon they are, written
+            # back with their hot spots); Photoshop documents, which Pillow reads but
+            # cannot write: their composite image is delivered as a PNG
+            "image.vnd-ms.dds": "DDS", "image.x-win-bitmap": "CUR",
+            "image.vnd.adobe.photoshop": "PSD"}
 
 
 class ImageStage:
@@ -60,16 +65,18 @@ class ImageStage:
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
+        readable, _ = _as_pillow_reads(data, ctx.type_id)
 
         def look(pixels: bytes) -> None:
             with _open(pixels) as im:
                 _report(im, data, ctx)
 
-        _first_that_decodes(data, ctx, look)
+        _first_that_decodes(readable, ctx, look)
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
         data = src.read()
         start = dst.tell()
+        readable, hotspots = _as_pillow_reads(data, ctx.type_id)
 
         def rebuild(pixels: bytes) -> bool:
             dst.seek(start)
@@ -77,10 +84,14 @@ class ImageStage:
             with _open(pixels) as im:
                 _report(im, data, ctx)
                 fmt = im.format or _FORMATS[ctx.type_id]
+                if fmt == "PSD":
+                    return _flatten(im, dst, ctx)
+                if hotspots is not None:
+                    return _write_cursor(im, dst, hotspots)
                 lossless = fmt == "WEBP" and data[12:16] == b"VP8L"
                 return _reencode(im, pixels, fmt, dst, ctx, lossless=lossless)
 
-        if _first_that_decodes(data, ctx, rebuild):
+        if _first_that_decodes(readable, ctx, rebuild):
             ctx.record("image.repaired", "", action=Action.REPAIRED,
                        detail="truncated image; the part that decodes was kept")
 
@@ -131,6 +142,11 @@ _PNG_CRITICAL = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
 def _fallbacks(data: bytes, type_id: str) -> Iterator[tuple[bytes, frozenset[bytes]]]:
     """What to decode when the whole file does not, each with the chunk types it leaves
     out; built only then (a PNG that decodes, nearly all of them, costs no copy)."""
+    if type_id in ("image.bmp", "image.x-ms-bmp"):
+        rebuilt = _bmp_bitfields(data)
+        if rebuilt is not None:
+            yield rebuilt, frozenset()
+        return
     if type_id != "image.png" or not data.startswith(_PNG_SIGNATURE):
         return
     last: frozenset[bytes] = frozenset()
@@ -181,7 +197,8 @@ def _open(data: bytes) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitExceeded(f"image too large to decode ({exc.__class__.__name__})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error,
-            IndexError, TypeError) as exc:
+            IndexError, TypeError, NotImplementedError) as exc:
+        # NotImplementedError: a DDS pixel format Pillow knows of and does not decode
         raise Malformed(f"image cannot be decoded ({type(exc).__name__})") from None
     w, h = im.size
     if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
@@ -364,6 +381,11 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
     elif fmt == "ICO" and im.info.get("sizes"):  # every size the icon held
         opts["sizes"] = sorted({tuple(size[:2]) for size in im.info["sizes"]})
         opts["append_images"] = _icon_sizes(im, opts["sizes"], frames[0].size)
+    elif fmt == "DDS":
+        # uncompressed: Pillow's block compressors changed pixels of a texture they
+        # had decoded by up to 32 (DXT1) and 50 (BC5) of 255; raw pixels change none
+        if frames[0].mode not in ("RGB", "RGBA", "L", "LA"):  # a palette may be transparent
+            frames[0] = frames[0].convert("RGBA")
     elif fmt == "JPEG2000":
         opts["irreversible"] = False  # lossless (5/3 wavelet)
         if im.format == "JPEG2000" and _is_codestream(im):
@@ -414,6 +436,187 @@ def _bmp_with_alpha(im: Image.Image, dpi: object) -> bytes:
     header += b"BGRs" + bytes(36) + bytes(12)  # sRGB; endpoints and gamma unused
     offset = 14 + len(header)
     return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + pixels
+
+
+# -- cursors: icons with a hot spot (where the pointer points) instead of colour planes
+#
+# A .cur is an .ico whose directory says type 2 and holds each picture's hot spot
+# where an icon has its planes and bit count. Pillow reads only a cursor's largest
+# picture and writes no cursors: it is read as the icon it is (every size, as icons
+# are) and written as a cursor again, with each size's hot spot.
+
+Hotspots = dict[tuple[int, int], bytes]
+
+
+def _as_pillow_reads(data: bytes, type_id: str) -> tuple[bytes, Hotspots | None]:
+    """What Pillow is given for ``data``: a cursor as an icon with its hot spots (by
+    picture size), anything else as it is (and no hot spots)."""
+    if type_id != "image.x-win-bitmap":
+        return data, None
+    count = struct.unpack_from("<H", data, 4)[0] if len(data) >= 6 else 0
+    if data[:4] != b"\0\0\2\0" or not count or 6 + 16 * count > len(data):
+        raise Malformed("cursor without a readable directory")
+    icon = bytearray(data)
+    icon[2] = 1
+    hotspots: Hotspots = {}
+    for i in range(count):
+        entry = 6 + 16 * i
+        size = (data[entry] or 256, data[entry + 1] or 256)
+        hotspots.setdefault(size, data[entry + 4:entry + 8])
+        # an icon's planes and bit count (Pillow takes a 32-bit picture's alpha by the
+        # latter): those of the picture's bitmap header
+        at = struct.unpack_from("<I", data, entry + 12)[0]
+        depth = data[at + 14:at + 16] if data[at:at + 4] != b"\x89PNG" else b""
+        icon[entry + 4:entry + 8] = b"\1\0" + (depth if len(depth) == 2 else b"\x20\0")
+        if len(depth) == 2:  # and where its mask ends (Pillow finds the mask by the size)
+            icon[entry + 8:entry + 12] = struct.pack("<I", _dib_size(data, at))
+    return bytes(icon), hotspots
+
+
+def _dib_size(data: bytes, at: int) -> int:
+    """The bytes of an icon's bitmap at ``at``: header, palette, colour rows and AND
+    mask rows (a directory may say otherwise: Pillow's mask_1.cur says 8)."""
+    if at + 40 > len(data):
+        return 0
+    header, width, height, _, bpp, _, _, _, _, used = struct.unpack_from("<IiiHHIIiiI", data, at)
+    rows = abs(height) // 2
+    palette = (used or (1 << bpp if bpp <= 8 else 0)) * 4
+    size = header + palette + rows * ((width * bpp + 31) // 32 * 4 + (width + 31) // 32 * 4)
+    return min(int(size), len(data) - at)
+
+
+def _write_cursor(im: Image.Image, dst: BinaryIO, hotspots: Hotspots) -> bool:
+    """Write the cursor read as the icon ``im``: every size it holds, each a 32-bit
+    bitmap with its AND mask (what every cursor reader takes) and the hot spot of that
+    size in the input."""
+    ico = getattr(im, "ico", None)
+    sizes = sorted({tuple(size[:2]) for size in im.info.get("sizes") or [im.size]},
+                   reverse=True)
+    pictures = []
+    for size in sizes:
+        try:
+            picture = ico.getimage(size) if ico is not None else im
+            picture.load()
+        except _DAMAGE:
+            continue
+        pictures.append(picture.convert("RGBA"))
+    if not pictures:
+        raise Malformed("cursor image data cannot be decoded")
+    directory, blobs = [b"\0\0\2\0" + struct.pack("<H", len(pictures))], []
+    offset = 6 + 16 * len(pictures)
+    for picture in pictures:
+        width, height = picture.size
+        upright = picture.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        colour = upright.tobytes("raw", "BGRA")
+        # the AND mask: 1 where the cursor is transparent, rows padded to 32 bits
+        clear = upright.getchannel("A").point(lambda a: 255 if a == 0 else 0)
+        bits = clear.convert("1", dither=Image.Dither.NONE).tobytes()
+        row, padded = (width + 7) // 8, (width + 31) // 32 * 4
+        mask = b"".join(bits[y * row:(y + 1) * row].ljust(padded, b"\0") for y in range(height))
+        blob = struct.pack("<IiiHHIIiiII", 40, width, height * 2, 1, 32, 0,
+                           len(colour) + len(mask), 0, 0, 0, 0) + colour + mask
+        hotspot = hotspots.get((width, height), bytes(4))
+        directory.append(struct.pack("<BBBB4sII", width % 256, height % 256, 0, 0, hotspot,
+                                     len(blob), offset))
+        blobs.append(blob)
+        offset += len(blob)
+    dst.write(b"".join(directory + blobs))
+    return False
+
+
+# -- Photoshop documents: the composite image, as a PNG
+
+def _flatten(im: Image.Image, dst: BinaryIO, ctx: StageContext) -> bool:
+    """Write the document's composite (the picture Photoshop stores for readers that do
+    not compose layers) as a PNG; layers, paths, thumbnails and embedded (smart) objects
+    are not kept. Colour: CMYK through its profile to sRGB, as viewers show it."""
+    try:
+        im.load()
+        picture = im.copy()
+    except _DAMAGE as exc:
+        raise Malformed(f"image data cannot be decoded ({type(exc).__name__})") from None
+    icc = im.info.get("icc_profile")
+    if picture.mode == "CMYK":
+        picture = _cmyk_to_srgb(picture, icc)
+        icc = None
+    elif picture.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+        picture = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
+    options: dict[str, Any] = {"icc_profile": icc} if icc else {}
+    try:
+        picture.save(dst, format="PNG", **options)
+    except (OSError, ValueError) as exc:
+        raise Malformed(f"image cannot be re-encoded ({type(exc).__name__})") from None
+    ctx.output_type = ("image.png", "png")
+    ctx.record("image.converted", "", action=Action.NEUTRALIZED,
+               detail="Photoshop document delivered as a PNG of its composite image "
+                      "(layers, paths and embedded objects are not kept)")
+    return False
+
+
+def _cmyk_to_srgb(picture: Image.Image, icc: bytes | None) -> Image.Image:
+    from PIL import ImageCms  # noqa: PLC0415 - LittleCMS, only for CMYK documents
+
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(picture, source, ImageCms.createProfile("sRGB"),
+                                                  outputMode="RGB")
+        except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
+            converted = None
+        if isinstance(converted, Image.Image):
+            return converted
+    return picture.convert("RGB")
+
+
+# -- BMP bit fields Pillow does not read (any masks, as the format allows)
+
+def _bmp_bitfields(data: bytes) -> bytes | None:
+    """A BMP of 16 or 32 bits per pixel whose colour masks Pillow refuses ("Unsupported
+    BMP bitfields layout": BMP Suite's rgb32bf.bmp, 10-bit or 4-bit channels), as a
+    BMP it reads; None for anything else."""
+    if len(data) < 70 or data[:2] != b"BM":
+        return None
+    offset, header = struct.unpack_from("<II", data, 10)
+    width, height, _, bpp, compression = struct.unpack_from("<iiHHI", data, 18)
+    if header not in (40, 52, 56, 108, 124) or bpp not in (16, 32) or compression not in (3, 6):
+        return None
+    nmasks = 4 if header >= 56 or compression == 6 else 3
+    masks = struct.unpack_from(f"<{nmasks}I", data, 54)
+    rows, stride = abs(height), (width * bpp + 31) // 32 * 4
+    if width <= 0 or not rows or width * rows > MAX_PIXELS \
+            or offset + stride * rows > len(data) or not all(masks[:3]):
+        return None
+    raw = "I;16" if bpp == 16 else "I;32"
+    values = Image.frombuffer("I", (width, rows), data[offset:offset + stride * rows], "raw",
+                              raw, stride, -1 if height > 0 else 1).convert("I")
+    bands = [_bmp_channel(values, mask) for mask in masks if mask]
+    if any(band is None for band in bands):
+        return None
+    picture = Image.merge("RGBA" if len(bands) == 4 else "RGB", bands)  # type: ignore[arg-type]
+    if picture.mode == "RGBA":
+        return _bmp_with_alpha(picture, None)
+    out = io.BytesIO()
+    picture.save(out, format="BMP")
+    return out.getvalue()
+
+
+def _bmp_channel(values: Image.Image, mask: int) -> Image.Image | None:
+    """One channel of 32-bit pixel values: its bits under ``mask``, scaled to 0-255."""
+    from PIL import ImageMath  # noqa: PLC0415
+
+    shift = (mask & -mask).bit_length() - 1
+    field = mask >> shift
+    bits = field.bit_length()
+    if field != (1 << bits) - 1:
+        return None  # bits that are not next to each other: no BMP writer makes these
+    if bits > 8:
+        drop = bits - 8
+        band = ImageMath.lambda_eval(lambda a: (a["v"] >> (shift + drop)) & 255, v=values)
+    else:
+        band = ImageMath.lambda_eval(lambda a: ((a["v"] >> shift) & field) * 255 / field,
+                                     v=values)
+    assert isinstance(band, Image.Image)
+    return band.convert("L")
 
 
 def _is_codestream(im: Image.Image) -> bool:
