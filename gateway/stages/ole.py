@@ -43,6 +43,7 @@ from gateway.pipeline.api import StageContext
 from gateway.stages import (
     cfb_writer,
     office_crypto,
+    ole_art,
     ole_biff,
     ole_convert,
     ole_drs,
@@ -118,6 +119,7 @@ class OleStage:
         ole_objects.handle_objects(root, ctx, apply)
         ole_objects.handle_vba(root, ctx, apply)
         _packages(root, ctx, apply)
+        _linked_pictures(root, ctx, apply)
         if kind == "ole.doc":
             ole_word.process(root, ctx, apply)
         elif kind == "ole.xls":
@@ -136,6 +138,22 @@ def _packages(root: Node, ctx: StageContext, apply: bool) -> None:
             continue
         data = bytearray(node.data)
         if ole_drs.clean_stream(data, cfb_writer.printable([node.name]), ctx, apply):
+            node.data = bytes(data)
+
+
+#: the streams whose records hold drawings: Word's table and data streams, Excel's
+#: workbook, PowerPoint's document
+_DRAWINGS = frozenset({"1Table", "0Table", "Data", "Workbook", "Book", "PowerPoint Document"})
+
+
+def _linked_pictures(root: Node, ctx: StageContext, apply: bool) -> None:
+    """Pictures of drawing shapes loaded from a file or an address (``ole_art``;
+    same-length edits)."""
+    for node in root.children:
+        if node.is_storage or node.name not in _DRAWINGS:
+            continue
+        data = bytearray(node.data)
+        if ole_art.clean_stream(data, node.name, ctx, apply) and apply:
             node.data = bytes(data)
 
 

@@ -111,6 +111,39 @@ LINKS_FODP = _FODP.replace("<text:p>{text}</text:p>", "".join(
                        ("file://evil.example/share/x.exe", "SHARE LINK"),
                        ("javascript:alert(1)", "SCRIPT LINK")))).replace(
     'xmlns:svg=', 'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:svg=')
+#: pictures loaded from a web address or a share when the document opens (LibreOffice
+#: writes each as a drawing shape whose pibName is the address, pibFlags "linked")
+PICTURE_WEB, PICTURE_SHARE = "http://tracker.example/pixel.png", "file://evil.example/s/p.png"
+_PICTURE = ('<draw:frame svg:x="{x}cm" svg:y="6cm" svg:width="2cm" svg:height="2cm"{anchor}>'
+            '<draw:image xlink:href="{href}" xlink:type="simple" xlink:show="embed" '
+            'xlink:actuate="onLoad"/></draw:frame>')
+_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+       'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+       'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+       'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+       'xmlns:xlink="http://www.w3.org/1999/xlink" '
+       'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" office:version="1.2"')
+PICTURES_FODT = (
+    f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document {_NS} '
+    'office:mimetype="application/vnd.oasis.opendocument.text"><office:body><office:text>'
+    f"<text:p>{TEXT} "
+    + "".join(_PICTURE.format(x=x, href=href, anchor=' text:anchor-type="paragraph"')
+              for x, href in ((2, PICTURE_WEB), (6, PICTURE_SHARE)))
+    + "</text:p></office:text></office:body></office:document>\n")
+PICTURES_FODS = (
+    f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document {_NS} '
+    'office:mimetype="application/vnd.oasis.opendocument.spreadsheet"><office:body>'
+    '<office:spreadsheet><table:table table:name="S1"><table:shapes>'
+    + "".join(_PICTURE.format(x=x, href=href, anchor="")
+              for x, href in ((2, PICTURE_WEB), (6, PICTURE_SHARE)))
+    + '</table:shapes><table:table-row><table:table-cell office:value-type="string">'
+    f"<text:p>{CELL}</text:p></table:table-cell></table:table-row></table:table>"
+    "</office:spreadsheet></office:body></office:document>\n")
+PICTURES_FODP = _FODP.replace("</draw:text-box></draw:frame>", "</draw:text-box></draw:frame>"
+                              + "".join(_PICTURE.format(x=x, href=href, anchor="")
+                                        for x, href in ((2, PICTURE_WEB), (6, PICTURE_SHARE)))
+                              ).replace('xmlns:svg=', 'xmlns:xlink="http://www.w3.org/1999/xlink" '
+                                        'xmlns:svg=').format(text=SLIDE)
 #: same length as the first QUOTE field's instruction: patched in to make an INCLUDEPICTURE
 INCLUDEPICTURE = 'INCLUDEPICTURE "http://example.invalid/p.png" \\d'
 #: patched over the last two QUOTE fields (same lengths): a mail-merge query to a
@@ -190,8 +223,8 @@ def _flat_text(path: Path) -> str:
 
 
 def make_bases(workdir: Path) -> dict[str, Path]:
-    """base.doc, base.xls, base.ppt, fields.doc and links.doc/.xls/.ppt, made by
-    LibreOffice."""
+    """base.doc, base.xls, base.ppt, fields.doc, links.doc/.xls/.ppt and
+    pictures.doc/.xls/.ppt, made by LibreOffice."""
     src = workdir / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "base.txt").write_text(f"{TEXT}\nSecond line\n", encoding="utf-8")
@@ -199,13 +232,18 @@ def make_bases(workdir: Path) -> dict[str, Path]:
     (src / "base.fodp").write_text(_FODP.format(text=SLIDE), encoding="utf-8")
     (src / "fields.rtf").write_text(FIELDS_RTF, encoding="ascii")
     (src / "links.rtf").write_text(LINKS_RTF, encoding="ascii")
-    lo_convert([src / "base.txt", src / "fields.rtf", src / "links.rtf"], "doc", workdir)
+    (src / "pictures.fodt").write_text(PICTURES_FODT, encoding="utf-8")
+    lo_convert([src / "base.txt", src / "fields.rtf", src / "links.rtf", src / "pictures.fodt"],
+               "doc", workdir)
     (src / "links.fods").write_text(LINKS_FODS, encoding="utf-8")
-    lo_convert([src / "base.csv", src / "links.fods"], "xls", workdir)
+    (src / "pictures.fods").write_text(PICTURES_FODS, encoding="utf-8")
+    lo_convert([src / "base.csv", src / "links.fods", src / "pictures.fods"], "xls", workdir)
     (src / "links.fodp").write_text(LINKS_FODP, encoding="utf-8")
-    lo_convert([src / "base.fodp", src / "links.fodp"], "ppt", workdir)
+    (src / "pictures.fodp").write_text(PICTURES_FODP, encoding="utf-8")
+    lo_convert([src / "base.fodp", src / "links.fodp", src / "pictures.fodp"], "ppt", workdir)
     out = {n: workdir / n for n in ("base.doc", "base.xls", "base.ppt", "fields.doc",
-                                    "links.doc", "links.xls", "links.ppt")}
+                                    "links.doc", "links.xls", "links.ppt", "pictures.doc",
+                                    "pictures.xls", "pictures.ppt")}
     for name, path in out.items():
         if not path.is_file():
             pytest.fail(f"LibreOffice did not produce {name} (is {PACKAGES} installed?)")

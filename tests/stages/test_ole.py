@@ -122,6 +122,43 @@ def test_word_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
     assert_opens(tmp_path, out, olegen.TEXT)
 
 
+@pytest.mark.parametrize(("name", "stream", "flat", "phrase"), [
+    ("pictures.doc", "1Table", "fodt", olegen.TEXT),
+    ("pictures.xls", "Workbook", "fods", olegen.CELL),
+    ("pictures.ppt", "PowerPoint Document", "fodp", olegen.SLIDE)])
+def test_linked_pictures_of_drawing_shapes(tmp_path: Path, bases: dict[str, bytes], name: str,
+                                           stream: str, flat: str, phrase: str) -> None:
+    """A floating picture linked to a web address or a share: LibreOffice keeps the
+    address in the shape's pibName and loads it when the file opens (a tracker, or the
+    Windows logon sent to the share). Went through as clean."""
+    data = bases[name]
+    addresses = (olegen.PICTURE_WEB, olegen.PICTURE_SHARE)
+    before = olegen.streams(data)[stream]
+    tables = []
+    for address in addresses:
+        at = before.find(address.encode("utf-16-le"))
+        assert at > 0, f"LibreOffice did not keep {address} in {stream}"
+        tables.append(before.rfind(b"\x0b\xf0", 0, at) - 2)  # the shape's property table
+    report, out = run(tmp_path, data, name)
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {("ole.external_link", f"{stream}#shape@0x{t:x}/pibName", "removed")
+                             for t in tables}
+    assert_clean_output(out, data, edited={stream})
+    result = out.read_bytes()
+    for address in addresses:
+        assert address.encode("utf-16-le") not in result
+    olegen.lo_convert([out], flat, tmp_path / "lo")
+    shown = (tmp_path / "lo" / f"out-{Path(name).stem}.{flat}").read_text(encoding="utf-8")
+    assert phrase in shown
+    assert "tracker.example" not in shown and "evil.example" not in shown
+    original = tmp_path / "original" / name
+    original.parent.mkdir()
+    original.write_bytes(data)          # and LibreOffice does link the input's pictures
+    olegen.lo_convert([original], flat, tmp_path / "lo-in")
+    assert "tracker.example" in (tmp_path / "lo-in" / f"{Path(name).stem}.{flat}").read_text(
+        encoding="utf-8")
+
+
 def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
     data = olegen.patch_fields_doc(bases["fields.doc"])
     report, out = run(tmp_path, data, "fields.doc")
