@@ -10,6 +10,10 @@ the document opens: a web address tracks the reader, a share (``\\\\host\\pic.pn
 ``file://host/...``) sends the Windows logon to that host (forced authentication).
 LibreOffice writes such a .doc for a floating linked picture.
 
+A shape's hyperlink (``pihlShape``) to a script, file or share, or to a web or
+mail address unless the policy keeps hyperlinks, loses its target: finding
+``ole.hyperlink`` at ``<stream>#shape@0x<table offset>/pihlShape``.
+
 A name that is a link loses its text (NUL characters, same length: no record or
 offset around it moves) and its flags become "comment": the shape keeps its place
 and any picture it holds. A name that is only a comment (the picture's original
@@ -30,6 +34,7 @@ import struct
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
 from gateway.stages.links import describe_target
+from gateway.stages.ole_excel import hlink_problem
 
 #: OfficeArtFOPT, OfficeArtSecondaryFOPT, OfficeArtTertiaryFOPT
 _TABLES = (0xF00B, 0xF121, 0xF122)
@@ -43,6 +48,9 @@ _PROPERTY_NAMES = {0x0105: "pibName", 0x0110: "pibPrintName", 0x0187: "fillBlipN
                    0x01C6: "lineFillBlipName", 0x0546: "lineLeftFillBlipName",
                    0x0586: "lineTopFillBlipName", 0x05C6: "lineRightFillBlipName",
                    0x0606: "lineBottomFillBlipName"}
+#: pihlShape: the hyperlink a click on the shape opens (a class id, then MS-OSHARED's
+#: Hyperlink Object: version, flags, and the moniker that names the target)
+_HYPERLINK = 0x0382
 #: MSOBLIPFLAGS: the name is a file, a URL, or the picture is linked to it
 _LINKED = 0x1 | 0x2 | 0x8
 _COMPLEX = 0x8000
@@ -109,4 +117,25 @@ def _unlink(data: bytearray, start: int, stream: str, ctx: StageContext, apply: 
             data[where:where + length] = bytes(length)
             flag_entry = values[flags][0]
             data[flag_entry + 2:flag_entry + 6] = bytes(4)   # msoblipflagComment
+    if _HYPERLINK in complex_at:
+        found |= _hyperlink(data, complex_at[_HYPERLINK], f"{stream}#shape@0x{start:x}", ctx,
+                            apply)
     return found
+
+
+def _hyperlink(data: bytearray, blob: tuple[int, int], where: str, ctx: StageContext,
+               apply: bool) -> bool:
+    """A shape's hyperlink to a script, file or share (a web or mail address unless the
+    policy keeps hyperlinks) loses its target: the hyperlink object keeps its class id
+    and version, its flags say it has no target, and the rest is zeroed (same length)."""
+    at, length = blob
+    hyperlink = bytes(data[at:at + length])
+    why = hlink_problem(bytes(8) + hyperlink, ctx.keeps("hyperlinks")) if length >= 24 \
+        else "damaged hyperlink"
+    if why is None:
+        return False
+    ctx.record("ole.hyperlink", f"{where}/pihlShape", action=Action.REMOVED,
+               detail=f"hyperlink on a shape to a {why} removed, the shape kept")
+    if apply and length >= 24:
+        data[at + 20:at + length] = bytes(length - 20)
+    return True

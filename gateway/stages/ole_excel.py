@@ -246,7 +246,7 @@ def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext,
     for i, rec in enumerate(recs):
         if rec.type != HLINK:
             continue
-        why = _hlink_problem(rec.data, keep_web)
+        why = hlink_problem(rec.data, keep_web)
         if why is not None:
             ctx.record("ole.hyperlink", f"{sname}#HLINK[{n}]", action=Action.REMOVED,
                        detail=f"hyperlink to a {why} removed, cell text kept")
@@ -256,7 +256,7 @@ def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext,
         n += 1
 
 
-def _hlink_problem(data: bytes, keep_web: bool) -> str | None:
+def hlink_problem(data: bytes, keep_web: bool) -> str | None:
     """What kind of place an HLINK record's hyperlink opens, when it may not stay."""
     try:
         flags = struct.unpack_from("<I", data, 28)[0]  # after ref8, the CLSID, version

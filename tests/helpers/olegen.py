@@ -123,12 +123,23 @@ _NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
        'xmlns:xlink="http://www.w3.org/1999/xlink" '
        'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" office:version="1.2"')
+#: a picture in the document whose click opens a program on a share (LibreOffice writes
+#: the hyperlink into the shape's pihlShape property in .doc and .xls; in .ppt an
+#: ExHyperlink, as for text)
+SHAPE_LINK = "file://evil.example/share/run.exe"
+_PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLv"
+          "AAAAAElFTkSuQmCC")  # a one-pixel PNG
+_LINKED_SHAPE = (f'<draw:a xlink:type="simple" xlink:href="{SHAPE_LINK}"><draw:frame '
+                 'svg:x="10cm" svg:y="6cm" svg:width="2cm" svg:height="2cm"{anchor}><draw:image>'
+                 f"<office:binary-data>{_PIXEL}</office:binary-data></draw:image></draw:frame>"
+                 "</draw:a>")
 PICTURES_FODT = (
     f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document {_NS} '
     'office:mimetype="application/vnd.oasis.opendocument.text"><office:body><office:text>'
     f"<text:p>{TEXT} "
     + "".join(_PICTURE.format(x=x, href=href, anchor=' text:anchor-type="paragraph"')
               for x, href in ((2, PICTURE_WEB), (6, PICTURE_SHARE)))
+    + _LINKED_SHAPE.format(anchor=' text:anchor-type="paragraph"')
     + "</text:p></office:text></office:body></office:document>\n")
 PICTURES_FODS = (
     f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document {_NS} '
@@ -136,6 +147,7 @@ PICTURES_FODS = (
     '<office:spreadsheet><table:table table:name="S1"><table:shapes>'
     + "".join(_PICTURE.format(x=x, href=href, anchor="")
               for x, href in ((2, PICTURE_WEB), (6, PICTURE_SHARE)))
+    + _LINKED_SHAPE.format(anchor="")
     + '</table:shapes><table:table-row><table:table-cell office:value-type="string">'
     f"<text:p>{CELL}</text:p></table:table-cell></table:table-row></table:table>"
     "</office:spreadsheet></office:body></office:document>\n")

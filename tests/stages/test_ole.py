@@ -122,15 +122,17 @@ def test_word_hostile(tmp_path: Path, bases: dict[str, bytes]) -> None:
     assert_opens(tmp_path, out, olegen.TEXT)
 
 
-@pytest.mark.parametrize(("name", "stream", "flat", "phrase"), [
-    ("pictures.doc", "1Table", "fodt", olegen.TEXT),
-    ("pictures.xls", "Workbook", "fods", olegen.CELL),
-    ("pictures.ppt", "PowerPoint Document", "fodp", olegen.SLIDE)])
+@pytest.mark.parametrize(("name", "stream", "flat", "phrase", "shape_link"), [
+    ("pictures.doc", "1Table", "fodt", olegen.TEXT, True),
+    ("pictures.xls", "Workbook", "fods", olegen.CELL, True),
+    ("pictures.ppt", "PowerPoint Document", "fodp", olegen.SLIDE, False)])
 def test_linked_pictures_of_drawing_shapes(tmp_path: Path, bases: dict[str, bytes], name: str,
-                                           stream: str, flat: str, phrase: str) -> None:
+                                           stream: str, flat: str, phrase: str,
+                                           shape_link: bool) -> None:
     """A floating picture linked to a web address or a share: LibreOffice keeps the
     address in the shape's pibName and loads it when the file opens (a tracker, or the
-    Windows logon sent to the share). Went through as clean."""
+    Windows logon sent to the share); a picture whose click runs a program on a share
+    keeps it in the shape's pihlShape (.doc, .xls). All went through as clean."""
     data = bases[name]
     addresses = (olegen.PICTURE_WEB, olegen.PICTURE_SHARE)
     before = olegen.streams(data)[stream]
@@ -139,14 +141,20 @@ def test_linked_pictures_of_drawing_shapes(tmp_path: Path, bases: dict[str, byte
         at = before.find(address.encode("utf-16-le"))
         assert at > 0, f"LibreOffice did not keep {address} in {stream}"
         tables.append(before.rfind(b"\x0b\xf0", 0, at) - 2)  # the shape's property table
+    expected = {("ole.external_link", f"{stream}#shape@0x{t:x}/pibName", "removed")
+                for t in tables}
+    if shape_link:
+        at = before.find(b"\\\\evil.example\\share\\run.exe")  # the file moniker's path
+        table = before.rfind(b"\x0b\xf0", 0, at) - 2
+        expected.add(("ole.hyperlink", f"{stream}#shape@0x{table:x}/pihlShape", "removed"))
     report, out = run(tmp_path, data, name)
     assert report.verdict is Verdict.DISARMED
-    assert found(report) == {("ole.external_link", f"{stream}#shape@0x{t:x}/pibName", "removed")
-                             for t in tables}
+    assert found(report) == expected
     assert_clean_output(out, data, edited={stream})
-    result = out.read_bytes()
+    result = olegen.streams(out.read_bytes())[stream]
     for address in addresses:
         assert address.encode("utf-16-le") not in result
+    assert b"run.exe" not in result and "run.exe".encode("utf-16-le") not in result
     olegen.lo_convert([out], flat, tmp_path / "lo")
     shown = (tmp_path / "lo" / f"out-{Path(name).stem}.{flat}").read_text(encoding="utf-8")
     assert phrase in shown
