@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 
 WEB_TARGET = re.compile(r"^(https?|mailto):[^\s\x00-\x1f]*$", re.IGNORECASE)
+#: a place on another host: a share (\\host\..., //host/...) or an address with an
+#: authority (scheme://...); not a drive letter, a relative path or mailto:
+_ELSEWHERE = re.compile(r"^(?:\\\\|//|[A-Za-z][A-Za-z0-9+.-]+:(?![\\/]?[^\\/]))")
 #: a scheme that runs code where markup (HTML, SVG, XHTML in XML) takes a link or a source
 SCRIPT_SCHEME = re.compile(r"(javascript|vbscript|livescript|mocha|data)\s*:", re.IGNORECASE)
 #: a URL with such a scheme
@@ -118,3 +121,10 @@ _IN_DOCUMENT = re.compile(r"#[^\s/\\:%]*")
 
 def _outside(target: str) -> str | None:
     return None if _IN_DOCUMENT.fullmatch(target) else target
+
+
+def is_elsewhere(target: str) -> bool:
+    """Whether a file name or address names a place on another host (a web address, a
+    share): what a picture loaded from it would fetch over the network, handing a share
+    the reader's Windows logon."""
+    return _ELSEWHERE.match(target) is not None

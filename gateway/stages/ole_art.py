@@ -14,10 +14,12 @@ A shape's hyperlink (``pihlShape``) to a script, file or share, or to a web or
 mail address unless the policy keeps hyperlinks, loses its target: finding
 ``ole.hyperlink`` at ``<stream>#shape@0x<table offset>/pihlShape``.
 
-A name that is a link loses its text (NUL characters, same length: no record or
-offset around it moves) and its flags become "comment": the shape keeps its place
-and any picture it holds. A name that is only a comment (the picture's original
-file name, the default) is left alone. Finding ``ole.external_link`` at
+A name that links the picture (the flags say linked, or not saved in the file) to
+a place on another host (a web address, a share) loses its text (NUL characters,
+same length: no record or offset around it moves) and its flags become "comment":
+the shape keeps its place and any picture it holds. A name that only records where
+an embedded picture came from (Word marks even a local file name "URL"), or a
+local or relative path, is left alone, as in RTF. Finding ``ole.external_link`` at
 ``<stream>#shape@0x<table offset>/<property>``.
 
 The tables are found by their record header in the streams that hold drawings
@@ -33,7 +35,7 @@ import struct
 
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
-from gateway.stages.links import describe_target
+from gateway.stages.links import describe_target, is_elsewhere
 from gateway.stages.ole_excel import hlink_problem
 
 #: OfficeArtFOPT, OfficeArtSecondaryFOPT, OfficeArtTertiaryFOPT
@@ -51,8 +53,10 @@ _PROPERTY_NAMES = {0x0105: "pibName", 0x0110: "pibPrintName", 0x0187: "fillBlipN
 #: pihlShape: the hyperlink a click on the shape opens (a class id, then MS-OSHARED's
 #: Hyperlink Object: version, flags, and the moniker that names the target)
 _HYPERLINK = 0x0382
-#: MSOBLIPFLAGS: the name is a file, a URL, or the picture is linked to it
-_LINKED = 0x1 | 0x2 | 0x8
+#: MSOBLIPFLAGS: the picture is not saved in the file, or is linked to the name (the
+#: low bits only say whether the name is a comment, a file name or a URL: Word records
+#: the file an embedded picture came from as a "URL" too)
+_LINKED = 0x4 | 0x8
 _COMPLEX = 0x8000
 
 
@@ -107,7 +111,9 @@ def _unlink(data: bytearray, start: int, stream: str, ctx: StageContext, apply: 
             continue
         where, length = complex_at[name]
         target = bytes(data[where:where + length]).decode("utf-16-le", "replace") \
-            .split("\0", 1)[0]
+            .split("\0", 1)[0].strip()
+        if not is_elsewhere(target):
+            continue   # a file name or a local path: nothing fetched from another host
         ctx.record("ole.external_link", f"{stream}#shape@0x{start:x}/{_PROPERTY_NAMES[name]}",
                    action=Action.REMOVED,
                    detail=f"linked picture loaded from a {describe_target(target)} when the "

@@ -56,6 +56,7 @@ from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
 from gateway.stages import rtf_tokens as rt
+from gateway.stages.links import is_elsewhere
 from gateway.stages.rtf_classify import (
     FieldText,
     ObjectData,
@@ -102,7 +103,6 @@ _RUN = re.compile(rb"(?:(?:" + _CONTROL + rb")*+[^\\{}]++)*+((?:" + _CONTROL + r
 _LINKED_PICTURE = re.compile(rb"\{\\sp\s*\{\\sn\s+(pibName|fillBlipName|pibPrintName)\s*\}"
                              rb"\s*\{\\sv\s?((?:[^{}\\]|\\[^{}])*)\}\s*\}")
 #: a web address, a share or any other URL (a local path or a bare name is none)
-_NETWORK = re.compile(r"^(?:\\\\|//|[A-Za-z][A-Za-z0-9+.-]+:(?![\\/]?[^\\/]))")
 
 
 def _rtf_text(raw: bytes) -> str:
@@ -401,7 +401,7 @@ class Analysis:
             if any(lo <= m.start() < hi for lo, hi in cuts):
                 continue   # inside something already cut (an object, a data store)
             value = _rtf_text(m.group(2)).strip()
-            if not _NETWORK.match(value):
+            if not is_elsewhere(value):
                 continue   # a file name, or a local path: nothing fetched from elsewhere
             self._hit("rtf.linked_picture", "picture", Action.REMOVED,
                       f"{m.group(1).decode()} {value[:100]!r}", m.start())

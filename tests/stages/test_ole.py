@@ -167,6 +167,21 @@ def test_linked_pictures_of_drawing_shapes(tmp_path: Path, bases: dict[str, byte
         encoding="utf-8")
 
 
+def test_picture_name_that_only_records_where_it_came_from_stays(tmp_path: Path,
+                                                                  bases: dict[str, bytes]) -> None:
+    """Word records the file an embedded picture came from in pibName with the name
+    type "URL" but no link flag (MimeKit's VIA_Nytt_1402.doc: "U:\\LOGO\\...GIF",
+    "..\\fly.gif"): nothing is loaded from it, nothing to report."""
+    data = bytearray(bases["pictures.doc"])
+    for flags in (b"\x06\x01\x0e\x00\x00\x00", b"\x06\x41\x0e\x00\x00\x00"):
+        at = data.find(flags)       # pibFlags: URL | not saved | linked
+        while at >= 0:
+            data[at + 2:at + 6] = struct.pack("<I", 0x2)   # URL only: a comment
+            at = data.find(flags, at + 1)
+    report, _ = run(tmp_path, bytes(data), "embedded.doc")
+    assert not any(f.location.endswith("/pibName") for f in report.items[0].findings)
+
+
 def test_word_fields(tmp_path: Path, bases: dict[str, bytes]) -> None:
     data = olegen.patch_fields_doc(bases["fields.doc"])
     report, out = run(tmp_path, data, "fields.doc")
