@@ -740,7 +740,7 @@ for _fam, _exts in {
                "wim dmg arj "
                "vhd vhdx",
     "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
-             "j2k jpf jpx qoi avif dds psd cur",
+             "j2k jpf jpx qoi avif heic heif dds psd cur",
     "html": "html htm",
     "svg": "svg",
     "text": "txt csv tsv log slk xhtml xht",   # .xhtml: XML (text.xml), see sniff()
@@ -764,7 +764,8 @@ CANONICAL_EXT: dict[str, str] = {
     "image.jp2": "jp2", "image.x-jp2-codestream": "j2k", "image.x-qoi": "qoi",
     "image.avif": "avif", "image.jpx": "jpf", "image.x-ms-bmp": "dib",
     "image.x-portable-graymap": "pgm", "image.vnd-ms.dds": "dds",
-    "image.vnd.adobe.photoshop": "psd", "image.x-win-bitmap": "cur",
+    "image.vnd.adobe.photoshop": "psd", "image.x-win-bitmap": "cur", "image.heic": "heic",
+    "image.heif": "heif",
     "ole.doc": "doc", "ole.xls": "xls", "ole.ppt": "ppt", "ole.biff": "xls",
     "odf.text": "odt", "odf.spreadsheet": "ods", "odf.presentation": "odp",
     "odf.graphics": "odg", "odf.text-template": "ott", "odf.spreadsheet-template": "ots",

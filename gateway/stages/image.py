@@ -16,6 +16,7 @@ viewers show it.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import re
@@ -56,7 +57,11 @@ _FORMATS = {"image.png": "PNG", "image.jpeg": "JPEG", "image.gif": "GIF", "image
             # back with their hot spots); Photoshop documents, which Pillow reads but
             # cannot write: their composite image is delivered as a PNG
             "image.vnd-ms.dds": "DDS", "image.x-win-bitmap": "CUR",
-            "image.vnd.adobe.photoshop": "PSD"}
+            "image.vnd.adobe.photoshop": "PSD",
+            # HEIF/HEIC (iPhone photos): pillow-heif's libheif reads and writes them
+            "image.heic": "HEIF", "image.heif": "HEIF"}
+#: what a HEIF image's reader puts in info about how it is stored, not metadata
+_HEIF_INFO = ("primary", "bit_depth", "chroma", "nclx_profile", "original_orientation")
 
 
 class ImageStage:
@@ -187,8 +192,18 @@ def _record_dropped(ctx: StageContext, dropped: frozenset[bytes]) -> None:
                                                  + ", ".join(other))
 
 
+@functools.cache
+def _heif_opener() -> None:
+    """Let Pillow read and write HEIF (registered on first use: most jobs hold none)."""
+    import pillow_heif  # noqa: PLC0415
+
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+
 def _open(data: bytes) -> Image.Image:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    if data[4:8] == b"ftyp":
+        _heif_opener()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -215,7 +230,9 @@ def _report(im: Image.Image, data: bytes, ctx: StageContext) -> None:
              "resolution", "exif_note", "sizes", "orientation")
     # everything that is not how to draw the pixels is metadata (PNG text chunks land in
     # info under their own keywords, JPEG APPn segments under exif/xmp/photoshop/adobe…)
-    found = sorted(k for k in im.info if isinstance(k, str) and k not in known)
+    found = sorted(k for k, v in im.info.items()
+                   if isinstance(k, str) and k not in known and k not in _HEIF_INFO
+                   and v not in (None, b"", "", [], {}))
     if found:
         ctx.record("image.metadata", "", detail="metadata: " + ", ".join(found))
     icc = im.info.get("icc_profile")
@@ -344,7 +361,7 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
                   lossless: bool) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     icc = im.info.get("icc_profile")
-    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP", "AVIF"):  # _report judged it
+    if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP", "AVIF", "HEIF"):  # _report judged it
         opts["icc_profile"] = icc
     if fmt == "JPEG":
         tables = getattr(im, "quantization", None)
@@ -373,8 +390,10 @@ def _save_options(im: Image.Image, fmt: str, frames: list[Image.Image], *,
         if len(frames) > 1:
             opts["duration"] = [f.info.get("duration", 100) for f in frames]
             opts["loop"] = im.info.get("loop", 0)
-    elif fmt == "AVIF":
+    elif fmt in ("AVIF", "HEIF"):
         opts["quality"] = 90
+        if fmt == "HEIF" and im.info.get("nclx_profile"):  # colour primaries and transfer
+            opts["nclx_profile"] = im.info["nclx_profile"]
     elif fmt == "TIFF":  # black and white (scans, faxes): CCITT G4, as scanners write it
         bilevel = all(f.mode == "1" for f in frames)
         opts["compression"] = "group4" if bilevel else "tiff_adobe_deflate"

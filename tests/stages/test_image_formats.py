@@ -194,3 +194,31 @@ def test_bmp_with_four_bit_channels_and_alpha_keeps_its_transparency(tmp_path: P
     got = decoded(out)
     assert got.mode == "RGBA"
     assert [got.getpixel((0, y)) for y in range(2)] == [(0, 0, 255, 136), (255, 0, 0, 255)]
+
+
+# -- HEIF / HEIC
+
+def test_heic_photo_keeps_its_format_and_loses_its_metadata(tmp_path: Path) -> None:
+    """iPhone photos (HEIC) were blocked: "no disarm stage for image.heic"."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    photo = gradient("RGB", (64, 48))
+    exif = Image.Exif()
+    exif[0x010E] = "where it was taken"                       # ImageDescription
+    data = encode(photo, "HEIF", quality=95, exif=exif.tobytes(),
+                  xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">XMP-PAYLOAD</x:xmpmeta>')
+    report, out = run(tmp_path, data, "IMG_0001.HEIC")
+    assert report.input.type == "image.heic"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("image.metadata", "")}
+    result = out.read_bytes()
+    assert b"where it was taken" not in result and b"XMP-PAYLOAD" not in result
+    # libheif reads the output as HEIF without metadata, the picture (lossy) the same
+    heif = pillow_heif.open_heif(io.BytesIO(result))
+    assert heif.info.get("exif") is None and heif.info.get("xmp") is None
+    got = decoded(out)
+    assert got.format == "HEIF" and got.size == photo.size
+    diff = ImageChops.difference(got.convert("RGB"), photo).getextrema()
+    assert max(high for _, high in diff) <= 24
+
