@@ -1,11 +1,15 @@
 """mbox: every message goes through the pipeline on its own; the clean ones are re-joined.
 
-Messages are split at ``From `` lines that start the file or follow an empty
-line (mboxo/mboxrd; ``>From `` quoting is undone), and at a complete From_ line
-(sender and asctime date, ``From a@example.jp Sat Feb  6 23:42:23 2010``) even
-without the empty line before it, as mutt and Python's mailbox module split:
-mailers that forget the empty line exist (KMime's test data), and a body line
-``From here on...`` is not one. Each message is one item of
+Messages are split at the ``From `` line that starts the file, at a complete
+From_ line (sender and asctime date, ``From a@example.jp Sat Feb  6 23:42:23
+2010``) even without the empty line before it (mailers that forget it exist:
+KMime's test data), and at a ``From `` line after an empty line that holds a time
+and a year, as From_ lines do (``From - Mon Jan 1 10:00:00 2024``). An unquoted
+body line after an empty line (``From now on the meeting is at 10:00.``, ``From
+Russia with love``) is text, not a separator: mboxo calls it one, and splitting
+there lost it and the lines after it, read as headers (MimeKit's unmunged.mbox,
+CPython's mailbox tests, a saved .eml with an envelope line). ``>From `` quoting
+is undone. Each message is one item of
 the job (``box.mbox/message-0001.eml``): it gets its own findings, notice and
 X-Sekisho header. A blocked message is replaced by a short note message, so
 the recipient sees where something was taken out. The output is an mboxrd file
@@ -31,6 +35,18 @@ _FROM_DATE_LINE = re.compile(
     rb"^From \S{1,200} +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +"
     rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +"
     rb"\d{1,2}:\d{2}(?::\d{2})?(?: +[A-Z]{1,5}| +[+-]\d{4})? +\d{4}\s*$")
+#: a From_ line written some other way (RFC 2822 date order, a time zone name after
+#: the year): a sender, then a time and a four-digit year in either order
+_TIME = re.compile(rb"(?<!\d)\d{1,2}:\d{2}(?!\d)")
+_YEAR = re.compile(rb"(?<!\d)(?:19|20)\d\d(?!\d)")
+
+
+def _dated(line: bytes) -> bool:
+    """A From_ line with a date, or Thunderbird's bare ``From -``."""
+    sender, _, rest = line[5:].partition(b" ")
+    if sender == b"-" and not rest.strip():
+        return True
+    return bool(sender) and _TIME.search(rest) is not None and _YEAR.search(rest) is not None
 
 
 def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
@@ -40,7 +56,8 @@ def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
     previous_blank = True
     for line in lines:
         bare = line.rstrip(b"\r\n")
-        if bare.startswith(b"From ") and (previous_blank or _FROM_DATE_LINE.match(bare)):
+        if bare.startswith(b"From ") and (not out or _FROM_DATE_LINE.match(bare) or (
+                previous_blank and _dated(bare))):
             if len(out) >= limit:
                 raise LimitExceeded(f"mailbox holds more than {limit} messages")
             out.append((bare, []))

@@ -962,6 +962,35 @@ def test_mbox_messages_are_split_disarmed_and_rejoined(tmp_path: Path) -> None:
         ("box.mbox/message-0003.eml/a.exe", "blocked")]
 
 
+def test_unquoted_from_line_after_an_empty_line_stays_text(tmp_path: Path) -> None:
+    """A body line "From ..." after an empty line split the message there: that line
+    and the next ones (read as headers) were lost, verdict clean (a saved .eml with
+    its envelope line; MimeKit's unmunged.mbox; CPython's mailbox tests). A separator
+    carries a date (or is Thunderbird's bare "From -")."""
+    saved = (b"From alice@example.jp Mon Jan  1 09:00:00 2024\n"
+             b"From: alice@example.jp\nTo: bob@example.jp\nSubject: meeting\n\nHi Bob,\n\n"
+             b"From now on the meeting is at 10:00.\nRoom: 4B\nBring: the Q3 figures\n\n"
+             b"Thanks, Alice\n\n"
+             b"From - \nFrom: carol@example.jp\nSubject: second\n\nsecond body\n\n"
+             b"From dave@example.jp  Tue, 5 Mar 2024 10:11:12 +0900\n"
+             b"From: dave@example.jp\nSubject: third\n\nthird body\n")
+    report, out = run(tmp_path, saved, name="saved.mbox")
+    assert report.verdict.delivered, report.reason
+    assert [i.location for i in report.items] == [
+        "saved.mbox", "saved.mbox/message-0001.eml", "saved.mbox/message-0002.eml",
+        "saved.mbox/message-0003.eml"]
+    import mailbox  # an independent reader
+
+    path = tmp_path / "out.mbox"
+    path.write_bytes(out or b"")
+    got = list(mailbox.mbox(str(path)))
+    first = got[0].get_payload(decode=True).decode()
+    for line in ("From now on the meeting is at 10:00.", "Room: 4B", "Bring: the Q3 figures",
+                 "Thanks, Alice"):
+        assert line in first
+    assert [m["Subject"] for m in got] == ["meeting", "second", "third"]
+
+
 def test_a_long_address_header_full_of_at_signs_costs_linear_time(tmp_path: Path) -> None:
     """Found reading the change again: the pattern that quoted an address used as a
     display name backtracked over the rest of an entry at every "@" (16 kB took 1.3 s,
