@@ -33,9 +33,18 @@ ATTACH_METHOD, ATTACH_MIME_TAG, ATTACH_CONTENT_ID = 0x3705, 0x370E, 0x3712
 DISPLAY_TO, DISPLAY_CC = 0x0E04, 0x0E03
 
 MAX_RTF = 32 * 1024 * 1024
+#: Windows code page identifiers Python knows by another name ("cp20866" is no codec:
+#: a KOI8-R HTML body was guessed, and came out as katakana)
 _CODEPAGES = {932: "cp932", 50220: "iso-2022-jp", 50221: "iso-2022-jp", 50222: "iso-2022-jp",
               51932: "euc-jp", 20932: "euc-jp", 65001: "utf-8", 20127: "ascii",
-              28591: "latin-1", 1200: "utf-16-le"}
+              28591: "latin-1", 1200: "utf-16-le", 1201: "utf-16-be", 12000: "utf-32-le",
+              12001: "utf-32-be", 65000: "utf-7", 20866: "koi8-r", 21866: "koi8-u",
+              28592: "iso8859-2", 28593: "iso8859-3", 28594: "iso8859-4", 28595: "iso8859-5",
+              28596: "iso8859-6", 28597: "iso8859-7", 28598: "iso8859-8", 38598: "iso8859-8",
+              28599: "iso8859-9", 28603: "iso8859-13", 28605: "iso8859-15", 54936: "gb18030",
+              20936: "gb2312", 51936: "gb2312", 52936: "hz", 51949: "euc-kr", 50225: "iso-2022-kr",
+              10000: "mac-roman", 10006: "mac-greek", 10007: "mac-cyrillic", 10029: "mac-latin2",
+              10079: "mac-iceland", 10081: "mac-turkish", 10001: "shift_jis"}
 
 
 def codepage_name(cp: int | None) -> str:

@@ -179,14 +179,21 @@ def tnef_ole_object(title: str, storage: bytes) -> tuple[str, bytes, bytes]:
 
 
 def tnef(subject: str, body: str, files: list[tuple[str, bytes]],
-         objects: Sequence[tuple[str, bytes, bytes]] = ()) -> bytes:
+         objects: Sequence[tuple[str, bytes, bytes]] = (), *, codepage: int = 932,
+         html: bytes | None = None) -> bytes:
     """A winmail.dat: subject and plain body in MAPI properties, files as attachments;
-    ``objects`` (from ``tnef_ole_object``) as OLE object attachments."""
+    ``objects`` (from ``tnef_ole_object``) as OLE object attachments; ``html``: an HTML
+    body in the message's code page (PR_HTML, binary)."""
     out = struct.pack("<IH", 0x223E9F78, 0x1234)
     out += _tnef_attr(1, 0x00089006, struct.pack("<I", 0x00010000))      # version
-    out += _tnef_attr(1, 0x00069007, struct.pack("<II", 932, 0))         # OEM code page
+    out += _tnef_attr(1, 0x00069007, struct.pack("<II", codepage, 0))    # OEM code page
     props = _mapi_unicode(0x0037, subject) + _mapi_unicode(0x1000, body)
-    out += _tnef_attr(1, 0x00069003, struct.pack("<I", 2) + props)       # attMsgProps
+    count = 2
+    if html is not None:
+        props += struct.pack("<HHII", 0x0102, 0x1013, 1, len(html)) + html \
+            + b"\x00" * (-len(html) % 4)
+        count += 1
+    out += _tnef_attr(1, 0x00069003, struct.pack("<I", count) + props)   # attMsgProps
     for name, data in files:
         out += _tnef_attr(2, 0x00069002, b"\x01\x00\xff\xff\xff\xff" + b"\x00" * 8)  # rend
         out += _tnef_attr(2, 0x00018010, name.encode("cp932") + b"\x00")             # title

@@ -535,6 +535,21 @@ def test_tnef_attachments_become_real_attachments(tmp_path: Path) -> None:
     assert all("tnef" not in p.get_content_type() for p in msg.walk())
 
 
+def test_tnef_html_body_in_a_single_byte_code_page_is_read_in_it(tmp_path: Path) -> None:
+    """Windows names KOI8-R code page 20866; Python knows no "cp20866", so the HTML
+    body's charset was guessed and the Ukrainian text came out as katakana (MimeKit's
+    winmail.dat tests)."""
+    html = "<html><body><p>шостий урок</p></body></html>".encode("koi8-r")
+    winmail = g.tnef("урок", "шостий урок", [], codepage=20866, html=html)
+    data = g.message(g.multipart("mixed", g.text("see attached"),
+                                 g.attachment("winmail.dat", winmail, "application/ms-tnef")))
+    report, out = run(tmp_path, data)
+    assert report.verdict.delivered, report.reason
+    msg = parsed(out)
+    shown = " ".join(bodies(msg, "text/html") + bodies(msg, "text/plain"))
+    assert shown.count("шостий урок") >= 2, shown   # the plain body and the HTML one
+
+
 def test_tnef_without_body_or_attachments_is_a_message(tmp_path: Path) -> None:
     """A read receipt or an appointment in TNEF has properties only (tnefparse's
     garbage-at-end and multi-name-property examples): delivered as a message with its
