@@ -176,6 +176,48 @@ def encode_text(text: str, name: str) -> str | Header:
     return Header(text, "utf-8", header_name=name)
 
 
+def _addresses(text: str) -> list[tuple[str, str]]:
+    """(name, address) pairs of a list. email.utils' parser recurses once per ':' it
+    reads as a group (MimeKit's stack-overflow.eml: thousands of encoded words holding
+    times, and the whole message was blocked as "nested too deeply"): then each entry
+    between top-level commas is read alone, and one that still cannot be read is kept
+    as text (no address)."""
+    try:
+        return getaddresses([_quote_address_names(text)])
+    except RecursionError:
+        pass
+    pairs: list[tuple[str, str]] = []
+    for entry in _top_level_entries(text):
+        try:
+            pairs.extend(getaddresses([_quote_address_names(entry)]))
+        except RecursionError:
+            pairs.append((entry, ""))
+    return pairs
+
+
+def _top_level_entries(text: str) -> list[str]:
+    """``text`` split at the commas outside quotes, angle brackets and comments."""
+    entries, start, quoted, depth = [], 0, False, 0
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c in "<(":
+            depth += 1
+        elif not quoted and c in ">)" and depth:
+            depth -= 1
+        elif c == "," and not quoted and not depth:
+            entries.append(text[start:i])
+            start = i + 1
+        i += 1
+    entries.append(text[start:])
+    return [e for e in entries if e.strip()]
+
+
 def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     """Addresses re-formatted; (header value or "", number of entries kept as text).
 
@@ -206,7 +248,7 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
                           MAX_NAME)
         addr = _ascii_host(one.group(2).strip())
         return (f"{_phrase(name)} <{addr}>" if name else addr), 0
-    pairs = getaddresses([_quote_address_names(text)])
+    pairs = _addresses(text)
     out: list[str] = []
     unusable = 0
     for raw_name, raw_addr in pairs:

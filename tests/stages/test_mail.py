@@ -1006,6 +1006,21 @@ def test_unquoted_from_line_after_an_empty_line_stays_text(tmp_path: Path) -> No
     assert [m["Subject"] for m in got] == ["meeting", "second", "third"]
 
 
+def test_address_list_with_thousands_of_colons_is_read_not_blocked(tmp_path: Path) -> None:
+    """email.utils' address parser recurses once per ':' (a group): MimeKit's
+    stack-overflow.eml, a To of 2,710 encoded words holding times, was blocked as
+    "MIME structure nested too deeply"."""
+    words = "\r\n ".join(["=?utf-8?Q?date=3E2017-08-20T10:08:28.617=3C/pr?="] * 2710)
+    data = (f'From: a@example.jp\r\nTo: "test" <test@test.com>,\r\n {words}\r\n'
+            "Subject: x\r\n\r\nMessage Body\r\n").encode()
+    report, out = run(tmp_path, data, "colons.eml")
+    assert report.verdict.delivered, report.reason
+    assert out is not None
+    msg = email.message_from_bytes(out, policy=email.policy.default)
+    assert "test@test.com" in str(msg["To"])
+    assert "Message Body" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
 def test_a_long_address_header_full_of_at_signs_costs_linear_time(tmp_path: Path) -> None:
     """Found reading the change again: the pattern that quoted an address used as a
     display name backtracked over the rest of an entry at every "@" (16 kB took 1.3 s,
