@@ -145,6 +145,17 @@ def _raw(text: str, hint: str | None = None) -> tuple[str, bool]:
             decoded, ok = decode_bytes(data, hint)
             if ok:
                 return decoded, True
+        elif hint and not data.isascii():
+            # a single-byte charset (KOI8-R, windows-1251/1252, ISO-8859-x) reads any
+            # bytes: raw UTF-8 still wins, but not a guess of CP932 or EUC-JP, which
+            # made "Grüße" "Gr館e" and a KOI8-R subject kanji (MimeKit's test mail)
+            try:
+                return data.decode("utf-8"), True
+            except UnicodeDecodeError:
+                pass
+            decoded, ok = decode_bytes(data, hint)
+            if ok:
+                return decoded, True
         return decode_bytes(data, None)
     return text, True  # already text (a header we synthesized)
 

@@ -1006,6 +1006,24 @@ def test_unquoted_from_line_after_an_empty_line_stays_text(tmp_path: Path) -> No
     assert [m["Subject"] for m in got] == ["meeting", "second", "third"]
 
 
+@pytest.mark.parametrize(("charset", "subject"), [
+    ("koi8-r", "Откуда он появился?"), ("windows-1252", "Grüße aus München"),
+    ("iso-8859-7", "Καλημέρα κόσμε")])
+def test_raw_8bit_header_in_the_single_byte_charset_the_message_declares(
+        tmp_path: Path, charset: str, subject: str) -> None:
+    """Raw 8-bit headers were guessed as CP932/EUC-JP even when the message declared a
+    single-byte charset: "Grüße" became "Gr館e", a KOI8-R subject kanji (MimeKit's
+    test mail). Raw UTF-8 and Japanese with a Japanese or no charset stay as before."""
+    data = (b"From: a@example.jp\r\nTo: b@example.jp\r\nSubject: " + subject.encode(charset)
+            + b"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=" + charset.encode()
+            + b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + subject.encode(charset)
+            + b"\r\n")
+    report, out = run(tmp_path, data, "raw.eml")
+    assert report.verdict.delivered, report.reason
+    msg = email.message_from_bytes(out or b"", policy=email.policy.default)
+    assert msg["Subject"] == subject
+
+
 def test_address_list_with_thousands_of_colons_is_read_not_blocked(tmp_path: Path) -> None:
     """email.utils' address parser recurses once per ':' (a group): MimeKit's
     stack-overflow.eml, a To of 2,710 encoded words holding times, was blocked as
