@@ -29,7 +29,10 @@ _URL = re.compile(r"(?i)\b(?:https?|ftp)://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]
 _TRAIL = ".,;:!?)]}'"
 _TAG = re.compile(r"""<(/?)([A-Za-z][A-Za-z0-9]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
 _HREF = re.compile(r'\bhref="([^"]*)"')
-_UU_BEGIN = re.compile(r"^begin(-base64)? +([0-7]{3,4}) +(\S.*?)\s*$")
+#: a block's first line; its file name may be missing ("begin 644 ", MIME-tools' test
+#: mail): the block is still a file a reader may decode, scanned like any other
+_UU_BEGIN = re.compile(r"^begin(-base64)? +([0-7]{3,4})(?: +(\S.*?))?\s*$")
+_UU_NONAME = "uuencoded.bin"
 _PGP = re.compile(r"^-----BEGIN PGP MESSAGE-----\s*$", re.M)
 MAX_LINK_FINDINGS = 200
 
@@ -244,7 +247,7 @@ def find_uuencoded(text: str) -> tuple[str, list[Uufile]]:
             out.append(lines[i])
             i += 1
             continue
-        files.append(Uufile(m.group(3), _uu_decode(payload, b64)))
+        files.append(Uufile(m.group(3) or _UU_NONAME, _uu_decode(payload, b64)))
         i = j + 1
     return "".join(out), files
 

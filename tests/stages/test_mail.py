@@ -509,6 +509,21 @@ def test_uuencoded_file_in_text_is_cut_out(tmp_path: Path) -> None:
     assert "「invoice.exe」は安全にできないため削除しました" in notice(msg)
 
 
+def test_uuencoded_file_without_a_name_is_cut_out_too(tmp_path: Path) -> None:
+    """A block under "begin 644 " (no file name: MIME-tools' test mail) stayed in the
+    text unscanned, verdict clean, even holding a program."""
+    import binascii
+
+    lines = [binascii.b2a_uu(g.EXE[i:i + 45]).decode().rstrip("\n")
+             for i in range(0, len(g.EXE), 45)]
+    body = "before\nbegin 644 \n" + "\n".join(lines) + "\n`\nend\nafter\n"
+    report, out = run(tmp_path, g.message(g.text(body)))
+    assert keys(report) == {("mail.uuencode", "body"),
+                            ("mail.attachment_blocked", "uuencoded.bin")}
+    [text] = [b for b in bodies(parsed(out), "text/plain") if "before" in b]
+    assert text == "before\nafter\n"
+
+
 def test_many_begin_lines_without_end_are_read_in_linear_time(tmp_path: Path) -> None:
     """Each "begin 644 name" line looked for its "end" line to the end of the text: 33,000
     of them and no end took the job's whole 60 s. Run in a worker held to 5 s of CPU, as
