@@ -498,10 +498,10 @@ def _dib_size(data: bytes, at: int) -> int:
     if at + 40 > len(data):
         return 0
     header, width, height, _, bpp, _, _, _, _, used = struct.unpack_from("<IiiHHIIiiI", data, at)
-    rows = abs(height) // 2
+    rows, width = abs(height) // 2, abs(width)
     palette = (used or (1 << bpp if bpp <= 8 else 0)) * 4
     size = header + palette + rows * ((width * bpp + 31) // 32 * 4 + (width + 31) // 32 * 4)
-    return min(int(size), len(data) - at)
+    return max(0, min(int(size), len(data) - at))  # a directory entry's field: 32 bits
 
 
 def _write_cursor(im: Image.Image, dst: BinaryIO, hotspots: Hotspots) -> bool:

@@ -107,6 +107,18 @@ def test_cursor_keeps_each_size_and_its_hot_spot(tmp_path: Path) -> None:
             assert ImageChops.difference(picture, want).getbbox() is None, want.size
 
 
+def test_cursor_with_a_negative_bitmap_width_is_blocked_not_an_internal_error(
+        tmp_path: Path) -> None:
+    """Mutation fuzzing: a bitmap header of a negative width made the picture's size,
+    written into the icon Pillow reads, negative (struct.error, an internal error)."""
+    data = bytearray(cursor([gradient(size=(16, 16))], [(1, 1)]))
+    at = struct.unpack_from("<I", data, 18)[0]            # the picture's bitmap header
+    data[at + 4:at + 8] = struct.pack("<i", -100_000)     # its width
+    report, _ = run(tmp_path, bytes(data), "broken.cur")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.items[0].error == "image too large to decode (DecompressionBombError)"
+
+
 # -- Photoshop documents
 
 def psd(mode: int, planes: list[bytes], size: tuple[int, int],
