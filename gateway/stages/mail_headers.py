@@ -71,7 +71,9 @@ _ID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@(?:{_ATEXT}(?:\.{_ATEXT})*|\[[!-Z^-
 _ONE_MAILBOX = re.compile(r"^([^<>,]*)<([^<>]+)>\s*$")
 _BARE_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
-_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*$")
+#: "undisclosed-recipients:;", also with a comment after it ("unlisted-recipients:; (no
+#: To-header on input)", Postfix's: the comment went and the whole header with it)
+_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*(?:\([^()]*\)\s*)?$")
 
 
 def unfold(value: str) -> str:
