@@ -137,6 +137,10 @@ _KINDS: tuple[KindInfo, ...] = (
              "link to another workbook", "他のブックへのリンク"),
     KindInfo("ooxml.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
     KindInfo("ooxml.dde", _H, True, "DDE field or link", "DDE フィールド・リンク"),
+    KindInfo("ooxml.macro_assignment", _M, True,
+             "macro assigned to a button, shape or control (runs on a click, also from "
+             "another workbook)",
+             "ボタン・図形・コントロールに登録されたマクロ (クリックで実行、他のブックのものも)"),
     KindInfo("ooxml.include_field", _H, True,
              "INCLUDEPICTURE/INCLUDETEXT field", "INCLUDEPICTURE/INCLUDETEXT フィールド"),
     KindInfo("ooxml.macro_field", _M, True,

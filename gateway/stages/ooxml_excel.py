@@ -35,6 +35,7 @@ from xml.etree.ElementTree import Element
 from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.stages import ooxml_xml as X
+from gateway.stages.links import describe_target, is_web, shown_address
 from gateway.stages.ooxml_package import Package, relative_target
 
 if TYPE_CHECKING:
@@ -47,6 +48,29 @@ _EXTREF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\[])'?\[\d+\]")
 #: backtracking, the plain pattern took quadratic time, 0.2 s for 20 kB)
 DDE = re.compile(r"(?<![A-Za-z0-9_.$-])[A-Za-z0-9_.$-]++\|\s*+(?:'[^']*+'|[A-Za-z0-9_.$ -]++)"
                  r"\s*+!")
+#: a workbook named by its file, with or without a path, in a formula or a name
+#: ('C:\\data\\[book.xlsx]Sheet1'!A1, [book.xlsx]Sheet1!A1): LibreOffice (and Excel)
+#: read it as a link to that file; only "[1]" through an externalLink part was seen
+_PATH_REF = re.compile(r"\[[^\[\]\"]{1,255}\.(?:xl[a-z]{1,2}|xls|ods|csv)\]", re.IGNORECASE)
+#: functions that fetch from the network (WEBSERVICE, IMAGE), start a COM server (RTD)
+#: or call into a DLL or a program (Excel 4.0's CALL, REGISTER, EXEC)
+_ACTIVE_FN = re.compile(r"(?<![A-Za-z0-9_.])(?:_xlfn\.)?(WEBSERVICE|IMAGE|RTD|CALL|REGISTER"
+                        r"(?:\.ID)?|EXEC)\s*\(", re.IGNORECASE)
+_FN_KIND = {"webservice": ("ooxml.external_data", "WEBSERVICE formula (fetches a web address)"),
+            "image": ("ooxml.external_data", "IMAGE formula (loads a picture from the web)"),
+            "rtd": ("ooxml.dde", "RTD formula (starts a real-time data COM server)"),
+            "call": ("ooxml.xlm_macro", "CALL formula (calls into a DLL)"),
+            "register": ("ooxml.xlm_macro", "REGISTER formula (registers a DLL function)"),
+            "register.id": ("ooxml.xlm_macro", "REGISTER.ID formula (a DLL function)"),
+            "exec": ("ooxml.xlm_macro", "EXEC formula (starts a program)")}
+#: Excel 4.0 macro functions, which a name in a workbook without macro sheets has no
+#: use for (GET.WORKBOOK, EVALUATE, FOPEN...)
+_XLM_FN = re.compile(r"(?<![A-Za-z0-9_.])(?:CALL|REGISTER(?:\.ID)?|EXEC|EVALUATE|RUN|FOPEN|"
+                     r"FWRITE(?:LN)?|FREAD(?:LN)?|FCLOSE|FILES|FORMULA(?:\.[A-Z]+)?|HALT|ALERT|"
+                     r"SET\.(?:VALUE|NAME)|GET\.[A-Z.]+)\s*\(", re.IGNORECASE)
+#: HYPERLINK( and its first argument when that is a string
+_HYPERLINK = re.compile(r'(?<![A-Za-z0-9_.])HYPERLINK\s*\(\s*("(?:[^"]|"")*")?', re.IGNORECASE)
+_STRING = re.compile(r'"(?:[^"]|"")*"')
 WORKSHEET_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"
 WORKSHEET_BIN_CT = "application/vnd.ms-excel.worksheet"
 WORKSHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
@@ -109,8 +133,12 @@ def workbook(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
             why = "name local to a removed macro sheet"
         elif any(_refers_to(text, s) for s in gone_names):
             why = "name pointing into a removed macro sheet"
-        elif eng.ext_links_removed and _EXTREF.search(text):
+        elif (eng.ext_links_removed and _EXTREF.search(text)) or _PATH_REF.search(
+                _STRING.sub('""', text)):
             why, kind = "name referring to another workbook", "ooxml.external_link"
+        elif _XLM_FN.search(_STRING.sub('""', text)) or _ACTIVE_FN.search(
+                _STRING.sub('""', text)):
+            why = "name calling Excel 4.0 macro functions or fetching data"
         if why:
             names_el.remove(d)                          # type: ignore[union-attr]
             eng.record(kind, f"{part}#definedName[{name[:60]}]", Action.REMOVED, why)
@@ -147,20 +175,36 @@ def _refers_to(formula: str, sheet: str) -> bool:
 
 
 def formulas(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
-    """Turn DDE formulas, and formulas into removed external workbooks, into values."""
+    """Turn into their cached values: DDE formulas, formulas into other workbooks
+    (removed external links, or a workbook named by its file), formulas that fetch or
+    start something (WEBSERVICE, IMAGE, RTD, CALL, REGISTER, EXEC), and HYPERLINK
+    formulas the policy would not keep as a link (one to a file, a share or a script
+    always; to a web or mail address unless ``keep: [hyperlinks]``; a jump within the
+    workbook stays)."""
     external = 0
     shared: set[str] = set()
     changed = False
+    keep_links = eng.ctx.keeps("hyperlinks")
     for cell in X.iter_local(doc.root, "c"):
         f = _child(cell, "f")
         if f is None:
             continue
         text = f.text or ""
+        where = f"{part}#cell[{cell.get('r', '?')}]"
+        code = _STRING.sub('""', text)     # the formula without its string constants
+        active = _ACTIVE_FN.search(code)
+        link = _hyperlink_problem(text, keep_links)
         if "|" in text and DDE.search(text):
-            eng.record("ooxml.dde", f"{part}#cell[{cell.get('r', '?')}]", Action.NEUTRALIZED,
+            eng.record("ooxml.dde", where, Action.NEUTRALIZED,
                        "DDE formula replaced by its last value")
-        elif eng.ext_links_removed and _EXTREF.search(text):
+        elif (eng.ext_links_removed and _EXTREF.search(text)) or _PATH_REF.search(code):
             external += 1
+        elif active is not None:
+            kind, what = _FN_KIND[active.group(1).lower()]
+            eng.record(kind, where, Action.NEUTRALIZED, f"{what} replaced by its last value")
+        elif link is not None:
+            eng.record("ooxml.hyperlink", where, Action.NEUTRALIZED,
+                       f"HYPERLINK formula to {link} replaced by its last value")
         else:
             continue
         if f.get("t") == "shared" and f.get("si") is not None:
@@ -179,6 +223,30 @@ def formulas(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
     if changed:
         eng.formulas_removed = True
     return changed
+
+
+def names_other_workbook(formula: str, ext_links_removed: bool) -> bool:
+    """Whether a formula reads a cell of another workbook: one named by its file, or an
+    external link that was removed."""
+    return bool(_PATH_REF.search(_STRING.sub('""', formula))
+                or (ext_links_removed and _EXTREF.search(formula)))
+
+
+def _hyperlink_problem(formula: str, keep_links: bool) -> str | None:
+    """What a HYPERLINK call in ``formula`` opens, when it may not stay a link: each call
+    is judged by its first argument (a string; anything computed is judged by the
+    string it starts with, and is not kept when it starts with none)."""
+    for m in _HYPERLINK.finditer(formula):
+        if m.group(1) is None:
+            return "a computed address"
+        target = m.group(1)[1:-1].replace('""', '"').strip()
+        if target.startswith("#"):
+            continue                      # a place in this workbook
+        if keep_links and is_web(target):
+            continue
+        return (f"{shown_address(target)}, removed by policy" if is_web(target)
+                else f"a {describe_target(target)}")
+    return None
 
 
 _CONN_STRINGS = {"connection", "command", "url"}

@@ -16,12 +16,15 @@ def rels_bytes(pkg: Package, source: str, e: Edits) -> bytes | None:
     dead = e.dead.get(source, set())
     retarget = e.retarget.get(source, {})
     retype = e.retype.get(source, {})
-    if not (dead & {r.id for r in rp.rels} or retarget or retype):
+    internal = e.internal.get(source, set())
+    if not (dead & {r.id for r in rp.rels} or retarget or retype or internal):
         return None
     for rel in rp.rels:
         if rel.id in dead:
             rp.doc.root.remove(rel.element)
         else:
+            if rel.id in internal:
+                rel.element.attrib.pop("TargetMode", None)
             if rel.id in retarget:
                 rel.element.set("Target", retarget[rel.id])
             if rel.id in retype:

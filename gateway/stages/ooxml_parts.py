@@ -47,25 +47,30 @@ Task = Callable[["Engine", str, X.XmlDoc], bool]
 _FORMULA_END = re.compile(rb"</(?:[\w.-]+:)?f>")
 
 
-def _in_formula(data: bytes, c: bytes) -> bool:
-    """Whether ``c`` stands in the text just before a closing </f> (no "<" between).
+def _in_formula(data: bytes, hint: re.Pattern[bytes]) -> bool:
+    """Whether ``hint`` matches in the text just before a closing </f> (no "<" between).
     Each such text runs from the "<" before it, so the scan is linear: the pattern
     "c[^<]*</f>" was tried from every c and rescanned the rest (60,000 "&#x41;" in one
     attribute took over 10 s, a fuzzed 16 kB sheet the job's whole time)."""
     for m in _FORMULA_END.finditer(data):
         start = data.rfind(b"<", 0, m.start()) + 1
-        if data.find(c, start, m.start()) >= 0:
+        if hint.search(data, start, m.start()) is not None:
             return True
     return False
 
 
-def _formula_check(data: bytes, full: bool, ext_links: bool) -> bool:
-    """A formula that may be DDE (``|``), read a removed workbook (``[``), or spell
-    either with a character reference (``&#124;``)."""
+#: what a formula XL.formulas may change holds: DDE (``|``), another workbook (``[``),
+#: a function that fetches or starts something or a HYPERLINK, or a character
+#: reference that could spell any of them
+_FORMULA_HINT = re.compile(rb"[|\[]|&#|hyperlink|webservice|image|rtd|call|register|exec",
+                           re.IGNORECASE)
+
+
+def _formula_check(data: bytes, full: bool) -> bool:
+    """Whether a formula of the part may be one XL.formulas turns into its value."""
     if full:
         return True
-    chars = [b"|", b"&#"] + ([b"["] if ext_links else [])
-    return any(c in data and _in_formula(data, c) for c in chars)
+    return _in_formula(data, _FORMULA_HINT)
 
 
 #: an attribute value short enough to be a relationship id
@@ -123,12 +128,16 @@ def process_parts(eng: Engine) -> None:
             data = wide
             if eng.writing:
                 e.replaced[name] = data
+        if family == "excel" and b"FmlaMacro" in data:
+            data = _button_macros(eng, name, data)
         full = X.needs_full_parse(data)
         hidden = full or b"&#" in data          # content a byte search could miss
         tasks: list[Task] = []
+        if family == "excel" and (b"macro=" in data or b"textlink=" in data or hidden):
+            tasks.append(_macro_attributes)
         if name == pkg.main and family == "excel":
             tasks.append(XL.workbook)
-        if "worksheet" in roles and _formula_check(data, full, eng.ext_links_removed):
+        if "worksheet" in roles and _formula_check(data, full):
             tasks.append(XL.formulas)
         if "worksheet" in roles and b"oleObject" in data and (b"link=" in data or hidden):
             tasks.append(_linked_objects)
@@ -351,6 +360,63 @@ def _web_settings(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
         eng.record("ooxml.external_relationship", f"{part}#frameset", Action.REMOVED,
                    f"frameset loading {frames} frame{'s' if frames != 1 else ''}")
         changed = True
+    return changed
+
+
+# ----------------------------------------------------------------- Excel macro buttons
+#
+# A macro assigned to a form button (VML ``x:FmlaMacro``, x14 ``controlPr macro``) or a
+# drawing shape (``xdr:sp macro``) runs on a click; one named in another workbook
+# (``'C:\\x\\evil.xlsm'!Auto``, ``\\\\host\\s\\[evil.xlsm]Sheet1!M``) makes Excel open that
+# workbook to run it. The VBA goes with the macro-enabled type; the assignments went
+# nowhere and stayed (XlsxWriter's macros.xlsm example). A shape's text linked to a cell
+# of another workbook (``textlink``) is an external link.
+
+_FMLA_MACRO = re.compile(rb"<((?:[\w.-]+:)?)FmlaMacro\b[^>]*>([^<]*)</\1FmlaMacro\s*>")
+
+
+def _button_macros(eng: Engine, part: str, data: bytes) -> bytes:
+    """A legacy (VML) drawing's button macros, taken out by bytes (VML need not be
+    well-formed XML)."""
+    count = 0
+
+    def drop(m: re.Match[bytes]) -> bytes:
+        nonlocal count
+        count += 1
+        macro = m.group(2).decode("utf-8", "replace").strip()
+        eng.record("ooxml.macro_assignment", f"{part}#FmlaMacro[{count}]", Action.REMOVED,
+                   f"macro {macro[:80]!r} run by a click on a form control")
+        return b""
+
+    edited = _FMLA_MACRO.sub(drop, data)
+    if count and eng.writing:
+        eng.e.replaced[part] = edited
+    return edited
+
+
+def _macro_attributes(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
+    """Shapes' and controls' ``macro`` (any non-empty one) and ``textlink`` (one into
+    another workbook) attributes; location: the element's name and its number among
+    the part's elements that have either attribute."""
+    changed = False
+    count = 0
+    for el in doc.root.iter():
+        if "macro" not in el.attrib and "textlink" not in el.attrib:
+            continue
+        count += 1
+        where = f"{part}#{X.local(el.tag)}[{count}]"
+        macro = el.attrib.get("macro", "").strip()
+        if macro:
+            eng.record("ooxml.macro_assignment", where, Action.REMOVED,
+                       f"macro {macro[:80]!r} run by a click on a shape or control")
+            del el.attrib["macro"]
+            changed = True
+        link = el.attrib.get("textlink", "")
+        if link and XL.names_other_workbook(link, eng.ext_links_removed):
+            eng.record("ooxml.external_link", where, Action.REMOVED,
+                       "shape text linked to a cell of another workbook")
+            del el.attrib["textlink"]
+            changed = True
     return changed
 
 

@@ -152,6 +152,8 @@ class Edits:
     retarget: defaultdict[str, dict[str, str]] = field(
         default_factory=lambda: defaultdict(dict))
     retype: defaultdict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    #: relationships written without TargetMode="External" (a jump within the document)
+    internal: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     demote: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     added: dict[str, bytes] = field(default_factory=dict)
     substituted: dict[str, str] = field(default_factory=dict)
@@ -285,6 +287,13 @@ class Engine:
                 where = f"{rp.name}#{rel.id}"
                 target = _show(rel.target)
                 if rel.kind == "hyperlink":
+                    if rel.target.strip().startswith("#"):
+                        # a place in this document ("#Data!A1" on a picture): it stays,
+                        # marked internal as LibreOffice writes it (XlsxWriter says
+                        # External, and oleobj reports it as a link out)
+                        if rel.external:
+                            self.e.internal[rp.source].add(rel.id)
+                        continue
                     if keep_links and is_web(rel.target):
                         kept += 1
                         continue

@@ -159,6 +159,8 @@ def ooxml_integrity(path: Path) -> list[str]:
                 if rel.get("TargetMode", "") == "External":
                     continue
                 target = rel.get("Target", "")
+                if target.startswith("#"):
+                    continue   # a place in the document itself (Excel's "#Sheet2!A1")
                 full = target.lstrip("/") if target.startswith("/") else \
                     posixpath.normpath(posixpath.join(folder, target))
                 if unquote(full).lower() not in lower and full.lower() not in lower:

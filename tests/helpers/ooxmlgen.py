@@ -578,6 +578,79 @@ def xlsx_external_link(dde: bool) -> bytes:
     return p.build()
 
 
+#: formulas of xlsx_active_cells: cell -> (formula, cached value); the last two stay
+ACTIVE_CELLS = {
+    "A10": ('HYPERLINK("file:///c:/windows/system32/calc.exe","calc")', "calc"),
+    "B10": ('WEBSERVICE("http://tracker.example/x")', "ws"),
+    "C10": ('RTD("evil.progid",,"x")', "rtd"),
+    "D10": ("'C:\\data\\[book.xlsx]Sheet1'!A1", "seven"),
+    "E10": ('_xlfn.IMAGE("http://tracker.example/p.png")', "img"),
+    "F10": ('CALL("kernel32","WinExec","JCJ","calc",0)', "call"),
+    "G10": ('HYPERLINK("#明細!A1","jump")', "jump"),
+    "H10": ('CONCATENATE("[book.xlsx] is ","text")', "[book.xlsx] is text"),
+}
+#: defined names of xlsx_active_cells: the first three go, the last stays
+ACTIVE_NAMES = {"XlmName": "GET.WORKBOOK(1)",
+                "CallName": 'CALL("kernel32","WinExec","JCJ","calc",0)',
+                "ExtName": "'\\\\evil.example\\s\\[book.xlsx]Sheet1'!$A$1",
+                "OkName": "'集計'!$A$1"}
+SHAPE_MACRO = "'C:\\Users\\Public\\evil.xlsm'!Auto"
+
+
+def xlsx_active_cells() -> bytes:
+    """A workbook whose formulas fetch, call or open things (ACTIVE_CELLS), whose names
+    call Excel 4.0 functions or another workbook (ACTIVE_NAMES), with a drawing: a shape
+    running a macro of another workbook, its text linked to that workbook's cell, and a
+    shape whose click jumps to a place in this workbook; and a legacy form button running
+    a macro (XlsxWriter's macros.xlsm example, less its VBA)."""
+    from xml.sax.saxutils import escape
+
+    p = Pkg(base_xlsx())
+    cells = "".join(f'<c r="{ref}" t="str"><f>{escape(f)}</f><v>{escape(v)}</v></c>'
+                    for ref, (f, v) in ACTIVE_CELLS.items())
+    p.sub("xl/worksheets/sheet1.xml", "</sheetData>", f'<row r="10">{cells}</row></sheetData>')
+    names = "".join(f'<definedName name="{n}">{escape(f)}</definedName>'
+                    for n, f in ACTIVE_NAMES.items())
+    p.sub("xl/workbook.xml", "<definedNames/>", f"<definedNames>{names}</definedNames>")
+    xdr = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
+    a = "http://schemas.openxmlformats.org/drawingml/2006/main"
+
+    def shape(n: int, attrs: str, extra: str = "") -> str:
+        return (f'<xdr:twoCellAnchor><xdr:from><xdr:col>{n}</xdr:col><xdr:colOff>0'
+                f"</xdr:colOff><xdr:row>12</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:from>"
+                f"<xdr:to><xdr:col>{n + 2}</xdr:col><xdr:colOff>0</xdr:colOff><xdr:row>16"
+                f"</xdr:row><xdr:rowOff>0</xdr:rowOff></xdr:to><xdr:sp {attrs}><xdr:nvSpPr>"
+                f'<xdr:cNvPr id="{n + 2}" name="Shape {n}">{extra}</xdr:cNvPr><xdr:cNvSpPr/>'
+                '</xdr:nvSpPr><xdr:spPr><a:prstGeom prst="rect"><a:avLst/></a:prstGeom>'
+                f"</xdr:spPr><xdr:txBody><a:bodyPr/><a:p><a:r><a:t>Shape {n}</a:t></a:r>"
+                "</a:p></xdr:txBody></xdr:sp><xdr:clientData/></xdr:twoCellAnchor>")
+
+    rid = p.rel("xl/drawings/drawing1.xml", f"{R}/hyperlink", "#明細!A1", external=True)
+    p.put("xl/drawings/drawing1.xml",
+          f'<xdr:wsDr xmlns:xdr="{xdr}" xmlns:a="{a}" xmlns:r="{R}">'
+          + shape(0, f'macro="{escape(SHAPE_MACRO)}" '
+                     f'textlink="{escape(ACTIVE_CELLS["D10"][0])}" textlock="1"')
+          + shape(4, 'macro=""', f'<a:hlinkClick r:id="{rid}"/>') + "</xdr:wsDr>")
+    p.override("xl/drawings/drawing1.xml",
+               "application/vnd.openxmlformats-officedocument.drawing+xml")
+    drawing = p.rel("xl/worksheets/sheet1.xml", f"{R}/drawing", "../drawings/drawing1.xml")
+    p.put("xl/drawings/vmlDrawing1.vml",
+          '<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:'
+          'office:office" xmlns:x="urn:schemas-microsoft-com:office:excel"><v:shape id="_x0000'
+          '_s1025" type="#_x0000_t201" style="position:absolute;margin-left:300pt;margin-top:'
+          '200pt;width:60pt;height:20pt;z-index:1"><v:textbox><div>Press</div></v:textbox>'
+          '<x:ClientData ObjectType="Button"><x:Anchor>6, 0, 12, 0, 7, 0, 14, 0</x:Anchor>'
+          "<x:PrintObject>False</x:PrintObject><x:AutoFill>False</x:AutoFill>"
+          "<x:FmlaMacro>[0]!say_hello</x:FmlaMacro><x:TextHAlign>Center</x:TextHAlign>"
+          "</x:ClientData></v:shape></xml>")
+    p.default("vml", "application/vnd.openxmlformats-officedocument.vmlDrawing")
+    legacy = p.rel("xl/worksheets/sheet1.xml", f"{R}/vmlDrawing", "../drawings/vmlDrawing1.vml")
+    p.sub("xl/worksheets/sheet1.xml", "</worksheet>",
+          f'<drawing xmlns:r="{R}" r:id="{drawing}"/><legacyDrawing xmlns:r="{R}" '
+          f'r:id="{legacy}"/></worksheet>')
+    return p.build()
+
+
 def xlsx_connections() -> bytes:
     p = Pkg(base_xlsx())
     p.put("xl/connections.xml",

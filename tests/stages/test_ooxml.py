@@ -15,6 +15,7 @@ import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as DET
 import lxml.etree
@@ -523,6 +524,41 @@ def test_external_workbook_link_removed_formula_keeps_value(tmp_path: Path) -> N
     assert '<c r="B4"><v>42</v></c>' in sheet and "[1]" not in sheet
     text = check_output(r, tmp_path, same_text=False)
     assert "42" in text.split("\n") and "合計" in text
+
+
+def test_formulas_names_and_shapes_that_run_fetch_or_open_things(tmp_path: Path) -> None:
+    """XlsxWriter-made and hand-edited workbooks went through as clean with formulas
+    that open a program or fetch from the web (HYPERLINK to a file, WEBSERVICE, RTD,
+    IMAGE, CALL), a workbook named by its path in a formula and a name, names calling
+    Excel 4.0 functions, a shape and a form button running a macro (one of another
+    workbook), a shape's text linked to another workbook. Each formula becomes its
+    cached value; a jump within the workbook, on a cell or a shape, stays."""
+    r = run(tmp_path, G.xlsx_active_cells(), "集計.xlsx")
+    sheet, book = "xl/worksheets/sheet1.xml", "xl/workbook.xml"
+    assert r.keys() == {
+        ("ooxml.hyperlink", f"{sheet}#cell[A10]"), ("ooxml.external_data", f"{sheet}#cell[B10]"),
+        ("ooxml.dde", f"{sheet}#cell[C10]"), ("ooxml.external_link", sheet),
+        ("ooxml.external_data", f"{sheet}#cell[E10]"), ("ooxml.xlm_macro", f"{sheet}#cell[F10]"),
+        ("ooxml.xlm_macro", f"{book}#definedName[XlmName]"),
+        ("ooxml.xlm_macro", f"{book}#definedName[CallName]"),
+        ("ooxml.external_link", f"{book}#definedName[ExtName]"),
+        ("ooxml.macro_assignment", "xl/drawings/drawing1.xml#sp[1]"),
+        ("ooxml.external_link", "xl/drawings/drawing1.xml#sp[1]"),
+        ("ooxml.macro_assignment", "xl/drawings/vmlDrawing1.vml#FmlaMacro[1]")}
+    out = r.part(sheet)
+    for ref, (formula, value) in G.ACTIVE_CELLS.items():
+        kept = ref in ("G10", "H10")
+        assert (f"<f>{escape(formula)}</f>" in out) == kept, ref
+        assert f"<v>{escape(value)}</v>" in out, ref       # what the cell showed stays
+    names = r.part(book)
+    assert "OkName" in names and not any(n in names for n in ("XlmName", "CallName", "ExtName"))
+    drawing = r.part("xl/drawings/drawing1.xml")
+    assert "evil.xlsm" not in drawing and "textlink" not in drawing and "hlinkClick" in drawing
+    assert "#明細!A1" in r.part("xl/drawings/_rels/drawing1.xml.rels")   # the jump stays
+    vml = r.part("xl/drawings/vmlDrawing1.vml")
+    assert "FmlaMacro" not in vml and 'ObjectType="Button"' in vml
+    text = check_output(r, tmp_path, same_text=False)
+    assert "calc" in text and "jump" in text and "合計" in text
 
 
 def test_dde_link_removed(tmp_path: Path) -> None:
