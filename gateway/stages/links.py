@@ -62,6 +62,34 @@ def css_loads(css: str) -> bool:
     return CSS_LOADS.search(css_text(css)) is not None
 
 
+#: SVG elements that change another attribute while the drawing is shown
+SVG_ANIMATIONS = frozenset({"set", "animate", "animatetransform", "animatemotion",
+                            "animatecolor"})
+
+
+def presentation_loads(value: str) -> bool:
+    """Whether an SVG presentation attribute's value (fill, mask, cursor, clip-path...)
+    loads from elsewhere: url() that is no reference into the drawing, image-set()
+    (mask="image-set('http://...' 1x)" fetched in Chromium)."""
+    return "(" in value and css_loads(value)
+
+
+def svg_animation_problem(attribute: str | None, values: str) -> str | None:
+    """What an SVG animation does that it may not: "script" when it sets a link or an
+    event handler, or gives a script URL (a link's href becomes javascript: and runs on
+    a click); "load" when the values load from elsewhere (a mask or cursor set to a
+    remote picture); None otherwise. ``values``: its to, from, values and by."""
+    # any prefix may stand for xlink (x:href): the local name is what counts
+    target = (attribute or "").lower().rpartition(":")[2].strip()
+    if target == "href" or target.startswith("on"):
+        return "script"
+    # a URL parser drops tabs and line breaks: "javas&#9;cript:" is javascript:
+    # (anywhere: values is a ";" list)
+    if SCRIPT_SCHEME.search(re.sub(r"[\t\n\r]", "", values)):
+        return "script"
+    return "load" if presentation_loads(values) else None
+
+
 def shown_address(target: str) -> str:
     """A link's address as findings name it: blanks folded, at most 300 characters."""
     return " ".join(target.split())[:300]

@@ -57,7 +57,6 @@ _DROP = {"script": "svg.script", "handler": "svg.script", "listener": "svg.scrip
          "foreignObject": "svg.foreign_object", "iframe": "svg.foreign_object",
          "embed": "svg.foreign_object", "object": "svg.foreign_object",
          "link": "svg.external_reference"}
-_ANIMATIONS = {"set", "animate", "animateTransform", "animateMotion", "animateColor"}
 _LINK_URL = re.compile(r"^\s*(https?|mailto)\s*:", re.I)
 _SVG_DATA_URL = re.compile(r"^\s*data:image/svg\+xml(;[^,]*)?,", re.I)
 _PI = re.compile(rb"<\?xml-stylesheet", re.I)
@@ -187,15 +186,9 @@ def _element_kind(el: ET.Element, name: str) -> str | None:
         return "svg.foreign_object"  # HTML in the drawing, with or without foreignObject
     if name in _DROP:
         return _DROP[name]
-    if name in _ANIMATIONS:
-        # any prefix may stand for xlink (x:href): the local name is what counts
-        target = (el.get("attributeName") or "").lower().rpartition(":")[2].strip()
-        if target == "href" or target.startswith("on"):
-            return "svg.animation"
+    if name.lower() in links.SVG_ANIMATIONS:
         values = " ".join(el.get(a, "") for a in ("to", "from", "values", "by"))
-        # a URL parser drops tabs and line breaks: "javas&#9;cript:" is javascript:
-        # (anywhere: values is a ";" list)
-        if links.SCRIPT_SCHEME.search(re.sub(r"[\t\n\r]", "", values)):
+        if links.svg_animation_problem(el.get("attributeName"), values):
             return "svg.animation"
     if name == "style" and links.css_loads("".join(el.itertext())):
         return "svg.stylesheet"
@@ -238,18 +231,13 @@ def _attributes(el: ET.Element, name: str, where: str, ctx: StageContext,
                 kind = "svg.external_reference"
         elif attr == "style" and links.css_loads(value):
             kind = "svg.stylesheet"
-        elif "(" in value and _presentation_loads(links.css_text(value)):
+        elif links.presentation_loads(value):
             kind = "svg.external_reference"
         if kind is None:
             continue
         ctx.record(kind, loc, action=action, detail=detail)
         if action == "removed":
             del el.attrib[key]
-
-
-def _presentation_loads(css: str) -> bool:
-    """A presentation attribute (fill="url(...)") whose url() loads from elsewhere."""
-    return "url(" in css.replace(" ", "").lower() and links.CSS_LOADS.search(css) is not None
 
 
 def _nested_svg(url: str, ctx: StageContext) -> str | None:

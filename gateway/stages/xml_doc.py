@@ -22,8 +22,12 @@ DTD's entities (XXE: read files, call URLs; entity expansion). So the stage remo
   (``xml.frame``), event-handler attributes (``xml.event_handler``), javascript:,
   vbscript: and data: URLs (``xml.javascript_url``, a data: image stays), references
   that load something from elsewhere: ``base``, ``link``, a refreshing ``meta``, remote
-  stylesheets, remote pictures (``xml.remote_resource``); hyperlinks (``a``) to web or
-  mail addresses follow the policy (``xml.hyperlink``), others go;
+  stylesheets, remote pictures, a link's ``ping``, SVG presentation attributes that
+  load (``fill="url(http://...)"``, ``mask="image-set(...)"``) (``xml.remote_resource``);
+  SVG animations that set a link or handler or a script URL (``xml.javascript_url``)
+  or load (``xml.remote_resource``), judged as the SVG stage judges them
+  (``links.svg_animation_problem``); hyperlinks (``a``) to web or mail addresses follow
+  the policy (``xml.hyperlink``), others go;
 * XInclude elements (``xml.remote_resource``) and msxsl:script (``xml.script``: C# or
   JScript run by .NET and MSXML transformations).
 
@@ -78,6 +82,7 @@ _MARKUP_NS = re.compile(rb"http://www\.w3\.org/1999/xhtml|http://www\.w3\.org/20
 #: namespaces whose links (href, src: MathML's on any element, mglyph's picture; NCX's
 #: content) are judged like an XHTML page's
 _LINKING = frozenset({MATHML, NCX})
+_SVG_PREFIX = "{" + SVG + "}"
 _SCRIPTS = frozenset({"script", "handler", "listener"})
 _FRAMES = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet",
                      "foreignobject", "portal"})
@@ -380,6 +385,13 @@ class _Walk:
             return "xml.remote_resource", "automatic redirect"
         if low == "style" and links.css_loads("".join(map(str, el.itertext()))):
             return "xml.remote_resource", "stylesheet with @import or url()"
+        if ns == SVG and low in links.SVG_ANIMATIONS:
+            values = " ".join(str(el.get(a, "")) for a in ("to", "from", "values", "by"))
+            problem = links.svg_animation_problem(el.get("attributeName"), values)
+            if problem == "script":
+                return "xml.javascript_url", "animation setting a link or event handler"
+            if problem == "load":
+                return "xml.remote_resource", "animation loading from elsewhere"
         return None
 
     def _element(self, el: etree._Element, where: str) -> None:
@@ -422,6 +434,11 @@ class _Walk:
                 self._drop(el, key, "xml.frame", loc)
             elif low == "style" and links.css_loads(value):
                 self._drop(el, key, "xml.remote_resource", loc, "style with url()")
+            elif low == "ping":   # a request to that address when the link is followed
+                self._drop(el, key, "xml.remote_resource", loc, "link ping")
+            elif el.tag.startswith(_SVG_PREFIX) and not attr_ns \
+                    and links.presentation_loads(value):
+                self._drop(el, key, "xml.remote_resource", loc, f"{attr} loading from elsewhere")
             elif low in _URL_ATTRS:
                 self._url(el, key, name.lower(), low, value, loc)
 

@@ -91,6 +91,19 @@ def xml_problems(path: Path) -> list[str]:
                     problems.append("@" + name)
                 if value.strip().lower().startswith(("javascript:", "vbscript:")):
                     problems.append("url:" + name)
+                if name == "ping":
+                    problems.append("@ping")
+                squeezed = value.replace(" ", "").lower()
+                if qname.namespace == SVG and ("image-set(" in squeezed or (
+                        "url(" in squeezed and "url(#" not in squeezed)):
+                    problems.append("loads:" + name)
+            if qname.namespace == SVG and qname.localname.lower() in (
+                    "set", "animate", "animatetransform", "animatemotion", "animatecolor"):
+                target = (el.get("attributeName") or "").lower().rpartition(":")[2]
+                values = " ".join(el.get(a, "") for a in ("to", "from", "values", "by"))
+                if target == "href" or target.startswith("on") or re.search(
+                        r"(javascript|vbscript)\s*:", values.replace("\t", ""), re.I):
+                    problems.append("animation:" + target)
         if qname.namespace == "urn:schemas-microsoft-com:xslt" and qname.localname == "script":
             problems.append("msxsl:script")
     return problems

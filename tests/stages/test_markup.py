@@ -284,6 +284,24 @@ def test_svg_animation_of_href_under_any_prefix_is_removed(tmp_path: Path) -> No
     assert b"<set" not in out.read_bytes() and b"<animate" not in out.read_bytes()
 
 
+def test_svg_masks_and_cursors_from_image_set_are_removed(tmp_path: Path) -> None:
+    """mask="image-set('http://...' 1x)" (no url() in it), and a <set> giving a mask or a
+    cursor such a value, fetched the picture in Chromium (PortSwigger's XSS cheat sheet
+    variants); they were kept, verdict clean."""
+    payload = (b"<svg xmlns='http://www.w3.org/2000/svg' width='200' height='100'>"
+               b"<text y='20'>hello</text><rect y='30' width='50' height='50' "
+               b'mask="image-set(\'http://127.0.0.1:9/m.png\' 1x)"/>'
+               b"<rect width='50' height='50'><set attributeName='mask' "
+               b'to="-webkit-image-set(\'http://127.0.0.1:9/s.png\' 1x)"/>'
+               b"<set attributeName='cursor' "
+               b'to="image-set(\'http://127.0.0.1:9/c.png\' 1x), auto"/></rect></svg>')
+    report, out = run(tmp_path, payload, "mask.svg")
+    assert keys(report) == {("svg.external_reference", "rect[0]@mask"),
+                            ("svg.animation", "set[0]"), ("svg.animation", "set[1]")}
+    assert svg_problems(out) == []
+    assert b"hello" in out.read_bytes()
+
+
 def test_svg_filter_picture_from_a_data_url_is_kept(tmp_path: Path) -> None:
     """resvg's filters/feImage tests: an feImage's data:image/png picture was removed as
     a script URL; it is a picture, as in <image>."""

@@ -45,6 +45,29 @@ def test_xhtml_script_in_xml_is_removed_the_rest_kept(tmp_path: Path) -> None:
     assert b"<value>http://google.com</value>" in data
 
 
+def test_svg_in_xhtml_is_judged_as_in_an_svg_file(tmp_path: Path) -> None:
+    """In an XHTML page (or any XML) an SVG <set> turning a link into javascript: (a
+    click ran it), presentation attributes loading from elsewhere and a link's ping
+    stayed: the SVG stage's rules were not applied to SVG inside XML."""
+    page = (b'<html xmlns="http://www.w3.org/1999/xhtml"><body><p id="x">Click the box</p>'
+            b'<a href="#x" ping="http://127.0.0.1:9/ping">in-page link</a>'
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100"><a>'
+            b'<set attributeName="href" to="javascript:alert(document.domain)"/>'
+            b'<rect width="200" height="100" fill="url(http://127.0.0.1:9/f.svg#p)" '
+            b'cursor="url(http://127.0.0.1:9/c.png), auto" mask="image-set(\'//x/m.png\' 1x)"'
+            b' stroke="url(#grad)"/></a></svg></body></html>')
+    report, out = run(tmp_path, page, "page.xhtml")
+    assert report.input.type == "text.xml"
+    assert keys(report) == {("xml.remote_resource", "a[0]@ping"),
+                            ("xml.javascript_url", "set[0]"),
+                            ("xml.remote_resource", "rect[0]@fill"),
+                            ("xml.remote_resource", "rect[0]@cursor"),
+                            ("xml.remote_resource", "rect[0]@mask")}
+    assert xml_problems(out) == []
+    data = out.read_bytes()
+    assert b'stroke="url(#grad)"' in data and b"Click the box" in data
+
+
 def test_mathml_links_and_xml_base_are_judged_too(tmp_path: Path) -> None:
     """Found with hand-made e-books (their chapters go through this stage): MathML
     allows href on any element (javascript: kept) and an mglyph loads a picture (a
