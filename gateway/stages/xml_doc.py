@@ -270,8 +270,12 @@ def _stylesheets(tree: etree._ElementTree, ctx: StageContext) -> bool:
 
 #: XHTML elements that are nothing without their src
 _NEEDS_SRC = frozenset({"img", "source", "track"})
-#: elements whose content is what a reader shows in their place (HTML's fallback content)
-_FALLBACK = frozenset({"object", "applet"})
+#: elements whose content is what a reader shows in their place (HTML's fallback
+#: content), and HTML's empty elements, which hold content only when a page that is
+#: not well-formed was read in recovery mode (an unclosed <LINK ...> held the rest of
+#: the page, and the page went with it)
+_FALLBACK = frozenset({"object", "applet", "link", "base", "meta", "embed", "frame",
+                       "param", "source", "track"})
 _NOT_FALLBACK = frozenset({"param"})
 
 

@@ -68,6 +68,22 @@ def test_svg_in_xhtml_is_judged_as_in_an_svg_file(tmp_path: Path) -> None:
     assert b'stroke="url(#grad)"' in data and b"Click the box" in data
 
 
+def test_unclosed_link_in_a_page_read_in_recovery_mode_keeps_what_follows(
+        tmp_path: Path) -> None:
+    """An XHTML page with an unclosed <LINK ...> (HTML habits) is read in recovery
+    mode, where the rest of the page becomes the link's content: removing the link
+    took the rest of the page with it."""
+    page = (b'<?xml version="1.0"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            b'<p>Before</p>\n<LINK REL="stylesheet" HREF="http://127.0.0.1:9/x.css">\n'
+            b"<p>After the link</p><p>And more</p></body></html>")
+    report, out = run(tmp_path, page, "page.xhtml")
+    assert keys(report) == {("xml.remote_resource", "LINK[0]"), ("xml.repaired", "")}
+    assert xml_problems(out) == []
+    data = out.read_bytes()
+    assert b"Before" in data and b"After the link" in data and b"And more" in data
+    assert b"x.css" not in data
+
+
 def test_mathml_links_and_xml_base_are_judged_too(tmp_path: Path) -> None:
     """Found with hand-made e-books (their chapters go through this stage): MathML
     allows href on any element (javascript: kept) and an mglyph loads a picture (a
