@@ -32,8 +32,11 @@ _TAGS = set(nh3.ALLOWED_TAGS) | {"font", "tfoot", "section", "main", "address", 
 _TAGS -= {"area", "map"}  # image maps carry hrefs in an odd place; the image itself stays
 _ATTRS: dict[str, set[str]] = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRS.setdefault("font", set()).update({"color", "size", "face"})
+# hidden (and a closed <details>) keep hiding what the author hid: dropped, a page
+# showed text its author kept out of view, and an open <details> came out collapsed
 _ATTRS["*"] = {"style", "title", "lang", "dir", "align", "class", "id", "width", "height",
-               "bgcolor", "valign", "border", "cellpadding", "cellspacing", "nowrap"}
+               "bgcolor", "valign", "border", "cellpadding", "cellspacing", "nowrap", "hidden"}
+_ATTRS["details"] = {"open"}
 _ATTRS["a"] = {"href", "hreflang", "name", "target"}
 _STYLE_PROPERTIES = {
     "color", "background-color", "font", "font-family", "font-size", "font-style",

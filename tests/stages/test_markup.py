@@ -7,6 +7,7 @@ import email
 from pathlib import Path
 
 import lxml.etree
+import lxml.html
 import pytest
 
 import gateway.stages.html
@@ -206,6 +207,18 @@ def test_clean_html_stays_clean(tmp_path: Path) -> None:
     report, out = run(tmp_path, page.encode(), "ok.html")
     assert report.verdict is Verdict.CLEAN
     assert html_text(out) == "こんにちは 世界1"
+
+
+def test_hidden_text_stays_hidden_and_open_details_open(tmp_path: Path) -> None:
+    """``hidden`` was dropped, so text the author hid was shown, and ``<details open>``
+    lost ``open``, so its text came out collapsed (beside PortSwigger's payloads)."""
+    page = ("<html><body><p hidden>下書きメモ</p><details open><summary>質問</summary>"
+            "<p>回答</p></details></body></html>")
+    report, out = run(tmp_path, page.encode(), "faq.html")
+    assert report.verdict is Verdict.CLEAN
+    root = lxml.html.parse(str(out)).getroot()
+    assert root.xpath("//p[@hidden]")[0].text == "下書きメモ"
+    assert root.xpath("//details")[0].get("open") is not None
 
 
 @pytest.mark.parametrize("page", [
