@@ -315,6 +315,11 @@ _KINDS: tuple[KindInfo, ...] = (
     KindInfo("html.remote_resource", _M, True,
              "remote resource (tracking image, stylesheet)", "外部リソース (追跡画像・スタイル)"),
     KindInfo("html.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
+    KindInfo("html.embedded_markup", _L, True,
+             "inline SVG or MathML, removed with its content (it can hold scripts and links "
+             "an HTML sanitizer cannot judge)",
+             "埋め込みの SVG・MathML (内容ごと削除: HTML の無害化では判定できない"
+             "スクリプト・リンクを含みうる)"),
     KindInfo("svg.script", _H, True, "script", "スクリプト"),
     KindInfo("svg.event_handler", _H, True, "event handler attribute (on…)",
              "イベントハンドラ属性"),

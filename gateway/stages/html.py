@@ -234,6 +234,8 @@ class _Scanner(HTMLParser):
             rec("html.remote_resource", where, detail="external stylesheet or resource")
         elif tag == "style":
             self.in_style = True
+        elif tag in ("svg", "math"):   # dropped with what it holds (_DROP_WITH_CONTENT)
+            rec("html.embedded_markup", where)
         if tag in _REMOVED_WHOLE:
             return  # the element goes with all its attributes: one finding is enough
         for key, value in attrs:

@@ -209,6 +209,18 @@ def test_clean_html_stays_clean(tmp_path: Path) -> None:
     assert html_text(out) == "こんにちは 世界1"
 
 
+def test_inline_svg_and_mathml_removed_with_their_text_are_reported(tmp_path: Path) -> None:
+    """Inline <svg> and <math> go with their content (nh3 cannot judge them); the text
+    they held was lost with the verdict clean and no finding."""
+    page = ("<html><body><p>前</p><svg><text>図の説明</text></svg>"
+            "<math><mi>x</mi></math><p>後</p></body></html>")
+    report, out = run(tmp_path, page.encode(), "page.html")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("html.embedded_markup", "svg[0]"),
+                            ("html.embedded_markup", "math[0]")}
+    assert html_text(out) == "前後"
+
+
 def test_hidden_text_stays_hidden_and_open_details_open(tmp_path: Path) -> None:
     """``hidden`` was dropped, so text the author hid was shown, and ``<details open>``
     lost ``open``, so its text came out collapsed (beside PortSwigger's payloads)."""
