@@ -496,12 +496,17 @@ def test_nested_message_is_recursed(tmp_path: Path) -> None:
     assert "「内側.eml」" in notice(msg)
 
 
-def test_uuencoded_file_in_text_is_cut_out(tmp_path: Path) -> None:
+def _uuencoded(name: str) -> str:
+    """g.EXE as a uuencoded block under "begin 644 <name>"."""
     import binascii
 
     lines = [binascii.b2a_uu(g.EXE[i:i + 45]).decode().rstrip("\n")
              for i in range(0, len(g.EXE), 45)]
-    body = "本文の前\nbegin 644 invoice.exe\n" + "\n".join(lines) + "\n`\nend\n本文の後\n"
+    return f"begin 644 {name}\n" + "\n".join(lines) + "\n`\nend\n"
+
+
+def test_uuencoded_file_in_text_is_cut_out(tmp_path: Path) -> None:
+    body = "本文の前\n" + _uuencoded("invoice.exe") + "本文の後\n"
     report, out = run(tmp_path, g.message(g.text(body)))
     assert keys(report) == {("mail.uuencode", "body"),
                             ("mail.attachment_blocked", "invoice.exe")}
@@ -514,11 +519,7 @@ def test_uuencoded_file_in_text_is_cut_out(tmp_path: Path) -> None:
 def test_uuencoded_file_without_a_name_is_cut_out_too(tmp_path: Path) -> None:
     """A block under "begin 644 " (no file name: MIME-tools' test mail) stayed in the
     text unscanned, verdict clean, even holding a program."""
-    import binascii
-
-    lines = [binascii.b2a_uu(g.EXE[i:i + 45]).decode().rstrip("\n")
-             for i in range(0, len(g.EXE), 45)]
-    body = "before\nbegin 644 \n" + "\n".join(lines) + "\n`\nend\nafter\n"
+    body = "before\n" + _uuencoded("") + "after\n"
     report, out = run(tmp_path, g.message(g.text(body)))
     assert keys(report) == {("mail.uuencode", "body"),
                             ("mail.attachment_blocked", "uuencoded.bin")}
