@@ -40,6 +40,7 @@ from gateway.pipeline import registry
 from gateway.pipeline.api import Mode, StageContext
 from gateway.stages import mail_headers as hdr
 from gateway.stages import mail_notice
+from gateway.stages.mail_charset import multibyte
 from gateway.stages.mail_parts import text_part
 from gateway.stages.mail_walk import MAX_HEADERS, Walker
 
@@ -285,15 +286,22 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
 
 def _text_charset(msg: Message) -> str | None:
     """The charset the message declares for its first text part: what its mailer
-    wrote raw 8-bit headers in, too (as mail clients assume)."""
+    wrote raw 8-bit headers in, too (as mail clients assume). A single-byte label
+    counts only when that part holds 8-bit text in it: a label over plain ASCII says
+    nothing (Japanese mailers label ASCII bodies ISO-8859-1 over Shift_JIS headers)."""
     for i, part in enumerate(msg.walk()):
         if i > 20:
             break
         if part.get_content_maintype() == "text":
             try:
-                return part.get_content_charset()
+                label = part.get_content_charset()
             except (ValueError, LookupError, UnicodeError):
                 return None
+            if label and not multibyte(label):
+                body = part.get_payload(decode=True)
+                if not isinstance(body, bytes) or body.isascii():
+                    return None
+            return label
     return None
 
 
