@@ -314,6 +314,9 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 )
 
 
+_RTF_PREFIX = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]{0,1024}\{\\rt")
+
+
 def _signature(head: bytes, src: BinaryIO) -> str | None:
     for offset, magic, type_id in _SIGNATURES:
         if offset + len(magic) > len(head):
@@ -329,6 +332,10 @@ def _signature(head: bytes, src: BinaryIO) -> str | None:
             return type_id
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image.webp"
+    if head[:1] in b"\xef \t\r\n" and _RTF_PREFIX.match(head):
+        # a byte order mark or blank lines before {\rt: the RTF stage reads the document
+        # after them (as text it went through with its objects and DDE fields)
+        return "rtf"
     if re.fullmatch(rb"-l[hz][0-9a-z]-", head[2:7]):  # LHA/LZH, still common in Japan
         return "archive.lzh"
     return None

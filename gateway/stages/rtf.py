@@ -506,12 +506,24 @@ class RtfStage:
     formats: ClassVar[frozenset[str]] = frozenset({"rtf"})
 
     def scan(self, src: BinaryIO, ctx: StageContext) -> None:
-        Analysis(src.read(), ctx.keeps("hyperlinks")).record(ctx)
+        Analysis(_document(src.read(), ctx), ctx.keeps("hyperlinks")).record(ctx)
 
     def disarm(self, src: BinaryIO, dst: BinaryIO, ctx: StageContext) -> None:
-        analysis = Analysis(src.read(), ctx.keeps("hyperlinks"))
+        analysis = Analysis(_document(src.read(), ctx), ctx.keeps("hyperlinks"))
         analysis.record(ctx)
         dst.write(analysis.output())
+
+
+def _document(data: bytes, ctx: StageContext) -> bytes:
+    """The document from its "{": a UTF-8 byte order mark or blank lines before it go
+    (the sniffer reads such a file as RTF), so the output is an RTF every reader opens."""
+    start = data.find(b"{")
+    if start > 0 and not data[:start].replace(b"\xef\xbb\xbf", b"", 1).strip(b" \t\r\n"):
+        ctx.record("rtf.repaired", "", action=Action.REPAIRED,
+                   detail=f"{start} byte(s) before the document's start removed (a byte "
+                          "order mark, blank lines)")
+        return data[start:]
+    return data
 
 
 registry.register(RtfStage())

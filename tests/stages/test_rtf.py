@@ -94,6 +94,23 @@ def test_hostile_fixture_is_disarmed_exactly(tmp_path: Path, fx: rtfgen.Fixture)
     assert msodde_links(out) == ""
 
 
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"\r\n  \r\n", b"\xef\xbb\xbf\n"])
+def test_byte_order_mark_or_blank_lines_before_the_document(tmp_path: Path,
+                                                            prefix: bytes) -> None:
+    """A UTF-8 byte order mark or blank lines before {\\rtf1 made the file text: it went
+    through unchanged, verdict clean, with its object and DDE field (public probes beside
+    unrtf's and pandoc's test files). The document is read from its "{"."""
+    fx = next(f for f in HOSTILE if f.name == "package")
+    report, out = disarm(tmp_path, prefix + fx.data)
+    assert report.input.type == "rtf"
+    assert report.verdict is Verdict.DISARMED
+    assert ("rtf.repaired", "", "repaired") in triples(report)
+    assert [t for t in triples(report) if t[0] != "rtf.repaired"] == fx.findings
+    data = out.read_bytes()
+    assert data == fx.expected
+    assert rtfobj_objects(data) == 0
+
+
 def test_macrobutton_leaves_nothing_msodde_reports(tmp_path: Path) -> None:
     """msodde reports every field it does not know to be harmless; MACROBUTTON runs a
     macro or Word command on a double click."""
