@@ -68,7 +68,10 @@ MAX_DEPTH = 10_000
 MAX_PER_LOCATION = 500        # findings per location prefix; the rest are summed up in one
 MAX_FINDINGS = 100_000        # more is a resource attack, not a document
 _BLANK = b" \t\r\n"
-_OVERLAY_OK = b" \t\r\n\x00\x1a"
+#: what may follow the document without being an overlay: blanks, NULs, an end-of-file
+#: mark, and closing braces (latex2rtf writes one too many: every one of its documents
+#: was "disarmed" for it)
+_OVERLAY_OK = b" \t\r\n\x00\x1a}"
 _OBJ_FLAGS = frozenset({b"objemb", b"objlink", b"objautlink", b"objsub", b"objpub",
                         b"objicemb", b"objhtml", b"objocx", b"objupdate"})
 _GROUPS = {b"datastore": ("rtf.datastore", "datastore", "data store"),

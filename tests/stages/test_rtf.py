@@ -111,6 +111,14 @@ def test_byte_order_mark_or_blank_lines_before_the_document(tmp_path: Path,
     assert rtfobj_objects(data) == 0
 
 
+def test_an_extra_closing_brace_after_the_document_is_no_overlay(tmp_path: Path) -> None:
+    """latex2rtf ends its documents with one closing brace too many: all 33 of its test
+    documents came out "disarmed" for an overlay of "}"."""
+    report, out = disarm(tmp_path, rtfgen.BASE + b"}\n}")
+    assert report.verdict is Verdict.CLEAN
+    assert out.read_bytes() == rtfgen.BASE + b"}\n}"
+
+
 def test_macrobutton_leaves_nothing_msodde_reports(tmp_path: Path) -> None:
     """msodde reports every field it does not know to be harmless; MACROBUTTON runs a
     macro or Word command on a double click."""
