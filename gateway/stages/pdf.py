@@ -84,8 +84,10 @@ location; ``pdf.encrypted`` is ``/Encrypt``.
 Embedded files (``embedded_files`` policy option): ``remove`` (default) takes them
 out; ``disarm`` runs each through the pipeline and re-embeds the delivered copy. A
 FileAttachment annotation is treated the same way: it stays with the disarmed file,
-or is taken off the page when its file is removed (also when the name tree removed
-that file first) or is not in the document at all (a path outside it).
+or, when its file is removed (also when the name tree removed that file first) or is
+not in the document at all (a path outside it), becomes a stamp of its own appearance
+(the file's name or "click here" it drew stays on the page) or, without one, is taken
+off the page.
 Associated files (/AF arrays: PDF 2.0, PDF/A-3, tagged LaTeX output) lose the entries
 whose file was removed or is outside the document; an empty /AF goes.
 

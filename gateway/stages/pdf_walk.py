@@ -377,7 +377,7 @@ class Walk:
             return True  # a form field's widget, or an annotation on two pages: done
         self.anchor(annot, loc)
         if subtype == "FileAttachment" and not self.files.filespec(
-                annot.get("/FS"), loc, "pdf.file_attachment"):
+                annot.get("/FS"), loc, "pdf.file_attachment") and not _as_stamp(annot):
             self.drop(annot)
             return False
         self.aa(annot, loc)
@@ -403,3 +403,19 @@ class Walk:
             self.slot(item, "/A", iloc / "A", Trigger.USER)
             stack.extend(((item.get("/Prev"), iloc / "Prev"), (item.get("/Last"), iloc / "Last"),
                           (item.get("/Next"), iloc / "Next"), (item.get("/First"), iloc / "First")))
+
+
+def _as_stamp(annot: Object) -> bool:
+    """A file attachment whose file went, kept as what it shows: with an appearance of
+    its own (LaTeX's attachfile draws the file's name, "click here", an icon), the
+    annotation becomes a stamp of that appearance without the file. Taken off the page,
+    its text was lost (texlive's attachfile.pdf, etoc.pdf: 27 of them). False: it has
+    no appearance to keep."""
+    appearance = annot.get("/AP")
+    if not is_dictlike(appearance) or "/N" not in appearance:
+        return False
+    annot["/Subtype"] = Name.Stamp
+    for key in ("/FS", "/Name"):
+        if key in annot:
+            del annot[key]
+    return True

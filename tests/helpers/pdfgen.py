@@ -335,6 +335,23 @@ def file_attachment(name: str = "notes.txt", data: bytes = b"plain notes\n") -> 
     return build
 
 
+def drawn_attachment(label: str = "budget-2026.xlsx") -> bytes:
+    """A FileAttachment annotation that draws its file's name on the page (LaTeX's
+    attachfile package does), and an icon-only one (no appearance of its own)."""
+    pdf = base()
+    font = pdf.pages[0].obj.Resources.Font.F1
+    look = pdf.make_stream(f"BT /F1 10 Tf 2 4 Td ({label}) Tj ET".encode(), Type=Name.XObject,
+                           Subtype=Name.Form, BBox=[0, 0, 120, 16],
+                           Resources=Dictionary(Font=Dictionary(F1=font)))
+    add_annot(pdf, Dictionary(Type=Name.Annot, Subtype=Name.FileAttachment,
+                              Rect=[72, 600, 192, 616], Contents=String(label),
+                              AP=Dictionary(N=look), FS=filespec(pdf, label, EXE)))
+    add_annot(pdf, Dictionary(Type=Name.Annot, Subtype=Name.FileAttachment,
+                              Rect=[400, 700, 420, 720], Name=Name.PushPin,
+                              FS=filespec(pdf, "icon.txt", b"notes\n")))
+    return save(pdf)
+
+
 def shared_attachment() -> bytes:
     """One file specification listed in /EmbeddedFiles and shown by a FileAttachment
     annotation, as qpdf --add-attachment and Acrobat write it."""

@@ -420,6 +420,29 @@ def test_encrypted_for_certificate_holders_is_blocked_as_encrypted(tmp_path: Pat
     assert not out.exists()
 
 
+def test_attachment_that_draws_its_name_keeps_what_it_shows(tmp_path: Path) -> None:
+    """An attachment annotation drawing text on the page (texlive's attachfile.pdf, etoc.pdf:
+    file names, "click here") was taken off the page with its file: pdftotext lost that
+    text. It stays as a stamp of its appearance, without the file; an attachment with
+    only an icon still goes."""
+    src = tmp_path / "in.pdf"
+    src.write_bytes(pdfgen.drawn_attachment())
+    assert "budget-2026.xlsx" in text_of(src)
+    report, out = run(tmp_path, src.read_bytes(), DEFAULT, "drawn.pdf")
+    assert triples(report) == {
+        ("pdf.uri", "/Root/Pages/Kids[0]/Annots[0]/A", "removed"),   # the base's web link
+        ("pdf.file_attachment", "/Root/Pages/Kids[0]/Annots[2]", "removed"),
+        ("pdf.file_attachment", "/Root/Pages/Kids[0]/Annots[3]", "removed")}
+    assert "budget-2026.xlsx" in text_of(out)          # poppler still reads it
+    assert qpdf_check(out).returncode == 0
+    assert pdfwalk.check(str(out)) == []
+    with pikepdf.open(out) as pdf:
+        kinds = [str(a.get("/Subtype")) for a in pdf.pages[0].obj.get("/Annots", [])]
+        assert "/Stamp" in kinds and "/FileAttachment" not in kinds
+        assert not any("/EmbeddedFile" in repr(o) or "/FS" in getattr(o, "keys", list)()
+                       for o in pdf.objects if isinstance(o, pikepdf.Dictionary))
+
+
 def test_encrypted_attachments_only_opens_without_a_password(tmp_path: Path) -> None:
     """Only the attachments encrypted (qpdf's enc-XI-...encrypted-attachments.pdf,
     nontrivial-crypt-filter.pdf): poppler and Acrobat show the pages without a
