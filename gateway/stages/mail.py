@@ -225,7 +225,10 @@ def top_headers(msg: Message, ctx: StageContext) -> tuple[list[tuple[str, object
     out: list[tuple[str, object]] = []
     seen: dict[str, int] = {}
     subject = ""
-    hint = _text_charset(msg)
+    # the declared charset matters only for raw 8-bit (or escape-coded) header text:
+    # looking it up decodes the first text part, not worth it for every message
+    raw_text = any(not str(v).isascii() or "\x1b" in str(v) for _, v in items)
+    hint = _text_charset(msg) if raw_text else None
     for name, raw in items:
         key = name.strip().lower()
         if key == "x-sekisho":
