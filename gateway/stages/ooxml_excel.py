@@ -133,11 +133,9 @@ def workbook(eng: Engine, part: str, doc: X.XmlDoc) -> bool:
             why = "name local to a removed macro sheet"
         elif any(_refers_to(text, s) for s in gone_names):
             why = "name pointing into a removed macro sheet"
-        elif (eng.ext_links_removed and _EXTREF.search(text)) or _PATH_REF.search(
-                _STRING.sub('""', text)):
+        elif names_other_workbook(text, eng.ext_links_removed):
             why, kind = "name referring to another workbook", "ooxml.external_link"
-        elif _XLM_FN.search(_STRING.sub('""', text)) or _ACTIVE_FN.search(
-                _STRING.sub('""', text)):
+        elif _XLM_FN.search(code := _STRING.sub('""', text)) or _ACTIVE_FN.search(code):
             why = "name calling Excel 4.0 macro functions or fetching data"
         if why:
             names_el.remove(d)                          # type: ignore[union-attr]
