@@ -317,6 +317,13 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 _RTF_PREFIX = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]{0,1024}\{\\rt")
 
 
+def rtf_start(data: bytes) -> int | None:
+    """Where an RTF document's "{\\rt" starts when only a UTF-8 byte order mark and
+    blank lines come before it (0: at the start), else None."""
+    m = _RTF_PREFIX.match(data)
+    return m.end() - 4 if m else None
+
+
 def _signature(head: bytes, src: BinaryIO) -> str | None:
     for offset, magic, type_id in _SIGNATURES:
         if offset + len(magic) > len(head):
@@ -332,7 +339,7 @@ def _signature(head: bytes, src: BinaryIO) -> str | None:
             return type_id
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image.webp"
-    if head[:1] in b"\xef \t\r\n" and _RTF_PREFIX.match(head):
+    if head[:1] in b"\xef \t\r\n" and rtf_start(head) is not None:
         # a byte order mark or blank lines before {\rt: the RTF stage reads the document
         # after them (as text it went through with its objects and DDE fields)
         return "rtf"

@@ -55,6 +55,7 @@ from gateway.errors import LimitExceeded, Malformed
 from gateway.kinds import Action
 from gateway.pipeline import registry
 from gateway.pipeline.api import StageContext
+from gateway.pipeline.sniff import rtf_start
 from gateway.stages import rtf_tokens as rt
 from gateway.stages.links import is_elsewhere
 from gateway.stages.rtf_classify import (
@@ -520,8 +521,8 @@ class RtfStage:
 def _document(data: bytes, ctx: StageContext) -> bytes:
     """The document from its "{": a UTF-8 byte order mark or blank lines before it go
     (the sniffer reads such a file as RTF), so the output is an RTF every reader opens."""
-    start = data.find(b"{")
-    if start > 0 and not data[:start].replace(b"\xef\xbb\xbf", b"", 1).strip(b" \t\r\n"):
+    start = rtf_start(data)
+    if start:
         ctx.record("rtf.repaired", "", action=Action.REPAIRED,
                    detail=f"{start} byte(s) before the document's start removed (a byte "
                           "order mark, blank lines)")
