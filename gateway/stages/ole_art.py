@@ -136,7 +136,7 @@ def _hyperlink(data: bytearray, blob: tuple[int, int], where: str, ctx: StageCon
     and version, its flags say it has no target, and the rest is zeroed (same length)."""
     at, length = blob
     hyperlink = bytes(data[at:at + length])
-    why = hlink_problem(bytes(8) + hyperlink, ctx.keeps("hyperlinks")) if length >= 24 \
+    why = hlink_problem(hyperlink, ctx.keeps("hyperlinks"), at=0) if length >= 24 \
         else "damaged hyperlink"
     if why is None:
         return False

@@ -256,11 +256,13 @@ def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext,
         n += 1
 
 
-def hlink_problem(data: bytes, keep_web: bool) -> str | None:
-    """What kind of place an HLINK record's hyperlink opens, when it may not stay."""
+def hlink_problem(data: bytes, keep_web: bool, *, at: int = 8) -> str | None:
+    """What kind of place a hyperlink object (MS-OSHARED 2.3.7.1, with its class id)
+    opens, when it may not stay; ``at``: where it starts in ``data`` (an HLINK record's
+    after its cell range, a shape's pihlShape at 0)."""
     try:
-        flags = struct.unpack_from("<I", data, 28)[0]  # after ref8, the CLSID, version
-        pos = 32
+        flags = struct.unpack_from("<I", data, at + 20)[0]  # after the CLSID, version
+        pos = at + 24
         for present in (_HAS_DISPLAY, _HAS_FRAME):
             if flags & present:
                 pos = _string(data, pos)[1]
