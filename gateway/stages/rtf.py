@@ -106,7 +106,6 @@ _RUN = re.compile(rb"(?:(?:" + _CONTROL + rb")*+[^\\{}]++)*+((?:" + _CONTROL + r
 #: a shape property naming a picture file: {\sp{\sn pibName}{\sv value}}
 _LINKED_PICTURE = re.compile(rb"\{\\sp\s*\{\\sn\s+(pibName|fillBlipName|pibPrintName)\s*\}"
                              rb"\s*\{\\sv\s?((?:[^{}\\]|\\[^{}])*)\}\s*\}")
-#: a web address, a share or any other URL (a local path or a bare name is none)
 
 
 def _rtf_text(raw: bytes) -> str:
@@ -395,14 +394,15 @@ class Analysis:
         return index
 
     def _linked_pictures(self, cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Shape properties naming a picture elsewhere ({\\sp{\\sn pibName}{\\sv
-        \\\\host\\share\\a.png}}, with pibFlags saying linked): Word loads it when the
+        """Shape properties naming a picture on another host ({\\sp{\\sn pibName}{\\sv
+        \\\\host\\share\\a.png}}: a web address or a share): Word loads it when the
         document opens, from a web address or a share, which hands the reader's
         Windows credentials to that host. Found by a probe beside LibreOffice's RTF
         test documents. The property goes; the picture stored in the shape stays."""
         found: list[tuple[int, int]] = []
+        inside = rt.cut_test(cuts)
         for m in _LINKED_PICTURE.finditer(self.data):
-            if any(lo <= m.start() < hi for lo, hi in cuts):
+            if inside(m.start()):
                 continue   # inside something already cut (an object, a data store)
             value = _rtf_text(m.group(2)).strip()
             if not is_elsewhere(value):

@@ -182,14 +182,21 @@ def merge(cuts: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def cut_test(cuts: list[tuple[int, int]]) -> Callable[[int], bool]:
+    """Whether a position lies inside the merged ``cuts`` (a binary search each)."""
+    starts = [c[0] for c in cuts]
+
+    def inside(pos: int) -> bool:
+        i = bisect.bisect_right(starts, pos) - 1
+        return i >= 0 and cuts[i][0] <= pos < cuts[i][1]
+
+    return inside
+
+
 def count_uncut(positions: list[int], cuts: list[tuple[int, int]]) -> int:
     """How many of ``positions`` lie outside the merged ``cuts``."""
-    starts = [c[0] for c in cuts]
-    count = 0
-    for pos in positions:
-        i = bisect.bisect_right(starts, pos) - 1
-        count += not (i >= 0 and cuts[i][0] <= pos < cuts[i][1])
-    return count
+    inside = cut_test(cuts)
+    return sum(not inside(pos) for pos in positions)
 
 
 def splice(data: bytes, cuts: list[tuple[int, int]], bare_before: set[int]) -> bytes:

@@ -119,6 +119,18 @@ def test_an_extra_closing_brace_after_the_document_is_no_overlay(tmp_path: Path)
     assert out.read_bytes() == rtfgen.BASE + b"}\n}"
 
 
+def test_many_objects_and_linked_pictures_cost_linear_time(tmp_path: Path) -> None:
+    """Each linked picture was checked against every cut made before it (objects,
+    data stores): 20,000 of each took 27 s. Run in a worker held to 5 s of CPU, as the
+    daemon runs it."""
+    from tests.helpers.pipeline import run_in_worker
+
+    obj = rb"{\object\objemb{\*\objclass Package}{\*\objdata 0105000002000000}}"
+    pic = rb"{\shp{\*\shpinst{\sp{\sn pibName}{\sv \\\\host\\s\\a.png}}}}"
+    report, _ = run_in_worker(tmp_path, rb"{\rtf1 " + (obj + pic) * 12_000 + b"}", "many.rtf")
+    assert report.verdict is Verdict.DISARMED, report.reason
+
+
 def test_macrobutton_leaves_nothing_msodde_reports(tmp_path: Path) -> None:
     """msodde reports every field it does not know to be harmless; MACROBUTTON runs a
     macro or Word command on a double click."""
