@@ -274,8 +274,7 @@ _NEEDS_SRC = frozenset({"img", "source", "track"})
 #: content), and HTML's empty elements, which hold content only when a page that is
 #: not well-formed was read in recovery mode (an unclosed <LINK ...> held the rest of
 #: the page, and the page went with it)
-_FALLBACK = frozenset({"object", "applet", "link", "base", "meta", "embed", "frame",
-                       "param", "source", "track"})
+_FALLBACK = frozenset({"object", "applet", "link", "base", "meta", "embed", "frame"})
 _NOT_FALLBACK = frozenset({"param"})
 
 
