@@ -118,8 +118,7 @@ class OleStage:
             ole_ppt.check_encryption(root)
         ole_objects.handle_objects(root, ctx, apply)
         ole_objects.handle_vba(root, ctx, apply)
-        _packages(root, ctx, apply)
-        _linked_pictures(root, ctx, apply)
+        _stream_links(root, ctx, apply)
         if kind == "ole.doc":
             ole_word.process(root, ctx, apply)
         elif kind == "ole.xls":
@@ -129,31 +128,27 @@ class OleStage:
         return root
 
 
-def _packages(root: Node, ctx: StageContext, apply: bool) -> None:
-    """External relationships of the OPC packages (shape copies, themes) that Office
-    2007+ keeps inside the document's own streams (``ole_drs``; same-length edits, done
-    before the format's own pass re-reads the streams)."""
-    for node in root.children:
-        if node.is_storage or _PK_END not in node.data:
-            continue
-        data = bytearray(node.data)
-        if ole_drs.clean_stream(data, cfb_writer.printable([node.name]), ctx, apply):
-            node.data = bytes(data)
-
-
 #: the streams whose records hold drawings: Word's table and data streams, Excel's
 #: workbook, PowerPoint's document
 _DRAWINGS = frozenset({"1Table", "0Table", "Data", "Workbook", "Book", "PowerPoint Document"})
 
 
-def _linked_pictures(root: Node, ctx: StageContext, apply: bool) -> None:
-    """Pictures of drawing shapes loaded from a file or an address (``ole_art``;
-    same-length edits)."""
+def _stream_links(root: Node, ctx: StageContext, apply: bool) -> None:
+    """Links kept inside the document's own streams, cleaned with same-length edits
+    before the format's own pass re-reads the streams: the external relationships of
+    the OPC packages (shape copies, themes) Office 2007+ keeps there (``ole_drs``), and
+    pictures of drawing shapes loaded from a file or an address (``ole_art``)."""
     for node in root.children:
-        if node.is_storage or node.name not in _DRAWINGS:
+        if node.is_storage:
+            continue
+        packages, drawings = _PK_END in node.data, node.name in _DRAWINGS
+        if not (packages or drawings):
             continue
         data = bytearray(node.data)
-        if ole_art.clean_stream(data, node.name, ctx, apply) and apply:
+        changed = packages and ole_drs.clean_stream(data, cfb_writer.printable([node.name]),
+                                                    ctx, apply)
+        changed |= drawings and ole_art.clean_stream(data, node.name, ctx, apply)
+        if changed and apply:
             node.data = bytes(data)
 
 
