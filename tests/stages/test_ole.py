@@ -167,6 +167,23 @@ def test_linked_pictures_of_drawing_shapes(tmp_path: Path, bases: dict[str, byte
         encoding="utf-8")
 
 
+def test_stream_of_crafted_property_table_headers_is_refused_quickly(
+        tmp_path: Path, bases: dict[str, bytes]) -> None:
+    """Drawing property tables are checked entry by entry where their header is found:
+    a table stream full of headers each claiming 4,095 entries took 12 s per 200 kB
+    (until the job's CPU limit). Run in a worker held to 5 s of CPU: refused."""
+    from tests.helpers.pipeline import run_in_worker
+
+    root = olegen.tree(bases["base.doc"])
+    table = root.child("1Table")
+    assert table is not None
+    table.data += struct.pack("<HHI", 0xFFF3, 0xF00B, 6 * 0xFFF) * 250_000
+    report, _ = run_in_worker(tmp_path, cfb_writer.write(root), "crafted.doc")
+    assert report.verdict is Verdict.BLOCKED
+    assert report.items[0].error == ("1Table: too many drawing property tables to check "
+                                     "(a crafted stream)")
+
+
 def test_picture_name_that_only_records_where_it_came_from_stays(tmp_path: Path,
                                                                   bases: dict[str, bytes]) -> None:
     """Word records the file an embedded picture came from in pibName with the name
