@@ -28,6 +28,12 @@ format are relative to a record and do not move.
   in a file moniker, javascript:, file: and other URLs) are dropped with their
   tooltip record; the cell keeps its text. Location ``Workbook#HLINK[<n>]``, n
   counting HLINK records in stream order.
+* Cell formulas of BIFF8 worksheets that fetch, start or open something
+  (``ole_formula.problem``: WEBSERVICE, IMAGE, RTD, CALL, REGISTER, EXEC, HYPERLINK
+  the policy would not keep) become the records of their cached values, like the
+  formulas of a macro sheet; a shared or array formula that does goes with every
+  cell using it. Location ``Workbook#sheet[<name>]!<cell>``. DBCELL offsets into
+  the cell block follow the records that changed length.
 * ``Ctls`` (ActiveX control data, ``ole.activex``) is removed.
 * FILEPASS (any encryption, including the VelvetSweatshop default password)
   raises EncryptedContent.
@@ -44,12 +50,13 @@ from dataclasses import dataclass
 from gateway.errors import EncryptedContent, Malformed
 from gateway.kinds import Action
 from gateway.pipeline.api import StageContext
+from gateway.stages import ole_formula
 from gateway.stages.cfb_writer import Node
 from gateway.stages.links import describe_target, is_web, shown_address
 
 BOF, EOF, BOUNDSHEET, NAME, OBPROJ, INDEX, EXTSST = 0x0809, 0x000A, 0x0085, 0x0018, 0x00D3, \
     0x020B, 0x00FF
-FILEPASS, SUPBOOK, DIMENSIONS, WINDOW2 = 0x002F, 0x01AE, 0x0200, 0x023E
+FILEPASS, SUPBOOK, DIMENSIONS, WINDOW2, DBCELL = 0x002F, 0x01AE, 0x0200, 0x023E, 0x00D7
 HLINK, HLINKTOOLTIP = 0x01B8, 0x0800
 #: MS-OSHARED 2.3.7.1 Hyperlink Object flags, and the URL moniker's CLSID
 _HAS_MONIKER, _HAS_LOCATION, _HAS_DISPLAY, _HAS_FRAME, _MONIKER_AS_STR = \
@@ -187,6 +194,7 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     replaced: dict[int, tuple[int, list[Rec]]] = {}   # BOF index -> (EOF index, new records)
     glob_end = next((i for i, r in enumerate(recs) if r.type == EOF), len(recs) - 1)
     supbooks = 0
+    sheets: list[tuple[int, str]] = []   # (BOF index, name) of the sheets that stay
     for i, rec in enumerate(recs[:glob_end]):
         if rec.type == OBPROJ:
             ctx.record("ole.vba", f"{sname}#OBPROJ", action=Action.REMOVED,
@@ -206,6 +214,8 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
                 if start is not None:
                     end = _substream_end(recs, start)
                     replaced[start] = (end, _neutral_sheet(recs[start:end + 1], dt, biff8))
+            elif start is not None:
+                sheets.append((start, _sheet_name(rec.data, biff8)))
         elif rec.type == NAME:
             new = _name(rec, biff8, sname, ctx)
             if new is not None:
@@ -216,6 +226,11 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
             if new is not None:
                 out[i] = new
     _orphan_sheets(recs, glob_end, replaced, sname, biff8, ctx)
+    if biff8:
+        names = ole_formula.NameTable((r.type, r.data) for r in recs[:glob_end])
+        for start, name in sheets:
+            if start not in replaced:
+                _cell_formulas(recs, out, start, f"{sname}#sheet[{name}]", names, ctx)
     _hyperlinks(recs, out, sname, ctx, ctx.keeps("hyperlinks"))
     ctls = root.child("Ctls")
     if ctls is not None:
@@ -236,6 +251,60 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
                 final.append(out[i])
             i += 1
         node.data = serialize(recs, final, biff8)
+
+
+def _cell_formulas(recs: list[Rec], out: list[Rec], start: int, where: str,
+                   names: ole_formula.NameTable, ctx: StageContext) -> None:
+    """Formulas of the sheet starting at ``recs[start]`` that fetch, start or open
+    something (``ole_formula.problem``) become the records of their cached values; a
+    shared or array formula that does takes every cell using it along, and goes."""
+    keep_links = ctx.keeps("hyperlinks")
+    end = _substream_end(recs, start)
+    bad_shared: dict[tuple[int, int], tuple[str, str]] = {}
+    for j in range(start + 1, end):
+        rec = recs[j]
+        if rec.type not in (SHRFMLA, ARRAY) or recs[j - 1].type != FORMULA:
+            continue
+        at = 8 if rec.type == SHRFMLA else 12        # RefU, then the formula's cce
+        if len(rec.data) < at + 2 or len(recs[j - 1].data) < 4:
+            continue
+        cce = struct.unpack_from("<H", rec.data, at)[0]
+        why = ole_formula.problem(rec.data[at + 2:at + 2 + cce], names, keep_links)
+        if why is not None:
+            row, col = struct.unpack_from("<HH", recs[j - 1].data, 0)
+            bad_shared[(row, col)] = why
+            out[j] = Rec(-1, b"")
+    for i in range(start + 1, end):
+        rec = recs[i]
+        if rec.type != FORMULA or len(rec.data) < 22:
+            continue
+        cce = struct.unpack_from("<H", rec.data, 20)[0]
+        rgce = rec.data[22:22 + cce]
+        master = ole_formula.shared_master(rgce)
+        why = (bad_shared.get(master) if master is not None
+               else ole_formula.problem(rgce, names, keep_links))
+        if why is None:
+            continue
+        row, col = struct.unpack_from("<HH", rec.data, 0)
+        kind, detail = why
+        ctx.record(kind, f"{where}!{_cell_ref(row, col)}", action=Action.NEUTRALIZED,
+                   detail=detail)
+        out[i] = _formula_value(rec, recs, i)
+        j = i + 1
+        while j < end and recs[j].type in _FORMULA_EXTRA:
+            j += 1
+        while j < end and recs[j].type in (STRING, CONTINUE):   # the cached string
+            out[j] = Rec(-1, b"")
+            j += 1
+
+
+def _cell_ref(row: int, col: int) -> str:
+    letters = ""
+    col += 1
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{letters}{row + 1}"
 
 
 def _hyperlinks(recs: list[Rec], out: list[Rec], sname: str, ctx: StageContext,
@@ -322,7 +391,7 @@ def _substream_end(recs: list[Rec], start: int) -> int:
     raise Malformed("an Excel sheet has no EOF record")
 
 
-FORMULA, STRING, CONTINUE = 0x0006, 0x0207, 0x003C
+FORMULA, STRING, CONTINUE, SHRFMLA, ARRAY = 0x0006, 0x0207, 0x003C, 0x04BC, 0x0221
 NUMBER, LABEL, BOOLERR, BLANK = 0x0203, 0x0204, 0x0205, 0x0201
 #: kept from a macro sheet, in this order around the cells: before DIMENSIONS
 #: (DEFAULTROWHEIGHT, DEFCOLWIDTH, COLINFO), the cells (ROW, BLANK, MULBLANK, NUMBER,
@@ -332,7 +401,7 @@ _CELLS = frozenset({0x0208, BLANK, 0x00BE, NUMBER, LABEL, BOOLERR, 0x027E, 0x00B
                     0x00D6})
 _AFTER_WINDOW = frozenset({0x00E5})
 #: records that may stand between a FORMULA and the STRING holding its value
-_FORMULA_EXTRA = frozenset({0x04BC, 0x0221, 0x0236})
+_FORMULA_EXTRA = frozenset({SHRFMLA, ARRAY, 0x0236})
 
 
 def _neutral_sheet(sub: list[Rec], dt: int, biff8: bool) -> list[Rec]:
@@ -376,17 +445,18 @@ def _formula_value(rec: Rec, sub: list[Rec], i: int) -> Rec:
     """The record of a FORMULA's cached value (MS-XLS 2.5.133 FormulaValue)."""
     head, value = rec.data[:6], rec.data[6:14]
     if value[6:8] != b"\xff\xff":
-        return Rec(NUMBER, head + value)
+        return Rec(NUMBER, head + value, rec.pos)
     kind = value[0]
     if kind in (1, 2):                       # boolean, error
-        return Rec(BOOLERR, head + bytes([value[2], kind - 1]))
+        return Rec(BOOLERR, head + bytes([value[2], kind - 1]), rec.pos)
     if kind == 0:                            # a string, held by the STRING record after it
         j = i + 1
         while j < len(sub) - 1 and sub[j].type in _FORMULA_EXTRA:
             j += 1
         if sub[j].type == STRING and sub[j + 1].type != CONTINUE:
-            return Rec(LABEL, head + sub[j].data)  # LABEL's string has STRING's layout
-    return Rec(BLANK, head)                  # an empty string, or a value not found
+            # LABEL's string has the layout of STRING's
+            return Rec(LABEL, head + sub[j].data, rec.pos)
+    return Rec(BLANK, head, rec.pos)         # an empty string, or a value not found
 
 
 def _empty_sheet(bof: Rec, biff8: bool) -> list[Rec]:
@@ -507,6 +577,8 @@ def serialize(orig: list[Rec], final: list[Rec], biff8: bool) -> bytes:
             data = struct.pack("<I", remap(struct.unpack_from("<I", data, 0)[0])) + data[4:]
         elif rec.type == INDEX:
             data = _fix_index(data, biff8, remap)
+        elif rec.type == DBCELL and rec.pos >= 0:
+            data = _fix_dbcell(data, rec.pos, len(out), remap)
         elif rec.type == EXTSST and len(data) >= 2:
             buf = bytearray(data)
             for p in range(2, len(buf) - 7, 8):
@@ -514,6 +586,30 @@ def serialize(orig: list[Rec], final: list[Rec], biff8: bool) -> bytes:
             data = bytes(buf)
         out += struct.pack("<HH", rec.type, len(data)) + data
     return bytes(out)
+
+
+def _fix_dbcell(data: bytes, old_at: int, new_at: int, remap: Callable[[int], int]) -> bytes:
+    """DBCELL (MS-XLS 2.4.78): the offset back to the block's first ROW record, and
+    the offsets, each from the one before and the first from the second ROW record
+    (ROW records are 20 bytes), to the first cell of each row; cells may have changed
+    length (formulas that became values)."""
+    if len(data) < 4:
+        return data
+    back = struct.unpack_from("<I", data, 0)[0]
+    first_row = old_at - back
+    if back == 0 or first_row < 0:
+        return data
+    buf = bytearray(data)
+    new_row = remap(first_row)
+    struct.pack_into("<I", buf, 0, max(new_at - new_row, 0))
+    old_prev = first_row + 20
+    new_prev = new_row + 20
+    for p in range(4, len(buf) - 1, 2):
+        old_cell = old_prev + struct.unpack_from("<H", buf, p)[0]
+        new_cell = remap(old_cell)
+        struct.pack_into("<H", buf, p, min(max(new_cell - new_prev, 0), 0xFFFF))
+        old_prev, new_prev = old_cell, new_cell
+    return bytes(buf)
 
 
 def _fix_index(data: bytes, biff8: bool, remap: Callable[[int], int]) -> bytes:

@@ -102,6 +102,44 @@ LINKS_FODS = (
         ("javascript:alert(1)", "SCRIPT LINK"),
         ("#Links.A1", "JUMP LINK")))
     + "</table:table></office:spreadsheet></office:body></office:document>\n")
+#: formula cells of formulas.xls, column A of sheet "Formulas" (LibreOffice computes
+#: them when it converts the workbook openpyxl writes, and stores the results):
+#: (formula, its value, whether it may stay a formula); column C holds arguments
+FORMULA_CELLS = (
+    ('=HYPERLINK("\\\\evil.example\\share\\x.exe","SHARE FORMULA")', "SHARE FORMULA", False),
+    ('=HYPERLINK("https://www.city.example.lg.jp/","WEB FORMULA")', "WEB FORMULA", False),
+    ('=HYPERLINK("#Formulas!B1","JUMP FORMULA")', "JUMP FORMULA", True),
+    ('=_xlfn.WEBSERVICE("http://tracker.example/v")', "#N/A", False),
+    ('=HYPERLINK("file:///C:/"&"x.exe","COMPUTED FORMULA")', "COMPUTED FORMULA", False),
+    ('=HYPERLINK(C6,"CELL FORMULA")', "CELL FORMULA", False),
+    ('=LOWER("PLAIN FORMULA")', "plain formula", True),
+    ("=LEN(C8)", 8, True),
+    ("=LEN(C9)", 9, True),
+    ("=LEN(C10)", 10, True),
+)
+
+
+def make_formulas_xls(workdir: Path) -> Path:
+    """formulas.xls: FORMULA_CELLS, written by openpyxl and converted by LibreOffice
+    (which writes the LEN column as one shared formula, SHRFMLA)."""
+    import openpyxl
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Formulas"
+    for row, (formula, _, _) in enumerate(FORMULA_CELLS, 1):
+        ws[f"A{row}"] = formula
+        ws[f"C{row}"] = "https://www.city.example.lg.jp/" if row == 6 else "x" * row
+    src = workdir / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    wb.save(src / "formulas.xlsx")
+    lo_convert([src / "formulas.xlsx"], "xls", workdir)
+    out = workdir / "formulas.xls"
+    if not out.is_file():
+        pytest.fail(f"LibreOffice did not produce formulas.xls (is {PACKAGES} installed?)")
+    return out
+
+
 #: slide text hyperlinks (LibreOffice writes ExHyperlink containers and a copy of the
 #: list in the document summary)
 LINKS_FODP = _FODP.replace("<text:p>{text}</text:p>", "".join(

@@ -524,6 +524,136 @@ def test_excel_hyperlinks_to_scripts_files_and_shares_are_removed(
                  "SCRIPT LINK", "JUMP LINK")
 
 
+@pytest.fixture(scope="session")
+def formulas_xls(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return olegen.make_formulas_xls(tmp_path_factory.mktemp("ole-formulas")).read_bytes()
+
+
+def _formula_cells(tmp_path: Path, out: Path) -> dict[str, object]:
+    """Column A of the output as LibreOffice reads it (converted to .xlsx, read by
+    openpyxl: a formula as its text, starting with "=")."""
+    import openpyxl
+    olegen.lo_convert([out], "xlsx", tmp_path / "lo")
+    ws = openpyxl.load_workbook(tmp_path / "lo" / (out.stem + ".xlsx")).active
+    assert ws is not None
+    return {f"A{row}": ws[f"A{row}"].value for row in range(1, len(olegen.FORMULA_CELLS) + 1)}
+
+
+def test_excel_formulas_that_open_or_fetch_become_their_values(
+        tmp_path: Path, formulas_xls: bytes) -> None:
+    """HYPERLINK formulas to a share, a file or a computed address, and (by the default
+    policy) to a web address, and WEBSERVICE (an add-in function called through its
+    name) become their cached values; a jump within the workbook and other formulas
+    stay formulas."""
+    where = "Workbook#sheet[Formulas]!"
+    report, out = run(tmp_path, formulas_xls, "formulas.xls")
+    assert report.verdict is Verdict.DISARMED
+    assert found(report) == {
+        ("ole.hyperlink", where + "A1", "neutralized"),
+        ("ole.hyperlink", where + "A2", "neutralized"),
+        ("ole.external_link", where + "A4", "neutralized"),
+        ("ole.hyperlink", where + "A5", "neutralized"),
+        ("ole.hyperlink", where + "A6", "neutralized")}
+    assert_clean_output(out, formulas_xls, edited={"Workbook"})
+    cells = _formula_cells(tmp_path, out)
+    for row, (formula, value, stays) in enumerate(olegen.FORMULA_CELLS, 1):
+        got = cells[f"A{row}"]
+        if stays:
+            assert isinstance(got, str) and got.startswith("=") and got[1:5] == formula[1:5]
+        elif value == "#N/A":
+            assert got in ("#N/A", "=NA()"), got      # LibreOffice writes an error so
+        else:
+            assert got == value
+    assert_opens(tmp_path, out, "SHARE FORMULA", "WEB FORMULA", "COMPUTED FORMULA",
+                 "CELL FORMULA")
+    report, _ = run(tmp_path, formulas_xls, "links.xls", keep_links())
+    assert ("ole.hyperlink", where + "A2", "neutralized") not in found(report)
+    assert ("ole.hyperlink", where + "A1", "neutralized") in found(report)
+
+
+def _patched_formulas(data: bytes) -> bytes:
+    """formulas.xls with A7 calling CALL("kernel32","WinExec","JCJ","calc",0) and the
+    shared formula of A8:A10 calling RTD("evil.progid",,"topic")."""
+    def string(text: str) -> bytes:
+        return bytes([0x17, len(text), 0]) + text.encode("latin-1")
+
+    call = b"".join(map(string, ("kernel32", "WinExec", "JCJ", "calc"))) \
+        + b"\x1e\x00\x00" + b"\x42\x05" + struct.pack("<H", 150)
+    rtd = string("evil.progid") + b"\x16" + string("topic") + b"\x42\x03" + struct.pack("<H", 379)
+    root = olegen.tree(data)
+    wb = root.child("Workbook")
+    assert wb is not None
+    recs = ole_excel.records(wb.data)
+    final = []
+    for rec in recs:
+        if rec.type == ole_excel.FORMULA and rec.data[:4] == b"\x06\x00\x00\x00":
+            rec = ole_excel.Rec(rec.type, rec.data[:20] + struct.pack("<H", len(call)) + call,
+                                rec.pos)
+        elif rec.type == ole_excel.SHRFMLA:
+            rec = ole_excel.Rec(rec.type, rec.data[:8] + struct.pack("<H", len(rtd)) + rtd,
+                                rec.pos)
+        final.append(rec)
+    wb.data = ole_excel.serialize(recs, final, True)
+    return cfb_writer.write(root)
+
+
+def test_excel_formulas_that_call_a_dll_or_com_server_become_their_values(
+        tmp_path: Path, formulas_xls: bytes) -> None:
+    """CALL in a cell formula and RTD in a shared formula (every cell using it, and the
+    shared formula itself, goes) become the cached values."""
+    data = _patched_formulas(formulas_xls)
+    report, out = run(tmp_path, data, "calls.xls")
+    where = "Workbook#sheet[Formulas]!"
+    assert {f for f in found(report) if f[1][-2:] in ("A7", "A8", "A9") or f[1].endswith("10")} \
+        == {("ole.xlm_macro", where + "A7", "neutralized"),
+            ("ole.dde", where + "A8", "neutralized"), ("ole.dde", where + "A9", "neutralized"),
+            ("ole.dde", where + "A10", "neutralized")}
+    recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
+    assert not [r for r in recs if r.type in (ole_excel.SHRFMLA, ole_excel.FORMULA)
+                and r.data[:2] in (b"\x06\x00", b"\x07\x00", b"\x08\x00", b"\x09\x00")]
+    values = {struct.unpack_from("<H", r.data)[0]: r for r in recs
+              if r.type in (ole_excel.NUMBER, ole_excel.LABEL)}
+    assert values[6].type == ole_excel.LABEL and values[6].data.endswith(b"plain formula")
+    assert [struct.unpack_from("<d", values[row].data, 6)[0] for row in (7, 8, 9)] == [8, 9, 10]
+    assert_clean_output(out, data, edited={"Workbook"})
+    assert_opens(tmp_path, out, "plain formula", "SHARE FORMULA")
+
+
+def test_excel_cell_block_offsets_follow_formulas_that_became_values(
+        tmp_path: Path, formulas_xls: bytes) -> None:
+    """A DBCELL record (offsets back to its rows and on to each row's first cell) still
+    points at the right records after cells changed length."""
+    root = olegen.tree(formulas_xls)
+    wb = root.child("Workbook")
+    assert wb is not None
+    recs = ole_excel.records(wb.data)
+    rows = [r for r in recs if r.type == 0x0208]
+    at = next(i for i, r in enumerate(recs) if r.type == ole_excel.WINDOW2)
+    dbcell_pos = recs[at].pos
+    firsts = [next(r for r in recs if r.type in (ole_excel.FORMULA, ole_excel.LABEL)
+                   and r.data[:2] == row.data[:2]) for row in rows]
+    offsets, prev = [], rows[0].pos + 20
+    for cell in firsts:
+        offsets.append(cell.pos - prev)
+        prev = cell.pos
+    dbcell = ole_excel.Rec(ole_excel.DBCELL, struct.pack("<I", dbcell_pos - rows[0].pos)
+                           + struct.pack(f"<{len(offsets)}H", *offsets))
+    wb.data = ole_excel.serialize(recs, [*recs[:at], dbcell, *recs[at:]], True)
+    data = cfb_writer.write(root)
+    _, out = run(tmp_path, data, "dbcell.xls")
+    recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
+    by_pos = {r.pos: r for r in recs}
+    cell = next(r for r in recs if r.type == ole_excel.DBCELL)
+    first_row = cell.pos - struct.unpack_from("<I", cell.data)[0]
+    assert by_pos[first_row].type == 0x0208 and by_pos[first_row].data[:2] == b"\x00\x00"
+    pos, chain = first_row + 20, []
+    for n, offset in enumerate(struct.unpack_from(f"<{len(offsets)}H", cell.data, 4)):
+        pos += offset
+        chain.append(by_pos[pos])
+        assert by_pos[pos].data[:2] == struct.pack("<H", n), n
+    assert chain[0].type == ole_excel.LABEL          # A1, a formula that became its value
+
+
 def _biff(rtype: int, payload: bytes) -> bytes:
     return struct.pack("<HH", rtype, len(payload)) + payload
 
