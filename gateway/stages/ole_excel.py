@@ -259,7 +259,10 @@ def _cell_formulas(recs: list[Rec], out: list[Rec], start: int, where: str,
     something (``ole_formula.problem``) become the records of their cached values; a
     shared or array formula that does takes every cell using it along, and goes."""
     keep_links = ctx.keeps("hyperlinks")
-    end = _substream_end(recs, start)
+    try:
+        end = _substream_end(recs, start)
+    except Malformed:          # a sheet whose EOF is missing: judge every formula after it
+        end = len(recs)
     bad_shared: dict[tuple[int, int], tuple[str, str]] = {}
     for j in range(start + 1, end):
         rec = recs[j]
@@ -453,7 +456,7 @@ def _formula_value(rec: Rec, sub: list[Rec], i: int) -> Rec:
         j = i + 1
         while j < len(sub) - 1 and sub[j].type in _FORMULA_EXTRA:
             j += 1
-        if sub[j].type == STRING and sub[j + 1].type != CONTINUE:
+        if j + 1 < len(sub) and sub[j].type == STRING and sub[j + 1].type != CONTINUE:
             # LABEL's string has the layout of STRING's
             return Rec(LABEL, head + sub[j].data, rec.pos)
     return Rec(BLANK, head, rec.pos)         # an empty string, or a value not found

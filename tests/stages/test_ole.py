@@ -619,6 +619,26 @@ def test_excel_formulas_that_call_a_dll_or_com_server_become_their_values(
     assert_opens(tmp_path, out, "plain formula", "SHARE FORMULA")
 
 
+def test_excel_formulas_of_a_sheet_whose_chart_has_no_end_are_judged(
+        tmp_path: Path, formulas_xls: bytes) -> None:
+    """A chart substream opened inside the sheet and never closed (the sheet's end
+    cannot be found) does not stop the formulas being judged, nor the file delivered."""
+    root = olegen.tree(formulas_xls)
+    wb = root.child("Workbook")
+    assert wb is not None
+    recs = ole_excel.records(wb.data)
+    at = next(i for i, r in enumerate(recs) if r.type == ole_excel.WINDOW2)
+    chart = ole_excel.Rec(ole_excel.BOF, struct.pack("<HHHHII", 0x0600, 0x0020, 0x0DBB, 0x07CC,
+                                                     0, 0x0206))
+    wb.data = ole_excel.serialize(recs, [*recs[:at], chart, *recs[at:]], True)
+    report, out = run(tmp_path, cfb_writer.write(root), "open-chart.xls")
+    assert report.verdict is Verdict.DISARMED
+    cells = {f[1].rsplit("!", 1)[-1] for f in found(report) if "!" in f[1]}
+    assert cells == {"A1", "A2", "A4", "A5", "A6"}
+    assert {f[0] for f in found(report) if "!" not in f[1]} == {"ole.repaired"}
+    olegen.olefile_check(out.read_bytes())
+
+
 def test_excel_cell_block_offsets_follow_formulas_that_became_values(
         tmp_path: Path, formulas_xls: bytes) -> None:
     """A DBCELL record (offsets back to its rows and on to each row's first cell) still
