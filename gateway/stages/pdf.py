@@ -10,7 +10,9 @@ concept, fuzzed files) gets one blank page, so that every reader opens it. Then:
 
 1. phase 1 (``pdf_walk``) walks the places actions live, by structure: the catalog
    (/OpenAction, /AA), /Names (/JavaScript tree, /EmbeddedFiles tree,
-   /AlternatePresentations), /AcroForm (/XFA, the field tree through /Kids), the page
+   /AlternatePresentations), /Collection (a portfolio's Flash /Navigator; the whole
+   portfolio when no embedded file stays), /AcroForm (/XFA, the field tree through
+   /Kids), the page
    tree (page /AA, every annotation's /A, /PA, /AA; RichMedia, 3D, Screen, Movie and
    Sound annotations are taken off the page; FileAttachment annotations follow the
    embedded-file policy) and the outline tree (/First, /Next, /Last, /Prev: each

@@ -170,6 +170,7 @@ class Walk:
         self.slot(root, "/OpenAction", loc / "OpenAction", Trigger.OPEN)
         self.aa(root, loc)
         self.names(root, loc)
+        self.collection(root, loc)
         self.acroform(root, loc)
         self.pages(root, loc)
         self.outlines(root, loc)
@@ -196,6 +197,21 @@ class Walk:
             del names["/AlternatePresentations"]
             self.record("pdf.rich_media", loc / "AlternatePresentations",
                         detail="slideshow (alternate presentation)")
+
+    def collection(self, root: Object, rloc: Loc) -> None:
+        """A portfolio (/Collection): its custom navigator (a Flash program, /Navigator)
+        goes; a portfolio left without embedded files goes too, so that a reader shows
+        the pages rather than an empty file list."""
+        coll = root.get("/Collection")
+        if coll is None:
+            return
+        if is_dictlike(coll) and "/Navigator" in coll:
+            del coll["/Navigator"]
+            self.record("pdf.rich_media", rloc / "Collection" / "Navigator",
+                        detail="portfolio navigator (a Flash program)")
+        names = root.get("/Names")
+        if not is_dictlike(coll) or not (is_dictlike(names) and "/EmbeddedFiles" in names):
+            del root["/Collection"]
 
     def embedded_tree(self, names: Object, loc: Loc) -> None:
         entries = name_tree(names.get("/EmbeddedFiles"), loc)

@@ -323,6 +323,17 @@ def embedded_files() -> bytes:
     return save(pdf)
 
 
+def portfolio_navigator() -> bytes:
+    """A portfolio (/Collection) of the embedded_files files, shown by a custom
+    navigator: a Flash program (PDF 1.7 Adobe extension level 3, /Navigator)."""
+    pdf = pikepdf.open(io.BytesIO(embedded_files()))
+    swf = pdf.make_stream(b"FWS\x0a" + bytes(20))
+    pdf.Root.Collection = Dictionary(View=Name.H, D=String("inner.pdf"), Navigator=Dictionary(
+        Type=Name.Navigator, Layout=Name.Custom, SWF=String("nav.swf"),
+        Resources=Dictionary(Names=Array([String("nav.swf"), swf]))))
+    return save(pdf)
+
+
 def file_attachment(name: str = "notes.txt", data: bytes = b"plain notes\n") -> Callable[[], bytes]:
     def build() -> bytes:
         pdf = base()
@@ -777,6 +788,7 @@ def hidden_actions(seed: int) -> bytes:
 
 BUILDERS: dict[str, Callable[[], bytes]] = {
     "plain": plain,
+    "portfolio_navigator": portfolio_navigator,
     "associated_files_tagged": associated_files_tagged,
     "open_action_js": open_action_js,
     "catalog_aa": catalog_aa,

@@ -119,6 +119,8 @@ class Checker:
             self.flag(where, "URI action")
         if s == Name.Named and name(d.get("/N")) not in SAFE_NAMED:
             self.flag(where, f"named action {name(d.get('/N'))}")
+        if d.get("/Type") == Name.Navigator or "/Navigator" in d:  # a portfolio's Flash
+            self.flag(where, "portfolio navigator")
         if "/OpenAction" in d:  # even a plain destination: nothing may run on open
             self.flag(where, "/OpenAction")
         if "/FontMatrix" in d:  # PDF.js compiled its entries into code (CVE-2024-4367)

@@ -146,6 +146,14 @@ CASES = [
          ("pdf.embedded_file", "/Root/StructTreeRoot/K[0]/AF[0]", R),
          ("pdf.embedded_file", "/Root/StructTreeRoot/K[0]/AF[1]", R),
          ("pdf.embedded_file", "/Root/StructTreeRoot/K[1]/AF", R), policy="remove"),
+    case("portfolio_navigator", LINK,
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", D),
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[3]", R),
+         ("pdf.rich_media", "/Root/Collection/Navigator", R), embedded=True),
+    case("portfolio_navigator", LINK,
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[1]", R),
+         ("pdf.embedded_file", "/Root/Names/EmbeddedFiles/Names[3]", R),
+         ("pdf.rich_media", "/Root/Collection/Navigator", R), policy="remove"),
     case("xfa", LINK, ("pdf.xfa", "/Root/AcroForm/XFA", R)),
     case("media_annots", LINK, ("pdf.rich_media", A2, R),
          ("pdf.rendition", "/Root/Pages/Kids[0]/Annots[3]", R),
@@ -335,6 +343,20 @@ def test_embedded_files_are_removed_by_default(policy: str, tmp_path: Path) -> N
                           check=False).returncode == 0
     src = tmp_path / "in.pdf"
     assert text_of(out) == text_of(src) != ""
+
+
+@pytest.mark.parametrize(("policy", "stays"), [("keep", True), ("remove", False)])
+def test_portfolio_without_its_files_shows_its_pages(policy: str, stays: bool,
+                                                     tmp_path: Path) -> None:
+    """A portfolio keeps its file list without the Flash navigator while files stay; a
+    portfolio whose files all went is no portfolio any more (a reader shows the pages,
+    not an empty list)."""
+    _, out = run(tmp_path, pdfgen.portfolio_navigator(), POLICIES[policy])
+    with pikepdf.open(out) as pdf:
+        assert ("/Collection" in pdf.Root) is stays
+        if stays:
+            assert "/Navigator" not in pdf.Root.Collection
+            assert pdf.Root.Collection.View == pikepdf.Name.H
 
 
 @pytest.mark.parametrize("builder", ["associated_file", "associated_files_tagged"])
