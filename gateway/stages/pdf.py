@@ -59,7 +59,9 @@ are ``pdf.javascript``. Removed annotations: ``pdf.rich_media`` (RichMedia, 3D),
 and ``pdf.file_attachment`` (``disarmed`` whenever a delivered copy is embedded
 again in disarm mode; ``kept``/``disarmed`` by the embedded verdict in scan and
 verify; ``removed``), ``pdf.xfa``, ``pdf.encrypted``, ``pdf.repaired``,
-``pdf.orphans``.
+``pdf.orphans``, ``pdf.foreign_data`` (another file glued before the header, location
+``%PDF``, or after the last %%EOF, location ``%%EOF``: a polyglot; the rebuilt output
+starts at the header and ends with the document).
 
 Location scheme
 ---------------
@@ -101,6 +103,7 @@ such keys, those keys are deleted (``pdf.repaired``).
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
 from typing import BinaryIO, ClassVar
@@ -296,6 +299,51 @@ def _restore_emptied(pdf: pikepdf.Pdf, src: BinaryIO, notes: list[str]) -> list[
     return restored
 
 
+#: what another format's first bytes say it is (data glued around a PDF)
+_MAGIC = ((b"MZ", "a Windows executable"), (b"\x7fELF", "a Linux executable"),
+          (b"PK\x03\x04", "a ZIP archive"), (b"Rar!", "a RAR archive"),
+          (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\xd0\xcf\x11\xe0", "an Office document"),
+          (b"{\\rtf", "an RTF document"), (b"\xff\xd8\xff", "a JPEG image"),
+          (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"), (b"%!PS", "PostScript"))
+_TAIL = 1 << 20    # how far from the end the last %%EOF is looked for
+
+
+def _what(data: bytes) -> str | None:
+    head = data.lstrip(b" \t\r\n\f\x00")
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    low = head[:4096].lower()
+    if b"<script" in low or b"<html" in low or b"<svg" in low:
+        return "HTML or SVG markup"
+    return None
+
+
+def _foreign_data(src: BinaryIO) -> list[tuple[str, str]]:
+    """A file of one of the formats in ``_MAGIC`` glued before the %PDF header or after
+    the last %%EOF (comments, stray text and incremental updates are no such file):
+    (where, detail) for each. The rebuilt output holds neither."""
+    found: list[tuple[str, str]] = []
+    src.seek(0)
+    head = src.read(1024)
+    at = head.find(b"%PDF")
+    what = _what(head[:at]) if at > 0 else None
+    if what is not None:
+        found.append(("%PDF", f"{at} bytes before the PDF header ({what}) removed"))
+    size = src.seek(0, os.SEEK_END)
+    src.seek(max(size - _TAIL, 0))
+    tail = src.read()
+    end = tail.rfind(b"%%EOF")
+    if end >= 0:
+        rest = tail[end + 5:]
+        what = _what(rest)
+        if what is not None:
+            found.append(("%%EOF", f"{len(rest)} bytes after the end of the PDF ({what}) "
+                                 "removed"))
+    src.seek(0)
+    return found
+
+
 def _integer(obj: object) -> int | None:
     """A PDF integer (pikepdf gives it as an int, a direct or an indirect one alike)."""
     return obj if isinstance(obj, int) and not isinstance(obj, bool) else None
@@ -319,6 +367,8 @@ class PdfStage:
         self._run(src, dst, ctx)
 
     def _run(self, src: BinaryIO, dst: BinaryIO | None, ctx: StageContext) -> None:
+        for where, detail in _foreign_data(src):
+            ctx.record("pdf.foreign_data", where, action=Action.REMOVED, detail=detail)
         pdf, salvaged, ciphertext = _open(src, ctx.password)
         try:
             with pdf:

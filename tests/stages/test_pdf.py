@@ -345,6 +345,32 @@ def test_embedded_files_are_removed_by_default(policy: str, tmp_path: Path) -> N
     assert text_of(out) == text_of(src) != ""
 
 
+_ZIP = b"PK\x03\x04\x14\x00\x00\x00\x00\x00" + bytes(16) + b"\x05\x00\x00\x00a.exe"
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), [
+    (pdfgen.EXE[:64], b"", {("pdf.foreign_data", "%PDF", R)}),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"", {("pdf.foreign_data", "%PDF", R)}),
+    (b"<html><script>alert(1)</script>\n", b"", {("pdf.foreign_data", "%PDF", R)}),
+    (b"", b"\n" + _ZIP, {("pdf.foreign_data", "%%EOF", R)}),
+    (pdfgen.EXE[:64], _ZIP, {("pdf.foreign_data", "%PDF", R), ("pdf.foreign_data", "%%EOF", R)}),
+    (b"% a comment before the header\nSome junk before the header\n", b"\n\x00\x00", set()),
+])
+def test_files_glued_around_a_pdf_are_reported(before: bytes, after: bytes,
+                                               expected: set[tuple[str, str, str]],
+                                               tmp_path: Path) -> None:
+    """An executable, a picture or markup before the header, or an archive after the end
+    (polyglots) are named in the report; the rebuilt output starts at its header and
+    holds neither. Comments and stray text around a PDF are no such file."""
+    data = pdfgen.plain(1)
+    report, out = run(tmp_path, before + data + after, POLICIES["keep"])
+    assert {f for f in triples(report) if f[0] == "pdf.foreign_data"} == expected
+    raw = out.read_bytes()
+    assert raw.startswith(b"%PDF-") and b"PK\x03\x04" not in raw and b"This program" not in raw
+    assert qpdf_check(out).returncode == 0
+    assert text_of(out) == text_of(tmp_path / "in.pdf") != ""
+
+
 @pytest.mark.parametrize(("policy", "stays"), [("keep", True), ("remove", False)])
 def test_portfolio_without_its_files_shows_its_pages(policy: str, stays: bool,
                                                      tmp_path: Path) -> None:
