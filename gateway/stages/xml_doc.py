@@ -140,7 +140,7 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
 
 def _without_entities(data: bytes, ctx: StageContext) -> bytes:
     if not xml_dtd.declares_entities(data):
-        external = xml_dtd.external_subset(data)
+        external = xml_dtd.external_subset(data) or xml_dtd.attribute_defaults(data)
         if external is None:
             return data
         ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=external.detail)
@@ -153,12 +153,16 @@ def _without_entities(data: bytes, ctx: StageContext) -> bytes:
 
 
 def _dtd_left(tree: etree._ElementTree) -> bool:
-    """A DOCTYPE declaring entities, or naming an external DTD other than the W3C's
-    own (XHTML pages name theirs), is still there."""
+    """A DOCTYPE declaring entities or attribute defaults, or naming an external DTD
+    other than the W3C's own (XHTML pages name theirs), is still there."""
     info = tree.docinfo
     entities = getattr(info.internalDTD, "iterentities", None)
     if entities is not None and any(True for _ in entities()):
         return True
+    elements = getattr(info.internalDTD, "iterelements", None)
+    if elements is not None and any(attr.default_value is not None for el in elements()
+                                    for attr in el.iterattributes()):
+        return True     # attribute defaults a browser puts on the elements
     system = getattr(info, "system_url", None)
     return bool(system) and not xml_dtd.standard_dtd(str(system))
 

@@ -112,6 +112,41 @@ def external_subset(data: bytes) -> Scrubbed | None:
                        "names an external DTD (a validating parser fetches it)")
 
 
+def attribute_defaults(data: bytes) -> Scrubbed | None:
+    """``data`` without a DOCTYPE that declares no entity but gives attributes default
+    values (``<!ATTLIST img onerror CDATA "alert(1)">``): a browser reading the
+    document as XML puts them on every such element, so a script or a link hides in
+    the DTD. References to the entities the HTML/XHTML DTDs define become their
+    characters, any other goes. None when there is no such DOCTYPE or the prolog does
+    not parse."""
+    if b"\x00" in data[:4] or data.find(_DOCTYPE) < 0 or data.find(b"<!ATTLIST") < 0:
+        return None
+    found = _prolog(data)
+    if found is None or found[4]:
+        return None
+    start, end, root = found[:3]
+    defaults: list[str] = []
+    parser = pyexpat.ParserCreate()
+    parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def attlist(element: str, attribute: str, _type: str, default: str | None,
+                _required: int) -> None:
+        if default is not None:
+            defaults.append(f"{element}/@{attribute}")
+
+    parser.AttlistDeclHandler = attlist
+    try:
+        parser.Parse(data[:root], False)
+    except (pyexpat.ExpatError, ValueError, UnicodeError, RecursionError, LookupError):
+        return None
+    if not defaults:
+        return None
+    shown = ", ".join(defaults[:3]) + (" …" if len(defaults) > 3 else "")
+    return _substitute(data, start, end, root, _HTML_ENTITIES,
+                       f"gives attributes default values ({shown}): a browser adds them "
+                       "to the elements")
+
+
 def standard_dtd(system_id: str) -> bool:
     """Whether a DOCTYPE's system identifier is one of the W3C's own DTDs."""
     return _STANDARD_DTD.match(system_id.strip()) is not None

@@ -328,6 +328,38 @@ def test_dtd_attacks_are_cut_out(tmp_path: Path, payload: bytes, detail: str,
     assert "".join(lxml.etree.parse(str(out)).getroot().itertext()) == text
 
 
+@pytest.mark.parametrize(("name", "payload"), [
+    # html5sec #67 (PayloadsAllTheThings' MarioXSSVectors): Chromium ran the handler
+    ("img.xml", b'<?xml version="1.0"?>\n<!DOCTYPE x [\n<!ATTLIST img xmlns CDATA '
+                b'"http://www.w3.org/1999/xhtml" src CDATA "xx:x" onerror CDATA "alert(67)">\n'
+                b"]><img />"),
+    ("page.xhtml", b'<?xml version="1.0"?>\n<!DOCTYPE html [\n<!ATTLIST body onload CDATA '
+                   b'"alert(1)">\n<!ATTLIST a href CDATA #FIXED "javascript:alert(2)">\n]>\n'
+                   b'<html xmlns="http://www.w3.org/1999/xhtml"><body><p>Text &amp; more</p>'
+                   b"<a>link</a></body></html>"),
+])
+def test_dtd_attribute_defaults_are_cut_out(tmp_path: Path, name: str, payload: bytes) -> None:
+    """A DTD declaring no entity but giving attributes default values (an event handler,
+    a javascript: link) goes: a browser reading the document as XML puts them on the
+    elements. libxml2 applying the DTD's defaults finds none in the output."""
+    def handlers(data: bytes) -> list[str]:
+        parser = lxml.etree.XMLParser(attribute_defaults=True, resolve_entities=False,
+                                      no_network=True)
+        root = lxml.etree.fromstring(data, parser)
+        return sorted(f"{el.tag}@{k}={v}" for el in root.iter() for k, v in el.attrib.items()
+                      if k.startswith("on") or "javascript" in v)
+
+    assert handlers(payload) != []
+    report, out = run(tmp_path, payload, name)
+    assert report.verdict is Verdict.DISARMED
+    assert ("xml.dtd", "!DOCTYPE") in keys(report)
+    assert "default values" in report.items[0].findings[0].detail
+    result = out.read_bytes()
+    assert b"<!DOCTYPE" not in result and b"ATTLIST" not in result
+    assert handlers(result) == []
+    assert xml_problems(out) == []
+
+
 def test_dtd_the_byte_cut_cannot_read_goes_with_the_tree(tmp_path: Path) -> None:
     """An external DTD next to an internal subset expat refuses (a comment with "--")
     and no entity declaration: found in the parsed tree instead, and the document
