@@ -435,8 +435,10 @@ def _textual(head: bytes, src: BinaryIO) -> str | None:
         return "text.vcard"  # a contact card: the calendar's content lines, other names
     if sample.startswith(b"web\r\n") or sample.startswith(b"web\n"):
         return "executable.iqy"
-    if _SVG_ROOT.match(sample):
-        return "svg"
+    if _SVG_ROOT.match(sample) or (sample.startswith((b"<?", b"<!")) and len(head) > 8192
+                                   and _SVG_ROOT.match(head.lstrip(b"\xef\xbb\xbf \t\r\n")
+                                                       .lower())):
+        return "svg"  # (the second: a prolog of comments or a DTD longer than the sample)
     if sample.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")) or \
             _HTML_FRAGMENT.match(sample):
         return "html"

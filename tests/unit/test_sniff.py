@@ -239,6 +239,21 @@ def test_svg_our_root_check_misses_goes_to_the_svg_stage() -> None:
     assert sniff_bytes(stray, "drawing.svg").type_id == "svg"
 
 
+@pytest.mark.parametrize("prolog", [
+    b"<!-- " + b"padding " * 2000 + b"-->\n",
+    b'<!DOCTYPE svg [\n' + b'<!ENTITY ns_x "http://ns.example/x">\n' * 400 + b"]>\n",
+])
+def test_svg_after_a_prolog_longer_than_the_sample_is_svg(prolog: bytes) -> None:
+    """An SVG whose comments or DTD before the root run past the first 8 kB went to the
+    XML stage and came out renamed .xml; other XML after such a prolog stays XML."""
+    svg = b'<?xml version="1.0"?>\n' + prolog + \
+        b'<svg xmlns="http://www.w3.org/2000/svg"><text>memo</text></svg>\n'
+    assert len(svg) > 8192
+    assert sniff_bytes(svg).type_id == "svg"
+    assert sniff_bytes(svg.replace(b"<svg", b"<doc").replace(b"</svg", b"</doc"),
+                       "doc.xml").type_id == "text.xml"
+
+
 @pytest.mark.parametrize("name", ["update.appinstaller", "addin.vsto"])
 def test_installer_manifests_are_scripts(name: str) -> None:
     """XML that installs software from a URL when double-clicked (App Installer, used by
