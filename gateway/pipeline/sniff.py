@@ -651,9 +651,12 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
         # and text lost, and renamed .eml
         type_id = "text.plain"
     # script code in a SYLK file is in its formulas, which the text stage removes; in
-    # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell)
+    # XML, in script elements the XML stage removes (msxsl:script calling WScript.Shell).
+    # A file named as text (.txt, .csv, .log) opens in an editor, which runs nothing: the
+    # IoC list of a security advisory, a CSV cell "IEX(...)" are text
     if type_id.startswith("text.") and (script_name(declared_name) or (
-            type_id not in ("text.sylk", "text.xml") and _SCRIPT.search(head))):
+            type_id not in ("text.sylk", "text.xml") and declared_family(declared_name) != "text"
+            and _SCRIPT.search(head))):
         type_id = "executable.script"
     description = type_id
     return Sniffed(type_id=type_id, description=description,

