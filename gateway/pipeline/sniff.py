@@ -418,13 +418,27 @@ _CALENDAR = re.compile(rb"[\s\x0b\x0c]*begin:v(?:calendar|event|todo|journal|fre
                        rb"alarm|timezone|availability)\s*(?:\r\n|\n|\r)")
 
 
+#: a SYLK record after the ID record: its type (C, F, B, P, O, NN, NU, W...), then ";"
+#: or the end of the line; E ends the file
+_SYLK_RECORD = re.compile(rb"[A-Za-z]{1,2}(?:;|\s*$)")
+
+
+def _sylk_records(head: bytes) -> bool:
+    """Whether the lines after an ``ID;P`` line are SYLK records: a CSV whose first
+    column is named "id" (``id;payload``, then ``1;hello``) is a table, not SYLK."""
+    lines = head[:4096].splitlines()[1:7]
+    if len(head) > 4096:
+        lines = lines[:-1]           # the last may be cut off
+    return all(_SYLK_RECORD.match(line.strip()) for line in lines if line.strip())
+
+
 def _textual(head: bytes, src: BinaryIO) -> str | None:
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM: browsers read it
         head = head[:16384].decode("utf-16", "ignore").encode("utf-8", "ignore")
     elif head.lstrip(b" \t\r\n").startswith(b"<?xml"):
         head = _xml_head(head)
     sample = head[:8192].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if sample.startswith(b"id;p"):
+    if sample.startswith(b"id;p") and _sylk_records(head):
         return "text.sylk"
     # before HTML: an HTML description inside. A component without the VCALENDAR around
     # it, or after a form feed, is read by calendar programs all the same (icalendar's

@@ -239,6 +239,17 @@ def test_svg_our_root_check_misses_goes_to_the_svg_stage() -> None:
     assert sniff_bytes(stray, "drawing.svg").type_id == "svg"
 
 
+def test_table_whose_first_column_is_named_id_is_no_sylk() -> None:
+    """A CSV starting "id;payload" (PayloadsAllTheThings' CSV injection table) was read
+    as SYLK, rebuilt empty and blocked; lines that are SYLK records keep it SYLK, in
+    any case."""
+    assert sniff_bytes(b"id;payload\r\n1;hello\r\n2;world\r\n", "t.csv").type_id \
+        != "text.sylk"
+    assert sniff_bytes(b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\nE\r\n").type_id == "text.sylk"
+    assert sniff_bytes(b"id;pwxl;n;e\r\nc;y1;x1;k0;eEXEC(\"calc\")\r\ne\r\n").type_id \
+        == "text.sylk"
+
+
 @pytest.mark.parametrize("prolog", [
     b"<!-- " + b"padding " * 2000 + b"-->\n",
     b'<!DOCTYPE svg [\n' + b'<!ENTITY ns_x "http://ns.example/x">\n' * 400 + b"]>\n",
