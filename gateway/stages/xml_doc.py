@@ -146,6 +146,8 @@ def _without_entities(data: bytes, ctx: StageContext) -> bytes:
         ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=external.detail)
         return external.data
     scrubbed = xml_dtd.scrub(data)
+    if scrubbed is None and xml_dtd.no_doctype(data):
+        return data     # "<!DOCTYPE … <!ENTITY" only as text (a CDATA section, a comment)
     if scrubbed is None or xml_dtd.declares_entities(scrubbed.data):
         raise Malformed("XML declares entities in a DTD that cannot be read safely")
     ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)

@@ -112,6 +112,32 @@ def external_subset(data: bytes) -> Scrubbed | None:
                        "names an external DTD (a validating parser fetches it)")
 
 
+def no_doctype(data: bytes) -> bool:
+    """Whether expat reads ``data`` up to its root element without meeting a DOCTYPE
+    (``<!DOCTYPE`` and ``<!ENTITY`` inside a CDATA section or a comment are text);
+    False when it cannot tell (the prolog does not parse)."""
+    parser = pyexpat.ParserCreate()
+    parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+    seen: list[str] = []
+
+    def doctype(*_: object) -> None:
+        seen.append("doctype")
+        raise _Root
+
+    def element(*_: object) -> None:
+        raise _Root
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.StartElementHandler = element
+    try:
+        parser.Parse(data, True)
+    except _Root:
+        return not seen
+    except (pyexpat.ExpatError, ValueError, UnicodeError, RecursionError, LookupError):
+        return False
+    return False
+
+
 def attribute_defaults(data: bytes) -> Scrubbed | None:
     """``data`` without a DOCTYPE that declares no entity but gives attributes default
     values (``<!ATTLIST img onerror CDATA "alert(1)">``): a browser reading the

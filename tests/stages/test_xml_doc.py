@@ -360,6 +360,20 @@ def test_dtd_attribute_defaults_are_cut_out(tmp_path: Path, name: str, payload: 
     assert xml_problems(out) == []
 
 
+@pytest.mark.parametrize("payload", [
+    # PayloadsAllTheThings' "XXE inside SOAP": the DTD is character data of <foo>
+    b'<soap:Body xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><foo><![CDATA['
+    b'<!DOCTYPE doc [<!ENTITY % dtd SYSTEM "http://x/"> %dtd;]><xxx/>]]></foo></soap:Body>',
+    b'<?xml version="1.0"?>\n<!-- <!DOCTYPE r [<!ENTITY e "x">]> -->\n<r>text</r>\n',
+])
+def test_dtd_only_as_text_is_no_dtd(tmp_path: Path, payload: bytes) -> None:
+    """"<!DOCTYPE" and "<!ENTITY" inside a CDATA section or a comment are text: the
+    document is delivered as it is (it was blocked as a DTD that cannot be read)."""
+    report, out = run(tmp_path, payload, "soap.xml")
+    assert report.verdict is Verdict.CLEAN
+    assert out.read_bytes() == payload
+
+
 def test_dtd_the_byte_cut_cannot_read_goes_with_the_tree(tmp_path: Path) -> None:
     """An external DTD next to an internal subset expat refuses (a comment with "--")
     and no entity declaration: found in the parsed tree instead, and the document
