@@ -51,7 +51,7 @@ _STYLE_PROPERTIES = {
 # <object> and <applet> are unwrapped instead: their content is the fallback a browser
 # shows when it cannot run the plugin (every browser today), ordinary cleaned HTML
 _DROP_WITH_CONTENT = {"script", "style", "template", "iframe", "embed",
-                      "frame", "frameset", "noembed", "svg", "math", "xml", "head",
+                      "frame", "frameset", "noembed", "svg", "math", "head",
                       # noscript content is raw text to the parser when scripting is on, and
                       # HTML (remote images…) when it is off: it cannot be cleaned reliably
                       "noscript"}
@@ -155,6 +155,19 @@ def _shown_before_body(text: str) -> str:
     return _HEAD_TAG.sub("", _TITLE_ELEMENT.sub("", text))
 
 
+#: SVG and MathML element names ammonia (nh3) drops with their content wherever they
+#: stand; outside <svg> and <math> (which go whole) they are unknown HTML elements whose
+#: text a browser shows (<text>Hello</text>, a custom <change-log><g>...): renamed to
+#: an unknown name first, they are unwrapped like any other unknown element
+_FOREIGN_NAMED = re.compile(
+    r"<(/?)(animate|circle|defs|desc|ellipse|filter|g|line|marker|mask|metadata|mpath|path|"
+    r"pattern|polygon|polyline|rect|set|stop|switch|symbol|text|tspan|use|view|maction|"
+    r"maligngroup|malignmark|menclose|merror|mfenced|mfrac|mglyph|mi|mlabeledtr|mlongdiv|"
+    r"mmultiscripts|mn|mo|mover|mpadded|mphantom|mroot|mrow|ms|mscarries|mscarry|msgroup|"
+    r"msline|mspace|msqrt|msrow|mstack|mstyle|msub|msup|msubsup|mtable|mtd|mtext|mtr|"
+    r"munder|munderover|semantics|annotation|annotation-xml)(?=[\s/>])", re.IGNORECASE)
+
+
 def clean_fragment(fragment: str, *, keep_links: bool) -> str:
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         if attr == "href":
@@ -167,6 +180,7 @@ def clean_fragment(fragment: str, *, keep_links: bool) -> str:
             return None
         return value
 
+    fragment = _FOREIGN_NAMED.sub(r"<\1x-\2", fragment)
     try:
         return nh3.clean(fragment, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT,
                          attributes=_ATTRS, attribute_filter=attribute_filter,

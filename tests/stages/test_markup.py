@@ -221,6 +221,28 @@ def test_inline_svg_and_mathml_removed_with_their_text_are_reported(tmp_path: Pa
     assert html_text(out) == "前後"
 
 
+@pytest.mark.parametrize(("page", "text"), [
+    # PayloadsAllTheThings' XML attack lines inside a page: an unclosed <xml> took the
+    # rest of the page with it, silently
+    ('<p>alpha</p><xml version="1.0"><p>omega paragraph</p>', "alphaomega paragraph"),
+    # custom elements named like SVG/MathML ones, outside <svg>: browsers show their text
+    ("<p>alpha</p><change-log><text>Hello World</text></change-log><p>omega</p>",
+     "alphaHello Worldomega"),
+    ("<ul><g>一</g><desc>二</desc><mi>三</mi><TSpan>四</TSpan></ul>", "一二三四"),
+])
+def test_text_of_elements_nh3_drops_by_name_stays(tmp_path: Path, page: str,
+                                                  text: str) -> None:
+    """Unknown elements a browser shows the text of (<xml>, and <text>, <g>, <desc>, <mi>
+    outside <svg> and <math>, which nh3 drops whole by name) are unwrapped like any other
+    unknown element; script inside them still goes."""
+    body = f"<html><body>{page}<x-y><text><script>alert(1)</script></text></x-y></body></html>"
+    report, out = run(tmp_path, body.encode(), "page.html")
+    assert ("html.script", "script[0]") in keys(report)
+    assert html_text(out) == text
+    assert html_problems(out) == []
+    assert b"alert" not in out.read_bytes()
+
+
 def test_hidden_text_stays_hidden_and_open_details_open(tmp_path: Path) -> None:
     """``hidden`` was dropped, so text the author hid was shown, and ``<details open>``
     lost ``open``, so its text came out collapsed (beside PortSwigger's payloads)."""
