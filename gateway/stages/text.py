@@ -91,7 +91,7 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
     text, encoding = decoded
     delimiter = "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text)
     newline = "\r\n" if "\r\n" in text else "\n"
-    lines = text.splitlines(keepends=True)
+    lines = records(text, delimiter)
     changed = False
     out_lines: list[str] = []
     for row_no, line in enumerate(lines, start=1):
@@ -119,6 +119,37 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         return codecs.BOM_UTF8 + body.encode("utf-8")
     bom = next((b for b, enc in _BOMS if enc == encoding), b"")
     return bom + body.encode(encoding, "replace")
+
+
+_RECORD_BREAK = re.compile(r'"|\r\n|\n|\r')
+
+
+def records(text: str, delimiter: str) -> list[str]:
+    """The rows of a CSV text, each with its line end. A line break (CR, LF or both)
+    inside a quoted cell belongs to the cell, as spreadsheets read it; a cell is quoted
+    when a quote opens it (a quote inside an unquoted cell is a character), and a
+    doubled quote inside it is one quote. Form feeds and the other characters
+    ``str.splitlines`` breaks at are text."""
+    out: list[str] = []
+    start, quoted, skip = 0, False, -1
+    for m in _RECORD_BREAK.finditer(text):
+        at = m.start()
+        if at <= skip:
+            continue
+        if m.group() == '"':
+            if quoted:
+                if text.startswith('"', at + 1):
+                    skip = at + 1            # "" inside a quoted cell
+                else:
+                    quoted = False
+            elif at == start or text[at - 1] == delimiter:
+                quoted = True
+        elif not quoted:
+            out.append(text[start:m.end()])
+            start = m.end()
+    if start < len(text):
+        out.append(text[start:])
+    return out
 
 
 def _dangerous(cell: str) -> bool:

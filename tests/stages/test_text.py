@@ -60,6 +60,27 @@ def test_csv_formulas_neutralized_in_utf16(tmp_path: Path, bom: bytes, codec: st
     assert lines[2] == sep.join(["'=cmd|' /C calc'!A0", "100", "x"])
 
 
+def test_csv_rows_follow_quoted_line_breaks(tmp_path: Path) -> None:
+    """Rows are read as spreadsheets read them: a line break inside a quoted cell (a bare
+    CR too) is part of the cell, a quote inside an unquoted cell is a character, a form
+    feed is text. A cell "CR=cmd|..." became three stray quotes and a broken row
+    (PayloadsAllTheThings' CSV injection notes); a quoted note whose second line starts
+    with "=" was "neutralized" although it is no formula."""
+    import csv
+    import io
+    data = (b'id,note\r\n1,"\r=cmd|\' /C calc\'!A0"\r\n'
+            b'2,"first line\r\n=HYPERLINK(""http://evil.example"")",x\r\n'
+            b'3,say "hi"\r\n=cmd|\' /C calc\'!A0,y\r\n'
+            b"4,page\x0cbreak\r\n")
+    report, out = run(tmp_path, data, "notes.csv")
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[2]/col[2]"), ("text.csv_formula", "row[5]/col[1]")}
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode(), newline="")))
+    assert rows == [["id", "note"], ["1", "'\r=cmd|' /C calc'!A0"],
+                    ["2", 'first line\r\n=HYPERLINK("http://evil.example")', "x"],
+                    ["3", 'say "hi"'], ["'=cmd|' /C calc'!A0", "y"], ["4", "page\x0cbreak"]]
+
+
 def test_csv_formulas_kept_by_policy(tmp_path: Path) -> None:
     pol = replace(POLICY, formats={**POLICY.formats, "text": FormatPolicy(
         action="disarm", options={"csv_formulas": "keep"})})
