@@ -49,15 +49,23 @@ def _dated(line: bytes) -> bool:
     return bool(sender) and _TIME.search(rest) is not None and _YEAR.search(rest) is not None
 
 
+#: a header field's start: what a message starts with after its From_ line
+_FIELD = re.compile(rb"^[A-Za-z0-9-]{1,76}:")
+
+
 def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-    """(From line, message bytes) for every message in the mailbox."""
+    """(From line, message bytes) for every message in the mailbox. A message starts at
+    a From_ line: one with the classic date, or one dated another way (or
+    Thunderbird's ``From -``) after an empty line or before a header field (a
+    separator written right after a closing MIME boundary, with no empty line)."""
     lines = data.splitlines(keepends=True)
     out: list[tuple[bytes, list[bytes]]] = []
     previous_blank = True
-    for line in lines:
+    for at, line in enumerate(lines):
         bare = line.rstrip(b"\r\n")
         if bare.startswith(b"From ") and (not out or _FROM_DATE_LINE.match(bare) or (
-                previous_blank and _dated(bare))):
+                _dated(bare) and (previous_blank or (
+                    at + 1 < len(lines) and _FIELD.match(lines[at + 1]) is not None)))):
             if len(out) >= limit:
                 raise LimitExceeded(f"mailbox holds more than {limit} messages")
             out.append((bare, []))

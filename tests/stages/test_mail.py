@@ -1024,6 +1024,28 @@ def test_unquoted_from_line_after_an_empty_line_stays_text(tmp_path: Path) -> No
     assert [m["Subject"] for m in got] == ["meeting", "second", "third"]
 
 
+def test_separator_right_after_a_closing_boundary_starts_a_message(tmp_path: Path) -> None:
+    """A From_ line written right after a multipart message's closing boundary, with no
+    empty line (MimeKit's content-length.mbox): the next message was glued on after the
+    boundary, where a reader drops it: its text and attachment were lost, verdict clean.
+    A dated From_ line followed by a header field starts a message."""
+    box = (b"From - \nFrom: a@example.com\nSubject: first\nMIME-Version: 1.0\n"
+           b'Content-Type: multipart/mixed; boundary="BB"\n\n--BB\nContent-Type: text/plain\n'
+           b"\nFirst body.\n--BB--\n"
+           b"From - \nFrom: c@example.com\nSubject: second\n\nSecond body.\n"
+           b"From b@example.com Mon Jun  1 04:28:28 2009\nX-Mozilla-Status: 0001\n"
+           b"Subject: third\n\nThird body.\nFrom here on, by 10:00 in 2026\nthe end.\n")
+    report, out = run(tmp_path, box, name="box.mbox")
+    assert report.verdict.delivered, report.reason
+    import mailbox  # an independent reader
+    path = tmp_path / "out.mbox"
+    path.write_bytes(out or b"")
+    got = list(mailbox.mbox(str(path)))
+    assert [m["Subject"] for m in got] == ["first", "second", "third"]
+    assert "Second body." in got[1].get_payload(decode=True).decode()
+    assert "the end." in got[2].get_payload(decode=True).decode()
+
+
 @pytest.mark.parametrize(("charset", "subject"), [
     ("koi8-r", "Откуда он появился?"), ("windows-1252", "Grüße aus München"),
     ("iso-8859-7", "Καλημέρα κόσμε")])
