@@ -654,10 +654,13 @@ def sniff(src: BinaryIO, declared_name: str | None = None) -> Sniffed:
     elif declared_family(declared_name) == "svg" and type_id == _OCTETS and \
             _mostly_text(head) and b"<svg" in head.lower():
         type_id = "svg"  # the same for an SVG drawing with a stray byte
-    if (type_id.startswith("text.") or (type_id == _OCTETS and _mostly_text(head))) and \
+    if (type_id.startswith("text.") or type_id == "html" or
+            (type_id == _OCTETS and _mostly_text(head))) and \
             _mail_name(declared_name) and _looks_like_headers(head[:16384], named_as_mail=True):
         # a mail client opens it as a message, whatever few headers, and whatever stray
-        # bytes made libmagic call it data (binary data behind a header block is no message)
+        # bytes made libmagic call it data (binary data behind a header block is no message);
+        # an HTML body behind a header block libmagic does not know (Comments:,
+        # X-Mozilla-Status:) made it "HTML document"
         type_id = "mail.eml"
     if type_id in ("mail.eml", "mail.mbox") and (declared_name or "").lower().endswith(".txt"):
         # a .txt file opens as text whatever it holds (a bounce's "message-header.txt",

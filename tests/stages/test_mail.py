@@ -1046,6 +1046,23 @@ def test_separator_right_after_a_closing_boundary_starts_a_message(tmp_path: Pat
     assert "the end." in got[2].get_payload(decode=True).decode()
 
 
+def test_message_with_an_unfamiliar_first_header_and_an_html_body_is_a_message(
+        tmp_path: Path) -> None:
+    """A message whose header block libmagic does not know (Comments:, X-Mozilla-Status:)
+    and whose body is HTML was sniffed as HTML: its headers became page text."""
+    data = (b"Comments: c\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+            b"<html>\r\n  <head>\r\n    <meta http-equiv=\"content-type\" content=\"text/html; "
+            b"charset=utf-8\">\r\n  </head>\r\n  <body>\r\n<p>Hello <b>world</b></p>"
+            b"<script>alert(1)</script>\r\n</body></html>\r\n")
+    report, out = run(tmp_path, data, "note.eml")
+    assert report.input.type == "mail.eml"
+    msg = email.message_from_bytes(out or b"", policy=email.policy.default)
+    body = msg.get_body(("html",))
+    assert body is not None
+    html = body.get_content()
+    assert "Hello" in html and "alert" not in html and "Comments" not in html
+
+
 @pytest.mark.parametrize(("charset", "subject"), [
     ("koi8-r", "Откуда он появился?"), ("windows-1252", "Grüße aus München"),
     ("iso-8859-7", "Καλημέρα κόσμε")])
