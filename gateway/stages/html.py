@@ -98,12 +98,17 @@ def scan_text(text: str, ctx: StageContext) -> None:
 
 
 def decode(data: bytes) -> str:
-    """The document's text: BOM, then <meta charset>, then UTF-8, CP932, EUC-JP."""
+    """The document's text: BOM, then <meta charset>, then ISO-2022-JP when its escape
+    sequences are there (browsers detect it by them), UTF-8, CP932, EUC-JP; else
+    windows-1252, what browsers fall back to for undeclared 8-bit text (every byte
+    kept; UTF-8 with replacement characters lost åäö for good)."""
     for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
                      (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
             return data.decode(enc, "replace").lstrip("\ufeff")
     candidates = ["utf-8", "cp932", "euc-jp", "iso-2022-jp"]
+    if _JIS_ESCAPE.search(data):
+        candidates.insert(0, "iso-2022-jp")
     m = _META_CHARSET.search(data[:65536])
     if m:
         declared = m.group(1).decode("ascii", "ignore").lower()
@@ -117,7 +122,14 @@ def decode(data: bytes) -> str:
             # UnicodeError: charsets that never decode ("undefined") or fail in their own
             # way (punycode, idna): found by fuzzing, an internal error before
             continue
-    return data.decode("utf-8", "replace")
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:   # the five bytes windows-1252 leaves undefined
+        return data.decode("latin-1")
+
+
+#: an ISO-2022-JP switch into JIS X 0208 (ESC $ @, ESC $ B) or JIS X 0201 (ESC ( J)
+_JIS_ESCAPE = re.compile(rb"\x1b\$[@B]|\x1b\(J")
 
 
 def _content_start(text: str, tag: re.Pattern[str]) -> int:

@@ -243,6 +243,24 @@ def test_text_of_elements_nh3_drops_by_name_stays(tmp_path: Path, page: str,
     assert b"alert" not in out.read_bytes()
 
 
+@pytest.mark.parametrize(("data", "text"), [
+    # Tika's testHTML_utf8.html saved in Latin-1, no charset declared
+    ("<html><body><p>Content with chars åäö</p></body></html>".encode("latin-1"),
+     "Content with chars åäö"),
+    ("<html><body><p>日本語のテキストです。関所</p></body></html>".encode("iso-2022-jp"),
+     "日本語のテキストです。関所"),
+    ("<html><body><p>Grüße – €5</p></body></html>".encode("cp1252"), "Grüße – €5"),
+])
+def test_undeclared_charset_is_read_as_browsers_read_it(tmp_path: Path, data: bytes,
+                                                        text: str) -> None:
+    """Without a charset declaration, ISO-2022-JP is known by its escape sequences (they
+    were stripped, leaving "$BF|K\\8l"), and 8-bit text that is no UTF-8 or Japanese
+    encoding is windows-1252, browsers' fallback (it became replacement characters)."""
+    report, out = run(tmp_path, data, "page.html")
+    assert report.verdict.delivered
+    assert html_text(out) == text
+
+
 def test_hidden_text_stays_hidden_and_open_details_open(tmp_path: Path) -> None:
     """``hidden`` was dropped, so text the author hid was shown, and ``<details open>``
     lost ``open``, so its text came out collapsed (beside PortSwigger's payloads)."""
