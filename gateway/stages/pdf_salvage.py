@@ -155,56 +155,92 @@ def _open_parens(data: bytes, i: int) -> int:
     return depth
 
 
+#: arrays and dictionaries nested deeper than this are cut (qpdf refuses the whole
+#: object from depth 500 on; poppler reads it): the part beyond becomes null
+MAX_DEPTH = 400
+
+
 def balanced(body: bytes) -> bytes:
-    """``body`` with its ``<< >>`` and ``[ ]`` balanced (unchanged when they are)."""
+    """``body`` with its ``<< >>`` and ``[ ]`` balanced (unchanged when they are), and
+    anything nested deeper than ``MAX_DEPTH`` replaced by ``null``."""
     if not body.startswith((b"<<", b"[")):
         return body
     out = bytearray()
     stack: list[bytes] = []
+    cut = -1                # the depth at which a too deep part is being left out
     i, n, changed = 0, len(body), False
+
+    def emit(chunk: bytes) -> None:
+        if cut < 0:
+            out.extend(chunk)
+
+    def push(closer: bytes) -> None:
+        nonlocal cut, changed
+        if cut < 0 and len(stack) >= MAX_DEPTH:
+            cut, changed = len(stack), True
+            out.extend(b" null ")
+        stack.append(closer)
+
+    def pop() -> bool:
+        """Pop; whether the closer is to be written (not when it ends a cut part)."""
+        nonlocal cut
+        stack.pop()
+        if cut >= 0 and len(stack) == cut:
+            cut = -1
+            return False
+        return cut < 0
+
     while i < n:
         c = body[i]
         if c == 0x25:  # a comment runs to the end of its line
             end = _skip(body, i)
         elif body.startswith(b"<<", i):
-            stack.append(b">>")
-            end = i + 2
+            push(b">>")
+            emit(b"<<")
+            i += 2
+            continue
         elif body.startswith(b">>", i):
             while stack and stack[-1] == b"]":  # an array left open inside the dict
-                out += b"]"
-                stack.pop()
+                if pop():
+                    out.extend(b"]")
                 changed = True
             if not stack:
                 i, changed = i + 2, True
                 continue
-            stack.pop()
-            end = i + 2
+            if pop():
+                out.extend(b">>")
+            i += 2
+            continue
         elif c == 0x28:
             end = _string_end(body, i)
             if end == n and (missing := _open_parens(body, i)):  # a string left open
-                out += body[i:end] + b")" * missing
+                emit(body[i:end] + b")" * missing)
                 i, changed = end, True
                 continue
         elif c == 0x3C:  # hex string
             end = body.find(b">", i)
             end = n if end < 0 else end + 1
         elif c == 0x5B:
-            stack.append(b"]")
-            end = i + 1
+            push(b"]")
+            emit(b"[")
+            i += 1
+            continue
         elif c in (0x5D, 0x3E):  # a closer that matches nothing, or a stray ">"
             if c == 0x5D and stack and stack[-1] == b"]":
-                stack.pop()
-                end = i + 1
-            else:
-                out += b" "
-                i, changed = i + 1, True
+                if pop():
+                    out.extend(b"]")
+                i += 1
                 continue
+            emit(b" ")
+            i, changed = i + 1, True
+            continue
         else:
             end = i + 1
-        out += body[i:end]
+        emit(body[i:end])
         i = end
     if stack:  # on a line of its own: the body may end in a comment
-        out += b"\n" + b" ".join(reversed(stack))
+        closers = list(reversed(stack[:cut] if cut >= 0 else stack))
+        out += b"\n" + b" ".join(closers)
         changed = True
     return bytes(out) if changed else body
 

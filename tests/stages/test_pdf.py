@@ -923,9 +923,34 @@ def test_real_encryption_is_never_salvaged_away() -> None:
     (b"<< % a comment >> here\n /A 1 >>", None),
     (b"<< % a comment >> here\n /A 1", b"<< % a comment >> here\n /A 1\n>>"),
     (b"42", None),
+    (b"[" * 401 + b"1" + b"]" * 401, b"[" * 400 + b" null " + b"]" * 400),   # too deep: cut
+    (b"<< /A " + b"[" * 400 + b"<< /B 1 >>" + b"]" * 400 + b" /C 2 >>",
+     b"<< /A " + b"[" * 399 + b" null " + b"]" * 399 + b" /C 2 >>"),
+    (b"[" * 400 + b"1" + b"]" * 400, None),
+    (b"[" * 405, b"[" * 400 + b" null \n" + b" ".join([b"]"] * 400)),     # cut and left open
 ])
 def test_salvage_balances_brackets(body: bytes, fixed: bytes | None) -> None:
     assert balanced(body) == (body if fixed is None else fixed)
+
+
+def test_value_nested_too_deep_for_qpdf_is_cut_by_the_salvage(tmp_path: Path) -> None:
+    """An array nested 500 deep in an unused key of the catalog: qpdf refuses the whole
+    catalog ("excessively deeply nested"), poppler shows the page; the salvage cuts the
+    too deep part (it was blocked as damaged beyond repair)."""
+    deep = b"[" * 500 + b"1" + b"]" * 500
+    data = pdfgen._hand_written("Hello deep", {
+        1: b"<< /Type /Catalog /Pages 2 0 R /Junk " + deep + b" >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+           b"/Resources << /Font << /F1 6 0 R >> >> >>"})
+    src = tmp_path / "raw.pdf"
+    src.write_bytes(data)
+    assert b"unable to find /Root dictionary" in qpdf_check(src).stderr
+    report, out = run(tmp_path, data, POLICIES["keep"])
+    assert report.verdict is Verdict.CLEAN
+    assert {(k, loc) for k, loc, _ in triples(report)} == {("pdf.repaired", "")}
+    assert qpdf_check(out).returncode == 0
+    assert text_of(out) == "Hello deep" == text_of(src)
 
 
 @pytest.mark.parametrize("dangling", [False, True], ids=["widget", "widget+dangling-content"])
