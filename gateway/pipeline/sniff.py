@@ -522,6 +522,7 @@ _MIME_TYPES: dict[str, str] = {
     "application/vnd.ms-tnef": "mail.tnef",
     "application/x-ms-wim": "archive.wim",
     "application/x-arj": "archive.arj",
+    "application/x-arc": "archive.arc",      # SEA ARC / PKARC, read by unar
     # ImageMagick's drawing scripts (ImageTragick: "fill 'url(https://…\";curl …)'"),
     # which ImageMagick recognises by content whatever the name: a script, not a picture
     "image/x-mvg": "executable.script",
@@ -773,7 +774,7 @@ for _fam, _exts in {
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
     "archive": "zip 7z rar gz tgz tar bz2 xz zst tzst lz4 cab lzh lzma a ar cpio iso img udf "
-               "wim dmg arj "
+               "wim dmg arj arc "
                "vhd vhdx",
     "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
              "j2k jpf jpx qoi avif heic heif dds psd cur",

@@ -60,7 +60,7 @@ from gateway.stages.mail_names import windows_part
 
 _TYPES = ("archive.zip", "archive.tar", "archive.gzip", "archive.bzip2", "archive.xz",
           "archive.zstd", "archive.lz4", "archive.lzma", "archive.7z", "archive.rar",
-          "archive.cab", "archive.lzh",
+          "archive.cab", "archive.lzh", "archive.arc",
           "archive.ar", "archive.cpio", *archive_external.FORMATS)
 #: bytes of RAR members held back while libarchive may still fail (see _rar_members)
 RAR_HOLD = 64 * 1024 * 1024
@@ -372,6 +372,11 @@ def _members(src: BinaryIO, ctx: StageContext) -> Generator[Member, None, None]:
         raw = _7z_any(src, ctx, limit)
     elif ctx.type_id == "archive.lzh":
         raw = _lzh_members(src, ctx)
+    elif ctx.type_id == "archive.arc":   # SEA ARC / PKARC: only unar reads it
+        limits = ctx.policy.limits
+        raw = _external(archive_external.rar_entries(
+            src, limits.max_size, limits.max_members, _external_timeout(ctx),
+            what="ARC archive", garbled=True))
     else:
         raw = reader(src, limit) if reader else _single(src, ctx, limit,
                                                         _inner_name(ctx.location))

@@ -161,11 +161,13 @@ def unar() -> tuple[str, str] | None:
 
 
 def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
-                password: str | None = None, what: str = "RAR archive") -> Iterator[Entry]:
+                password: str | None = None, what: str = "RAR archive",
+                garbled: bool = False) -> Iterator[Entry]:
     """The files in the RAR archive ``src`` (or another format unar reads, ``what``),
     read by unar; ``password`` opens an encrypted one (RAR 3 and 5, file data or
     headers) for the PPAP flow. unar takes a password only on its command line, where
-    other local users may see it while it runs (README: hidepid)."""
+    other local users may see it while it runs (README: hidepid). ``garbled``: a format
+    (ARC) whose data unar "decrypts" with any password given, so none is given."""
     programs = unar()
     if programs is None:
         raise Unsupported(f"this {what} needs unar (Debian package unar), which is not "
@@ -176,8 +178,9 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         work = Path(tmp)
         archive = _copy(src, work)
         key = _UNAR_PASSWORD if password is None else password
+        secret = [] if garbled and password is None else ["-p", key]
         listing = _LsarListing(limit, max_members, encrypted_ok=password is not None)
-        status = _run([lister, "-j", "-p", key, "--", str(archive)], work, limit,
+        status = _run([lister, "-j", *secret, "--", str(archive)], work, limit,
                       deadline, listing)
         if (status != 0 or listing.failed) and password is not None:
             raise EncryptedContent(WRONG_PASSWORD)  # encrypted headers did not decrypt
@@ -188,7 +191,7 @@ def rar_entries(src: BinaryIO, limit: int, max_members: int, timeout: float,
         out = work / "x"
         # -nr: members as they are (a .tar.gz member stays one file); -k skip: no Mac
         # resource forks; -D: no folder of its own around the members
-        status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", "-p", key,
+        status = _run([extract, "-q", "-f", "-D", "-nr", "-k", "skip", *secret,
                        "-o", str(out), "--", str(archive)], work, limit, deadline)
         if status != 0 and listing.encrypted:
             raise EncryptedContent(WRONG_PASSWORD)  # its check data did not match the password

@@ -828,6 +828,39 @@ def test_solid_rar4_is_read_with_unar(tmp_path: Path) -> None:
     assert files["memo.txt"] == "議事録\n".encode() and b"<script" not in files["page.html"]
 
 
+def _arc(files: dict[str, bytes]) -> bytes:
+    """An ARC archive (SEA ARC 5, as DOS BBS software and ``arc`` write it) of stored
+    files: marker, method 2, 13-byte name, sizes, DOS date and time, CRC-16/ARC."""
+    def crc16(data: bytes) -> int:
+        crc = 0
+        for byte in data:
+            crc ^= byte
+            for _ in range(8):
+                crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        return crc
+
+    out = b""
+    for name, data in files.items():
+        out += b"\x1a\x02" + name.encode().ljust(13, b"\x00") + struct.pack(
+            "<IHHHI", len(data), 0x5B7C, 0x5800, crc16(data), len(data)) + data
+    return out + b"\x1a\x00"
+
+
+def test_arc_archive_is_read_with_unar(tmp_path: Path) -> None:
+    """ARC (SEA ARC/PKARC, RecursiveExtractor's TestData.arc) was blocked as an unknown
+    type; unar reads it (given no password: it would "decrypt" the data with it), and the
+    files come out disarmed in a ZIP."""
+    data = _arc({"LOREM.TXT": "議事録\r\n".encode(), "PAGE.HTM": HTML, "TOOL.EXE": EXE})
+    assert magic.from_buffer(data, mime=True) == "application/x-arc"
+    report, out = run(tmp_path, data, "old.arc")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.member_blocked", "TOOL.EXE"),
+                            ("archive.member_active", "PAGE.HTM")}
+    files = contents(out)
+    assert sorted(files) == ["LOREM.TXT", "PAGE.HTM", "TOOL.EXE.removed.txt"]
+    assert files["LOREM.TXT"] == "議事録\r\n".encode() and b"<script" not in files["PAGE.HTM"]
+
+
 def test_solid_rar4_without_unar_is_blocked(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Without unar the archive is blocked with libarchive's reason; the one file
