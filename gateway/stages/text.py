@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import re
 from typing import BinaryIO, ClassVar
 
@@ -90,7 +89,6 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         return data  # not text we can read as CSV: nothing a spreadsheet evaluates either
     text, encoding = decoded
     delimiter = "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text)
-    newline = "\r\n" if "\r\n" in text else "\n"
     lines = records(text, delimiter)
     changed = False
     out_lines: list[str] = []
@@ -107,10 +105,8 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
             ctx.record("text.csv_formula", f"row[{row_no}]/col[{i + 1}]",
                        action=Action.NEUTRALIZED, detail="formula cell turned into text")
             cells[i] = "'" + cells[i]
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=delimiter, lineterminator=newline).writerow(cells)
         ending = line[len(line.rstrip("\r\n")):]
-        out_lines.append(buf.getvalue().rstrip("\r\n") + ending)
+        out_lines.append(_joined(cells, set(bad), delimiter) + ending)
         changed = True
     if not changed:
         return data
@@ -119,6 +115,20 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         return codecs.BOM_UTF8 + body.encode("utf-8")
     bom = next((b for b, enc in _BOMS if enc == encoding), b"")
     return bom + body.encode(encoding, "replace")
+
+
+def _joined(cells: list[str], quoted: set[int], delimiter: str) -> str:
+    """A CSV row: the neutralized cells (``quoted``) always in double quotes, so that no
+    reader takes their leading apostrophe for a quote character and sees the formula
+    again (oletools' msodde sniffs "'" as the quote of ``'=cmd|'/k calc'!A0``); others
+    only when they hold the delimiter, a quote or a line break."""
+    out = []
+    for i, cell in enumerate(cells):
+        if i in quoted or any(c in cell for c in (delimiter, '"', "\r", "\n")):
+            out.append('"' + cell.replace('"', '""') + '"')
+        else:
+            out.append(cell)
+    return delimiter.join(out)
 
 
 _RECORD_BREAK = re.compile(r'"|\r\n|\n|\r')

@@ -32,7 +32,7 @@ def test_csv_formulas_neutralized_keeping_encoding(tmp_path: Path, encoding: str
         ("text.csv_formula", "row[5]/col[1]")}
     lines = out.read_bytes().decode(encoding).split("\r\n")
     assert lines[0] == "氏名,金額,備考" and lines[1] == "山田,-500,返金"
-    assert lines[2] == "'=cmd|' /C calc'!A0,100,x"
+    assert lines[2] == "\"'=cmd|' /C calc'!A0\",100,x"  # quoted: the ' is no quote char
     assert lines[3].startswith("佐藤,=SUM(B2:B3),\"'=HYPERLINK(")  # harmless SUM stays
     assert lines[4].startswith("\"'@WEBSERVICE(")
     assert out.read_bytes().startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
@@ -57,7 +57,7 @@ def test_csv_formulas_neutralized_in_utf16(tmp_path: Path, bom: bytes, codec: st
     assert raw.startswith(bom)
     lines = raw[len(bom):].decode(codec).split("\r\n")
     assert lines[0] == sep.join(["氏名", "金額", "備考"])
-    assert lines[2] == sep.join(["'=cmd|' /C calc'!A0", "100", "x"])
+    assert lines[2] == sep.join(["\"'=cmd|' /C calc'!A0\"", "100", "x"])
 
 
 def test_csv_rows_follow_quoted_line_breaks(tmp_path: Path) -> None:
@@ -79,6 +79,33 @@ def test_csv_rows_follow_quoted_line_breaks(tmp_path: Path) -> None:
     assert rows == [["id", "note"], ["1", "'\r=cmd|' /C calc'!A0"],
                     ["2", 'first line\r\n=HYPERLINK("http://evil.example")', "x"],
                     ["3", 'say "hi"'], ["'=cmd|' /C calc'!A0", "y"], ["4", "page\x0cbreak"]]
+
+
+def test_neutralized_dde_cell_is_no_dde_link_to_msodde(tmp_path: Path) -> None:
+    """oletools' dde-in-csv.csv: after the leading apostrophe msodde's dialect sniffer took
+    "'" for the quote character and found the DDE link again in the output; the
+    neutralized cell is written in double quotes. LibreOffice reads it as text."""
+    import subprocess
+    import sys
+    data = b"=cmd|'/k \\..\\..\\..\\Windows\\System32\\calc.exe'!A0\n"
+    report, out = run(tmp_path, data, "dde-in-csv.csv")
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[1]/col[1]")}
+
+    def msodde(path: Path) -> str:
+        done = subprocess.run([sys.executable, "-m", "oletools.msodde", str(path)],
+                              capture_output=True, text=True, check=False)
+        return done.stdout.split("DDE Links:", 1)[-1]
+
+    src = tmp_path / "dde-in-csv.csv"
+    assert "calc.exe" in msodde(src)
+    assert "calc.exe" not in msodde(out)
+    olegen.lo_convert([out], "xlsx", tmp_path / "lo")
+    import openpyxl
+    ws = openpyxl.load_workbook(tmp_path / "lo" / (out.stem + ".xlsx")).active
+    assert ws is not None
+    cell = ws["A1"]
+    assert cell.data_type == "s" and str(cell.value).startswith("'=cmd|")
 
 
 def test_csv_formulas_kept_by_policy(tmp_path: Path) -> None:
@@ -237,7 +264,7 @@ def test_csv_with_a_long_text_cell_is_delivered(tmp_path: Path) -> None:
     assert {(f.kind, f.location) for f in report.items[0].findings} == {
         ("text.csv_formula", "row[3]/col[2]")}
     rows = out.read_bytes().decode().split("\r\n")
-    assert rows[1] == f"山田,{long}" and rows[2] == "佐藤,'=cmd|' /C calc'!A0"
+    assert rows[1] == f"山田,{long}" and rows[2] == "佐藤,\"'=cmd|' /C calc'!A0\""
 
 
 def test_csv_cell_of_pipes_is_judged_in_linear_time(tmp_path: Path) -> None:
@@ -252,7 +279,7 @@ def test_csv_cell_of_pipes_is_judged_in_linear_time(tmp_path: Path) -> None:
     assert report.verdict is Verdict.DISARMED, report.reason
     assert {(f.kind, f.location) for f in report.items[0].findings} == {
         ("text.csv_formula", "row[3]/col[2]")}
-    assert out.read_bytes().decode().split("\r\n")[2] == "佐藤,'=cmd|' /C calc'!A0"
+    assert out.read_bytes().decode().split("\r\n")[2] == "佐藤,\"'=cmd|' /C calc'!A0\""
 
 
 INVITE = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example//Invite//EN\r\nMETHOD:REQUEST\r\n"
