@@ -319,10 +319,10 @@ _KINDS: tuple[KindInfo, ...] = (
              "remote resource (tracking image, stylesheet)", "外部リソース (追跡画像・スタイル)"),
     KindInfo("html.hyperlink", _L, True, "hyperlink", "ハイパーリンク"),
     KindInfo("html.embedded_markup", _L, True,
-             "inline SVG or MathML, removed with its content (it can hold scripts and links "
-             "an HTML sanitizer cannot judge)",
-             "埋め込みの SVG・MathML (内容ごと削除: HTML の無害化では判定できない"
-             "スクリプト・リンクを含みうる)"),
+             "inline SVG or MathML, removed (it can hold scripts and links an HTML "
+             "sanitizer cannot judge); the text it shows is kept as plain text",
+             "埋め込みの SVG・MathML を削除 (HTML の無害化では判定できないスクリプト・"
+             "リンクを含みうる)。表示される文字は通常の文字として残す"),
     KindInfo("svg.script", _H, True, "script", "スクリプト"),
     KindInfo("svg.event_handler", _H, True, "event handler attribute (on…)",
              "イベントハンドラ属性"),

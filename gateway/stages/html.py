@@ -20,7 +20,9 @@ from collections import Counter
 from html.parser import HTMLParser
 from typing import BinaryIO, ClassVar
 
+import lxml.html
 import nh3
+from lxml import etree
 
 from gateway.errors import Malformed
 from gateway.pipeline import registry
@@ -180,6 +182,54 @@ _FOREIGN_NAMED = re.compile(
     r"munder|munderover|semantics|annotation|annotation-xml)(?=[\s/>])", re.IGNORECASE)
 
 
+#: the elements of an inline <svg> or <math> whose text a browser shows
+_SHOWN_TEXT = frozenset({"text", "mi", "mn", "mo", "mtext", "ms"})
+#: ... and those whose text it does not (within them, even a <text> is not drawn)
+_HIDDEN_TEXT = frozenset({"script", "style", "title", "desc", "metadata", "annotation",
+                          "annotation-xml", "defs", "symbol", "mask", "clippath", "pattern",
+                          "marker", "foreignobject", "noscript", "template"})
+_FOREIGN_OPEN = re.compile(r"<(svg|math)(?=[\s/>])", re.IGNORECASE)
+
+
+def _foreign_text(fragment: str) -> str:
+    """``fragment`` with each inline <svg> and <math> replaced by the text it shows (the
+    labels of a chart, a formula's symbols) as plain escaped text: the drawing goes
+    (nh3 cannot judge it: scripts, links, animations), what it said stays. A block
+    without its end tag is left for nh3, which drops it."""
+    if "<svg" not in fragment.lower() and "<math" not in fragment.lower():
+        return fragment
+    out: list[str] = []
+    pos = 0
+    for m in _FOREIGN_OPEN.finditer(fragment):
+        if m.start() < pos:
+            continue                                   # inside a block already taken
+        close = re.compile(rf"</{m.group(1)}\s*>", re.IGNORECASE).search(fragment, m.end())
+        if close is None:
+            break
+        out.append(fragment[pos:m.start()])
+        words = _shown_words(fragment[m.start():close.end()])
+        out.append(f"<span>{htmllib.escape(words)}</span>" if words else "")
+        pos = close.end()
+    out.append(fragment[pos:])
+    return "".join(out)
+
+
+def _shown_words(block: str) -> str:
+    try:
+        root = lxml.html.fragment_fromstring(block, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return ""
+    texts: list[str] = []
+    for el in root.iter():
+        tag = el.tag.lower() if isinstance(el.tag, str) else ""
+        if tag in _SHOWN_TEXT and not any(
+                isinstance(a.tag, str) and (a.tag.lower() in _HIDDEN_TEXT
+                                            or a.tag.lower() in _SHOWN_TEXT)
+                for a in el.iterancestors()):
+            texts.append(" ".join(el.text_content().split()))
+    return " ".join(t for t in texts if t)
+
+
 def clean_fragment(fragment: str, *, keep_links: bool) -> str:
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         if attr == "href":
@@ -192,7 +242,7 @@ def clean_fragment(fragment: str, *, keep_links: bool) -> str:
             return None
         return value
 
-    fragment = _FOREIGN_NAMED.sub(r"<\1x-\2", fragment)
+    fragment = _FOREIGN_NAMED.sub(r"<\1x-\2", _foreign_text(fragment))
     try:
         return nh3.clean(fragment, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT,
                          attributes=_ATTRS, attribute_filter=attribute_filter,
