@@ -182,12 +182,13 @@ _FOREIGN_NAMED = re.compile(
     r"munder|munderover|semantics|annotation|annotation-xml)(?=[\s/>])", re.IGNORECASE)
 
 
-#: the elements of an inline <svg> or <math> whose text a browser shows
-_SHOWN_TEXT = frozenset({"text", "mi", "mn", "mo", "mtext", "ms"})
+#: the elements of an inline <svg> or <math> whose text a browser shows (a
+#: foreignObject's HTML too)
+_SHOWN_TEXT = frozenset({"text", "mi", "mn", "mo", "mtext", "ms", "foreignobject"})
 #: ... and those whose text it does not (within them, even a <text> is not drawn)
 _HIDDEN_TEXT = frozenset({"script", "style", "title", "desc", "metadata", "annotation",
                           "annotation-xml", "defs", "symbol", "mask", "clippath", "pattern",
-                          "marker", "foreignobject", "noscript", "template"})
+                          "marker", "noscript", "template", "textarea", "select"})
 _FOREIGN_OPEN = re.compile(r"<(svg|math)(?=[\s/>])", re.IGNORECASE)
 
 
@@ -226,8 +227,19 @@ def _shown_words(block: str) -> str:
                 isinstance(a.tag, str) and (a.tag.lower() in _HIDDEN_TEXT
                                             or a.tag.lower() in _SHOWN_TEXT)
                 for a in el.iterancestors()):
-            texts.append(" ".join(el.text_content().split()))
+            texts.append(" ".join(_visible(el).split()))
     return " ".join(t for t in texts if t)
+
+
+def _visible(el: etree._Element) -> str:
+    """The text of ``el`` without that of the hidden elements inside it."""
+    parts = [el.text or ""]
+    for child in el:
+        tag = child.tag.lower() if isinstance(child.tag, str) else ""
+        if tag not in _HIDDEN_TEXT and tag:
+            parts.append(_visible(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
 
 
 def clean_fragment(fragment: str, *, keep_links: bool) -> str:

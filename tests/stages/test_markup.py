@@ -212,18 +212,21 @@ def test_clean_html_stays_clean(tmp_path: Path) -> None:
 def test_inline_svg_and_mathml_go_and_the_text_they_show_stays(tmp_path: Path) -> None:
     """Inline <svg> and <math> go (nh3 cannot judge them: scripts, links, animations) and
     are reported; the text they show (a chart's labels, a formula's symbols) stays as
-    plain text. Their titles, descriptions and scripts are not shown, and stay out."""
+    plain text, a foreignObject's HTML text too. Their titles, descriptions and scripts
+    are not shown, and stay out."""
     page = ("<html><body><p>前</p><svg><title>tooltip</title><text>図の説明</text>"
             "<script>alert(1)</script><a href=\"javascript:alert(2)\"><text>押す<tspan>"
             "ここ</tspan></text></a><defs><text id=\"t\">unused</text></defs></svg>"
             "<math><mi>x</mi><mo>=</mo><mn>42</mn><annotation>x=42 TeX</annotation></math>"
+            "<svg><foreignObject><div>枠内<script>alert(3)</script></div></foreignObject></svg>"
             "<p>後</p><svg><text>unclosed</body></html>")
     report, out = run(tmp_path, page.encode(), "page.html")
     assert report.verdict is Verdict.DISARMED
     assert keys(report) == {("html.embedded_markup", "svg[0]"), ("html.embedded_markup", "svg[1]"),
-                            ("html.embedded_markup", "math[0]"), ("html.script", "script[0]"),
+                            ("html.embedded_markup", "svg[2]"), ("html.embedded_markup", "math[0]"),
+                            ("html.script", "script[0]"), ("html.script", "script[1]"),
                             ("html.javascript_url", "a[0]@href")}
-    assert html_text(out) == "前図の説明 押すここx = 42後"
+    assert html_text(out) == "前図の説明 押すここx = 42枠内後"
     assert html_problems(out) == []
     body = out.read_bytes().split(b"<body>", 1)[1]
     assert b"alert" not in body and b"tooltip" not in body and b"unused" not in body
