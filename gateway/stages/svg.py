@@ -1,6 +1,7 @@
 """SVG images: parsed with defusedxml, active parts removed, re-serialized.
 
-Removed: <script>, <foreignObject> (embedded HTML) and every element in the XHTML
+Removed: <script>, <foreignObject> (embedded HTML: the text it shows stays, as a
+drawing <text> where it was) and every element in the XHTML
 namespace (a browser builds ``<frame xmlns="http://www.w3.org/1999/xhtml"
 src="javascript:…">`` inside a drawing as HTML and runs it; likewise forms, a
 refreshing meta, pictures that load from elsewhere), <handler>/<listener>,
@@ -172,13 +173,41 @@ def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
             counts[name] += 1
             kind = _element_kind(child, name)
             if kind:
-                ctx.record(kind, where)
+                words = _shown(child) if name == "foreignObject" else ""
+                ctx.record(kind, where, detail="HTML in the drawing; its text is kept"
+                           if words else "")
+                index = list(parent).index(child)
                 parent.remove(child)  # the output is only written in DISARM mode
+                if words:  # what a browser showed there, as drawing text in its place
+                    parent.insert(index, ET.Element(
+                        f"{{{space}}}text" if space else "text",
+                        {"x": child.get("x", "0"), "y": child.get("y", "0"), "dy": "1em"}))
+                    parent[index].text = words
                 continue
             _attributes(child, name, where, ctx, keep_links)
             stack.append(child)
     name = _local(root.tag)
     _attributes(root, name, f"{name}[root]", ctx, keep_links)
+
+
+#: HTML elements whose text a browser does not show
+_UNSHOWN = frozenset({"script", "style", "title", "head", "textarea", "select", "noscript",
+                      "template", "option"})
+
+
+def _shown(el: ET.Element) -> str:
+    """The text a foreignObject's HTML elements show, whitespace collapsed (text right
+    inside the foreignObject is no HTML: a CDATA trick, not part of the drawing)."""
+    def text(node: ET.Element) -> str:
+        parts = [node.text or ""]
+        for child in node:
+            if _local(child.tag).lower() not in _UNSHOWN:
+                parts.append(" " + text(child) + " ")
+            parts.append(child.tail or "")
+        return "".join(parts)
+
+    return " ".join(" ".join(text(child) for child in el
+                             if _local(child.tag).lower() not in _UNSHOWN).split())
 
 
 def _element_kind(el: ET.Element, name: str) -> str | None:

@@ -503,6 +503,25 @@ def test_svg_html_inside_the_drawing_is_removed(tmp_path: Path, body: str,
     assert "".join(root.itertext()).endswith("市役所")
 
 
+@pytest.mark.parametrize("ns", ['xmlns="http://www.w3.org/2000/svg" ', ""])
+def test_svg_foreign_object_goes_and_its_text_stays(tmp_path: Path, ns: str) -> None:
+    """A foreignObject (HTML in the drawing) goes; the text it showed stays as drawing
+    text where it was (it was lost: an empty drawing). Its script does not."""
+    payload = (f'<svg {ns}width="200" height="60"><foreignObject x="5" y="7" width="200" '
+               'height="60"><div xmlns="http://www.w3.org/1999/xhtml">四半期合計: <b>1234</b>'
+               "<script>alert(1)</script><select><option>hidden</option></select></div>"
+               '</foreignObject><text y="50">市役所</text></svg>').encode()
+    report, out = run(tmp_path, payload, "chart.svg")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("svg.foreign_object", "foreignObject[0]")}
+    root = lxml.etree.parse(str(out)).getroot()
+    texts = [(el.get("x"), el.get("y"), "".join(el.itertext())) for el in root.iter()
+             if isinstance(el.tag, str) and el.tag.rsplit("}", 1)[-1] == "text"]
+    assert texts == [("5", "7", "四半期合計: 1234"), (None, "50", "市役所")]
+    assert svg_problems(out) == []
+    assert b"alert" not in out.read_bytes() and b"hidden" not in out.read_bytes()
+
+
 def test_svg_root_in_the_xhtml_namespace_is_refused(tmp_path: Path) -> None:
     """<svg xmlns="http://www.w3.org/1999/xhtml"> is an XHTML page (its form ran
     javascript: on a click in Chromium), not a drawing: nothing of it is delivered."""
