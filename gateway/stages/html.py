@@ -146,6 +146,7 @@ def _content_start(text: str, tag: re.Pattern[str]) -> int:
 
 def rebuild(text: str, *, keep_links: bool) -> str:
     """A complete, sanitized UTF-8 document from ``text``."""
+    text = _foreign_text(text)  # first: an inline SVG's <title> is no document title
     title = ""
     start = _content_start(text, _TITLE)
     end = _TITLE_END.search(text, start) if start >= 0 else None
