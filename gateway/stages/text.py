@@ -88,47 +88,82 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
     if decoded is None:
         return data  # not text we can read as CSV: nothing a spreadsheet evaluates either
     text, encoding = decoded
-    delimiter = "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text)
-    lines = records(text, delimiter)
-    changed = False
-    out_lines: list[str] = []
-    for row_no, line in enumerate(lines, start=1):
-        try:
-            cells = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
-        except csv.Error as exc:  # fail closed: a cell we cannot read could be a formula
-            raise Malformed(f"CSV row {row_no} cannot be read ({exc})") from None
-        bad = [i for i, cell in enumerate(cells) if _dangerous(cell)]
-        if not bad:
-            out_lines.append(line)
-            continue
-        for i in bad:
-            ctx.record("text.csv_formula", f"row[{row_no}]/col[{i + 1}]",
-                       action=Action.NEUTRALIZED, detail="formula cell turned into text")
-            cells[i] = "'" + cells[i]
-        ending = line[len(line.rstrip("\r\n")):]
-        out_lines.append(_joined(cells, set(bad), delimiter) + ending)
-        changed = True
+    primary = "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text)
+    # Excel splits a .csv at the list separator of its locale, a comma in Japan, whatever
+    # the file holds: a file that looks split at semicolons or tabs is also read split
+    # at commas, where a cell that was text may be a formula
+    views = (primary,) if primary == "," else (primary, ",")
+    body = text
+    for delimiter in views:
+        body, fixes = _neutralize(body, delimiter)
+        for row_no, col in fixes:
+            ctx.record("text.csv_formula", f"row[{row_no}]/col[{col}]",
+                       action=Action.NEUTRALIZED, detail="formula cell turned into text"
+                       + ("" if delimiter == primary else
+                          " (a formula when the file is split at commas)"))
+    if any(_neutralize(body, delimiter)[1] for delimiter in views):
+        raise Malformed("CSV formula cells could not be turned into text")  # fail closed
+    changed = body != text
     if not changed:
         return data
-    body = "".join(out_lines)
     if encoding == "utf-8-sig":
         return codecs.BOM_UTF8 + body.encode("utf-8")
     bom = next((b for b, enc in _BOMS if enc == encoding), b"")
     return bom + body.encode(encoding, "replace")
 
 
-def _joined(cells: list[str], quoted: set[int], delimiter: str) -> str:
-    """A CSV row: the neutralized cells (``quoted``) always in double quotes, so that no
-    reader takes their leading apostrophe for a quote character and sees the formula
-    again (oletools' msodde sniffs "'" as the quote of ``'=cmd|'/k calc'!A0``); others
-    only when they hold the delimiter, a quote or a line break."""
-    out = []
-    for i, cell in enumerate(cells):
-        if i in quoted or any(c in cell for c in (delimiter, '"', "\r", "\n")):
-            out.append('"' + cell.replace('"', '""') + '"')
+def _neutralize(text: str, delimiter: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with every formula cell, as a spreadsheet splitting rows at
+    ``delimiter`` reads them, written as text: an apostrophe in front, the whole cell in
+    double quotes, so that no reader takes the apostrophe for a quote character and sees
+    the formula again (oletools' msodde sniffs "'" as the quote of ``'=cmd|'/k calc'!A0``).
+    Everything else stays byte for byte. Returns the text and the (row, column) of each
+    cell changed, from 1."""
+    out: list[str] = []
+    fixes: list[tuple[int, int]] = []
+    for row_no, record in enumerate(records(text, delimiter), start=1):
+        body = record.rstrip("\r\n")
+        parts, pos = [], 0
+        for col, (start, end, value) in enumerate(_cells(body, delimiter), start=1):
+            if _dangerous(value):
+                fixes.append((row_no, col))
+                parts += [body[pos:start], '"\'' + value.replace('"', '""') + '"']
+                pos = end
+        out.append("".join(parts) + body[pos:] + record[len(body):] if parts else record)
+    return "".join(out), fixes
+
+
+def _cells(row: str, delimiter: str) -> list[tuple[int, int, str]]:
+    """(start, end, value) of each cell of a row, read as Python's csv module and
+    spreadsheets read them: a cell a quote opens runs to its closing quote ("" is one
+    quote), and whatever follows it up to the delimiter is added."""
+    cells: list[tuple[int, int, str]] = []
+    i, n = 0, len(row)
+    while True:
+        start = i
+        if i < n and row[i] == '"':
+            value, i = [], i + 1
+            while i < n:
+                if row[i] == '"':
+                    if row.startswith('"', i + 1):
+                        value.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                value.append(row[i])
+                i += 1
+            end = row.find(delimiter, i)
+            end = n if end < 0 else end
+            value.append(row[i:end])
+            cells.append((start, end, "".join(value)))
         else:
-            out.append(cell)
-    return delimiter.join(out)
+            end = row.find(delimiter, i)
+            end = n if end < 0 else end
+            cells.append((start, end, row[i:end]))
+        if end >= n:
+            return cells
+        i = end + 1
 
 
 _RECORD_BREAK = re.compile(r'"|\r\n|\n|\r')

@@ -108,6 +108,20 @@ def test_neutralized_dde_cell_is_no_dde_link_to_msodde(tmp_path: Path) -> None:
     assert cell.data_type == "s" and str(cell.value).startswith("'=cmd|")
 
 
+def test_csv_that_looks_split_at_semicolons_is_also_read_split_at_commas(
+        tmp_path: Path) -> None:
+    """Japanese Excel splits a .csv at commas whatever the file holds: a file whose head
+    is full of semicolons was judged split at semicolons only, and a DDE call after a
+    comma stayed a formula for Excel (and for msodde, which sniffs the comma)."""
+    data = b"a;b;c;d;e\r\n1;2;3;4;5,=cmd|' /C calc'!A0\r\n=1+1;@SUM(1)\r\n"
+    report, out = run(tmp_path, data, "semi.csv")
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[2]/col[2]")}
+    assert "split at commas" in report.items[0].findings[0].detail
+    assert out.read_bytes() == (b"a;b;c;d;e\r\n1;2;3;4;5,\"'=cmd|' /C calc'!A0\"\r\n"
+                                b"=1+1;@SUM(1)\r\n")
+
+
 def test_csv_formulas_kept_by_policy(tmp_path: Path) -> None:
     pol = replace(POLICY, formats={**POLICY.formats, "text": FormatPolicy(
         action="disarm", options={"csv_formulas": "keep"})})
