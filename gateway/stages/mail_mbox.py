@@ -51,20 +51,23 @@ def _dated(line: bytes) -> bool:
 
 #: a header field's start: what a message starts with after its From_ line
 _FIELD = re.compile(rb"^[A-Za-z0-9-]{1,76}:")
+#: a From_ line of an address alone, no date (Gmail's Takeout: "From 18443...@xxx")
+_SENDER_ONLY = re.compile(rb"^From [^\s@]{1,200}@[^\s@]{1,200}\s*$")
 
 
 def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
     """(From line, message bytes) for every message in the mailbox. A message starts at
-    a From_ line: one with the classic date, or one dated another way (or
-    Thunderbird's ``From -``) after an empty line or before a header field (a
-    separator written right after a closing MIME boundary, with no empty line)."""
+    a From_ line: one with the classic date, or one dated another way, Thunderbird's
+    ``From -`` or Gmail Takeout's bare ``From <id>@xxx``, after an empty line or before a
+    header field (a separator written right after a closing MIME boundary, with no empty
+    line). "From now on ..." in a body is none of these."""
     lines = data.splitlines(keepends=True)
     out: list[tuple[bytes, list[bytes]]] = []
     previous_blank = True
     for at, line in enumerate(lines):
         bare = line.rstrip(b"\r\n")
         if bare.startswith(b"From ") and (not out or _FROM_DATE_LINE.match(bare) or (
-                _dated(bare) and (previous_blank or (
+                (_dated(bare) or _SENDER_ONLY.match(bare)) and (previous_blank or (
                     at + 1 < len(lines) and _FIELD.match(lines[at + 1]) is not None)))):
             if len(out) >= limit:
                 raise LimitExceeded(f"mailbox holds more than {limit} messages")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.header
 import email.policy
@@ -1044,6 +1045,33 @@ def test_separator_right_after_a_closing_boundary_starts_a_message(tmp_path: Pat
     assert [m["Subject"] for m in got] == ["first", "second", "third"]
     assert "Second body." in got[1].get_payload(decode=True).decode()
     assert "the end." in got[2].get_payload(decode=True).decode()
+
+
+def test_takeout_separator_without_a_date_starts_a_message(tmp_path: Path) -> None:
+    """Gmail Takeout writes "From <id>@xxx" with no date, right after the previous
+    message's closing boundary (MimeKit's issue1189.mbox): since separators needed a
+    date, messages 2 to 4 were glued after message 1's boundary and lost, and the zip
+    attached to one of them was never judged (verdict clean)."""
+    def message(n: int, attachment: bytes = b"") -> bytes:
+        return (b"From 18443477922671178%d@xxx\nMIME-Version: 1.0\nSubject: m%d\n"
+                b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n'
+                b"Content-Type: text/plain\n\nbody %d\n" % (n, n, n, n, n) + attachment
+                + b"--b%d--\n" % n)
+    exe = (b"--b2\nContent-Type: application/octet-stream; name=tool.exe\n"
+           b"Content-Transfer-Encoding: base64\n\n"
+           + base64.b64encode(b"MZ" + bytes(200)) + b"\n")
+    box = message(1) + message(2, exe) + message(3)
+    report, out = run(tmp_path, box, name="takeout.mbox")
+    assert report.verdict is Verdict.DISARMED
+    assert [i.location for i in report.items if i.location.count("/") == 1] == [
+        "takeout.mbox/message-0001.eml", "takeout.mbox/message-0002.eml",
+        "takeout.mbox/message-0003.eml"]
+    import mailbox  # an independent reader
+    path = tmp_path / "out.mbox"
+    path.write_bytes(out or b"")
+    subjects = [str(email.header.make_header(email.header.decode_header(m["Subject"])))
+                for m in mailbox.mbox(str(path))]
+    assert subjects[0] == "m1" and subjects[1].endswith("m2") and subjects[2] == "m3"
 
 
 def test_message_with_an_unfamiliar_first_header_and_an_html_body_is_a_message(
