@@ -140,11 +140,15 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
 
 def _without_entities(data: bytes, ctx: StageContext) -> bytes:
     if not xml_dtd.declares_entities(data):
-        external = xml_dtd.external_subset(data) or xml_dtd.attribute_defaults(data)
-        if external is None:
+        external = xml_dtd.external_subset(data)
+        defaults = None if external is not None else xml_dtd.attribute_defaults(data)
+        cut = external or defaults
+        if cut is None:
             return data
-        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=external.detail)
-        return external.data
+        ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=cut.detail)
+        if defaults is not None:
+            return _default_namespaces(data) or defaults.data
+        return cut.data
     scrubbed = xml_dtd.scrub(data)
     if scrubbed is None and xml_dtd.no_doctype(data):
         return data     # "<!DOCTYPE … <!ENTITY" only as text (a CDATA section, a comment)
@@ -152,6 +156,23 @@ def _without_entities(data: bytes, ctx: StageContext) -> bytes:
         raise Malformed("XML declares entities in a DTD that cannot be read safely")
     ctx.record("xml.dtd", "!DOCTYPE", action=Action.REMOVED, detail=scrubbed.detail)
     return scrubbed.data
+
+
+def _default_namespaces(data: bytes) -> bytes | None:
+    """The document without its DTD but with the namespace declarations the DTD gives
+    by default written out (``<!ATTLIST x xmlns CDATA "http://www.w3.org/1999/xhtml">``
+    puts <x> and what it holds in XHTML, which a browser then runs), so that what is in
+    XHTML or SVG is judged as such. libxml2 applies a DTD's namespace defaults even when
+    it applies no other default attribute, so the document as this stage's parser reads
+    it is that document; the other defaults go with their DTD. None when it does not
+    parse."""
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError:
+        return None
+    out = etree.tostring(root, encoding="utf-8", xml_declaration=True)
+    assert isinstance(out, bytes)
+    return out
 
 
 def _dtd_left(tree: etree._ElementTree) -> bool:

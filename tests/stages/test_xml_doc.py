@@ -360,6 +360,31 @@ def test_dtd_attribute_defaults_are_cut_out(tmp_path: Path, name: str, payload: 
     assert xml_problems(out) == []
 
 
+@pytest.mark.parametrize(("payload", "found"), [
+    (b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ATTLIST x xmlns CDATA '
+     b'"http://www.w3.org/1999/xhtml">]>\n<x><p>plain text</p><img src="x" '
+     b"onerror=\"alert('root-ns-default')\"/></x>",
+     {("xml.dtd", "!DOCTYPE"), ("xml.remote_resource", "img[0]@src"),
+      ("xml.event_handler", "img[0]@onerror")}),
+    (b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ATTLIST script xmlns CDATA '
+     b'"http://www.w3.org/1999/xhtml">]>\n<x><p>plain text</p><script>alert("s")</script></x>',
+     {("xml.dtd", "!DOCTYPE"), ("xml.script", "script[0]")}),
+])
+def test_namespace_a_dtd_gives_by_default_stays_with_its_elements(
+        tmp_path: Path, payload: bytes, found: set[tuple[str, str]]) -> None:
+    """A DTD whose only default is a namespace (<x> and its content in XHTML, which a
+    browser runs): cutting the DTD out left <img onerror> and <script> in no namespace,
+    delivered as they were; the namespace is written out and they are judged as XHTML
+    (PayloadsAllTheThings sweep, found by re-running the earlier sets)."""
+    report, out = run(tmp_path, payload, "ns.xml")
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == found
+    data = out.read_bytes()
+    assert b"<!DOCTYPE" not in data and b"alert" not in data and b"onerror" not in data
+    assert b"plain text" in data
+    assert xml_problems(out) == []
+
+
 @pytest.mark.parametrize("payload", [
     # PayloadsAllTheThings' "XXE inside SOAP": the DTD is character data of <foo>
     b'<soap:Body xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><foo><![CDATA['
