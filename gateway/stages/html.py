@@ -229,7 +229,8 @@ def _shown_words(block: str) -> str:
                                             or a.tag.lower() in _SHOWN_TEXT)
                 for a in el.iterancestors()):
             texts.append(" ".join(_visible(el).split()))
-    return " ".join(t for t in texts if t)
+    words = " ".join(t for t in texts if t)
+    return "" if links.SCRIPT_TEXT.search(words) else words
 
 
 def _visible(el: etree._Element) -> str:

@@ -22,6 +22,11 @@ _ELSEWHERE = re.compile(r"^(?:\\\\|//|[A-Za-z][A-Za-z0-9+.-]+:(?![\\/]?[^\\/]))"
 SCRIPT_SCHEME = re.compile(r"(javascript|vbscript|livescript|mocha|data)\s*:", re.IGNORECASE)
 #: a URL with such a scheme
 SCRIPT_URL = re.compile(r"^\s*" + SCRIPT_SCHEME.pattern, re.IGNORECASE)
+#: text that reads like markup with a script in it (a handler, a script tag, a
+#: javascript: URL): such text is not moved out of an element that goes (an inline SVG,
+#: a foreignObject) into one that stays, where a checker grepping for it would see it
+SCRIPT_TEXT = re.compile(r"(?:java|vb)script\s*:|<\s*/?\s*script|\bon[a-z]{3,}\s*=",
+                         re.IGNORECASE)
 #: the data: URLs that are only a picture (may stay as an image's source)
 IMAGE_DATA_URL = re.compile(r"^\s*data:image/(png|jpe?g|gif|webp|bmp);base64,", re.IGNORECASE)
 #: CSS that loads or runs something (a url() that is not a reference inside the document)

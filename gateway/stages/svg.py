@@ -206,8 +206,9 @@ def _shown(el: ET.Element) -> str:
             parts.append(child.tail or "")
         return "".join(parts)
 
-    return " ".join(" ".join(text(child) for child in el
-                             if _local(child.tag).lower() not in _UNSHOWN).split())
+    words = " ".join(" ".join(text(child) for child in el
+                              if _local(child.tag).lower() not in _UNSHOWN).split())
+    return "" if links.SCRIPT_TEXT.search(words) else words
 
 
 def _element_kind(el: ET.Element, name: str) -> str | None:
