@@ -41,7 +41,7 @@ import defusedxml
 import defusedxml.ElementTree as DET
 import lxml.etree
 
-from gateway.errors import Malformed
+from gateway.errors import LimitExceeded, Malformed
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline import registry, xml_wide
@@ -61,6 +61,8 @@ _DROP = {"script": "svg.script", "handler": "svg.script", "listener": "svg.scrip
 _LINK_URL = re.compile(r"^\s*(https?|mailto)\s*:", re.I)
 _SVG_DATA_URL = re.compile(r"^\s*data:image/svg\+xml(;[^,]*)?,", re.I)
 _PI = re.compile(rb"<\?xml-stylesheet", re.I)
+#: librsvg's limit too (its bug 515: a 40 kB .svgz of two million <rect/> took 20 s here)
+MAX_ELEMENTS = 1_000_000
 
 
 class SvgStage:
@@ -165,8 +167,13 @@ def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
     counts: Counter[str] = Counter()
     keep_links = ctx.keeps("hyperlinks")
     stack: list[ET.Element] = [root]
+    seen = 0
     while stack:
         parent = stack.pop()
+        seen += len(parent)
+        if seen > MAX_ELEMENTS:
+            raise LimitExceeded(f"SVG drawing of more than {MAX_ELEMENTS:,} elements "
+                                "(librsvg refuses to draw it)")
         for child in list(parent):  # the parser drops comments and PIs: all are elements
             name = _local(child.tag)
             where = f"{name}[{counts[name]}]"

@@ -11,7 +11,7 @@ import lxml.html
 import pytest
 
 import gateway.stages.html
-import gateway.stages.svg  # noqa: F401 - registers the stages
+import gateway.stages.svg  # registers the stages (and MAX_ELEMENTS, patched below)
 from gateway.models import Verdict
 from gateway.pipeline.run import process_file
 from gateway.policy import load
@@ -539,6 +539,20 @@ def test_text_that_reads_like_a_script_is_not_moved_out_of_a_drawing(
     data = out.read_bytes()
     assert b"keep" in data
     assert b"alert" not in data and b"onclick" not in data and b"onerror" not in data
+
+
+def test_svg_of_too_many_elements_is_refused_early(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """librsvg's bug-515 fixture (a 40 kB .svgz of two million <rect/>, which librsvg
+    refuses to draw) took 20 s; a drawing over MAX_ELEMENTS is refused as a limit."""
+    monkeypatch.setattr(gateway.stages.svg, "MAX_ELEMENTS", 1000)
+    body = '<svg xmlns="http://www.w3.org/2000/svg"><g>' + "<rect/>" * 999 + "</g></svg>"
+    report, _ = run(tmp_path, body.encode(), "ok.svg")
+    assert report.verdict is Verdict.CLEAN                     # 1000 elements below <svg>
+    body = body.replace("<rect/>", "<rect/><rect/>", 1)
+    report, out = run(tmp_path, body.encode(), "many.svg")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert keys(report) == {("block.limit", "")}
 
 
 def test_svg_root_in_the_xhtml_namespace_is_refused(tmp_path: Path) -> None:
