@@ -191,13 +191,22 @@ _HIDDEN_TEXT = frozenset({"script", "style", "title", "desc", "metadata", "annot
                           "annotation-xml", "defs", "symbol", "mask", "clippath", "pattern",
                           "marker", "noscript", "template", "textarea", "select"})
 _FOREIGN_OPEN = re.compile(r"<(svg|math)(?=[\s/>])", re.IGNORECASE)
+#: start tags that end SVG or MathML content when HTML is parsed (HTML's "breakout"
+#: elements), unless within an HTML integration point (_INTEGRATION)
+_BREAKOUT = re.compile(r"<(?:b|big|blockquote|body|br|center|code|dd|div|dl|dt|em|embed|"
+                       r"h[1-6]|head|hr|i|img|li|listing|menu|meta|nobr|ol|p|pre|ruby|s|"
+                       r"small|span|strong|strike|sub|sup|table|tt|u|ul|var)(?=[\s/>])",
+                       re.IGNORECASE)
+_INTEGRATION = re.compile(r"<(?:foreignObject|desc|title|mi|mo|mn|ms|mtext|annotation-xml)"
+                          r"(?=[\s/>])", re.IGNORECASE)
 
 
 def _foreign_text(fragment: str) -> str:
     """``fragment`` with each inline <svg> and <math> replaced by the text it shows (the
     labels of a chart, a formula's symbols) as plain escaped text: the drawing goes
     (nh3 cannot judge it: scripts, links, animations), what it said stays. A block
-    without its end tag is left for nh3, which drops it."""
+    without its end tag is left for nh3, which drops it; one an HTML element breaks out
+    of (``<svg><p>``: HTML parsing leaves the drawing there) ends at that element."""
     if "<svg" not in fragment.lower() and "<math" not in fragment.lower():
         return fragment
     out: list[str] = []
@@ -208,10 +217,14 @@ def _foreign_text(fragment: str) -> str:
         close = re.compile(rf"</{m.group(1)}\s*>", re.IGNORECASE).search(fragment, m.end())
         if close is None:
             break
+        end = close.end()
+        out_at = _BREAKOUT.search(fragment, m.end(), close.start())
+        if out_at is not None and not _INTEGRATION.search(fragment, m.end(), out_at.start()):
+            end = out_at.start()   # HTML from here on (HTML parsing leaves the drawing)
         out.append(fragment[pos:m.start()])
-        words = _shown_words(fragment[m.start():close.end()])
+        words = _shown_words(fragment[m.start():end])
         out.append(f"<span>{htmllib.escape(words)}</span>" if words else "")
-        pos = close.end()
+        pos = end
     out.append(fragment[pos:])
     return "".join(out)
 

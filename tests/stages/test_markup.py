@@ -272,6 +272,19 @@ def test_undeclared_charset_is_read_as_browsers_read_it(tmp_path: Path, data: by
     assert html_text(out) == text
 
 
+def test_html_breaking_out_of_inline_svg_stays_html(tmp_path: Path) -> None:
+    """An HTML element such as <p> or <br> inside <svg> (outside a foreignObject) ends
+    the drawing when HTML is parsed: what follows is HTML a browser shows, and it stays
+    (it went with the drawing); a foreignObject's <p> stays inside the drawing."""
+    page = ("<html><body><svg><text>T</text><p>broke out</p><text>after</text></svg>"
+            "<svg><foreignObject><p>inside</p></foreignObject><text>U</text></svg>"
+            "</body></html>")
+    report, out = run(tmp_path, page.encode(), "page.html")
+    assert report.verdict is Verdict.DISARMED
+    assert html_text(out) == "Tbroke outafterinside U"
+    assert html_problems(out) == []
+
+
 def test_hidden_text_stays_hidden_and_open_details_open(tmp_path: Path) -> None:
     """``hidden`` was dropped, so text the author hid was shown, and ``<details open>``
     lost ``open``, so its text came out collapsed (beside PortSwigger's payloads)."""
