@@ -295,6 +295,7 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"MSWIM\x00\x00\x00", "archive.wim"),
     (0, b"7z\xbc\xaf\x27\x1c", "archive.7z"),
     (0, b"Rar!\x1a\x07", "archive.rar"),
+    (7, b"**ACE**", "archive.ace"),      # WinACE: its main header's signature
     (0, b"\x1f\x8b", "archive.gzip"),
     (0, b"BZh", "archive.bzip2"),
     (0, b"\xfd7zXZ\x00", "archive.xz"),
@@ -774,7 +775,7 @@ for _fam, _exts in {
     "rtf": "rtf",
     "odf": "odt ods odp odg ott ots otp otg fodt fods fodp fodg",
     "archive": "zip 7z rar gz tgz tar bz2 xz zst tzst lz4 cab lzh lzma a ar cpio iso img udf "
-               "wim dmg arj arc "
+               "wim dmg arj arc ace "
                "vhd vhdx",
     "image": "png jpg jpeg jpe gif bmp dib tif tiff webp ico icns tga ppm pgm pbm pnm pcx jp2 "
              "j2k jpf jpx qoi avif heic heif dds psd cur",

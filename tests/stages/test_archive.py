@@ -861,6 +861,47 @@ def test_arc_archive_is_read_with_unar(tmp_path: Path) -> None:
     assert files["LOREM.TXT"] == "議事録\r\n".encode() and b"<script" not in files["PAGE.HTM"]
 
 
+def _ace(files: dict[str, bytes], flags: int = 0x0001) -> bytes:
+    """An ACE 2.0 archive of stored files (WinACE's layout, as acefile reads it): a main
+    header with **ACE**, then a file header and the data of each file; header CRCs are
+    ACE's CRC-32 (inverted zlib CRC) cut to 16 bits."""
+    def crc(data: bytes) -> int:
+        return ~zlib.crc32(data) & 0xFFFFFFFF
+
+    def header(body: bytes) -> bytes:
+        return struct.pack("<HH", crc(body) & 0xFFFF, len(body)) + body
+
+    out = header(struct.pack("<BH", 0, 0) + b"**ACE**" + struct.pack("<BBBBL", 20, 20, 2, 0,
+                                                                      0x5B7C0000) + bytes(8))
+    for name, data in files.items():
+        raw = name.encode("cp932")
+        out += header(struct.pack("<BHLLLLLBBHHH", 1, flags, len(data), len(data), 0x5B7C0000,
+                                  0x20, crc(data), 0, 0, 0, 0, len(raw)) + raw) + data
+    return out
+
+
+def test_ace_archive_is_read(tmp_path: Path) -> None:
+    """ACE (WinACE; Emotet-era attachments, RecursiveExtractor's TestData.ace) was
+    blocked as an unknown type; acefile reads it and the files come out disarmed in a
+    ZIP, Japanese names kept."""
+    data = _ace({"議事録.txt": "議事録\r\n".encode(), "PAGE.HTM": HTML, "TOOL.EXE": EXE})
+    report, out = run(tmp_path, data, "old.ace")
+    assert report.input.type == "archive.ace"
+    assert report.verdict is Verdict.DISARMED
+    assert keys(report) == {("archive.member_blocked", "TOOL.EXE"),
+                            ("archive.member_active", "PAGE.HTM")}
+    files = contents(out)
+    assert sorted(files) == ["PAGE.HTM", "TOOL.EXE.removed.txt", "議事録.txt"]
+    assert files["議事録.txt"] == "議事録\r\n".encode() and b"<script" not in files["PAGE.HTM"]
+
+
+def test_ace_with_an_encrypted_file_is_blocked_as_encrypted(tmp_path: Path) -> None:
+    data = _ace({"memo.txt": b"secret"}, flags=0x0001 | 0x4000)
+    report, out = run(tmp_path, data, "locked.ace")
+    assert report.verdict is Verdict.BLOCKED and not out.exists()
+    assert "password" in (report.reason or "")
+
+
 def test_solid_rar4_without_unar_is_blocked(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Without unar the archive is blocked with libarchive's reason; the one file
