@@ -124,12 +124,21 @@ def decode(data: bytes) -> str:
             # UnicodeError: charsets that never decode ("undefined") or fail in their own
             # way (punycode, idna): found by fuzzing, an internal error before
             continue
+    # Japanese with a stray byte or two (a vendor's own character) is no Western text:
+    # the Japanese reading with the most kana, when its replacement characters are few
+    best = max((data.decode(enc, "replace") for enc in ("cp932", "euc-jp")),
+               key=lambda text: len(_KANA.findall(text)))
+    kana = len(_KANA.findall(best))
+    if kana >= 4 and best.count("\ufffd") * 2 <= kana:
+        return best
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:   # the five bytes windows-1252 leaves undefined
         return data.decode("latin-1")
 
 
+#: hiragana and katakana (full width): what Japanese text is full of
+_KANA = re.compile("[\u3041-\u30ff]")
 #: an ISO-2022-JP switch into JIS X 0208 (ESC $ @, ESC $ B) or JIS X 0201 (ESC ( J)
 _JIS_ESCAPE = re.compile(rb"\x1b\$[@B]|\x1b\(J")
 

@@ -261,6 +261,10 @@ def test_text_of_elements_nh3_drops_by_name_stays(tmp_path: Path, page: str,
     ("<html><body><p>日本語のテキストです。関所</p></body></html>".encode("iso-2022-jp"),
      "日本語のテキストです。関所"),
     ("<html><body><p>Grüße – €5</p></body></html>".encode("cp1252"), "Grüße – €5"),
+    # Shift_JIS with a stray byte (a vendor's own character): Japanese, not windows-1252
+    ("<html><body><p>日本語のテキストです。よろしくお願いします。</p></body></html>"
+     .encode("cp932").replace("です".encode("cp932"), b"\x81\x20"),
+     "日本語のテキスト\ufffd 。よろしくお願いします。"),
 ])
 def test_undeclared_charset_is_read_as_browsers_read_it(tmp_path: Path, data: bytes,
                                                         text: str) -> None:
