@@ -204,9 +204,9 @@ _FOREIGN_OPEN = re.compile(r"<(svg|math)(?=[\s/>])", re.IGNORECASE)
 #: elements), unless within an HTML integration point (_INTEGRATION)
 _BREAKOUT = re.compile(r"<(?:b|big|blockquote|body|br|center|code|dd|div|dl|dt|em|embed|"
                        r"h[1-6]|head|hr|i|img|li|listing|menu|meta|nobr|ol|p|pre|ruby|s|"
-                       r"small|span|strong|strike|sub|sup|table|tt|u|ul|var)(?=[\s/>])",
-                       re.IGNORECASE)
-_INTEGRATION = re.compile(r"<(?:foreignObject|desc|title|mi|mo|mn|ms|mtext|annotation-xml)"
+                       r"small|span|strong|strike|sub|sup|table|tt|u|ul|var)(?=[\s/>])"
+                       r"|<font\s[^>]*\b(?:color|face|size)\s*=", re.IGNORECASE)
+_INTEGRATION = re.compile(r"<(foreignObject|desc|title|mi|mo|mn|ms|mtext|annotation-xml)"
                           r"(?=[\s/>])", re.IGNORECASE)
 
 
@@ -215,27 +215,103 @@ def _foreign_text(fragment: str) -> str:
     labels of a chart, a formula's symbols) as plain escaped text: the drawing goes
     (nh3 cannot judge it: scripts, links, animations), what it said stays. A block
     without its end tag is left for nh3, which drops it; one an HTML element breaks out
-    of (``<svg><p>``: HTML parsing leaves the drawing there) ends at that element."""
+    of (``<svg><p>``: HTML parsing leaves the drawing there) ends at that element. Tags
+    are looked for where HTML has tags: not in comments, attribute values or the text of
+    <script>, <style>, <textarea> and the like (``_masked``)."""
     if "<svg" not in fragment.lower() and "<math" not in fragment.lower():
         return fragment
+    masked = _masked(fragment)
     out: list[str] = []
     pos = 0
-    for m in _FOREIGN_OPEN.finditer(fragment):
+    closes: dict[str, re.Match[str] | None] = {}   # the next end tag found, by name
+    for m in _FOREIGN_OPEN.finditer(masked):
         if m.start() < pos:
             continue                                   # inside a block already taken
-        close = re.compile(rf"</{m.group(1)}\s*>", re.IGNORECASE).search(fragment, m.end())
+        name = m.group(1).lower()
+        tag_end = masked.find(">", m.end())
+        if tag_end < 0:
+            break
+        if masked[tag_end - 1] == "/":                 # <svg/>: an empty drawing
+            out += [fragment[pos:m.start()]]
+            pos = tag_end + 1
+            continue
+        close = closes.get(name)
+        if close is None or close.start() < tag_end:
+            close = closes[name] = re.compile(rf"</{name}\s*>", re.IGNORECASE).search(
+                masked, tag_end)
         if close is None:
             break
-        end = close.end()
-        out_at = _BREAKOUT.search(fragment, m.end(), close.start())
-        if out_at is not None and not _INTEGRATION.search(fragment, m.end(), out_at.start()):
-            end = out_at.start()   # HTML from here on (HTML parsing leaves the drawing)
+        end = _breakout(masked, tag_end, close.start()) or close.end()
         out.append(fragment[pos:m.start()])
         words = _shown_words(fragment[m.start():end])
         out.append(f"<span>{htmllib.escape(words)}</span>" if words else "")
         pos = end
     out.append(fragment[pos:])
     return "".join(out)
+
+
+def _breakout(masked: str, start: int, stop: int) -> int | None:
+    """Where HTML parsing leaves a drawing whose content runs from ``start`` to ``stop``:
+    the first breakout element not inside an open HTML integration point."""
+    at = start
+    for _ in range(64):
+        hit = _BREAKOUT.search(masked, at, stop)
+        if hit is None:
+            return None
+        inside = None
+        for point in _INTEGRATION.finditer(masked, at, hit.start()):
+            closer = masked.lower().find("</" + point.group(1).lower(), point.end(), stop)
+            if closer < 0 or closer > hit.start():
+                inside = closer
+                break
+        if inside is None:
+            return hit.start()
+        if inside < 0:
+            return None
+        at = inside
+    return None
+
+
+#: elements whose content HTML reads as text, not tags
+_RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "noscript", "iframe",
+             "noembed", "noframes")
+_TAG_OR_COMMENT = re.compile(r"<(!--|[A-Za-z][^\s/>]*)")
+_TAG_BODY = re.compile(r"(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+")
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def _masked(text: str) -> str:
+    """``text`` with comments, attribute values and the content of raw-text elements
+    blanked out (same length, so positions stay): where HTML would find no tag."""
+    parts: list[str] = []
+    pos = 0
+    low = text.lower()
+    for m in _TAG_OR_COMMENT.finditer(text):
+        if m.start() < pos:
+            continue
+        if m.group(1) == "!--":
+            end = text.find("-->", m.end())
+            end = len(text) if end < 0 else end + 3
+            parts += [text[pos:m.start()], " " * (end - m.start())]
+            pos = end
+            continue
+        body = _TAG_BODY.match(text, m.end())    # a ">" in a quoted value ends no tag
+        tag_end = body.end() if body else m.end()
+        if tag_end >= len(text) or text[tag_end] != ">":
+            parts += [text[pos:m.end()], " " * (len(text) - m.end())]   # never closed
+            pos = len(text)
+            break
+        inner = _QUOTED.sub(lambda q: " " * len(q.group()), text[m.end():tag_end])
+        parts += [text[pos:m.end()], inner, ">"]
+        pos = tag_end + 1
+        name = m.group(1).lower()
+        if name in _RAW_TEXT:
+            close = low.find("</" + name, pos)
+            close = len(text) if close < 0 else close
+            parts.append(" " * (close - pos))
+            pos = close
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _shown_words(block: str) -> str:
@@ -266,6 +342,20 @@ def _visible(el: etree._Element) -> str:
     return "".join(parts)
 
 
+def _renamed(fragment: str) -> str:
+    """``fragment`` with the tags ``_FOREIGN_NAMED`` matches renamed (where HTML has
+    tags: not in attribute values, comments or raw text)."""
+    if not _FOREIGN_NAMED.search(fragment):
+        return fragment
+    parts: list[str] = []
+    pos = 0
+    for m in _FOREIGN_NAMED.finditer(_masked(fragment)):
+        parts += [fragment[pos:m.start()], f"<{m.group(1)}x-{m.group(2)}"]
+        pos = m.end()
+    parts.append(fragment[pos:])
+    return "".join(parts)
+
+
 def clean_fragment(fragment: str, *, keep_links: bool) -> str:
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         if attr == "href":
@@ -278,7 +368,7 @@ def clean_fragment(fragment: str, *, keep_links: bool) -> str:
             return None
         return value
 
-    fragment = _FOREIGN_NAMED.sub(r"<\1x-\2", _foreign_text(fragment))
+    fragment = _renamed(_foreign_text(fragment))
     try:
         return nh3.clean(fragment, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT,
                          attributes=_ATTRS, attribute_filter=attribute_filter,

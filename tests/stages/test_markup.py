@@ -289,6 +289,45 @@ def test_html_breaking_out_of_inline_svg_stays_html(tmp_path: Path) -> None:
     assert html_problems(out) == []
 
 
+@pytest.mark.parametrize(("page", "text"), [
+    ('<p title="<svg>x</svg>">Important text</p><p>more words</p>',
+     "Important textmore words"),
+    ("<!-- <svg> -->Commented svg then text<svg><text>lbl</text></svg>",
+     "Commented svg then textlbl"),
+    ('<script>var s = "<svg>";</script>Script then text<svg><text>lbl</text></svg>',
+     "Script then textlbl"),
+    ("<textarea><svg></textarea>After textarea<svg><text>lbl</text></svg>",
+     "<svg>After textarealbl"),
+    ('<p>Hello <svg/> <a href="#x">link text</a> world</p><p>Section text</p>',
+     "Hello link text worldSection text"),
+    ("<svg><desc>d</desc><p>Para after desc</p></svg>", "Para after desc"),
+    ('<svg><font color="red">Font breakout words</font></svg>', "Font breakout words"),
+    ('<a title="<text>x</text>">T</a>', "T"),
+])
+def test_svg_tags_are_only_looked_for_where_html_has_tags(tmp_path: Path, page: str,
+                                                         text: str) -> None:
+    """"<svg>" in an attribute value, a comment, a script string or a textarea, and an
+    empty <svg/>, opened no drawing, yet the text up to the next </svg> went with one;
+    a closed <desc> kept a following <p> inside the drawing; <font color> breaks out
+    too (found by fuzzing)."""
+    report, out = run(tmp_path, f"<html><body>{page}</body></html>".encode(), "page.html")
+    assert report.verdict.delivered
+    assert html_text(out) == text
+    assert b"x-text" not in out.read_bytes()
+    assert html_problems(out) == []
+
+
+@pytest.mark.parametrize(("unit", "letter"), [("<svg><p>x</p>", "x"), ("<math><br>y", "y")])
+def test_inline_svg_blocks_cost_linear_time(tmp_path: Path, unit: str, letter: str) -> None:
+    """Many drawings an HTML element breaks out of, one end tag at the end: each drawing
+    searched to the end of the page for it (1 MB took 35 s). In a worker held to 5 s
+    of CPU, as the daemon runs a job."""
+    page = "<html><body>" + unit * 80_000 + "</svg></math></body></html>"
+    report, out = run_in_worker(tmp_path, page.encode(), "page.html")
+    assert report.verdict.delivered, report.reason
+    assert html_text(out).count(letter) == 80_000   # the text HTML parsing took out
+
+
 def test_hidden_text_stays_hidden_and_open_details_open(tmp_path: Path) -> None:
     """``hidden`` was dropped, so text the author hid was shown, and ``<details open>``
     lost ``open``, so its text came out collapsed (beside PortSwigger's payloads)."""
