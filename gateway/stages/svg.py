@@ -174,7 +174,9 @@ def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
         if seen > MAX_ELEMENTS:
             raise LimitExceeded(f"SVG drawing of more than {MAX_ELEMENTS:,} elements "
                                 "(librsvg refuses to draw it)")
-        for child in list(parent):  # the parser drops comments and PIs: all are elements
+        kept: list[ET.Element] = []   # the children that stay, in order
+        children = list(parent)       # the parser drops comments and PIs: all are elements
+        for child in children:
             name = _local(child.tag)
             where = f"{name}[{counts[name]}]"
             counts[name] += 1
@@ -183,16 +185,20 @@ def _clean(root: ET.Element, data: bytes, ctx: StageContext) -> None:
                 words = _shown(child) if name == "foreignObject" else ""
                 ctx.record(kind, where, detail="HTML in the drawing; its text is kept"
                            if words else "")
-                index = list(parent).index(child)
-                parent.remove(child)  # the output is only written in DISARM mode
                 if words:  # what a browser showed there, as drawing text in its place
-                    parent.insert(index, ET.Element(
-                        f"{{{space}}}text" if space else "text",
-                        {"x": child.get("x", "0"), "y": child.get("y", "0"), "dy": "1em"}))
-                    parent[index].text = words
+                    text = ET.Element(f"{{{space}}}text" if space else "text",
+                                      {"x": child.get("x", "0"), "y": child.get("y", "0"),
+                                       "dy": "1em"})
+                    text.text = words
+                    kept.append(text)
                 continue
+            kept.append(child)
             _attributes(child, name, where, ctx, keep_links)
             stack.append(child)
+        if len(kept) != len(children) or any(
+                a is not b for a, b in zip(kept, children, strict=True)):
+            parent[:] = kept  # one rewrite of the list (the output is only written in DISARM
+            #                   mode); removing children one by one was quadratic
     name = _local(root.tag)
     _attributes(root, name, f"{name}[root]", ctx, keep_links)
 
