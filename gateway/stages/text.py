@@ -84,35 +84,53 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
         return calendar.process(data, ctx)  # a vCard is written in the same content lines
     if not _is_csv(ctx) or ctx.option("csv_formulas", "neutralize") == "keep":
         return data
-    decoded = _decode(data)
-    if decoded is None:
-        return data  # not text we can read as CSV: nothing a spreadsheet evaluates either
-    text, encoding = decoded
-    primary = "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text)
+    text, encoding = _decode(data)
+    sep = _SEP_LINE.match(text)   # "sep=;": Excel splits at it, whatever its locale
+    primary = (sep.group(1) if sep else
+               "\t" if ctx.location.lower().endswith(".tsv") else _delimiter(text))
     # Excel splits a .csv at the list separator of its locale, a comma in Japan, whatever
     # the file holds: a file that looks split at semicolons or tabs is also read split
-    # at commas, where a cell that was text may be a formula
-    views = (primary,) if primary == "," else (primary, ",")
+    # at commas, where a cell that was text may be a formula; those views must come out
+    # clean. A semicolon (Europe) or tab split is judged too, in the rows it reads as the
+    # main split does (elsewhere its fix could break what the main split reads)
+    views = [primary, *([","] if primary != "," else [])]
     body = text
-    for delimiter in views:
-        body, fixes = _neutralize(body, delimiter)
+    for delimiter in [*views, *(d for d in (";", "\t") if d not in views)]:
+        rows = None if delimiter in views else _row_spans(body, primary)
+        body, fixes = _neutralize(body, delimiter, rows)
         for row_no, col in fixes:
             ctx.record("text.csv_formula", f"row[{row_no}]/col[{col}]",
                        action=Action.NEUTRALIZED, detail="formula cell turned into text"
                        + ("" if delimiter == primary else
-                          " (a formula when the file is split at commas)"))
+                          f" (a formula when the file is split at {_NAMES[delimiter]})"))
     if any(_neutralize(body, delimiter)[1] for delimiter in views):
         raise Malformed("CSV formula cells could not be turned into text")  # fail closed
-    changed = body != text
-    if not changed:
+    if body == text:
         return data
     if encoding == "utf-8-sig":
         return codecs.BOM_UTF8 + body.encode("utf-8")
+    if encoding == _RAW:
+        return body.encode("cp932", "surrogateescape")
     bom = next((b for b, enc in _BOMS if enc == encoding), b"")
     return bom + body.encode(encoding, "replace")
 
 
-def _neutralize(text: str, delimiter: str) -> tuple[str, list[tuple[int, int]]]:
+_SEP_LINE = re.compile(r"\ufeff?sep=([,;\t|])\r?\n", re.IGNORECASE)
+_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+#: the encoding of a CSV no encoding reads: CP932 with its stray bytes kept as they are
+_RAW = "cp932/surrogateescape"
+
+
+def _row_spans(text: str, delimiter: str) -> set[tuple[int, int]]:
+    spans, pos = set(), 0
+    for record in records(text, delimiter):
+        spans.add((pos, pos + len(record)))
+        pos += len(record)
+    return spans
+
+
+def _neutralize(text: str, delimiter: str, only: set[tuple[int, int]] | None = None
+                ) -> tuple[str, list[tuple[int, int]]]:
     """``text`` with every formula cell, as a spreadsheet splitting rows at
     ``delimiter`` reads them, written as text: an apostrophe in front, the whole cell in
     double quotes, so that no reader takes the apostrophe for a quote character and sees
@@ -121,7 +139,12 @@ def _neutralize(text: str, delimiter: str) -> tuple[str, list[tuple[int, int]]]:
     cell changed, from 1."""
     out: list[str] = []
     fixes: list[tuple[int, int]] = []
+    at = 0
     for row_no, record in enumerate(records(text, delimiter), start=1):
+        span, at = (at, at + len(record)), at + len(record)
+        if only is not None and span not in only:
+            out.append(record)
+            continue
         body = record.rstrip("\r\n")
         parts, pos = [], 0
         for col, (start, end, value) in enumerate(_cells(body, delimiter), start=1):
@@ -208,7 +231,7 @@ def _dde_call(text: str) -> bool:
     return any(0 <= line.find("|") < line.rfind("!") for line in text.split("\n"))
 
 
-def _decode(data: bytes) -> tuple[str, str] | None:
+def _decode(data: bytes) -> tuple[str, str]:
     for bom, wide in _BOMS:
         if data.startswith(bom):  # what the spreadsheet reads, even with a broken tail
             return data[len(bom):].decode(wide, "replace"), wide
@@ -219,7 +242,10 @@ def _decode(data: bytes) -> tuple[str, str] | None:
             return data.decode(enc), enc
         except UnicodeDecodeError:
             continue
-    return None
+    # a byte no encoding reads (a stray one in Shift_JIS): the spreadsheet still splits
+    # the rest into cells and runs its formulas, so it is judged all the same, the
+    # stray bytes kept as they are
+    return data.decode("cp932", "surrogateescape"), _RAW
 
 
 def _delimiter(text: str) -> str:

@@ -122,6 +122,45 @@ def test_csv_that_looks_split_at_semicolons_is_also_read_split_at_commas(
                                 b"=1+1;@SUM(1)\r\n")
 
 
+@pytest.mark.parametrize(("data", "where"), [
+    # Excel obeys a first line "sep=;" whatever its locale
+    (b"sep=;\r\nname;note\r\nx;=cmd|' /C calc'!A0\r\n", "row[3]/col[2]"),
+    (b"sep=\t\r\nname\tnote\r\nx\t=cmd|' /C calc'!A0\r\n", "row[3]/col[2]"),
+    # European Excel splits at semicolons, though commas inside the formula outnumber them
+    (b"a;=HYPERLINK(\"http://evil.example/,,,,,,\",\"x,y,z\")\r\n", "row[1]/col[2]"),
+])
+def test_csv_formula_split_at_another_separator_is_neutralized(
+        tmp_path: Path, data: bytes, where: str) -> None:
+    """Formulas that only appear when the file is split as Excel splits it, at a "sep="
+    line's separator or at semicolons, stayed (found by fuzzing)."""
+    report, out = run(tmp_path, data, "list.csv")
+    assert report.verdict is Verdict.DISARMED
+    assert ("text.csv_formula", where) in {(f.kind, f.location)
+                                           for f in report.items[0].findings}
+    import csv
+    import io
+
+    from gateway.stages.text import _dangerous
+    for sep in (",", ";", "\t"):
+        rows = csv.reader(io.StringIO(out.read_bytes().decode(), newline=""), delimiter=sep)
+        assert not [c for row in rows for c in row if _dangerous(c)], sep
+
+
+def test_csv_with_a_byte_no_encoding_reads_is_judged_all_the_same(tmp_path: Path) -> None:
+    """One byte invalid in UTF-8, CP932 and EUC-JP made the file pass unjudged, formulas
+    and all (found by fuzzing); it is read as CP932 with that byte kept as it is."""
+    data = "名前,備考\r\n山田,\x85\r\n=cmd|' /C calc'!A0,x\r\n".encode("cp932", "replace")
+    data = data.replace(b"?", b"\x85")
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    report, out = run(tmp_path, data, "list.csv")
+    assert report.verdict is Verdict.DISARMED
+    assert {(f.kind, f.location) for f in report.items[0].findings} == {
+        ("text.csv_formula", "row[3]/col[1]")}
+    assert out.read_bytes() == data.replace(b"=cmd|' /C calc'!A0",
+                                            b"\"'=cmd|' /C calc'!A0\"")
+
+
 def test_csv_formulas_kept_by_policy(tmp_path: Path) -> None:
     pol = replace(POLICY, formats={**POLICY.formats, "text": FormatPolicy(
         action="disarm", options={"csv_formulas": "keep"})})
