@@ -1074,6 +1074,23 @@ def test_takeout_separator_without_a_date_starts_a_message(tmp_path: Path) -> No
     assert subjects[0] == "m1" and subjects[1].endswith("m2") and subjects[2] == "m3"
 
 
+def test_takeout_mailbox_with_a_short_first_message_is_a_mailbox(tmp_path: Path) -> None:
+    """A Takeout mailbox whose first message has one header and a plain body was sniffed
+    as plain text and delivered as it was, a later message's script and all (found by
+    fuzzing)."""
+    box = (b"From 1@xxx\nSubject: s\n\n" + b"plain body line\n" * 10
+           + b"From 2@xxx\nSubject: t\nContent-Type: text/html\n\n"
+           b'<p>hi</p><script>alert(1)</script><a href="javascript:x()">a</a>\n')
+    report, out = run(tmp_path, box, name="takeout.mbox")
+    assert report.input.type == "mail.mbox"
+    assert report.verdict is Verdict.DISARMED
+    import mailbox  # an independent reader
+    path = tmp_path / "out.mbox"
+    path.write_bytes(out or b"")
+    assert len(mailbox.mbox(str(path))) == 2
+    assert b"alert" not in (out or b"") and b"javascript" not in (out or b"")
+
+
 def test_message_with_an_unfamiliar_first_header_and_an_html_body_is_a_message(
         tmp_path: Path) -> None:
     """A message whose header block libmagic does not know (Comments:, X-Mozilla-Status:)
