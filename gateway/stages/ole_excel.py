@@ -228,9 +228,17 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
     _orphan_sheets(recs, glob_end, replaced, sname, biff8, ctx)
     if biff8:
         names = ole_formula.NameTable((r.type, r.data) for r in recs[:glob_end])
+        judged = [False] * len(recs)
+        for first, (last, _new) in replaced.items():
+            judged[first:last + 1] = [True] * (last + 1 - first)
         for start, name in sheets:
             if start not in replaced:
-                _cell_formulas(recs, out, start, f"{sname}#sheet[{name}]", names, ctx)
+                _cell_formulas(recs, out, start, _sheet_end(recs, start),
+                               f"{sname}#sheet[{name}]", names, ctx, judged)
+        # formulas no sheet entry leads to (a damaged BOUNDSHEET offset or BOF record):
+        # a reader that finds them anyway must not find them live
+        _cell_formulas(recs, out, glob_end, len(recs), f"{sname}#sheet[?]", names, ctx,
+                       judged)
     _hyperlinks(recs, out, sname, ctx, ctx.keeps("hyperlinks"))
     ctls = root.child("Ctls")
     if ctls is not None:
@@ -253,19 +261,26 @@ def process(root: Node, ctx: StageContext, apply: bool) -> None:
         node.data = serialize(recs, final, biff8)
 
 
-def _cell_formulas(recs: list[Rec], out: list[Rec], start: int, where: str,
-                   names: ole_formula.NameTable, ctx: StageContext) -> None:
-    """Formulas of the sheet starting at ``recs[start]`` that fetch, start or open
-    something (``ole_formula.problem``) become the records of their cached values; a
-    shared or array formula that does takes every cell using it along, and goes."""
-    keep_links = ctx.keeps("hyperlinks")
+def _sheet_end(recs: list[Rec], start: int) -> int:
     try:
-        end = _substream_end(recs, start)
+        return _substream_end(recs, start)
     except Malformed:          # a sheet whose EOF is missing: judge every formula after it
-        end = len(recs)
+        return len(recs)
+
+
+def _cell_formulas(recs: list[Rec], out: list[Rec], start: int, end: int, where: str,
+                   names: ole_formula.NameTable, ctx: StageContext,
+                   judged: list[bool]) -> None:
+    """Formulas between ``recs[start]`` and ``recs[end]`` (a sheet's BOF and EOF) that
+    fetch, start or open something (``ole_formula.problem``) become the records of their
+    cached values; a shared or array formula that does takes every cell using it along,
+    and goes. Records already ``judged`` are skipped, the others marked."""
+    keep_links = ctx.keeps("hyperlinks")
     bad_shared: dict[tuple[int, int], tuple[str, str]] = {}
     for j in range(start + 1, end):
         rec = recs[j]
+        if judged[j]:
+            continue
         if rec.type not in (SHRFMLA, ARRAY) or recs[j - 1].type != FORMULA:
             continue
         at = 8 if rec.type == SHRFMLA else 12        # RefU, then the formula's cce
@@ -279,6 +294,9 @@ def _cell_formulas(recs: list[Rec], out: list[Rec], start: int, where: str,
             out[j] = Rec(-1, b"")
     for i in range(start + 1, end):
         rec = recs[i]
+        if judged[i]:
+            continue
+        judged[i] = True
         if rec.type != FORMULA or len(rec.data) < 22:
             continue
         cce = struct.unpack_from("<H", rec.data, 20)[0]

@@ -639,6 +639,26 @@ def test_excel_formulas_of_a_sheet_whose_chart_has_no_end_are_judged(
     olegen.olefile_check(out.read_bytes())
 
 
+def test_excel_formulas_no_sheet_entry_leads_to_are_judged(tmp_path: Path,
+                                                           formulas_xls: bytes) -> None:
+    """A BOUNDSHEET offset one byte off (its sheet's BOF not found): the sheet's
+    formulas were not judged, verdict clean with WEBSERVICE and HYPERLINK live (found by
+    fuzzing). Formulas no sheet entry leads to are judged all the same."""
+    root = olegen.tree(formulas_xls)
+    wb = root.child("Workbook")
+    assert wb is not None
+    data = bytearray(wb.data)
+    sheet = next(r for r in ole_excel.records(wb.data) if r.type == ole_excel.BOUNDSHEET)
+    struct.pack_into("<I", data, sheet.pos + 4, struct.unpack_from("<I", sheet.data)[0] + 1)
+    wb.data = bytes(data)
+    report, out = run(tmp_path, cfb_writer.write(root), "offset.xls")
+    assert report.verdict is Verdict.DISARMED
+    assert {f[1] for f in found(report)} >= {f"Workbook#sheet[?]!A{n}" for n in (1, 2, 4, 5, 6)}
+    recs = ole_excel.records(olegen.streams(out.read_bytes())["Workbook"])
+    assert not [r for r in recs if r.type == ole_excel.FORMULA and r.data[:2] in (
+        b"\x00\x00", b"\x01\x00", b"\x03\x00", b"\x04\x00", b"\x05\x00")]
+
+
 def test_excel_cell_block_offsets_follow_formulas_that_became_values(
         tmp_path: Path, formulas_xls: bytes) -> None:
     """A DBCELL record (offsets back to its rows and on to each row's first cell) still
