@@ -349,7 +349,15 @@ def _disposition(part: Message) -> str:
     return str(value).split(";", 1)[0].strip().lower()
 
 
+#: the file name at the end of a Content-Location (a name some mailers give no other way)
+_LOCATION_NAME = re.compile(r"([^/\\?#\s]{1,120}\.[A-Za-z0-9]{1,8})\s*$")
+
+
 def _default_name(part: Message, where: str) -> str:
+    location = str(part.get("content-location") or "")
+    named = _LOCATION_NAME.search(location.split("?", 1)[0].split("#", 1)[0])
+    if named:
+        return named.group(1)
     ctype = part.get_content_type().lower()
     ext = {"text/plain": "txt", "text/html": "html", "text/calendar": "ics",
            "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif",

@@ -1047,6 +1047,22 @@ def test_separator_right_after_a_closing_boundary_starts_a_message(tmp_path: Pat
     assert "the end." in got[2].get_payload(decode=True).decode()
 
 
+def test_part_named_only_by_its_content_location_keeps_that_name(tmp_path: Path) -> None:
+    """A part named only by Content-Location (mikel/mail's missing_content_disposition):
+    it became "part-1.bin" and its declared type went unreported; now it keeps the name
+    (corrected to what it holds) and the mismatch is reported."""
+    data = (b"From: a@example.com\nTo: b@example.com\nSubject: t\nMIME-Version: 1.0\n"
+            b'Content-Type: multipart/related; boundary="b"\n\n--b\n'
+            b"Content-Location: http://example.com/files/somefile.jpg?x=1\n"
+            b"Content-Transfer-Encoding: base64\nContent-Type: image/jpg\n\n"
+            + base64.b64encode(b"Hello this is plain text\n") + b"\n--b--\n")
+    report, out = run(tmp_path, data, "t.eml")
+    assert ("sniff.type_mismatch", "") in keys(report, 1)
+    assert report.items[1].location == "t.eml/somefile.jpg"
+    msg = email.message_from_bytes(out or b"", policy=email.policy.default)
+    assert [p.get_filename() for p in msg.walk() if p.get_filename()] == ["somefile.txt"]
+
+
 def test_takeout_separator_without_a_date_starts_a_message(tmp_path: Path) -> None:
     """Gmail Takeout writes "From <id>@xxx" with no date, right after the previous
     message's closing boundary (MimeKit's issue1189.mbox): since separators needed a
