@@ -166,16 +166,19 @@ def _cells(row: str, delimiter: str) -> list[tuple[int, int, str]]:
         start = i
         if i < n and row[i] == '"':
             value, i = [], i + 1
-            while i < n:
-                if row[i] == '"':
-                    if row.startswith('"', i + 1):
-                        value.append('"')
-                        i += 2
-                        continue
-                    i += 1
+            while True:
+                quote = row.find('"', i)
+                if quote < 0:                    # never closed: the rest of the row
+                    value.append(row[i:])
+                    i = n
                     break
-                value.append(row[i])
-                i += 1
+                value.append(row[i:quote])
+                if row.startswith('"', quote + 1):
+                    value.append('"')
+                    i = quote + 2
+                    continue
+                i = quote + 1
+                break
             end = row.find(delimiter, i)
             end = n if end < 0 else end
             value.append(row[i:end])
