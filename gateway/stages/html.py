@@ -221,6 +221,7 @@ def _foreign_text(fragment: str) -> str:
     if "<svg" not in fragment.lower() and "<math" not in fragment.lower():
         return fragment
     masked = _masked(fragment)
+    lowered = masked.lower()
     out: list[str] = []
     pos = 0
     closes: dict[str, re.Match[str] | None] = {}   # the next end tag found, by name
@@ -241,7 +242,7 @@ def _foreign_text(fragment: str) -> str:
                 masked, tag_end)
         if close is None:
             break
-        end = _breakout(masked, tag_end, close.start()) or close.end()
+        end = _breakout(masked, lowered, tag_end, close.start()) or close.end()
         out.append(fragment[pos:m.start()])
         words = _shown_words(fragment[m.start():end])
         out.append(f"<span>{htmllib.escape(words)}</span>" if words else "")
@@ -250,9 +251,10 @@ def _foreign_text(fragment: str) -> str:
     return "".join(out)
 
 
-def _breakout(masked: str, start: int, stop: int) -> int | None:
+def _breakout(masked: str, lowered: str, start: int, stop: int) -> int | None:
     """Where HTML parsing leaves a drawing whose content runs from ``start`` to ``stop``:
-    the first breakout element not inside an open HTML integration point."""
+    the first breakout element not inside an open HTML integration point (``lowered``:
+    ``masked`` in lower case, made once for the whole page)."""
     at = start
     for _ in range(64):
         hit = _BREAKOUT.search(masked, at, stop)
@@ -260,7 +262,7 @@ def _breakout(masked: str, start: int, stop: int) -> int | None:
             return None
         inside = None
         for point in _INTEGRATION.finditer(masked, at, hit.start()):
-            closer = masked.lower().find("</" + point.group(1).lower(), point.end(), stop)
+            closer = lowered.find("</" + point.group(1).lower(), point.end(), stop)
             if closer < 0 or closer > hit.start():
                 inside = closer
                 break

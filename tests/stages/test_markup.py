@@ -317,7 +317,8 @@ def test_svg_tags_are_only_looked_for_where_html_has_tags(tmp_path: Path, page: 
     assert html_problems(out) == []
 
 
-@pytest.mark.parametrize(("unit", "letter"), [("<svg><p>x</p>", "x"), ("<math><br>y", "y")])
+@pytest.mark.parametrize(("unit", "letter"), [("<svg><p>x</p>", "x"), ("<math><br>y", "y"),
+                                             ("<svg><desc></desc><p>z</p>", "z")])
 def test_inline_svg_blocks_cost_linear_time(tmp_path: Path, unit: str, letter: str) -> None:
     """Many drawings an HTML element breaks out of, one end tag at the end: each drawing
     searched to the end of the page for it (1 MB took 35 s). In a worker held to 5 s
