@@ -73,6 +73,9 @@ _BARE_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
 #: "undisclosed-recipients:;", also with a comment after it ("unlisted-recipients:; (no
 #: To-header on input)", Postfix's: the comment went and the whole header with it)
+#: an empty group in angle brackets with a domain, as Enron-era Exchange wrote it
+#: ("<Undisclosed-Recipient:@mailman.enron.com;>"): the group's name is what it says
+_BRACKETED_GROUP = re.compile(r"^\s*<\s*([^<>:;@,\"]{1,200}):@[^<>:;,\s]{0,255};\s*>\s*$")
 _EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*(?:\([^()]*\)\s*)?$")
 
 
@@ -242,7 +245,7 @@ def encode_addresses(raw: str, hint: str | None = None) -> tuple[str, int]:
     there can be replied to. ``hint``: as for ``decode_value``.
     """
     text = _raw(unfold(raw), hint)[0].replace("\n", " ")
-    group = _EMPTY_GROUP.match(text)
+    group = _EMPTY_GROUP.match(text) or _BRACKETED_GROUP.match(text)
     if group:
         return f"{group.group(1).strip()}:;", 0
     words = text.split()

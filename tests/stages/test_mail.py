@@ -313,6 +313,8 @@ def test_headers_that_crash_the_default_policy(tmp_path: Path, header: bytes) ->
     (b"To: undisclosed-recipients:;", [], ["undisclosed-recipients"]),
     # Postfix's, with a comment: the whole header went (mime4j's delivery-status tests)
     (b"To: undisclosed-recipients:; (no To-header on input)", [], ["undisclosed-recipients"]),
+    # Enron-era Exchange (mikel/mail's missing_body.eml): it became two odd groups
+    (b"To: <Undisclosed-Recipient:@mailman.enron.com;>", [], ["Undisclosed-Recipient"]),
     # a name before the address without brackets (mix_caps_content_type.eml)
     (b"From: Big Bug bb@bug.com", [("Big Bug", "bb@bug.com")], []),
     # escaped quotes outside a quoted string around a colon (geary's test mails)
@@ -339,7 +341,7 @@ def test_addresses_are_parsed_before_names_are_decoded(
     assert got == mailboxes
     assert [g.display_name for g in value.groups if not g.addresses] == kept_as_text
     assert (("mail.defect", f"header:{field}") in keys(report)) == (
-        bool(kept_as_text) and b"undisclosed" not in header)
+        bool(kept_as_text) and b"undisclosed" not in header.lower())
 
 
 @pytest.mark.parametrize(("date", "kept"), [
