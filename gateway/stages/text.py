@@ -97,7 +97,7 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
     body = text
     for delimiter in [*views, *(d for d in (";", "\t") if d not in views)]:
         rows = None if delimiter in views else _row_spans(body, primary)
-        body, fixes = _neutralize(body, delimiter, rows)
+        body, fixes = _neutralize(body, delimiter, rows, primary)
         for row_no, col in fixes:
             ctx.record("text.csv_formula", f"row[{row_no}]/col[{col}]",
                        action=Action.NEUTRALIZED, detail="formula cell turned into text"
@@ -129,8 +129,8 @@ def _row_spans(text: str, delimiter: str) -> set[tuple[int, int]]:
     return spans
 
 
-def _neutralize(text: str, delimiter: str, only: set[tuple[int, int]] | None = None
-                ) -> tuple[str, list[tuple[int, int]]]:
+def _neutralize(text: str, delimiter: str, only: set[tuple[int, int]] | None = None,
+                primary: str = ",") -> tuple[str, list[tuple[int, int]]]:
     """``text`` with every formula cell, as a spreadsheet splitting rows at
     ``delimiter`` reads them, written as text: an apostrophe in front, the whole cell in
     double quotes, so that no reader takes the apostrophe for a quote character and sees
@@ -147,8 +147,14 @@ def _neutralize(text: str, delimiter: str, only: set[tuple[int, int]] | None = N
             continue
         body = record.rstrip("\r\n")
         parts, pos = [], 0
+        # a fix for another split starts in an unquoted cell of the main split (in a
+        # quoted one, its quotes would end that cell early, and the main split reads the
+        # formula as text there anyway)
+        plain = None if only is None else [(s0, e0) for s0, e0, _v in _cells(body, primary)
+                                           if not body.startswith('"', s0)]
         for col, (start, end, value) in enumerate(_cells(body, delimiter), start=1):
-            if _dangerous(value):
+            if _dangerous(value) and (plain is None or any(
+                    s0 <= start <= e0 for s0, e0 in plain)):
                 fixes.append((row_no, col))
                 parts += [body[pos:start], '"\'' + value.replace('"', '""') + '"']
                 pos = end

@@ -146,6 +146,22 @@ def test_csv_formula_split_at_another_separator_is_neutralized(
         assert not [c for row in rows for c in row if _dangerous(c)], sep
 
 
+def test_fix_for_another_split_never_breaks_a_quoted_cell_of_the_main_one(
+        tmp_path: Path) -> None:
+    """A tab inside a quoted comma-split cell ("\t=cmd|..."): the tab split's fix wrapped
+    its part in quotes, ending the quoted cell early, and the comma split read a stray
+    quote into the next cell (found by re-running PayloadsAllTheThings' CSV files).
+    The main split's cells stay as they were; its own fix is the quoted text."""
+    data = b'name,payload,note\r\nAlice,"\t=cmd|\' /C calc\'!A0",normal text\r\n'
+    report, out = run(tmp_path, data, "list.csv")
+    assert report.verdict is Verdict.DISARMED
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode(), newline="")))
+    assert rows == [["name", "payload", "note"],
+                    ["Alice", "'\t=cmd|' /C calc'!A0", "normal text"]]
+
+
 def test_csv_with_a_byte_no_encoding_reads_is_judged_all_the_same(tmp_path: Path) -> None:
     """One byte invalid in UTF-8, CP932 and EUC-JP made the file pass unjudged, formulas
     and all (found by fuzzing); it is read as CP932 with that byte kept as it is."""
