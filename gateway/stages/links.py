@@ -107,6 +107,17 @@ def link_detail(target: str, kept: bool) -> str:
     return f"link to {shown}" if kept else f"link to {shown}, removed by policy"
 
 
+def formula_link_problem(target: str, keep_links: bool) -> str | None:
+    """What a spreadsheet HYPERLINK formula's target opens, when it may not stay a link
+    (xlsx and xls alike): a place in the workbook ("#Sheet!A1") stays, a web or mail
+    address stays when the policy keeps hyperlinks; anything else is described."""
+    target = target.strip()
+    if target.startswith("#") or (keep_links and is_web(target)):
+        return None
+    return (f"{shown_address(target)}, removed by policy" if is_web(target)
+            else f"a {describe_target(target)}")
+
+
 def is_web(target: str) -> bool:
     """Whether a link target is a web or mail address (surrounding blanks ignored)."""
     return WEB_TARGET.match(target.strip()) is not None

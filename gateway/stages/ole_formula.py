@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gateway.stages.links import describe_target, is_web, shown_address
+from gateway.stages.links import formula_link_problem
 
 HYPERLINK, UDF = 359, 255
 #: built-in functions by their Ftab index: (kind, what)
@@ -196,13 +196,7 @@ def problem(rgce: bytes, name_of: Callable[[Name], str | None],
 def _hyperlink_problem(first: str | Name | None, keep_links: bool) -> str | None:
     if not isinstance(first, str):
         return "a computed address"
-    target = first.strip()
-    if target.startswith("#"):
-        return None                           # a place in this workbook
-    if keep_links and is_web(target):
-        return None
-    return (f"{shown_address(target)}, removed by policy" if is_web(target)
-            else f"a {describe_target(target)}")
+    return formula_link_problem(first, keep_links)
 
 
 NAME, SUPBOOK, EXTERNNAME, EXTERNSHEET = 0x0018, 0x01AE, 0x0023, 0x0017

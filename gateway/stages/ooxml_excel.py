@@ -35,7 +35,7 @@ from xml.etree.ElementTree import Element
 from gateway.errors import Malformed
 from gateway.kinds import Action
 from gateway.stages import ooxml_xml as X
-from gateway.stages.links import describe_target, is_web, shown_address
+from gateway.stages.links import formula_link_problem
 from gateway.stages.ooxml_package import Package, relative_target
 
 if TYPE_CHECKING:
@@ -237,13 +237,9 @@ def _hyperlink_problem(formula: str, keep_links: bool) -> str | None:
     for m in _HYPERLINK.finditer(formula):
         if m.group(1) is None:
             return "a computed address"
-        target = m.group(1)[1:-1].replace('""', '"').strip()
-        if target.startswith("#"):
-            continue                      # a place in this workbook
-        if keep_links and is_web(target):
-            continue
-        return (f"{shown_address(target)}, removed by policy" if is_web(target)
-                else f"a {describe_target(target)}")
+        why = formula_link_problem(m.group(1)[1:-1].replace('""', '"'), keep_links)
+        if why is not None:
+            return why
     return None
 
 
