@@ -498,12 +498,7 @@ def _name(rec: Rec, biff8: bool, sname: str, ctx: StageContext) -> Rec | None:
     if len(d) < 15:
         return None
     grbit, _key, cch, _cce = struct.unpack_from("<HBBH", d, 0)
-    if biff8:
-        high = d[14] & 1
-        raw = d[15:15 + cch * (2 if high else 1)]
-        name = raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1")
-    else:
-        name = d[14:14 + cch].decode("latin-1")
+    name = ole_formula.defined_name(d) if biff8 else d[14:14 + cch].decode("latin-1")
     if grbit & 0x0020:
         label = AUTO_BUILTIN.get(ord(name[0]) if name else -1)
         if label is None:

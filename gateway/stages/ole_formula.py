@@ -213,7 +213,7 @@ class NameTable:
         self.xti: list[int] = []                # EXTERNSHEET entry -> SUPBOOK index
         for rtype, data in records:
             if rtype == NAME:
-                self.names.append(_defined_name(data))
+                self.names.append(defined_name(data))
             elif rtype == SUPBOOK:
                 self.external.append([])
             elif rtype == EXTERNNAME and self.external:
@@ -241,8 +241,8 @@ def _short_string(data: bytes, at: int) -> str:
     return raw.decode("utf-16-le" if flags & 1 else "latin-1", "replace")
 
 
-def _defined_name(data: bytes) -> str:
-    """A NAME record's name (a built-in name's one-character code stays as it is)."""
+def defined_name(data: bytes) -> str:
+    """A BIFF8 NAME record's name (a built-in name's one-character code stays as it is)."""
     if len(data) < 15:
         return ""
     cch, high = data[3], data[14] & 1
