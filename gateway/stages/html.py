@@ -218,7 +218,8 @@ def _foreign_text(fragment: str) -> str:
     of (``<svg><p>``: HTML parsing leaves the drawing there) ends at that element. Tags
     are looked for where HTML has tags: not in comments, attribute values or the text of
     <script>, <style>, <textarea> and the like (``_masked``)."""
-    if "<svg" not in fragment.lower() and "<math" not in fragment.lower():
+    low = fragment.lower()
+    if "<svg" not in low and "<math" not in low:
         return fragment
     masked = _masked(fragment)
     lowered = masked.lower()
@@ -370,7 +371,7 @@ def clean_fragment(fragment: str, *, keep_links: bool) -> str:
             return None
         return value
 
-    fragment = _renamed(_foreign_text(fragment))
+    fragment = _renamed(fragment)   # (inline SVG and MathML: done by rebuild, first)
     try:
         return nh3.clean(fragment, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT,
                          attributes=_ATTRS, attribute_filter=attribute_filter,
