@@ -103,10 +103,10 @@ def _process(data: bytes, ctx: StageContext) -> bytes:
                        action=Action.NEUTRALIZED, detail="formula cell turned into text"
                        + ("" if delimiter == primary else
                           f" (a formula when the file is split at {_NAMES[delimiter]})"))
+    if body == text:
+        return data   # no view found a formula: nothing to check again
     if any(_neutralize(body, delimiter)[1] for delimiter in views):
         raise Malformed("CSV formula cells could not be turned into text")  # fail closed
-    if body == text:
-        return data
     if encoding == "utf-8-sig":
         return codecs.BOM_UTF8 + body.encode("utf-8")
     if encoding == _RAW:
@@ -147,17 +147,22 @@ def _neutralize(text: str, delimiter: str, only: set[tuple[int, int]] | None = N
             continue
         body = record.rstrip("\r\n")
         parts, pos = [], 0
-        # a fix for another split starts in an unquoted cell of the main split (in a
-        # quoted one, its quotes would end that cell early, and the main split reads the
-        # formula as text there anyway)
-        plain = None if only is None else [(s0, e0) for s0, e0, _v in _cells(body, primary)
-                                           if not body.startswith('"', s0)]
+        plain: list[tuple[int, int]] | None = None
         for col, (start, end, value) in enumerate(_cells(body, delimiter), start=1):
-            if _dangerous(value) and (plain is None or any(
-                    s0 <= start <= e0 for s0, e0 in plain)):
-                fixes.append((row_no, col))
-                parts += [body[pos:start], '"\'' + value.replace('"', '""') + '"']
-                pos = end
+            if not _dangerous(value):
+                continue
+            if only is not None:
+                # a fix for another split starts in an unquoted cell of the main split
+                # (in a quoted one, its quotes would end that cell early, and the main
+                # split reads the formula as text there anyway)
+                if plain is None:
+                    plain = [(s0, e0) for s0, e0, _v in _cells(body, primary)
+                             if not body.startswith('"', s0)]
+                if not any(s0 <= start <= e0 for s0, e0 in plain):
+                    continue
+            fixes.append((row_no, col))
+            parts += [body[pos:start], '"\'' + value.replace('"', '""') + '"']
+            pos = end
         out.append("".join(parts) + body[pos:] + record[len(body):] if parts else record)
     return "".join(out), fixes
 
