@@ -546,7 +546,7 @@ def _mail(head: bytes, src: BinaryIO) -> str | None:
     if text.startswith(b"From ") and b"\n" in text:
         first, _, rest = text.partition(b"\n")
         if re.search(rb"\d{4}\s*$", first.rstrip(b"\r")) or _looks_like_headers(rest) or (
-                _MBOX_SENDER.match(first) and _HEADER_LINE.match(rest.partition(b"\n")[0])):
+                MBOX_SENDER.match(first) and _HEADER_LINE.match(rest.partition(b"\n")[0])):
             return "mail.mbox"  # (the last: Gmail Takeout's "From <id>@xxx", any header)
     count = _EMLX_COUNT.match(text)
     if count and _looks_like_headers(text[count.end():]):
@@ -554,7 +554,8 @@ def _mail(head: bytes, src: BinaryIO) -> str | None:
     return "mail.eml" if _looks_like_headers(text) else None
 
 
-_MBOX_SENDER = re.compile(rb"From [^\s@]{1,200}@[^\s@]{1,200}\r?$")
+#: an mbox From_ line of an address alone, no date (Gmail Takeout: "From 18443...@xxx")
+MBOX_SENDER = re.compile(rb"From [^\s@]{1,200}@[^\s@]{1,200}\s*$")
 _EMLX_COUNT = re.compile(rb"\s{0,8}\d{1,12}[ \t]*\r?\n")
 
 

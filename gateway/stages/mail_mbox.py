@@ -27,6 +27,7 @@ from gateway.errors import LimitExceeded, Malformed
 from gateway.kinds import Action
 from gateway.models import Verdict
 from gateway.pipeline.api import Mode, StageContext
+from gateway.pipeline.sniff import MBOX_SENDER
 from gateway.stages.mail_parts import text_part
 
 _FROM_LINE = re.compile(rb"^From [!-~]{1,200}( [ -~]{1,80})?\s*$")
@@ -51,8 +52,6 @@ def _dated(line: bytes) -> bool:
 
 #: a header field's start: what a message starts with after its From_ line
 _FIELD = re.compile(rb"^[A-Za-z0-9-]{1,76}:")
-#: a From_ line of an address alone, no date (Gmail's Takeout: "From 18443...@xxx")
-_SENDER_ONLY = re.compile(rb"^From [^\s@]{1,200}@[^\s@]{1,200}\s*$")
 
 
 def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
@@ -67,7 +66,7 @@ def split(data: bytes, limit: int) -> list[tuple[bytes, bytes]]:
     for at, line in enumerate(lines):
         bare = line.rstrip(b"\r\n")
         if bare.startswith(b"From ") and (not out or _FROM_DATE_LINE.match(bare) or (
-                (_dated(bare) or _SENDER_ONLY.match(bare)) and (previous_blank or (
+                (_dated(bare) or MBOX_SENDER.match(bare)) and (previous_blank or (
                     at + 1 < len(lines) and _FIELD.match(lines[at + 1]) is not None)))):
             if len(out) >= limit:
                 raise LimitExceeded(f"mailbox holds more than {limit} messages")
