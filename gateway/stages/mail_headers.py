@@ -73,10 +73,10 @@ _BARE_ID = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
 #: an empty group ("undisclosed-recipients:;"): kept as it is
 #: "undisclosed-recipients:;", also with a comment after it ("unlisted-recipients:; (no
 #: To-header on input)", Postfix's: the comment went and the whole header with it)
+_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*(?:\([^()]*\)\s*)?$")
 #: an empty group in angle brackets with a domain, as Enron-era Exchange wrote it
 #: ("<Undisclosed-Recipient:@mailman.enron.com;>"): the group's name is what it says
 _BRACKETED_GROUP = re.compile(r"^\s*<\s*([^<>:;@,\"]{1,200}):@[^<>:;,\s]{0,255};\s*>\s*$")
-_EMPTY_GROUP = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9 _-]{0,63}):\s*;\s*(?:\([^()]*\)\s*)?$")
 
 
 def unfold(value: str) -> str:
