@@ -18,6 +18,7 @@ and HYPERLINK calls the policy would not keep as links, become their cached valu
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from gateway.stages.links import formula_link_problem
 
 HYPERLINK, UDF = 359, 255
+#: what ``calls`` yields last when it stops at a token it cannot read
+UNREAD = -1
 #: built-in functions by their Ftab index: (kind, what)
 ACTIVE = {150: ("ole.xlm_macro", "CALL formula (calls into a DLL)"),
           149: ("ole.xlm_macro", "REGISTER formula (registers a DLL function)"),
@@ -141,6 +144,8 @@ def calls(rgce: bytes) -> Iterator[Call]:
             yield Call(func, _first(stack, count))
             stack = _apply(stack, count)
         else:                                 # ptgExp, ptgTbl, ptgExtend, BIFF5 tokens
+            if base not in (EXP, 0x02):       # (a shared formula, a data table: alone)
+                yield Call(UNREAD, None)
             return
 
 
@@ -190,7 +195,19 @@ def problem(rgce: bytes, name_of: Callable[[Name], str | None],
             why = _hyperlink_problem(call.first, keep_links)
             if why is not None:
                 return "ole.hyperlink", f"HYPERLINK formula to {why} replaced by its last value"
+        if call.func == UNREAD and (token := _ACTIVE_TOKEN.search(rgce)) is not None:
+            # the rest could not be read: a call to an active function anywhere in its
+            # bytes is taken for one (fail closed; a false one only shows the last value)
+            kind, what = ACTIVE[int.from_bytes(token.group()[-2:], "little")]
+            return kind, f"{what} in a formula not read to its end, replaced by its last value"
     return None
+
+
+#: a ptgFunc (token, function) or ptgFuncVar (token, argument count, function), of any
+#: class, calling one of ``ACTIVE``
+_ACTIVE_TOKEN = re.compile(
+    rb"(?:[\x21\x41\x61]|[\x22\x42\x62].)(?:"
+    + b"|".join(re.escape(func.to_bytes(2, "little")) for func in ACTIVE) + rb")", re.DOTALL)
 
 
 def _hyperlink_problem(first: str | Name | None, keep_links: bool) -> str | None:

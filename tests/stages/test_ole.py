@@ -659,6 +659,24 @@ def test_excel_formulas_no_sheet_entry_leads_to_are_judged(tmp_path: Path,
         b"\x00\x00", b"\x01\x00", b"\x03\x00", b"\x04\x00", b"\x05\x00")]
 
 
+def test_formula_not_read_to_its_end_is_judged_by_its_bytes() -> None:
+    """A token the walker does not know (ptgExtend before a CALL) stopped the walk and
+    the call after it went unjudged; the formula's bytes are searched for a call to an
+    active function then (fail closed). A harmless one stays."""
+    from gateway.stages import ole_formula
+
+    def string(text: str) -> bytes:
+        return bytes([0x17, len(text), 0]) + text.encode("latin-1")
+
+    call = string("kernel32") + string("WinExec") + b"\x1e\x00\x00\x42\x03\x96\x00"
+    assert ole_formula.problem(call, lambda _n: None, False) is not None
+    why = ole_formula.problem(b"\x18\x01" + call, lambda _n: None, False)
+    assert why is not None and why[0] == "ole.xlm_macro"
+    assert ole_formula.problem(b"\x18\x01" + string("ok") + b"\x41\x20\x00",
+                               lambda _n: None, False) is None
+    assert ole_formula.problem(b"\x01\x00\x00\x00\x00", lambda _n: None, False) is None
+
+
 def test_excel_cell_block_offsets_follow_formulas_that_became_values(
         tmp_path: Path, formulas_xls: bytes) -> None:
     """A DBCELL record (offsets back to its rows and on to each row's first cell) still
